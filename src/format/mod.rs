@@ -1,0 +1,7 @@
+//! Pure parsers of SQLite's on-disk formats: bytes in, typed values or typed errors out. No I/O
+//! here; `probe` reads the files and hands the bytes in, so every parser is unit-tested and
+//! fuzzable on literals.
+
+pub mod db_header;
+pub mod shm;
+pub mod wal;
