@@ -1,1 +1,25 @@
+//! sqlite-ops: an operations and health-monitoring sidecar for SQLite used as a server
+//! database. It watches database files from the outside (stat, pread, F_GETLK; no SQL in the
+//! poll path), exports what it measures as Prometheus metrics, and never changes what it watches.
+//!
+//! # Layout
+//! - [`format`]: pure parsers of the database header, the WAL and the wal-index (`-shm`).
+//! - [`probe`]: the I/O for one database (files kept open, `pread`, lock tests, disk space),
+//!   returning plain samples.
+//! - [`monitor`]: state across polls (monotonic counters, checkpoint-lag age, rates), producing
+//!   one plain [`monitor::DbSnapshot`] per database.
+//! - [`poller`]: polls every database on schedule and publishes the snapshots.
+//! - [`export`]: Prometheus text rendering and the HTTP server.
+//! - [`config`]: the YAML configuration and its validation.
+//! - [`daemon`]: poller plus HTTP server, shared by the `run` and `demo` subcommands in [`cmd`].
+//! - [`workload`]: the demo's application, run in a child process.
+
+pub mod cmd;
+pub mod config;
+pub mod daemon;
+pub mod export;
 pub mod format;
+pub mod monitor;
+pub mod poller;
+pub mod probe;
+pub mod workload;

@@ -1,1 +1,134 @@
-fn main() {}
+//! The `sqlite-ops` binary: command-line parsing, logging setup and exit codes. The work is in
+//! the library (`sqlite_ops::cmd`).
+
+use clap::{Parser, Subcommand};
+use sqlite_ops::cmd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "sqlite-ops",
+    version,
+    about = "Operations and health monitoring for SQLite used as a server database"
+)]
+struct Cli {
+    /// Log level: error, warn, info, debug or trace (or a tracing filter directive).
+    #[arg(
+        long = "log.level",
+        global = true,
+        default_value = "info",
+        env = "SQLITE_OPS_LOG"
+    )]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Watch databases and serve Prometheus metrics.
+    Run {
+        /// YAML config file (see config.example.yaml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A database to watch (repeatable); named after its file stem.
+        #[arg(long = "db", value_name = "PATH")]
+        databases: Vec<PathBuf>,
+        /// Address to listen on: host:port, or :port for every interface [default: :9934].
+        #[arg(long = "web.listen-address", value_name = "ADDRESS")]
+        listen_address: Option<String>,
+        /// Path under which to expose metrics [default: /metrics].
+        #[arg(long = "web.telemetry-path", value_name = "PATH")]
+        telemetry_path: Option<String>,
+        /// How often to poll every database, like 1s or 250ms [default: 1s].
+        #[arg(long = "poll-interval", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        poll_interval: Option<Duration>,
+    },
+    /// Run a built-in demo: an application writing to a WAL database, watched live.
+    Demo {
+        /// Stop after this long, like 30s (default: run until Ctrl-C).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        /// Write transactions per second of the demo application.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        /// Reader threads of the demo application.
+        #[arg(long, default_value_t = 2)]
+        readers: usize,
+        /// Address for the metrics endpoint [default: 127.0.0.1:9934, or a free port].
+        #[arg(long = "web.listen-address", value_name = "ADDRESS")]
+        listen_address: Option<String>,
+    },
+    /// The demo's application (run by `demo` in a child process).
+    #[command(hide = true)]
+    DemoWorkload {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        rate: u32,
+        #[arg(long)]
+        readers: usize,
+    },
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| {
+        eprintln!("sqlite-ops: --log.level: {level:?} is not a level; using info");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("building the async runtime")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level);
+    let result = match cli.command {
+        Command::Run {
+            config,
+            databases,
+            listen_address,
+            telemetry_path,
+            poll_interval,
+        } => runtime().block_on(cmd::run::run(cmd::run::RunOptions {
+            config,
+            databases,
+            listen_address,
+            telemetry_path,
+            poll_interval,
+        })),
+        Command::Demo {
+            duration,
+            rate,
+            readers,
+            listen_address,
+        } => runtime().block_on(cmd::demo::run(cmd::demo::DemoOptions {
+            duration,
+            rate,
+            readers,
+            listen_address,
+        })),
+        Command::DemoWorkload { db, rate, readers } => {
+            sqlite_ops::workload::run(&db, rate, readers)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sqlite-ops: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -28,6 +28,19 @@ const OFF_APPLICATION_ID: usize = 68; // u32
 const OFF_VERSION_VALID_FOR: usize = 92; // u32
 const OFF_SQLITE_VERSION: usize = 96; // u32, SQLITE_VERSION_NUMBER of the last writer
 
+/// Byte offsets in the database file of SQLite's rollback-mode POSIX locks (unix VFS). The
+/// bytes sit at 1 GiB whatever the file size; they are never read or written, only locked.
+pub mod lock_bytes {
+    /// Held exclusively while a writer moves to EXCLUSIVE (blocks new readers).
+    pub const PENDING: u64 = 0x4000_0000;
+    /// Held exclusively by the connection that intends to write (RESERVED).
+    pub const RESERVED: u64 = PENDING + 1;
+    /// Start of the range readers lock shared (SHARED) and a committing writer exclusively.
+    pub const SHARED_FIRST: u64 = PENDING + 2;
+    /// Length of the SHARED range.
+    pub const SHARED_SIZE: u64 = 510;
+}
+
 /// How the file says it is journaled (header bytes 18 and 19).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -155,14 +155,18 @@ pub struct ScanOutcome {
     pub commits: u64,
     /// Frames newly covered by a commit, so now durable parts of the log.
     pub frames: u64,
-    /// Bytes consumed from the input; the rest belongs to a transaction not yet committed (or
-    /// is not valid) and must be offered again from [`FrameScanner::next_offset`].
-    pub consumed: usize,
+    /// Scanning met a frame that is not (yet) valid: the end of the log for now. Frames after the
+    /// last commit were forgotten and will be read again.
+    pub stopped: bool,
 }
 
 /// Counts commit frames of one WAL generation incrementally, as SQLite's recovery validates them:
 /// each frame's salt must match the header and its checksum must continue the running one.
-/// Only whole transactions are consumed; a partial one is scanned again on the next call.
+///
+/// Frames after the last commit ("pending") are carried across calls so that a transaction of
+/// any size streams through in chunks. SQLite may rewrite pending frames in place before it
+/// commits, so when a frame fails to validate the pending ones are forgotten and the next scan
+/// starts again at the last commit.
 #[derive(Debug, Clone)]
 pub struct FrameScanner {
     header: WalHeader,
@@ -170,6 +174,9 @@ pub struct FrameScanner {
     committed_frames: u64,
     /// Running checksum after the last commit frame.
     committed_checksum: [u32; 2],
+    /// Valid frames after the last commit frame.
+    pending_frames: u64,
+    pending_checksum: [u32; 2],
 }
 
 impl FrameScanner {
@@ -178,6 +185,8 @@ impl FrameScanner {
             header,
             committed_frames: 0,
             committed_checksum: header.checksum,
+            pending_frames: 0,
+            pending_checksum: header.checksum,
         }
     }
 
@@ -192,36 +201,35 @@ impl FrameScanner {
 
     /// File offset where the next scan must start.
     pub fn next_offset(&self) -> u64 {
-        WAL_HEADER_SIZE as u64 + self.committed_frames * self.header.frame_size()
+        WAL_HEADER_SIZE as u64
+            + (self.committed_frames + self.pending_frames) * self.header.frame_size()
     }
 
-    /// Scans whole frames from `bytes`, which must start at [`Self::next_offset`].
+    /// Scans whole frames from `bytes`, which must start at [`Self::next_offset`]. A trailing
+    /// partial frame is ignored (offered again next time).
     pub fn scan(&mut self, bytes: &[u8]) -> ScanOutcome {
         let frame_size = self.header.frame_size() as usize;
+        let be = self.header.big_endian_checksum;
         let mut out = ScanOutcome::default();
-        let mut running = self.committed_checksum;
-        let mut pending_frames = 0u64;
-        for (i, frame) in bytes.chunks_exact(frame_size).enumerate() {
-            let Some(fh) = parse_frame_header(frame) else {
-                break;
-            };
-            if fh.salt != self.header.salt || fh.page_number == 0 {
-                break;
-            }
-            let be = self.header.big_endian_checksum;
+        for frame in bytes.chunks_exact(frame_size) {
+            let fh = parse_frame_header(frame).expect("a frame is longer than its header");
+            let mut running = self.pending_checksum;
             running = checksum(be, &frame[..8], running);
             running = checksum(be, &frame[FRAME_HEADER_SIZE..], running);
-            if running != fh.checksum {
-                break;
+            if fh.salt != self.header.salt || fh.page_number == 0 || running != fh.checksum {
+                self.pending_frames = 0;
+                self.pending_checksum = self.committed_checksum;
+                out.stopped = true;
+                return out;
             }
-            pending_frames += 1;
+            self.pending_frames += 1;
+            self.pending_checksum = running;
             if fh.is_commit() {
                 out.commits += 1;
-                out.frames += pending_frames;
-                out.consumed = (i + 1) * frame_size;
-                self.committed_frames += pending_frames;
+                out.frames += self.pending_frames;
+                self.committed_frames += self.pending_frames;
                 self.committed_checksum = running;
-                pending_frames = 0;
+                self.pending_frames = 0;
             }
         }
         out
@@ -235,6 +243,16 @@ pub(crate) mod tests {
     /// Builds a WAL image the way SQLite writes one: header, then frames chained by checksum.
     /// `commits[i]` says whether frame i ends a transaction.
     pub(crate) fn build_wal(page_size: u32, salt: [u32; 2], commits: &[bool]) -> Vec<u8> {
+        let frames: Vec<(bool, u8)> = commits
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| (c, i as u8))
+            .collect();
+        build_wal_with(page_size, salt, &frames)
+    }
+
+    /// As [`build_wal`], each frame given as (ends a transaction, byte its page is filled with).
+    pub(crate) fn build_wal_with(page_size: u32, salt: [u32; 2], frames: &[(bool, u8)]) -> Vec<u8> {
         let mut w = Vec::new();
         w.extend_from_slice(&(WAL_MAGIC | 1).to_be_bytes());
         w.extend_from_slice(&WAL_FORMAT_VERSION.to_be_bytes());
@@ -245,13 +263,13 @@ pub(crate) mod tests {
         let mut ck = checksum(true, &w, [0, 0]);
         w.extend_from_slice(&ck[0].to_be_bytes());
         w.extend_from_slice(&ck[1].to_be_bytes());
-        for (i, &commit) in commits.iter().enumerate() {
+        for (i, &(commit, fill)) in frames.iter().enumerate() {
             let mut fh = Vec::new();
             fh.extend_from_slice(&(i as u32 + 1).to_be_bytes());
             fh.extend_from_slice(&(if commit { i as u32 + 1 } else { 0 }).to_be_bytes());
             fh.extend_from_slice(&salt[0].to_be_bytes());
             fh.extend_from_slice(&salt[1].to_be_bytes());
-            let page = vec![i as u8; page_size as usize];
+            let page = vec![fill; page_size as usize];
             ck = checksum(true, &fh[..8], ck);
             ck = checksum(true, &page, ck);
             fh.extend_from_slice(&ck[0].to_be_bytes());
@@ -290,9 +308,10 @@ pub(crate) mod tests {
         assert_eq!(out.commits, 3);
         assert_eq!(out.frames, 5);
         assert_eq!(s.committed_frames(), 5);
-        // Scanning again from where it stopped finds nothing new.
+        // Frame 6 is pending: the next scan starts after it and finds nothing new.
+        assert_eq!(s.next_offset(), 32 + 6 * (24 + 512));
         let again = s.scan(&w[s.next_offset() as usize..]);
-        assert_eq!(again.commits, 0);
+        assert_eq!(again, ScanOutcome::default());
     }
 
     #[test]
@@ -311,13 +330,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_rewritten_pending_frame_is_scanned_again_from_the_last_commit() {
+        // Seen first: frame 1 commits, frame 2 pending. Then SQLite rewrites frame 2 in place
+        // with new content and commits with frame 3, recomputing the checksums.
+        let before = build_wal_with(512, [1, 2], &[(true, 1), (false, 2)]);
+        let after = build_wal_with(512, [1, 2], &[(true, 1), (false, 9), (true, 3)]);
+        let mut s = FrameScanner::new(parse_header(&before).unwrap());
+        assert_eq!(s.scan(&before[32..]).commits, 1);
+        let f2 = 32 + 24 + 512;
+        assert_eq!(s.next_offset(), (f2 + 24 + 512) as u64);
+        // The pending frame 2 validated earlier no longer chains to frame 3.
+        let out = s.scan(&after[s.next_offset() as usize..]);
+        assert!(out.stopped);
+        assert_eq!(out.commits, 0);
+        assert_eq!(s.next_offset(), f2 as u64);
+        let out = s.scan(&after[s.next_offset() as usize..]);
+        assert_eq!((out.commits, out.frames, out.stopped), (1, 2, false));
+    }
+
+    #[test]
     fn stops_at_a_bad_checksum_or_a_stale_salt() {
         let w = build_wal(512, [1, 2], &[true, true, true]);
         let frame = 24 + 512;
         let mut torn = w.clone();
         torn[32 + frame + 100] ^= 0xff; // page image of frame 2
         let mut s = FrameScanner::new(parse_header(&torn).unwrap());
-        assert_eq!(s.scan(&torn[32..]).commits, 1);
+        let out = s.scan(&torn[32..]);
+        assert_eq!((out.commits, out.stopped), (1, true));
         // Frames from an older generation (other salts) after a reset are not counted.
         let old = build_wal(512, [0, 9], &[true, true, true]);
         let mut mixed = build_wal(512, [1, 2], &[true]);

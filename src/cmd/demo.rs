@@ -1,0 +1,221 @@
+//! `sqlite-ops demo`: a self-contained tour. Creates a WAL database in a temporary directory,
+//! runs a small application against it in a child process (see `workload`), watches it with the
+//! daemon, prints one live line per second, and at the end compares the transactions the
+//! application committed with what sqlite-ops counted.
+
+use crate::config;
+use crate::daemon::{self, Settings};
+use crate::export::http::human_bytes;
+use crate::monitor::DbSnapshot;
+use crate::poller::{Store, Target};
+use anyhow::{bail, Context};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{ChildStdout, Command};
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Stop after this long; `None` runs until Ctrl-C.
+    pub duration: Option<Duration>,
+    pub rate: u32,
+    pub readers: usize,
+    /// `None`: 127.0.0.1:9934, or any free port when that one is taken.
+    pub listen_address: Option<String>,
+}
+
+async fn next_line(
+    lines: &mut Lines<BufReader<ChildStdout>>,
+    within: Duration,
+) -> anyhow::Result<String> {
+    match tokio::time::timeout(within, lines.next_line()).await {
+        Ok(Ok(Some(l))) => Ok(l),
+        Ok(Ok(None)) => bail!("the demo workload exited early (see its messages above)"),
+        Ok(Err(e)) => Err(e).context("reading from the demo workload"),
+        Err(_) => bail!("the demo workload did not answer within {within:?}"),
+    }
+}
+
+async fn bind(requested: Option<&str>) -> anyhow::Result<tokio::net::TcpListener> {
+    let addr = config::parse_listen_address(requested.unwrap_or("127.0.0.1:9934"))
+        .map_err(anyhow::Error::msg)?;
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => Ok(l),
+        Err(e) if requested.is_none() && e.kind() == std::io::ErrorKind::AddrInUse => {
+            Ok(tokio::net::TcpListener::bind("127.0.0.1:0").await?)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot listen on {addr}")),
+    }
+}
+
+/// Waits until the poller has published a readable snapshot of the demo database.
+async fn first_snapshot(store: &Store) -> anyhow::Result<DbSnapshot> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(s) = store
+            .latest()
+            .snapshots
+            .first()
+            .filter(|s| s.up && s.write_transactions_total.is_some())
+        {
+            return Ok(s.clone());
+        }
+        if Instant::now() > deadline {
+            bail!("the demo database was not readable within 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits for `n` more poll cycles and returns the newest snapshot.
+async fn after_cycles(store: &Store, n: u64) -> Option<DbSnapshot> {
+    let target = store.latest().cycles + n;
+    for _ in 0..100 {
+        let p = store.latest();
+        if p.cycles >= target {
+            return p.snapshots.first().cloned();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+fn live_line(elapsed: Duration, s: &DbSnapshot) -> String {
+    let wal = s.wal.clone().unwrap_or_default();
+    format!(
+        "{:>4}s  tx/s {:>7.1}  db {:>10}  wal {:>10}  checkpoint lag {:>5} frames {:>10} {:>5.1} s  readers {}",
+        elapsed.as_secs(),
+        s.write_transactions_per_second.unwrap_or(0.0),
+        human_bytes(s.database_size_bytes.unwrap_or(0)),
+        human_bytes(wal.size_bytes),
+        wal.checkpoint_lag_frames.unwrap_or(0),
+        human_bytes(wal.checkpoint_lag_bytes.unwrap_or(0)),
+        wal.checkpoint_lag_seconds.unwrap_or(0.0),
+        wal.readers,
+    )
+}
+
+pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("sqlite-ops-demo-")
+        .tempdir()?;
+    let db = dir.path().join("app.db");
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("demo-workload")
+        .arg("--db")
+        .arg(&db)
+        .arg("--rate")
+        .arg(opts.rate.to_string())
+        .arg("--readers")
+        .arg(opts.readers.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        // Its own process group: Ctrl-C reaches only us, and we stop the workload in order.
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the demo workload")?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    if next_line(&mut lines, Duration::from_secs(60)).await? != "ready" {
+        bail!("the demo workload did not start");
+    }
+
+    let listener = bind(opts.listen_address.as_deref()).await?;
+    let url = format!("http://{}/metrics", listener.local_addr()?);
+    let store = Arc::new(Store::default());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon = {
+        let store = store.clone();
+        let targets = vec![Target {
+            name: "demo".into(),
+            path: db.clone(),
+        }];
+        let settings = Settings {
+            poll_interval: Duration::from_secs(1),
+            telemetry_path: "/metrics".into(),
+        };
+        tokio::spawn(async move {
+            daemon::run(&targets, &settings, listener, store, async {
+                let _ = stop_rx.await;
+            })
+            .await
+        })
+    };
+    let baseline = first_snapshot(&store)
+        .await?
+        .write_transactions_total
+        .unwrap_or(0);
+
+    println!(
+        "sqlite-ops demo: {} write tx/s and {} readers on {}",
+        opts.rate,
+        opts.readers,
+        db.display()
+    );
+    println!(
+        "metrics: {url}   (Ctrl-C to stop{})",
+        opts.duration.map_or(String::new(), |d| format!(
+            ", or after {}",
+            humantime::format_duration(d)
+        ))
+    );
+    stdin.write_all(b"go\n").await?;
+    let started = Instant::now();
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    let end = async {
+        match opts.duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(end);
+    let interrupted = daemon::termination_signal();
+    tokio::pin!(interrupted);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Some(s) = store.latest().snapshots.first() {
+                    println!("{}", live_line(started.elapsed(), s));
+                }
+            }
+            _ = &mut end => break,
+            _ = &mut interrupted => break,
+            status = child.wait() => bail!("the demo workload exited unexpectedly: {status:?}"),
+        }
+    }
+
+    stdin.write_all(b"stop\n").await?;
+    let reply = next_line(&mut lines, Duration::from_secs(10)).await?;
+    let committed: u64 = reply
+        .strip_prefix("committed ")
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("unexpected reply from the demo workload: {reply:?}"))?;
+    // Two more polls, so the last commits are surely seen, while the workload still holds the
+    // database open (closing the last connection deletes the wal-index).
+    let last = after_cycles(&store, 2).await;
+    let counted = last
+        .as_ref()
+        .and_then(|s| s.write_transactions_total)
+        .map(|t| t - baseline);
+    println!();
+    match counted {
+        Some(c) if c == committed => println!(
+            "the workload committed {committed} write transactions; sqlite-ops counted {c}: exact"
+        ),
+        Some(c) => println!(
+            "the workload committed {committed} write transactions; sqlite-ops counted {c}"
+        ),
+        None => println!(
+            "the workload committed {committed} write transactions; sqlite-ops has no count"
+        ),
+    }
+    drop(stdin);
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    let _ = stop_tx.send(());
+    daemon.await.context("the daemon task failed")??;
+    Ok(())
+}

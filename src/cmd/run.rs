@@ -1,0 +1,63 @@
+//! `sqlite-ops run`: the exporter daemon.
+
+use crate::config::{self, Config};
+use crate::daemon::{self, Settings};
+use crate::poller::Store;
+use anyhow::Context;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Options of `run` (command-line values win over the config file).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub config: Option<PathBuf>,
+    pub databases: Vec<PathBuf>,
+    pub listen_address: Option<String>,
+    pub telemetry_path: Option<String>,
+    pub poll_interval: Option<Duration>,
+}
+
+pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
+    let (cfg, source) = match &opts.config {
+        Some(p) => (Config::load(p)?, p.display().to_string()),
+        None => (Config::default(), "command line".to_string()),
+    };
+    let targets = cfg.targets(&opts.databases, &source)?;
+    if targets.is_empty() {
+        anyhow::bail!("no database to watch: give --db PATH or a --config file with databases:");
+    }
+    let listen = opts.listen_address.unwrap_or(cfg.web.listen_address);
+    let addr = config::parse_listen_address(&listen)
+        .map_err(|m| anyhow::anyhow!("--web.listen-address: {m}"))?;
+    let telemetry_path = opts.telemetry_path.unwrap_or(cfg.web.telemetry_path);
+    config::validate_telemetry_path(&telemetry_path)
+        .map_err(|m| anyhow::anyhow!("--web.telemetry-path: {m}"))?;
+    let settings = Settings {
+        poll_interval: opts.poll_interval.unwrap_or(cfg.poll_interval),
+        telemetry_path,
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(
+        address = %bound,
+        databases = targets.len(),
+        poll_interval = %humantime::format_duration(settings.poll_interval),
+        "listening on http://{bound}{}", settings.telemetry_path
+    );
+    for t in &targets {
+        tracing::info!(db = %t.name, path = %t.path.display(), "watching");
+    }
+    daemon::run(
+        &targets,
+        &settings,
+        listener,
+        Arc::new(Store::default()),
+        daemon::termination_signal(),
+    )
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}

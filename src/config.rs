@@ -1,0 +1,292 @@
+//! The YAML configuration: its shape, defaults and validation. Errors name the file, the field
+//! and what was expected; unknown fields are rejected rather than silently ignored.
+
+use crate::poller::Target;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Shortest poll interval accepted.
+const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// How often every database is polled.
+    #[serde(default = "default_poll_interval", with = "humantime_serde")]
+    pub poll_interval: Duration,
+    #[serde(default)]
+    pub web: WebConfig,
+    #[serde(default)]
+    pub databases: Vec<DatabaseConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// `host:port`, or `:port` for every interface.
+    #[serde(default = "default_listen_address")]
+    pub listen_address: String,
+    #[serde(default = "default_telemetry_path")]
+    pub telemetry_path: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub path: PathBuf,
+    /// The `db` label; defaults to the file name without its extension.
+    pub name: Option<String>,
+}
+
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(1)
+}
+pub fn default_listen_address() -> String {
+    ":9934".into()
+}
+pub fn default_telemetry_path() -> String {
+    "/metrics".into()
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            listen_address: default_listen_address(),
+            telemetry_path: default_telemetry_path(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            poll_interval: default_poll_interval(),
+            web: WebConfig::default(),
+            databases: Vec::new(),
+        }
+    }
+}
+
+/// A configuration problem: where, which field, what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or `command line`).
+    pub source: String,
+    /// The field, as a path like `databases[1].name`; empty when the file itself is the problem.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.source, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.source, self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn error(source: &str, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        source: source.to_string(),
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| error(&source, "", format!("cannot read the config file: {e}")))?;
+        Config::parse(&text, &source)
+    }
+
+    /// Parses and validates config text; `source` names it in errors.
+    pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
+        let config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|e| {
+                // serde_yaml leads with the field path ("databases[0]: unknown field ..."), and
+                // ends with the line and column.
+                let msg = e.to_string();
+                match msg.split_once(": ") {
+                    Some((field, rest)) if !field.contains(' ') => error(source, field, rest),
+                    _ => error(source, "", msg),
+                }
+            })?
+        };
+        config.validate(source)?;
+        Ok(config)
+    }
+
+    fn validate(&self, source: &str) -> Result<(), ConfigError> {
+        if self.poll_interval < MIN_POLL_INTERVAL {
+            return Err(error(
+                source,
+                "poll_interval",
+                format!(
+                    "{} is too short; expected a duration of at least 10ms, like 1s",
+                    humantime::format_duration(self.poll_interval)
+                ),
+            ));
+        }
+        parse_listen_address(&self.web.listen_address)
+            .map_err(|m| error(source, "web.listen_address", m))?;
+        validate_telemetry_path(&self.web.telemetry_path)
+            .map_err(|m| error(source, "web.telemetry_path", m))?;
+        self.targets(&[], source).map(|_| ())
+    }
+
+    /// The databases to watch: those of the file, then `extra` paths from the command line.
+    /// Names default to the file stem and must be unique.
+    pub fn targets(&self, extra: &[PathBuf], source: &str) -> Result<Vec<Target>, ConfigError> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        let from_file = self.databases.iter().enumerate().map(|(i, d)| {
+            (
+                format!("databases[{i}]"),
+                source,
+                d.path.clone(),
+                d.name.clone(),
+            )
+        });
+        let from_cli = extra
+            .iter()
+            .map(|p| ("--db".to_string(), "command line", p.clone(), None));
+        for (field, src, path, name) in from_file.chain(from_cli) {
+            if path.as_os_str().is_empty() {
+                return Err(error(
+                    src,
+                    format!("{field}.path"),
+                    "is empty; expected the path of an SQLite database file",
+                ));
+            }
+            let name = match name {
+                Some(n) if n.trim().is_empty() => {
+                    return Err(error(
+                        src,
+                        format!("{field}.name"),
+                        "is empty; expected a name for the db label",
+                    ));
+                }
+                Some(n) => n,
+                None => path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| {
+                        error(
+                            src,
+                            format!("{field}.path"),
+                            format!(
+                                "{} has no file name; expected the path of a database file",
+                                path.display()
+                            ),
+                        )
+                    })?,
+            };
+            if !seen.insert(name.clone()) {
+                return Err(error(src, format!("{field}.name"), format!(
+                    "the name {name:?} is already used by another database; names label the metrics and must be unique (set name:)"
+                )));
+            }
+            out.push(Target { name, path });
+        }
+        Ok(out)
+    }
+}
+
+/// Parses `host:port`, or `:port` meaning every interface, as Prometheus exporters do.
+pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    full.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("{s:?} is not an address; expected host:port or :port, like :9934 or 127.0.0.1:9934"))
+}
+
+/// The metrics path must be absolute and must not shadow the other endpoints.
+pub fn validate_telemetry_path(p: &str) -> Result<(), String> {
+    if !p.starts_with('/') || p == "/" || p == "/healthz" || p.starts_with("/api/") {
+        return Err(format!("{p:?} cannot be used; expected an absolute path other than /, /healthz and /api/..., like /metrics"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_durations() {
+        let c = Config::parse(
+            "poll_interval: 250ms\ndatabases:\n  - path: /data/app.db\n",
+            "c.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.poll_interval, Duration::from_millis(250));
+        assert_eq!(c.web.listen_address, ":9934");
+        assert_eq!(c.web.telemetry_path, "/metrics");
+        let t = c
+            .targets(&[PathBuf::from("/x/other.sqlite")], "c.yaml")
+            .unwrap();
+        assert_eq!(t[0].name, "app");
+        assert_eq!(t[1].name, "other");
+        assert_eq!(Config::parse("", "empty.yaml").unwrap().databases.len(), 0);
+    }
+
+    #[test]
+    fn errors_name_file_field_and_expectation() {
+        let e =
+            Config::parse("databases:\n  - path: /a.db\n    nme: x\n", "/etc/s.yaml").unwrap_err();
+        assert_eq!(e.source, "/etc/s.yaml");
+        assert_eq!(e.field, "databases[0]");
+        assert!(
+            e.message.contains("unknown field `nme`") && e.message.contains("expected"),
+            "{e}"
+        );
+        let e = Config::parse("poll_interval: soon\n", "c.yaml").unwrap_err();
+        assert_eq!(e.field, "poll_interval");
+        let e = Config::parse("poll_interval: 1ms\n", "c.yaml").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("c.yaml: poll_interval: 1ms is too short"),
+            "{e}"
+        );
+        let e = Config::parse("web: {listen_address: 'nope'}\n", "c.yaml").unwrap_err();
+        assert_eq!(e.field, "web.listen_address");
+        let e = Config::parse("web: {telemetry_path: 'metrics'}\n", "c.yaml").unwrap_err();
+        assert_eq!(e.field, "web.telemetry_path");
+        let e = Config::parse(
+            "databases: [{path: /a/app.db}, {path: /b/app.db}]\n",
+            "c.yaml",
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "databases[1].name");
+        assert!(e.message.contains("unique"), "{e}");
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen_address(":9934").unwrap(),
+            "0.0.0.0:9934".parse().unwrap()
+        );
+        assert_eq!(parse_listen_address("127.0.0.1:0").unwrap().port(), 0);
+        assert!(parse_listen_address("9934").is_err());
+    }
+}

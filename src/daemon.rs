@@ -1,0 +1,52 @@
+//! Runs the exporter: the poller thread plus the HTTP server, until a shutdown future
+//! completes. Shared by `run` and `demo`.
+
+use crate::export::http::{self, WebState};
+use crate::export::metrics::BuildInfo;
+use crate::poller::{self, Poller, Store, Target};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpListener;
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub poll_interval: Duration,
+    pub telemetry_path: String,
+}
+
+/// Polls `targets` and serves HTTP on `listener` until `shutdown` completes. Snapshots are
+/// published into `store`, which the caller may read too.
+pub async fn run(
+    targets: &[Target],
+    settings: &Settings,
+    listener: TcpListener,
+    store: Arc<Store>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let poller = poller::spawn(Poller::new(targets), settings.poll_interval, store.clone());
+    let state = Arc::new(WebState {
+        store,
+        telemetry_path: settings.telemetry_path.clone(),
+        poll_interval: settings.poll_interval,
+        build: BuildInfo::current(),
+        started: SystemTime::now(),
+    });
+    let served = http::serve(listener, state, shutdown).await;
+    // Stopping the poller joins its thread: do it off the async runtime.
+    tokio::task::spawn_blocking(move || poller.stop())
+        .await
+        .ok();
+    served
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn termination_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,198 @@
+//! The HTTP server: `/metrics` (path configurable), a landing page at `/`, `/healthz` and
+//! `/api/v1/status`. It takes an already-bound listener and a shutdown future, so tests bind
+//! `127.0.0.1:0`. Handlers only read the last published snapshots: a scrape never waits on file
+//! I/O.
+
+use super::metrics::{self, BuildInfo};
+use crate::monitor::DbSnapshot;
+use crate::poller::Store;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpListener;
+
+/// How long a client may take to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections get to finish once shutdown starts.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// What the handlers need.
+pub struct WebState {
+    pub store: Arc<Store>,
+    pub telemetry_path: String,
+    pub poll_interval: Duration,
+    pub build: BuildInfo,
+    pub started: SystemTime,
+}
+
+/// Serves until `shutdown` completes, then lets open connections finish briefly.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<WebState>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Out of descriptors and the like: keep serving the connections we have.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let state = state.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let state = state.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handle(&state, req)) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+    Ok(())
+}
+
+fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn handle(state: &WebState, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    let head = req.method() == Method::HEAD;
+    if req.method() != Method::GET && !head {
+        let mut r = response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "only GET and HEAD\n",
+        );
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let published = state.store.latest();
+    let path = req.uri().path();
+    let mut r = if path == state.telemetry_path {
+        response(
+            StatusCode::OK,
+            metrics::CONTENT_TYPE,
+            metrics::render(&published.snapshots, &state.build),
+        )
+    } else {
+        match path {
+            "/" => response(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                landing_page(state, &published.snapshots),
+            ),
+            "/healthz" => {
+                // Healthy while the poller keeps publishing.
+                let fresh = published.at.is_some_and(|t| {
+                    t.elapsed() < state.poll_interval * 3 + Duration::from_secs(2)
+                });
+                if fresh {
+                    response(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")
+                } else {
+                    response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain; charset=utf-8",
+                        "poller is not publishing\n",
+                    )
+                }
+            }
+            "/api/v1/status" => {
+                let body = serde_json::json!({
+                    "version": state.build.version,
+                    "sqlite_version": state.build.sqlite_version,
+                    "started_at": state.started.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
+                    "poll_interval_seconds": state.poll_interval.as_secs_f64(),
+                    "poll_cycles": published.cycles,
+                    "databases": &*published.snapshots,
+                });
+                response(StatusCode::OK, "application/json", body.to_string())
+            }
+            _ => response(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                "not found\n",
+            ),
+        }
+    };
+    if head {
+        *r.body_mut() = Full::new(Bytes::new());
+    }
+    r
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "–".to_string(), |v| v.to_string())
+}
+
+/// Bytes in binary units, for people.
+pub fn human_bytes(n: u64) -> String {
+    bytesize::ByteSize::b(n).display().iec().to_string()
+}
+
+fn landing_page(state: &WebState, snapshots: &[DbSnapshot]) -> String {
+    let mut rows = String::new();
+    for s in snapshots {
+        let wal = s.wal.as_ref();
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            esc(&s.name),
+            esc(&s.path.display().to_string()),
+            if s.up { "up" } else { "<b>down</b>" },
+            opt(s.journal_mode.map(|j| j.as_str())),
+            opt(s.write_transactions_per_second.map(|r| format!("{r:.1}"))),
+            opt(s.database_size_bytes.map(human_bytes)),
+            opt(wal.map(|w| human_bytes(w.size_bytes))),
+            opt(wal.and_then(|w| w.checkpoint_lag_frames)),
+            opt(wal.and_then(|w| w.checkpoint_lag_seconds).map(|a| format!("{a:.0} s"))),
+            opt(wal.map(|w| w.readers)),
+            esc(s.error.as_deref().unwrap_or("")),
+        ));
+    }
+    let metrics_path = esc(&state.telemetry_path);
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>sqlite-ops</title>\
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head>\
+<body><h1>sqlite-ops {version}</h1><p>SQLite health and capacity exporter (bundled SQLite {sqlite}). \
+<a href=\"{metrics_path}\">Metrics</a> · <a href=\"/api/v1/status\">Status JSON</a> · <a href=\"/healthz\">Health</a></p>\
+<table><tr><th>Database</th><th>Status</th><th>Journal</th><th>Write tx/s</th><th>Size</th><th>WAL</th><th>Checkpoint lag (frames)</th><th>Lag age</th><th>Readers</th><th>Error</th></tr>\n{rows}</table></body></html>\n",
+        version = state.build.version,
+        sqlite = state.build.sqlite_version,
+    )
+}

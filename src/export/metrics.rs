@@ -1,0 +1,296 @@
+//! Renders snapshots as Prometheus text exposition. The only module that knows metric names:
+//! [`METRICS`] is the documented contract that dashboards, rules and tests depend on.
+
+use crate::monitor::DbSnapshot;
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Encoder, TextEncoder};
+use std::collections::HashMap;
+
+/// Prometheus metric type of a documented metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Gauge,
+    Counter,
+}
+
+/// One exported metric: name, type, labels and HELP text.
+#[derive(Debug)]
+pub struct MetricDef {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub labels: &'static [&'static str],
+    pub help: &'static str,
+}
+
+const fn def(
+    name: &'static str,
+    kind: Kind,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> MetricDef {
+    MetricDef {
+        name,
+        kind,
+        labels,
+        help,
+    }
+}
+
+use Kind::{Counter as C, Gauge as G};
+const DB: &[&str] = &["db"];
+
+/// Every metric sqlite-ops exports, in exposition order.
+pub const METRICS: &[MetricDef] = &[
+    def("sqlite_up", G, DB, "Whether the last poll could read the database file and its header (1) or not (0)."),
+    def("sqlite_info", G, &["db", "journal_mode", "locking_mode", "last_writer_version", "text_encoding", "auto_vacuum"],
+        "Constant 1, labelled with the journal mode and locking mode seen from the files, the SQLite version that last wrote the database (header offset 96), its text encoding and auto_vacuum mode."),
+    def("sqlite_database_size_bytes", G, DB, "Size of the main database file in bytes, from stat(2)."),
+    def("sqlite_page_size_bytes", G, DB, "Database page size in bytes, from the database header."),
+    def("sqlite_pages", G, DB, "Pages in the database: in WAL mode as of the last commit (wal-index nPage), otherwise from the database header."),
+    def("sqlite_freelist_pages", G, DB, "Unused pages on the freelist, from the database header (in WAL mode as of the last checkpoint); VACUUM would return them."),
+    def("sqlite_wal_size_bytes", G, DB, "Size of the -wal file in bytes, from stat(2); 0 when it does not exist."),
+    def("sqlite_wal_frames", G, DB, "Valid frames in the WAL (wal-index mxFrame; commit frames counted in the WAL in exclusive locking mode)."),
+    def("sqlite_wal_checkpointed_frames", G, DB, "WAL frames already copied back into the database by checkpoints (wal-index nBackfill)."),
+    def("sqlite_checkpoint_lag_frames", G, DB, "WAL frames not yet copied back into the database (mxFrame - nBackfill)."),
+    def("sqlite_checkpoint_lag_bytes", G, DB, "Bytes of pages in the WAL not yet copied back into the database (checkpoint lag frames times page size)."),
+    def("sqlite_checkpoint_lag_seconds", G, DB, "How long the oldest WAL frame not yet checkpointed has waited, in seconds (resolution one poll interval)."),
+    def("sqlite_wal_resets_total", C, DB, "Times the WAL was restarted from its beginning, counted from changes of the WAL salt pair."),
+    def("sqlite_write_transactions_total", C, DB, "Committed write transactions, counted exactly: wal-index iChange in WAL mode, the file change counter in rollback mode, commit frames in WAL exclusive locking mode."),
+    def("sqlite_wal_written_bytes_total", C, DB, "Bytes of frames appended to the WAL (frames times page size plus frame header), from the growth of mxFrame."),
+    def("sqlite_wal_readers", G, DB, "WAL reader slots held by a read transaction, tested with F_GETLK on the -shm read-lock bytes (nothing is acquired)."),
+    def("sqlite_filesystem_free_bytes", G, DB, "Bytes available to unprivileged users on the filesystem holding the database (statvfs f_bavail)."),
+    def("sqlite_filesystem_size_bytes", G, DB, "Total size in bytes of the filesystem holding the database."),
+    def("sqlite_ops_build_info", G, &["version", "sqlite_version"], "Constant 1, labelled with the sqlite-ops version and the version of its bundled SQLite library."),
+    def("sqlite_ops_poll_duration_seconds", G, DB, "Wall time the last poll of this database took, in seconds."),
+    def("sqlite_ops_poll_errors_total", C, &["db", "probe"], "Probes of this database that failed, by probe (database, header, wal, wal_index, locks, filesystem)."),
+];
+
+/// Probe names always exported for `sqlite_ops_poll_errors_total`, so that rate() sees the
+/// first error.
+pub const PROBES: &[&str] = &[
+    "database",
+    "header",
+    "wal",
+    "wal_index",
+    "locks",
+    "filesystem",
+];
+
+/// Facts about this exporter.
+#[derive(Debug, Clone)]
+pub struct BuildInfo {
+    pub version: &'static str,
+    pub sqlite_version: &'static str,
+}
+
+impl BuildInfo {
+    pub fn current() -> Self {
+        BuildInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            sqlite_version: rusqlite::version(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Families(HashMap<&'static str, Vec<Metric>>);
+
+impl Families {
+    fn add(&mut self, name: &'static str, labels: &[(&str, &str)], value: f64) {
+        let def = METRICS
+            .iter()
+            .find(|d| d.name == name)
+            .expect("metric is documented in METRICS");
+        debug_assert_eq!(def.labels.len(), labels.len(), "{name}");
+        let pairs = labels
+            .iter()
+            .map(|(k, v)| {
+                let mut p = LabelPair::default();
+                p.set_name(k.to_string());
+                p.set_value(v.to_string());
+                p
+            })
+            .collect();
+        let mut m = Metric::from_label(pairs);
+        match def.kind {
+            Kind::Gauge => {
+                let mut g = Gauge::default();
+                g.set_value(value);
+                m.set_gauge(g);
+            }
+            Kind::Counter => {
+                let mut c = Counter::default();
+                c.set_value(value);
+                m.set_counter(c);
+            }
+        }
+        self.0.entry(name).or_default().push(m);
+    }
+
+    fn finish(mut self) -> Vec<MetricFamily> {
+        METRICS
+            .iter()
+            .filter_map(|d| {
+                let metrics = self.0.remove(d.name)?;
+                let mut f = MetricFamily::default();
+                f.set_name(d.name.to_string());
+                f.set_help(d.help.to_string());
+                f.set_field_type(match d.kind {
+                    Kind::Gauge => MetricType::GAUGE,
+                    Kind::Counter => MetricType::COUNTER,
+                });
+                f.set_metric(metrics);
+                Some(f)
+            })
+            .collect()
+    }
+}
+
+fn b(v: bool) -> f64 {
+    if v {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+fn add_snapshot(f: &mut Families, s: &DbSnapshot) {
+    let db: &[(&str, &str)] = &[("db", &s.name)];
+    f.add("sqlite_up", db, b(s.up));
+    f.add(
+        "sqlite_ops_poll_duration_seconds",
+        db,
+        s.poll_duration_seconds,
+    );
+    for probe in PROBES {
+        let n = s.poll_errors_total.get(probe).copied().unwrap_or(0);
+        f.add(
+            "sqlite_ops_poll_errors_total",
+            &[("db", &s.name), ("probe", probe)],
+            n as f64,
+        );
+    }
+    // Counters survive a database going down; gauges are only exported while it is readable.
+    if let Some(n) = s.write_transactions_total {
+        f.add("sqlite_write_transactions_total", db, n as f64);
+    }
+    if s.journal_mode == Some(crate::format::db_header::JournalKind::Wal) || s.wal_resets_total > 0
+    {
+        f.add("sqlite_wal_resets_total", db, s.wal_resets_total as f64);
+        f.add(
+            "sqlite_wal_written_bytes_total",
+            db,
+            s.wal_written_bytes_total as f64,
+        );
+    }
+    if !s.up {
+        return;
+    }
+    f.add(
+        "sqlite_info",
+        &[
+            ("db", &s.name),
+            ("journal_mode", s.journal_mode.map_or("", |j| j.as_str())),
+            ("locking_mode", s.locking_mode.unwrap_or("")),
+            (
+                "last_writer_version",
+                s.last_writer_version.as_deref().unwrap_or(""),
+            ),
+            ("text_encoding", s.text_encoding.unwrap_or("")),
+            ("auto_vacuum", s.auto_vacuum.unwrap_or("")),
+        ],
+        1.0,
+    );
+    let gauges = [
+        ("sqlite_database_size_bytes", s.database_size_bytes),
+        ("sqlite_page_size_bytes", s.page_size_bytes.map(u64::from)),
+        ("sqlite_pages", s.pages),
+        ("sqlite_freelist_pages", s.freelist_pages),
+        (
+            "sqlite_filesystem_free_bytes",
+            s.filesystem.as_ref().map(|fs| fs.free_bytes),
+        ),
+        (
+            "sqlite_filesystem_size_bytes",
+            s.filesystem.as_ref().map(|fs| fs.size_bytes),
+        ),
+    ];
+    for (name, v) in gauges {
+        if let Some(v) = v {
+            f.add(name, db, v as f64);
+        }
+    }
+    if let Some(w) = &s.wal {
+        f.add("sqlite_wal_size_bytes", db, w.size_bytes as f64);
+        f.add("sqlite_wal_frames", db, w.frames as f64);
+        f.add("sqlite_wal_readers", db, w.readers as f64);
+        let optional = [
+            (
+                "sqlite_wal_checkpointed_frames",
+                w.checkpointed_frames.map(|v| v as f64),
+            ),
+            (
+                "sqlite_checkpoint_lag_frames",
+                w.checkpoint_lag_frames.map(|v| v as f64),
+            ),
+            (
+                "sqlite_checkpoint_lag_bytes",
+                w.checkpoint_lag_bytes.map(|v| v as f64),
+            ),
+            ("sqlite_checkpoint_lag_seconds", w.checkpoint_lag_seconds),
+        ];
+        for (name, v) in optional {
+            if let Some(v) = v {
+                f.add(name, db, v);
+            }
+        }
+    }
+}
+
+/// Renders the text exposition format (version 0.0.4) for the given snapshots.
+pub fn render(snapshots: &[DbSnapshot], build: &BuildInfo) -> String {
+    let mut f = Families::default();
+    f.add(
+        "sqlite_ops_build_info",
+        &[
+            ("version", build.version),
+            ("sqlite_version", build.sqlite_version),
+        ],
+        1.0,
+    );
+    for s in snapshots {
+        add_snapshot(&mut f, s);
+    }
+    let mut out = Vec::new();
+    TextEncoder::new()
+        .encode(&f.finish(), &mut out)
+        .expect("encoding well-formed families into memory cannot fail");
+    String::from_utf8(out).expect("text exposition is UTF-8")
+}
+
+/// Content type of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_conventions() {
+        for d in METRICS {
+            assert!(d.name.starts_with("sqlite_"), "{}", d.name);
+            assert!(
+                d.help.ends_with('.') && d.help.len() > 30,
+                "HELP of {} is a full sentence",
+                d.name
+            );
+            if d.kind == Kind::Counter {
+                assert!(d.name.ends_with("_total"), "{}", d.name);
+            }
+        }
+        let mut names: Vec<_> = METRICS.iter().map(|d| d.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), METRICS.len(), "no duplicate names");
+    }
+}

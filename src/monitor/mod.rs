@@ -1,0 +1,365 @@
+//! State across polls for one database: turns each probe [`Sample`] into a plain
+//! [`DbSnapshot`] (monotonic counters, checkpoint-lag age, WAL resets, rates). Knows nothing
+//! about Prometheus or HTTP; `export` renders snapshots.
+
+pub mod counter;
+pub mod lag;
+pub mod rate;
+
+use crate::format::db_header::{self, JournalKind};
+use crate::format::shm::{IndexHeader, ShmError};
+use crate::format::wal::FRAME_HEADER_SIZE;
+use crate::probe::file::FileStatus;
+use crate::probe::filesystem::{Filesystems, FsStat};
+use crate::probe::locks::LockKind;
+use crate::probe::{DbProbe, ProbeError, Sample, WalSample};
+use counter::{Continuity, Source, TxCounter};
+use lag::LagClock;
+use rate::RateWindow;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Window of the live write rate shown on the landing page and by the demo.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
+
+/// WAL-mode figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WalSnapshot {
+    pub size_bytes: u64,
+    /// `mxFrame`: valid frames in the WAL.
+    pub frames: u64,
+    /// `nBackfill`: frames already copied back into the database. `None` in exclusive locking
+    /// mode, where the wal-index lives in the writer's private memory.
+    pub checkpointed_frames: Option<u64>,
+    pub checkpoint_lag_frames: Option<u64>,
+    pub checkpoint_lag_bytes: Option<u64>,
+    pub checkpoint_lag_seconds: Option<f64>,
+    /// Reader slots held by a read transaction (`F_GETLK` on the `-shm` read-lock bytes).
+    pub readers: u64,
+    /// Read marks of the held reader slots: the `mxFrame` each pinned snapshot was taken at.
+    pub reader_marks: Vec<u32>,
+}
+
+/// Everything known about one database after a poll. Plain data, shared by every output.
+#[derive(Debug, Clone, Serialize)]
+pub struct DbSnapshot {
+    pub name: String,
+    pub path: PathBuf,
+    pub up: bool,
+    /// Why the database is down, or the last probe that failed while it is up.
+    pub error: Option<String>,
+    pub journal_mode: Option<JournalKind>,
+    /// `normal` or `exclusive` (WAL mode only).
+    pub locking_mode: Option<&'static str>,
+    /// SQLite version that last wrote the file (header offset 96).
+    pub last_writer_version: Option<String>,
+    pub text_encoding: Option<&'static str>,
+    /// `none`, `full` or `incremental`.
+    pub auto_vacuum: Option<&'static str>,
+    pub page_size_bytes: Option<u32>,
+    pub pages: Option<u64>,
+    pub freelist_pages: Option<u64>,
+    pub database_size_bytes: Option<u64>,
+    pub wal: Option<WalSnapshot>,
+    pub write_transactions_total: Option<u64>,
+    /// Write transactions per second over the last few seconds.
+    pub write_transactions_per_second: Option<f64>,
+    pub wal_resets_total: u64,
+    pub wal_written_bytes_total: u64,
+    pub filesystem: Option<FsStat>,
+    pub poll_duration_seconds: f64,
+    /// Failed probes by name since start.
+    pub poll_errors_total: BTreeMap<&'static str, u64>,
+    /// When this poll ran, in seconds since the Unix epoch.
+    pub polled_at: f64,
+}
+
+impl DbSnapshot {
+    fn new(name: &str, path: &Path) -> Self {
+        DbSnapshot {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            up: false,
+            error: Some("not polled yet".into()),
+            journal_mode: None,
+            locking_mode: None,
+            last_writer_version: None,
+            text_encoding: None,
+            auto_vacuum: None,
+            page_size_bytes: None,
+            pages: None,
+            freelist_pages: None,
+            database_size_bytes: None,
+            wal: None,
+            write_transactions_total: None,
+            write_transactions_per_second: None,
+            wal_resets_total: 0,
+            wal_written_bytes_total: 0,
+            filesystem: None,
+            poll_duration_seconds: 0.0,
+            poll_errors_total: BTreeMap::new(),
+            polled_at: 0.0,
+        }
+    }
+}
+
+/// The WAL as the previous poll left it.
+#[derive(Debug, Clone, Copy)]
+struct WalPosition {
+    salt: [u32; 2],
+    frames: u64,
+}
+
+/// Watches one database: its probe and the state that turns samples into snapshots.
+pub struct Monitor {
+    probe: DbProbe,
+    snapshot: DbSnapshot,
+    tx: TxCounter,
+    rate: RateWindow,
+    lag: LagClock,
+    last_index: Option<IndexHeader>,
+    /// Some signal said the wal-index will be rebuilt (no connection left, `-shm` truncated,
+    /// WAL gone): the next changed header restarted `iChange` from 0.
+    rebuild_pending: bool,
+    wal_position: Option<WalPosition>,
+}
+
+impl Monitor {
+    pub fn new(name: &str, path: &Path) -> Self {
+        Monitor {
+            probe: DbProbe::new(path),
+            snapshot: DbSnapshot::new(name, path),
+            tx: TxCounter::default(),
+            rate: RateWindow::new(RATE_WINDOW),
+            lag: LagClock::default(),
+            last_index: None,
+            rebuild_pending: false,
+            wal_position: None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.snapshot.name
+    }
+
+    pub fn path(&self) -> &Path {
+        self.probe.path()
+    }
+
+    /// The figures of the last poll.
+    pub fn snapshot(&self) -> &DbSnapshot {
+        &self.snapshot
+    }
+
+    /// Polls the database once and returns the new snapshot. Never fails: a broken database is
+    /// `up == false` with the reason and an error count.
+    pub fn poll(&mut self, fs: &mut Filesystems) -> &DbSnapshot {
+        let started = Instant::now();
+        self.snapshot.polled_at = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        match self.probe.sample(fs) {
+            Ok(sample) => self.apply(sample, started),
+            Err(e) => self.down(e),
+        }
+        self.snapshot.poll_duration_seconds = started.elapsed().as_secs_f64();
+        &self.snapshot
+    }
+
+    fn count_error(&mut self, e: &ProbeError) {
+        *self.snapshot.poll_errors_total.entry(e.probe).or_insert(0) += 1;
+    }
+
+    fn down(&mut self, e: ProbeError) {
+        self.count_error(&e);
+        if self.snapshot.up || self.snapshot.error.as_deref() != Some(&e.to_string()) {
+            tracing::warn!(db = %self.snapshot.name, path = %self.path().display(), error = %e, "database unreadable");
+        }
+        // The file may come back as another file or with a rebuilt wal-index.
+        self.rebuild_pending = true;
+        let s = &mut self.snapshot;
+        s.up = false;
+        s.error = Some(e.to_string());
+        s.journal_mode = None;
+        s.locking_mode = None;
+        s.last_writer_version = None;
+        s.text_encoding = None;
+        s.auto_vacuum = None;
+        s.page_size_bytes = None;
+        s.pages = None;
+        s.freelist_pages = None;
+        s.database_size_bytes = None;
+        s.wal = None;
+        s.write_transactions_per_second = None;
+        s.filesystem = None;
+    }
+
+    fn apply(&mut self, sample: Sample, now: Instant) {
+        for e in &sample.errors {
+            self.count_error(e);
+        }
+        if !self.snapshot.up {
+            tracing::info!(db = %self.snapshot.name, path = %self.path().display(), "database readable");
+        }
+        let h = &sample.header;
+        if sample.db_replaced {
+            self.lag.reset();
+            self.wal_position = None;
+        }
+        let s = &mut self.snapshot;
+        s.up = true;
+        s.error = sample.errors.first().map(|e| e.to_string());
+        s.journal_mode = Some(h.journal);
+        s.last_writer_version = Some(db_header::version_string(h.sqlite_version_number));
+        s.text_encoding = Some(h.text_encoding.as_str());
+        s.auto_vacuum = Some(match (h.auto_vacuum, h.incremental_vacuum) {
+            (false, _) => "none",
+            (true, false) => "full",
+            (true, true) => "incremental",
+        });
+        s.page_size_bytes = Some(h.page_size);
+        s.freelist_pages = Some(u64::from(h.freelist_pages));
+        s.database_size_bytes = Some(sample.db_size_bytes);
+        s.filesystem = sample.filesystem.clone();
+        let file_pages = sample.db_size_bytes / u64::from(h.page_size);
+        s.pages = Some(h.page_count.map_or(file_pages, u64::from));
+
+        match &sample.wal {
+            None => {
+                s.locking_mode = None;
+                s.wal = None;
+                let continuity = if sample.db_replaced {
+                    Continuity::Unrelated
+                } else {
+                    Continuity::Continues
+                };
+                self.tx
+                    .observe(Source::ChangeCounter, h.change_counter, continuity);
+            }
+            Some(ws) => self.apply_wal(ws, &sample, now),
+        }
+        self.snapshot.write_transactions_total = self.tx.total();
+        self.snapshot.write_transactions_per_second =
+            self.tx.total().and_then(|t| self.rate.observe(now, t));
+    }
+
+    fn apply_wal(&mut self, ws: &WalSample, sample: &Sample, now: Instant) {
+        let page_size = u64::from(sample.header.page_size);
+        let frame_bytes = page_size + FRAME_HEADER_SIZE as u64;
+        let wal_size = match ws.wal_file {
+            FileStatus::Present { size, .. } => size,
+            FileStatus::Missing => 0,
+        };
+        let exclusive = ws.exclusive_lock && ws.shm_in_use != Some(true);
+        self.snapshot.locking_mode = Some(if exclusive { "exclusive" } else { "normal" });
+        let readers: Vec<u32> = ws
+            .read_locks
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.is_some_and(|h| h.kind == LockKind::Read))
+            .map(|(i, _)| ws.index.map_or(0, |idx| idx.ckpt.read_marks[i]))
+            .collect();
+
+        // Signals that the wal-index was rebuilt since the last poll, or will be.
+        let replaced = |f: FileStatus| matches!(f, FileStatus::Present { replaced: true, .. });
+        let rebuilt_now = replaced(ws.wal_file) || replaced(ws.shm_file);
+        let rebuild_coming = ws.wal_file == FileStatus::Missing
+            || ws.shm_file == FileStatus::Missing
+            || ws.shm_in_use == Some(false)
+            || matches!(
+                ws.index_error,
+                Some(ShmError::Incomplete { .. } | ShmError::NotInitialised)
+            );
+
+        let wal = if let Some(fc) = ws.frames {
+            // Exclusive locking mode (or no -shm at all): count commit frames in the WAL.
+            self.tx.add_frames(fc.commits);
+            self.snapshot.wal_written_bytes_total += fc.frames * frame_bytes;
+            self.note_wal_position(fc.salt, fc.committed_frames);
+            self.last_index = None;
+            WalSnapshot {
+                size_bytes: wal_size,
+                frames: fc.committed_frames,
+                ..WalSnapshot::default()
+            }
+        } else if let Some(idx) = ws.index {
+            let hdr = idx.header;
+            let changed = self.last_index.is_some_and(|last| last != hdr);
+            let continuity = if sample.db_replaced {
+                Continuity::Unrelated
+            } else if rebuilt_now || (self.rebuild_pending && changed) {
+                Continuity::RestartedFromZero
+            } else {
+                Continuity::Continues
+            };
+            self.tx.observe(Source::WalIndex, hdr.change, continuity);
+            self.rebuild_pending = (self.rebuild_pending && !changed) || rebuild_coming;
+            self.last_index = Some(hdr);
+
+            let frames = u64::from(hdr.max_frame);
+            let grown = match self.wal_position {
+                Some(p) if p.salt == hdr.salt => frames.saturating_sub(p.frames),
+                _ if self.wal_position.is_some() => frames,
+                _ => 0,
+            };
+            self.snapshot.wal_written_bytes_total += grown * frame_bytes;
+            self.note_wal_position(hdr.salt, frames);
+            if hdr.max_frame > 0 && hdr.page_count > 0 {
+                self.snapshot.pages = Some(u64::from(hdr.page_count));
+            }
+            let lag_frames = u64::from(idx.checkpoint_lag_frames());
+            let age = self
+                .lag
+                .observe(hdr.salt, hdr.max_frame, idx.ckpt.backfill, now);
+            WalSnapshot {
+                size_bytes: wal_size,
+                frames,
+                checkpointed_frames: Some(u64::from(idx.ckpt.backfill)),
+                checkpoint_lag_frames: Some(lag_frames),
+                checkpoint_lag_bytes: Some(lag_frames * page_size),
+                checkpoint_lag_seconds: Some(age.as_secs_f64()),
+                readers: 0,
+                reader_marks: Vec::new(),
+            }
+        } else if ws.index_error.is_some() {
+            // Torn beyond retries: keep the last figures for this poll (the error is counted).
+            self.rebuild_pending |= rebuild_coming;
+            self.snapshot.wal.clone().unwrap_or_default()
+        } else {
+            // No -shm and no valid WAL: no connection is open and nothing waits to be copied.
+            self.rebuild_pending = true;
+            WalSnapshot {
+                size_bytes: wal_size,
+                checkpointed_frames: Some(0),
+                checkpoint_lag_frames: Some(0),
+                checkpoint_lag_bytes: Some(0),
+                checkpoint_lag_seconds: Some(0.0),
+                ..WalSnapshot::default()
+            }
+        };
+        self.snapshot.wal = Some(WalSnapshot {
+            size_bytes: wal_size,
+            readers: readers.len() as u64,
+            reader_marks: readers,
+            ..wal
+        });
+    }
+
+    /// Counts WAL resets from the salt pair: salt-1 goes up by one per reset, so a jump of a few
+    /// counts the resets that happened between two polls.
+    fn note_wal_position(&mut self, salt: [u32; 2], frames: u64) {
+        if let Some(prev) = self.wal_position {
+            if prev.salt != salt {
+                let step = salt[0].wrapping_sub(prev.salt[0]);
+                self.snapshot.wal_resets_total += if (1..=1000).contains(&step) {
+                    u64::from(step)
+                } else {
+                    1
+                };
+            }
+        }
+        self.wal_position = Some(WalPosition { salt, frames });
+    }
+}

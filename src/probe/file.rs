@@ -1,0 +1,190 @@
+//! One watched file (database, `-wal` or `-shm`): a read-only descriptor kept open for the
+//! file's life and reopened only when the path names a new inode, plus `pread` helpers.
+//!
+//! Why keep descriptors open: closing any descriptor of a file drops every POSIX lock this
+//! process holds on it. The daemon holds no SQLite connection, but the rule keeps it safe if one
+//! ever shares the process. Why close on vanish: an open descriptor of a deleted WAL would keep
+//! its disk space allocated.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// What a refresh found at the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileStatus {
+    Missing,
+    Present {
+        size: u64,
+        /// The path names another inode than at the previous refresh (or it reappeared).
+        replaced: bool,
+    },
+}
+
+/// A path and, while it exists, a read-only descriptor of the inode it names.
+#[derive(Debug)]
+pub struct WatchedFile {
+    path: PathBuf,
+    open: Option<(File, u64, u64)>, // descriptor, device, inode
+    seen_before: bool,
+}
+
+impl WatchedFile {
+    pub fn new(path: PathBuf) -> Self {
+        WatchedFile {
+            path,
+            open: None,
+            seen_before: false,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn file(&self) -> Option<&File> {
+        self.open.as_ref().map(|(f, _, _)| f)
+    }
+
+    /// Stats the path, (re)opening it when it names a new inode and closing it when it is gone.
+    /// Anything but a regular file is an error, and is never opened (a FIFO could block).
+    pub fn refresh(&mut self) -> io::Result<FileStatus> {
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.open = None;
+                return Ok(FileStatus::Missing);
+            }
+            Err(e) => {
+                self.open = None;
+                return Err(e);
+            }
+        };
+        if !meta.is_file() {
+            self.open = None;
+            let ft = meta.file_type();
+            let kind = if ft.is_dir() {
+                "a directory"
+            } else if ft.is_fifo() {
+                "a FIFO"
+            } else if ft.is_socket() {
+                "a socket"
+            } else if ft.is_block_device() || ft.is_char_device() {
+                "a device"
+            } else {
+                "not a regular file"
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("is {kind}"),
+            ));
+        }
+        let same =
+            matches!(&self.open, Some((_, dev, ino)) if *dev == meta.dev() && *ino == meta.ino());
+        let mut replaced = false;
+        if !same {
+            replaced = self.open.is_some() || self.seen_before;
+            let file = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+                .open(&self.path)?;
+            // The path may have been replaced between stat and open: record what we opened.
+            let opened = file.metadata()?;
+            self.open = Some((file, opened.dev(), opened.ino()));
+            self.seen_before = true;
+            return Ok(FileStatus::Present {
+                size: opened.len(),
+                replaced,
+            });
+        }
+        Ok(FileStatus::Present {
+            size: meta.len(),
+            replaced,
+        })
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset` with `pread`, stopping early only at end of file.
+    /// Returns the number of bytes read (0 when the file is not open).
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let Some(file) = self.file() else {
+            return Ok(0);
+        };
+        let mut done = 0;
+        while done < buf.len() {
+            match file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_replacement_and_disappearance() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let mut w = WatchedFile::new(p.clone());
+        assert_eq!(w.refresh().unwrap(), FileStatus::Missing);
+        std::fs::write(&p, b"abc").unwrap();
+        // First sight is not a replacement.
+        assert_eq!(
+            w.refresh().unwrap(),
+            FileStatus::Present {
+                size: 3,
+                replaced: false
+            }
+        );
+        assert_eq!(
+            w.refresh().unwrap(),
+            FileStatus::Present {
+                size: 3,
+                replaced: false
+            }
+        );
+        let mut buf = [0u8; 8];
+        assert_eq!(w.read_at(&mut buf, 1).unwrap(), 2);
+        assert_eq!(&buf[..2], b"bc");
+        let q = dir.path().join("g");
+        std::fs::write(&q, b"hello").unwrap();
+        std::fs::rename(&q, &p).unwrap();
+        assert_eq!(
+            w.refresh().unwrap(),
+            FileStatus::Present {
+                size: 5,
+                replaced: true
+            }
+        );
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(w.refresh().unwrap(), FileStatus::Missing);
+        assert!(w.file().is_none());
+        // Coming back after it vanished is.
+        std::fs::write(&p, b"x").unwrap();
+        assert_eq!(
+            w.refresh().unwrap(),
+            FileStatus::Present {
+                size: 1,
+                replaced: true
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_directories_and_fifos_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = WatchedFile::new(dir.path().to_path_buf());
+        assert!(w.refresh().unwrap_err().to_string().contains("directory"));
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let mut w = WatchedFile::new(fifo);
+        assert!(w.refresh().unwrap_err().to_string().contains("FIFO"));
+    }
+}

@@ -1,0 +1,336 @@
+//! I/O for one database: `stat`, `pread` and `F_GETLK` on the database, `-wal` and `-shm` files,
+//! returned as a plain [`Sample`]. No SQL, no writes, no locks taken: nothing here can change
+//! what it watches. State across polls (counters, rates, ages) is `monitor`'s job.
+
+pub mod file;
+pub mod filesystem;
+pub mod locks;
+
+use crate::format::db_header::{self, DbHeader, JournalKind};
+use crate::format::shm::{self, lock_bytes, ShmError, WalIndex};
+use crate::format::wal::{self, FrameScanner, WalError};
+use file::{FileStatus, WatchedFile};
+use filesystem::{Filesystems, FsStat};
+use locks::{Holder, LockKind};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Reads of a torn wal-index header before a poll reports it (SQLite's reader retries too).
+const SHM_READ_ATTEMPTS: usize = 5;
+/// Bytes of WAL read per `pread` when counting frames (exclusive locking mode only).
+const WAL_SCAN_CHUNK: usize = 1 << 20;
+/// Most WAL bytes scanned in one poll; the rest waits for the next poll.
+const WAL_SCAN_BUDGET: u64 = 64 << 20;
+
+/// A failed probe: which part and why. Data for `sqlite_ops_poll_errors_total`, never a panic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeError {
+    /// Short stable name, used as the `probe` label: database, header, wal, wal_index, locks,
+    /// filesystem.
+    pub probe: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.probe, self.message)
+    }
+}
+
+fn err(probe: &'static str, message: impl fmt::Display) -> ProbeError {
+    ProbeError {
+        probe,
+        message: message.to_string(),
+    }
+}
+
+/// What the WAL-mode files showed.
+#[derive(Debug, Clone)]
+pub struct WalSample {
+    pub wal_file: FileStatus,
+    pub shm_file: FileStatus,
+    /// The wal-index header; `None` when `-shm` is absent or could not be read consistently.
+    pub index: Option<WalIndex>,
+    /// The last error reading the wal-index header, when it was not accepted.
+    pub index_error: Option<ShmError>,
+    /// Some connection holds the `-shm` "dead man switch": the wal-index is live. `None` when
+    /// there is no `-shm` or the lock test failed.
+    pub shm_in_use: Option<bool>,
+    /// Another process holds an EXCLUSIVE lock on the database file: in WAL mode, a connection
+    /// in `locking_mode=EXCLUSIVE`, which keeps its wal-index in private memory.
+    pub exclusive_lock: bool,
+    /// Per reader slot, the lock held on it (a reader holds it shared).
+    pub read_locks: [Option<Holder>; shm::READ_SLOTS],
+    /// Commit frames counted in the WAL itself, when no live wal-index exists.
+    pub frames: Option<FrameCount>,
+}
+
+/// What the frame scanner found in this poll (exclusive locking mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameCount {
+    /// The scan started over on a new WAL generation (the salt pair changed).
+    pub new_generation: bool,
+    pub salt: [u32; 2],
+    pub page_size: u32,
+    /// Commit frames found since the previous poll.
+    pub commits: u64,
+    /// Frames found since the previous poll.
+    pub frames: u64,
+    /// Committed frames in the current generation.
+    pub committed_frames: u64,
+}
+
+/// Everything one poll read about a database whose header could be read.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub db_size_bytes: u64,
+    /// The database path names a new inode since the last poll.
+    pub db_replaced: bool,
+    pub header: DbHeader,
+    /// Present in WAL mode.
+    pub wal: Option<WalSample>,
+    pub filesystem: Option<FsStat>,
+    /// Probes that failed while the database itself was readable.
+    pub errors: Vec<ProbeError>,
+}
+
+/// The open files of one database and the little I/O state kept between polls.
+pub struct DbProbe {
+    db: WatchedFile,
+    wal: WatchedFile,
+    shm: WatchedFile,
+    /// Canonical directory of the database, for the filesystem lookup.
+    dir: Option<PathBuf>,
+    scanner: Option<FrameScanner>,
+    buf: Vec<u8>,
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+impl DbProbe {
+    pub fn new(path: &Path) -> Self {
+        DbProbe {
+            db: WatchedFile::new(path.to_path_buf()),
+            wal: WatchedFile::new(sibling(path, "-wal")),
+            shm: WatchedFile::new(sibling(path, "-shm")),
+            dir: None,
+            scanner: None,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.db.path()
+    }
+
+    /// Reads one sample. An `Err` means the database itself is unreadable (`sqlite_up 0`).
+    pub fn sample(&mut self, fs: &mut Filesystems) -> Result<Sample, ProbeError> {
+        let (db_size_bytes, db_replaced) = match self.db.refresh() {
+            Ok(FileStatus::Present { size, replaced }) => (size, replaced),
+            Ok(FileStatus::Missing) => return Err(err("database", "file not found")),
+            Err(e) => return Err(err("database", e)),
+        };
+        let mut head = [0u8; db_header::HEADER_SIZE];
+        let n = self
+            .db
+            .read_at(&mut head, 0)
+            .map_err(|e| err("header", e))?;
+        let header = db_header::parse(&head[..n]).map_err(|e| err("header", e))?;
+
+        let mut errors = Vec::new();
+        if db_replaced || self.dir.is_none() {
+            let parent = self
+                .db
+                .path()
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty());
+            self.dir = parent.unwrap_or(Path::new(".")).canonicalize().ok();
+        }
+        let filesystem = match &self.dir {
+            Some(dir) => fs.stat(dir),
+            None => None,
+        };
+        if filesystem.is_none() {
+            errors.push(err(
+                "filesystem",
+                "no statvfs-able filesystem found for the database",
+            ));
+        }
+        let wal = match header.journal {
+            JournalKind::Wal => Some(self.sample_wal(db_replaced, &mut errors)),
+            JournalKind::Rollback => {
+                self.scanner = None;
+                None
+            }
+        };
+        Ok(Sample {
+            db_size_bytes,
+            db_replaced,
+            header,
+            wal,
+            filesystem,
+            errors,
+        })
+    }
+
+    fn sample_wal(&mut self, db_replaced: bool, errors: &mut Vec<ProbeError>) -> WalSample {
+        let wal_file = self.wal.refresh().unwrap_or_else(|e| {
+            errors.push(err("wal", e));
+            FileStatus::Missing
+        });
+        let shm_file = self.shm.refresh().unwrap_or_else(|e| {
+            errors.push(err("wal_index", e));
+            FileStatus::Missing
+        });
+        let (index, index_error) = match shm_file {
+            FileStatus::Present { .. } => match self.read_index() {
+                Ok(idx) => (Some(idx), None),
+                Err(e) => {
+                    errors.push(err("wal_index", &e));
+                    (None, Some(e))
+                }
+            },
+            FileStatus::Missing => (None, None),
+        };
+
+        let mut read_locks = [None; shm::READ_SLOTS];
+        let mut shm_in_use = None;
+        if let Some(f) = self.shm.file() {
+            let tested = (|| -> std::io::Result<()> {
+                shm_in_use =
+                    Some(locks::conflicting(f, lock_bytes::DMS, 1, LockKind::Write)?.is_some());
+                for (i, slot) in read_locks.iter_mut().enumerate() {
+                    *slot = locks::conflicting(
+                        f,
+                        lock_bytes::READ_BASE + i as u64,
+                        1,
+                        LockKind::Write,
+                    )?;
+                }
+                Ok(())
+            })();
+            if let Err(e) = tested {
+                errors.push(err("locks", e));
+                shm_in_use = None;
+            }
+        }
+        let mut exclusive_lock = false;
+        if shm_in_use != Some(true) {
+            if let Some(f) = self.db.file() {
+                let range = (
+                    db_header::lock_bytes::SHARED_FIRST,
+                    db_header::lock_bytes::SHARED_SIZE,
+                );
+                match locks::conflicting(f, range.0, range.1, LockKind::Read) {
+                    Ok(h) => exclusive_lock = h.is_some(),
+                    Err(e) => errors.push(err("locks", e)),
+                }
+            }
+        }
+
+        // Without a live wal-index, commits can only be counted in the WAL itself.
+        let no_live_index =
+            shm_file == FileStatus::Missing || (shm_in_use == Some(false) && exclusive_lock);
+        if db_replaced || !no_live_index {
+            self.scanner = None;
+        }
+        let frames = if no_live_index {
+            match self.scan_wal(wal_file) {
+                Ok(f) => f,
+                Err(e) => {
+                    errors.push(e);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        WalSample {
+            wal_file,
+            shm_file,
+            index,
+            index_error,
+            shm_in_use,
+            exclusive_lock,
+            read_locks,
+            frames,
+        }
+    }
+
+    /// Reads the wal-index header as SQLite's reader does, retrying a torn read a few times.
+    fn read_index(&mut self) -> Result<WalIndex, ShmError> {
+        let mut buf = [0u8; shm::SHM_HEADER_SIZE];
+        let mut last = ShmError::Incomplete { len: 0 };
+        for _ in 0..SHM_READ_ATTEMPTS {
+            let n = self.shm.read_at(&mut buf, 0).unwrap_or(0);
+            match shm::parse(&buf[..n], shm::ByteOrder::NATIVE) {
+                Ok(idx) => return Ok(idx),
+                Err(e) if e.is_transient() => last = e,
+                Err(e) => return Err(e),
+            }
+            std::thread::yield_now();
+        }
+        Err(last)
+    }
+
+    /// Counts commit frames appended to the WAL since the previous poll.
+    fn scan_wal(&mut self, wal_file: FileStatus) -> Result<Option<FrameCount>, ProbeError> {
+        let FileStatus::Present { size, replaced } = wal_file else {
+            self.scanner = None;
+            return Ok(None);
+        };
+        let mut head = [0u8; wal::WAL_HEADER_SIZE];
+        let n = self.wal.read_at(&mut head, 0).map_err(|e| err("wal", e))?;
+        let header = match wal::parse_header(&head[..n]) {
+            Ok(h) => h,
+            // An empty or half-written header: the WAL holds no valid frames yet.
+            Err(WalError::Incomplete { .. } | WalError::ChecksumMismatch) => return Ok(None),
+            Err(e) => return Err(err("wal", e)),
+        };
+        let new_generation = replaced
+            || self
+                .scanner
+                .as_ref()
+                .is_none_or(|s| s.header().salt != header.salt);
+        if new_generation {
+            self.scanner = Some(FrameScanner::new(header));
+        }
+        let scanner = self.scanner.as_mut().expect("set above");
+        let frame_size = header.frame_size();
+        let mut count = FrameCount {
+            new_generation,
+            salt: header.salt,
+            page_size: header.page_size,
+            commits: 0,
+            frames: 0,
+            committed_frames: scanner.committed_frames(),
+        };
+        // Whole frames from where the last scan stopped, in bounded chunks, up to a budget.
+        let end = size.min(scanner.next_offset() + WAL_SCAN_BUDGET);
+        let chunk_frames = (WAL_SCAN_CHUNK as u64 / frame_size).max(1);
+        loop {
+            let start = scanner.next_offset();
+            let whole = (end.saturating_sub(start) / frame_size).min(chunk_frames);
+            if whole == 0 {
+                break;
+            }
+            self.buf.resize((whole * frame_size) as usize, 0);
+            let got = self
+                .wal
+                .read_at(&mut self.buf, start)
+                .map_err(|e| err("wal", e))?;
+            let out = scanner.scan(&self.buf[..got]);
+            count.commits += out.commits;
+            count.frames += out.frames;
+            if out.stopped || got < self.buf.len() {
+                break;
+            }
+        }
+        count.committed_frames = scanner.committed_frames();
+        Ok(Some(count))
+    }
+}
