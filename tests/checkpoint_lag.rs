@@ -1,0 +1,122 @@
+//! Checkpoint lag (issue 2): grows with writes, falls to 0 after a checkpoint, and its age grows
+//! while a reader in another process pins an old snapshot.
+
+mod common;
+
+use common::{temp_db, PyDriver};
+use sqlite_ops::monitor::{DbSnapshot, WalSnapshot};
+use sqlite_ops::poller::{Poller, Target};
+use std::time::Duration;
+
+fn wal(p: &mut Poller) -> (DbSnapshot, WalSnapshot) {
+    let s = p.poll_once().remove(0);
+    let w = s.wal.clone().expect("WAL figures");
+    (s, w)
+}
+
+#[test]
+fn lag_grows_with_writes_and_falls_to_zero_after_a_checkpoint() {
+    let (_dir, db) = temp_db("lag.db");
+    let mut py = PyDriver::start();
+    // No automatic checkpoints: the test decides when they happen.
+    py.cmd(&format!(
+        "open w {} journal_mode=WAL wal_autocheckpoint=0",
+        db.display()
+    ));
+    let mut p = Poller::new(&[Target {
+        name: "lag".into(),
+        path: db.clone(),
+    }]);
+    py.cmd("checkpoint w TRUNCATE");
+    let (_, w0) = wal(&mut p);
+    assert_eq!(w0.checkpoint_lag_frames, Some(0));
+
+    py.cmd("commit w 40");
+    let (s1, w1) = wal(&mut p);
+    let page = u64::from(s1.page_size_bytes.unwrap());
+    let lag1 = w1.checkpoint_lag_frames.unwrap();
+    assert!(lag1 >= 40, "one frame or more per commit: {lag1}");
+    assert_eq!(w1.checkpoint_lag_bytes, Some(lag1 * page));
+    assert_eq!(w1.frames, lag1);
+    assert_eq!(w1.checkpointed_frames, Some(0));
+    assert!(
+        w1.size_bytes >= 32 + lag1 * (page + 24),
+        "the WAL file holds those frames"
+    );
+
+    py.cmd("commit w 40");
+    let (_, w2) = wal(&mut p);
+    assert!(
+        w2.checkpoint_lag_frames.unwrap() > lag1,
+        "lag grows with writes"
+    );
+
+    let reply = py.cmd("checkpoint w PASSIVE");
+    assert!(reply.starts_with("0 "), "checkpoint not busy: {reply}");
+    let (_, w3) = wal(&mut p);
+    assert_eq!(w3.checkpoint_lag_frames, Some(0));
+    assert_eq!(w3.checkpoint_lag_seconds, Some(0.0));
+    assert_eq!(w3.checkpointed_frames, Some(w3.frames));
+}
+
+#[test]
+fn lag_age_grows_while_a_reader_pins_an_old_snapshot() {
+    let (_dir, db) = temp_db("pinned.db");
+    let mut py = PyDriver::start();
+    py.cmd(&format!(
+        "open w {} journal_mode=WAL wal_autocheckpoint=0",
+        db.display()
+    ));
+    py.cmd(&format!("open r {}", db.display()));
+    let mut p = Poller::new(&[Target {
+        name: "pinned".into(),
+        path: db.clone(),
+    }]);
+    py.cmd("commit w 10");
+    let (_, w0) = wal(&mut p);
+    assert_eq!(w0.readers, 0);
+
+    // The reader takes its snapshot at the current end of the WAL.
+    py.cmd("begin_read r");
+    let (_, pinned) = wal(&mut p);
+    assert_eq!(
+        pinned.readers, 1,
+        "the reader's read lock is seen with F_GETLK"
+    );
+    let mark = u64::from(*pinned.reader_marks.first().expect("read mark"));
+    assert_eq!(
+        mark, pinned.frames,
+        "the read mark is the snapshot's mxFrame"
+    );
+
+    // Writes after the snapshot cannot be checkpointed past the reader's mark.
+    py.cmd("commit w 20");
+    py.cmd("checkpoint w PASSIVE");
+    let (_, a) = wal(&mut p);
+    assert_eq!(
+        a.checkpointed_frames,
+        Some(mark),
+        "backfill stops at the pinned snapshot"
+    );
+    let lag = a.checkpoint_lag_frames.unwrap();
+    assert!(lag >= 20);
+    let age_a = a.checkpoint_lag_seconds.unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    py.cmd("checkpoint w PASSIVE");
+    let (_, b) = wal(&mut p);
+    assert_eq!(b.checkpoint_lag_frames, Some(lag), "still pinned");
+    let age_b = b.checkpoint_lag_seconds.unwrap();
+    assert!(
+        age_b >= age_a + 1.0,
+        "age grows with wall time: {age_a} -> {age_b}"
+    );
+    assert_eq!(b.readers, 1);
+
+    // The reader lets go: the next checkpoint reaches the end of the WAL.
+    py.cmd("end r");
+    py.cmd("checkpoint w PASSIVE");
+    let (_, c) = wal(&mut p);
+    assert_eq!(c.checkpoint_lag_frames, Some(0));
+    assert_eq!(c.checkpoint_lag_seconds, Some(0.0));
+    assert_eq!(c.readers, 0);
+}

@@ -1,0 +1,234 @@
+//! Shared test helpers: a second SQLite in another process (Python's sqlite3, the system
+//! SQLite), a `sqlite-ops run` child process, scraping, and waiting on conditions with deadlines.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long any single step may take before the test fails.
+pub const STEP: Duration = Duration::from_secs(30);
+
+/// A Python process holding SQLite connections, driven line by line
+/// (protocol in tests/helpers/sqlite_driver.py).
+pub struct PyDriver {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+}
+
+impl PyDriver {
+    pub fn start() -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/sqlite_driver.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs (the tests need Python's sqlite3 module)");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        PyDriver {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// Sends one command and returns the reply after "ok"; panics on "err" or silence.
+    pub fn cmd(&mut self, line: &str) -> String {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+        let reply = self
+            .lines
+            .recv_timeout(STEP)
+            .unwrap_or_else(|_| panic!("no reply from the driver to {line:?}"));
+        match reply.strip_prefix("ok") {
+            Some(rest) => rest.trim().to_string(),
+            None => panic!("driver: {line:?} -> {reply}"),
+        }
+    }
+
+    pub fn pid(&mut self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for PyDriver {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.stdin.flush();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, or panics with `what` after `within`.
+pub fn wait_for<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `sqlite-ops run` child process listening on 127.0.0.1 at a port of its choosing.
+pub struct Daemon {
+    child: Child,
+    pub addr: String,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Starts `sqlite-ops run` with `args` (plus a 127.0.0.1:0 listen address and a 100 ms
+    /// poll interval unless given) and waits until it listens.
+    pub fn start(args: &[&str]) -> Self {
+        let mut all: Vec<String> = vec!["run".into()];
+        if !args.contains(&"--web.listen-address") {
+            all.extend(["--web.listen-address".into(), "127.0.0.1:0".into()]);
+        }
+        if !args.contains(&"--poll-interval") {
+            all.extend(["--poll-interval".into(), "100ms".into()]);
+        }
+        all.extend(args.iter().map(|s| s.to_string()));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sqlite-ops"))
+            .args(&all)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sqlite-ops starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("listening on http://") {
+                    let rest = &line[i + "listening on http://".len()..];
+                    let addr: String = rest.chars().take_while(|c| *c != '/').collect();
+                    let _ = tx.send(addr);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx.recv_timeout(STEP).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!(
+                "sqlite-ops did not start listening; log: {:?}",
+                log.lock().unwrap()
+            )
+        });
+        Daemon { child, addr, log }
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        get(&format!("http://{}{path}", self.addr))
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200);
+        Metrics::parse(&body)
+    }
+
+    /// Waits until the daemon has completed at least `n` more poll cycles.
+    pub fn wait_polls(&self, n: u64) {
+        let cycles = || {
+            let (_, body) = self.get("/api/v1/status");
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()["poll_cycles"]
+                .as_u64()
+                .unwrap()
+        };
+        let target = cycles() + n;
+        wait_for(STEP, "poll cycles", || (cycles() >= target).then_some(()));
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET over HTTP with a timeout; returns status and body (also for 4xx and 5xx).
+pub fn get(url: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_string().unwrap())
+}
+
+/// Samples of a scrape, keyed by `name{labels}` exactly as exposed.
+pub struct Metrics {
+    pub text: String,
+    pub samples: HashMap<String, f64>,
+}
+
+impl Metrics {
+    pub fn parse(text: &str) -> Self {
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| {
+                let (k, v) = l.rsplit_once(' ').expect("sample line has a value");
+                (k.to_string(), v.parse::<f64>().expect("value is a number"))
+            })
+            .collect();
+        Metrics {
+            text: text.to_string(),
+            samples,
+        }
+    }
+
+    /// The sample of `name` for database `db` (its only label).
+    pub fn db(&self, name: &str, db: &str) -> Option<f64> {
+        self.samples.get(&format!("{name}{{db=\"{db}\"}}")).copied()
+    }
+
+    /// Metric names present in the scrape.
+    pub fn names(&self) -> std::collections::BTreeSet<String> {
+        self.samples
+            .keys()
+            .map(|k| k.split('{').next().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// A fresh temporary directory and a database path in it.
+pub fn temp_db(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    (dir, path)
+}

@@ -1,0 +1,32 @@
+//! The README stays true: it documents every exported metric, and CI runs its test command.
+
+use sqlite_ops::export::metrics::METRICS;
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
+}
+
+#[test]
+fn readme_documents_every_metric() {
+    let readme = read("README.md");
+    for d in METRICS {
+        assert!(
+            readme.contains(&format!("| `{}` |", d.name)),
+            "README.md documents {}",
+            d.name
+        );
+    }
+}
+
+#[test]
+fn ci_runs_the_readme_test_command() {
+    let readme = read("README.md");
+    let section = readme.split("## Tests").nth(1).expect("a Tests section");
+    let command = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|s| s.lines().next())
+        .expect("a command");
+    assert_eq!(command, "scripts/test");
+    assert!(read(".ci/run").contains("exec scripts/test"));
+}
