@@ -3,36 +3,22 @@
 
 mod common;
 
-use common::{temp_db, PyDriver};
-use sqlite_ops::monitor::{DbSnapshot, WalSnapshot};
-use sqlite_ops::poller::{Poller, Target};
+use common::{temp_db, PyDriver, Watch};
 use std::time::Duration;
-
-fn wal(p: &mut Poller) -> (DbSnapshot, WalSnapshot) {
-    let s = p.poll_once().remove(0);
-    let w = s.wal.clone().expect("WAL figures");
-    (s, w)
-}
 
 #[test]
 fn lag_grows_with_writes_and_falls_to_zero_after_a_checkpoint() {
     let (_dir, db) = temp_db("lag.db");
     let mut py = PyDriver::start();
     // No automatic checkpoints: the test decides when they happen.
-    py.cmd(&format!(
-        "open w {} journal_mode=WAL wal_autocheckpoint=0",
-        db.display()
-    ));
-    let mut p = Poller::new(&[Target {
-        name: "lag".into(),
-        path: db.clone(),
-    }]);
+    py.open("w", &db, "journal_mode=WAL wal_autocheckpoint=0");
+    let mut p = Watch::new(&db);
     py.cmd("checkpoint w TRUNCATE");
-    let (_, w0) = wal(&mut p);
+    let (_, w0) = p.wal();
     assert_eq!(w0.checkpoint_lag_frames, Some(0));
 
     py.cmd("commit w 40");
-    let (s1, w1) = wal(&mut p);
+    let (s1, w1) = p.wal();
     let page = u64::from(s1.page_size_bytes.unwrap());
     let lag1 = w1.checkpoint_lag_frames.unwrap();
     assert!(lag1 >= 40, "one frame or more per commit: {lag1}");
@@ -45,7 +31,7 @@ fn lag_grows_with_writes_and_falls_to_zero_after_a_checkpoint() {
     );
 
     py.cmd("commit w 40");
-    let (_, w2) = wal(&mut p);
+    let (_, w2) = p.wal();
     assert!(
         w2.checkpoint_lag_frames.unwrap() > lag1,
         "lag grows with writes"
@@ -53,7 +39,7 @@ fn lag_grows_with_writes_and_falls_to_zero_after_a_checkpoint() {
 
     let reply = py.cmd("checkpoint w PASSIVE");
     assert!(reply.starts_with("0 "), "checkpoint not busy: {reply}");
-    let (_, w3) = wal(&mut p);
+    let (_, w3) = p.wal();
     assert_eq!(w3.checkpoint_lag_frames, Some(0));
     assert_eq!(w3.checkpoint_lag_seconds, Some(0.0));
     assert_eq!(w3.checkpointed_frames, Some(w3.frames));
@@ -63,22 +49,16 @@ fn lag_grows_with_writes_and_falls_to_zero_after_a_checkpoint() {
 fn lag_age_grows_while_a_reader_pins_an_old_snapshot() {
     let (_dir, db) = temp_db("pinned.db");
     let mut py = PyDriver::start();
-    py.cmd(&format!(
-        "open w {} journal_mode=WAL wal_autocheckpoint=0",
-        db.display()
-    ));
-    py.cmd(&format!("open r {}", db.display()));
-    let mut p = Poller::new(&[Target {
-        name: "pinned".into(),
-        path: db.clone(),
-    }]);
+    py.open("w", &db, "journal_mode=WAL wal_autocheckpoint=0");
+    py.open("r", &db, "");
+    let mut p = Watch::new(&db);
     py.cmd("commit w 10");
-    let (_, w0) = wal(&mut p);
+    let (_, w0) = p.wal();
     assert_eq!(w0.readers, 0);
 
     // The reader takes its snapshot at the current end of the WAL.
     py.cmd("begin_read r");
-    let (_, pinned) = wal(&mut p);
+    let (_, pinned) = p.wal();
     assert_eq!(
         pinned.readers, 1,
         "the reader's read lock is seen with F_GETLK"
@@ -92,7 +72,7 @@ fn lag_age_grows_while_a_reader_pins_an_old_snapshot() {
     // Writes after the snapshot cannot be checkpointed past the reader's mark.
     py.cmd("commit w 20");
     py.cmd("checkpoint w PASSIVE");
-    let (_, a) = wal(&mut p);
+    let (_, a) = p.wal();
     assert_eq!(
         a.checkpointed_frames,
         Some(mark),
@@ -103,7 +83,7 @@ fn lag_age_grows_while_a_reader_pins_an_old_snapshot() {
     let age_a = a.checkpoint_lag_seconds.unwrap();
     std::thread::sleep(Duration::from_millis(1200));
     py.cmd("checkpoint w PASSIVE");
-    let (_, b) = wal(&mut p);
+    let (_, b) = p.wal();
     assert_eq!(b.checkpoint_lag_frames, Some(lag), "still pinned");
     let age_b = b.checkpoint_lag_seconds.unwrap();
     assert!(
@@ -115,7 +95,7 @@ fn lag_age_grows_while_a_reader_pins_an_old_snapshot() {
     // The reader lets go: the next checkpoint reaches the end of the WAL.
     py.cmd("end r");
     py.cmd("checkpoint w PASSIVE");
-    let (_, c) = wal(&mut p);
+    let (_, c) = p.wal();
     assert_eq!(c.checkpoint_lag_frames, Some(0));
     assert_eq!(c.checkpoint_lag_seconds, Some(0.0));
     assert_eq!(c.readers, 0);

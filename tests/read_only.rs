@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::{temp_db, Daemon, PyDriver};
+use common::{temp_db, Daemon, PyDriver, Watch};
 use sqlite_ops::format::shm;
-use sqlite_ops::poller::{Poller, Target};
 
 fn read_all(db: &std::path::Path) -> [Vec<u8>; 3] {
     let f = |suffix: &str| std::fs::read(format!("{}{suffix}", db.display())).unwrap();
@@ -17,13 +16,10 @@ fn read_all(db: &std::path::Path) -> [Vec<u8>; 3] {
 fn watched_files_stay_byte_identical_and_nothing_is_checkpointed() {
     let (_dir, db) = temp_db("untouched.db");
     let mut py = PyDriver::start();
-    py.cmd(&format!(
-        "open w {} journal_mode=WAL wal_autocheckpoint=0",
-        db.display()
-    ));
+    py.open("w", &db, "journal_mode=WAL wal_autocheckpoint=0");
     py.cmd("commit w 100");
     // A reader that started and finished leaves its read mark behind, like a real application.
-    py.cmd(&format!("open r {}", db.display()));
+    py.open("r", &db, "");
     py.cmd("begin_read r");
     py.cmd("end r");
     let before = read_all(&db);
@@ -43,12 +39,9 @@ fn watched_files_stay_byte_identical_and_nothing_is_checkpointed() {
         Some(0.0)
     );
     drop(daemon);
-    let mut p = Poller::new(&[Target {
-        name: "u".into(),
-        path: db.clone(),
-    }]);
+    let mut p = Watch::new(&db);
     for _ in 0..50 {
-        assert!(p.poll_once()[0].up);
+        assert!(p.poll().up);
     }
     drop(p);
 

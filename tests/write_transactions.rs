@@ -3,35 +3,14 @@
 
 mod common;
 
-use common::{temp_db, PyDriver};
-use sqlite_ops::monitor::DbSnapshot;
-use sqlite_ops::poller::{Poller, Target};
+use common::{temp_db, PyDriver, Watch};
 use std::path::Path;
-
-struct Watch(Poller);
-
-impl Watch {
-    fn new(path: &Path) -> Self {
-        Watch(Poller::new(&[Target {
-            name: "t".into(),
-            path: path.to_path_buf(),
-        }]))
-    }
-    fn poll(&mut self) -> DbSnapshot {
-        self.0.poll_once().remove(0)
-    }
-    fn total(&mut self) -> u64 {
-        let s = self.poll();
-        assert!(s.up, "database readable: {:?}", s.error);
-        s.write_transactions_total.expect("a count")
-    }
-}
 
 #[test]
 fn wal_mode_counts_every_commit_across_passive_restart_and_truncate_checkpoints() {
     let (_dir, db) = temp_db("wal.db");
     let mut py = PyDriver::start();
-    py.cmd(&format!("open w {} journal_mode=WAL", db.display()));
+    py.open("w", &db, "journal_mode=WAL");
     let mut w = Watch::new(&db);
     let base = w.total();
 
@@ -83,7 +62,7 @@ fn wal_mode_counts_every_commit_across_passive_restart_and_truncate_checkpoints(
 fn rollback_mode_counts_every_commit() {
     let (_dir, db) = temp_db("rollback.db");
     let mut py = PyDriver::start();
-    py.cmd(&format!("open w {} journal_mode=DELETE", db.display()));
+    py.open("w", &db, "journal_mode=DELETE");
     let mut w = Watch::new(&db);
     let base = w.total();
     let s = w.poll();
@@ -99,10 +78,7 @@ fn rollback_mode_counts_every_commit() {
 fn exclusive_locking_mode_counts_commit_frames_in_the_wal() {
     let (_dir, db) = temp_db("exclusive.db");
     let mut py = PyDriver::start();
-    py.cmd(&format!(
-        "open w {} locking_mode=EXCLUSIVE journal_mode=WAL",
-        db.display()
-    ));
+    py.open("w", &db, "locking_mode=EXCLUSIVE journal_mode=WAL");
     assert!(
         !Path::new(&format!("{}-shm", db.display())).exists(),
         "no -shm in exclusive mode"
@@ -163,13 +139,13 @@ fn counter_stays_monotonic_when_the_wal_index_is_rebuilt() {
 fn a_replaced_database_file_keeps_the_counter_monotonic() {
     let (dir, db) = temp_db("replaced.db");
     let mut py = PyDriver::start();
-    py.cmd(&format!("open w {} journal_mode=DELETE", db.display()));
+    py.open("w", &db, "journal_mode=DELETE");
     py.cmd("commit w 30");
     let mut w = Watch::new(&db);
     let before = w.total();
     // Another database with a smaller change counter takes its place by rename.
     let other = dir.path().join("other.db");
-    py.cmd(&format!("open o {} journal_mode=DELETE", other.display()));
+    py.open("o", &other, "journal_mode=DELETE");
     py.cmd("commit o 2");
     py.cmd("close o");
     std::fs::rename(&other, &db).unwrap();

@@ -60,8 +60,52 @@ impl PyDriver {
         }
     }
 
+    /// Opens connection `name` on `path`, applying `pragmas` ("journal_mode=WAL ...") in order.
+    pub fn open(&mut self, name: &str, path: &Path, pragmas: &str) {
+        self.cmd(&format!("open {name} {} {pragmas}", path.display()));
+    }
+
     pub fn pid(&mut self) -> u32 {
         self.child.id()
+    }
+}
+
+/// One database watched by the monitor in this process (the connections it watches must live in
+/// another process, such as a [`PyDriver`]).
+pub struct Watch(sqlite_ops::poller::Poller);
+
+impl Watch {
+    pub fn new(path: &Path) -> Self {
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        Watch(sqlite_ops::poller::Poller::new(&[
+            sqlite_ops::poller::Target {
+                name,
+                path: path.to_path_buf(),
+            },
+        ]))
+    }
+
+    pub fn poll(&mut self) -> sqlite_ops::monitor::DbSnapshot {
+        self.0.poll_once().remove(0)
+    }
+
+    /// Polls and returns the write-transaction total of a readable database.
+    pub fn total(&mut self) -> u64 {
+        let s = self.poll();
+        assert!(s.up, "database readable: {:?}", s.error);
+        s.write_transactions_total.expect("a count")
+    }
+
+    /// Polls and returns the snapshot with its WAL figures.
+    pub fn wal(
+        &mut self,
+    ) -> (
+        sqlite_ops::monitor::DbSnapshot,
+        sqlite_ops::monitor::WalSnapshot,
+    ) {
+        let s = self.poll();
+        let w = s.wal.clone().expect("WAL figures");
+        (s, w)
     }
 }
 
