@@ -18,6 +18,10 @@ pub struct Config {
     /// How often every database is polled.
     #[serde(default = "default_poll_interval", with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// How often the write lock of a busy database is sampled between polls (idle databases
+    /// are sampled once per poll).
+    #[serde(default = "default_lock_sample_interval", with = "humantime_serde")]
+    pub lock_sample_interval: Duration,
     #[serde(default)]
     pub web: WebConfig,
     #[serde(default)]
@@ -45,6 +49,9 @@ pub struct DatabaseConfig {
 fn default_poll_interval() -> Duration {
     Duration::from_secs(1)
 }
+fn default_lock_sample_interval() -> Duration {
+    Duration::from_millis(10)
+}
 pub fn default_listen_address() -> String {
     ":9934".into()
 }
@@ -65,6 +72,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             poll_interval: default_poll_interval(),
+            lock_sample_interval: default_lock_sample_interval(),
             web: WebConfig::default(),
             databases: Vec::new(),
         }
@@ -138,6 +146,13 @@ impl Config {
                     "{} is too short; expected a duration of at least 10ms, like 1s",
                     humantime::format_duration(self.poll_interval)
                 ),
+            ));
+        }
+        if self.lock_sample_interval < Duration::from_millis(1) {
+            return Err(error(
+                source,
+                "lock_sample_interval",
+                "is too short; expected a duration of at least 1ms, like 10ms",
             ));
         }
         parse_listen_address(&self.web.listen_address)

@@ -13,6 +13,8 @@ use tokio::net::TcpListener;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub poll_interval: Duration,
+    /// How often busy databases' write locks are sampled between polls.
+    pub lock_sample_interval: Duration,
     pub telemetry_path: String,
 }
 
@@ -25,7 +27,12 @@ pub async fn run(
     store: Arc<Store>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let poller = poller::spawn(Poller::new(targets), settings.poll_interval, store.clone());
+    let poller = poller::spawn(
+        Poller::new(targets),
+        settings.poll_interval,
+        settings.lock_sample_interval,
+        store.clone(),
+    );
     let state = Arc::new(WebState {
         store,
         telemetry_path: settings.telemetry_path.clone(),

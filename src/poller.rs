@@ -34,6 +34,18 @@ impl Poller {
         }
     }
 
+    /// Samples the write lock of the databases that are busy (see
+    /// `Monitor::wants_fast_lock_sampling`).
+    pub fn sample_locks(&mut self, now: Instant) {
+        for m in self
+            .monitors
+            .iter_mut()
+            .filter(|m| m.wants_fast_lock_sampling(now))
+        {
+            m.sample_write_lock(now);
+        }
+    }
+
     /// Polls every database once and returns copies of the snapshots.
     pub fn poll_once(&mut self) -> Vec<DbSnapshot> {
         self.fs.begin_cycle();
@@ -97,22 +109,31 @@ impl Drop for PollerHandle {
     }
 }
 
-/// Starts polling every `interval` (the first poll at once) and publishing into `store`.
-/// A cycle that overruns the interval delays the next one instead of queueing polls.
-pub fn spawn(mut poller: Poller, interval: Duration, store: Arc<Store>) -> PollerHandle {
+/// Starts polling every `interval` (the first poll at once) and publishing into `store`, and
+/// between polls samples the write lock of busy databases every `lock_interval`. A cycle that
+/// overruns the interval delays the next one instead of queueing polls.
+pub fn spawn(
+    mut poller: Poller,
+    interval: Duration,
+    lock_interval: Duration,
+    store: Arc<Store>,
+) -> PollerHandle {
     let (tx, rx) = mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("poller".into())
         .spawn(move || {
-            let mut next = Instant::now();
+            let mut next_poll = Instant::now();
             loop {
-                store.publish(poller.poll_once());
-                next += interval;
                 let now = Instant::now();
-                if next < now {
-                    next = now;
+                if now >= next_poll {
+                    store.publish(poller.poll_once());
+                    next_poll = (next_poll + interval).max(now);
+                } else {
+                    poller.sample_locks(now);
                 }
-                match rx.recv_timeout(next - now) {
+                let now = Instant::now();
+                let wake = next_poll.min(now + lock_interval);
+                match rx.recv_timeout(wake.saturating_duration_since(now)) {
                     Err(RecvTimeoutError::Timeout) => continue,
                     _ => break,
                 }

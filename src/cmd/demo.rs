@@ -133,6 +133,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         }];
         let settings = Settings {
             poll_interval: Duration::from_secs(1),
+            lock_sample_interval: Duration::from_millis(10),
             telemetry_path: "/metrics".into(),
         };
         tokio::spawn(async move {

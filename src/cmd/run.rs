@@ -35,6 +35,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         .map_err(|m| anyhow::anyhow!("--web.telemetry-path: {m}"))?;
     let settings = Settings {
         poll_interval: opts.poll_interval.unwrap_or(cfg.poll_interval),
+        lock_sample_interval: cfg.lock_sample_interval,
         telemetry_path,
     };
     let listener = tokio::net::TcpListener::bind(addr)

@@ -58,6 +58,9 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_write_transactions_total", C, DB, "Committed write transactions, counted exactly: wal-index iChange in WAL mode, the file change counter in rollback mode, commit frames in WAL exclusive locking mode."),
     def("sqlite_wal_written_bytes_total", C, DB, "Bytes of frames appended to the WAL (frames times page size plus frame header), from the growth of mxFrame."),
     def("sqlite_wal_readers", G, DB, "WAL reader slots held by a read transaction, tested with F_GETLK on the -shm read-lock bytes (nothing is acquired)."),
+    def("sqlite_write_lock_held_seconds_total", C, DB, "Seconds SQLite's write lock was seen held (WAL: -shm byte 120; rollback: the RESERVED byte), sampled with F_GETLK; rate() is the writer utilisation."),
+    def("sqlite_write_lock_longest_hold_seconds", G, DB, "Longest time one process held the write lock within the last minute, including a hold in progress, in seconds."),
+    def("sqlite_writer_processes", G, DB, "Distinct processes seen holding the write lock within the last minute; more than one breaks single-writer discipline."),
     def("sqlite_filesystem_free_bytes", G, DB, "Bytes available to unprivileged users on the filesystem holding the database (statvfs f_bavail)."),
     def("sqlite_filesystem_size_bytes", G, DB, "Total size in bytes of the filesystem holding the database."),
     def("sqlite_ops_build_info", G, &["version", "sqlite_version"], "Constant 1, labelled with the sqlite-ops version and the version of its bundled SQLite library."),
@@ -183,8 +186,23 @@ fn add_snapshot(f: &mut Families, s: &DbSnapshot) {
             s.wal_written_bytes_total as f64,
         );
     }
+    if let Some(wl) = &s.write_lock {
+        f.add(
+            "sqlite_write_lock_held_seconds_total",
+            db,
+            wl.held_seconds_total,
+        );
+    }
     if !s.up {
         return;
+    }
+    if let Some(wl) = &s.write_lock {
+        f.add(
+            "sqlite_write_lock_longest_hold_seconds",
+            db,
+            wl.longest_hold_seconds,
+        );
+        f.add("sqlite_writer_processes", db, wl.writer_pids.len() as f64);
     }
     f.add(
         "sqlite_info",

@@ -5,6 +5,7 @@
 pub mod counter;
 pub mod lag;
 pub mod rate;
+pub mod write_lock;
 
 use crate::format::db_header::{self, JournalKind};
 use crate::format::shm::{IndexHeader, ShmError};
@@ -20,6 +21,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
+use write_lock::WriteLockStats;
 
 /// Window of the live write rate shown on the landing page and by the demo.
 const RATE_WINDOW: Duration = Duration::from_secs(5);
@@ -40,6 +42,20 @@ pub struct WalSnapshot {
     pub readers: u64,
     /// Read marks of the held reader slots: the `mxFrame` each pinned snapshot was taken at.
     pub reader_marks: Vec<u32>,
+}
+
+/// Who holds the write lock and for how long, from frequent `F_GETLK` samples.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WriteLockSnapshot {
+    /// Seconds the write lock was seen held since watching began: `rate()` is the utilisation.
+    pub held_seconds_total: f64,
+    /// Longest hold within the last minute, including one in progress.
+    pub longest_hold_seconds: f64,
+    /// Distinct processes seen holding the write lock within the last minute.
+    pub writer_pids: Vec<i32>,
+    /// The process holding it at the last poll, and for how long it has.
+    pub holder_pid: Option<i32>,
+    pub holder_held_seconds: Option<f64>,
 }
 
 /// Everything known about one database after a poll. Plain data, shared by every output.
@@ -68,6 +84,8 @@ pub struct DbSnapshot {
     pub write_transactions_per_second: Option<f64>,
     pub wal_resets_total: u64,
     pub wal_written_bytes_total: u64,
+    /// `None` until the database was first readable.
+    pub write_lock: Option<WriteLockSnapshot>,
     pub filesystem: Option<FsStat>,
     pub poll_duration_seconds: f64,
     /// Failed probes by name since start.
@@ -97,6 +115,7 @@ impl DbSnapshot {
             write_transactions_per_second: None,
             wal_resets_total: 0,
             wal_written_bytes_total: 0,
+            write_lock: None,
             filesystem: None,
             poll_duration_seconds: 0.0,
             poll_errors_total: BTreeMap::new(),
@@ -124,6 +143,7 @@ pub struct Monitor {
     /// WAL gone): the next changed header restarted `iChange` from 0.
     rebuild_pending: bool,
     wal_position: Option<WalPosition>,
+    write_lock: WriteLockStats,
 }
 
 impl Monitor {
@@ -137,6 +157,7 @@ impl Monitor {
             last_index: None,
             rebuild_pending: false,
             wal_position: None,
+            write_lock: WriteLockStats::default(),
         }
     }
 
@@ -161,11 +182,41 @@ impl Monitor {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         match self.probe.sample(fs) {
-            Ok(sample) => self.apply(sample, started),
+            Ok(sample) => {
+                self.apply(sample, started);
+                self.sample_write_lock(started);
+                let wl = &self.write_lock;
+                self.snapshot.write_lock = Some(WriteLockSnapshot {
+                    held_seconds_total: wl.held_seconds_total(),
+                    longest_hold_seconds: wl.longest_hold(started).as_secs_f64(),
+                    writer_pids: wl.writer_pids(),
+                    holder_pid: wl.holder(started).map(|(pid, _)| pid),
+                    holder_held_seconds: wl.holder(started).map(|(_, d)| d.as_secs_f64()),
+                });
+            }
             Err(e) => self.down(e),
         }
         self.snapshot.poll_duration_seconds = started.elapsed().as_secs_f64();
         &self.snapshot
+    }
+
+    /// Samples who holds the write lock (between polls too, see [`Self::wants_fast_lock_sampling`]).
+    pub fn sample_write_lock(&mut self, now: Instant) {
+        match self.probe.write_lock_holder() {
+            Ok(h) => self.write_lock.sample(now, h.map(|h| h.pid)),
+            Err(e) => self.count_error(&e),
+        }
+    }
+
+    /// A database that is writing (or was, moments ago) deserves lock samples between polls;
+    /// idle ones are sampled only at each poll, which keeps many idle databases cheap.
+    pub fn wants_fast_lock_sampling(&self, now: Instant) -> bool {
+        self.snapshot.up
+            && (self.write_lock.active_within(now, Duration::from_secs(5))
+                || self
+                    .snapshot
+                    .write_transactions_per_second
+                    .is_some_and(|r| r > 0.0))
     }
 
     fn count_error(&mut self, e: &ProbeError) {

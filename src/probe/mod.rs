@@ -103,6 +103,8 @@ pub struct DbProbe {
     dir: Option<PathBuf>,
     scanner: Option<FrameScanner>,
     buf: Vec<u8>,
+    /// Journal mode of the last sample: says which byte is the write lock.
+    journal: Option<JournalKind>,
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
@@ -120,6 +122,7 @@ impl DbProbe {
             dir: None,
             scanner: None,
             buf: Vec::new(),
+            journal: None,
         }
     }
 
@@ -140,6 +143,7 @@ impl DbProbe {
             .read_at(&mut head, 0)
             .map_err(|e| err("header", e))?;
         let header = db_header::parse(&head[..n]).map_err(|e| err("header", e))?;
+        self.journal = Some(header.journal);
 
         let mut errors = Vec::new();
         if db_replaced || self.dir.is_none() {
@@ -259,6 +263,21 @@ impl DbProbe {
             read_locks,
             frames,
         }
+    }
+
+    /// Who holds SQLite's write lock right now, with the descriptors of the last sample: in WAL
+    /// mode byte 120 of `-shm`, in rollback mode the RESERVED byte of the database file (held
+    /// from a writer's first write until its commit). One `F_GETLK`; nothing is acquired.
+    pub fn write_lock_holder(&self) -> Result<Option<Holder>, ProbeError> {
+        let (file, byte) = match self.journal {
+            Some(JournalKind::Wal) => (self.shm.file(), lock_bytes::WRITE),
+            Some(JournalKind::Rollback) => (self.db.file(), db_header::lock_bytes::RESERVED),
+            None => return Ok(None),
+        };
+        let Some(file) = file else { return Ok(None) };
+        let holder =
+            locks::conflicting(file, byte, 1, LockKind::Write).map_err(|e| err("locks", e))?;
+        Ok(holder.filter(|h| h.kind == LockKind::Write))
     }
 
     /// Reads the wal-index header as SQLite's reader does, retrying a torn read a few times.

@@ -11,6 +11,8 @@ Protocol: one command per line on stdin, one reply line on stdout ("ok [values]"
   begin_write NAME                    BEGIN IMMEDIATE and one INSERT, left open
   begin_read NAME                     BEGIN and a SELECT: pins a snapshot until `end`
   end NAME                            COMMIT whatever is open
+  duty NAME HOLD_MS IDLE_MS TOTAL_MS  write transactions holding the write lock HOLD_MS each,
+                                      IDLE_MS apart, for TOTAL_MS; reply with the count
   checkpoint NAME MODE                PRAGMA wal_checkpoint(MODE), reply "busy log checkpointed"
   close NAME                          close the connection
   pid                                 this process's pid
@@ -61,6 +63,18 @@ def handle(words):
     if cmd == "end":
         c.execute("COMMIT")
         return ""
+    if cmd == "duty":
+        import time
+        hold, idle, total = (int(w) / 1000 for w in words[2:5])
+        end, n = time.monotonic() + total, 0
+        while time.monotonic() < end:
+            c.execute("BEGIN IMMEDIATE")
+            c.execute("INSERT INTO t(v) VALUES ('duty')")
+            time.sleep(hold)
+            c.execute("COMMIT")
+            n += 1
+            time.sleep(idle)
+        return str(n)
     if cmd == "checkpoint":
         row = c.execute(f"PRAGMA wal_checkpoint({words[2]})").fetchone()
         return " ".join(str(v) for v in row)

@@ -1,0 +1,116 @@
+//! Write-lock figures (issue 9): who holds SQLite's write lock and for how long, sampled with
+//! F_GETLK by `sqlite-ops run` while writers in other processes (Python's sqlite3) hold it.
+
+mod common;
+
+use common::{temp_db, wait_for, Daemon, PyDriver, STEP};
+use std::time::{Duration, Instant};
+
+fn status_of(daemon: &Daemon, db: &str) -> serde_json::Value {
+    let (_, body) = daemon.get("/api/v1/status");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == db)
+        .unwrap()["write_lock"]
+        .clone()
+}
+
+fn watch(db: &std::path::Path) -> Daemon {
+    Daemon::start(&["--db", db.to_str().unwrap(), "--poll-interval", "100ms"])
+}
+
+fn check_long_hold(journal_mode: &str) {
+    let (_dir, db) = temp_db("hold.db");
+    let mut py = PyDriver::start();
+    py.open("w", &db, &format!("journal_mode={journal_mode}"));
+    let pid: i64 = py.cmd("pid").parse().unwrap();
+    let daemon = watch(&db);
+    daemon.wait_polls(2);
+
+    py.cmd("begin_write w");
+    let held = Instant::now();
+    let seen = wait_for(STEP, "the holder's pid", || {
+        let wl = status_of(&daemon, "hold");
+        (wl["holder_pid"].as_i64() == Some(pid)).then_some(wl)
+    });
+    assert!(seen["holder_held_seconds"].as_f64().unwrap() >= 0.0);
+    std::thread::sleep(Duration::from_secs(2).saturating_sub(held.elapsed()));
+    py.cmd("end w");
+    daemon.wait_polls(2);
+    let m = daemon.metrics();
+    let longest = m
+        .db("sqlite_write_lock_longest_hold_seconds", "hold")
+        .unwrap();
+    assert!(
+        (1.7..=2.6).contains(&longest),
+        "{journal_mode}: a 2 s transaction, seen as {longest} s"
+    );
+    assert_eq!(m.db("sqlite_writer_processes", "hold"), Some(1.0));
+    assert!(
+        m.db("sqlite_write_lock_held_seconds_total", "hold")
+            .unwrap()
+            >= 1.7
+    );
+    let wl = status_of(&daemon, "hold");
+    assert!(wl["holder_pid"].is_null(), "released: {wl}");
+    assert_eq!(wl["writer_pids"], serde_json::json!([pid]));
+}
+
+#[test]
+fn a_two_second_transaction_is_seen_with_its_pid_in_wal_mode() {
+    check_long_hold("WAL");
+}
+
+#[test]
+fn a_two_second_transaction_is_seen_with_its_pid_in_rollback_mode() {
+    check_long_hold("DELETE");
+}
+
+#[test]
+fn a_writer_busy_half_the_time_gives_a_utilisation_near_one_half() {
+    let (_dir, db) = temp_db("duty.db");
+    let mut py = PyDriver::start();
+    py.open("w", &db, "journal_mode=WAL synchronous=OFF");
+    let daemon = watch(&db);
+    // Warm up so the database counts as busy and is sampled between polls.
+    py.cmd("duty w 50 50 500");
+    daemon.wait_polls(1);
+    let held = || {
+        daemon
+            .metrics()
+            .db("sqlite_write_lock_held_seconds_total", "duty")
+            .unwrap()
+    };
+    let (h0, t0) = (held(), Instant::now());
+    py.cmd("duty w 50 50 4000");
+    let (h1, t1) = (held(), Instant::now());
+    let utilisation = (h1 - h0) / (t1 - t0).as_secs_f64();
+    assert!(
+        (0.35..=0.65).contains(&utilisation),
+        "utilisation {utilisation}"
+    );
+}
+
+#[test]
+fn two_writer_processes_are_counted() {
+    let (_dir, db) = temp_db("two.db");
+    let mut a = PyDriver::start();
+    let mut b = PyDriver::start();
+    a.open("w", &db, "journal_mode=WAL");
+    b.open("w", &db, "");
+    let daemon = watch(&db);
+    daemon.wait_polls(1);
+    a.cmd("duty w 150 50 600");
+    b.cmd("duty w 150 50 600");
+    wait_for(STEP, "two writer processes", || {
+        (daemon.metrics().db("sqlite_writer_processes", "two") == Some(2.0)).then_some(())
+    });
+    let pids = status_of(&daemon, "two")["writer_pids"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(pids, 2);
+}
