@@ -161,10 +161,6 @@ impl Monitor {
         }
     }
 
-    pub fn name(&self) -> &str {
-        &self.snapshot.name
-    }
-
     pub fn path(&self) -> &Path {
         self.probe.path()
     }
@@ -186,12 +182,13 @@ impl Monitor {
                 self.apply(sample, started);
                 self.sample_write_lock(started);
                 let wl = &self.write_lock;
+                let holder = wl.holder(started);
                 self.snapshot.write_lock = Some(WriteLockSnapshot {
                     held_seconds_total: wl.held_seconds_total(),
                     longest_hold_seconds: wl.longest_hold(started).as_secs_f64(),
                     writer_pids: wl.writer_pids(),
-                    holder_pid: wl.holder(started).map(|(pid, _)| pid),
-                    holder_held_seconds: wl.holder(started).map(|(_, d)| d.as_secs_f64()),
+                    holder_pid: holder.map(|(pid, _)| pid),
+                    holder_held_seconds: holder.map(|(_, d)| d.as_secs_f64()),
                 });
             }
             Err(e) => self.down(e),

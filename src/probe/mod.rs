@@ -71,7 +71,6 @@ pub struct FrameCount {
     /// The scan started over on a new WAL generation (the salt pair changed).
     pub new_generation: bool,
     pub salt: [u32; 2],
-    pub page_size: u32,
     /// Commit frames found since the previous poll.
     pub commits: u64,
     /// Frames found since the previous poll.
@@ -323,7 +322,6 @@ impl DbProbe {
         let mut count = FrameCount {
             new_generation,
             salt: header.salt,
-            page_size: header.page_size,
             commits: 0,
             frames: 0,
             committed_frames: scanner.committed_frames(),

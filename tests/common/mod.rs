@@ -64,10 +64,6 @@ impl PyDriver {
     pub fn open(&mut self, name: &str, path: &Path, pragmas: &str) {
         self.cmd(&format!("open {name} {} {pragmas}", path.display()));
     }
-
-    pub fn pid(&mut self) -> u32 {
-        self.child.id()
-    }
 }
 
 /// One database watched by the monitor in this process (the connections it watches must live in
