@@ -41,10 +41,7 @@ fn main() {
         assert!(out.next().unwrap().unwrap().starts_with("ok"));
     }
 
-    let mut poller = Poller::new(&[Target {
-        name: "bench".into(),
-        path: db,
-    }]);
+    let mut poller = Poller::new(&[Target::new("bench", db)], "");
     for _ in 0..1000 {
         assert!(poller.poll_once()[0].up);
     }

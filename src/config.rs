@@ -1,7 +1,9 @@
 //! The YAML configuration: its shape, defaults and validation. Errors name the file, the field
 //! and what was expected; unknown fields are rejected rather than silently ignored.
 
+use crate::monitor::Declared;
 use crate::poller::Target;
+use crate::rules::{DbThresholds, ThresholdsConfig};
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::fmt;
@@ -26,6 +28,35 @@ pub struct Config {
     pub web: WebConfig,
     #[serde(default)]
     pub databases: Vec<DatabaseConfig>,
+    /// Overrides of the default thresholds, for every database (see `sqlite-ops rules`).
+    #[serde(default)]
+    pub thresholds: ThresholdsConfig,
+    /// Declared facts behind two migration signals, for every database.
+    #[serde(default)]
+    pub team: Declared,
+    /// Where alerts are pushed; none when absent.
+    pub alertmanager: Option<AlertmanagerConfig>,
+    /// The runbook document; each alert links to the section named after it.
+    #[serde(default = "default_runbook_base_url")]
+    pub runbook_base_url: String,
+}
+
+/// Alertmanager push settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// Alertmanager base URLs (`http://host:port`); each gets every alert (an HA pair).
+    pub urls: Vec<String>,
+    /// How often firing alerts are sent again.
+    #[serde(default = "default_resend_interval", with = "humantime_serde")]
+    pub resend_interval: Duration,
+    /// Time allowed for one POST.
+    #[serde(default = "default_alertmanager_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// The `instance` label of pushed alerts; defaults to this host's name and the listen port.
+    pub instance: Option<String>,
+    /// Base of each alert's generatorURL; defaults to http://<instance>.
+    pub external_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +75,11 @@ pub struct DatabaseConfig {
     pub path: PathBuf,
     /// The `db` label; defaults to the file name without its extension.
     pub name: Option<String>,
+    /// Threshold overrides for this database only.
+    #[serde(default)]
+    pub thresholds: ThresholdsConfig,
+    /// Declared facts for this database, overriding the global `team:` field by field.
+    pub team: Option<Declared>,
 }
 
 fn default_poll_interval() -> Duration {
@@ -57,6 +93,15 @@ pub fn default_listen_address() -> String {
 }
 pub fn default_telemetry_path() -> String {
     "/metrics".into()
+}
+pub fn default_runbook_base_url() -> String {
+    "https://github.com/sqlite-ops/sqlite-ops/blob/main/docs/runbooks.md".into()
+}
+fn default_resend_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_alertmanager_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 impl Default for WebConfig {
@@ -75,6 +120,10 @@ impl Default for Config {
             lock_sample_interval: default_lock_sample_interval(),
             web: WebConfig::default(),
             databases: Vec::new(),
+            thresholds: ThresholdsConfig::new(),
+            team: Declared::default(),
+            alertmanager: None,
+            runbook_base_url: default_runbook_base_url(),
         }
     }
 }
@@ -159,7 +208,42 @@ impl Config {
             .map_err(|m| error(source, "web.listen_address", m))?;
         validate_telemetry_path(&self.web.telemetry_path)
             .map_err(|m| error(source, "web.telemetry_path", m))?;
+        if let Some(am) = &self.alertmanager {
+            if am.urls.is_empty() {
+                return Err(error(
+                    source,
+                    "alertmanager.urls",
+                    "is empty; expected at least one URL like http://127.0.0.1:9093",
+                ));
+            }
+            for (i, u) in am.urls.iter().enumerate() {
+                validate_http_url(u)
+                    .map_err(|m| error(source, format!("alertmanager.urls[{i}]"), m))?;
+            }
+            if let Some(u) = &am.external_url {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(error(
+                        source,
+                        "alertmanager.external_url",
+                        format!("{u:?} is not a URL; expected http://host:port or https://..."),
+                    ));
+                }
+            }
+            if am.resend_interval < Duration::from_secs(1) {
+                return Err(error(
+                    source,
+                    "alertmanager.resend_interval",
+                    "is too short; expected a duration of at least 1s, like 1m",
+                ));
+            }
+        }
         self.targets(&[], source).map(|_| ())
+    }
+
+    /// The global thresholds, as `--db` databases get them.
+    pub fn global_thresholds(&self, source: &str) -> Result<DbThresholds, ConfigError> {
+        DbThresholds::resolve(&[("thresholds", &self.thresholds)])
+            .map_err(|(field, m)| error(source, field, m))
     }
 
     /// The databases to watch: those of the file, then `extra` paths from the command line.
@@ -167,18 +251,20 @@ impl Config {
     pub fn targets(&self, extra: &[PathBuf], source: &str) -> Result<Vec<Target>, ConfigError> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
+        let global = self.global_thresholds(source)?;
         let from_file = self.databases.iter().enumerate().map(|(i, d)| {
             (
                 format!("databases[{i}]"),
                 source,
                 d.path.clone(),
                 d.name.clone(),
+                Some(d),
             )
         });
         let from_cli = extra
             .iter()
-            .map(|p| ("--db".to_string(), "command line", p.clone(), None));
-        for (field, src, path, name) in from_file.chain(from_cli) {
+            .map(|p| ("--db".to_string(), "command line", p.clone(), None, None));
+        for (field, src, path, name, db) in from_file.chain(from_cli) {
             if path.as_os_str().is_empty() {
                 return Err(error(
                     src,
@@ -215,7 +301,28 @@ impl Config {
                     "the name {name:?} is already used by another database; names label the metrics and must be unique (set name:)"
                 )));
             }
-            out.push(Target { name, path });
+            let (thresholds, declared) = match db {
+                None => (global.clone(), self.team),
+                Some(d) => {
+                    let thresholds = DbThresholds::resolve(&[
+                        ("thresholds", &self.thresholds),
+                        (&format!("{field}.thresholds"), &d.thresholds),
+                    ])
+                    .map_err(|(f, m)| error(source, f, m))?;
+                    let team = d.team.unwrap_or_default();
+                    let declared = Declared {
+                        backend_engineers: team.backend_engineers.or(self.team.backend_engineers),
+                        regions: team.regions.or(self.team.regions),
+                    };
+                    (thresholds, declared)
+                }
+            };
+            out.push(Target {
+                name,
+                path,
+                declared,
+                thresholds,
+            });
         }
         Ok(out)
     }
@@ -232,6 +339,14 @@ pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| format!("{s:?} is not an address; expected host:port or :port, like :9934 or 127.0.0.1:9934"))
+}
+
+/// An Alertmanager address: plain HTTP, as sidecars reach it on a private network.
+fn validate_http_url(u: &str) -> Result<(), String> {
+    match u.strip_prefix("http://") {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(()),
+        _ => Err(format!("{u:?} cannot be used; expected an http:// URL like http://127.0.0.1:9093 (https is not supported yet)")),
+    }
 }
 
 /// The metrics path must be absolute and must not shadow the other endpoints.

@@ -1,6 +1,7 @@
 //! Runs the exporter: the poller thread plus the HTTP server, until a shutdown future
 //! completes. Shared by `run` and `demo`.
 
+use crate::export::alertmanager::{self, NotifierSettings, NotifierStats};
 use crate::export::http::{self, WebState};
 use crate::export::metrics::BuildInfo;
 use crate::poller::{self, Poller, Store, Target};
@@ -16,6 +17,10 @@ pub struct Settings {
     /// How often busy databases' write locks are sampled between polls.
     pub lock_sample_interval: Duration,
     pub telemetry_path: String,
+    /// Each alert links to its section of this document.
+    pub runbook_base_url: String,
+    /// Where to push alerts, if anywhere.
+    pub alertmanager: Option<NotifierSettings>,
 }
 
 /// Polls `targets` and serves HTTP on `listener` until `shutdown` completes. Snapshots are
@@ -28,12 +33,30 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let poller = poller::spawn(
-        Poller::new(targets),
+        Poller::new(targets, &settings.runbook_base_url),
         settings.poll_interval,
         settings.lock_sample_interval,
         store.clone(),
     );
+    let stats: Vec<Arc<NotifierStats>> = settings
+        .alertmanager
+        .iter()
+        .flat_map(|n| &n.urls)
+        .map(|url| {
+            Arc::new(NotifierStats {
+                url: url.clone(),
+                ..NotifierStats::default()
+            })
+        })
+        .collect();
+    let (stop_notifier, notifier_stopped) = tokio::sync::oneshot::channel::<()>();
+    let notifier = settings.alertmanager.clone().map(|n| {
+        tokio::spawn(alertmanager::run(n, store.clone(), stats.clone(), async {
+            let _ = notifier_stopped.await;
+        }))
+    });
     let state = Arc::new(WebState {
+        alertmanagers: stats,
         store,
         telemetry_path: settings.telemetry_path.clone(),
         poll_interval: settings.poll_interval,
@@ -41,6 +64,10 @@ pub async fn run(
         started: SystemTime::now(),
     });
     let served = http::serve(listener, state, shutdown).await;
+    let _ = stop_notifier.send(());
+    if let Some(n) = notifier {
+        let _ = n.await;
+    }
     // Stopping the poller joins its thread: do it off the async runtime.
     tokio::task::spawn_blocking(move || poller.stop())
         .await

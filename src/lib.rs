@@ -8,12 +8,15 @@
 //!   returning plain samples.
 //! - [`monitor`]: state across polls (monotonic counters, checkpoint-lag age, rates), producing
 //!   one plain [`monitor::DbSnapshot`] per database.
-//! - [`poller`]: polls every database on schedule and publishes the snapshots.
-//! - [`export`]: Prometheus text rendering and the HTTP server.
+//! - [`poller`]: polls every database on schedule, evaluates the rules, publishes the result.
+//! - [`rules`]: every threshold defined once; alert states across polls.
+//! - [`check`]: the one-shot audit of `sqlite-ops check`.
+//! - [`export`]: Prometheus text, the HTTP server, Alertmanager pushes, Prometheus rules.
 //! - [`config`]: the YAML configuration and its validation.
 //! - [`daemon`]: poller plus HTTP server, shared by the `run` and `demo` subcommands in [`cmd`].
 //! - [`workload`]: the demo's application, run in a child process.
 
+pub mod check;
 pub mod cmd;
 pub mod config;
 pub mod daemon;
@@ -22,4 +25,5 @@ pub mod format;
 pub mod monitor;
 pub mod poller;
 pub mod probe;
+pub mod rules;
 pub mod workload;

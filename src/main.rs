@@ -14,14 +14,10 @@ use std::time::Duration;
     about = "Operations and health monitoring for SQLite used as a server database"
 )]
 struct Cli {
-    /// Log level: error, warn, info, debug or trace (or a tracing filter directive).
-    #[arg(
-        long = "log.level",
-        global = true,
-        default_value = "info",
-        env = "SQLITE_OPS_LOG"
-    )]
-    log_level: String,
+    /// Log level: error, warn, info, debug or trace (or a tracing filter directive)
+    /// [default: info; error for check, whose findings say it all].
+    #[arg(long = "log.level", global = true, env = "SQLITE_OPS_LOG")]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,6 +41,35 @@ enum Command {
         /// How often to poll every database, like 1s or 250ms [default: 1s].
         #[arg(long = "poll-interval", value_name = "DURATION", value_parser = humantime::parse_duration)]
         poll_interval: Option<Duration>,
+    },
+    /// Audit databases once: thresholds, journal mode, freelist, foreign keys, permissions,
+    /// filesystem, SQLite version, Litestream. Exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    Check {
+        /// YAML config file: its databases, thresholds and declared team facts.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Databases to check (besides those of --config).
+        #[arg(value_name = "DB")]
+        databases: Vec<PathBuf>,
+        /// How long to watch each database for write rate and lock figures, like 5s or 0s.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        sample: Duration,
+        /// Also run PRAGMA quick_check (read-only, but reads the whole file).
+        #[arg(long)]
+        integrity: bool,
+        /// Longest any one SQL statement of the check may run (its read transaction pins the
+        /// WAL meanwhile).
+        #[arg(long = "statement-timeout", default_value = "10s", value_parser = humantime::parse_duration)]
+        statement_timeout: Duration,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = cmd::check::Format::Human)]
+        format: cmd::check::Format,
+    },
+    /// Print Prometheus alerting rules for the configured (or default) thresholds.
+    Rules {
+        /// YAML config file whose thresholds to use.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Run a built-in demo: an application writing to a WAL database, watched live.
     Demo {
@@ -94,8 +119,32 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level);
+    let quiet = matches!(cli.command, Command::Check { .. } | Command::Rules { .. });
+    let level = cli
+        .log_level
+        .unwrap_or_else(|| if quiet { "error" } else { "info" }.to_string());
+    init_logging(&level);
     let result = match cli.command {
+        Command::Check {
+            config,
+            databases,
+            sample,
+            integrity,
+            statement_timeout,
+            format,
+        } => {
+            let opts = sqlite_ops::check::CheckOptions {
+                config,
+                databases,
+                sample,
+                integrity,
+                statement_timeout,
+            };
+            return ExitCode::from(cmd::check::run(&opts, format));
+        }
+        Command::Rules { config } => {
+            cmd::rules::render(config.as_deref()).map(|rules| print!("{rules}"))
+        }
         Command::Run {
             config,
             databases,

@@ -2,34 +2,54 @@
 //! blocking and short) and publishes the snapshots. Readers (HTTP, demo) take the last published
 //! set and never wait on file I/O.
 
-use crate::monitor::{DbSnapshot, Monitor};
+use crate::monitor::{DbSnapshot, Declared, Monitor};
 use crate::probe::filesystem::Filesystems;
+use crate::rules::{Alert, DbThresholds, Engine};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-/// A database to watch: its name (the `db` label) and path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A database to watch: its name (the `db` label), path, declared facts and thresholds.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     pub name: String,
     pub path: PathBuf,
+    pub declared: Declared,
+    pub thresholds: DbThresholds,
 }
 
-/// The set of monitors and the shared filesystem view.
+impl Target {
+    /// A database with no declared facts and the default thresholds.
+    pub fn new(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        Target {
+            name: name.into(),
+            path: path.into(),
+            declared: Declared::default(),
+            thresholds: DbThresholds::default(),
+        }
+    }
+}
+
+/// The set of monitors, their thresholds, the alert engine and the shared filesystem view.
 pub struct Poller {
     monitors: Vec<Monitor>,
+    thresholds: Vec<DbThresholds>,
+    engine: Engine,
     fs: Filesystems,
 }
 
 impl Poller {
-    pub fn new(targets: &[Target]) -> Self {
+    /// Alerts link to their section of the runbook at `runbook_base_url`.
+    pub fn new(targets: &[Target], runbook_base_url: &str) -> Self {
         Poller {
             monitors: targets
                 .iter()
-                .map(|t| Monitor::new(&t.name, &t.path))
+                .map(|t| Monitor::new(&t.name, &t.path, t.declared))
                 .collect(),
+            thresholds: targets.iter().map(|t| t.thresholds.clone()).collect(),
+            engine: Engine::new(runbook_base_url),
             fs: Filesystems::new(),
         }
     }
@@ -54,33 +74,68 @@ impl Poller {
             .map(|m| m.poll(&mut self.fs).clone())
             .collect()
     }
+
+    /// Polls every database once and evaluates the thresholds on the result.
+    pub fn cycle(&mut self) -> (Vec<DbSnapshot>, Vec<Alert>) {
+        let snapshots = self.poll_once();
+        let alerts = self.engine.evaluate(
+            snapshots.iter().zip(&self.thresholds),
+            Instant::now(),
+            SystemTime::now(),
+        );
+        (snapshots, alerts)
+    }
 }
 
 /// What the poller published last.
 #[derive(Debug, Clone, Default)]
 pub struct Published {
     pub snapshots: Arc<Vec<DbSnapshot>>,
+    /// Pending, firing and recently resolved alerts.
+    pub alerts: Arc<Vec<Alert>>,
     /// When the last cycle finished; `None` before the first.
     pub at: Option<Instant>,
     pub cycles: u64,
 }
 
 /// The latest snapshots, shared by the poller (one writer) and any number of readers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Store {
     inner: RwLock<Published>,
+    /// Ticks once per publish, for readers that wait for news (the Alertmanager notifier).
+    cycles: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            inner: RwLock::default(),
+            cycles: tokio::sync::watch::channel(0).0,
+        }
+    }
 }
 
 impl Store {
-    pub fn publish(&self, snapshots: Vec<DbSnapshot>) {
-        let mut p = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        p.snapshots = Arc::new(snapshots);
-        p.at = Some(Instant::now());
-        p.cycles += 1;
+    pub fn publish(&self, snapshots: Vec<DbSnapshot>, alerts: Vec<Alert>) {
+        let cycles = {
+            let mut p = self.inner.write().unwrap_or_else(|e| e.into_inner());
+            p.snapshots = Arc::new(snapshots);
+            p.alerts = Arc::new(alerts);
+            p.at = Some(Instant::now());
+            p.cycles += 1;
+            p.cycles
+        };
+        // Never blocks: a watch channel keeps only the latest value.
+        self.cycles.send_replace(cycles);
     }
 
     pub fn latest(&self) -> Published {
         self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// A receiver that sees every publish.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.cycles.subscribe()
     }
 }
 
@@ -126,7 +181,8 @@ pub fn spawn(
             loop {
                 let now = Instant::now();
                 if now >= next_poll {
-                    store.publish(poller.poll_once());
+                    let (snapshots, alerts) = poller.cycle();
+                    store.publish(snapshots, alerts);
                     next_poll = (next_poll + interval).max(now);
                 } else {
                     poller.sample_locks(now);

@@ -18,10 +18,8 @@ use std::time::{Duration, Instant};
 const USERS: i64 = 500;
 const FOLLOWS_PER_USER: u64 = 20;
 
-/// The guide's per-connection settings.
-const PRAGMAS: &str =
-    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; \
-                       PRAGMA foreign_keys=ON; PRAGMA cache_size=-20000; PRAGMA temp_store=MEMORY;";
+/// The guide's per-connection settings, as `check` recommends them.
+const PRAGMAS: &str = crate::check::RECOMMENDED_PRAGMAS;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS users(id INTEGER PRIMARY KEY, handle TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);

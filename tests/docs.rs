@@ -1,4 +1,5 @@
-//! The README stays true: it documents every exported metric, and CI runs its test command.
+//! The README stays true: it documents every exported metric and alert, and CI runs its test
+//! command.
 
 use sqlite_ops::export::metrics::METRICS;
 
@@ -14,6 +15,19 @@ fn readme_documents_every_metric() {
             readme.contains(&format!("| `{}` |", d.name)),
             "README.md documents {}",
             d.name
+        );
+    }
+}
+
+#[test]
+fn readme_lists_every_alert_with_its_config_key() {
+    let readme = read("README.md");
+    for r in sqlite_ops::rules::RULES {
+        assert!(
+            readme.contains(&format!("| `{}` | `{}` |", r.alert, r.key)),
+            "README.md lists {} ({})",
+            r.alert,
+            r.key
         );
     }
 }

@@ -127,14 +127,13 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let daemon = {
         let store = store.clone();
-        let targets = vec![Target {
-            name: "demo".into(),
-            path: db.clone(),
-        }];
+        let targets = vec![Target::new("demo", db.clone())];
         let settings = Settings {
             poll_interval: Duration::from_secs(1),
             lock_sample_interval: Duration::from_millis(10),
             telemetry_path: "/metrics".into(),
+            runbook_base_url: crate::config::default_runbook_base_url(),
+            alertmanager: None,
         };
         tokio::spawn(async move {
             daemon::run(&targets, &settings, listener, store, async {

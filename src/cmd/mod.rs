@@ -1,4 +1,6 @@
 //! One file per subcommand. `main.rs` parses the command line and calls these.
 
+pub mod check;
 pub mod demo;
+pub mod rules;
 pub mod run;

@@ -2,6 +2,7 @@
 
 use crate::config::{self, Config};
 use crate::daemon::{self, Settings};
+use crate::export::alertmanager::NotifierSettings;
 use crate::poller::Store;
 use anyhow::Context;
 use std::path::PathBuf;
@@ -33,15 +34,36 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let telemetry_path = opts.telemetry_path.unwrap_or(cfg.web.telemetry_path);
     config::validate_telemetry_path(&telemetry_path)
         .map_err(|m| anyhow::anyhow!("--web.telemetry-path: {m}"))?;
-    let settings = Settings {
-        poll_interval: opts.poll_interval.unwrap_or(cfg.poll_interval),
-        lock_sample_interval: cfg.lock_sample_interval,
-        telemetry_path,
-    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let bound = listener.local_addr()?;
+    let alertmanager = cfg.alertmanager.as_ref().map(|am| {
+        let instance = am
+            .instance
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", host_name(), bound.port()));
+        NotifierSettings {
+            urls: am.urls.clone(),
+            resend_interval: am.resend_interval,
+            timeout: am.timeout,
+            external_url: am
+                .external_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{instance}")),
+            instance,
+        }
+    });
+    if let Some(am) = &alertmanager {
+        tracing::info!(urls = ?am.urls, instance = %am.instance, "pushing alerts to Alertmanager");
+    }
+    let settings = Settings {
+        poll_interval: opts.poll_interval.unwrap_or(cfg.poll_interval),
+        lock_sample_interval: cfg.lock_sample_interval,
+        telemetry_path,
+        runbook_base_url: cfg.runbook_base_url.clone(),
+        alertmanager,
+    };
     tracing::info!(
         address = %bound,
         databases = targets.len(),
@@ -61,4 +83,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// This machine's name, for the `instance` label of pushed alerts.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }

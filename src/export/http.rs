@@ -1,11 +1,13 @@
-//! The HTTP server: `/metrics` (path configurable), a landing page at `/`, `/healthz` and
-//! `/api/v1/status`. It takes an already-bound listener and a shutdown future, so tests bind
+//! The HTTP server: `/metrics` (path configurable), a landing page at `/`, `/healthz`,
+//! `/api/v1/status` and `/api/v1/alerts`. It takes an already-bound listener and a shutdown future, so tests bind
 //! `127.0.0.1:0`. Handlers only read the last published snapshots: a scrape never waits on file
 //! I/O.
 
+use super::alertmanager::NotifierStats;
 use super::metrics::{self, BuildInfo};
 use crate::monitor::DbSnapshot;
 use crate::poller::Store;
+use crate::rules::{Alert, AlertState};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
@@ -28,6 +30,7 @@ pub struct WebState {
     pub poll_interval: Duration,
     pub build: BuildInfo,
     pub started: SystemTime,
+    pub alertmanagers: Vec<Arc<NotifierStats>>,
 }
 
 /// Serves until `shutdown` completes, then lets open connections finish briefly.
@@ -102,14 +105,19 @@ fn handle(state: &WebState, req: Request<hyper::body::Incoming>) -> Response<Ful
         response(
             StatusCode::OK,
             metrics::CONTENT_TYPE,
-            metrics::render(&published.snapshots, &state.build),
+            metrics::render(&metrics::Exposition {
+                snapshots: &published.snapshots,
+                alerts: &published.alerts,
+                build: &state.build,
+                alertmanagers: &state.alertmanagers,
+            }),
         )
     } else {
         match path {
             "/" => response(
                 StatusCode::OK,
                 "text/html; charset=utf-8",
-                landing_page(state, &published.snapshots),
+                landing_page(state, &published.snapshots, &published.alerts),
             ),
             "/healthz" => {
                 // Healthy while the poller keeps publishing.
@@ -135,6 +143,10 @@ fn handle(state: &WebState, req: Request<hyper::body::Incoming>) -> Response<Ful
                     "poll_cycles": published.cycles,
                     "databases": &*published.snapshots,
                 });
+                response(StatusCode::OK, "application/json", body.to_string())
+            }
+            "/api/v1/alerts" => {
+                let body = serde_json::json!({ "alerts": &*published.alerts });
                 response(StatusCode::OK, "application/json", body.to_string())
             }
             _ => response(
@@ -166,7 +178,21 @@ pub fn human_bytes(n: u64) -> String {
     bytesize::ByteSize::b(n).display().iec().to_string()
 }
 
-fn landing_page(state: &WebState, snapshots: &[DbSnapshot]) -> String {
+fn landing_page(state: &WebState, snapshots: &[DbSnapshot], alerts: &[Alert]) -> String {
+    let mut firing = String::new();
+    for a in alerts.iter().filter(|a| a.state == AlertState::Firing) {
+        firing.push_str(&format!(
+            "<li><b>{}</b> {} ({}): {} <a href=\"{}\">runbook</a></li>\n",
+            a.severity.as_str(),
+            esc(a.alert),
+            esc(&a.db),
+            esc(&a.summary),
+            esc(&a.runbook_url),
+        ));
+    }
+    if firing.is_empty() {
+        firing.push_str("<li>none</li>");
+    }
     let mut rows = String::new();
     for s in snapshots {
         let wal = s.wal.as_ref();
@@ -190,7 +216,8 @@ fn landing_page(state: &WebState, snapshots: &[DbSnapshot]) -> String {
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>sqlite-ops</title>\
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head>\
 <body><h1>sqlite-ops {version}</h1><p>SQLite health and capacity exporter (bundled SQLite {sqlite}). \
-<a href=\"{metrics_path}\">Metrics</a> · <a href=\"/api/v1/status\">Status JSON</a> · <a href=\"/healthz\">Health</a></p>\
+<a href=\"{metrics_path}\">Metrics</a> · <a href=\"/api/v1/status\">Status JSON</a> · <a href=\"/api/v1/alerts\">Alerts JSON</a> · <a href=\"/healthz\">Health</a></p>\
+<h2>Firing alerts</h2><ul>{firing}</ul><h2>Databases</h2>\
 <table><tr><th>Database</th><th>Status</th><th>Journal</th><th>Write tx/s</th><th>Size</th><th>WAL</th><th>Checkpoint lag (frames)</th><th>Lag age</th><th>Readers</th><th>Error</th></tr>\n{rows}</table></body></html>\n",
         version = state.build.version,
         sqlite = state.build.sqlite_version,

@@ -1,10 +1,13 @@
 //! Renders snapshots as Prometheus text exposition. The only module that knows metric names:
 //! [`METRICS`] is the documented contract that dashboards, rules and tests depend on.
 
+use super::alertmanager::NotifierStats;
 use crate::monitor::DbSnapshot;
+use crate::rules::{Alert, AlertState};
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, TextEncoder};
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 /// Prometheus metric type of a documented metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,11 +64,17 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_write_lock_held_seconds_total", C, DB, "Seconds SQLite's write lock was seen held (WAL: -shm byte 120; rollback: the RESERVED byte), sampled with F_GETLK; rate() is the writer utilisation."),
     def("sqlite_write_lock_longest_hold_seconds", G, DB, "Longest time one process held the write lock within the last minute, including a hold in progress, in seconds."),
     def("sqlite_writer_processes", G, DB, "Distinct processes seen holding the write lock within the last minute; more than one breaks single-writer discipline."),
+    def("sqlite_declared_backend_engineers", G, DB, "Backend engineers working against this database, as declared in config (team.backend_engineers); drives SQLiteTeamOutgrown."),
+    def("sqlite_declared_regions", G, DB, "Regions the application must serve writes from, as declared in config (team.regions); drives SQLiteMultiRegion."),
+    def("sqlite_alert", G, &["db", "alert", "severity"], "1 while the alert fires, as evaluated by sqlite-ops's own rules (the same thresholds as `sqlite-ops rules` and `sqlite-ops check`)."),
     def("sqlite_filesystem_free_bytes", G, DB, "Bytes available to unprivileged users on the filesystem holding the database (statvfs f_bavail)."),
     def("sqlite_filesystem_size_bytes", G, DB, "Total size in bytes of the filesystem holding the database."),
     def("sqlite_ops_build_info", G, &["version", "sqlite_version"], "Constant 1, labelled with the sqlite-ops version and the version of its bundled SQLite library."),
     def("sqlite_ops_poll_duration_seconds", G, DB, "Wall time the last poll of this database took, in seconds."),
     def("sqlite_ops_poll_errors_total", C, &["db", "probe"], "Probes of this database that failed, by probe (database, header, wal, wal_index, locks, filesystem)."),
+    def("sqlite_ops_alertmanager_sent_alerts_total", C, &["alertmanager"], "Alerts delivered to this Alertmanager (firing and resolved)."),
+    def("sqlite_ops_alertmanager_errors_total", C, &["alertmanager"], "POSTs to this Alertmanager that failed: connection refused, timeout or a non-2xx answer."),
+    def("sqlite_ops_alertmanager_pending_alerts", G, &["alertmanager"], "Alerts due for delivery to this Alertmanager that it has not acknowledged yet."),
 ];
 
 /// Probe names always exported for `sqlite_ops_poll_errors_total`, so that rate() sees the
@@ -196,6 +205,12 @@ fn add_snapshot(f: &mut Families, s: &DbSnapshot) {
     if !s.up {
         return;
     }
+    if let Some(n) = s.declared.backend_engineers {
+        f.add("sqlite_declared_backend_engineers", db, f64::from(n));
+    }
+    if let Some(n) = s.declared.regions {
+        f.add("sqlite_declared_regions", db, f64::from(n));
+    }
     if let Some(wl) = &s.write_lock {
         f.add(
             "sqlite_write_lock_longest_hold_seconds",
@@ -265,8 +280,17 @@ fn add_snapshot(f: &mut Families, s: &DbSnapshot) {
     }
 }
 
-/// Renders the text exposition format (version 0.0.4) for the given snapshots.
-pub fn render(snapshots: &[DbSnapshot], build: &BuildInfo) -> String {
+/// What one scrape shows.
+pub struct Exposition<'a> {
+    pub snapshots: &'a [DbSnapshot],
+    pub alerts: &'a [Alert],
+    pub build: &'a BuildInfo,
+    pub alertmanagers: &'a [std::sync::Arc<NotifierStats>],
+}
+
+/// Renders the text exposition format (version 0.0.4).
+pub fn render(e: &Exposition) -> String {
+    let (snapshots, build) = (e.snapshots, e.build);
     let mut f = Families::default();
     f.add(
         "sqlite_ops_build_info",
@@ -278,6 +302,24 @@ pub fn render(snapshots: &[DbSnapshot], build: &BuildInfo) -> String {
     );
     for s in snapshots {
         add_snapshot(&mut f, s);
+    }
+    for a in e.alerts.iter().filter(|a| a.state == AlertState::Firing) {
+        f.add(
+            "sqlite_alert",
+            &[
+                ("db", &a.db),
+                ("alert", a.alert),
+                ("severity", a.severity.as_str()),
+            ],
+            1.0,
+        );
+    }
+    for am in e.alertmanagers {
+        let l: &[(&str, &str)] = &[("alertmanager", &am.url)];
+        let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed) as f64;
+        f.add("sqlite_ops_alertmanager_sent_alerts_total", l, n(&am.sent));
+        f.add("sqlite_ops_alertmanager_errors_total", l, n(&am.errors));
+        f.add("sqlite_ops_alertmanager_pending_alerts", l, n(&am.pending));
     }
     let mut out = Vec::new();
     TextEncoder::new()
@@ -297,6 +339,13 @@ mod tests {
     fn names_follow_conventions() {
         for d in METRICS {
             assert!(d.name.starts_with("sqlite_"), "{}", d.name);
+            assert!(
+                d.labels.first() == Some(&"db")
+                    || d.name.starts_with("sqlite_ops_")
+                    || d.labels.is_empty(),
+                "{}: per-database metrics lead with db",
+                d.name
+            );
             assert!(
                 d.help.ends_with('.') && d.help.len() > 30,
                 "HELP of {} is a full sentence",

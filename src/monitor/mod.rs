@@ -17,7 +17,7 @@ use crate::probe::{DbProbe, ProbeError, Sample, WalSample};
 use counter::{Continuity, Source, TxCounter};
 use lag::LagClock;
 use rate::RateWindow;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -25,6 +25,27 @@ use write_lock::WriteLockStats;
 
 /// Window of the live write rate shown on the landing page and by the demo.
 const RATE_WINDOW: Duration = Duration::from_secs(5);
+/// Window of the rates that thresholds judge; the Prometheus rules use the same (`rate(...[5m])`).
+pub const SUSTAINED_WINDOW: Duration = Duration::from_secs(300);
+
+/// Facts about a database that cannot be measured, declared in config (`team:`): they drive two
+/// of the migrate-to-Postgres signals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Declared {
+    /// Backend engineers shipping code against this database.
+    pub backend_engineers: Option<u32>,
+    /// Regions the application must serve writes from.
+    pub regions: Option<u32>,
+}
+
+/// Rates over [`SUSTAINED_WINDOW`] (or since watching began, when that is shorter).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Sustained {
+    pub write_transactions_per_second: Option<f64>,
+    /// Fraction of the time the write lock was held.
+    pub write_lock_utilisation: Option<f64>,
+}
 
 /// WAL-mode figures.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -82,6 +103,8 @@ pub struct DbSnapshot {
     pub write_transactions_total: Option<u64>,
     /// Write transactions per second over the last few seconds.
     pub write_transactions_per_second: Option<f64>,
+    pub sustained: Sustained,
+    pub declared: Declared,
     pub wal_resets_total: u64,
     pub wal_written_bytes_total: u64,
     /// `None` until the database was first readable.
@@ -95,7 +118,8 @@ pub struct DbSnapshot {
 }
 
 impl DbSnapshot {
-    fn new(name: &str, path: &Path) -> Self {
+    /// A database not polled yet.
+    pub fn new(name: &str, path: &Path, declared: Declared) -> Self {
         DbSnapshot {
             name: name.to_string(),
             path: path.to_path_buf(),
@@ -113,6 +137,8 @@ impl DbSnapshot {
             wal: None,
             write_transactions_total: None,
             write_transactions_per_second: None,
+            sustained: Sustained::default(),
+            declared,
             wal_resets_total: 0,
             wal_written_bytes_total: 0,
             write_lock: None,
@@ -137,6 +163,8 @@ pub struct Monitor {
     snapshot: DbSnapshot,
     tx: TxCounter,
     rate: RateWindow,
+    sustained_tx: RateWindow,
+    sustained_lock: RateWindow,
     lag: LagClock,
     last_index: Option<IndexHeader>,
     /// Some signal said the wal-index will be rebuilt (no connection left, `-shm` truncated,
@@ -147,12 +175,14 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    pub fn new(name: &str, path: &Path) -> Self {
+    pub fn new(name: &str, path: &Path, declared: Declared) -> Self {
         Monitor {
             probe: DbProbe::new(path),
-            snapshot: DbSnapshot::new(name, path),
+            snapshot: DbSnapshot::new(name, path, declared),
             tx: TxCounter::default(),
             rate: RateWindow::new(RATE_WINDOW),
+            sustained_tx: RateWindow::new(SUSTAINED_WINDOW),
+            sustained_lock: RateWindow::new(SUSTAINED_WINDOW),
             lag: LagClock::default(),
             last_index: None,
             rebuild_pending: false,
@@ -190,6 +220,10 @@ impl Monitor {
                     holder_pid: holder.map(|(pid, _)| pid),
                     holder_held_seconds: holder.map(|(_, d)| d.as_secs_f64()),
                 });
+                self.snapshot.sustained.write_lock_utilisation = self
+                    .sustained_lock
+                    .observe(started, wl.held_seconds_total())
+                    .map(|u| u.min(1.0));
             }
             Err(e) => self.down(e),
         }
@@ -241,6 +275,7 @@ impl Monitor {
         s.database_size_bytes = None;
         s.wal = None;
         s.write_transactions_per_second = None;
+        s.sustained = Sustained::default();
         s.filesystem = None;
     }
 
@@ -289,8 +324,10 @@ impl Monitor {
             Some(ws) => self.apply_wal(ws, &sample, now),
         }
         self.snapshot.write_transactions_total = self.tx.total();
-        self.snapshot.write_transactions_per_second =
-            self.tx.total().and_then(|t| self.rate.observe(now, t));
+        let total = self.tx.total().map(|t| t as f64);
+        self.snapshot.write_transactions_per_second = total.and_then(|t| self.rate.observe(now, t));
+        self.snapshot.sustained.write_transactions_per_second =
+            total.and_then(|t| self.sustained_tx.observe(now, t));
     }
 
     fn apply_wal(&mut self, ws: &WalSample, sample: &Sample, now: Instant) {

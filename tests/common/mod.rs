@@ -73,12 +73,10 @@ pub struct Watch(sqlite_ops::poller::Poller);
 impl Watch {
     pub fn new(path: &Path) -> Self {
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-        Watch(sqlite_ops::poller::Poller::new(&[
-            sqlite_ops::poller::Target {
-                name,
-                path: path.to_path_buf(),
-            },
-        ]))
+        Watch(sqlite_ops::poller::Poller::new(
+            &[sqlite_ops::poller::Target::new(name, path)],
+            "",
+        ))
     }
 
     pub fn poll(&mut self) -> sqlite_ops::monitor::DbSnapshot {
@@ -271,4 +269,108 @@ pub fn temp_db(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
     (dir, path)
+}
+
+/// Runs `sqlite-ops` with `args` to completion; returns exit code, stdout and stderr.
+pub fn run_cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sqlite-ops"))
+        .args(args)
+        .output()
+        .expect("sqlite-ops runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A port free on 127.0.0.1 at the time of the call.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The path of a program from Debian's packages, or a panic saying how to install it.
+pub fn program(name: &str, package: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} is not installed: apt-get install {package} (scripts/test does)")
+}
+
+/// A real Alertmanager (Debian's prometheus-alertmanager) on 127.0.0.1, standalone.
+pub struct Alertmanager {
+    child: Child,
+    pub url: String,
+}
+
+impl Alertmanager {
+    /// Starts one on `port`, keeping its state in `dir`, and waits until it is ready.
+    pub fn start(dir: &Path, port: u16) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let config = dir.join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            "route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n",
+        )
+        .unwrap();
+        let child = Command::new(program(
+            "prometheus-alertmanager",
+            "prometheus-alertmanager",
+        ))
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("alertmanager starts");
+        let am = Alertmanager {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        wait_for(STEP, "alertmanager ready", || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(2)))
+                .http_status_as_error(false)
+                .build()
+                .into();
+            let ok = agent
+                .get(format!("{}/-/ready", am.url))
+                .call()
+                .is_ok_and(|r| r.status() == 200);
+            ok.then_some(())
+        });
+        am
+    }
+
+    /// The alerts Alertmanager holds as active (resolved ones are not listed).
+    pub fn alerts(&self) -> Vec<serde_json::Value> {
+        let (status, body) = get(&format!("{}/api/v2/alerts", self.url));
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// The active alert with these label values, if any.
+    pub fn find(&self, alertname: &str, db: &str) -> Option<serde_json::Value> {
+        self.alerts().into_iter().find(|a| {
+            a["labels"]["alertname"] == alertname
+                && a["labels"]["db"] == db
+                && a["status"]["state"] == "active"
+        })
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

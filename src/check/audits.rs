@@ -1,0 +1,378 @@
+//! The audits of `check` that read the snapshot and file metadata (no SQL): thresholds as
+//! findings, journal mode, page size, freelist, filesystem type, permissions, the SQLite version
+//! that last wrote the file, and Litestream's presence.
+
+use super::{Finding, Status};
+use crate::format::db_header::JournalKind;
+use crate::monitor::DbSnapshot;
+use crate::rules::catalogue::{format_value, Op, Unit};
+use crate::rules::{render_text, Condition};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// Filesystems where SQLite's POSIX locks, and so its consistency, cannot be trusted.
+const NETWORK_FILESYSTEMS: &[&str] = &[
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb",
+    "smb3",
+    "smbfs",
+    "9p",
+    "ceph",
+    "glusterfs",
+    "lustre",
+    "gpfs",
+    "afs",
+    "fuse.sshfs",
+    "fuse.s3fs",
+    "fuse.gcsfuse",
+    "fuse.rclone",
+    "virtiofs",
+];
+
+/// Freelist share above which VACUUM is worth it, and the least it must return.
+const FREELIST_RATIO: f64 = 0.25;
+const FREELIST_MIN_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A threshold as a finding; `None` for figures that do not apply (WAL figures of a rollback
+/// database).
+pub fn threshold_finding(c: &Condition, s: &DbSnapshot) -> Option<Finding> {
+    let rule = c.setting.rule;
+    let shown_level = c
+        .breached
+        .map(|(_, t)| t)
+        .or(c.setting.warning)
+        .or(c.setting.critical)?;
+    let op = match rule.op {
+        Op::Above => ">",
+        Op::Below => "<",
+    };
+    let threshold = format!("{op} {}", format_value(rule.unit, shown_level));
+    let Some(value) = c.value else {
+        return match rule.key {
+            "backend_engineers" | "regions" => Some(
+                Finding::new(rule.key, Status::Info, "not declared in config")
+                    .threshold(threshold)
+                    .fix(format!(
+                        "Declare team.{} in the config so this migration signal is judged.",
+                        rule.key
+                    )),
+            ),
+            _ => None,
+        }
+        .map(|f| Finding {
+            alert: Some(rule.alert),
+            ..f
+        });
+    };
+    let mut shown = format_value(rule.unit, value);
+    if matches!(rule.key, "write_tx_per_sec" | "writer_utilisation") {
+        // check judges the sample, where the daemon waits for the rule's `for`.
+        shown.push_str(" over the sample");
+    }
+    let f = match c.breached {
+        Some((severity, t)) => Finding::new(
+            rule.key,
+            severity.into(),
+            render_text(c.setting, &s.name, value, t).0,
+        )
+        .fix(rule.fix),
+        None if rule.key == "database_down" => Finding::new(rule.key, Status::Ok, "readable"),
+        None => Finding::new(
+            rule.key,
+            Status::Ok,
+            format!("{} within threshold", rule.label),
+        ),
+    };
+    let shown = if rule.key == "database_down" {
+        if s.up {
+            "readable".into()
+        } else {
+            s.error.clone().unwrap_or_default()
+        }
+    } else {
+        shown
+    };
+    Some(Finding {
+        alert: Some(rule.alert),
+        measured: Some(value),
+        limit: Some(shown_level),
+        ..f.value(shown).threshold(if rule.key == "database_down" {
+            "readable".into()
+        } else {
+            threshold
+        })
+    })
+}
+
+/// Audits from the snapshot and the files' metadata.
+pub fn file_audits(s: &DbSnapshot) -> Vec<Finding> {
+    let mut out = vec![journal_mode(s), page_size(s), freelist(s)];
+    out.extend(filesystem_type(s));
+    out.push(permissions(&s.path));
+    out.extend(writer_version(s));
+    out.push(litestream(&s.path));
+    out
+}
+
+fn journal_mode(s: &DbSnapshot) -> Finding {
+    match (s.journal_mode, s.locking_mode) {
+        (Some(JournalKind::Wal), Some("exclusive")) => Finding::new(
+            "journal_mode",
+            Status::Info,
+            "WAL in exclusive locking mode: one connection only, and no wal-index to read",
+        )
+        .value("wal (exclusive locking)")
+        .threshold("wal")
+        .fix("Use locking_mode=NORMAL unless only one connection ever opens the database."),
+        (Some(JournalKind::Wal), _) => Finding::new("journal_mode", Status::Ok, "WAL mode")
+            .value("wal")
+            .threshold("wal"),
+        (other, _) => Finding::new(
+            "journal_mode",
+            Status::Warning,
+            "rollback journal: every write blocks every reader",
+        )
+        .value(other.map_or("unknown", |j| j.as_str()))
+        .threshold("wal")
+        .fix("Run PRAGMA journal_mode=WAL once (it persists in the file)."),
+    }
+}
+
+fn page_size(s: &DbSnapshot) -> Finding {
+    let size = s.page_size_bytes.unwrap_or(0);
+    let f = Finding::new(
+        "page_size",
+        if size >= 4096 {
+            Status::Ok
+        } else {
+            Status::Warning
+        },
+        if size >= 4096 {
+            "page size matches the storage's 4 KiB blocks".to_string()
+        } else {
+            format!("page size {size} B is smaller than a disk block: more I/O per row")
+        },
+    )
+    .value(format!("{size} B"))
+    .threshold(">= 4096 B");
+    if size < 4096 {
+        f.fix("Run PRAGMA page_size=4096 and then VACUUM (in WAL mode, switch to DELETE for the VACUUM).")
+    } else {
+        f
+    }
+}
+
+fn freelist(s: &DbSnapshot) -> Finding {
+    let pages = s.pages.unwrap_or(0).max(1);
+    let free = s.freelist_pages.unwrap_or(0);
+    let bytes = free * u64::from(s.page_size_bytes.unwrap_or(0));
+    let ratio = free as f64 / pages as f64;
+    let value = format!(
+        "{} free of {} pages ({}), auto_vacuum {}",
+        free,
+        pages,
+        format_value(Unit::Bytes, bytes as f64),
+        s.auto_vacuum.unwrap_or("unknown")
+    );
+    let threshold = format!(
+        "< {} and < {}",
+        format_value(Unit::Ratio, FREELIST_RATIO),
+        format_value(Unit::Bytes, FREELIST_MIN_BYTES as f64)
+    );
+    if ratio > FREELIST_RATIO && bytes >= FREELIST_MIN_BYTES {
+        Finding::new(
+            "freelist",
+            Status::Warning,
+            format!(
+                "{} of the file is free pages: VACUUM would return {}",
+                format_value(Unit::Ratio, ratio),
+                format_value(Unit::Bytes, bytes as f64)
+            ),
+        )
+        .value(value)
+        .threshold(threshold)
+        .fix("Run VACUUM in a quiet period (it rewrites the file and needs as much free disk), or set auto_vacuum=INCREMENTAL.")
+    } else {
+        Finding::new("freelist", Status::Ok, "little unused space")
+            .value(value)
+            .threshold(threshold)
+    }
+}
+
+fn filesystem_type(s: &DbSnapshot) -> Option<Finding> {
+    let fs = s.filesystem.as_ref()?;
+    let network = NETWORK_FILESYSTEMS.contains(&fs.fs_type.as_str());
+    let value = format!("{} on {}", fs.fs_type, fs.mount_point.display());
+    Some(if network {
+        Finding::new(
+            "filesystem_type",
+            Status::Critical,
+            "the database is on a network filesystem, where SQLite's locks are not reliable: corruption risk",
+        )
+        .value(value)
+        .threshold("a local filesystem")
+        .fix("Move the database to a local disk; replicate with Litestream instead of sharing the file.")
+    } else {
+        Finding::new("filesystem_type", Status::Ok, "local filesystem")
+            .value(value)
+            .threshold("a local filesystem")
+    })
+}
+
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+fn permissions(path: &Path) -> Finding {
+    let Ok(db) = std::fs::metadata(path) else {
+        return Finding::new(
+            "permissions",
+            Status::Unknown,
+            "cannot stat the database file",
+        );
+    };
+    let mut problems = Vec::new();
+    for (name, suffix) in [("database", ""), ("-wal", "-wal")] {
+        if let Ok(m) = std::fs::metadata(sidecar(path, suffix)) {
+            if m.mode() & 0o004 != 0 {
+                problems.push(format!("{name} is readable by every user"));
+            }
+        }
+    }
+    for suffix in ["-wal", "-shm"] {
+        if let Ok(m) = std::fs::metadata(sidecar(path, suffix)) {
+            if m.uid() != db.uid() {
+                problems.push(format!(
+                    "{suffix} is owned by uid {} but the database by uid {}",
+                    m.uid(),
+                    db.uid()
+                ));
+            }
+        }
+    }
+    let value = format!("mode {:o}, uid {}", db.mode() & 0o7777, db.uid());
+    if problems.is_empty() {
+        Finding::new(
+            "permissions",
+            Status::Ok,
+            "private to its owner, -wal and -shm owned alike",
+        )
+        .value(value)
+    } else {
+        Finding::new("permissions", Status::Warning, problems.join("; "))
+            .value(value)
+            .threshold("not world-readable; one owner")
+            .fix("chmod 600 (or 640 for a group) the database and -wal; run every process that opens it as the same user.")
+    }
+}
+
+/// Whether SQLite `version` (`3.45.1`) has the WAL-reset corruption bug: 3.7.0 up to 3.51.2,
+/// fixed in 3.51.3 and in the 3.44.6 and 3.50.7 backports. `None` when not a version.
+pub fn has_wal_reset_bug(version: &str) -> Option<bool> {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    let (major, minor, patch) = (
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    );
+    let v = (major, minor, patch);
+    let affected = ((3, 7, 0)..=(3, 51, 2)).contains(&v)
+        && !(minor == 44 && patch >= 6)
+        && !(minor == 50 && patch >= 7);
+    Some(major == 3 && affected)
+}
+
+fn writer_version(s: &DbSnapshot) -> Option<Finding> {
+    let v = s.last_writer_version.as_deref()?;
+    let threshold = ">= 3.51.3 (or 3.44.6, 3.50.7)";
+    Some(match has_wal_reset_bug(v) {
+        Some(true) => Finding::new(
+            "sqlite_version",
+            Status::Warning,
+            format!("last written by SQLite {v}, which has the WAL-reset corruption bug (a checkpoint racing a WAL restart can corrupt the database)"),
+        )
+        .value(v)
+        .threshold(threshold)
+        .fix("Upgrade the SQLite library of every process that writes this database to 3.51.3 or later (or 3.44.6 / 3.50.7)."),
+        Some(false) => Finding::new("sqlite_version", Status::Ok, format!("last written by SQLite {v}"))
+            .value(v)
+            .threshold(threshold),
+        None => Finding::new("sqlite_version", Status::Unknown, "the header names no SQLite version").value(v),
+    })
+}
+
+fn litestream(path: &Path) -> Finding {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let meta = dir.join(format!(".{name}-litestream"));
+    if !meta.is_dir() {
+        return Finding::new(
+            "litestream",
+            Status::Info,
+            "no Litestream state next to the database: is it replicated?",
+        )
+        .value("not found")
+        .threshold(format!("{} exists", meta.display()))
+        .fix("Replicate the WAL with Litestream (or declare its meta-path in config).");
+    }
+    let layout = if meta.join("ltx").is_dir() {
+        "v0.5 (ltx)"
+    } else if meta.join("generations").is_dir() {
+        "v0.3 (generations)"
+    } else {
+        "unknown layout"
+    };
+    let newest = newest_mtime(&meta, 3);
+    let age = newest.and_then(|t| SystemTime::now().duration_since(t).ok());
+    Finding::new(
+        "litestream",
+        Status::Ok,
+        format!("Litestream state found, {layout}"),
+    )
+    .value(match age {
+        Some(a) => format!(
+            "updated {} ago",
+            format_value(Unit::Seconds, a.as_secs_f64())
+        ),
+        None => "no files yet".into(),
+    })
+}
+
+/// The newest modification time of any file under `dir`, `depth` levels down at most.
+fn newest_mtime(dir: &Path, depth: u32) -> Option<SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let Ok(m) = entry.metadata() else { continue };
+        let t = if m.is_dir() && depth > 0 {
+            newest_mtime(&entry.path(), depth - 1)
+        } else {
+            m.modified().ok()
+        };
+        newest = newest.max(t);
+    }
+    newest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wal_reset_bug_versions() {
+        for v in ["3.7.0", "3.40.1", "3.44.5", "3.50.6", "3.51.2"] {
+            assert_eq!(has_wal_reset_bug(v), Some(true), "{v}");
+        }
+        for v in ["3.6.23", "3.44.6", "3.50.7", "3.51.3", "3.54.1"] {
+            assert_eq!(has_wal_reset_bug(v), Some(false), "{v}");
+        }
+        assert_eq!(has_wal_reset_bug("x"), None);
+    }
+}

@@ -1,0 +1,259 @@
+//! `sqlite-ops check`: a one-shot audit for cron, CI and on-call. It watches each database for
+//! a short sample (the same probes and monitor as the daemon, so rates and lock figures are
+//! measured, not guessed), judges every threshold with the shared rules, then runs the audits a
+//! single look can do. Each finding has an id, a status, the measured value, the threshold and a
+//! one-line fix; the worst status is the exit code, as monitoring plugins do.
+
+pub mod audits;
+pub mod report;
+pub mod sql;
+
+use crate::config::Config;
+use crate::monitor::DbSnapshot;
+use crate::poller::{Poller, Target};
+use crate::rules::{self, Severity};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How often the sample polls each database, and samples busy databases' write locks.
+const SAMPLE_POLL: Duration = Duration::from_millis(100);
+const SAMPLE_LOCKS: Duration = Duration::from_millis(10);
+
+/// The statement every connection should run: per-connection settings cannot be read from
+/// another process, so `check` prints them instead of judging them.
+pub const RECOMMENDED_PRAGMAS: &str = "\
+PRAGMA journal_mode = WAL;         -- once; persists in the file
+PRAGMA synchronous = NORMAL;       -- durable at checkpoints; safe with WAL
+PRAGMA busy_timeout = 5000;        -- wait up to 5 s for the write lock
+PRAGMA foreign_keys = ON;          -- off by default, per connection
+PRAGMA cache_size = -20000;        -- 20 MB page cache per connection
+PRAGMA mmap_size = 268435456;      -- 256 MiB of memory-mapped reads
+PRAGMA wal_autocheckpoint = 1000;  -- checkpoint every 1000 pages (the default)
+PRAGMA temp_store = MEMORY;";
+
+/// Status of a finding, a database or the whole check, in the order monitoring plugins rank
+/// them (the worst wins); `info` is reported but never raises the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Info,
+    Warning,
+    Unknown,
+    Critical,
+}
+
+impl Status {
+    /// Monitoring-plugin exit code.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Ok | Status::Info => 0,
+            Status::Warning => 1,
+            Status::Critical => 2,
+            Status::Unknown => 3,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Info => "info",
+            Status::Warning => "warning",
+            Status::Unknown => "unknown",
+            Status::Critical => "critical",
+        }
+    }
+}
+
+impl From<Severity> for Status {
+    fn from(s: Severity) -> Self {
+        match s {
+            Severity::Warning => Status::Warning,
+            Severity::Critical => Status::Critical,
+        }
+    }
+}
+
+/// One audit result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// Stable identifier: a threshold's config key (`database_size`) or an audit's name.
+    pub id: &'static str,
+    pub status: Status,
+    /// The alert a threshold finding corresponds to (`SQLiteDatabaseLarge`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert: Option<&'static str>,
+    pub summary: String,
+    /// What was measured, for people (`53.1 GB`); `null` when it could not be.
+    pub value: Option<String>,
+    /// What it was judged against (`> 50 GB`).
+    pub threshold: Option<String>,
+    /// For thresholds: the value and the threshold as numbers in the rule's base unit (bytes,
+    /// seconds, a 0-1 ratio, per second, a count).
+    pub measured: Option<f64>,
+    pub limit: Option<f64>,
+    /// One line saying what to do; `null` when nothing needs doing.
+    pub fix: Option<String>,
+}
+
+impl Finding {
+    pub fn new(id: &'static str, status: Status, summary: impl Into<String>) -> Self {
+        Finding {
+            id,
+            status,
+            alert: None,
+            summary: summary.into(),
+            value: None,
+            threshold: None,
+            measured: None,
+            limit: None,
+            fix: None,
+        }
+    }
+
+    pub fn value(mut self, v: impl Into<String>) -> Self {
+        self.value = Some(v.into());
+        self
+    }
+
+    pub fn threshold(mut self, t: impl Into<String>) -> Self {
+        self.threshold = Some(t.into());
+        self
+    }
+
+    pub fn fix(mut self, f: impl Into<String>) -> Self {
+        self.fix = Some(f.into());
+        self
+    }
+}
+
+/// The findings of one database.
+#[derive(Debug, Clone, Serialize)]
+pub struct DbReport {
+    pub db: String,
+    pub path: PathBuf,
+    pub status: Status,
+    pub findings: Vec<Finding>,
+    /// The figures the findings were judged on.
+    pub snapshot: DbSnapshot,
+}
+
+/// The whole check. Its JSON form is documented in docs/check.md (schema `sqlite-ops/check/v1`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub status: Status,
+    pub exit_code: u8,
+    #[serde(with = "humantime_serde")]
+    pub checked_at: SystemTime,
+    pub sample_seconds: f64,
+    pub version: &'static str,
+    pub databases: Vec<DbReport>,
+    /// Said once for the whole check.
+    pub notes: Vec<String>,
+    pub recommended_pragmas: &'static str,
+}
+
+/// What to check and how.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    pub config: Option<PathBuf>,
+    pub databases: Vec<PathBuf>,
+    /// How long to watch before judging (write rate, lock figures).
+    pub sample: Duration,
+    /// Run `PRAGMA quick_check` too.
+    pub integrity: bool,
+    /// Longest any one SQL statement may run before it is interrupted.
+    pub statement_timeout: Duration,
+}
+
+/// Runs the check. Errors are configuration problems (exit code 3); a database that cannot be
+/// read is a finding.
+pub fn run(opts: &CheckOptions) -> anyhow::Result<Report> {
+    let (cfg, source) = match &opts.config {
+        Some(p) => (Config::load(p)?, p.display().to_string()),
+        None => (Config::default(), "command line".to_string()),
+    };
+    let targets = cfg.targets(&opts.databases, &source)?;
+    if targets.is_empty() {
+        anyhow::bail!("no database to check: give DB paths or a --config file with databases:");
+    }
+    let started = Instant::now();
+    let snapshots = sample(&targets, opts.sample);
+    let sample_seconds = started.elapsed().as_secs_f64();
+    let mut databases = Vec::new();
+    for (target, snapshot) in targets.iter().zip(snapshots) {
+        let findings = judge(target, &snapshot, opts);
+        // Info is reported, never a state: a database with only info findings is OK.
+        let status = findings
+            .iter()
+            .map(|f| f.status)
+            .filter(|s| *s != Status::Info)
+            .max()
+            .unwrap_or(Status::Ok);
+        databases.push(DbReport {
+            db: target.name.clone(),
+            path: target.path.clone(),
+            status,
+            findings,
+            snapshot,
+        });
+    }
+    let status = databases
+        .iter()
+        .map(|d| d.status)
+        .max()
+        .unwrap_or(Status::Ok);
+    Ok(Report {
+        schema: "sqlite-ops/check/v1",
+        status,
+        exit_code: status.exit_code(),
+        checked_at: SystemTime::now(),
+        sample_seconds,
+        version: env!("CARGO_PKG_VERSION"),
+        databases,
+        notes: vec![
+            "synchronous, mmap_size, cache_size, busy_timeout, wal_autocheckpoint and foreign_keys are per-connection settings that cannot be read from another process: set the recommended block on every connection.".into(),
+        ],
+        recommended_pragmas: RECOMMENDED_PRAGMAS,
+    })
+}
+
+/// Watches every target for `duration` and returns the last snapshots. The probes are closed
+/// before any SQL audit opens a connection (closing a descriptor drops a process's POSIX locks).
+fn sample(targets: &[Target], duration: Duration) -> Vec<DbSnapshot> {
+    let mut poller = Poller::new(targets, "");
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut next_poll = start;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return poller.poll_once();
+        }
+        if now >= next_poll {
+            poller.poll_once();
+            next_poll = now + SAMPLE_POLL;
+        } else {
+            poller.sample_locks(now);
+        }
+        std::thread::sleep(SAMPLE_LOCKS.min(deadline.saturating_duration_since(Instant::now())));
+    }
+}
+
+/// Every finding for one database: the thresholds first, then the audits.
+fn judge(target: &Target, s: &DbSnapshot, opts: &CheckOptions) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for c in rules::conditions(s, &target.thresholds) {
+        if let Some(f) = audits::threshold_finding(&c, s) {
+            out.push(f);
+        }
+    }
+    if !s.up {
+        return out;
+    }
+    out.extend(audits::file_audits(s));
+    out.extend(sql::audits(s, opts.integrity, opts.statement_timeout));
+    out
+}

@@ -1,0 +1,75 @@
+//! The two forms of a check report: a table for people (colour only on a terminal) and JSON
+//! for programs (schema `sqlite-ops/check/v1`, documented in docs/check.md).
+
+use super::{Report, Status};
+use std::fmt::Write;
+
+pub fn json(report: &Report) -> String {
+    let mut s = serde_json::to_string_pretty(report).expect("the report serializes");
+    s.push('\n');
+    s
+}
+
+fn paint(status: Status, colour: bool) -> String {
+    let word = status.as_str().to_uppercase();
+    if !colour {
+        return word;
+    }
+    let code = match status {
+        Status::Ok => "32",
+        Status::Info => "36",
+        Status::Warning => "33",
+        Status::Unknown => "35",
+        Status::Critical => "1;31",
+    };
+    format!("\x1b[{code}m{word}\x1b[0m")
+}
+
+/// The table: one block per database, the findings that need attention with their fix.
+pub fn human(report: &Report, colour: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "sqlite-ops check: {} ({} database{}, sampled {:.1}s)",
+        paint(report.status, colour),
+        report.databases.len(),
+        if report.databases.len() == 1 { "" } else { "s" },
+        report.sample_seconds
+    );
+    for db in &report.databases {
+        let _ = writeln!(
+            out,
+            "\n{} {} ({})",
+            paint(db.status, colour),
+            db.db,
+            db.path.display()
+        );
+        let width = db.findings.iter().map(|f| f.id.len()).max().unwrap_or(0);
+        for f in &db.findings {
+            // Pad the plain word, so colour codes do not break the columns.
+            let pad = " ".repeat(8usize.saturating_sub(f.status.as_str().len()));
+            let _ = writeln!(
+                out,
+                "  {}{pad} {:<width$}  {}{}",
+                paint(f.status, colour),
+                f.id,
+                f.value.as_deref().unwrap_or("-"),
+                f.threshold
+                    .as_deref()
+                    .map(|t| format!("  (expected {t})"))
+                    .unwrap_or_default(),
+            );
+            if f.status > Status::Ok {
+                let _ = writeln!(out, "  {:8} {:width$}  {}", "", "", f.summary);
+                if let Some(fix) = &f.fix {
+                    let _ = writeln!(out, "  {:8} {:width$}  fix: {fix}", "", "");
+                }
+            }
+        }
+    }
+    for note in &report.notes {
+        let _ = writeln!(out, "\nNote: {note}");
+    }
+    let _ = writeln!(out, "{}", report.recommended_pragmas);
+    out
+}

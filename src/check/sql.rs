@@ -1,0 +1,194 @@
+//! The audits of `check` that need SQL: foreign key violations and, with `--integrity`,
+//! `PRAGMA quick_check`. One read-only connection, no checkpoint on close, each statement its
+//! own short read transaction, interrupted at a deadline.
+//!
+//! A WAL database that nobody has open has no `-wal`/`-shm`; even a read-only SQLite
+//! connection would create them (owned by whoever runs the check). Then the connection is opened
+//! `immutable=1`, which creates nothing and takes no locks, and the result is kept only if the
+//! file did not change meanwhile.
+
+use super::{Finding, Status};
+use crate::format::db_header::JournalKind;
+use crate::monitor::DbSnapshot;
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, OpenFlags};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Violations named in a finding, at most.
+const EXAMPLES: usize = 3;
+
+pub fn audits(s: &DbSnapshot, integrity: bool, timeout: Duration) -> Vec<Finding> {
+    let path = s.path.as_path();
+    let immutable = s.journal_mode == Some(JournalKind::Wal)
+        && s.locking_mode != Some("exclusive")
+        && !(sidecar_exists(path, "-wal") && sidecar_exists(path, "-shm"));
+    let before = fingerprint(path);
+    let conn = match open(path, immutable) {
+        Ok(c) => c,
+        Err(e) => {
+            return vec![Finding::new(
+                "foreign_keys",
+                Status::Unknown,
+                format!("cannot open the database read-only: {e}"),
+            )]
+        }
+    };
+    let mut out = vec![foreign_keys(conn, timeout)];
+    if integrity {
+        out.push(match open(path, immutable) {
+            Ok(c) => quick_check(c, timeout),
+            Err(e) => Finding::new("integrity", Status::Unknown, format!("cannot open: {e}")),
+        });
+    }
+    if immutable && (fingerprint(path) != before || sidecar_exists(path, "-wal")) {
+        // An application opened the database while we read it without locks.
+        for f in &mut out {
+            *f = Finding::new(
+                f.id,
+                Status::Unknown,
+                "the database changed while it was read; run the check again",
+            );
+        }
+    }
+    out
+}
+
+fn sidecar_exists(path: &Path, suffix: &str) -> bool {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    Path::new(&p).exists()
+}
+
+fn fingerprint(path: &Path) -> Option<(u64, SystemTime)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+fn open(path: &Path, immutable: bool) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = if immutable {
+        Connection::open_with_flags(format!("file:{}?immutable=1", uri_path(path)), flags)?
+    } else {
+        Connection::open_with_flags(path, flags & !OpenFlags::SQLITE_OPEN_URI)?
+    };
+    // Never checkpoint (or delete the WAL) when this connection closes.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    conn.busy_timeout(Duration::from_secs(1))?;
+    Ok(conn)
+}
+
+/// A path as a `file:` URI path: the characters URIs reserve are percent-encoded.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for b in path.as_os_str().as_encoded_bytes() {
+        match b {
+            b'%' | b'?' | b'#' | b' ' | 0x80.. => out.push_str(&format!("%{b:02X}")),
+            _ => out.push(*b as char),
+        }
+    }
+    out
+}
+
+/// Interrupts any statement of `conn` that runs past `timeout` from now.
+fn with_deadline(conn: &mut Connection, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    // Checked every 1000 virtual machine instructions: microseconds.
+    let _ = conn.progress_handler(1000, Some(move || Instant::now() > deadline));
+}
+
+fn interrupted(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)
+}
+
+fn foreign_keys(mut conn: Connection, timeout: Duration) -> Finding {
+    with_deadline(&mut conn, timeout);
+    let started = Instant::now();
+    let result = (|| -> rusqlite::Result<(u64, Vec<String>)> {
+        let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+        let mut rows = stmt.query([])?;
+        let (mut n, mut examples) = (0u64, Vec::new());
+        while let Some(row) = rows.next()? {
+            n += 1;
+            if examples.len() < EXAMPLES {
+                let table: String = row.get(0)?;
+                let rowid: Option<i64> = row.get(1)?;
+                let parent: String = row.get(2)?;
+                examples.push(match rowid {
+                    Some(r) => format!("{table} rowid {r} -> {parent}"),
+                    None => format!("{table} -> {parent}"),
+                });
+            }
+        }
+        Ok((n, examples))
+    })();
+    let took = format!("{:.1}s", started.elapsed().as_secs_f64());
+    match result {
+        Ok((0, _)) => Finding::new("foreign_keys", Status::Ok, "no foreign key violations")
+            .value("0 violations")
+            .threshold("0"),
+        Ok((n, examples)) => Finding::new(
+            "foreign_keys",
+            Status::Warning,
+            format!("{n} row(s) violate foreign keys, e.g. {}", examples.join(", ")),
+        )
+        .value(format!("{n} violation(s)"))
+        .threshold("0")
+        .fix("Repair or delete the orphan rows, and set PRAGMA foreign_keys=ON on every connection."),
+        Err(e) if interrupted(&e) => Finding::new(
+            "foreign_keys",
+            Status::Unknown,
+            format!("foreign_key_check stopped after {took} (--statement-timeout) to keep the read short"),
+        )
+        .fix("Raise --statement-timeout, or run the check on a restored copy."),
+        Err(e) => Finding::new("foreign_keys", Status::Unknown, format!("foreign_key_check failed: {e}")),
+    }
+}
+
+fn quick_check(mut conn: Connection, timeout: Duration) -> Finding {
+    with_deadline(&mut conn, timeout);
+    let result = (|| -> rusqlite::Result<Vec<String>> {
+        let mut stmt = conn.prepare("PRAGMA quick_check(10)")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect()
+    })();
+    match result {
+        Ok(lines) if lines == ["ok"] => Finding::new("integrity", Status::Ok, "quick_check passed")
+            .value("ok")
+            .threshold("ok"),
+        Ok(lines) => Finding::new(
+            "integrity",
+            Status::Critical,
+            format!("quick_check found damage: {}", lines.join("; ")),
+        )
+        .value(format!("{} problems (first 10 shown)", lines.len()))
+        .threshold("ok")
+        .fix("Stop writers, restore from the last good Litestream replica, and compare."),
+        Err(e) if interrupted(&e) => Finding::new(
+            "integrity",
+            Status::Unknown,
+            "quick_check stopped at --statement-timeout to keep the read short",
+        )
+        .fix("Raise --statement-timeout, or run it on a restored copy."),
+        Err(e) => Finding::new(
+            "integrity",
+            Status::Unknown,
+            format!("quick_check failed: {e}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_paths_escape_reserved_characters() {
+        assert_eq!(
+            uri_path(Path::new("/a b/c?d#e%f.db")),
+            "/a%20b/c%3Fd%23e%25f.db"
+        );
+    }
+}

@@ -1,0 +1,408 @@
+//! Every threshold sqlite-ops knows, defined once: how to read its value from a snapshot (for
+//! the engine and `check`) and as PromQL (for `sqlite-ops rules`), so the two cannot drift apart.
+//! Defaults come from the production guide (../shared/DESIGN.md, "Thresholds").
+
+use crate::monitor::{DbSnapshot, SUSTAINED_WINDOW};
+use serde::Serialize;
+
+/// Alert severity, as the `severity` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Why a threshold exists: the database has outgrown SQLite, or something is broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Group {
+    Migration,
+    Health,
+}
+
+/// The unit of a rule's value: decides how config values are parsed and values are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Bytes,
+    Seconds,
+    /// A fraction; written as a percentage in config and text.
+    Ratio,
+    PerSecond,
+    Count,
+}
+
+/// Which side of the threshold is bad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Above,
+    Below,
+}
+
+impl Op {
+    pub fn breached(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Op::Above => value > threshold,
+            Op::Below => value < threshold,
+        }
+    }
+
+    pub fn promql(self) -> &'static str {
+        match self {
+            Op::Above => ">",
+            Op::Below => "<",
+        }
+    }
+}
+
+/// One threshold. Text templates take `{db}`, `{value}`, `{threshold}` and `{for}`.
+#[derive(Debug)]
+pub struct RuleDef {
+    /// The alert name (CamelCase, prefix `SQLite`), also the runbook anchor in lower case.
+    pub alert: &'static str,
+    /// The key under `thresholds:` in config.
+    pub key: &'static str,
+    pub group: Group,
+    pub unit: Unit,
+    pub op: Op,
+    pub warning: Option<f64>,
+    pub critical: Option<f64>,
+    /// How long the condition must hold before the alert fires, in seconds.
+    pub for_secs: u64,
+    /// The value in PromQL; `{SEL}` is replaced by a label selector (or nothing).
+    pub promql: &'static str,
+    /// The same value read from a snapshot; `None` when not measured (as an absent series).
+    pub value: fn(&DbSnapshot) -> Option<f64>,
+    /// What is measured, in a few words (`database size`).
+    pub label: &'static str,
+    pub summary: &'static str,
+    pub description: &'static str,
+    /// One line saying what to do.
+    pub fix: &'static str,
+}
+
+const GB: f64 = 1e9;
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
+fn up(s: &DbSnapshot) -> Option<f64> {
+    Some(if s.up { 1.0 } else { 0.0 })
+}
+fn write_rate(s: &DbSnapshot) -> Option<f64> {
+    s.sustained.write_transactions_per_second
+}
+fn database_size(s: &DbSnapshot) -> Option<f64> {
+    s.database_size_bytes.map(|v| v as f64)
+}
+fn backend_engineers(s: &DbSnapshot) -> Option<f64> {
+    s.declared.backend_engineers.map(f64::from)
+}
+fn regions(s: &DbSnapshot) -> Option<f64> {
+    s.declared.regions.map(f64::from)
+}
+fn wal_size(s: &DbSnapshot) -> Option<f64> {
+    s.wal.as_ref().map(|w| w.size_bytes as f64)
+}
+fn checkpoint_lag_age(s: &DbSnapshot) -> Option<f64> {
+    s.wal.as_ref().and_then(|w| w.checkpoint_lag_seconds)
+}
+fn filesystem_free(s: &DbSnapshot) -> Option<f64> {
+    let fs = s.filesystem.as_ref()?;
+    (fs.size_bytes > 0).then(|| fs.free_bytes as f64 / fs.size_bytes as f64)
+}
+fn writer_utilisation(s: &DbSnapshot) -> Option<f64> {
+    s.sustained.write_lock_utilisation
+}
+fn write_lock_hold(s: &DbSnapshot) -> Option<f64> {
+    s.write_lock.as_ref().map(|w| w.longest_hold_seconds)
+}
+fn writer_processes(s: &DbSnapshot) -> Option<f64> {
+    s.write_lock.as_ref().map(|w| w.writer_pids.len() as f64)
+}
+
+/// Every rule, in the order they are evaluated and printed.
+pub const RULES: &[RuleDef] = &[
+    RuleDef {
+        alert: "SQLiteDatabaseDown",
+        key: "database_down",
+        group: Group::Health,
+        unit: Unit::Count,
+        op: Op::Below,
+        warning: None,
+        critical: Some(1.0),
+        for_secs: 60,
+        promql: "sqlite_up{SEL}",
+        value: up,
+        label: "database readable",
+        summary: "SQLite database {db} cannot be read",
+        description: "sqlite-ops has not been able to read the database file or header of {db} for {for}. The file, its directory or its permissions changed, or it is not an SQLite database. The error is on /api/v1/status and counted in sqlite_ops_poll_errors_total.",
+        fix: "Check that the path exists, is an SQLite database, and that sqlite-ops can read it and its directory.",
+    },
+    RuleDef {
+        alert: "SQLiteWriteRateHigh",
+        key: "write_tx_per_sec",
+        group: Group::Migration,
+        unit: Unit::PerSecond,
+        op: Op::Above,
+        warning: Some(500.0),
+        critical: None,
+        for_secs: 600,
+        promql: "rate(sqlite_write_transactions_total{SEL}[WINDOW])",
+        value: write_rate,
+        label: "write transactions per second",
+        summary: "SQLite database {db} sustains more write transactions than one writer should: plan the move to Postgres",
+        description: "{db} commits {value} write transactions (rate over WINDOW), above {threshold} for {for}. SQLite serializes writers; at this rate lock contention is measurable and growth has no headroom.",
+        fix: "Batch writes into fewer transactions, and plan the move to Postgres (docs/runbooks.md).",
+    },
+    RuleDef {
+        alert: "SQLiteDatabaseLarge",
+        key: "database_size",
+        group: Group::Migration,
+        unit: Unit::Bytes,
+        op: Op::Above,
+        warning: Some(50.0 * GB),
+        critical: Some(100.0 * GB),
+        for_secs: 0,
+        promql: "sqlite_database_size_bytes{SEL}",
+        value: database_size,
+        label: "database size",
+        summary: "SQLite database {db} is larger than {threshold}: plan the move to Postgres",
+        description: "The database file of {db} is {value}, above {threshold}. Backups, restores, VACUUM and schema changes grow with the file; past this size the production guide moves to Postgres.",
+        fix: "Archive or delete old rows and VACUUM, and plan the move to Postgres (sqlite-ops migrate-check).",
+    },
+    RuleDef {
+        alert: "SQLiteTeamOutgrown",
+        key: "backend_engineers",
+        group: Group::Migration,
+        unit: Unit::Count,
+        op: Op::Above,
+        warning: Some(3.0),
+        critical: None,
+        for_secs: 0,
+        promql: "sqlite_declared_backend_engineers{SEL}",
+        value: backend_engineers,
+        label: "declared backend engineers",
+        summary: "More backend engineers work on {db} than one SQLite writer suits",
+        description: "The config declares {value} backend engineers for {db}, above {threshold}. Several teams shipping migrations and write paths against one single-writer database is where the production guide moves to Postgres.",
+        fix: "Plan the move to Postgres, or split the data by owning team.",
+    },
+    RuleDef {
+        alert: "SQLiteMultiRegion",
+        key: "regions",
+        group: Group::Migration,
+        unit: Unit::Count,
+        op: Op::Above,
+        warning: None,
+        critical: Some(1.0),
+        for_secs: 0,
+        promql: "sqlite_declared_regions{SEL}",
+        value: regions,
+        label: "declared regions",
+        summary: "{db} is declared to serve several regions; SQLite is single-node",
+        description: "The config declares {value} regions for {db}, above {threshold}. SQLite has one writer on one machine: writes from other regions cross the network, and failover is a restore.",
+        fix: "Serve one region from SQLite, or move to a database with replication across regions.",
+    },
+    RuleDef {
+        alert: "SQLiteWalLarge",
+        key: "wal_size",
+        group: Group::Health,
+        unit: Unit::Bytes,
+        op: Op::Above,
+        warning: Some(GIB),
+        critical: None,
+        for_secs: 0,
+        promql: "sqlite_wal_size_bytes{SEL}",
+        value: wal_size,
+        label: "WAL size",
+        summary: "The WAL of {db} has grown past {threshold}",
+        description: "The -wal file of {db} is {value}, above {threshold}. Checkpoints are not resetting it: a long reader, a checkpoint-starved writer or wal_autocheckpoint=0. Reads slow down as the WAL grows.",
+        fix: "Find the long reader (sqlite_wal_readers) or run PRAGMA wal_checkpoint(TRUNCATE) from the application.",
+    },
+    RuleDef {
+        alert: "SQLiteCheckpointStarved",
+        key: "checkpoint_lag_age",
+        group: Group::Health,
+        unit: Unit::Seconds,
+        op: Op::Above,
+        warning: Some(300.0),
+        critical: None,
+        for_secs: 0,
+        promql: "sqlite_checkpoint_lag_seconds{SEL}",
+        value: checkpoint_lag_age,
+        label: "checkpoint lag age",
+        summary: "Checkpoints of {db} have not caught up for {value}",
+        description: "The oldest WAL frame of {db} not yet copied back into the database has waited {value}, above {threshold}. A reader pinning an old snapshot, or no checkpoint running, lets the WAL grow without bound.",
+        fix: "End long read transactions and keep wal_autocheckpoint on; checkpoint from the application when idle.",
+    },
+    RuleDef {
+        alert: "SQLiteFilesystemLowSpace",
+        key: "filesystem_free",
+        group: Group::Health,
+        unit: Unit::Ratio,
+        op: Op::Below,
+        warning: Some(0.10),
+        critical: Some(0.05),
+        for_secs: 0,
+        promql: "sqlite_filesystem_free_bytes{SEL} / sqlite_filesystem_size_bytes{SEL}",
+        value: filesystem_free,
+        label: "filesystem free",
+        summary: "The filesystem holding {db} has {value} free",
+        description: "The filesystem holding {db} has {value} of its space free, below {threshold}. A full disk fails every write, and a checkpoint or VACUUM needs room to run.",
+        fix: "Free or add disk space before writes and checkpoints fail.",
+    },
+    RuleDef {
+        alert: "SQLiteWriterSaturated",
+        key: "writer_utilisation",
+        group: Group::Migration,
+        unit: Unit::Ratio,
+        op: Op::Above,
+        warning: Some(0.5),
+        critical: None,
+        for_secs: 600,
+        promql: "rate(sqlite_write_lock_held_seconds_total{SEL}[WINDOW])",
+        value: writer_utilisation,
+        label: "writer utilisation",
+        summary: "The write lock of {db} is held {value} of the time: writers queue",
+        description: "SQLite's write lock on {db} was held {value} of the time over WINDOW, above {threshold} for {for}. Writers wait on each other; latency grows before throughput does.",
+        fix: "Shorten write transactions and batch small writes; beyond that, plan the move to Postgres.",
+    },
+    RuleDef {
+        alert: "SQLiteLongWriteTransaction",
+        key: "write_lock_hold",
+        group: Group::Health,
+        unit: Unit::Seconds,
+        op: Op::Above,
+        warning: Some(5.0),
+        critical: None,
+        for_secs: 0,
+        promql: "sqlite_write_lock_longest_hold_seconds{SEL}",
+        value: write_lock_hold,
+        label: "longest write lock hold",
+        summary: "A write transaction on {db} held the lock for {value}",
+        description: "One process held the write lock of {db} for {value} within the last minute, above {threshold} (the guide's busy_timeout): every other writer got SQLITE_BUSY meanwhile. Keep write transactions short and do no I/O inside them.",
+        fix: "Keep write transactions short: no network calls or user waits between BEGIN and COMMIT.",
+    },
+    RuleDef {
+        alert: "SQLiteMultipleWriters",
+        key: "writer_processes",
+        group: Group::Health,
+        unit: Unit::Count,
+        op: Op::Above,
+        warning: Some(1.0),
+        critical: None,
+        for_secs: 0,
+        promql: "sqlite_writer_processes{SEL}",
+        value: writer_processes,
+        label: "writer processes",
+        summary: "{value} processes wrote to {db} within a minute",
+        description: "{value} distinct processes held the write lock of {db} within the last minute, above {threshold}. The guide routes every mutation through one write connection; several writers contend and get SQLITE_BUSY.",
+        fix: "Route every mutation through one write connection in one process.",
+    },
+];
+
+/// The rule with this config key.
+pub fn by_key(key: &str) -> Option<&'static RuleDef> {
+    RULES.iter().find(|r| r.key == key)
+}
+
+/// The window of the sustained rates, as PromQL writes it (`5m`).
+pub fn window() -> String {
+    humantime::format_duration(SUSTAINED_WINDOW).to_string()
+}
+
+/// Shows a value in the rule's unit, as people read it.
+pub fn format_value(unit: Unit, v: f64) -> String {
+    match unit {
+        Unit::Bytes => format_bytes(v),
+        Unit::Seconds => {
+            if v < 60.0 {
+                format!("{}s", trim(v, 1))
+            } else {
+                humantime::format_duration(std::time::Duration::from_secs(v.round() as u64))
+                    .to_string()
+            }
+        }
+        Unit::Ratio => format!("{}%", trim(v * 100.0, 1)),
+        Unit::PerSecond => format!("{}/s", trim(v, 1)),
+        Unit::Count => trim(v, 0),
+    }
+}
+
+/// Bytes in the unit they were most likely written in: at the largest unit `v` reaches,
+/// decimal (GB) or binary (GiB) when either is a whole number, else decimal with one decimal.
+fn format_bytes(v: f64) -> String {
+    const UNITS: [(f64, &str, f64, &str); 4] = [
+        (1e12, "TB", 1_099_511_627_776.0, "TiB"),
+        (1e9, "GB", 1_073_741_824.0, "GiB"),
+        (1e6, "MB", 1_048_576.0, "MiB"),
+        (1e3, "kB", 1024.0, "KiB"),
+    ];
+    for (si, si_name, iec, iec_name) in UNITS {
+        if v >= si {
+            return if v % si == 0.0 {
+                format!("{} {si_name}", v / si)
+            } else if v >= iec && v % iec == 0.0 {
+                format!("{} {iec_name}", v / iec)
+            } else {
+                format!("{} {si_name}", trim(v / si, 1))
+            };
+        }
+    }
+    format!("{} B", trim(v, 0))
+}
+
+/// `v` with at most `decimals` decimals and no trailing zeros.
+fn trim(v: f64, decimals: usize) -> String {
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_is_well_formed() {
+        let mut keys: Vec<_> = RULES.iter().map(|r| r.key).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), RULES.len(), "keys are unique");
+        for r in RULES {
+            assert!(r.alert.starts_with("SQLite"), "{}", r.alert);
+            assert!(r.warning.is_some() || r.critical.is_some(), "{}", r.alert);
+            assert!(r.promql.contains("{SEL}"), "{} takes a selector", r.alert);
+            if let (Some(w), Some(c)) = (r.warning, r.critical) {
+                assert!(
+                    r.op.breached(c, w),
+                    "{}: critical is beyond warning",
+                    r.alert
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn values_read_as_written() {
+        assert_eq!(format_value(Unit::Bytes, 50e9), "50 GB");
+        assert_eq!(format_value(Unit::Bytes, GIB), "1 GiB");
+        assert_eq!(format_value(Unit::Bytes, 1_234_567.0), "1.2 MB");
+        assert_eq!(format_value(Unit::Bytes, 12.0), "12 B");
+        assert_eq!(format_value(Unit::Seconds, 5.25), "5.2s");
+        assert_eq!(format_value(Unit::Seconds, 300.0), "5m");
+        assert_eq!(format_value(Unit::Ratio, 0.05), "5%");
+        assert_eq!(format_value(Unit::PerSecond, 512.34), "512.3/s");
+        assert_eq!(format_value(Unit::Count, 3.0), "3");
+    }
+}

@@ -1,0 +1,71 @@
+//! Thresholds to alert states: one source of truth for the daemon's `sqlite_alert` metric and
+//! Alertmanager pushes, for `sqlite-ops check`, and for the Prometheus rules `sqlite-ops rules`
+//! prints. [`catalogue`] defines every rule once; [`thresholds`] applies config; [`engine`]
+//! keeps states across polls.
+
+pub mod catalogue;
+pub mod engine;
+pub mod thresholds;
+
+pub use catalogue::{Group, RuleDef, Severity, Unit, RULES};
+pub use engine::{Alert, AlertState, Engine};
+pub use thresholds::{DbThresholds, LevelsConfig, RuleSetting, ThresholdsConfig};
+
+use crate::monitor::DbSnapshot;
+
+/// One rule read against one snapshot.
+#[derive(Debug, Clone)]
+pub struct Condition<'a> {
+    pub setting: &'a RuleSetting,
+    /// `None` when the figure is not measured (the database is down, or not in WAL mode).
+    pub value: Option<f64>,
+    /// The most severe level breached, with its threshold.
+    pub breached: Option<(Severity, f64)>,
+}
+
+/// Reads every rule against `snapshot`, ignoring `for` (the engine adds that; `check` is a
+/// single look).
+pub fn conditions<'a>(snapshot: &DbSnapshot, thresholds: &'a DbThresholds) -> Vec<Condition<'a>> {
+    thresholds
+        .rules
+        .iter()
+        .map(|setting| {
+            let value = (setting.rule.value)(snapshot);
+            let breached = value.and_then(|v| {
+                setting
+                    .levels()
+                    .find(|&(_, t)| setting.rule.op.breached(v, t))
+            });
+            Condition {
+                setting,
+                value,
+                breached,
+            }
+        })
+        .collect()
+}
+
+/// The summary and description of a breach, with the values filled in.
+pub fn render_text(
+    setting: &RuleSetting,
+    db: &str,
+    value: f64,
+    threshold: f64,
+) -> (String, String) {
+    let rule = setting.rule;
+    let fill = |template: &str| {
+        template
+            .replace("{db}", db)
+            .replace("{value}", &catalogue::format_value(rule.unit, value))
+            .replace(
+                "{threshold}",
+                &catalogue::format_value(rule.unit, threshold),
+            )
+            .replace(
+                "{for}",
+                &humantime::format_duration(setting.for_).to_string(),
+            )
+            .replace("WINDOW", &catalogue::window())
+    };
+    (fill(rule.summary), fill(rule.description))
+}

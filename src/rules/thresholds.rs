@@ -1,0 +1,226 @@
+//! Threshold settings from config: the `thresholds:` map (globally and per database) parsed in
+//! each rule's unit, merged over the built-in defaults. Errors are `(field, message)` pairs;
+//! `config` adds the file name.
+
+use super::catalogue::{by_key, RuleDef, Severity, Unit, RULES};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One rule's settings as written in config; anything left out keeps the default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LevelsConfig {
+    /// A value in the rule's unit, or `off`.
+    #[serde(default)]
+    pub warning: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub critical: Option<serde_yaml::Value>,
+    #[serde(default, rename = "for", with = "humantime_serde")]
+    pub for_: Option<Duration>,
+}
+
+/// `thresholds:` as written: rule key to settings.
+pub type ThresholdsConfig = BTreeMap<String, LevelsConfig>;
+
+/// One rule's effective settings for one database.
+#[derive(Debug, Clone)]
+pub struct RuleSetting {
+    pub rule: &'static RuleDef,
+    pub warning: Option<f64>,
+    pub critical: Option<f64>,
+    pub for_: Duration,
+}
+
+impl PartialEq for RuleSetting {
+    fn eq(&self, other: &Self) -> bool {
+        self.rule.key == other.rule.key
+            && (self.warning, self.critical, self.for_)
+                == (other.warning, other.critical, other.for_)
+    }
+}
+
+impl RuleSetting {
+    /// The levels that are set, most severe first.
+    pub fn levels(&self) -> impl Iterator<Item = (Severity, f64)> {
+        [
+            self.critical.map(|t| (Severity::Critical, t)),
+            self.warning.map(|t| (Severity::Warning, t)),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    pub fn threshold(&self, severity: Severity) -> Option<f64> {
+        match severity {
+            Severity::Warning => self.warning,
+            Severity::Critical => self.critical,
+        }
+    }
+}
+
+/// Every rule's settings for one database, in catalogue order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbThresholds {
+    pub rules: Vec<RuleSetting>,
+}
+
+impl Default for DbThresholds {
+    fn default() -> Self {
+        DbThresholds {
+            rules: RULES
+                .iter()
+                .map(|rule| RuleSetting {
+                    rule,
+                    warning: rule.warning,
+                    critical: rule.critical,
+                    for_: Duration::from_secs(rule.for_secs),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl DbThresholds {
+    /// The defaults, overridden by `layers` in order (global `thresholds:`, then the
+    /// database's own). `fields` names each layer in errors, like `thresholds`.
+    pub fn resolve(layers: &[(&str, &ThresholdsConfig)]) -> Result<DbThresholds, (String, String)> {
+        let mut out = DbThresholds::default();
+        for (field, layer) in layers {
+            for (key, levels) in layer.iter() {
+                let rule = by_key(key).ok_or_else(|| {
+                    let known: Vec<_> = RULES.iter().map(|r| r.key).collect();
+                    (
+                        format!("{field}.{key}"),
+                        format!("unknown threshold; expected one of {}", known.join(", ")),
+                    )
+                })?;
+                let setting = out
+                    .rules
+                    .iter_mut()
+                    .find(|s| s.rule.key == rule.key)
+                    .expect("every rule has a setting");
+                let parse = |level: &str, v: &serde_yaml::Value| {
+                    parse_level(rule.unit, v).map_err(|m| (format!("{field}.{key}.{level}"), m))
+                };
+                if let Some(v) = &levels.warning {
+                    setting.warning = parse("warning", v)?;
+                }
+                if let Some(v) = &levels.critical {
+                    setting.critical = parse("critical", v)?;
+                }
+                if let Some(d) = levels.for_ {
+                    setting.for_ = d;
+                }
+                if let (Some(w), Some(c)) = (setting.warning, setting.critical) {
+                    if !rule.op.breached(c, w) && c != w {
+                        return Err((
+                            format!("{field}.{key}"),
+                            format!(
+                                "critical must be {} warning",
+                                match rule.op {
+                                    super::catalogue::Op::Above => "above",
+                                    super::catalogue::Op::Below => "below",
+                                }
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&RuleSetting> {
+        self.rules.iter().find(|s| s.rule.key == key)
+    }
+}
+
+/// Parses one level: a value in `unit`, or `off` (also `false`) to disable the level.
+fn parse_level(unit: Unit, v: &serde_yaml::Value) -> Result<Option<f64>, String> {
+    use serde_yaml::Value;
+    if matches!(v, Value::Bool(false)) || v.as_str() == Some("off") {
+        return Ok(None);
+    }
+    let number = v.as_f64().filter(|n| n.is_finite() && *n >= 0.0);
+    let text = v.as_str().map(str::trim);
+    let shown = || match v {
+        Value::String(s) => format!("{s:?}"),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    };
+    let parsed = match unit {
+        Unit::Bytes => number.or_else(|| {
+            text.and_then(|t| t.parse::<bytesize::ByteSize>().ok())
+                .map(|b| b.as_u64() as f64)
+        }),
+        Unit::Seconds => number.or_else(|| {
+            text.and_then(|t| humantime::parse_duration(t).ok())
+                .map(|d| d.as_secs_f64())
+        }),
+        Unit::Ratio => number
+            .or_else(|| text.and_then(|t| t.strip_suffix('%')?.trim().parse::<f64>().ok()))
+            .filter(|p| (0.0..=100.0).contains(p))
+            .map(|p| p / 100.0),
+        Unit::PerSecond | Unit::Count => number,
+    };
+    parsed.map(Some).ok_or_else(|| {
+        let expected = match unit {
+            Unit::Bytes => "a size like 50GB, 512MiB or a number of bytes",
+            Unit::Seconds => "a duration like 10s or 5m",
+            Unit::Ratio => "a percentage like 10%",
+            Unit::PerSecond => "a rate per second like 500",
+            Unit::Count => "a whole number like 3",
+        };
+        format!("{} is not valid; expected {expected}, or off", shown())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(yaml: &str) -> ThresholdsConfig {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn defaults_then_global_then_database() {
+        let global = layer("database_size: {warning: 1GB}\nfilesystem_free: {warning: 20%, critical: 'off'}\nwrite_tx_per_sec: {for: 30s}\n");
+        let db = layer("database_size: {critical: 2GiB}\n");
+        let t = DbThresholds::resolve(&[("thresholds", &global), ("databases[0].thresholds", &db)])
+            .unwrap();
+        let size = t.get("database_size").unwrap();
+        assert_eq!(size.warning, Some(1e9));
+        assert_eq!(size.critical, Some(2.0 * 1024.0 * 1024.0 * 1024.0));
+        let fs = t.get("filesystem_free").unwrap();
+        assert_eq!((fs.warning, fs.critical), (Some(0.2), None));
+        let rate = t.get("write_tx_per_sec").unwrap();
+        assert_eq!(
+            (rate.warning, rate.for_),
+            (Some(500.0), Duration::from_secs(30))
+        );
+        assert_eq!(t.get("wal_size"), DbThresholds::default().get("wal_size"));
+    }
+
+    #[test]
+    fn errors_name_the_field_and_the_expectation() {
+        let bad = layer("database_size: {warning: lots}\n");
+        let (field, msg) = DbThresholds::resolve(&[("thresholds", &bad)]).unwrap_err();
+        assert_eq!(field, "thresholds.database_size.warning");
+        assert!(msg.contains("\"lots\"") && msg.contains("50GB"), "{msg}");
+        let unknown = layer("db_size: {warning: 1GB}\n");
+        let (field, msg) = DbThresholds::resolve(&[("thresholds", &unknown)]).unwrap_err();
+        assert_eq!(field, "thresholds.db_size");
+        assert!(msg.contains("database_size"), "{msg}");
+        let inverted = layer("filesystem_free: {warning: 5%, critical: 10%}\n");
+        let (field, _) = DbThresholds::resolve(&[("thresholds", &inverted)]).unwrap_err();
+        assert_eq!(field, "thresholds.filesystem_free");
+        assert!(
+            DbThresholds::resolve(&[("t", &layer("checkpoint_lag_age: {warning: 2m}\n"))])
+                .is_ok_and(|t| t.get("checkpoint_lag_age").unwrap().warning == Some(120.0))
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! Alerts end to end: the generated Prometheus rules against promtool and the committed file,
+//! and pushes to real Alertmanagers (Debian's prometheus-alertmanager) as a database crosses a
+//! lowered size threshold and back, including an Alertmanager that is down for a while.
+
+mod common;
+
+use common::{free_port, program, run_cli, wait_for, Alertmanager, Daemon, STEP};
+use rusqlite::Connection;
+use std::path::Path;
+use std::process::Command;
+
+fn promtool_check(file: &Path) {
+    let out = Command::new(program("promtool", "prometheus"))
+        .args(["check", "rules"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check rules {}: {}{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn generated_rules_pass_promtool_and_match_the_committed_file() {
+    let (code, rules, err) = run_cli(&["rules"]);
+    assert_eq!(code, 0, "{err}");
+    let committed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts/sqlite-ops.rules.yml"),
+    )
+    .unwrap();
+    assert!(
+        rules == committed,
+        "alerts/sqlite-ops.rules.yml is stale: regenerate it with `cargo run -- rules > alerts/sqlite-ops.rules.yml`"
+    );
+    promtool_check(&Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts/sqlite-ops.rules.yml"));
+    for alert in sqlite_ops::rules::RULES.iter().map(|r| r.alert) {
+        assert!(rules.contains(&format!("alert: {alert}\n")), "{alert}");
+    }
+
+    // Configured overrides: still valid, and they change the expressions.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        "databases:\n  - {path: /data/app.db, thresholds: {database_size: {warning: 2GB}}}\n  - {path: /data/jobs.db}\nthresholds:\n  wal_size: {warning: 256MiB, for: 2m}\n",
+    )
+    .unwrap();
+    let (code, custom, err) = run_cli(&["rules", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        custom.contains(r#"sqlite_database_size_bytes{db=~"app"} > 2000000000"#),
+        "{custom}"
+    );
+    assert!(
+        custom.contains(r#"sqlite_database_size_bytes{db!~"app"} > 50000000000"#),
+        "{custom}"
+    );
+    assert!(
+        custom.contains("sqlite_wal_size_bytes > 268435456\n    for: 2m"),
+        "{custom}"
+    );
+    let file = dir.path().join("custom.rules.yml");
+    std::fs::write(&file, &custom).unwrap();
+    promtool_check(&file);
+}
+
+/// Fills the database past `bytes` of file size (checkpointed, so the main file grows).
+fn grow(conn: &Connection, bytes: usize) {
+    conn.execute("INSERT INTO blobs(b) VALUES (zeroblob(?1))", [bytes as i64])
+        .unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+}
+
+/// Empties and shrinks it.
+fn shrink(conn: &Connection) {
+    conn.execute_batch("DELETE FROM blobs; VACUUM;").unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+}
+
+#[test]
+fn size_alert_reaches_both_alertmanagers_resolves_and_survives_an_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE blobs(b BLOB);")
+        .unwrap();
+    let (port1, port2) = (free_port(), free_port());
+    let am1 = Alertmanager::start(&dir.path().join("am1"), port1);
+    let mut am2 = Some(Alertmanager::start(&dir.path().join("am2"), port2));
+    let config = dir.path().join("sqlite-ops.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "poll_interval: 100ms\n\
+             databases: [{{path: {}, name: app}}]\n\
+             thresholds:\n  database_size: {{warning: 200KB, critical: 'off'}}\n\
+             team: {{backend_engineers: 2, regions: 1}}\n\
+             alertmanager:\n  urls: [{}, {}]\n  resend_interval: 1s\n  instance: test-instance\n",
+            db.display(),
+            am1.url,
+            am2.as_ref().unwrap().url
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
+    daemon.wait_polls(3);
+    assert!(am1.find("SQLiteDatabaseLarge", "app").is_none());
+    let m = daemon.metrics();
+    assert_eq!(m.db("sqlite_declared_backend_engineers", "app"), Some(2.0));
+    assert_eq!(m.db("sqlite_declared_regions", "app"), Some(1.0));
+    for name in [
+        "sqlite_ops_alertmanager_sent_alerts_total",
+        "sqlite_ops_alertmanager_errors_total",
+        "sqlite_ops_alertmanager_pending_alerts",
+    ] {
+        assert!(
+            m.names().contains(name),
+            "{name} with Alertmanager configured"
+        );
+    }
+
+    grow(&conn, 400_000);
+    let alert = wait_for(STEP, "the size alert in Alertmanager 1", || {
+        am1.find("SQLiteDatabaseLarge", "app")
+    });
+    let labels = &alert["labels"];
+    assert_eq!(labels["severity"], "warning");
+    assert_eq!(labels["instance"], "test-instance");
+    let annotations = &alert["annotations"];
+    let description = annotations["description"].as_str().unwrap();
+    assert!(
+        description.contains("app") && description.contains("above 200 kB"),
+        "{description}"
+    );
+    assert!(annotations["summary"].as_str().unwrap().contains("app"));
+    assert!(annotations["runbook_url"]
+        .as_str()
+        .unwrap()
+        .ends_with("runbooks.md#sqlitedatabaselarge"));
+    assert!(alert["generatorURL"]
+        .as_str()
+        .unwrap()
+        .ends_with("/api/v1/alerts"));
+    wait_for(STEP, "the size alert in Alertmanager 2", || {
+        am2.as_ref().unwrap().find("SQLiteDatabaseLarge", "app")
+    });
+    let metrics = daemon.get("/metrics").1;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("sqlite_alert{")
+            && l.contains("alert=\"SQLiteDatabaseLarge\"")
+            && l.contains("severity=\"warning\"")
+            && l.ends_with(" 1")),
+        "sqlite_alert is exported while firing"
+    );
+
+    shrink(&conn);
+    wait_for(STEP, "the alert resolved in Alertmanager 1", || {
+        am1.find("SQLiteDatabaseLarge", "app")
+            .is_none()
+            .then_some(())
+    });
+    wait_for(STEP, "the alert resolved in Alertmanager 2", || {
+        am2.as_ref()
+            .unwrap()
+            .find("SQLiteDatabaseLarge", "app")
+            .is_none()
+            .then_some(())
+    });
+    assert!(!daemon.get("/metrics").1.contains("sqlite_alert{"));
+
+    // Alertmanager 2 goes away; the daemon keeps polling and serving, and Alertmanager 1 is
+    // still told everything.
+    drop(am2.take());
+    grow(&conn, 400_000);
+    wait_for(STEP, "the alert again in Alertmanager 1", || {
+        am1.find("SQLiteDatabaseLarge", "app")
+    });
+    daemon.wait_polls(10);
+    wait_for(STEP, "delivery errors counted", || {
+        let m = daemon.metrics();
+        let errors = m
+            .samples
+            .iter()
+            .find(|(k, _)| {
+                k.starts_with("sqlite_ops_alertmanager_errors_total{")
+                    && k.contains(&port2.to_string())
+            })
+            .map(|(_, v)| *v)?;
+        (errors > 0.0).then_some(())
+    });
+    // Back on the same address with an empty state: it gets the firing alert.
+    let am2 = Alertmanager::start(&dir.path().join("am2-again"), port2);
+    wait_for(STEP, "delivery once Alertmanager 2 is back", || {
+        am2.find("SQLiteDatabaseLarge", "app")
+    });
+}

@@ -1,0 +1,301 @@
+//! `sqlite-ops check` as cron and on-call run it: exit codes, named findings, the JSON schema,
+//! and hands off the files.
+
+mod common;
+
+use common::run_cli;
+use rusqlite::Connection;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The machine's free disk is not the database's health: the tests that expect OK turn the
+/// filesystem threshold off (CI machines have been seen nearly full).
+const NO_DISK_RULE: &str = "  filesystem_free: {warning: 'off', critical: 'off'}\n";
+
+fn config(dir: &Path, body: &str) -> String {
+    let path = dir.join("check.yaml");
+    std::fs::write(&path, body).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// The finding `id` of the first database.
+fn finding<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["databases"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+        .unwrap_or_else(|| panic!("no finding {id} in {report:#}"))
+}
+
+fn validate(report: &serde_json::Value) {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/check.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(report)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "report does not match docs/check.schema.json: {errors:?}"
+    );
+}
+
+fn wal_db(dir: &Path) -> (Connection, String) {
+    let path = dir.join("app.db");
+    let conn = Connection::open(&path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT);
+         CREATE TABLE posts(id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id));
+         INSERT INTO users(name) VALUES ('a'); INSERT INTO posts(user_id) VALUES (1);",
+    )
+    .unwrap();
+    (conn, path.to_str().unwrap().to_string())
+}
+
+#[test]
+fn a_healthy_wal_database_is_ok_and_the_json_matches_its_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_conn, db) = wal_db(dir.path());
+    let cfg = config(
+        dir.path(),
+        &format!("databases: [{{path: {db}}}]\nteam: {{backend_engineers: 2, regions: 1}}\nthresholds:\n{NO_DISK_RULE}"),
+    );
+    let (code, out, err) = run_cli(&[
+        "check",
+        "--config",
+        &cfg,
+        "--sample",
+        "300ms",
+        "--format",
+        "json",
+        "--integrity",
+    ]);
+    let report = json(&out);
+    validate(&report);
+    assert_eq!(code, 0, "{report:#}{err}");
+    assert_eq!(report["status"], "ok");
+    assert_eq!(report["exit_code"], 0);
+    assert_eq!(finding(&report, "journal_mode")["value"], "wal");
+    assert_eq!(finding(&report, "integrity")["status"], "ok");
+    assert_eq!(finding(&report, "foreign_keys")["status"], "ok");
+    assert_eq!(finding(&report, "backend_engineers")["measured"], 2.0);
+    assert_eq!(finding(&report, "sqlite_version")["status"], "ok");
+    assert!(report["recommended_pragmas"]
+        .as_str()
+        .unwrap()
+        .contains("busy_timeout"));
+
+    // The same in human form: a table, no colour when not on a terminal.
+    let (code, out, _) = run_cli(&["check", "--config", &cfg, "--sample", "0s"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("sqlite-ops check: OK"), "{out}");
+    assert!(!out.contains('\x1b'), "no colour codes in a pipe");
+    assert!(out.contains("PRAGMA synchronous = NORMAL"));
+}
+
+#[test]
+fn a_rollback_journal_database_is_a_warning_named_journal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("legacy.db");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+        .unwrap();
+    drop(conn);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "databases: [{{path: {}}}]\nthresholds:\n{NO_DISK_RULE}",
+            path.display()
+        ),
+    );
+    let (code, out, _) = run_cli(&[
+        "check", "--config", &cfg, "--sample", "0s", "--format", "json",
+    ]);
+    let report = json(&out);
+    validate(&report);
+    assert_eq!(code, 1, "{report:#}");
+    let f = finding(&report, "journal_mode");
+    assert_eq!(f["status"], "warning");
+    assert_eq!(f["value"], "rollback");
+    assert!(f["fix"].as_str().unwrap().contains("journal_mode=WAL"));
+    let warnings: Vec<_> = report["databases"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["status"] == "warning")
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(warnings, ["journal_mode"]);
+}
+
+#[test]
+fn a_database_over_a_lowered_size_threshold_is_critical() {
+    let dir = tempfile::tempdir().unwrap();
+    let (conn, db) = wal_db(dir.path());
+    conn.execute("CREATE TABLE b(x BLOB)", []).unwrap();
+    conn.execute("INSERT INTO b VALUES (zeroblob(300000))", [])
+        .unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    let cfg = config(
+        dir.path(),
+        &format!("databases: [{{path: {db}}}]\nthresholds:\n  database_size: {{warning: 100KB, critical: 200KB}}\n{NO_DISK_RULE}"),
+    );
+    let (code, out, _) = run_cli(&[
+        "check", "--config", &cfg, "--sample", "0s", "--format", "json",
+    ]);
+    let report = json(&out);
+    assert_eq!(code, 2, "{report:#}");
+    let f = finding(&report, "database_size");
+    assert_eq!(f["status"], "critical");
+    assert_eq!(f["alert"], "SQLiteDatabaseLarge");
+    assert_eq!(f["limit"], 200_000.0);
+    assert!(f["measured"].as_f64().unwrap() > 300_000.0);
+    assert_eq!(f["threshold"], "> 200 kB");
+
+    // The human table names it too, with its fix.
+    let (code, out, _) = run_cli(&["check", "--config", &cfg, "--sample", "0s"]);
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("CRITICAL database_size")
+            || out.contains("CRITICAL  database_size")
+            || out
+                .lines()
+                .any(|l| l.contains("CRITICAL") && l.contains("database_size")),
+        "{out}"
+    );
+    assert!(out.contains("fix: Archive or delete old rows"), "{out}");
+}
+
+#[test]
+fn a_sustained_write_rate_over_a_lowered_threshold_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let (conn, db) = wal_db(dir.path());
+    drop(conn);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, db) = (stop.clone(), db.clone());
+        std::thread::spawn(move || {
+            let conn = Connection::open(&db).unwrap();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                conn.execute("INSERT INTO users(name) VALUES ('w')", [])
+                    .unwrap();
+                n += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            n
+        })
+    };
+    let cfg = config(
+        dir.path(),
+        &format!("databases: [{{path: {db}}}]\nthresholds:\n  write_tx_per_sec: {{warning: 20}}\n{NO_DISK_RULE}"),
+    );
+    let (code, out, _) = run_cli(&[
+        "check", "--config", &cfg, "--sample", "1500ms", "--format", "json",
+    ]);
+    stop.store(true, Ordering::Relaxed);
+    let committed = writer.join().unwrap();
+    let report = json(&out);
+    assert_eq!(code, 1, "{report:#}");
+    let f = finding(&report, "write_tx_per_sec");
+    assert_eq!(f["status"], "warning");
+    assert_eq!(f["alert"], "SQLiteWriteRateHigh");
+    let rate = f["measured"].as_f64().unwrap();
+    assert!(
+        rate > 20.0,
+        "{rate}/s measured while {committed} commits were made"
+    );
+}
+
+#[test]
+fn unreadable_databases_bad_config_and_foreign_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("gone.db");
+    let (code, out, _) = run_cli(&[
+        "check",
+        "--sample",
+        "0s",
+        "--format",
+        "json",
+        missing.to_str().unwrap(),
+    ]);
+    let report = json(&out);
+    validate(&report);
+    assert_eq!(code, 2);
+    assert_eq!(finding(&report, "database_down")["status"], "critical");
+
+    let bad = config(dir.path(), "databases: [{path: /x.db, nmae: x}]\n");
+    let (code, out, err) = run_cli(&["check", "--config", &bad]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        err.contains("UNKNOWN") && err.contains("databases[0]") && err.contains("nmae"),
+        "{err}"
+    );
+
+    let (conn, db) = wal_db(dir.path());
+    conn.execute_batch("PRAGMA foreign_keys=OFF; INSERT INTO posts(user_id) VALUES (42);")
+        .unwrap();
+    let (code, out, _) = run_cli(&["check", "--sample", "0s", "--format", "json", &db]);
+    let f = finding(&json(&out), "foreign_keys").clone();
+    assert!(code >= 1);
+    assert_eq!(f["status"], "warning");
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .contains("posts rowid 2 -> users"),
+        "{f}"
+    );
+}
+
+#[test]
+fn a_closed_wal_database_is_audited_without_creating_or_changing_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (conn, db) = wal_db(dir.path());
+    drop(conn); // the last connection removes -wal and -shm
+    let db_path = Path::new(&db);
+    let listing = || {
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = (listing(), std::fs::read(db_path).unwrap());
+    assert_eq!(before.0, ["app.db"]);
+    let (_, out, _) = run_cli(&[
+        "check",
+        "--sample",
+        "200ms",
+        "--integrity",
+        "--format",
+        "json",
+        &db,
+    ]);
+    let report = json(&out);
+    assert_eq!(finding(&report, "integrity")["status"], "ok");
+    assert_eq!(finding(&report, "foreign_keys")["status"], "ok");
+    assert_eq!(
+        (listing(), std::fs::read(db_path).unwrap()),
+        before,
+        "no -wal or -shm created, bytes unchanged"
+    );
+}
