@@ -1,6 +1,7 @@
 //! The YAML configuration: its shape, defaults and validation. Errors name the file, the field
 //! and what was expected; unknown fields are rejected rather than silently ignored.
 
+use crate::litestream::{self, config::LitestreamDb};
 use crate::monitor::Declared;
 use crate::poller::Target;
 use crate::rules::{DbThresholds, ThresholdsConfig};
@@ -36,9 +37,26 @@ pub struct Config {
     pub team: Declared,
     /// Where alerts are pushed; none when absent.
     pub alertmanager: Option<AlertmanagerConfig>,
+    /// Litestream integration: where its config is, how often replicas are read.
+    pub litestream: Option<LitestreamConfig>,
     /// The runbook document; each alert links to the section named after it.
     #[serde(default = "default_runbook_base_url")]
     pub runbook_base_url: String,
+}
+
+/// Litestream integration settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LitestreamConfig {
+    /// Litestream's own config (litestream.yml): the databases it replicates and where.
+    pub config: Option<PathBuf>,
+    /// How often local state and each replica are read (S3: one LIST and one ranged GET).
+    #[serde(default = "default_litestream_interval", with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+fn default_litestream_interval() -> Duration {
+    Duration::from_secs(1)
 }
 
 /// Alertmanager push settings.
@@ -123,6 +141,7 @@ impl Default for Config {
             thresholds: ThresholdsConfig::new(),
             team: Declared::default(),
             alertmanager: None,
+            litestream: None,
             runbook_base_url: default_runbook_base_url(),
         }
     }
@@ -322,6 +341,7 @@ impl Config {
                 path,
                 declared,
                 thresholds,
+                litestream: None,
             });
         }
         Ok(out)
@@ -339,6 +359,46 @@ pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| format!("{s:?} is not an address; expected host:port or :port, like :9934 or 127.0.0.1:9934"))
+}
+
+/// Reads litestream.yml at `path`. Errors name the file and the field.
+pub fn load_litestream(path: &Path) -> Result<Vec<LitestreamDb>, ConfigError> {
+    let source = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| error(&source, "", format!("cannot read Litestream's config: {e}")))?;
+    litestream::config::parse(&text, |name| std::env::var(name).ok())
+        .map_err(|(field, m)| error(&source, field, m))
+}
+
+/// Gives each target its Litestream replicas, and adds the databases Litestream replicates
+/// that are not watched yet (named after their file stem, numbered when taken).
+pub fn attach_litestream(targets: &mut Vec<Target>, dbs: Vec<LitestreamDb>, template: &Target) {
+    let same = |a: &Path, b: &Path| {
+        a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+    };
+    for db in dbs {
+        if let Some(t) = targets.iter_mut().find(|t| same(&t.path, &db.path)) {
+            t.litestream = Some(db);
+            continue;
+        }
+        let stem = db
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "db".into());
+        let mut name = stem.clone();
+        let mut n = 2;
+        while targets.iter().any(|t| t.name == name) {
+            name = format!("{stem}{n}");
+            n += 1;
+        }
+        targets.push(Target {
+            name,
+            path: db.path.clone(),
+            litestream: Some(db),
+            ..template.clone()
+        });
+    }
 }
 
 /// An Alertmanager address: plain HTTP, as sidecars reach it on a private network.

@@ -21,6 +21,10 @@ pub struct Settings {
     pub runbook_base_url: String,
     /// Where to push alerts, if anywhere.
     pub alertmanager: Option<NotifierSettings>,
+    /// How often Litestream replicas are read.
+    pub litestream_interval: Duration,
+    /// Whether a litestream.yml was given, and why it could not be used if so.
+    pub litestream_config: Option<Result<(), String>>,
 }
 
 /// Polls `targets` and serves HTTP on `listener` until `shutdown` completes. Snapshots are
@@ -32,8 +36,22 @@ pub async fn run(
     store: Arc<Store>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let poller = Poller::new(targets, &settings.runbook_base_url);
+    let board = poller.board();
+    let watchers: Vec<_> = targets
+        .iter()
+        .filter_map(|t| Some((t, t.litestream.as_ref()?)))
+        .flat_map(|(t, ls)| {
+            crate::litestream::watcher::spawn(
+                &t.name,
+                ls,
+                settings.litestream_interval,
+                board.clone(),
+            )
+        })
+        .collect();
     let poller = poller::spawn(
-        Poller::new(targets, &settings.runbook_base_url),
+        poller,
         settings.poll_interval,
         settings.lock_sample_interval,
         store.clone(),
@@ -57,6 +75,7 @@ pub async fn run(
     });
     let state = Arc::new(WebState {
         alertmanagers: stats,
+        litestream_config: settings.litestream_config.clone(),
         store,
         telemetry_path: settings.telemetry_path.clone(),
         poll_interval: settings.poll_interval,
@@ -65,6 +84,9 @@ pub async fn run(
     });
     let served = http::serve(listener, state, shutdown).await;
     let _ = stop_notifier.send(());
+    for w in watchers {
+        w.abort();
+    }
     if let Some(n) = notifier {
         let _ = n.await;
     }

@@ -41,6 +41,10 @@ enum Command {
         /// How often to poll every database, like 1s or 250ms [default: 1s].
         #[arg(long = "poll-interval", value_name = "DURATION", value_parser = humantime::parse_duration)]
         poll_interval: Option<Duration>,
+        /// Litestream's config file: measure replication of the databases it lists (and watch
+        /// them) [default: litestream.config from --config].
+        #[arg(long = "litestream-config", value_name = "FILE")]
+        litestream_config: Option<PathBuf>,
     },
     /// Audit databases once: thresholds, journal mode, freelist, foreign keys, permissions,
     /// filesystem, SQLite version, Litestream. Exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
@@ -64,6 +68,9 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = cmd::check::Format::Human)]
         format: cmd::check::Format,
+        /// Litestream's config file: judge the replication of the databases it lists.
+        #[arg(long = "litestream-config", value_name = "FILE")]
+        litestream_config: Option<PathBuf>,
     },
     /// Print Prometheus alerting rules for the configured (or default) thresholds.
     Rules {
@@ -132,6 +139,7 @@ fn main() -> ExitCode {
             integrity,
             statement_timeout,
             format,
+            litestream_config,
         } => {
             let opts = sqlite_ops::check::CheckOptions {
                 config,
@@ -139,6 +147,7 @@ fn main() -> ExitCode {
                 sample,
                 integrity,
                 statement_timeout,
+                litestream_config,
             };
             return ExitCode::from(cmd::check::run(&opts, format));
         }
@@ -151,12 +160,14 @@ fn main() -> ExitCode {
             listen_address,
             telemetry_path,
             poll_interval,
+            litestream_config,
         } => runtime().block_on(cmd::run::run(cmd::run::RunOptions {
             config,
             databases,
             listen_address,
             telemetry_path,
             poll_interval,
+            litestream_config,
         })),
         Command::Demo {
             duration,

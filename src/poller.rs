@@ -2,6 +2,8 @@
 //! blocking and short) and publishes the snapshots. Readers (HTTP, demo) take the last published
 //! set and never wait on file I/O.
 
+use crate::litestream::config::{LitestreamDb, ReplicaKind};
+use crate::litestream::watcher::Board;
 use crate::monitor::{DbSnapshot, Declared, Monitor};
 use crate::probe::filesystem::Filesystems;
 use crate::rules::{Alert, DbThresholds, Engine};
@@ -18,6 +20,8 @@ pub struct Target {
     pub path: PathBuf,
     pub declared: Declared,
     pub thresholds: DbThresholds,
+    /// Where Litestream replicates it, from litestream.yml.
+    pub litestream: Option<LitestreamDb>,
 }
 
 impl Target {
@@ -28,7 +32,24 @@ impl Target {
             path: path.into(),
             declared: Declared::default(),
             thresholds: DbThresholds::default(),
+            litestream: None,
         }
+    }
+
+    /// The Litestream replicas as (label, type) pairs.
+    pub fn replicas(&self) -> Vec<(String, String)> {
+        self.litestream
+            .iter()
+            .flat_map(|l| &l.replicas)
+            .map(|r| {
+                let kind = match &r.kind {
+                    ReplicaKind::File { .. } => "file".to_string(),
+                    ReplicaKind::S3(_) => "s3".to_string(),
+                    ReplicaKind::Unsupported { kind } => kind.clone(),
+                };
+                (r.name.clone(), kind)
+            })
+            .collect()
     }
 }
 
@@ -38,6 +59,8 @@ pub struct Poller {
     thresholds: Vec<DbThresholds>,
     engine: Engine,
     fs: Filesystems,
+    /// What the Litestream watchers found (see `litestream::watcher`).
+    board: Arc<Board>,
 }
 
 impl Poller {
@@ -46,12 +69,18 @@ impl Poller {
         Poller {
             monitors: targets
                 .iter()
-                .map(|t| Monitor::new(&t.name, &t.path, t.declared))
+                .map(|t| Monitor::new(&t.name, &t.path, t.declared).with_replicas(&t.replicas()))
                 .collect(),
             thresholds: targets.iter().map(|t| t.thresholds.clone()).collect(),
             engine: Engine::new(runbook_base_url),
             fs: Filesystems::new(),
+            board: Arc::new(Board::default()),
         }
+    }
+
+    /// Where Litestream watchers post what they find for this poller's databases.
+    pub fn board(&self) -> Arc<Board> {
+        self.board.clone()
     }
 
     /// Samples the write lock of the databases that are busy (see
@@ -71,7 +100,11 @@ impl Poller {
         self.fs.begin_cycle();
         self.monitors
             .iter_mut()
-            .map(|m| m.poll(&mut self.fs).clone())
+            .map(|m| {
+                m.poll(&mut self.fs);
+                m.observe_replicas(&self.board);
+                m.snapshot().clone()
+            })
             .collect()
     }
 

@@ -105,9 +105,19 @@ fn metrics_hold_the_right_values_and_broken_databases_are_isolated() {
         "sqlite_ops_alertmanager_sent_alerts_total",
         "sqlite_ops_alertmanager_errors_total",
         "sqlite_ops_alertmanager_pending_alerts",
+        "sqlite_ops_litestream_config_up",
     ];
-    for name in conditional {
-        assert!(!names.contains(name), "{name} needs config or an alert");
+    let conditional: Vec<&str> = conditional
+        .into_iter()
+        .chain(
+            METRICS
+                .iter()
+                .map(|d| d.name)
+                .filter(|n| n.starts_with("sqlite_litestream_")),
+        )
+        .collect();
+    for name in &conditional {
+        assert!(!names.contains(*name), "{name} needs config or an alert");
     }
     for d in METRICS.iter().filter(|d| !conditional.contains(&d.name)) {
         assert!(names.contains(d.name), "{} is exposed", d.name);

@@ -108,12 +108,15 @@ pub fn threshold_finding(c: &Condition, s: &DbSnapshot) -> Option<Finding> {
 }
 
 /// Audits from the snapshot and the files' metadata.
-pub fn file_audits(s: &DbSnapshot) -> Vec<Finding> {
+pub fn file_audits(s: &DbSnapshot, replicated: bool) -> Vec<Finding> {
     let mut out = vec![journal_mode(s), page_size(s), freelist(s)];
     out.extend(filesystem_type(s));
     out.push(permissions(&s.path));
     out.extend(writer_version(s));
-    out.push(litestream(&s.path));
+    if !replicated {
+        // With litestream.yml the replicas are judged by the replication thresholds instead.
+        out.push(litestream(&s.path));
+    }
     out
 }
 

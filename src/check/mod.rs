@@ -166,6 +166,8 @@ pub struct CheckOptions {
     pub integrity: bool,
     /// Longest any one SQL statement may run before it is interrupted.
     pub statement_timeout: Duration,
+    /// Litestream's config, overriding `litestream.config` of the config file.
+    pub litestream_config: Option<PathBuf>,
 }
 
 /// Runs the check. Errors are configuration problems (exit code 3); a database that cannot be
@@ -175,7 +177,20 @@ pub fn run(opts: &CheckOptions) -> anyhow::Result<Report> {
         Some(p) => (Config::load(p)?, p.display().to_string()),
         None => (Config::default(), "command line".to_string()),
     };
-    let targets = cfg.targets(&opts.databases, &source)?;
+    let mut targets = cfg.targets(&opts.databases, &source)?;
+    let litestream = opts
+        .litestream_config
+        .clone()
+        .or_else(|| cfg.litestream.as_ref().and_then(|l| l.config.clone()));
+    if let Some(path) = litestream {
+        let dbs = crate::config::load_litestream(&path)?;
+        let template = Target {
+            declared: cfg.team,
+            thresholds: cfg.global_thresholds(&source)?,
+            ..Target::new("", "")
+        };
+        crate::config::attach_litestream(&mut targets, dbs, &template);
+    }
     if targets.is_empty() {
         anyhow::bail!("no database to check: give DB paths or a --config file with databases:");
     }
@@ -224,13 +239,29 @@ pub fn run(opts: &CheckOptions) -> anyhow::Result<Report> {
 /// before any SQL audit opens a connection (closing a descriptor drops a process's POSIX locks).
 fn sample(targets: &[Target], duration: Duration) -> Vec<DbSnapshot> {
     let mut poller = Poller::new(targets, "");
+    // Litestream replicas are read by their watchers meanwhile, as in the daemon.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("building the async runtime");
+    {
+        let _entered = runtime.enter();
+        for t in targets {
+            if let Some(ls) = &t.litestream {
+                crate::litestream::watcher::spawn(&t.name, ls, SAMPLE_POLL * 5, poller.board());
+            }
+        }
+    }
     let start = Instant::now();
     let deadline = start + duration;
     let mut next_poll = start;
     loop {
         let now = Instant::now();
         if now >= deadline {
-            return poller.poll_once();
+            let last = poller.poll_once();
+            runtime.shutdown_background();
+            return last;
         }
         if now >= next_poll {
             poller.poll_once();
@@ -253,7 +284,7 @@ fn judge(target: &Target, s: &DbSnapshot, opts: &CheckOptions) -> Vec<Finding> {
     if !s.up {
         return out;
     }
-    out.extend(audits::file_audits(s));
+    out.extend(audits::file_audits(s, target.litestream.is_some()));
     out.extend(sql::audits(s, opts.integrity, opts.statement_timeout));
     out
 }

@@ -134,6 +134,8 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             telemetry_path: "/metrics".into(),
             runbook_base_url: crate::config::default_runbook_base_url(),
             alertmanager: None,
+            litestream_interval: Duration::from_secs(1),
+            litestream_config: None,
         };
         tokio::spawn(async move {
             daemon::run(&targets, &settings, listener, store, async {

@@ -3,7 +3,7 @@
 use crate::config::{self, Config};
 use crate::daemon::{self, Settings};
 use crate::export::alertmanager::NotifierSettings;
-use crate::poller::Store;
+use crate::poller::{Store, Target};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +17,8 @@ pub struct RunOptions {
     pub listen_address: Option<String>,
     pub telemetry_path: Option<String>,
     pub poll_interval: Option<Duration>,
+    /// Litestream's config (litestream.yml), overriding `litestream.config`.
+    pub litestream_config: Option<PathBuf>,
 }
 
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
@@ -24,7 +26,30 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         Some(p) => (Config::load(p)?, p.display().to_string()),
         None => (Config::default(), "command line".to_string()),
     };
-    let targets = cfg.targets(&opts.databases, &source)?;
+    let mut targets = cfg.targets(&opts.databases, &source)?;
+    let litestream_path = opts
+        .litestream_config
+        .clone()
+        .or_else(|| cfg.litestream.as_ref().and_then(|l| l.config.clone()));
+    // A broken litestream.yml is reported (log, status, metric) while every database is served.
+    let litestream_config = match litestream_path {
+        None => None,
+        Some(p) => Some(match config::load_litestream(&p) {
+            Ok(dbs) => {
+                let template = Target {
+                    declared: cfg.team,
+                    thresholds: cfg.global_thresholds(&source)?,
+                    ..Target::new("", "")
+                };
+                config::attach_litestream(&mut targets, dbs, &template);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot use Litestream's config; replication is not measured");
+                Err(e.to_string())
+            }
+        }),
+    };
     if targets.is_empty() {
         anyhow::bail!("no database to watch: give --db PATH or a --config file with databases:");
     }
@@ -63,6 +88,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         telemetry_path,
         runbook_base_url: cfg.runbook_base_url.clone(),
         alertmanager,
+        litestream_interval: cfg
+            .litestream
+            .as_ref()
+            .map_or(Duration::from_secs(1), |l| l.interval),
+        litestream_config,
     };
     tracing::info!(
         address = %bound,

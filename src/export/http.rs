@@ -31,6 +31,8 @@ pub struct WebState {
     pub build: BuildInfo,
     pub started: SystemTime,
     pub alertmanagers: Vec<Arc<NotifierStats>>,
+    /// Whether a litestream.yml was given, and why it could not be used if so.
+    pub litestream_config: Option<Result<(), String>>,
 }
 
 /// Serves until `shutdown` completes, then lets open connections finish briefly.
@@ -110,6 +112,7 @@ fn handle(state: &WebState, req: Request<hyper::body::Incoming>) -> Response<Ful
                 alerts: &published.alerts,
                 build: &state.build,
                 alertmanagers: &state.alertmanagers,
+                litestream_config: state.litestream_config.as_ref(),
             }),
         )
     } else {
@@ -141,6 +144,7 @@ fn handle(state: &WebState, req: Request<hyper::body::Incoming>) -> Response<Ful
                     "started_at": state.started.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
                     "poll_interval_seconds": state.poll_interval.as_secs_f64(),
                     "poll_cycles": published.cycles,
+                    "litestream_config_error": state.litestream_config.as_ref().and_then(|r| r.as_ref().err()),
                     "databases": &*published.snapshots,
                 });
                 response(StatusCode::OK, "application/json", body.to_string())

@@ -67,11 +67,23 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_declared_backend_engineers", G, DB, "Backend engineers working against this database, as declared in config (team.backend_engineers); drives SQLiteTeamOutgrown."),
     def("sqlite_declared_regions", G, DB, "Regions the application must serve writes from, as declared in config (team.regions); drives SQLiteMultiRegion."),
     def("sqlite_alert", G, &["db", "alert", "severity"], "1 while the alert fires, as evaluated by sqlite-ops's own rules (the same thresholds as `sqlite-ops rules` and `sqlite-ops check`)."),
+    def("sqlite_litestream_up", G, &["db", "replica"], "Whether the last read of this Litestream replica succeeded and found replicated data (1) or not (0)."),
+    def("sqlite_litestream_replication_lag_seconds", G, &["db", "replica"], "How long the oldest commit this replica does not hold has waited, in seconds; 0 when it holds every commit sqlite-ops has seen."),
+    def("sqlite_litestream_last_replicated_timestamp_seconds", G, &["db", "replica"], "Every commit made before this time (Unix seconds) is in the replica: the timestamp of its newest LTX file (v0.5) or the time its newest WAL segment was written (v0.3)."),
+    def("sqlite_litestream_local_txid", G, DB, "Highest TXID Litestream v0.5 has written to its local LTX files."),
+    def("sqlite_litestream_replica_txid", G, &["db", "replica"], "Highest TXID held by the replica, across its LTX levels (Litestream v0.5)."),
+    def("sqlite_litestream_local_wal_index", G, DB, "WAL index of Litestream v0.3's local shadow WAL in the current generation."),
+    def("sqlite_litestream_local_wal_offset", G, DB, "Bytes in Litestream v0.3's newest local shadow WAL file."),
+    def("sqlite_litestream_replica_wal_index", G, &["db", "replica"], "WAL index of the replica's newest segment in the current generation (Litestream v0.3)."),
+    def("sqlite_litestream_replica_wal_offset", G, &["db", "replica"], "End offset of the replica's newest segment in the current generation (Litestream v0.3)."),
+    def("sqlite_litestream_info", G, &["db", "replica", "type", "format", "generation"], "Constant 1, labelled with the replica's type (file, s3, or an unsupported one), the layout found (v0.5, v0.3) and the v0.3 generation."),
+    def("sqlite_litestream_read_errors_total", C, &["db", "replica"], "Reads of this replica (listing, LTX header) that failed."),
     def("sqlite_filesystem_free_bytes", G, DB, "Bytes available to unprivileged users on the filesystem holding the database (statvfs f_bavail)."),
     def("sqlite_filesystem_size_bytes", G, DB, "Total size in bytes of the filesystem holding the database."),
     def("sqlite_ops_build_info", G, &["version", "sqlite_version"], "Constant 1, labelled with the sqlite-ops version and the version of its bundled SQLite library."),
     def("sqlite_ops_poll_duration_seconds", G, DB, "Wall time the last poll of this database took, in seconds."),
     def("sqlite_ops_poll_errors_total", C, &["db", "probe"], "Probes of this database that failed, by probe (database, header, wal, wal_index, locks, filesystem)."),
+    def("sqlite_ops_litestream_config_up", G, &[], "Whether Litestream's config (litestream.yml) could be read and parsed (1) or not (0); only exported when one is given."),
     def("sqlite_ops_alertmanager_sent_alerts_total", C, &["alertmanager"], "Alerts delivered to this Alertmanager (firing and resolved)."),
     def("sqlite_ops_alertmanager_errors_total", C, &["alertmanager"], "POSTs to this Alertmanager that failed: connection refused, timeout or a non-2xx answer."),
     def("sqlite_ops_alertmanager_pending_alerts", G, &["alertmanager"], "Alerts due for delivery to this Alertmanager that it has not acknowledged yet."),
@@ -202,6 +214,7 @@ fn add_snapshot(f: &mut Families, s: &DbSnapshot) {
             wl.held_seconds_total,
         );
     }
+    add_litestream(f, s);
     if !s.up {
         return;
     }
@@ -280,12 +293,74 @@ fn add_snapshot(f: &mut Families, s: &DbSnapshot) {
     }
 }
 
+fn add_litestream(f: &mut Families, s: &DbSnapshot) {
+    use crate::litestream::position::Position;
+    let mut local_done = false;
+    for r in &s.litestream {
+        let l: &[(&str, &str)] = &[("db", &s.name), ("replica", &r.replica)];
+        f.add("sqlite_litestream_up", l, b(r.up));
+        f.add(
+            "sqlite_litestream_read_errors_total",
+            l,
+            r.errors_total as f64,
+        );
+        if let Some(lag) = r.lag_seconds {
+            f.add("sqlite_litestream_replication_lag_seconds", l, lag);
+        }
+        if let Some(at) = r.replicated_at {
+            f.add("sqlite_litestream_last_replicated_timestamp_seconds", l, at);
+        }
+        let (format, generation) = match r.position.as_ref().or(r.local.as_ref()) {
+            Some(Position::V5 { .. }) => ("v0.5", ""),
+            Some(Position::V3 { generation, .. }) => ("v0.3", generation.as_str()),
+            None => ("", ""),
+        };
+        f.add(
+            "sqlite_litestream_info",
+            &[
+                ("db", &s.name),
+                ("replica", &r.replica),
+                ("type", &r.kind),
+                ("format", format),
+                ("generation", generation),
+            ],
+            1.0,
+        );
+        match &r.position {
+            Some(Position::V5 { txid }) => f.add("sqlite_litestream_replica_txid", l, *txid as f64),
+            Some(Position::V3 { index, offset, .. }) => {
+                f.add("sqlite_litestream_replica_wal_index", l, f64::from(*index));
+                f.add(
+                    "sqlite_litestream_replica_wal_offset",
+                    l,
+                    f64::from(*offset),
+                );
+            }
+            None => {}
+        }
+        if local_done {
+            continue;
+        }
+        let db: &[(&str, &str)] = &[("db", &s.name)];
+        match &r.local {
+            Some(Position::V5 { txid }) => f.add("sqlite_litestream_local_txid", db, *txid as f64),
+            Some(Position::V3 { index, offset, .. }) => {
+                f.add("sqlite_litestream_local_wal_index", db, f64::from(*index));
+                f.add("sqlite_litestream_local_wal_offset", db, f64::from(*offset));
+            }
+            None => continue,
+        }
+        local_done = true;
+    }
+}
+
 /// What one scrape shows.
 pub struct Exposition<'a> {
     pub snapshots: &'a [DbSnapshot],
     pub alerts: &'a [Alert],
     pub build: &'a BuildInfo,
     pub alertmanagers: &'a [std::sync::Arc<NotifierStats>],
+    pub litestream_config: Option<&'a Result<(), String>>,
 }
 
 /// Renders the text exposition format (version 0.0.4).
@@ -313,6 +388,9 @@ pub fn render(e: &Exposition) -> String {
             ],
             1.0,
         );
+    }
+    if let Some(r) = e.litestream_config {
+        f.add("sqlite_ops_litestream_config_up", &[], b(r.is_ok()));
     }
     for am in e.alertmanagers {
         let l: &[(&str, &str)] = &[("alertmanager", &am.url)];

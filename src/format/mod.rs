@@ -1,7 +1,8 @@
-//! Pure parsers of SQLite's on-disk formats: bytes in, typed values or typed errors out. No I/O
+//! Pure parsers of SQLite's (and Litestream's) on-disk formats: bytes in, typed values or typed errors out. No I/O
 //! here; `probe` reads the files and hands the bytes in, so every parser is unit-tested and
 //! fuzzable on literals.
 
 pub mod db_header;
+pub mod litestream;
 pub mod shm;
 pub mod wal;

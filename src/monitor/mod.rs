@@ -5,11 +5,14 @@
 pub mod counter;
 pub mod lag;
 pub mod rate;
+pub mod replication;
 pub mod write_lock;
 
 use crate::format::db_header::{self, JournalKind};
 use crate::format::shm::{IndexHeader, ShmError};
 use crate::format::wal::FRAME_HEADER_SIZE;
+use crate::litestream::position::Position;
+use crate::litestream::watcher::Board;
 use crate::probe::file::FileStatus;
 use crate::probe::filesystem::{Filesystems, FsStat};
 use crate::probe::locks::LockKind;
@@ -17,6 +20,7 @@ use crate::probe::{DbProbe, ProbeError, Sample, WalSample};
 use counter::{Continuity, Source, TxCounter};
 use lag::LagClock;
 use rate::RateWindow;
+use replication::CommitHistory;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -79,6 +83,27 @@ pub struct WriteLockSnapshot {
     pub holder_held_seconds: Option<f64>,
 }
 
+/// One Litestream replica of the database, as last read, with the lag computed against the
+/// commits this monitor has seen.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ReplicaSnapshot {
+    /// The `replica` label.
+    pub replica: String,
+    /// `file`, `s3`, or an unsupported type.
+    pub kind: String,
+    /// Whether the last read of the replica succeeded and found something.
+    pub up: bool,
+    pub error: Option<String>,
+    /// What Litestream has written locally, and what the replica holds.
+    pub local: Option<Position>,
+    pub position: Option<Position>,
+    /// Every commit before this time (seconds since the epoch) is in the replica.
+    pub replicated_at: Option<f64>,
+    /// How long the oldest commit the replica does not hold has waited; 0 when it holds all.
+    pub lag_seconds: Option<f64>,
+    pub errors_total: u64,
+}
+
 /// Everything known about one database after a poll. Plain data, shared by every output.
 #[derive(Debug, Clone, Serialize)]
 pub struct DbSnapshot {
@@ -109,6 +134,8 @@ pub struct DbSnapshot {
     pub wal_written_bytes_total: u64,
     /// `None` until the database was first readable.
     pub write_lock: Option<WriteLockSnapshot>,
+    /// Litestream replicas, when configured.
+    pub litestream: Vec<ReplicaSnapshot>,
     pub filesystem: Option<FsStat>,
     pub poll_duration_seconds: f64,
     /// Failed probes by name since start.
@@ -142,6 +169,7 @@ impl DbSnapshot {
             wal_resets_total: 0,
             wal_written_bytes_total: 0,
             write_lock: None,
+            litestream: Vec::new(),
             filesystem: None,
             poll_duration_seconds: 0.0,
             poll_errors_total: BTreeMap::new(),
@@ -172,6 +200,8 @@ pub struct Monitor {
     rebuild_pending: bool,
     wal_position: Option<WalPosition>,
     write_lock: WriteLockStats,
+    /// Commits seen, for the replication lag; only kept for replicated databases.
+    commits: Option<CommitHistory>,
 }
 
 impl Monitor {
@@ -188,6 +218,59 @@ impl Monitor {
             rebuild_pending: false,
             wal_position: None,
             write_lock: WriteLockStats::default(),
+            commits: None,
+        }
+    }
+
+    /// Names the Litestream replicas of this database (label and type), whose observations
+    /// [`Self::observe_replicas`] turns into lag.
+    pub fn with_replicas(mut self, replicas: &[(String, String)]) -> Self {
+        if !replicas.is_empty() {
+            self.commits = Some(CommitHistory::default());
+        }
+        self.snapshot.litestream = replicas
+            .iter()
+            .map(|(name, kind)| ReplicaSnapshot {
+                replica: name.clone(),
+                kind: kind.clone(),
+                error: Some("not read yet".into()),
+                ..ReplicaSnapshot::default()
+            })
+            .collect();
+        self
+    }
+
+    /// Reads the latest replica observations from `board` and computes each replica's lag
+    /// against the commits seen so far. Call after [`Self::poll`].
+    pub fn observe_replicas(&mut self, board: &Board) {
+        let Some(commits) = &mut self.commits else {
+            return;
+        };
+        let now = self.snapshot.polled_at;
+        let mut oldest: Option<f64> = None;
+        for r in &mut self.snapshot.litestream {
+            let Some(o) = board.get(&self.snapshot.name, &r.replica) else {
+                continue;
+            };
+            r.kind = o.kind;
+            r.local = o.local;
+            r.position = o.replica;
+            r.replicated_at = o.replicated_at;
+            r.errors_total = o.errors_total;
+            r.error = o.error.or_else(|| {
+                r.position
+                    .is_none()
+                    .then(|| "the replica is empty: nothing replicated at its path yet".to_string())
+            });
+            r.up = r.error.is_none();
+            // Never read (or empty): every commit seen counts as not replicated.
+            let at = r.replicated_at.unwrap_or(0.0);
+            r.lag_seconds =
+                (o.read_at.is_some() || r.replicated_at.is_some()).then(|| commits.lag(at, now));
+            oldest = Some(oldest.map_or(at, |o: f64| o.min(at)));
+        }
+        if let Some(oldest) = oldest {
+            commits.forget_before(oldest);
         }
     }
 
@@ -324,6 +407,9 @@ impl Monitor {
             Some(ws) => self.apply_wal(ws, &sample, now),
         }
         self.snapshot.write_transactions_total = self.tx.total();
+        if let (Some(c), Some(t)) = (&mut self.commits, self.tx.total()) {
+            c.observe(self.snapshot.polled_at, t);
+        }
         let total = self.tx.total().map(|t| t as f64);
         self.snapshot.write_transactions_per_second = total.and_then(|t| self.rate.observe(now, t));
         self.snapshot.sustained.write_transactions_per_second =

@@ -124,6 +124,18 @@ fn writer_utilisation(s: &DbSnapshot) -> Option<f64> {
 fn write_lock_hold(s: &DbSnapshot) -> Option<f64> {
     s.write_lock.as_ref().map(|w| w.longest_hold_seconds)
 }
+fn replication_lag(s: &DbSnapshot) -> Option<f64> {
+    s.litestream
+        .iter()
+        .filter_map(|r| r.lag_seconds)
+        .max_by(f64::total_cmp)
+}
+fn replica_up(s: &DbSnapshot) -> Option<f64> {
+    s.litestream
+        .iter()
+        .map(|r| if r.up { 1.0 } else { 0.0 })
+        .min_by(f64::total_cmp)
+}
 fn writer_processes(s: &DbSnapshot) -> Option<f64> {
     s.write_lock.as_ref().map(|w| w.writer_pids.len() as f64)
 }
@@ -209,6 +221,38 @@ pub const RULES: &[RuleDef] = &[
         summary: "{db} is declared to serve several regions; SQLite is single-node",
         description: "The config declares {value} regions for {db}, above {threshold}. SQLite has one writer on one machine: writes from other regions cross the network, and failover is a restore.",
         fix: "Serve one region from SQLite, or move to a database with replication across regions.",
+    },
+    RuleDef {
+        alert: "SQLiteReplicationLag",
+        key: "replication_lag",
+        group: Group::Health,
+        unit: Unit::Seconds,
+        op: Op::Above,
+        warning: Some(10.0),
+        critical: Some(60.0),
+        for_secs: 0,
+        promql: "max by (db) (sqlite_litestream_replication_lag_seconds{SEL})",
+        value: replication_lag,
+        label: "Litestream replication lag",
+        summary: "Litestream replication of {db} is {value} behind",
+        description: "The oldest commit to {db} that its Litestream replica does not hold has waited {value}, above {threshold}. Writes go on and the replica does not advance: Litestream stopped, or cannot reach its replica. A restore now would lose those commits.",
+        fix: "Check that Litestream runs (systemctl status litestream) and its log for sync errors; check the bucket and its credentials.",
+    },
+    RuleDef {
+        alert: "SQLiteReplicaUnreachable",
+        key: "replica_down",
+        group: Group::Health,
+        unit: Unit::Count,
+        op: Op::Below,
+        warning: Some(1.0),
+        critical: None,
+        for_secs: 60,
+        promql: "min by (db) (sqlite_litestream_up{SEL})",
+        value: replica_up,
+        label: "Litestream replica readable",
+        summary: "A Litestream replica of {db} cannot be read, or is empty",
+        description: "sqlite-ops could not read a Litestream replica of {db} for {for}, or found nothing replicated there: the bucket or directory is unreachable, the credentials are wrong, or the replica's path is not where Litestream writes. Replication lag cannot be measured meanwhile.",
+        fix: "See the replica's error on /api/v1/status; check litestream.yml's replica path, endpoint and credentials.",
     },
     RuleDef {
         alert: "SQLiteWalLarge",

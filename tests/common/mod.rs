@@ -145,6 +145,11 @@ impl Daemon {
     /// Starts `sqlite-ops run` with `args` (plus a 127.0.0.1:0 listen address and a 100 ms
     /// poll interval unless given) and waits until it listens.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_without_env(args, &[])
+    }
+
+    /// As [`Daemon::start`], with the variables `unset` removed from its environment.
+    pub fn start_without_env(args: &[&str], unset: &[&str]) -> Self {
         let mut all: Vec<String> = vec!["run".into()];
         if !args.contains(&"--web.listen-address") {
             all.extend(["--web.listen-address".into(), "127.0.0.1:0".into()]);
@@ -153,7 +158,11 @@ impl Daemon {
             all.extend(["--poll-interval".into(), "100ms".into()]);
         }
         all.extend(args.iter().map(|s| s.to_string()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sqlite-ops"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sqlite-ops"));
+        for v in unset {
+            cmd.env_remove(v);
+        }
+        let mut child = cmd
             .args(&all)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1,0 +1,374 @@
+//! Reads Litestream's own configuration (`litestream.yml`) to find the databases it replicates
+//! and where: the `replica:` (v0.5) and `replicas:` (v0.3) forms, `type: file` and `type: s3`
+//! with bucket, path, endpoint, region and force-path-style or the URL form `s3://bucket/path`,
+//! `meta-path`, and `$VAR` / `${VAR}` expansion of the whole file, as Litestream does. Unknown
+//! fields are ignored: the file is Litestream's, not ours.
+
+use serde_yaml::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where a replica lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicaKind {
+    File {
+        path: PathBuf,
+    },
+    S3(S3Spec),
+    /// A type sqlite-ops does not read (gcs, abs, sftp, nats, webdav, ...).
+    Unsupported {
+        kind: String,
+    },
+}
+
+/// An S3-compatible replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Spec {
+    pub bucket: String,
+    /// Key prefix, without leading or trailing slashes.
+    pub prefix: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub force_path_style: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replica {
+    /// The `replica` label: its `name:`, else its type (numbered when repeated).
+    pub name: String,
+    pub kind: ReplicaKind,
+    pub sync_interval: Option<Duration>,
+}
+
+/// One database Litestream replicates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LitestreamDb {
+    pub path: PathBuf,
+    /// Litestream's local state directory (`meta-path`, default `.<file>-litestream` beside it).
+    pub meta_path: PathBuf,
+    pub replicas: Vec<Replica>,
+}
+
+/// The default local state directory of `db`.
+pub fn default_meta_path(db: &Path) -> PathBuf {
+    let name = db
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    db.parent()
+        .unwrap_or(Path::new("."))
+        .join(format!(".{name}-litestream"))
+}
+
+/// Expands `$VAR` and `${VAR}` as Go's `os.ExpandEnv` does: unknown variables become empty, a
+/// `$` not followed by a name stays.
+pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(braced) = after.strip_prefix('{') {
+            if let Some(end) = braced.find('}') {
+                out.push_str(&lookup(&braced[..end]).unwrap_or_default());
+                rest = &braced[end + 1..];
+                continue;
+            }
+        }
+        let len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if len == 0 {
+            out.push('$');
+        } else {
+            out.push_str(&lookup(&after[..len]).unwrap_or_default());
+        }
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn bool_field(v: &Value, key: &str) -> Option<bool> {
+    match v.get(key)? {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Parses litestream.yml text (already read; `source` names it in errors). Errors are
+/// `(field, message)`.
+pub fn parse(
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<LitestreamDb>, (String, String)> {
+    let expanded = expand_env(text, env);
+    let root: Value = serde_yaml::from_str(&expanded)
+        .map_err(|e| (String::new(), format!("not valid YAML: {e}")))?;
+    let global_key = str_field(&root, "access-key-id").map(String::from);
+    let global_secret = str_field(&root, "secret-access-key").map(String::from);
+    let Some(dbs) = root.get("dbs") else {
+        return Err(("dbs".into(), "missing; expected a list of databases".into()));
+    };
+    let dbs = dbs.as_sequence().ok_or_else(|| {
+        (
+            "dbs".to_string(),
+            "expected a list of databases".to_string(),
+        )
+    })?;
+    let mut out = Vec::new();
+    for (i, db) in dbs.iter().enumerate() {
+        let field = format!("dbs[{i}]");
+        let path = str_field(db, "path").ok_or_else(|| {
+            let why = if db.get("dir").is_some() {
+                "directory replication (dir:) is not supported; list each database with path:"
+            } else {
+                "missing; expected the path of the database"
+            };
+            (format!("{field}.path"), why.to_string())
+        })?;
+        let path = PathBuf::from(path);
+        let meta_path = str_field(db, "meta-path")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| default_meta_path(&path));
+        let mut specs: Vec<(String, &Value)> = Vec::new();
+        if let Some(r) = db.get("replica") {
+            specs.push((format!("{field}.replica"), r));
+        }
+        if let Some(rs) = db.get("replicas") {
+            let rs = rs
+                .as_sequence()
+                .ok_or_else(|| (format!("{field}.replicas"), "expected a list".to_string()))?;
+            specs.extend(
+                rs.iter()
+                    .enumerate()
+                    .map(|(j, r)| (format!("{field}.replicas[{j}]"), r)),
+            );
+        }
+        let mut replicas: Vec<Replica> = Vec::new();
+        for (rfield, r) in specs {
+            let mut replica =
+                parse_replica(r, &global_key, &global_secret).map_err(|m| (rfield.clone(), m))?;
+            if replicas.iter().any(|o| o.name == replica.name) {
+                replica.name = format!("{}{}", replica.name, replicas.len() + 1);
+            }
+            replicas.push(replica);
+        }
+        out.push(LitestreamDb {
+            path,
+            meta_path,
+            replicas,
+        });
+    }
+    Ok(out)
+}
+
+fn parse_replica(
+    r: &Value,
+    global_key: &Option<String>,
+    global_secret: &Option<String>,
+) -> Result<Replica, String> {
+    let url = str_field(r, "url");
+    let (scheme, url_rest) = match url.and_then(|u| u.split_once("://")) {
+        Some((s, rest)) => (Some(s.to_string()), Some(rest)),
+        None if url.is_some() => {
+            return Err(format!(
+                "url {:?} is not a URL; expected s3://bucket/path or file:///path",
+                url.unwrap_or_default()
+            ))
+        }
+        None => (None, None),
+    };
+    let kind = str_field(r, "type")
+        .map(String::from)
+        .or(scheme)
+        .or_else(|| str_field(r, "path").map(|_| "file".to_string()))
+        .ok_or("has no type, url or path; expected type: file or type: s3")?;
+    let sync_interval =
+        str_field(r, "sync-interval").and_then(|s| humantime::parse_duration(s).ok());
+    let kind = match kind.as_str() {
+        "file" => {
+            let path = url_rest
+                .map(String::from)
+                .or_else(|| str_field(r, "path").map(String::from))
+                .ok_or("type file needs path:")?;
+            ReplicaKind::File {
+                path: PathBuf::from(path),
+            }
+        }
+        "s3" => {
+            // s3://bucket/prefix?endpoint=...&region=...&forcePathStyle=true
+            let (mut bucket, mut prefix, mut query) = (None, None, "");
+            if let Some(rest) = url_rest {
+                let (loc, q) = rest.split_once('?').unwrap_or((rest, ""));
+                query = q;
+                let (b, p) = loc.split_once('/').unwrap_or((loc, ""));
+                bucket = Some(b.to_string());
+                prefix = Some(p.to_string());
+            }
+            let param = |name: &str| {
+                query
+                    .split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            };
+            let bucket = str_field(r, "bucket")
+                .map(String::from)
+                .or(bucket)
+                .filter(|b| !b.is_empty())
+                .ok_or("type s3 needs bucket: (or url: s3://bucket/path)")?;
+            let prefix = str_field(r, "path")
+                .map(String::from)
+                .or(prefix)
+                .unwrap_or_default()
+                .trim_matches('/')
+                .to_string();
+            ReplicaKind::S3(S3Spec {
+                bucket,
+                prefix,
+                endpoint: str_field(r, "endpoint")
+                    .map(String::from)
+                    .or_else(|| param("endpoint")),
+                region: str_field(r, "region")
+                    .map(String::from)
+                    .or_else(|| param("region")),
+                force_path_style: bool_field(r, "force-path-style")
+                    .or_else(|| param("forcePathStyle").and_then(|v| v.parse().ok()))
+                    .unwrap_or(false),
+                access_key_id: str_field(r, "access-key-id")
+                    .map(String::from)
+                    .or_else(|| global_key.clone()),
+                secret_access_key: str_field(r, "secret-access-key")
+                    .map(String::from)
+                    .or_else(|| global_secret.clone()),
+            })
+        }
+        other => ReplicaKind::Unsupported {
+            kind: other.to_string(),
+        },
+    };
+    let name = str_field(r, "name")
+        .map(String::from)
+        .unwrap_or_else(|| match &kind {
+            ReplicaKind::File { .. } => "file".into(),
+            ReplicaKind::S3(_) => "s3".into(),
+            ReplicaKind::Unsupported { kind } => kind.clone(),
+        });
+    Ok(Replica {
+        name,
+        kind,
+        sync_interval,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "BUCKET" => Some("backups".into()),
+            "KEY" => Some("AKID".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn env_expansion_as_go_does_it() {
+        assert_eq!(
+            expand_env("a $BUCKET ${KEY} $NOPE ${NOPE}!", env),
+            "a backups AKID  !"
+        );
+        assert_eq!(expand_env("cost: 5$ and $", env), "cost: 5$ and $");
+    }
+
+    #[test]
+    fn both_forms_file_s3_url_and_meta_path() {
+        let dbs = parse(
+            r#"
+access-key-id: ${KEY}
+secret-access-key: secret
+dbs:
+  - path: /data/app.db
+    replica:
+      type: s3
+      bucket: $BUCKET
+      path: /app/db/
+      endpoint: http://127.0.0.1:9000
+      region: us-east-1
+      force-path-style: true
+      sync-interval: 1s
+  - path: /data/jobs.db
+    meta-path: /var/lib/ls/jobs
+    replicas:
+      - path: /backup/jobs
+      - url: s3://other/jobs?endpoint=http://127.0.0.1:9000&forcePathStyle=true
+        name: offsite
+      - type: gcs
+        bucket: x
+"#,
+            env,
+        )
+        .unwrap();
+        assert_eq!(dbs[0].meta_path, PathBuf::from("/data/.app.db-litestream"));
+        assert_eq!(
+            dbs[0].replicas[0].kind,
+            ReplicaKind::S3(S3Spec {
+                bucket: "backups".into(),
+                prefix: "app/db".into(),
+                endpoint: Some("http://127.0.0.1:9000".into()),
+                region: Some("us-east-1".into()),
+                force_path_style: true,
+                access_key_id: Some("AKID".into()),
+                secret_access_key: Some("secret".into()),
+            })
+        );
+        assert_eq!(
+            dbs[0].replicas[0].sync_interval,
+            Some(Duration::from_secs(1))
+        );
+        let jobs = &dbs[1];
+        assert_eq!(jobs.meta_path, PathBuf::from("/var/lib/ls/jobs"));
+        assert_eq!(
+            jobs.replicas[0].kind,
+            ReplicaKind::File {
+                path: "/backup/jobs".into()
+            }
+        );
+        assert_eq!(jobs.replicas[1].name, "offsite");
+        let ReplicaKind::S3(s3) = &jobs.replicas[1].kind else {
+            panic!()
+        };
+        assert_eq!((s3.bucket.as_str(), s3.prefix.as_str()), ("other", "jobs"));
+        assert!(s3.force_path_style);
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(
+            jobs.replicas[2].kind,
+            ReplicaKind::Unsupported { kind: "gcs".into() }
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(
+            parse("dbs: [{replica: {type: s3}}]", env).unwrap_err().0,
+            "dbs[0].path"
+        );
+        let (field, msg) = parse("dbs: [{path: /a.db, replica: {type: s3}}]", env).unwrap_err();
+        assert_eq!(field, "dbs[0].replica");
+        assert!(msg.contains("bucket"), "{msg}");
+        assert!(parse("dbs: [", env).unwrap_err().1.contains("YAML"));
+        assert_eq!(parse("addr: :9090", env).unwrap_err().0, "dbs");
+    }
+}

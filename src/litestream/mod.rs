@@ -1,0 +1,8 @@
+//! Litestream replication: where each database is replicated (`config`), what Litestream has
+//! written locally and what the replica holds (`position`), and the watcher that lists replicas
+//! off the poll path (`watcher`). The lag itself is computed by the monitor from these
+//! positions and the commits it has seen.
+
+pub mod config;
+pub mod position;
+pub mod watcher;

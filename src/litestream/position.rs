@@ -1,0 +1,253 @@
+//! Replication positions: what Litestream has written locally and what a replica holds, from
+//! listings. The choice of the newest entry is pure (over names and times); reading directories
+//! and object listings is at the edge (`local`, `file_listing`, and the S3 code in `watcher`).
+
+use crate::format::litestream::{
+    parse_generation, parse_level, parse_ltx_name, parse_segment_name, parse_shadow_wal_name,
+    WalPos,
+};
+use serde::Serialize;
+use std::path::Path;
+use std::time::SystemTime;
+
+/// A position in Litestream's stream of changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "format")]
+pub enum Position {
+    /// v0.5: the highest TXID held.
+    #[serde(rename = "v0.5")]
+    V5 { txid: u64 },
+    /// v0.3: generation, WAL index and byte offset.
+    #[serde(rename = "v0.3")]
+    V3 {
+        generation: String,
+        index: u32,
+        offset: u32,
+    },
+}
+
+/// One listed file or object, its key relative to the replica root with `/` separators
+/// (`ltx/0/…ltx` on files, `0000/…ltx` on S3, `generations/<gen>/wal/…wal.lz4` for v0.3).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub key: String,
+    pub modified: SystemTime,
+}
+
+/// The newest entry of a replica listing and the position it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Newest {
+    pub position: Position,
+    /// The key to read the LTX header from (v0.5), for its timestamp.
+    pub key: String,
+    pub modified: SystemTime,
+}
+
+/// Picks the replica's position from a listing: the highest max TXID across levels (v0.5, the
+/// lowest level holding it, whose header dates it most closely), else the newest segment of the
+/// current generation (v0.3; the generation with the newest segment when not known). `None` for
+/// an empty replica.
+pub fn newest(entries: &[Entry], generation: Option<&str>) -> Option<Newest> {
+    let v5 = entries
+        .iter()
+        .filter_map(|e| {
+            let mut parts = e.key.rsplit('/');
+            let name = parse_ltx_name(parts.next()?)?;
+            let level = parse_level(parts.next()?)?;
+            Some((name.max_txid, std::cmp::Reverse(level), e))
+        })
+        .max_by_key(|(txid, level, _)| (*txid, *level));
+    if let Some((txid, _, e)) = v5 {
+        return Some(Newest {
+            position: Position::V5 { txid },
+            key: e.key.clone(),
+            modified: e.modified,
+        });
+    }
+    let segments: Vec<(&str, WalPos, &Entry)> = entries
+        .iter()
+        .filter_map(|e| {
+            let parts: Vec<&str> = e.key.split('/').collect();
+            match parts.as_slice() {
+                [.., "generations", g, "wal", seg] => {
+                    Some((parse_generation(g)?, parse_segment_name(seg)?, e))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    let generation = generation.map(String::from).or_else(|| {
+        segments
+            .iter()
+            .max_by_key(|(_, _, e)| e.modified)
+            .map(|(g, _, _)| g.to_string())
+    })?;
+    segments
+        .iter()
+        .filter(|(g, _, _)| *g == generation)
+        .max_by_key(|(_, pos, _)| *pos)
+        .map(|(g, pos, e)| Newest {
+            position: Position::V3 {
+                generation: g.to_string(),
+                index: pos.index,
+                offset: pos.offset,
+            },
+            key: e.key.clone(),
+            modified: e.modified,
+        })
+}
+
+/// Lists a file replica (both layouts), keys relative to `root`.
+pub fn file_listing(root: &Path) -> std::io::Result<Vec<Entry>> {
+    if !root.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{} is not a directory", root.display()),
+        ));
+    }
+    let mut out = Vec::new();
+    walk(root, "", 3, &mut out);
+    Ok(out)
+}
+
+fn walk(dir: &Path, prefix: &str, depth: u32, out: &mut Vec<Entry>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let key = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let Ok(m) = e.metadata() else { continue };
+        if m.is_dir() {
+            if depth > 0 {
+                walk(&e.path(), &key, depth - 1, out);
+            }
+        } else if let Ok(modified) = m.modified() {
+            out.push(Entry { key, modified });
+        }
+    }
+}
+
+/// What Litestream has written locally, from its meta directory.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Local {
+    pub position: Option<Position>,
+    /// The current generation (v0.3), to pick the replica's segments.
+    #[serde(skip)]
+    pub generation: Option<String>,
+}
+
+/// Reads the meta directory: the highest local TXID (v0.5) or the current generation's shadow
+/// WAL index and size (v0.3).
+pub fn local(meta: &Path) -> std::io::Result<Local> {
+    let ltx = meta.join("ltx");
+    if ltx.is_dir() {
+        let mut entries = Vec::new();
+        walk(&ltx, "", 1, &mut entries);
+        return Ok(Local {
+            position: newest(&entries, None).map(|n| n.position),
+            generation: None,
+        });
+    }
+    let generation = std::fs::read_to_string(meta.join("generation"))?;
+    let generation = parse_generation(&generation)
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the generation file does not hold a generation",
+            )
+        })?
+        .to_string();
+    let wal_dir = meta.join("generations").join(&generation).join("wal");
+    let newest_wal = std::fs::read_dir(&wal_dir)?
+        .flatten()
+        .filter_map(|e| {
+            let index = parse_shadow_wal_name(&e.file_name().to_string_lossy())?;
+            Some((index, e.metadata().ok()?.len()))
+        })
+        .max();
+    Ok(Local {
+        position: newest_wal.map(|(index, size)| Position::V3 {
+            generation: generation.clone(),
+            index,
+            offset: size as u32,
+        }),
+        generation: Some(generation),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn e(key: &str, secs: u64) -> Entry {
+        Entry {
+            key: key.into(),
+            modified: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+        }
+    }
+
+    #[test]
+    fn v5_highest_txid_across_levels_lowest_level_first() {
+        let listing = [
+            e("ltx/0/0000000000000001-0000000000000004.ltx", 10),
+            e("ltx/0/0000000000000005-0000000000000007.ltx", 12),
+            e("ltx/1/0000000000000001-0000000000000007.ltx", 40),
+            e("ltx/9/0000000000000001-0000000000000001.ltx", 5),
+            e("ltx/0/garbage.tmp", 50),
+        ];
+        let n = newest(&listing, None).unwrap();
+        assert_eq!(n.position, Position::V5 { txid: 7 });
+        assert_eq!(n.key, "ltx/0/0000000000000005-0000000000000007.ltx");
+        // The S3 layout: hex levels, no ltx/.
+        let s3 = [e("0001/0000000000000001-0000000000000009.ltx", 1)];
+        assert_eq!(
+            newest(&s3, None).unwrap().position,
+            Position::V5 { txid: 9 }
+        );
+        assert_eq!(newest(&[], None), None);
+    }
+
+    #[test]
+    fn v3_newest_segment_of_the_current_generation() {
+        let listing = [
+            e(
+                "generations/19c19ebf760dedb6/wal/00000000_00000000.wal.lz4",
+                10,
+            ),
+            e(
+                "generations/19c19ebf760dedb6/wal/00000001_000060b0.wal.lz4",
+                12,
+            ),
+            e(
+                "generations/19c19ebf760dedb6/wal/00000001_00001000.wal.lz4",
+                11,
+            ),
+            e(
+                "generations/19c19ebf760dedb6/snapshots/00000000.snapshot.lz4",
+                9,
+            ),
+            e(
+                "generations/aaaaaaaaaaaaaaaa/wal/00000009_00000000.wal.lz4",
+                5,
+            ),
+        ];
+        let n = newest(&listing, Some("19c19ebf760dedb6")).unwrap();
+        assert_eq!(
+            n.position,
+            Position::V3 {
+                generation: "19c19ebf760dedb6".into(),
+                index: 1,
+                offset: 0x60b0
+            }
+        );
+        // Unknown generation: the one written last.
+        assert_eq!(newest(&listing, None).unwrap().modified, n.modified);
+        assert_eq!(newest(&listing, Some("bbbbbbbbbbbbbbbb")), None);
+    }
+}

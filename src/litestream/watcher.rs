@@ -1,0 +1,305 @@
+//! Reads each replica and Litestream's local state on an interval, off the poll path (an S3
+//! listing may take seconds; a poll must not), and posts what it found on a [`Board`] that the
+//! poller reads. One task per replica; a failing replica is an error on that replica only.
+
+use super::config::{LitestreamDb, Replica, ReplicaKind, S3Spec};
+use super::position::{self, Entry, Local, Newest, Position};
+use crate::format::litestream::{parse_ltx_header, LTX_HEADER_SIZE};
+use futures::TryStreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// What one read of a replica found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Observation {
+    /// `file`, `s3`, or the unsupported type's name.
+    pub kind: String,
+    pub local: Option<Position>,
+    pub replica: Option<Position>,
+    /// Every commit made before this time is in the replica (seconds since the epoch).
+    pub replicated_at: Option<f64>,
+    /// When the replica was last read successfully.
+    pub read_at: Option<f64>,
+    /// Why the last read failed; `None` when it succeeded.
+    pub error: Option<String>,
+    pub errors_total: u64,
+}
+
+/// The latest observation of every replica, keyed by (db, replica).
+#[derive(Debug, Default)]
+pub struct Board {
+    inner: Mutex<HashMap<(String, String), Observation>>,
+}
+
+impl Board {
+    pub fn get(&self, db: &str, replica: &str) -> Option<Observation> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(db.to_string(), replica.to_string()))
+            .cloned()
+    }
+
+    fn post(&self, db: &str, replica: &str, f: impl FnOnce(&mut Observation)) {
+        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        f(map
+            .entry((db.to_string(), replica.to_string()))
+            .or_default());
+    }
+}
+
+fn epoch(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// How a replica is read.
+enum Reader {
+    File(std::path::PathBuf),
+    S3 { store: AmazonS3, prefix: String },
+}
+
+/// The S3 client for a replica, or why there cannot be one.
+fn s3_store(spec: &S3Spec, timeout: Duration) -> Result<AmazonS3, String> {
+    let env = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok());
+    let key = spec
+        .access_key_id
+        .clone()
+        .or_else(|| env(&["LITESTREAM_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"]));
+    let secret = spec
+        .secret_access_key
+        .clone()
+        .or_else(|| env(&["LITESTREAM_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"]));
+    let (Some(key), Some(secret)) = (key, secret) else {
+        return Err("no credentials: set access-key-id and secret-access-key in litestream.yml, or LITESTREAM_ACCESS_KEY_ID and LITESTREAM_SECRET_ACCESS_KEY (or the AWS_ ones) for sqlite-ops".into());
+    };
+    let mut b = AmazonS3Builder::new()
+        .with_bucket_name(&spec.bucket)
+        .with_region(spec.region.clone().unwrap_or_else(|| "us-east-1".into()))
+        .with_access_key_id(key)
+        .with_secret_access_key(secret)
+        .with_virtual_hosted_style_request(!spec.force_path_style)
+        .with_client_options(
+            ClientOptions::new()
+                .with_timeout(timeout)
+                .with_connect_timeout(timeout.min(Duration::from_secs(5))),
+        )
+        .with_retry(RetryConfig {
+            max_retries: 1,
+            retry_timeout: timeout,
+            ..RetryConfig::default()
+        });
+    if let Some(ep) = &spec.endpoint {
+        b = b
+            .with_endpoint(ep)
+            .with_allow_http(ep.starts_with("http://"));
+    }
+    b.build()
+        .map_err(|e| format!("cannot configure the S3 client: {e}"))
+}
+
+/// Starts one task per replica of `db` (named `name`), reading every `interval` until the
+/// runtime stops.
+pub fn spawn(
+    name: &str,
+    db: &LitestreamDb,
+    interval: Duration,
+    board: Arc<Board>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    db.replicas
+        .iter()
+        .map(|replica| {
+            let (name, meta, board) = (name.to_string(), db.meta_path.clone(), board.clone());
+            let replica = replica.clone();
+            tokio::spawn(async move { watch(name, meta, replica, interval, board).await })
+        })
+        .collect()
+}
+
+async fn watch(
+    db: String,
+    meta: std::path::PathBuf,
+    replica: Replica,
+    interval: Duration,
+    board: Arc<Board>,
+) {
+    let kind_name = match &replica.kind {
+        ReplicaKind::File { .. } => "file".to_string(),
+        ReplicaKind::S3(_) => "s3".to_string(),
+        ReplicaKind::Unsupported { kind } => kind.clone(),
+    };
+    let timeout = interval.max(Duration::from_secs(10));
+    let reader = match &replica.kind {
+        ReplicaKind::File { path } => Ok(Reader::File(path.clone())),
+        ReplicaKind::S3(spec) => s3_store(spec, timeout).map(|store| Reader::S3 {
+            store,
+            prefix: spec.prefix.clone(),
+        }),
+        ReplicaKind::Unsupported { kind } => Err(format!(
+            "replica type {kind:?} is not supported by sqlite-ops (it reads file and s3 replicas); its lag is not measured"
+        )),
+    };
+    let reader = match reader {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(db = %db, replica = %replica.name, error = %e, "cannot watch Litestream replica");
+            board.post(&db, &replica.name, |o| {
+                o.kind = kind_name.clone();
+                o.error = Some(e);
+                o.errors_total += 1;
+            });
+            return;
+        }
+    };
+    let mut last_error: Option<String> = None;
+    loop {
+        let meta2 = meta.clone();
+        let local = tokio::task::spawn_blocking(move || position::local(&meta2))
+            .await
+            .ok()
+            .and_then(Result::ok);
+        let generation = local.as_ref().and_then(|l: &Local| l.generation.clone());
+        let read = tokio::time::timeout(timeout, read_replica(&reader, generation)).await;
+        let result = read.unwrap_or_else(|_| {
+            Err(format!(
+                "no answer within {}",
+                humantime::format_duration(timeout)
+            ))
+        });
+        if result.as_ref().err() != last_error.as_ref() {
+            match &result {
+                Err(e) => {
+                    tracing::warn!(db = %db, replica = %replica.name, error = %e, "cannot read Litestream replica")
+                }
+                Ok(_) if last_error.is_some() => {
+                    tracing::info!(db = %db, replica = %replica.name, "Litestream replica readable again")
+                }
+                Ok(_) => {}
+            }
+            last_error = result.as_ref().err().cloned();
+        }
+        let now = epoch(SystemTime::now());
+        board.post(&db, &replica.name, |o| {
+            o.kind = kind_name.clone();
+            o.local = local.and_then(|l| l.position);
+            match result {
+                Ok(found) => {
+                    o.error = None;
+                    o.read_at = Some(now);
+                    if let Some((pos, at)) = found {
+                        o.replica = Some(pos);
+                        o.replicated_at = Some(at);
+                    } else {
+                        o.replica = None;
+                        o.replicated_at = None;
+                    }
+                }
+                Err(e) => {
+                    o.error = Some(e);
+                    o.errors_total += 1;
+                }
+            }
+        });
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// The replica's position and the time up to which it holds every commit; `None` when empty.
+async fn read_replica(
+    reader: &Reader,
+    generation: Option<String>,
+) -> Result<Option<(Position, f64)>, String> {
+    match reader {
+        Reader::File(root) => {
+            let root = root.clone();
+            tokio::task::spawn_blocking(move || {
+                let entries = position::file_listing(&root)
+                    .map_err(|e| format!("cannot list {}: {e}", root.display()))?;
+                let Some(n) = position::newest(&entries, generation.as_deref()) else {
+                    return Ok(None);
+                };
+                let at = dated(&n, || {
+                    let mut buf = [0u8; LTX_HEADER_SIZE];
+                    std::fs::File::open(Path::new(&root).join(&n.key))
+                        .and_then(|mut f| f.read_exact(&mut buf))
+                        .map(|_| buf.to_vec())
+                        .map_err(|e| format!("cannot read {}: {e}", n.key))
+                })?;
+                Ok(Some((n.position, at)))
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        }
+        Reader::S3 { store, prefix } => {
+            let base = object_store::path::Path::from(prefix.as_str());
+            let objects: Vec<_> = store
+                .list(if prefix.is_empty() { None } else { Some(&base) })
+                .try_collect()
+                .await
+                .map_err(|e| format!("cannot list s3://{}: {}", prefix, short(&e)))?;
+            let entries: Vec<Entry> = objects
+                .iter()
+                .map(|o| {
+                    let key = o.location.as_ref();
+                    let rel = key
+                        .strip_prefix(prefix.as_str())
+                        .unwrap_or(key)
+                        .trim_start_matches('/');
+                    Entry {
+                        key: rel.to_string(),
+                        modified: SystemTime::from(o.last_modified),
+                    }
+                })
+                .collect();
+            let Some(n) = position::newest(&entries, generation.as_deref()) else {
+                return Ok(None);
+            };
+            let header = if matches!(n.position, Position::V5 { .. }) {
+                let key = if prefix.is_empty() {
+                    n.key.clone()
+                } else {
+                    format!("{prefix}/{}", n.key)
+                };
+                Some(
+                    store
+                        .get_range(
+                            &object_store::path::Path::from(key),
+                            0..LTX_HEADER_SIZE as u64,
+                        )
+                        .await
+                        .map(|b| b.to_vec())
+                        .map_err(|e| format!("cannot read {}: {}", n.key, short(&e))),
+                )
+            } else {
+                None
+            };
+            let at = dated(&n, || header.clone().unwrap_or(Ok(Vec::new())))?;
+            Ok(Some((n.position, at)))
+        }
+    }
+}
+
+/// The time up to which the newest entry covers commits: the LTX header's timestamp (v0.5,
+/// when Litestream read the WAL), or the segment's modification time (v0.3).
+fn dated(n: &Newest, header: impl FnOnce() -> Result<Vec<u8>, String>) -> Result<f64, String> {
+    match n.position {
+        Position::V5 { .. } => {
+            let bytes = header()?;
+            let h = parse_ltx_header(&bytes).map_err(|e| format!("{}: {e}", n.key))?;
+            Ok(h.timestamp_ms as f64 / 1000.0)
+        }
+        Position::V3 { .. } => Ok(epoch(n.modified)),
+    }
+}
+
+/// The first line of an object-store error, which otherwise carries a whole HTTP exchange.
+fn short(e: &object_store::Error) -> String {
+    let s = e.to_string();
+    s.lines().next().unwrap_or(&s).chars().take(300).collect()
+}

