@@ -38,18 +38,8 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let poller = Poller::new(targets, &settings.runbook_base_url);
     let board = poller.board();
-    let watchers: Vec<_> = targets
-        .iter()
-        .filter_map(|t| Some((t, t.litestream.as_ref()?)))
-        .flat_map(|(t, ls)| {
-            crate::litestream::watcher::spawn(
-                &t.name,
-                ls,
-                settings.litestream_interval,
-                board.clone(),
-            )
-        })
-        .collect();
+    let watchers =
+        crate::litestream::watcher::spawn_all(targets, settings.litestream_interval, &board);
     let poller = poller::spawn(
         poller,
         settings.poll_interval,

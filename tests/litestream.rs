@@ -208,6 +208,13 @@ fn steady_kill_restart(
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(steady_max < 3.0, "steady lag stays small: {steady_max:.2}s");
+    let process_up = || d.metrics().db("sqlite_litestream_process_up", "app");
+    let watches_process = process_up().is_some();
+    if watches_process {
+        wait_for(STEP, "Litestream's metrics endpoint seen", || {
+            (process_up() == Some(1.0)).then_some(())
+        });
+    }
     assert!(!firing(d, "SQLiteReplicationLag"));
 
     // Kill Litestream: the lag follows wall time from the last replicated commit.
@@ -221,6 +228,11 @@ fn steady_kill_restart(
         lag >= since_kill - 2.5,
         "lag {lag:.2}s tracks the {since_kill:.2}s since the kill, within a sync interval and two polls"
     );
+    if watches_process {
+        wait_for(STEP, "Litestream seen gone", || {
+            (process_up() == Some(0.0)).then_some(())
+        });
+    }
     wait_for(STEP, "SQLiteReplicationLag firing", || {
         firing(d, "SQLiteReplicationLag").then_some(())
     });
@@ -255,10 +267,12 @@ fn v05_file_replica() {
     let db = wal_db(dir.path());
     let replica_dir = dir.path().join("replica");
     let yml = dir.path().join("litestream.yml");
+    // With its metrics endpoint: the fourth source, whether the process runs.
     std::fs::write(
         &yml,
         format!(
-            "dbs:\n  - path: {}\n    replica:\n      type: file\n      path: {}\n      sync-interval: 1s\n",
+            "addr: 127.0.0.1:{}\ndbs:\n  - path: {}\n    replica:\n      type: file\n      path: {}\n      sync-interval: 1s\n",
+            free_port(),
             db.display(),
             replica_dir.display()
         ),
@@ -296,6 +310,11 @@ fn v05_file_replica() {
     assert!(finding("replication_lag")["measured"].as_f64().unwrap() < 3.0);
 
     let m = d.metrics();
+    assert_eq!(m.db("sqlite_litestream_process_up", "app"), Some(1.0));
+    assert_eq!(
+        m.db("sqlite_litestream_sync_errors_total", "app"),
+        Some(0.0)
+    );
     let local = m.db("sqlite_litestream_local_txid", "app").unwrap();
     assert!(local > 1.0, "local TXID {local}");
     assert!(m

@@ -247,11 +247,7 @@ fn sample(targets: &[Target], duration: Duration) -> Vec<DbSnapshot> {
         .expect("building the async runtime");
     {
         let _entered = runtime.enter();
-        for t in targets {
-            if let Some(ls) = &t.litestream {
-                crate::litestream::watcher::spawn(&t.name, ls, SAMPLE_POLL * 5, poller.board());
-            }
-        }
+        crate::litestream::watcher::spawn_all(targets, SAMPLE_POLL * 5, &poller.board());
     }
     let start = Instant::now();
     let deadline = start + duration;

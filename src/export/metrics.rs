@@ -77,6 +77,8 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_litestream_replica_wal_index", G, &["db", "replica"], "WAL index of the replica's newest segment in the current generation (Litestream v0.3)."),
     def("sqlite_litestream_replica_wal_offset", G, &["db", "replica"], "End offset of the replica's newest segment in the current generation (Litestream v0.3)."),
     def("sqlite_litestream_info", G, &["db", "replica", "type", "format", "generation"], "Constant 1, labelled with the replica's type (file, s3, or an unsupported one), the layout found (v0.5, v0.3) and the v0.3 generation."),
+    def("sqlite_litestream_process_up", G, DB, "Whether Litestream's own metrics endpoint (addr: in litestream.yml) answered and listed this database (1) or not (0): 0 while writes go on means Litestream is not running."),
+    def("sqlite_litestream_sync_errors_total", C, DB, "Sync errors Litestream itself counted for this database (its litestream_sync_error_count)."),
     def("sqlite_litestream_read_errors_total", C, &["db", "replica"], "Reads of this replica (listing, LTX header) that failed."),
     def("sqlite_filesystem_free_bytes", G, DB, "Bytes available to unprivileged users on the filesystem holding the database (statvfs f_bavail)."),
     def("sqlite_filesystem_size_bytes", G, DB, "Total size in bytes of the filesystem holding the database."),
@@ -295,6 +297,13 @@ fn add_snapshot(f: &mut Families, s: &DbSnapshot) {
 
 fn add_litestream(f: &mut Families, s: &DbSnapshot) {
     use crate::litestream::position::Position;
+    if let Some(p) = &s.litestream_process {
+        let db: &[(&str, &str)] = &[("db", &s.name)];
+        f.add("sqlite_litestream_process_up", db, b(p.up));
+        if let Some(n) = p.sync_errors {
+            f.add("sqlite_litestream_sync_errors_total", db, n);
+        }
+    }
     let mut local_done = false;
     for r in &s.litestream {
         let l: &[(&str, &str)] = &[("db", &s.name), ("replica", &r.replica)];

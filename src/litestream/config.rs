@@ -46,6 +46,8 @@ pub struct Replica {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LitestreamDb {
     pub path: PathBuf,
+    /// Litestream's own metrics endpoint, from `addr:` (`http://127.0.0.1:9090/metrics`).
+    pub metrics_url: Option<String>,
     /// Litestream's local state directory (`meta-path`, default `.<file>-litestream` beside it).
     pub meta_path: PathBuf,
     pub replicas: Vec<Replica>,
@@ -91,6 +93,17 @@ pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String
     out
 }
 
+/// The metrics URL of Litestream's `addr:` (`:9090`, `0.0.0.0:9090` or `host:9090`), reached
+/// on loopback when it listens on every interface.
+fn metrics_url(addr: &str) -> String {
+    let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "9090"));
+    let host = match host {
+        "" | "0.0.0.0" | "[::]" | "::" => "127.0.0.1",
+        h => h,
+    };
+    format!("http://{host}:{port}/metrics")
+}
+
 fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key)
         .and_then(Value::as_str)
@@ -115,6 +128,7 @@ pub fn parse(
     let expanded = expand_env(text, env);
     let root: Value = serde_yaml::from_str(&expanded)
         .map_err(|e| (String::new(), format!("not valid YAML: {e}")))?;
+    let metrics_url = str_field(&root, "addr").map(metrics_url);
     let global_key = str_field(&root, "access-key-id").map(String::from);
     let global_secret = str_field(&root, "secret-access-key").map(String::from);
     let Some(dbs) = root.get("dbs") else {
@@ -166,6 +180,7 @@ pub fn parse(
         }
         out.push(LitestreamDb {
             path,
+            metrics_url: metrics_url.clone(),
             meta_path,
             replicas,
         });
@@ -297,6 +312,7 @@ mod tests {
     fn both_forms_file_s3_url_and_meta_path() {
         let dbs = parse(
             r#"
+addr: ":9090"
 access-key-id: ${KEY}
 secret-access-key: secret
 dbs:
@@ -322,6 +338,10 @@ dbs:
         )
         .unwrap();
         assert_eq!(dbs[0].meta_path, PathBuf::from("/data/.app.db-litestream"));
+        assert_eq!(
+            dbs[0].metrics_url.as_deref(),
+            Some("http://127.0.0.1:9090/metrics")
+        );
         assert_eq!(
             dbs[0].replicas[0].kind,
             ReplicaKind::S3(S3Spec {

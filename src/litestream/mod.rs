@@ -4,5 +4,6 @@
 //! positions and the commits it has seen.
 
 pub mod config;
+pub mod metrics;
 pub mod position;
 pub mod watcher;

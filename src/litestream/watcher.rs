@@ -3,8 +3,10 @@
 //! poller reads. One task per replica; a failing replica is an error on that replica only.
 
 use super::config::{LitestreamDb, Replica, ReplicaKind, S3Spec};
+use super::metrics::{self, Process};
 use super::position::{self, Entry, Local, Newest, Position};
 use crate::format::litestream::{parse_ltx_header, LTX_HEADER_SIZE};
+use crate::poller::Target;
 use futures::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
@@ -31,13 +33,30 @@ pub struct Observation {
     pub errors_total: u64,
 }
 
-/// The latest observation of every replica, keyed by (db, replica).
+/// The latest observation of every replica, keyed by (db, replica), and what Litestream's own
+/// metrics say of each database.
 #[derive(Debug, Default)]
 pub struct Board {
     inner: Mutex<HashMap<(String, String), Observation>>,
+    processes: Mutex<HashMap<String, Process>>,
 }
 
 impl Board {
+    pub fn process(&self, db: &str) -> Option<Process> {
+        self.processes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(db)
+            .cloned()
+    }
+
+    fn post_process(&self, db: &str, p: Process) {
+        self.processes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(db.to_string(), p);
+    }
+
     pub fn get(&self, db: &str, replica: &str) -> Option<Observation> {
         self.inner
             .lock()
@@ -104,9 +123,71 @@ fn s3_store(spec: &S3Spec, timeout: Duration) -> Result<AmazonS3, String> {
         .map_err(|e| format!("cannot configure the S3 client: {e}"))
 }
 
+/// Starts the watchers of every replicated target: one task per replica, and one per
+/// Litestream metrics endpoint. They run until aborted or the runtime stops.
+pub fn spawn_all(
+    targets: &[Target],
+    interval: Duration,
+    board: &Arc<Board>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    let mut endpoints: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for t in targets {
+        let Some(ls) = &t.litestream else { continue };
+        tasks.extend(spawn_replicas(&t.name, ls, interval, board.clone()));
+        if let Some(url) = &ls.metrics_url {
+            endpoints
+                .entry(url.clone())
+                .or_default()
+                .push((t.name.clone(), ls.path.display().to_string()));
+        }
+    }
+    for (url, dbs) in endpoints {
+        let board = board.clone();
+        tasks.push(tokio::spawn(async move {
+            watch_metrics(url, dbs, interval, board).await
+        }));
+    }
+    tasks
+}
+
+/// Scrapes Litestream's metrics endpoint every `interval` for `dbs` (name, path as Litestream
+/// knows it).
+async fn watch_metrics(
+    url: String,
+    dbs: Vec<(String, String)>,
+    interval: Duration,
+    board: Arc<Board>,
+) {
+    let timeout = interval.max(Duration::from_secs(5));
+    loop {
+        let scraped = metrics::fetch(&url, timeout)
+            .await
+            .map(|t| metrics::parse(&t));
+        for (name, path) in &dbs {
+            let p = match &scraped {
+                Ok(m) => m.get(path).cloned().unwrap_or_else(|| Process {
+                    error: Some(format!(
+                        "{url} does not list {path}: is Litestream replicating it?"
+                    )),
+                    ..Process::default()
+                }),
+                Err(e) => Process {
+                    error: Some(format!(
+                        "Litestream's metrics endpoint does not answer: {e}"
+                    )),
+                    ..Process::default()
+                },
+            };
+            board.post_process(name, p);
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
 /// Starts one task per replica of `db` (named `name`), reading every `interval` until the
 /// runtime stops.
-pub fn spawn(
+fn spawn_replicas(
     name: &str,
     db: &LitestreamDb,
     interval: Duration,

@@ -136,6 +136,8 @@ pub struct DbSnapshot {
     pub write_lock: Option<WriteLockSnapshot>,
     /// Litestream replicas, when configured.
     pub litestream: Vec<ReplicaSnapshot>,
+    /// What Litestream's own metrics endpoint says, when litestream.yml sets `addr:`.
+    pub litestream_process: Option<crate::litestream::metrics::Process>,
     pub filesystem: Option<FsStat>,
     pub poll_duration_seconds: f64,
     /// Failed probes by name since start.
@@ -170,6 +172,7 @@ impl DbSnapshot {
             wal_written_bytes_total: 0,
             write_lock: None,
             litestream: Vec::new(),
+            litestream_process: None,
             filesystem: None,
             poll_duration_seconds: 0.0,
             poll_errors_total: BTreeMap::new(),
@@ -247,13 +250,20 @@ impl Monitor {
             return;
         };
         let now = self.snapshot.polled_at;
+        self.snapshot.litestream_process = board.process(&self.snapshot.name);
+        let process_txid = self
+            .snapshot
+            .litestream_process
+            .as_ref()
+            .and_then(|p| p.txid);
         let mut oldest: Option<f64> = None;
         for r in &mut self.snapshot.litestream {
             let Some(o) = board.get(&self.snapshot.name, &r.replica) else {
                 continue;
             };
             r.kind = o.kind;
-            r.local = o.local;
+            // Litestream's metrics stand in for its local files when those cannot be read.
+            r.local = o.local.or(process_txid.map(|txid| Position::V5 { txid }));
             r.position = o.replica;
             r.replicated_at = o.replicated_at;
             r.errors_total = o.errors_total;
