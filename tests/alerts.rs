@@ -25,6 +25,32 @@ fn promtool_check(file: &Path) {
 }
 
 #[test]
+fn promtool_unit_tests_of_every_alert_pass() {
+    let out = Command::new(program("promtool", "prometheus"))
+        .args(["test", "rules"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts/sqlite-ops.rules.test.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool test rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tests = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts/sqlite-ops.rules.test.yml"),
+    )
+    .unwrap();
+    for alert in sqlite_ops::rules::RULES.iter().map(|r| r.alert) {
+        assert!(
+            tests.contains(&format!("name: {alert} fires"))
+                && tests.contains(&format!("name: {alert} stays quiet")),
+            "{alert} is tested above and below its threshold"
+        );
+    }
+}
+
+#[test]
 fn generated_rules_pass_promtool_and_match_the_committed_file() {
     let (code, rules, err) = run_cli(&["rules"]);
     assert_eq!(code, 0, "{err}");

