@@ -79,6 +79,10 @@ CASES = {
         "fire": {"warning": ([series("sqlite_checkpoint_lag_seconds", "400x30")], "6m 40s")},
         "quiet": [series("sqlite_checkpoint_lag_seconds", "20x30")],
     },
+    "SQLiteSnapshotPinned": {
+        "fire": {"warning": ([series("sqlite_oldest_snapshot_age_seconds", "400x30")], "6m 40s")},
+        "quiet": [series("sqlite_oldest_snapshot_age_seconds", "0x30")],
+    },
     "SQLiteFilesystemLowSpace": {
         "fire": {
             "warning": ([series("sqlite_filesystem_free_bytes", "8x30"), series("sqlite_filesystem_size_bytes", "100x30")], "8%"),

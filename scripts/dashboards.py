@@ -198,6 +198,8 @@ def overview():
             [(f"sqlite_checkpoint_lag_frames{{{SEL}}}", L)], "none", w=8, min_=0)
     b.panel("timeseries", "Checkpoint lag age", "How long the oldest frame not yet checkpointed has waited. Above 5 minutes a reader probably pins an old snapshot.",
             [(f"sqlite_checkpoint_lag_seconds{{{SEL}}}", L)], "s", w=8, thresholds=[(300, "orange")], min_=0)
+    b.panel("timeseries", "Oldest pinned snapshot", "How long the oldest snapshot held by a reader has kept checkpoints from reaching the end of the WAL. Above 5 minutes the WAL grows without bound: end that read transaction.",
+            [(f"sqlite_oldest_snapshot_age_seconds{{{SEL}}}", L)], "s", w=8, thresholds=[(300, "orange")], min_=0)
     b.panel("timeseries", "WAL resets", "Times the WAL restarted from its beginning (after a complete checkpoint), per interval.",
             [(f"increase(sqlite_wal_resets_total{{{SEL}}}[$__rate_interval])", L)], "none", w=8, min_=0)
     b.panel("timeseries", "Readers holding the WAL", "WAL read-lock slots held by open read transactions. A reader held for long pins its snapshot and blocks checkpoints.",

@@ -98,10 +98,12 @@ impl Poller {
     /// Polls every database once and returns copies of the snapshots.
     pub fn poll_once(&mut self) -> Vec<DbSnapshot> {
         self.fs.begin_cycle();
+        let locks = crate::probe::who::read_locks();
         self.monitors
             .iter_mut()
             .map(|m| {
                 m.poll(&mut self.fs);
+                m.observe_holders(&locks);
                 m.observe_replicas(&self.board);
                 m.snapshot().clone()
             })

@@ -68,6 +68,15 @@ fn lag_age_grows_while_a_reader_pins_an_old_snapshot() {
         mark, pinned.frames,
         "the read mark is the snapshot's mxFrame"
     );
+    assert_eq!(
+        pinned.oldest_snapshot_age_seconds,
+        Some(0.0),
+        "at the end of the WAL it pins nothing yet"
+    );
+    let slot = &pinned.reader_slots[0];
+    assert_eq!(u64::from(slot.mark), mark);
+    let reader_pid: i32 = py.cmd("pid").trim().parse().unwrap();
+    assert_eq!(slot.pid, Some(reader_pid), "F_GETLK names the reader");
 
     // Writes after the snapshot cannot be checkpointed past the reader's mark.
     py.cmd("commit w 20");
@@ -91,6 +100,11 @@ fn lag_age_grows_while_a_reader_pins_an_old_snapshot() {
         "age grows with wall time: {age_a} -> {age_b}"
     );
     assert_eq!(b.readers, 1);
+    let pinned_for = b.oldest_snapshot_age_seconds.unwrap();
+    assert!(
+        pinned_for >= 1.0 && pinned_for <= age_b + 0.5,
+        "the snapshot has pinned the WAL since the writes after it: {pinned_for}s (lag age {age_b}s)"
+    );
 
     // The reader lets go: the next checkpoint reaches the end of the WAL.
     py.cmd("end r");
@@ -99,4 +113,5 @@ fn lag_age_grows_while_a_reader_pins_an_old_snapshot() {
     assert_eq!(c.checkpoint_lag_frames, Some(0));
     assert_eq!(c.checkpoint_lag_seconds, Some(0.0));
     assert_eq!(c.readers, 0);
+    assert_eq!(c.oldest_snapshot_age_seconds, Some(0.0));
 }

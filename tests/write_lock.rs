@@ -6,7 +6,7 @@ mod common;
 use common::{temp_db, wait_for, Daemon, PyDriver, STEP};
 use std::time::{Duration, Instant};
 
-fn status_of(daemon: &Daemon, db: &str) -> serde_json::Value {
+fn database(daemon: &Daemon, db: &str) -> serde_json::Value {
     let (_, body) = daemon.get("/api/v1/status");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     v["databases"]
@@ -14,8 +14,27 @@ fn status_of(daemon: &Daemon, db: &str) -> serde_json::Value {
         .unwrap()
         .iter()
         .find(|d| d["name"] == db)
-        .unwrap()["write_lock"]
+        .unwrap()
         .clone()
+}
+
+fn status_of(daemon: &Daemon, db: &str) -> serde_json::Value {
+    database(daemon, db)["write_lock"].clone()
+}
+
+/// The roles /proc/locks gives `pid` on database `db`, with its name and command line.
+fn roles_of(daemon: &Daemon, db: &str, pid: i64) -> Option<(Vec<String>, String, String)> {
+    let d = database(daemon, db);
+    let p = d["processes"]
+        .as_array()?
+        .iter()
+        .find(|p| p["pid"].as_i64() == Some(pid))?
+        .clone();
+    Some((
+        serde_json::from_value(p["roles"].clone()).unwrap(),
+        p["name"].as_str().unwrap_or("").to_string(),
+        p["command"].as_str().unwrap_or("").to_string(),
+    ))
 }
 
 fn watch(db: &std::path::Path) -> Daemon {
@@ -37,6 +56,15 @@ fn check_long_hold(journal_mode: &str) {
         (wl["holder_pid"].as_i64() == Some(pid)).then_some(wl)
     });
     assert!(seen["holder_held_seconds"].as_f64().unwrap() >= 0.0);
+    // /proc/locks names it, its process name and command line.
+    let (roles, name, command) = wait_for(STEP, "the writer in /proc/locks", || {
+        roles_of(&daemon, "hold", pid).filter(|(r, _, _)| r.iter().any(|r| r == "writer"))
+    });
+    assert!(name.starts_with("python"), "{name}");
+    assert!(command.contains("sqlite_driver.py"), "{command}");
+    if journal_mode == "WAL" {
+        assert!(roles.contains(&"open".to_string()), "{roles:?}");
+    }
     std::thread::sleep(Duration::from_secs(2).saturating_sub(held.elapsed()));
     py.cmd("end w");
     daemon.wait_polls(2);
@@ -113,4 +141,45 @@ fn two_writer_processes_are_counted() {
         .unwrap()
         .len();
     assert_eq!(pids, 2);
+}
+
+#[test]
+fn a_reader_pinning_an_old_snapshot_is_timed_and_named() {
+    let (_dir, db) = temp_db("pin.db");
+    let mut writer = PyDriver::start();
+    let mut reader = PyDriver::start();
+    writer.open("w", &db, "journal_mode=WAL wal_autocheckpoint=0");
+    reader.open("r", &db, "");
+    let reader_pid: i64 = reader.cmd("pid").parse().unwrap();
+    writer.cmd("commit w 5");
+    let daemon = watch(&db);
+    daemon.wait_polls(1);
+
+    reader.cmd("begin_read r");
+    writer.cmd("commit w 5");
+    let age = || {
+        daemon
+            .metrics()
+            .db("sqlite_oldest_snapshot_age_seconds", "pin")
+    };
+    let first = wait_for(STEP, "the snapshot pinned for a second", || {
+        age().filter(|a| *a >= 1.0)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(age().unwrap() >= first + 0.4, "grows with wall time");
+    let wal = database(&daemon, "pin")["wal"].clone();
+    let slot = &wal["reader_slots"][0];
+    assert_eq!(slot["pid"].as_i64(), Some(reader_pid), "{wal}");
+    assert!(slot["pinning_seconds"].as_f64().unwrap() >= 1.0);
+    let (roles, _, command) = roles_of(&daemon, "pin", reader_pid).unwrap();
+    assert!(
+        roles.iter().any(|r| r.starts_with("reader ")) && roles.contains(&"open".to_string()),
+        "{roles:?}"
+    );
+    assert!(command.contains("sqlite_driver.py"));
+
+    reader.cmd("end r");
+    wait_for(STEP, "no snapshot pinned", || {
+        (age() == Some(0.0)).then_some(())
+    });
 }

@@ -109,7 +109,7 @@ pub fn threshold_finding(c: &Condition, s: &DbSnapshot) -> Option<Finding> {
 
 /// Audits from the snapshot and the files' metadata.
 pub fn file_audits(s: &DbSnapshot, replicated: bool) -> Vec<Finding> {
-    let mut out = vec![journal_mode(s), page_size(s), freelist(s)];
+    let mut out = vec![journal_mode(s), page_size(s), freelist(s), processes(s)];
     out.extend(filesystem_type(s));
     out.push(permissions(&s.path));
     out.extend(writer_version(s));
@@ -142,6 +142,38 @@ fn journal_mode(s: &DbSnapshot) -> Finding {
         .threshold("wal")
         .fix("Run PRAGMA journal_mode=WAL once (it persists in the file)."),
     }
+}
+
+/// Every process holding one of the database's locks (from /proc/locks), named.
+fn processes(s: &DbSnapshot) -> Finding {
+    let writers: Vec<_> = s
+        .processes
+        .iter()
+        .filter(|p| p.roles.iter().any(|r| r == "writer"))
+        .collect();
+    let list = s
+        .processes
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {} ({})",
+                p.pid,
+                p.command.as_deref().or(p.name.as_deref()).unwrap_or("?"),
+                p.roles.join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let summary = if s.processes.is_empty() {
+        "no process holds a lock on it now".to_string()
+    } else {
+        format!("{} process(es) hold its locks: {list}", s.processes.len())
+    };
+    Finding::new("processes", Status::Ok, summary).value(format!(
+        "{} open, {} writing now",
+        s.processes.len(),
+        writers.len()
+    ))
 }
 
 fn page_size(s: &DbSnapshot) -> Finding {

@@ -59,7 +59,7 @@ pub fn human(report: &Report, colour: bool) -> String {
                     .map(|t| format!("  (expected {t})"))
                     .unwrap_or_default(),
             );
-            if f.status > Status::Ok {
+            if f.status > Status::Ok || f.id == "processes" {
                 let _ = writeln!(out, "  {:8} {:width$}  {}", "", "", f.summary);
                 if let Some(fix) = &f.fix {
                     let _ = writeln!(out, "  {:8} {:width$}  fix: {fix}", "", "");

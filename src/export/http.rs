@@ -182,6 +182,22 @@ pub fn human_bytes(n: u64) -> String {
     bytesize::ByteSize::b(n).display().iec().to_string()
 }
 
+/// Who holds the database's locks, for people: `4321 python3: open, writer; 77 app: open`.
+fn holders(s: &DbSnapshot) -> String {
+    s.processes
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}: {}",
+                p.pid,
+                p.name.as_deref().unwrap_or("?"),
+                p.roles.join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn landing_page(state: &WebState, snapshots: &[DbSnapshot], alerts: &[Alert]) -> String {
     let mut firing = String::new();
     for a in alerts.iter().filter(|a| a.state == AlertState::Firing) {
@@ -201,7 +217,7 @@ fn landing_page(state: &WebState, snapshots: &[DbSnapshot], alerts: &[Alert]) ->
     for s in snapshots {
         let wal = s.wal.as_ref();
         rows.push_str(&format!(
-            "<tr><td>{}</td><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             esc(&s.name),
             esc(&s.path.display().to_string()),
             if s.up { "up" } else { "<b>down</b>" },
@@ -212,6 +228,7 @@ fn landing_page(state: &WebState, snapshots: &[DbSnapshot], alerts: &[Alert]) ->
             opt(wal.and_then(|w| w.checkpoint_lag_frames)),
             opt(wal.and_then(|w| w.checkpoint_lag_seconds).map(|a| format!("{a:.0} s"))),
             opt(wal.map(|w| w.readers)),
+            esc(&holders(s)),
             esc(s.error.as_deref().unwrap_or("")),
         ));
     }
@@ -222,7 +239,7 @@ fn landing_page(state: &WebState, snapshots: &[DbSnapshot], alerts: &[Alert]) ->
 <body><h1>sqlite-ops {version}</h1><p>SQLite health and capacity exporter (bundled SQLite {sqlite}). \
 <a href=\"{metrics_path}\">Metrics</a> · <a href=\"/api/v1/status\">Status JSON</a> · <a href=\"/api/v1/alerts\">Alerts JSON</a> · <a href=\"/healthz\">Health</a></p>\
 <h2>Firing alerts</h2><ul>{firing}</ul><h2>Databases</h2>\
-<table><tr><th>Database</th><th>Status</th><th>Journal</th><th>Write tx/s</th><th>Size</th><th>WAL</th><th>Checkpoint lag (frames)</th><th>Lag age</th><th>Readers</th><th>Error</th></tr>\n{rows}</table></body></html>\n",
+<table><tr><th>Database</th><th>Status</th><th>Journal</th><th>Write tx/s</th><th>Size</th><th>WAL</th><th>Checkpoint lag (frames)</th><th>Lag age</th><th>Readers</th><th>Processes (pid name: roles)</th><th>Error</th></tr>\n{rows}</table></body></html>\n",
         version = state.build.version,
         sqlite = state.build.sqlite_version,
     )

@@ -61,6 +61,7 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_write_transactions_total", C, DB, "Committed write transactions, counted exactly: wal-index iChange in WAL mode, the file change counter in rollback mode, commit frames in WAL exclusive locking mode."),
     def("sqlite_wal_written_bytes_total", C, DB, "Bytes of frames appended to the WAL (frames times page size plus frame header), from the growth of mxFrame."),
     def("sqlite_wal_readers", G, DB, "WAL reader slots held by a read transaction, tested with F_GETLK on the -shm read-lock bytes (nothing is acquired)."),
+    def("sqlite_oldest_snapshot_age_seconds", G, DB, "How long the oldest snapshot held by a reader has kept checkpoints from reaching the end of the WAL, in seconds; 0 when no reader does (the cause of runaway WAL growth)."),
     def("sqlite_write_lock_held_seconds_total", C, DB, "Seconds SQLite's write lock was seen held (WAL: -shm byte 120; rollback: the RESERVED byte), sampled with F_GETLK; rate() is the writer utilisation."),
     def("sqlite_write_lock_longest_hold_seconds", G, DB, "Longest time one process held the write lock within the last minute, including a hold in progress, in seconds."),
     def("sqlite_writer_processes", G, DB, "Distinct processes seen holding the write lock within the last minute; more than one breaks single-writer discipline."),
@@ -286,6 +287,10 @@ fn add_snapshot(f: &mut Families, s: &DbSnapshot) {
                 w.checkpoint_lag_bytes.map(|v| v as f64),
             ),
             ("sqlite_checkpoint_lag_seconds", w.checkpoint_lag_seconds),
+            (
+                "sqlite_oldest_snapshot_age_seconds",
+                w.oldest_snapshot_age_seconds,
+            ),
         ];
         for (name, v) in optional {
             if let Some(v) = v {

@@ -4,5 +4,6 @@
 
 pub mod db_header;
 pub mod litestream;
+pub mod proc_locks;
 pub mod shm;
 pub mod wal;

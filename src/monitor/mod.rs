@@ -4,6 +4,7 @@
 
 pub mod counter;
 pub mod lag;
+pub mod pins;
 pub mod rate;
 pub mod replication;
 pub mod write_lock;
@@ -67,6 +68,11 @@ pub struct WalSnapshot {
     pub readers: u64,
     /// Read marks of the held reader slots: the `mxFrame` each pinned snapshot was taken at.
     pub reader_marks: Vec<u32>,
+    /// The held reader slots: mark, a holder's pid, and how long each has pinned the WAL.
+    pub reader_slots: Vec<pins::ReaderSlot>,
+    /// How long the oldest pinned snapshot has kept checkpoints from the end of the WAL; 0
+    /// when none does. `None` without a wal-index (exclusive locking mode).
+    pub oldest_snapshot_age_seconds: Option<f64>,
 }
 
 /// Who holds the write lock and for how long, from frequent `F_GETLK` samples.
@@ -136,6 +142,8 @@ pub struct DbSnapshot {
     pub write_lock: Option<WriteLockSnapshot>,
     /// Litestream replicas, when configured.
     pub litestream: Vec<ReplicaSnapshot>,
+    /// Every process holding one of the database's locks, with its roles (from /proc/locks).
+    pub processes: Vec<crate::probe::who::Holder>,
     /// What Litestream's own metrics endpoint says, when litestream.yml sets `addr:`.
     pub litestream_process: Option<crate::litestream::metrics::Process>,
     pub filesystem: Option<FsStat>,
@@ -173,6 +181,7 @@ impl DbSnapshot {
             write_lock: None,
             litestream: Vec::new(),
             litestream_process: None,
+            processes: Vec::new(),
             filesystem: None,
             poll_duration_seconds: 0.0,
             poll_errors_total: BTreeMap::new(),
@@ -203,6 +212,7 @@ pub struct Monitor {
     rebuild_pending: bool,
     wal_position: Option<WalPosition>,
     write_lock: WriteLockStats,
+    pins: pins::PinClock,
     /// Commits seen, for the replication lag; only kept for replicated databases.
     commits: Option<CommitHistory>,
 }
@@ -221,8 +231,32 @@ impl Monitor {
             rebuild_pending: false,
             wal_position: None,
             write_lock: WriteLockStats::default(),
+            pins: pins::PinClock::default(),
             commits: None,
         }
+    }
+
+    /// Names every process holding one of this database's locks, from the machine's
+    /// `/proc/locks` read once per cycle. Call after [`Self::poll`].
+    pub fn observe_holders(&mut self, locks: &[crate::format::proc_locks::LockLine]) {
+        use crate::probe::who;
+        let (shm, db) = self.probe.lock_files();
+        let roles = match (self.snapshot.journal_mode, shm, db) {
+            (Some(JournalKind::Wal), Some(shm), _) => who::wal_roles(locks, shm),
+            (Some(JournalKind::Rollback), _, Some(db)) => who::rollback_roles(locks, db),
+            _ => Vec::new(),
+        };
+        // Names change rarely: reuse the last ones for pids seen before.
+        let previous = std::mem::take(&mut self.snapshot.processes);
+        self.snapshot.processes = roles
+            .into_iter()
+            .map(
+                |(pid, roles)| match previous.iter().find(|h| h.pid == pid) {
+                    Some(h) => who::Holder { roles, ..h.clone() },
+                    None => who::describe(pid, roles),
+                },
+            )
+            .collect();
     }
 
     /// Names the Litestream replicas of this database (label and type), whose observations
@@ -354,6 +388,7 @@ impl Monitor {
         }
         // The file may come back as another file or with a rebuilt wal-index.
         self.rebuild_pending = true;
+        self.pins.reset();
         let s = &mut self.snapshot;
         s.up = false;
         s.error = Some(e.to_string());
@@ -456,6 +491,7 @@ impl Monitor {
 
         let wal = if let Some(fc) = ws.frames {
             // Exclusive locking mode (or no -shm at all): count commit frames in the WAL.
+            self.pins.reset();
             self.tx.add_frames(fc.commits);
             self.snapshot.wal_written_bytes_total += fc.frames * frame_bytes;
             self.note_wal_position(fc.salt, fc.committed_frames);
@@ -490,6 +526,14 @@ impl Monitor {
             if hdr.max_frame > 0 && hdr.page_count > 0 {
                 self.snapshot.pages = Some(u64::from(hdr.page_count));
             }
+            let held = std::array::from_fn(|i| {
+                ws.read_locks[i]
+                    .filter(|h| h.kind == LockKind::Read)
+                    .map(|h| (idx.ckpt.read_marks[i], Some(h.pid)))
+            });
+            let reader_slots = self
+                .pins
+                .observe(now, &held, hdr.max_frame, idx.ckpt.backfill);
             let lag_frames = u64::from(idx.checkpoint_lag_frames());
             let age = self
                 .lag
@@ -501,6 +545,8 @@ impl Monitor {
                 checkpoint_lag_frames: Some(lag_frames),
                 checkpoint_lag_bytes: Some(lag_frames * page_size),
                 checkpoint_lag_seconds: Some(age.as_secs_f64()),
+                oldest_snapshot_age_seconds: Some(pins::oldest(&reader_slots)),
+                reader_slots,
                 readers: 0,
                 reader_marks: Vec::new(),
             }
@@ -511,7 +557,9 @@ impl Monitor {
         } else {
             // No -shm and no valid WAL: no connection is open and nothing waits to be copied.
             self.rebuild_pending = true;
+            self.pins.reset();
             WalSnapshot {
+                oldest_snapshot_age_seconds: Some(0.0),
                 size_bytes: wal_size,
                 checkpointed_frames: Some(0),
                 checkpoint_lag_frames: Some(0),

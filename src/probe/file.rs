@@ -43,6 +43,11 @@ impl WatchedFile {
         &self.path
     }
 
+    /// Device and inode of the open file.
+    pub fn identity(&self) -> Option<(u64, u64)> {
+        self.open.as_ref().map(|(_, dev, ino)| (*dev, *ino))
+    }
+
     pub fn file(&self) -> Option<&File> {
         self.open.as_ref().map(|(f, _, _)| f)
     }

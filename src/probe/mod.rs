@@ -5,6 +5,7 @@
 pub mod file;
 pub mod filesystem;
 pub mod locks;
+pub mod who;
 
 use crate::format::db_header::{self, DbHeader, JournalKind};
 use crate::format::shm::{self, lock_bytes, ShmError, WalIndex};
@@ -123,6 +124,12 @@ impl DbProbe {
             buf: Vec::new(),
             journal: None,
         }
+    }
+
+    /// The files whose locks say who uses the database: the -shm (WAL mode) and the database.
+    pub fn lock_files(&self) -> (Option<who::FileId>, Option<who::FileId>) {
+        let id = |f: &WatchedFile| f.identity().map(|(dev, ino)| who::FileId::new(dev, ino));
+        (id(&self.shm), id(&self.db))
     }
 
     pub fn path(&self) -> &Path {

@@ -114,6 +114,9 @@ fn wal_size(s: &DbSnapshot) -> Option<f64> {
 fn checkpoint_lag_age(s: &DbSnapshot) -> Option<f64> {
     s.wal.as_ref().and_then(|w| w.checkpoint_lag_seconds)
 }
+fn snapshot_age(s: &DbSnapshot) -> Option<f64> {
+    s.wal.as_ref().and_then(|w| w.oldest_snapshot_age_seconds)
+}
 fn filesystem_free(s: &DbSnapshot) -> Option<f64> {
     let fs = s.filesystem.as_ref()?;
     (fs.size_bytes > 0).then(|| fs.free_bytes as f64 / fs.size_bytes as f64)
@@ -285,6 +288,22 @@ pub const RULES: &[RuleDef] = &[
         summary: "Checkpoints of {db} have not caught up for {value}",
         description: "The oldest WAL frame of {db} not yet copied back into the database has waited {value}, above {threshold}. A reader pinning an old snapshot, or no checkpoint running, lets the WAL grow without bound.",
         fix: "End long read transactions and keep wal_autocheckpoint on; checkpoint from the application when idle.",
+    },
+    RuleDef {
+        alert: "SQLiteSnapshotPinned",
+        key: "snapshot_age",
+        group: Group::Health,
+        unit: Unit::Seconds,
+        op: Op::Above,
+        warning: Some(300.0),
+        critical: None,
+        for_secs: 0,
+        promql: "sqlite_oldest_snapshot_age_seconds{SEL}",
+        value: snapshot_age,
+        label: "oldest pinned snapshot",
+        summary: "A reader of {db} has pinned an old snapshot for {value}",
+        description: "A read transaction on {db} has held a snapshot for {value}, above {threshold}, while newer frames exist: checkpoints cannot copy past it, so the WAL grows without bound until it ends.",
+        fix: "End the long read transaction: see reader_slots in /api/v1/status for its pid.",
     },
     RuleDef {
         alert: "SQLiteFilesystemLowSpace",
