@@ -1,80 +1,74 @@
-//! Cost of one poll of one WAL database (the file-reading fast path), with a live wal-index
-//! held open by a writer in another process (Python's sqlite3).
+//! Criterion benchmarks: the pure parsers, one poll of a WAL database on the file-reading fast
+//! path, and beside it the SQL-per-scrape approach other exporters take (open a read-only
+//! connection, PRAGMA page_count, freelist_count, journal_mode, close), on the same database,
+//! held open and written by another process (Python's sqlite3) as an application would.
 //!
-//! Run: `cargo bench --bench poll`. Prints the median and p99 wall time per poll and the CPU
-//! time per poll (getrusage of this process).
+//! Run: `cargo bench --bench poll`. CPU time per poll and the whole-process figures are in
+//! `cargo bench --bench harness` (BENCHMARKS.md).
 
+use criterion::{criterion_group, criterion_main, Criterion};
+use rusqlite::{Connection, OpenFlags};
+use sqlite_ops::format::{db_header, shm, wal};
 use sqlite_ops::poller::{Poller, Target};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-const POLLS: usize = 20_000;
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::PyDriver;
 
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage writes into the zeroed struct we pass.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-fn main() {
+fn benches(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("bench.db");
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/sqlite_driver.py");
-    let mut py = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = py.stdin.take().unwrap();
-    let mut out = BufReader::new(py.stdout.take().unwrap()).lines();
-    for cmd in [
-        format!("open w {} journal_mode=WAL", db.display()),
-        "commit w 500".into(),
-        format!("open r {}", db.display()),
-    ] {
-        writeln!(stdin, "{cmd}").unwrap();
-        assert!(out.next().unwrap().unwrap().starts_with("ok"));
-    }
+    // The application: a Python process holding the database open, with frames in its WAL.
+    let mut app = PyDriver::start();
+    app.open("w", &db, "journal_mode=WAL wal_autocheckpoint=0");
+    app.cmd("commit w 500");
+    app.open("r", &db, "");
+    let header = std::fs::read(&db).unwrap()[..db_header::HEADER_SIZE].to_vec();
+    let shm_bytes = std::fs::read(dir.path().join("bench.db-shm")).unwrap();
+    let wal_bytes = std::fs::read(dir.path().join("bench.db-wal")).unwrap();
 
-    let mut poller = Poller::new(&[Target::new("bench", db)], "");
-    for _ in 0..1000 {
-        assert!(poller.poll_once()[0].up);
-    }
-    let mut times = Vec::with_capacity(POLLS);
-    let cpu0 = cpu_time();
-    let wall0 = Instant::now();
-    for _ in 0..POLLS {
-        let t = Instant::now();
-        std::hint::black_box(poller.poll_once());
-        times.push(t.elapsed());
-    }
-    let wall = wall0.elapsed();
-    let cpu = cpu_time() - cpu0;
-    times.sort();
-    let us = |d: Duration| d.as_secs_f64() * 1e6;
-    println!("| measure (one WAL database, {POLLS} polls) | value |");
-    println!("|---|---|");
-    println!(
-        "| median wall time per poll | {:.1} µs |",
-        us(times[POLLS / 2])
-    );
-    println!(
-        "| p99 wall time per poll | {:.1} µs |",
-        us(times[POLLS * 99 / 100])
-    );
-    println!(
-        "| mean CPU time per poll | {:.1} µs |",
-        us(cpu) / POLLS as f64
-    );
-    println!(
-        "| mean wall time per poll | {:.1} µs |",
-        us(wall) / POLLS as f64
-    );
-    writeln!(stdin, "quit").unwrap();
-    let _ = py.wait();
+    let mut g = c.benchmark_group("parse");
+    g.bench_function("db_header", |b| {
+        b.iter(|| db_header::parse(std::hint::black_box(&header)))
+    });
+    g.bench_function("wal_index_header", |b| {
+        b.iter(|| {
+            shm::parse(
+                std::hint::black_box(&shm_bytes[..shm::SHM_HEADER_SIZE]),
+                shm::ByteOrder::NATIVE,
+            )
+        })
+    });
+    let wal_header = wal::parse_header(&wal_bytes).unwrap();
+    let frames = (wal_bytes.len() - wal::WAL_HEADER_SIZE) as u64 / wal_header.frame_size();
+    g.bench_function(format!("wal_scan_{frames}_frames"), |b| {
+        b.iter(|| {
+            let mut scanner = wal::FrameScanner::new(wal_header);
+            scanner.scan(std::hint::black_box(&wal_bytes[wal::WAL_HEADER_SIZE..]))
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("poll_one_wal_database");
+    let mut poller = Poller::new(&[Target::new("bench", &db)], "");
+    g.bench_function("sqlite-ops_file_fast_path", |b| {
+        b.iter(|| std::hint::black_box(poller.poll_once()))
+    });
+    g.bench_function("sql_per_scrape_baseline", |b| {
+        b.iter(|| {
+            let c = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+            let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+            let free: i64 = c
+                .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+                .unwrap();
+            let mode: String = c
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .unwrap();
+            std::hint::black_box((pages, free, mode))
+        })
+    });
+    g.finish();
 }
+
+criterion_group!(poll, benches);
+criterion_main!(poll);

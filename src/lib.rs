@@ -22,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod export;
 pub mod format;
+pub mod http_client;
 pub mod litestream;
 pub mod monitor;
 pub mod poller;

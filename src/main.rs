@@ -116,6 +116,19 @@ fn init_logging(level: &str) {
         .init();
 }
 
+/// Raises the soft limit on open files to the hard limit, as Go and Prometheus do: the daemon
+/// keeps three descriptors per watched database open for its whole life.
+fn raise_open_files_limit() {
+    // SAFETY: getrlimit/setrlimit read and write the struct we pass.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -131,6 +144,7 @@ fn main() -> ExitCode {
         .log_level
         .unwrap_or_else(|| if quiet { "error" } else { "info" }.to_string());
     init_logging(&level);
+    raise_open_files_limit();
     let result = match cli.command {
         Command::Check {
             config,

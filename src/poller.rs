@@ -61,7 +61,13 @@ pub struct Poller {
     fs: Filesystems,
     /// What the Litestream watchers found (see `litestream::watcher`).
     board: Arc<Board>,
+    /// The machine's POSIX locks, from /proc/locks, and when they were read.
+    locks: (Vec<crate::format::proc_locks::LockLine>, Option<Instant>),
 }
+
+/// How long one read of /proc/locks serves: naming holders is for people, and reading it costs
+/// as much as polling a database.
+const HOLDERS_REFRESH: Duration = Duration::from_secs(2);
 
 impl Poller {
     /// Alerts link to their section of the runbook at `runbook_base_url`.
@@ -75,6 +81,7 @@ impl Poller {
             engine: Engine::new(runbook_base_url),
             fs: Filesystems::new(),
             board: Arc::new(Board::default()),
+            locks: (Vec::new(), None),
         }
     }
 
@@ -98,12 +105,20 @@ impl Poller {
     /// Polls every database once and returns copies of the snapshots.
     pub fn poll_once(&mut self) -> Vec<DbSnapshot> {
         self.fs.begin_cycle();
-        let locks = crate::probe::who::read_locks();
+        let now = Instant::now();
+        if self
+            .locks
+            .1
+            .is_none_or(|t| now.duration_since(t) >= HOLDERS_REFRESH)
+        {
+            self.locks = (crate::probe::who::read_locks(), Some(now));
+        }
+        let locks = &self.locks.0;
         self.monitors
             .iter_mut()
             .map(|m| {
                 m.poll(&mut self.fs);
-                m.observe_holders(&locks);
+                m.observe_holders(locks);
                 m.observe_replicas(&self.board);
                 m.snapshot().clone()
             })

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{free_port, program, wait_for, Daemon, Litestream, Writer, STEP};
+use common::{free_port, program, wait_for, wait_ready, Daemon, Litestream, Writer, STEP};
 use rusqlite::Connection;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -168,19 +168,7 @@ impl Prometheus {
             child,
             url: format!("http://127.0.0.1:{port}"),
         };
-        wait_for(STEP, "prometheus ready", || {
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .timeout_global(Some(Duration::from_secs(2)))
-                .http_status_as_error(false)
-                .build()
-                .into();
-            agent
-                .get(format!("{}/-/ready", p.url))
-                .call()
-                .ok()
-                .filter(|r| r.status() == 200)
-                .map(|_| ())
-        });
+        wait_ready(&p.url);
         p
     }
 

@@ -171,11 +171,12 @@ fn a_reader_pinning_an_old_snapshot_is_timed_and_named() {
     let slot = &wal["reader_slots"][0];
     assert_eq!(slot["pid"].as_i64(), Some(reader_pid), "{wal}");
     assert!(slot["pinning_seconds"].as_f64().unwrap() >= 1.0);
-    let (roles, _, command) = roles_of(&daemon, "pin", reader_pid).unwrap();
-    assert!(
-        roles.iter().any(|r| r.starts_with("reader ")) && roles.contains(&"open".to_string()),
-        "{roles:?}"
-    );
+    // /proc/locks is read every 2 s: wait for the read to see the reader's slot.
+    let (roles, _, command) = wait_for(STEP, "the reader in /proc/locks", || {
+        roles_of(&daemon, "pin", reader_pid)
+            .filter(|(r, _, _)| r.iter().any(|r| r.starts_with("reader ")))
+    });
+    assert!(roles.contains(&"open".to_string()), "{roles:?}");
     assert!(command.contains("sqlite_driver.py"));
 
     reader.cmd("end r");

@@ -155,3 +155,25 @@ fn a_replaced_database_file_keeps_the_counter_monotonic() {
         "monotonic across replacement: {after} >= {before}"
     );
 }
+
+#[test]
+fn a_writer_that_lost_its_locks_is_still_counted_exactly() {
+    // An application that closes a descriptor of -shm drops SQLite's locks on it, the "dead man
+    // switch" among them: it then looks as if nobody had the database open, yet it writes on.
+    // That must not read as a wal-index rebuild (which would add the raw counter again).
+    let (_dir, db) = temp_db("lost.db");
+    let mut py = PyDriver::start();
+    py.open("w", &db, "journal_mode=WAL");
+    py.cmd("commit w 30");
+    let mut p = Watch::new(&db);
+    let t0 = p.total();
+    let shm = format!("{}-shm", db.display());
+    py.cmd(&format!("drop_locks {shm}"));
+    p.poll(); // quiet, and nobody seems connected
+    py.cmd("commit w 20");
+    assert_eq!(p.total() - t0, 20);
+    py.cmd("commit w 7");
+    p.poll();
+    py.cmd("commit w 5");
+    assert_eq!(p.total() - t0, 32);
+}

@@ -11,11 +11,9 @@
 use crate::poller::Store;
 use crate::rules::{Alert, AlertState, Severity};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::header::CONTENT_TYPE;
 use hyper::Request;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -141,7 +139,7 @@ impl Ledger {
     }
 }
 
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+use crate::http_client::{self, Client as HttpClient};
 
 /// Pushes alerts to every configured Alertmanager until `shutdown` completes.
 pub async fn run(
@@ -150,7 +148,7 @@ pub async fn run(
     stats: Vec<Arc<NotifierStats>>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let client = http_client::client();
     let settings = Arc::new(settings);
     let tasks: Vec<_> = stats
         .into_iter()
@@ -241,25 +239,13 @@ async fn post(
         .header(CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(json)))
         .map_err(|e| format!("bad request for {endpoint}: {e}"))?;
-    let exchange = async {
-        let resp = client.request(req).await.map_err(|e| format!("{e}"))?;
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        if status.is_success() {
-            Ok(())
-        } else {
-            let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-            Err(format!("{status}: {}", text.trim()))
-        }
-    };
-    tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| format!("no answer within {}", humantime::format_duration(timeout)))?
+    let (status, answer) = http_client::exchange(client, req, timeout).await?;
+    if status.is_success() {
+        Ok(())
+    } else {
+        let text = String::from_utf8_lossy(&answer[..answer.len().min(200)]).into_owned();
+        Err(format!("{status}: {}", text.trim()))
+    }
 }
 
 #[cfg(test)]

@@ -3,10 +3,9 @@
 //! same whether Litestream is dead or merely idle), its sync error count, and its local TXID
 //! (v0.5). Parsing is pure; the fetch is a plain HTTP GET on loopback with a timeout.
 
+use crate::http_client::{self, Client};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -77,29 +76,17 @@ pub fn parse(text: &str) -> HashMap<String, Process> {
 }
 
 /// GETs `url` and returns the body.
-pub async fn fetch(url: &str, timeout: Duration) -> Result<String, String> {
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
-    let exchange = async {
-        let resp = client.get(uri).await.map_err(|e| format!("{url}: {e}"))?;
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(format!("{url}: {status}"));
-        }
-        Ok(String::from_utf8_lossy(&body).into_owned())
-    };
-    tokio::time::timeout(timeout, exchange).await.map_err(|_| {
-        format!(
-            "{url}: no answer within {}",
-            humantime::format_duration(timeout)
-        )
-    })?
+pub async fn fetch(client: &Client, url: &str, timeout: Duration) -> Result<String, String> {
+    let req = hyper::Request::get(url)
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| format!("{url}: {e}"))?;
+    let (status, body) = http_client::exchange(client, req, timeout)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("{url}: {status}"));
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 #[cfg(test)]

@@ -160,8 +160,9 @@ async fn watch_metrics(
     board: Arc<Board>,
 ) {
     let timeout = interval.max(Duration::from_secs(5));
+    let client = crate::http_client::client();
     loop {
-        let scraped = metrics::fetch(&url, timeout)
+        let scraped = metrics::fetch(&client, &url, timeout)
             .await
             .map(|t| metrics::parse(&t));
         for (name, path) in &dbs {

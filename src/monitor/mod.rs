@@ -366,15 +366,17 @@ impl Monitor {
         }
     }
 
-    /// A database that is writing (or was, moments ago) deserves lock samples between polls;
-    /// idle ones are sampled only at each poll, which keeps many idle databases cheap.
+    /// A database that is writing (its lock seen held in the last 5 s, or at least one commit a
+    /// second) deserves lock samples between polls; one written now and then is sampled only at
+    /// each poll, which keeps 1,000 mostly idle databases cheap. What slips through is short
+    /// transactions on a database that commits less than once a second.
     pub fn wants_fast_lock_sampling(&self, now: Instant) -> bool {
         self.snapshot.up
             && (self.write_lock.active_within(now, Duration::from_secs(5))
                 || self
                     .snapshot
                     .write_transactions_per_second
-                    .is_some_and(|r| r > 0.0))
+                    .is_some_and(|r| r >= 1.0))
     }
 
     fn count_error(&mut self, e: &ProbeError) {
@@ -481,9 +483,17 @@ impl Monitor {
         // Signals that the wal-index was rebuilt since the last poll, or will be.
         let replaced = |f: FileStatus| matches!(f, FileStatus::Present { replaced: true, .. });
         let rebuilt_now = replaced(ws.wal_file) || replaced(ws.shm_file);
+        // No process holding the -shm "dead man switch" means every connection closed, but only
+        // while nothing writes: a header that keeps changing without it means a writer lost its
+        // locks (a process closed a descriptor of the file), not a rebuild, and is not trusted.
+        let index_changed = match (ws.index, self.last_index) {
+            (Some(idx), Some(last)) => idx.header != last,
+            _ => false,
+        };
+        let nobody_connected = ws.shm_in_use == Some(false) && !index_changed;
         let rebuild_coming = ws.wal_file == FileStatus::Missing
             || ws.shm_file == FileStatus::Missing
-            || ws.shm_in_use == Some(false)
+            || nobody_connected
             || matches!(
                 ws.index_error,
                 Some(ShmError::Incomplete { .. } | ShmError::NotInitialised)
@@ -506,11 +516,18 @@ impl Monitor {
             let changed = self.last_index.is_some_and(|last| last != hdr);
             let continuity = if sample.db_replaced {
                 Continuity::Unrelated
-            } else if rebuilt_now || (self.rebuild_pending && changed) {
+            } else if rebuilt_now
+                || (self.rebuild_pending && changed && ws.shm_in_use != Some(false))
+            {
+                // A rebuilt wal-index is held by the connection that rebuilt it. Without that,
+                // a drop of the counter below its last value still reads as a restart.
                 Continuity::RestartedFromZero
             } else {
                 Continuity::Continues
             };
+            if continuity != Continuity::Continues {
+                tracing::debug!(db = %self.snapshot.name, ?continuity, rebuilt_now, pending = self.rebuild_pending, wal = ?ws.wal_file, shm = ?ws.shm_file, shm_in_use = ?ws.shm_in_use, index_error = ?ws.index_error, change = hdr.change, "wal-index continuity");
+            }
             self.tx.observe(Source::WalIndex, hdr.change, continuity);
             self.rebuild_pending = (self.rebuild_pending && !changed) || rebuild_coming;
             self.last_index = Some(hdr);

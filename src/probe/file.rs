@@ -10,6 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// What a refresh found at the path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +29,12 @@ pub struct WatchedFile {
     path: PathBuf,
     open: Option<(File, u64, u64)>, // descriptor, device, inode
     seen_before: bool,
+    /// When the path itself was last looked up.
+    path_checked_at: Option<Instant>,
 }
+
+/// How long an open file with a link count above 0 is trusted to still be what the path names.
+pub const PATH_RECHECK: Duration = Duration::from_secs(5);
 
 impl WatchedFile {
     pub fn new(path: PathBuf) -> Self {
@@ -36,6 +42,7 @@ impl WatchedFile {
             path,
             open: None,
             seen_before: false,
+            path_checked_at: None,
         }
     }
 
@@ -54,7 +61,27 @@ impl WatchedFile {
 
     /// Stats the path, (re)opening it when it names a new inode and closing it when it is gone.
     /// Anything but a regular file is an error, and is never opened (a FIFO could block).
+    ///
+    /// While the open file still has a name (`fstat` link count above 0), the path itself is
+    /// looked up again only every [`PATH_RECHECK`]: a path walk costs more than the rest of a
+    /// poll, and a file deleted or renamed over loses its last link at once. Only a replacement
+    /// of a file that has other hard links waits for the recheck.
     pub fn refresh(&mut self) -> io::Result<FileStatus> {
+        if let Some((f, _, _)) = &self.open {
+            if self
+                .path_checked_at
+                .is_some_and(|t| t.elapsed() < PATH_RECHECK)
+            {
+                let m = f.metadata()?;
+                if m.nlink() > 0 {
+                    return Ok(FileStatus::Present {
+                        size: m.len(),
+                        replaced: false,
+                    });
+                }
+            }
+        }
+        self.path_checked_at = Some(Instant::now());
         let meta = match std::fs::metadata(&self.path) {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {

@@ -12,6 +12,9 @@ use sysinfo::{DiskRefreshKind, Disks};
 
 /// How often the list of mounts is read again (mounts change rarely).
 const RELIST_EVERY: Duration = Duration::from_secs(60);
+/// How often a mount's free space is read again (statvfs). Disks fill over minutes; reading
+/// them every poll would be a third of a poll's cost for nothing.
+const REFRESH_EVERY: Duration = Duration::from_secs(5);
 
 /// Space on one filesystem.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -28,6 +31,7 @@ pub struct Filesystems {
     /// `None` when sysinfo cannot list mounts on this platform.
     disks: Option<Disks>,
     listed_at: Option<Instant>,
+    refreshed_at: Option<Instant>,
     refreshed: Vec<bool>,
 }
 
@@ -42,11 +46,12 @@ impl Filesystems {
         Filesystems {
             disks: Disks::new().ok(),
             listed_at: None,
+            refreshed_at: None,
             refreshed: Vec::new(),
         }
     }
 
-    /// Starts a poll cycle: mounts are refreshed again on first use.
+    /// Starts a poll cycle: every few seconds, mounts are refreshed again on first use.
     pub fn begin_cycle(&mut self) {
         let stale = self.listed_at.is_none_or(|t| t.elapsed() >= RELIST_EVERY);
         let Some(disks) = self.disks.as_mut() else {
@@ -55,8 +60,13 @@ impl Filesystems {
         if stale {
             disks.refresh_specifics(true, DiskRefreshKind::nothing().with_storage());
             self.listed_at = Some(Instant::now());
+            self.refreshed_at = self.listed_at;
             self.refreshed = vec![true; disks.len()];
-        } else {
+        } else if self
+            .refreshed_at
+            .is_none_or(|t| t.elapsed() >= REFRESH_EVERY)
+        {
+            self.refreshed_at = Some(Instant::now());
             self.refreshed.iter_mut().for_each(|r| *r = false);
         }
     }

@@ -213,13 +213,22 @@ impl DbProbe {
             let tested = (|| -> std::io::Result<()> {
                 shm_in_use =
                     Some(locks::conflicting(f, lock_bytes::DMS, 1, LockKind::Write)?.is_some());
-                for (i, slot) in read_locks.iter_mut().enumerate() {
-                    *slot = locks::conflicting(
-                        f,
-                        lock_bytes::READ_BASE + i as u64,
-                        1,
-                        LockKind::Write,
-                    )?;
+                // One test of all five read slots; each on its own only when one is held.
+                let any_reader = locks::conflicting(
+                    f,
+                    lock_bytes::READ_BASE,
+                    shm::READ_SLOTS as u64,
+                    LockKind::Write,
+                )?;
+                if any_reader.is_some() {
+                    for (i, slot) in read_locks.iter_mut().enumerate() {
+                        *slot = locks::conflicting(
+                            f,
+                            lock_bytes::READ_BASE + i as u64,
+                            1,
+                            LockKind::Write,
+                        )?;
+                    }
                 }
                 Ok(())
             })();

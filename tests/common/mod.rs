@@ -314,6 +314,22 @@ pub fn program(name: &str, package: &str) -> PathBuf {
     panic!("{name} is not installed: apt-get install {package} (scripts/test does)")
 }
 
+/// Waits until `{base}/-/ready` answers 200, as Prometheus and Alertmanager do once started.
+pub fn wait_ready(base: &str) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(2)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    wait_for(STEP, &format!("{base} ready"), || {
+        agent
+            .get(format!("{base}/-/ready"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+            .then_some(())
+    });
+}
+
 /// A real Alertmanager (Debian's prometheus-alertmanager) on 127.0.0.1, standalone.
 pub struct Alertmanager {
     child: Child,
@@ -346,18 +362,7 @@ impl Alertmanager {
             child,
             url: format!("http://127.0.0.1:{port}"),
         };
-        wait_for(STEP, "alertmanager ready", || {
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .timeout_global(Some(Duration::from_secs(2)))
-                .http_status_as_error(false)
-                .build()
-                .into();
-            let ok = agent
-                .get(format!("{}/-/ready", am.url))
-                .call()
-                .is_ok_and(|r| r.status() == 200);
-            ok.then_some(())
-        });
+        wait_ready(&am.url);
         am
     }
 
