@@ -29,13 +29,22 @@ pub struct Settings {
 
 /// Polls `targets` and serves HTTP on `listener` until `shutdown` completes. Snapshots are
 /// published into `store`, which the caller may read too.
+/// Why [`run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// SIGINT or SIGTERM: exit.
+    Terminated,
+    /// SIGHUP: read the config again and run anew on the same listener.
+    Reload,
+}
+
 pub async fn run(
     targets: &[Target],
     settings: &Settings,
-    listener: TcpListener,
+    listener: &TcpListener,
     store: Arc<Store>,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
+    shutdown: impl Future<Output = Stopped>,
+) -> std::io::Result<Stopped> {
     let poller = Poller::new(targets, &settings.runbook_base_url);
     let board = poller.board();
     let watchers =
@@ -72,7 +81,19 @@ pub async fn run(
         build: BuildInfo::current(),
         started: SystemTime::now(),
     });
-    let served = http::serve(listener, state, shutdown).await;
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = http::serve(listener, state, async {
+        let _ = http_stopped.await;
+    });
+    tokio::pin!(serving);
+    tokio::pin!(shutdown);
+    let (served, why) = tokio::select! {
+        served = &mut serving => (served, Stopped::Terminated),
+        why = &mut shutdown => {
+            let _ = stop_http.send(());
+            (serving.await, why)
+        }
+    };
     let _ = stop_notifier.send(());
     for w in watchers {
         w.abort();
@@ -84,7 +105,15 @@ pub async fn run(
     tokio::task::spawn_blocking(move || poller.stop())
         .await
         .ok();
-    served
+    served.map(|()| why)
+}
+
+/// Completes on SIGINT or SIGTERM, or with `Reload` on SIGHUP from `hangup`.
+pub async fn stop_signal(hangup: &mut tokio::signal::unix::Signal) -> Stopped {
+    tokio::select! {
+        _ = termination_signal() => Stopped::Terminated,
+        _ = hangup.recv() => Stopped::Reload,
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

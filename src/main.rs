@@ -77,6 +77,12 @@ enum Command {
         /// YAML config file whose thresholds to use.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// A rules file for Prometheus, or a PrometheusRule for the Prometheus Operator.
+        #[arg(long, value_enum, default_value_t = cmd::rules::Format::Prometheus)]
+        format: cmd::rules::Format,
+        /// metadata.name of the PrometheusRule.
+        #[arg(long, default_value = "sqlite-ops")]
+        name: String,
     },
     /// Run a built-in demo: an application writing to a WAL database, watched live.
     Demo {
@@ -165,9 +171,11 @@ fn main() -> ExitCode {
             };
             return ExitCode::from(cmd::check::run(&opts, format));
         }
-        Command::Rules { config } => {
-            cmd::rules::render(config.as_deref()).map(|rules| print!("{rules}"))
-        }
+        Command::Rules {
+            config,
+            format,
+            name,
+        } => cmd::rules::render(config.as_deref(), format, &name).map(|rules| print!("{rules}")),
         Command::Run {
             config,
             databases,

@@ -4,8 +4,17 @@ use crate::config::Config;
 use crate::export::prom_rules;
 use std::path::Path;
 
+/// Output format of `rules`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A Prometheus rules file (`rule_files:`).
+    Prometheus,
+    /// A Prometheus Operator PrometheusRule resource.
+    Kubernetes,
+}
+
 /// The rules for `config` (the defaults when `None`).
-pub fn render(config: Option<&Path>) -> anyhow::Result<String> {
+pub fn render(config: Option<&Path>, format: Format, name: &str) -> anyhow::Result<String> {
     let (cfg, source) = match config {
         Some(p) => (Config::load(p)?, p.display().to_string()),
         None => (Config::default(), "defaults".to_string()),
@@ -16,9 +25,10 @@ pub fn render(config: Option<&Path>) -> anyhow::Result<String> {
         .into_iter()
         .map(|t| (t.name, t.thresholds))
         .collect();
-    Ok(prom_rules::render(
-        &global,
-        &databases,
-        &cfg.runbook_base_url,
-    ))
+    Ok(match format {
+        Format::Prometheus => prom_rules::render(&global, &databases, &cfg.runbook_base_url),
+        Format::Kubernetes => {
+            prom_rules::render_prometheus_rule(&global, &databases, &cfg.runbook_base_url, name)
+        }
+    })
 }

@@ -1,10 +1,13 @@
-//! `sqlite-ops run`: the exporter daemon.
+//! `sqlite-ops run`: the exporter daemon. SIGINT and SIGTERM stop it; SIGHUP reloads the
+//! config (and litestream.yml): the new one is validated first, and a bad one is logged and
+//! ignored, so a typo never takes monitoring down. The listening socket is kept across reloads.
 
 use crate::config::{self, Config};
-use crate::daemon::{self, Settings};
+use crate::daemon::{self, Settings, Stopped};
 use crate::export::alertmanager::NotifierSettings;
 use crate::poller::{Store, Target};
 use anyhow::Context;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +24,17 @@ pub struct RunOptions {
     pub litestream_config: Option<PathBuf>,
 }
 
-pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
+/// What one reading of the config gives: the listen address, the databases and the settings.
+struct Loaded {
+    addr: SocketAddr,
+    targets: Vec<Target>,
+    cfg: Config,
+    telemetry_path: String,
+    litestream_config: Option<Result<(), String>>,
+}
+
+/// Reads and validates the config and litestream.yml.
+fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
     let (cfg, source) = match &opts.config {
         Some(p) => (Config::load(p)?, p.display().to_string()),
         None => (Config::default(), "command line".to_string()),
@@ -53,17 +66,29 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     if targets.is_empty() {
         anyhow::bail!("no database to watch: give --db PATH or a --config file with databases:");
     }
-    let listen = opts.listen_address.unwrap_or(cfg.web.listen_address);
+    let listen = opts
+        .listen_address
+        .clone()
+        .unwrap_or_else(|| cfg.web.listen_address.clone());
     let addr = config::parse_listen_address(&listen)
         .map_err(|m| anyhow::anyhow!("--web.listen-address: {m}"))?;
-    let telemetry_path = opts.telemetry_path.unwrap_or(cfg.web.telemetry_path);
+    let telemetry_path = opts
+        .telemetry_path
+        .clone()
+        .unwrap_or_else(|| cfg.web.telemetry_path.clone());
     config::validate_telemetry_path(&telemetry_path)
         .map_err(|m| anyhow::anyhow!("--web.telemetry-path: {m}"))?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    let bound = listener.local_addr()?;
-    let alertmanager = cfg.alertmanager.as_ref().map(|am| {
+    Ok(Loaded {
+        addr,
+        targets,
+        cfg,
+        telemetry_path,
+        litestream_config,
+    })
+}
+
+fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {
+    let alertmanager = l.cfg.alertmanager.as_ref().map(|am| {
         let instance = am
             .instance
             .clone()
@@ -82,35 +107,65 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     if let Some(am) = &alertmanager {
         tracing::info!(urls = ?am.urls, instance = %am.instance, "pushing alerts to Alertmanager");
     }
-    let settings = Settings {
-        poll_interval: opts.poll_interval.unwrap_or(cfg.poll_interval),
-        lock_sample_interval: cfg.lock_sample_interval,
-        telemetry_path,
-        runbook_base_url: cfg.runbook_base_url.clone(),
+    Settings {
+        poll_interval: opts.poll_interval.unwrap_or(l.cfg.poll_interval),
+        lock_sample_interval: l.cfg.lock_sample_interval,
+        telemetry_path: l.telemetry_path.clone(),
+        runbook_base_url: l.cfg.runbook_base_url.clone(),
         alertmanager,
-        litestream_interval: cfg
+        litestream_interval: l
+            .cfg
             .litestream
             .as_ref()
             .map_or(Duration::from_secs(1), |l| l.interval),
-        litestream_config,
-    };
-    tracing::info!(
-        address = %bound,
-        databases = targets.len(),
-        poll_interval = %humantime::format_duration(settings.poll_interval),
-        "listening on http://{bound}{}", settings.telemetry_path
-    );
-    for t in &targets {
-        tracing::info!(db = %t.name, path = %t.path.display(), "watching");
+        litestream_config: l.litestream_config.clone(),
     }
-    daemon::run(
-        &targets,
-        &settings,
-        listener,
-        Arc::new(Store::default()),
-        daemon::termination_signal(),
-    )
-    .await?;
+}
+
+pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
+    let mut loaded = load(&opts)?;
+    let listener = tokio::net::TcpListener::bind(loaded.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", loaded.addr))?;
+    let bound = listener.local_addr()?;
+    let store = Arc::new(Store::default());
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing a SIGHUP handler")?;
+    loop {
+        let settings = settings(&opts, &loaded, bound);
+        tracing::info!(
+            address = %bound,
+            databases = loaded.targets.len(),
+            poll_interval = %humantime::format_duration(settings.poll_interval),
+            "listening on http://{bound}{}", settings.telemetry_path
+        );
+        for t in &loaded.targets {
+            tracing::info!(db = %t.name, path = %t.path.display(), "watching");
+        }
+        let stopped = daemon::run(
+            &loaded.targets,
+            &settings,
+            &listener,
+            store.clone(),
+            daemon::stop_signal(&mut hangup),
+        )
+        .await?;
+        match stopped {
+            Stopped::Terminated => break,
+            Stopped::Reload => match load(&opts) {
+                Ok(new) => {
+                    if new.addr != loaded.addr {
+                        tracing::warn!(address = %new.addr, "the listen address changes only on restart");
+                    }
+                    tracing::info!("config reloaded");
+                    loaded = new;
+                }
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "config not reloaded; keeping the running one")
+                }
+            },
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }

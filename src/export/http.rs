@@ -37,7 +37,7 @@ pub struct WebState {
 
 /// Serves until `shutdown` completes, then lets open connections finish briefly.
 pub async fn serve(
-    listener: TcpListener,
+    listener: &TcpListener,
     state: Arc<WebState>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -72,7 +72,6 @@ pub async fn serve(
             _ = &mut shutdown => break,
         }
     }
-    drop(listener);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
     Ok(())
 }

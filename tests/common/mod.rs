@@ -197,6 +197,12 @@ impl Daemon {
         get(&format!("http://{}{path}", self.addr))
     }
 
+    /// Sends `signal` (like `libc::SIGHUP`) to the daemon.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill has no memory preconditions; the pid is our live child.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
     pub fn metrics(&self) -> Metrics {
         let (status, body) = self.get("/metrics");
         assert_eq!(status, 200);
