@@ -1,7 +1,7 @@
 //! The `sqlite-ops` binary: command-line parsing, logging setup and exit codes. The work is in
 //! the library (`sqlite_ops::cmd`).
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use sqlite_ops::cmd;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -99,6 +99,13 @@ enum Command {
         #[arg(long = "web.listen-address", value_name = "ADDRESS")]
         listen_address: Option<String>,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from these definitions.
+    Man,
     /// The demo's application (run by `demo` in a child process).
     #[command(hide = true)]
     DemoWorkload {
@@ -143,15 +150,35 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("building the async runtime")
 }
 
+/// The command-line definition, with a version that names the bundled SQLite.
+fn command() -> clap::Command {
+    let version: &'static str = Box::leak(
+        format!(
+            "{} (bundled SQLite {})",
+            env!("CARGO_PKG_VERSION"),
+            rusqlite::version()
+        )
+        .into_boxed_str(),
+    );
+    Cli::command().version(version)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Check { .. } | Command::Rules { .. });
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
+    let quiet = !matches!(cli.command, Command::Run { .. } | Command::Demo { .. });
     let level = cli
         .log_level
         .unwrap_or_else(|| if quiet { "error" } else { "info" }.to_string());
     init_logging(&level);
     raise_open_files_limit();
     let result = match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut command(), "sqlite-ops", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(command())
+            .render(&mut std::io::stdout())
+            .map_err(anyhow::Error::from),
         Command::Check {
             config,
             databases,
