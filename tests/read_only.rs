@@ -52,3 +52,143 @@ fn watched_files_stay_byte_identical_and_nothing_is_checkpointed() {
     let index = shm::parse(&after[2][..shm::SHM_HEADER_SIZE], shm::ByteOrder::NATIVE).unwrap();
     assert_eq!(index.ckpt.backfill, 0, "the daemon checkpointed nothing");
 }
+
+/// Every system call of `log` (strace output) that could change a file named `db*`: an open for
+/// writing or creating, a truncate, an unlink, a rename.
+fn writes_to(log: &str, db: &std::path::Path) -> Vec<String> {
+    let name = db.to_str().unwrap();
+    log.lines()
+        .filter(|l| l.contains(name))
+        .filter(|l| {
+            let open = l.contains("open");
+            (open
+                && (l.contains("O_WRONLY")
+                    || l.contains("O_RDWR")
+                    || l.contains("O_CREAT")
+                    || l.contains("O_TRUNC")))
+                || l.contains("truncate(")
+                || l.contains("unlink")
+                || l.contains("rename")
+        })
+        .map(String::from)
+        .collect()
+}
+
+/// Proven with strace, in every journal mode while another process writes: `run`, `check` and
+/// `check --integrity` open the database, -wal and -shm read-only only, create, truncate, rename
+/// and delete nothing, and (WAL) checkpoint nothing.
+#[test]
+fn strace_shows_no_write_open_in_any_journal_mode() {
+    let strace = common::program("strace", "strace");
+    for mode in ["WAL", "DELETE", "TRUNCATE", "PERSIST"] {
+        let (dir, db) = temp_db("traced.db");
+        let mut py = PyDriver::start();
+        py.open(
+            "w",
+            &db,
+            &format!("journal_mode={mode} wal_autocheckpoint=0"),
+        );
+        py.cmd("commit w 50");
+        let log = dir.path().join("strace.log");
+        let wrapper = [
+            strace.to_str().unwrap(),
+            "-f",
+            "-qq",
+            "-e",
+            "trace=open,openat,creat,truncate,ftruncate,unlink,unlinkat,rename,renameat,renameat2",
+            "-o",
+            log.to_str().unwrap(),
+        ];
+        let daemon = Daemon::start_wrapped(
+            &wrapper,
+            &["--db", db.to_str().unwrap(), "--poll-interval", "20ms"],
+            &[],
+        );
+        daemon.wait_polls(5);
+        py.cmd("commit w 20"); // written while watched
+        daemon.wait_polls(5);
+        assert_eq!(
+            daemon.metrics().db("sqlite_up", "traced"),
+            Some(1.0),
+            "{mode}"
+        );
+        drop(daemon);
+        for integrity in [false, true] {
+            let mut args = vec!["check", "--sample", "200ms", db.to_str().unwrap()];
+            if integrity {
+                args.push("--integrity");
+            }
+            let check_log = format!("{}.check", log.display());
+            let out = std::process::Command::new(&strace)
+                .args(&wrapper[1..wrapper.len() - 1])
+                .arg(&check_log)
+                .arg(env!("CARGO_BIN_EXE_sqlite-ops"))
+                .args(&args)
+                .output()
+                .unwrap();
+            let code = out.status.code().unwrap();
+            assert!(code <= 2, "{mode}: check ran ({code})");
+            let traced = std::fs::read_to_string(&check_log).unwrap();
+            let writes = writes_to(&traced, &db);
+            assert!(
+                writes.is_empty(),
+                "{mode} check (integrity {integrity}) wrote: {writes:#?}"
+            );
+            assert!(
+                traced.contains(db.to_str().unwrap()),
+                "{mode}: the trace saw the database"
+            );
+        }
+        let traced = std::fs::read_to_string(&log).unwrap();
+        let writes = writes_to(&traced, &db);
+        assert!(writes.is_empty(), "{mode} run wrote: {writes:#?}");
+        assert!(
+            traced.contains("O_RDONLY"),
+            "{mode}: the trace saw read-only opens"
+        );
+        if mode == "WAL" {
+            let shm_bytes = std::fs::read(format!("{}-shm", db.display())).unwrap();
+            let index =
+                shm::parse(&shm_bytes[..shm::SHM_HEADER_SIZE], shm::ByteOrder::NATIVE).unwrap();
+            assert_eq!(index.ckpt.backfill, 0, "nothing was checkpointed");
+        }
+    }
+}
+
+/// The daemon needs no write permission anywhere: as `nobody`, in a directory it cannot write,
+/// it watches and counts.
+#[test]
+fn works_without_write_permission_to_the_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, db) = temp_db("private.db");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut py = PyDriver::start();
+    py.open("w", &db, "journal_mode=WAL");
+    py.cmd("commit w 10");
+    for suffix in ["", "-wal", "-shm"] {
+        std::fs::set_permissions(
+            format!("{}{suffix}", db.display()),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    let runuser = common::program("runuser", "util-linux");
+    let daemon = Daemon::start_wrapped(
+        &[runuser.to_str().unwrap(), "-u", "nobody", "--"],
+        &["--db", db.to_str().unwrap()],
+        &[],
+    );
+    daemon.wait_polls(2);
+    let before = daemon
+        .metrics()
+        .db("sqlite_write_transactions_total", "private")
+        .unwrap();
+    py.cmd("commit w 7");
+    daemon.wait_polls(3);
+    let m = daemon.metrics();
+    assert_eq!(m.db("sqlite_up", "private"), Some(1.0));
+    assert_eq!(
+        m.db("sqlite_write_transactions_total", "private"),
+        Some(before + 7.0)
+    );
+}

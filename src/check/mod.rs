@@ -6,6 +6,7 @@
 
 pub mod audits;
 pub mod report;
+pub mod ro_vfs;
 pub mod sql;
 
 use crate::config::Config;

@@ -2,10 +2,10 @@
 //! `PRAGMA quick_check`. One read-only connection, no checkpoint on close, each statement its
 //! own short read transaction, interrupted at a deadline.
 //!
-//! A WAL database that nobody has open has no `-wal`/`-shm`; even a read-only SQLite
-//! connection would create them (owned by whoever runs the check). Then the connection is opened
-//! `immutable=1`, which creates nothing and takes no locks, and the result is kept only if the
-//! file did not change meanwhile.
+//! Connections go through a read-only VFS (`ro_vfs`) with `readonly_shm=1`, so no file is
+//! opened for writing. A WAL database that nobody has open has no `-wal`/`-shm` to read; then
+//! the connection is opened `immutable=1`, which reads the database file alone and takes no
+//! locks, and the result is kept only if the file did not change meanwhile.
 
 use super::{Finding, Status};
 use crate::format::db_header::JournalKind;
@@ -66,14 +66,24 @@ fn fingerprint(path: &Path) -> Option<(u64, SystemTime)> {
 }
 
 fn open(path: &Path, immutable: bool) -> rusqlite::Result<Connection> {
+    super::ro_vfs::register().map_err(|e| {
+        rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(e),
+        )
+    })?;
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
-    let conn = if immutable {
-        Connection::open_with_flags(format!("file:{}?immutable=1", uri_path(path)), flags)?
+    // Every file read-only (our VFS), the wal-index too (readonly_shm): the audit reads as a
+    // reader that never writes a read mark.
+    let params = if immutable {
+        "immutable=1"
     } else {
-        Connection::open_with_flags(path, flags & !OpenFlags::SQLITE_OPEN_URI)?
+        "readonly_shm=1"
     };
+    let uri = format!("file:{}?{params}", uri_path(path));
+    let conn = Connection::open_with_flags_and_vfs(uri, flags, super::ro_vfs::NAME)?;
     // Never checkpoint (or delete the WAL) when this connection closes.
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     conn.busy_timeout(Duration::from_secs(1))?;

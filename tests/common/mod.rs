@@ -151,6 +151,12 @@ impl Daemon {
 
     /// As [`Daemon::start`], with the variables `unset` removed from its environment.
     pub fn start_without_env(args: &[&str], unset: &[&str]) -> Self {
+        Self::start_wrapped(&[], args, unset)
+    }
+
+    /// As [`Daemon::start`], run through `wrapper` (like `strace -f -o LOG` or
+    /// `runuser -u nobody --`).
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str], unset: &[&str]) -> Self {
         let mut all: Vec<String> = vec!["run".into()];
         if !args.contains(&"--web.listen-address") {
             all.extend(["--web.listen-address".into(), "127.0.0.1:0".into()]);
@@ -159,7 +165,14 @@ impl Daemon {
             all.extend(["--poll-interval".into(), "100ms".into()]);
         }
         all.extend(args.iter().map(|s| s.to_string()));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sqlite-ops"));
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(env!("CARGO_BIN_EXE_sqlite-ops"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_sqlite-ops")),
+        };
         for v in unset {
             cmd.env_remove(v);
         }
@@ -311,7 +324,7 @@ pub fn free_port() -> u16 {
 
 /// The path of a program from Debian's packages, or a panic saying how to install it.
 pub fn program(name: &str, package: &str) -> PathBuf {
-    for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
+    for dir in ["/usr/bin", "/usr/local/bin", "/bin", "/usr/sbin", "/sbin"] {
         let p = Path::new(dir).join(name);
         if p.exists() {
             return p;
