@@ -27,8 +27,6 @@ pub struct Settings {
     pub litestream_config: Option<Result<(), String>>,
 }
 
-/// Polls `targets` and serves HTTP on `listener` until `shutdown` completes. Snapshots are
-/// published into `store`, which the caller may read too.
 /// Why [`run`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {
@@ -38,14 +36,20 @@ pub enum Stopped {
     Reload,
 }
 
+/// Polls `targets` and serves HTTP on `listener` until `shutdown` completes; returns why, and
+/// the poller, which a reload passes back in as `previous` so that counters carry on.
 pub async fn run(
     targets: &[Target],
     settings: &Settings,
     listener: &TcpListener,
     store: Arc<Store>,
+    previous: Option<Poller>,
     shutdown: impl Future<Output = Stopped>,
-) -> std::io::Result<Stopped> {
-    let poller = Poller::new(targets, &settings.runbook_base_url);
+) -> std::io::Result<(Stopped, Option<Poller>)> {
+    let poller = match previous {
+        Some(p) => p.reconfigure(targets, &settings.runbook_base_url),
+        None => Poller::new(targets, &settings.runbook_base_url),
+    };
     let board = poller.board();
     let watchers =
         crate::litestream::watcher::spawn_all(targets, settings.litestream_interval, &board);
@@ -102,10 +106,11 @@ pub async fn run(
         let _ = n.await;
     }
     // Stopping the poller joins its thread: do it off the async runtime.
-    tokio::task::spawn_blocking(move || poller.stop())
+    let poller = tokio::task::spawn_blocking(move || poller.stop())
         .await
-        .ok();
-    served.map(|()| why)
+        .ok()
+        .flatten();
+    served.map(|()| (why, poller))
 }
 
 /// Completes on SIGINT or SIGTERM, or with `Reload` on SIGHUP from `hangup`.

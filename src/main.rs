@@ -18,6 +18,9 @@ struct Cli {
     /// [default: info; error for check, whose findings say it all].
     #[arg(long = "log.level", global = true, env = "SQLITE_OPS_LOG")]
     log_level: Option<String>,
+    /// Log format: logfmt-like text, or json for log shippers.
+    #[arg(long = "log.format", global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -118,15 +121,26 @@ enum Command {
     },
 }
 
-fn init_logging(level: &str) {
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| {
         eprintln!("sqlite-ops: --log.level: {level:?} is not a level; using info");
         tracing_subscriber::EnvFilter::new("info")
     });
-    tracing_subscriber::fmt()
+    // Colour only on a terminal: escape codes in a journal or a log file are noise.
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 /// Raises the soft limit on open files to the hard limit, as Go and Prometheus do: the daemon
@@ -169,7 +183,7 @@ fn main() -> ExitCode {
     let level = cli
         .log_level
         .unwrap_or_else(|| if quiet { "error" } else { "info" }.to_string());
-    init_logging(&level);
+    init_logging(&level, cli.log_format);
     raise_open_files_limit();
     let result = match cli.command {
         Command::Completions { shell } => {

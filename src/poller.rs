@@ -85,6 +85,37 @@ impl Poller {
         }
     }
 
+    /// The same poller for new targets (a config reload): databases that keep their name and
+    /// path keep their monitor, and so their counters, clocks and write-lock history.
+    pub fn reconfigure(self, targets: &[Target], runbook_base_url: &str) -> Self {
+        let mut old: Vec<Option<Monitor>> = self.monitors.into_iter().map(Some).collect();
+        let monitors = targets
+            .iter()
+            .map(|t| {
+                let kept = old
+                    .iter_mut()
+                    .find(|m| {
+                        m.as_ref().is_some_and(|m| {
+                            m.snapshot().name == t.name && m.path() == t.path.as_path()
+                        })
+                    })
+                    .and_then(Option::take);
+                match kept {
+                    Some(m) => m.reconfigure(t.declared, &t.replicas()),
+                    None => Monitor::new(&t.name, &t.path, t.declared).with_replicas(&t.replicas()),
+                }
+            })
+            .collect();
+        Poller {
+            monitors,
+            thresholds: targets.iter().map(|t| t.thresholds.clone()).collect(),
+            engine: Engine::new(runbook_base_url),
+            fs: self.fs,
+            board: Arc::new(Board::default()),
+            locks: (Vec::new(), None),
+        }
+    }
+
     /// Where Litestream watchers post what they find for this poller's databases.
     pub fn board(&self) -> Arc<Board> {
         self.board.clone()
@@ -192,19 +223,18 @@ impl Store {
 /// A running poller thread; stops when dropped or on [`PollerHandle::stop`].
 pub struct PollerHandle {
     stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<Poller>>,
 }
 
 impl PollerHandle {
-    pub fn stop(mut self) {
-        self.shutdown();
+    /// Stops the thread and gives the poller back (`None` if the thread panicked).
+    pub fn stop(mut self) -> Option<Poller> {
+        self.shutdown()
     }
 
-    fn shutdown(&mut self) {
+    fn shutdown(&mut self) -> Option<Poller> {
         drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.thread.take().and_then(|t| t.join().ok())
     }
 }
 
@@ -244,6 +274,7 @@ pub fn spawn(
                     _ => break,
                 }
             }
+            poller
         })
         .expect("spawning the poller thread");
     PollerHandle {

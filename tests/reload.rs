@@ -18,9 +18,23 @@ fn sighup_reloads_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
     }
     let config = dir.path().join("c.yaml");
     std::fs::write(&config, format!("databases: [{{path: {}}}]\n", a.display())).unwrap();
+    let writer = Connection::open(&a).unwrap();
+    writer.execute("INSERT INTO t VALUES (0)", []).unwrap();
     let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
     daemon.wait_polls(1);
     assert!(daemon.metrics().db("sqlite_up", "b").is_none());
+    // Counters that count from when watching began: a reload must not reset them.
+    for _ in 0..20 {
+        writer.execute("INSERT INTO t VALUES (1)", []).unwrap();
+    }
+    daemon.wait_polls(2);
+    let written = |d: &Daemon| {
+        d.metrics()
+            .db("sqlite_wal_written_bytes_total", "a")
+            .unwrap()
+    };
+    let before = written(&daemon);
+    assert!(before > 0.0);
 
     std::fs::write(
         &config,
@@ -35,6 +49,7 @@ fn sighup_reloads_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
     wait_for(STEP, "the new database watched", || {
         (daemon.metrics().db("sqlite_up", "b") == Some(1.0)).then_some(())
     });
+    assert!(written(&daemon) >= before, "counters survive the reload");
 
     std::fs::write(&config, "databases: [{path: /x.db, nmae: typo}]\n").unwrap();
     daemon.signal(libc::SIGHUP);
@@ -55,4 +70,29 @@ fn sighup_reloads_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
         Some(1.0),
         "the running config goes on"
     );
+}
+
+#[test]
+fn sigterm_stops_gracefully_and_logs_can_be_json() {
+    let (_dir, db) = temp_db("term.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE t(x);")
+        .unwrap();
+    let mut daemon = Daemon::start(&["--db", db.to_str().unwrap(), "--log.format", "json"]);
+    daemon.wait_polls(1);
+    let line = daemon
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|l| l.contains("watching"))
+        .cloned()
+        .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["fields"]["db"], "term", "{v}");
+    daemon.signal(libc::SIGTERM);
+    let status = wait_for(STEP, "the daemon to exit", || daemon.try_wait());
+    assert!(status.success(), "a clean exit: {status}");
 }

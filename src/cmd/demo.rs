@@ -138,7 +138,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             litestream_config: None,
         };
         tokio::spawn(async move {
-            daemon::run(&targets, &settings, &listener, store, async {
+            daemon::run(&targets, &settings, &listener, store, None, async {
                 let _ = stop_rx.await;
                 daemon::Stopped::Terminated
             })

@@ -131,6 +131,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let store = Arc::new(Store::default());
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing a SIGHUP handler")?;
+    let mut poller = None;
     loop {
         let settings = settings(&opts, &loaded, bound);
         tracing::info!(
@@ -142,14 +143,16 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         for t in &loaded.targets {
             tracing::info!(db = %t.name, path = %t.path.display(), "watching");
         }
-        let stopped = daemon::run(
+        let (stopped, kept) = daemon::run(
             &loaded.targets,
             &settings,
             &listener,
             store.clone(),
+            poller.take(),
             daemon::stop_signal(&mut hangup),
         )
         .await?;
+        poller = kept;
         match stopped {
             Stopped::Terminated => break,
             Stopped::Reload => match load(&opts) {

@@ -259,11 +259,30 @@ impl Monitor {
             .collect();
     }
 
+    /// Takes new declared facts and replicas after a config reload, keeping every counter.
+    pub fn reconfigure(mut self, declared: Declared, replicas: &[(String, String)]) -> Self {
+        self.snapshot.declared = declared;
+        let keep = self
+            .snapshot
+            .litestream
+            .iter()
+            .map(|r| (r.replica.clone(), r.kind.clone()))
+            .collect::<Vec<_>>()
+            == replicas;
+        if keep {
+            self
+        } else {
+            self.with_replicas(replicas)
+        }
+    }
+
     /// Names the Litestream replicas of this database (label and type), whose observations
     /// [`Self::observe_replicas`] turns into lag.
     pub fn with_replicas(mut self, replicas: &[(String, String)]) -> Self {
         if !replicas.is_empty() {
-            self.commits = Some(CommitHistory::default());
+            self.commits.get_or_insert_with(CommitHistory::default);
+        } else {
+            self.commits = None;
         }
         self.snapshot.litestream = replicas
             .iter()

@@ -210,6 +210,11 @@ impl Daemon {
         get(&format!("http://{}{path}", self.addr))
     }
 
+    /// The exit status, once the daemon has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
     /// Sends `signal` (like `libc::SIGHUP`) to the daemon.
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill has no memory preconditions; the pid is our live child.
