@@ -79,6 +79,7 @@ pub async fn run(
     let state = Arc::new(WebState {
         alertmanagers: stats,
         litestream_config: settings.litestream_config.clone(),
+        exposition: std::sync::Mutex::new(None),
         store,
         telemetry_path: settings.telemetry_path.clone(),
         poll_interval: settings.poll_interval,

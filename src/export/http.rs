@@ -22,6 +22,10 @@ use tokio::net::TcpListener;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long open connections get to finish once shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+/// Request line and headers larger than this are refused (Prometheus sends well under 1 KiB).
+const MAX_REQUEST_HEAD: usize = 16 * 1024;
+/// Connections served at once; more wait in the listen backlog until one closes.
+const MAX_CONNECTIONS: usize = 512;
 
 /// What the handlers need.
 pub struct WebState {
@@ -33,6 +37,29 @@ pub struct WebState {
     pub alertmanagers: Vec<Arc<NotifierStats>>,
     /// Whether a litestream.yml was given, and why it could not be used if so.
     pub litestream_config: Option<Result<(), String>>,
+    /// The exposition of the last poll cycle, rendered once and served to every scraper until
+    /// the next cycle publishes (so 200 concurrent scrapes cost one render).
+    pub exposition: std::sync::Mutex<Option<(u64, Bytes)>>,
+}
+
+impl WebState {
+    fn exposition(&self, published: &crate::poller::Published) -> Bytes {
+        let mut cached = self.exposition.lock().unwrap_or_else(|e| e.into_inner());
+        match &*cached {
+            Some((cycle, body)) if *cycle == published.cycles => body.clone(),
+            _ => {
+                let body = Bytes::from(metrics::render(&metrics::Exposition {
+                    snapshots: &published.snapshots,
+                    alerts: &published.alerts,
+                    build: &self.build,
+                    alertmanagers: &self.alertmanagers,
+                    litestream_config: self.litestream_config.as_ref(),
+                }));
+                *cached = Some((published.cycles, body.clone()));
+                body
+            }
+        }
+    }
 }
 
 /// Serves until `shutdown` completes, then lets open connections finish briefly.
@@ -42,8 +69,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {
+        // At the limit, stop accepting until a connection closes.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, _) = match accepted {
@@ -63,10 +96,12 @@ pub async fn serve(
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .max_buf_size(MAX_REQUEST_HEAD)
                     .serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     let _ = conn.await;
+                    drop(slot);
                 });
             }
             _ = &mut shutdown => break,
@@ -106,13 +141,7 @@ fn handle(state: &WebState, req: Request<hyper::body::Incoming>) -> Response<Ful
         response(
             StatusCode::OK,
             metrics::CONTENT_TYPE,
-            metrics::render(&metrics::Exposition {
-                snapshots: &published.snapshots,
-                alerts: &published.alerts,
-                build: &state.build,
-                alertmanagers: &state.alertmanagers,
-                litestream_config: state.litestream_config.as_ref(),
-            }),
+            state.exposition(&published),
         )
     } else {
         match path {
