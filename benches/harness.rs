@@ -1,9 +1,11 @@
 //! Whole-process benchmarks of sqlite-ops (BENCHMARKS.md): poll cost against SQL-per-scrape,
 //! scale to 1,000 databases, impact on a busy application, and accuracy under that load.
 //!
-//! Run: `cargo bench --bench harness` (a few minutes). Prints a Markdown table; `--quick` runs
-//! shorter rounds. The daemon is the release `sqlite-ops run` binary in its own process; the
-//! application is this process's threads, so the two never share POSIX locks.
+//! Run: `cargo bench --bench harness` (about 7 minutes). Prints a Markdown table; `-- --quick`
+//! runs shorter rounds. `HARNESS_ONLY_IMPACT=1` runs targets 3 and 4 alone; `HARNESS_LOG=debug`
+//! keeps the daemons' logs in target/harness-daemon.log. The daemon is the release `sqlite-ops
+//! run` binary in its own process; the application is this process's threads, so the two never
+//! share POSIX locks.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -65,13 +67,19 @@ impl Daemon {
                 &std::env::var("HARNESS_LOG").unwrap_or("warn".into()),
             ])
             .stdout(Stdio::null())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open("/tmp/harness-daemon.log")
-                    .unwrap(),
-            )
+            .stderr(match std::env::var("HARNESS_LOG") {
+                // The daemons' logs, for debugging the harness: target/harness-daemon.log.
+                Ok(_) => Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(
+                            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/harness-daemon.log"),
+                        )
+                        .unwrap(),
+                ),
+                Err(_) => Stdio::null(),
+            })
             .spawn()
             .unwrap();
         let addr = std::fs::read_to_string(config)
