@@ -223,16 +223,7 @@ fn poll_cost(dir: &Path, rows: &mut Vec<String>) {
 
     const M: u32 = 2_000;
     let sql = || {
-        let c =
-            Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-        let page_count: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
-        let free: i64 = c
-            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
-            .unwrap();
-        let mode: String = c
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .unwrap();
-        std::hint::black_box((page_count, free, mode));
+        std::hint::black_box(common::sql_per_scrape(&db));
     };
     for _ in 0..100 {
         sql();

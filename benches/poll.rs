@@ -7,7 +7,6 @@
 //! `cargo bench --bench harness` (BENCHMARKS.md).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use rusqlite::{Connection, OpenFlags};
 use sqlite_ops::format::{db_header, shm, wal};
 use sqlite_ops::poller::{Poller, Target};
 
@@ -55,17 +54,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| std::hint::black_box(poller.poll_once()))
     });
     g.bench_function("sql_per_scrape_baseline", |b| {
-        b.iter(|| {
-            let c = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-            let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
-            let free: i64 = c
-                .query_row("PRAGMA freelist_count", [], |r| r.get(0))
-                .unwrap();
-            let mode: String = c
-                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-                .unwrap();
-            std::hint::black_box((pages, free, mode))
-        })
+        b.iter(|| std::hint::black_box(common::sql_per_scrape(&db)))
     });
     g.finish();
 }

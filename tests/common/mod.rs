@@ -492,3 +492,18 @@ impl Drop for Writer {
         }
     }
 }
+
+/// What SQL-per-scrape exporters do for each scrape, the benchmarks' baseline: open a read-only
+/// connection, read page_count, freelist_count and journal_mode, close.
+pub fn sql_per_scrape(db: &Path) -> (i64, i64, String) {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap();
+    let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+    let free: i64 = c
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .unwrap();
+    let mode: String = c
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    (pages, free, mode)
+}
