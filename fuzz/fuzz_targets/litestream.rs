@@ -1,0 +1,20 @@
+#![no_main]
+//! Litestream's names and LTX header parsers, and litestream.yml, never panic.
+use libfuzzer_sys::fuzz_target;
+use sqlite_ops::format::litestream as ls;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(h) = ls::parse_ltx_header(data) {
+        assert!(h.min_txid <= h.max_txid);
+    }
+    if let Ok(s) = std::str::from_utf8(data) {
+        if let Some(n) = ls::parse_ltx_name(s) {
+            assert!(n.min_txid <= n.max_txid);
+        }
+        let _ = ls::parse_level(s);
+        let _ = ls::parse_segment_name(s);
+        let _ = ls::parse_shadow_wal_name(s);
+        let _ = ls::parse_generation(s);
+        let _ = sqlite_ops::litestream::config::parse(s, |_| Some("x".into()));
+    }
+});
