@@ -259,6 +259,31 @@ impl Config {
         self.targets(&[], source).map(|_| ())
     }
 
+    /// Litestream's config: `override_path` (from the command line), else `litestream.config`.
+    pub fn litestream_path(&self, override_path: Option<&Path>) -> Option<PathBuf> {
+        override_path
+            .map(Path::to_path_buf)
+            .or_else(|| self.litestream.as_ref().and_then(|l| l.config.clone()))
+    }
+
+    /// Reads litestream.yml at `path` and gives `targets` their replicas. The databases it adds
+    /// get the global thresholds and declared facts, as `--db` databases do.
+    pub fn attach_litestream_file(
+        &self,
+        source: &str,
+        path: &Path,
+        targets: &mut Vec<Target>,
+    ) -> Result<(), ConfigError> {
+        let dbs = load_litestream(path)?;
+        let template = Target {
+            declared: self.team,
+            thresholds: self.global_thresholds(source)?,
+            ..Target::new("", "")
+        };
+        attach_litestream(targets, dbs, &template);
+        Ok(())
+    }
+
     /// The global thresholds, as `--db` databases get them.
     pub fn global_thresholds(&self, source: &str) -> Result<DbThresholds, ConfigError> {
         DbThresholds::resolve(&[("thresholds", &self.thresholds)])
@@ -362,7 +387,7 @@ pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
 }
 
 /// Reads litestream.yml at `path`. Errors name the file and the field.
-pub fn load_litestream(path: &Path) -> Result<Vec<LitestreamDb>, ConfigError> {
+fn load_litestream(path: &Path) -> Result<Vec<LitestreamDb>, ConfigError> {
     let source = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| error(&source, "", format!("cannot read Litestream's config: {e}")))?;
@@ -372,7 +397,7 @@ pub fn load_litestream(path: &Path) -> Result<Vec<LitestreamDb>, ConfigError> {
 
 /// Gives each target its Litestream replicas, and adds the databases Litestream replicates
 /// that are not watched yet (named after their file stem, numbered when taken).
-pub fn attach_litestream(targets: &mut Vec<Target>, dbs: Vec<LitestreamDb>, template: &Target) {
+fn attach_litestream(targets: &mut Vec<Target>, dbs: Vec<LitestreamDb>, template: &Target) {
     let same = |a: &Path, b: &Path| {
         a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
     };

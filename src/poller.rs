@@ -62,7 +62,7 @@ pub struct Poller {
     /// What the Litestream watchers found (see `litestream::watcher`).
     board: Arc<Board>,
     /// The machine's POSIX locks, from /proc/locks, and when they were read.
-    locks: (Vec<crate::format::proc_locks::LockLine>, Option<Instant>),
+    locks: (crate::probe::who::Locks, Option<Instant>),
 }
 
 /// How long one read of /proc/locks serves: naming holders is for people, and reading it costs
@@ -72,27 +72,27 @@ const HOLDERS_REFRESH: Duration = Duration::from_secs(2);
 impl Poller {
     /// Alerts link to their section of the runbook at `runbook_base_url`.
     pub fn new(targets: &[Target], runbook_base_url: &str) -> Self {
-        Poller {
-            monitors: targets
-                .iter()
-                .map(|t| Monitor::new(&t.name, &t.path, t.declared).with_replicas(&t.replicas()))
-                .collect(),
-            thresholds: targets.iter().map(|t| t.thresholds.clone()).collect(),
-            engine: Engine::new(runbook_base_url),
-            fs: Filesystems::new(),
-            board: Arc::new(Board::default()),
-            locks: (Vec::new(), None),
-        }
+        Self::build(targets, runbook_base_url, Vec::new(), Filesystems::new())
     }
 
     /// The same poller for new targets (a config reload): databases that keep their name and
     /// path keep their monitor, and so their counters, clocks and write-lock history.
     pub fn reconfigure(self, targets: &[Target], runbook_base_url: &str) -> Self {
-        let mut old: Vec<Option<Monitor>> = self.monitors.into_iter().map(Some).collect();
+        Self::build(targets, runbook_base_url, self.monitors, self.fs)
+    }
+
+    /// A poller for `targets`, reusing the monitors of `previous` that watch the same database.
+    fn build(
+        targets: &[Target],
+        runbook_base_url: &str,
+        previous: Vec<Monitor>,
+        fs: Filesystems,
+    ) -> Self {
+        let mut previous: Vec<Option<Monitor>> = previous.into_iter().map(Some).collect();
         let monitors = targets
             .iter()
             .map(|t| {
-                let kept = old
+                let kept = previous
                     .iter_mut()
                     .find(|m| {
                         m.as_ref().is_some_and(|m| {
@@ -110,9 +110,9 @@ impl Poller {
             monitors,
             thresholds: targets.iter().map(|t| t.thresholds.clone()).collect(),
             engine: Engine::new(runbook_base_url),
-            fs: self.fs,
+            fs,
             board: Arc::new(Board::default()),
-            locks: (Vec::new(), None),
+            locks: Default::default(),
         }
     }
 
@@ -142,7 +142,7 @@ impl Poller {
             .1
             .is_none_or(|t| now.duration_since(t) >= HOLDERS_REFRESH)
         {
-            self.locks = (crate::probe::who::read_locks(), Some(now));
+            self.locks = (crate::probe::who::Locks::read(), Some(now));
         }
         let locks = &self.locks.0;
         self.monitors

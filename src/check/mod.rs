@@ -179,18 +179,8 @@ pub fn run(opts: &CheckOptions) -> anyhow::Result<Report> {
         None => (Config::default(), "command line".to_string()),
     };
     let mut targets = cfg.targets(&opts.databases, &source)?;
-    let litestream = opts
-        .litestream_config
-        .clone()
-        .or_else(|| cfg.litestream.as_ref().and_then(|l| l.config.clone()));
-    if let Some(path) = litestream {
-        let dbs = crate::config::load_litestream(&path)?;
-        let template = Target {
-            declared: cfg.team,
-            thresholds: cfg.global_thresholds(&source)?,
-            ..Target::new("", "")
-        };
-        crate::config::attach_litestream(&mut targets, dbs, &template);
+    if let Some(path) = cfg.litestream_path(opts.litestream_config.as_deref()) {
+        cfg.attach_litestream_file(&source, &path, &mut targets)?;
     }
     if targets.is_empty() {
         anyhow::bail!("no database to check: give DB paths or a --config file with databases:");
@@ -240,16 +230,20 @@ pub fn run(opts: &CheckOptions) -> anyhow::Result<Report> {
 /// before any SQL audit opens a connection (closing a descriptor drops a process's POSIX locks).
 fn sample(targets: &[Target], duration: Duration) -> Vec<DbSnapshot> {
     let mut poller = Poller::new(targets, "");
-    // Litestream replicas are read by their watchers meanwhile, as in the daemon.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("building the async runtime");
-    {
-        let _entered = runtime.enter();
-        crate::litestream::watcher::spawn_all(targets, SAMPLE_POLL * 5, &poller.board());
-    }
+    // Litestream replicas are read by their watchers meanwhile, as in the daemon; without
+    // replicas there is nothing asynchronous to run.
+    let runtime = targets.iter().any(|t| t.litestream.is_some()).then(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("building the async runtime");
+        {
+            let _entered = runtime.enter();
+            crate::litestream::watcher::spawn_all(targets, SAMPLE_POLL * 5, &poller.board());
+        }
+        runtime
+    });
     let start = Instant::now();
     let deadline = start + duration;
     let mut next_poll = start;
@@ -257,7 +251,9 @@ fn sample(targets: &[Target], duration: Duration) -> Vec<DbSnapshot> {
         let now = Instant::now();
         if now >= deadline {
             let last = poller.poll_once();
-            runtime.shutdown_background();
+            if let Some(r) = runtime {
+                r.shutdown_background();
+            }
             return last;
         }
         if now >= next_poll {

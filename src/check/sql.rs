@@ -24,7 +24,7 @@ pub fn audits(s: &DbSnapshot, integrity: bool, timeout: Duration) -> Vec<Finding
         && s.locking_mode != Some("exclusive")
         && !(sidecar_exists(path, "-wal") && sidecar_exists(path, "-shm"));
     let before = fingerprint(path);
-    let conn = match open(path, immutable) {
+    let mut conn = match open(path, immutable) {
         Ok(c) => c,
         Err(e) => {
             return vec![Finding::new(
@@ -34,13 +34,12 @@ pub fn audits(s: &DbSnapshot, integrity: bool, timeout: Duration) -> Vec<Finding
             )]
         }
     };
-    let mut out = vec![foreign_keys(conn, timeout)];
+    // One connection; each statement gets its own deadline and read transaction.
+    let mut out = vec![foreign_keys(&mut conn, timeout)];
     if integrity {
-        out.push(match open(path, immutable) {
-            Ok(c) => quick_check(c, timeout),
-            Err(e) => Finding::new("integrity", Status::Unknown, format!("cannot open: {e}")),
-        });
+        out.push(quick_check(&mut conn, timeout));
     }
+    drop(conn);
     if immutable && (fingerprint(path) != before || sidecar_exists(path, "-wal")) {
         // An application opened the database while we read it without locks.
         for f in &mut out {
@@ -102,7 +101,8 @@ fn uri_path(path: &Path) -> String {
     out
 }
 
-/// Interrupts any statement of `conn` that runs past `timeout` from now.
+/// Interrupts any statement of `conn` that runs past `timeout` from now (replacing the
+/// previous deadline).
 fn with_deadline(conn: &mut Connection, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     // Checked every 1000 virtual machine instructions: microseconds.
@@ -113,8 +113,8 @@ fn interrupted(e: &rusqlite::Error) -> bool {
     e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)
 }
 
-fn foreign_keys(mut conn: Connection, timeout: Duration) -> Finding {
-    with_deadline(&mut conn, timeout);
+fn foreign_keys(conn: &mut Connection, timeout: Duration) -> Finding {
+    with_deadline(conn, timeout);
     let started = Instant::now();
     let result = (|| -> rusqlite::Result<(u64, Vec<String>)> {
         let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
@@ -157,8 +157,8 @@ fn foreign_keys(mut conn: Connection, timeout: Duration) -> Finding {
     }
 }
 
-fn quick_check(mut conn: Connection, timeout: Duration) -> Finding {
-    with_deadline(&mut conn, timeout);
+fn quick_check(conn: &mut Connection, timeout: Duration) -> Finding {
+    with_deadline(conn, timeout);
     let result = (|| -> rusqlite::Result<Vec<String>> {
         let mut stmt = conn.prepare("PRAGMA quick_check(10)")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;

@@ -40,29 +40,16 @@ fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
         None => (Config::default(), "command line".to_string()),
     };
     let mut targets = cfg.targets(&opts.databases, &source)?;
-    let litestream_path = opts
-        .litestream_config
-        .clone()
-        .or_else(|| cfg.litestream.as_ref().and_then(|l| l.config.clone()));
     // A broken litestream.yml is reported (log, status, metric) while every database is served.
-    let litestream_config = match litestream_path {
-        None => None,
-        Some(p) => Some(match config::load_litestream(&p) {
-            Ok(dbs) => {
-                let template = Target {
-                    declared: cfg.team,
-                    thresholds: cfg.global_thresholds(&source)?,
-                    ..Target::new("", "")
-                };
-                config::attach_litestream(&mut targets, dbs, &template);
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot use Litestream's config; replication is not measured");
-                Err(e.to_string())
-            }
-        }),
-    };
+    let litestream_config = cfg
+        .litestream_path(opts.litestream_config.as_deref())
+        .map(|path| {
+            cfg.attach_litestream_file(&source, &path, &mut targets)
+                .map_err(|e| {
+                    tracing::error!(error = %e, "cannot use Litestream's config; replication is not measured");
+                    e.to_string()
+                })
+        });
     if targets.is_empty() {
         anyhow::bail!("no database to watch: give --db PATH or a --config file with databases:");
     }

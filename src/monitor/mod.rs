@@ -238,7 +238,7 @@ impl Monitor {
 
     /// Names every process holding one of this database's locks, from the machine's
     /// `/proc/locks` read once per cycle. Call after [`Self::poll`].
-    pub fn observe_holders(&mut self, locks: &[crate::format::proc_locks::LockLine]) {
+    pub fn observe_holders(&mut self, locks: &crate::probe::who::Locks) {
         use crate::probe::who;
         let (shm, db) = self.probe.lock_files();
         let roles = match (self.snapshot.journal_mode, shm, db) {

@@ -1,14 +1,15 @@
 //! Who holds what: every process holding one of a database's SQLite locks, from Linux's
-//! `/proc/locks` (read once per poll cycle for all databases), with its name and command line
+//! `/proc/locks` (read at most every 2 s for all databases, grouped by file), with its name and command line
 //! from `/proc/<pid>/`. Matching locks to a database is pure; reading `/proc` is at the edge.
 
 use crate::format::db_header::lock_bytes as db_bytes;
 use crate::format::proc_locks::{self, LockLine};
 use crate::format::shm::{lock_bytes as shm_bytes, READ_SLOTS};
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// A file's identity as `/proc/locks` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileId {
     pub major: u32,
     pub minor: u32,
@@ -24,8 +25,39 @@ impl FileId {
         }
     }
 
-    fn matches(&self, l: &LockLine) -> bool {
-        l.major == self.major && l.minor == self.minor && l.inode == self.inode
+    fn of(l: &LockLine) -> Self {
+        FileId {
+            major: l.major,
+            minor: l.minor,
+            inode: l.inode,
+        }
+    }
+}
+
+/// The machine's POSIX locks grouped by file, so that each database looks up its own few
+/// instead of every poll scanning every lock of the machine.
+#[derive(Debug, Default)]
+pub struct Locks(HashMap<FileId, Vec<LockLine>>);
+
+impl Locks {
+    pub fn from_lines(lines: impl IntoIterator<Item = LockLine>) -> Self {
+        let mut by_file: HashMap<FileId, Vec<LockLine>> = HashMap::new();
+        for l in lines {
+            by_file.entry(FileId::of(&l)).or_default().push(l);
+        }
+        Locks(by_file)
+    }
+
+    /// Every POSIX lock on the machine; none where `/proc/locks` cannot be read.
+    pub fn read() -> Self {
+        std::fs::read_to_string("/proc/locks")
+            .map(|t| Self::from_lines(proc_locks::parse(&t)))
+            .unwrap_or_default()
+    }
+
+    /// The locks held on `file`.
+    pub fn of(&self, file: FileId) -> &[LockLine] {
+        self.0.get(&file).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -44,8 +76,8 @@ pub struct Holder {
 }
 
 /// The roles of every pid holding a lock of a WAL database (`shm` is its -shm file).
-pub fn wal_roles(locks: &[LockLine], shm: FileId) -> Vec<(i32, Vec<String>)> {
-    roles(locks, shm, |l, out| {
+pub fn wal_roles(locks: &Locks, shm: FileId) -> Vec<(i32, Vec<String>)> {
+    roles(locks.of(shm), |l, out| {
         if l.covers(shm_bytes::DMS) {
             out.push("open".to_string());
         }
@@ -61,8 +93,8 @@ pub fn wal_roles(locks: &[LockLine], shm: FileId) -> Vec<(i32, Vec<String>)> {
 }
 
 /// The roles of every pid holding a lock of a rollback-journal database (`db` is its file).
-pub fn rollback_roles(locks: &[LockLine], db: FileId) -> Vec<(i32, Vec<String>)> {
-    roles(locks, db, |l, out| {
+pub fn rollback_roles(locks: &Locks, db: FileId) -> Vec<(i32, Vec<String>)> {
+    roles(locks.of(db), |l, out| {
         let shared = l.covers(db_bytes::SHARED_FIRST);
         if l.write && l.covers(db_bytes::RESERVED) {
             out.push("writer".to_string());
@@ -78,13 +110,13 @@ pub fn rollback_roles(locks: &[LockLine], db: FileId) -> Vec<(i32, Vec<String>)>
     })
 }
 
+/// The roles `classify` finds in one file's locks, grouped by pid.
 fn roles(
     locks: &[LockLine],
-    file: FileId,
     classify: impl Fn(&LockLine, &mut Vec<String>),
 ) -> Vec<(i32, Vec<String>)> {
     let mut out: Vec<(i32, Vec<String>)> = Vec::new();
-    for l in locks.iter().filter(|l| file.matches(l)) {
+    for l in locks {
         let mut found = Vec::new();
         classify(l, &mut found);
         if found.is_empty() {
@@ -101,13 +133,6 @@ fn roles(
     }
     out.sort_by_key(|(pid, _)| *pid);
     out
-}
-
-/// Every POSIX lock on the machine; empty where `/proc/locks` cannot be read.
-pub fn read_locks() -> Vec<LockLine> {
-    std::fs::read_to_string("/proc/locks")
-        .map(|t| proc_locks::parse(&t))
-        .unwrap_or_default()
 }
 
 /// A process's name and command line.
@@ -163,7 +188,7 @@ mod tests {
             line(true, 13, 99, 120, 120), // another file
         ];
         assert_eq!(
-            wal_roles(&locks, shm),
+            wal_roles(&Locks::from_lines(locks), shm),
             vec![
                 (10, vec!["open".to_string(), "writer".to_string()]),
                 (11, vec!["open".to_string(), "reader 1".to_string()]),
@@ -187,7 +212,7 @@ mod tests {
             line(true, 22, 5, db_bytes::PENDING, db_bytes::PENDING),
             line(true, 22, 5, first, first + db_bytes::SHARED_SIZE - 1),
         ];
-        let r = rollback_roles(&locks, db);
+        let r = rollback_roles(&Locks::from_lines(locks), db);
         assert_eq!(r[0], (20, vec!["open".to_string(), "writer".to_string()]));
         assert_eq!(r[1], (21, vec!["open".to_string()]));
         assert_eq!(
