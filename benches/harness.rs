@@ -1,20 +1,18 @@
 //! Whole-process benchmarks of sqlite-ops (BENCHMARKS.md): poll cost against SQL-per-scrape,
 //! scale to 1,000 databases, impact on a busy application, and accuracy under that load.
 //!
-//! Run: `cargo bench --bench harness` (about 7 minutes). Prints a Markdown table; `-- --quick`
-//! runs shorter rounds. `HARNESS_ONLY_IMPACT=1` runs targets 3 and 4 alone; `HARNESS_LOG=debug`
-//! keeps the daemons' logs in target/harness-daemon.log. The daemon is the release `sqlite-ops
-//! run` binary in its own process; the application is this process's threads, so the two never
-//! share POSIX locks.
+//! Run: `cargo bench --bench harness` (about 5 minutes). Prints a Markdown table; `-- --quick`
+//! runs shorter rounds; `HARNESS_ONLY_IMPACT=1` runs targets 3 and 4 alone. The daemon is the
+//! `sqlite-ops run` binary of this (optimised) build in its own process; the application is this
+//! process's threads, so the two never share POSIX locks.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
-use common::PyDriver;
+use common::{Daemon, PyDriver};
 use rusqlite::Connection;
 use sqlite_ops::poller::{Poller, Target};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,134 +49,26 @@ fn rss_mib(pid: u32) -> f64 {
     kb / 1024.0
 }
 
-/// A `sqlite-ops run` child on 127.0.0.1.
-struct Daemon {
-    child: Child,
-    addr: String,
+/// The daemon under measurement: the `sqlite-ops run` binary with `config`, polling every
+/// `poll`, on 127.0.0.1 (tests/common's child-process helper), once it has polled twice.
+fn daemon(config: &Path, poll: &str) -> Daemon {
+    let d = Daemon::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--poll-interval",
+        poll,
+    ]);
+    d.wait_polls(2);
+    d
 }
 
-impl Daemon {
-    fn start(config: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sqlite-ops"))
-            .args(["run", "--config"])
-            .arg(config)
-            .args([
-                "--log.level",
-                &std::env::var("HARNESS_LOG").unwrap_or("warn".into()),
-            ])
-            .stdout(Stdio::null())
-            .stderr(match std::env::var("HARNESS_LOG") {
-                // The daemons' logs, for debugging the harness: target/harness-daemon.log.
-                Ok(_) => Stdio::from(
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(
-                            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/harness-daemon.log"),
-                        )
-                        .unwrap(),
-                ),
-                Err(_) => Stdio::null(),
-            })
-            .spawn()
-            .unwrap();
-        let addr = std::fs::read_to_string(config)
-            .unwrap()
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("listen_address: "))
-            .unwrap()
-            .trim_matches('"')
-            .to_string();
-        let d = Daemon {
-            child: {
-                std::thread::sleep(Duration::from_millis(50));
-                if let Ok(Some(s)) = child.try_wait() {
-                    panic!("sqlite-ops exited: {s}");
-                }
-                child
-            },
-            addr,
-        };
-        d.wait_cycles(2);
-        d
-    }
-
-    fn get(&self, path: &str) -> String {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match agent.get(format!("http://{}{path}", self.addr)).call() {
-                Ok(mut r) => return r.body_mut().read_to_string().unwrap(),
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => panic!("GET {path}: {e}"),
-            }
-        }
-    }
-
-    fn cycles(&self) -> u64 {
-        let v: serde_json::Value = serde_json::from_str(&self.get("/api/v1/status")).unwrap();
-        v["poll_cycles"].as_u64().unwrap()
-    }
-
-    fn wait_cycles(&self, n: u64) {
-        let target = self.cycles() + n;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.cycles() < target {
-            assert!(Instant::now() < deadline, "the daemon stopped polling");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// `sqlite_write_transactions_total` and `sqlite_checkpoint_lag_bytes` of `db`.
-    fn figures(&self, db: &str) -> (f64, f64) {
-        let text = self.get("/metrics");
-        let get = |name: &str| {
-            text.lines()
-                .find(|l| l.starts_with(&format!("{name}{{db=\"{db}\"}} ")))
-                .and_then(|l| l.rsplit(' ').next())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(f64::NAN)
-        };
-        (
-            get("sqlite_write_transactions_total"),
-            get("sqlite_checkpoint_lag_bytes"),
-        )
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
+fn config(dir: &Path, dbs: &[PathBuf]) -> PathBuf {
+    config_with(dir, dbs, "")
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn config(dir: &Path, dbs: &[PathBuf], poll: &str) -> PathBuf {
-    config_with(dir, dbs, poll, "")
-}
-
-fn config_with(dir: &Path, dbs: &[PathBuf], poll: &str, extra: &str) -> PathBuf {
+fn config_with(dir: &Path, dbs: &[PathBuf], extra: &str) -> PathBuf {
     let mut text = format!(
-        "{extra}poll_interval: {poll}\nweb:\n  listen_address: \"127.0.0.1:{}\"\nthresholds:\n  filesystem_free: {{warning: 'off', critical: 'off'}}\ndatabases:\n",
-        port()
+        "{extra}thresholds:\n  filesystem_free: {{warning: 'off', critical: 'off'}}\ndatabases:\n"
     );
     for (i, db) in dbs.iter().enumerate() {
         text.push_str(&format!("  - {{path: {}, name: db{i}}}\n", db.display()));
@@ -307,11 +197,10 @@ fn fleet(
     let cfg = config_with(
         &sub,
         &paths,
-        "1s",
         &format!("lock_sample_interval: {lock_sample_interval}\n"),
     );
-    let daemon = Daemon::start(&cfg);
-    daemon.wait_cycles(3);
+    let daemon = daemon(&cfg, "1s");
+    daemon.wait_polls(1);
     let cpu0 = cpu_of(daemon.pid());
     let t0 = Instant::now();
     std::thread::sleep(measure);
@@ -320,7 +209,7 @@ fn fleet(
     let mut scrapes: Vec<Duration> = (0..20)
         .map(|_| {
             let t = Instant::now();
-            let body = daemon.get("/metrics");
+            let (_, body) = daemon.get("/metrics");
             let took = t.elapsed();
             assert!(body.contains(&format!("db=\"db{}\"", n - 1)));
             took
@@ -445,7 +334,7 @@ fn impact_and_accuracy(dir: &Path, rounds: usize, round: Duration, rows: &mut Ve
     // stops: closing a descriptor of a file drops every POSIX lock this process holds on it,
     // SQLite's included.
     let mut shm_file = std::fs::File::open(sub.join("app.db-shm")).unwrap();
-    let cfg = config(&sub, std::slice::from_ref(&db), "100ms");
+    let cfg = config(&sub, std::slice::from_ref(&db));
     app.round(Duration::from_millis(500)); // warm up
     let (mut without, mut with) = (Vec::new(), Vec::new());
     let mut exact = (0u64, 0u64);
@@ -455,12 +344,21 @@ fn impact_and_accuracy(dir: &Path, rounds: usize, round: Duration, rows: &mut Ve
         if i.is_multiple_of(2) {
             without.push(app.round(round) as f64 / round.as_secs_f64());
         }
-        let daemon = Daemon::start(&cfg);
-        let (before, _) = daemon.figures("db0");
+        let daemon = daemon(&cfg, "100ms");
+        let total = |d: &Daemon| {
+            d.metrics()
+                .db("sqlite_write_transactions_total", "db0")
+                .unwrap()
+        };
+        let before = total(&daemon);
         let made = app.round(round);
         with.push(made as f64 / round.as_secs_f64());
-        daemon.wait_cycles(2);
-        let (after, lag_bytes) = daemon.figures("db0");
+        daemon.wait_polls(2);
+        let after = total(&daemon);
+        let lag_bytes = daemon
+            .metrics()
+            .db("sqlite_checkpoint_lag_bytes", "db0")
+            .unwrap();
         exact.0 += made;
         exact.1 += (after - before) as u64;
         // Checkpoint lag bytes against what the wal-index itself says, at rest.

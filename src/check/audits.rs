@@ -5,7 +5,7 @@
 use super::{Finding, Status};
 use crate::format::db_header::JournalKind;
 use crate::monitor::DbSnapshot;
-use crate::rules::catalogue::{format_value, Op, Unit};
+use crate::rules::catalogue::{format_value, Unit};
 use crate::rules::{render_text, Condition};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -45,65 +45,53 @@ pub fn threshold_finding(c: &Condition, s: &DbSnapshot) -> Option<Finding> {
         .map(|(_, t)| t)
         .or(c.setting.warning)
         .or(c.setting.critical)?;
-    let op = match rule.op {
-        Op::Above => ">",
-        Op::Below => "<",
+    let threshold = format!(
+        "{} {}",
+        rule.op.promql(),
+        format_value(rule.unit, shown_level)
+    );
+    let finding = |status, summary: String| Finding {
+        alert: Some(rule.alert),
+        ..Finding::new(rule.key, status, summary)
     };
-    let threshold = format!("{op} {}", format_value(rule.unit, shown_level));
     let Some(value) = c.value else {
-        return match rule.key {
-            "backend_engineers" | "regions" => Some(
-                Finding::new(rule.key, Status::Info, "not declared in config")
-                    .threshold(threshold)
-                    .fix(format!(
-                        "Declare team.{} in the config so this migration signal is judged.",
-                        rule.key
-                    )),
-            ),
-            _ => None,
-        }
-        .map(|f| Finding {
-            alert: Some(rule.alert),
-            ..f
+        // Declared facts left out are worth saying; other figures just do not apply.
+        return matches!(rule.key, "backend_engineers" | "regions").then(|| {
+            finding(Status::Info, "not declared in config".into())
+                .threshold(threshold)
+                .fix(format!(
+                    "Declare team.{} in the config so this migration signal is judged.",
+                    rule.key
+                ))
         });
     };
-    let mut shown = format_value(rule.unit, value);
-    if matches!(rule.key, "write_tx_per_sec" | "writer_utilisation") {
-        // check judges the sample, where the daemon waits for the rule's `for`.
-        shown.push_str(" over the sample");
-    }
-    let f = match c.breached {
-        Some((severity, t)) => Finding::new(
-            rule.key,
-            severity.into(),
-            render_text(c.setting, &s.name, value, t).0,
-        )
-        .fix(rule.fix),
-        None if rule.key == "database_down" => Finding::new(rule.key, Status::Ok, "readable"),
-        None => Finding::new(
-            rule.key,
-            Status::Ok,
-            format!("{} within threshold", rule.label),
-        ),
-    };
-    let shown = if rule.key == "database_down" {
-        if s.up {
-            "readable".into()
+    let (shown, threshold) = if rule.key == "database_down" {
+        let shown = if s.up {
+            "readable".to_string()
         } else {
             s.error.clone().unwrap_or_default()
-        }
+        };
+        (shown, "readable".to_string())
+    } else if matches!(rule.key, "write_tx_per_sec" | "writer_utilisation") {
+        // check judges the sample, where the daemon waits for the rule's `for`.
+        (
+            format!("{} over the sample", format_value(rule.unit, value)),
+            threshold,
+        )
     } else {
-        shown
+        (format_value(rule.unit, value), threshold)
+    };
+    let f = match c.breached {
+        Some((severity, t)) => {
+            finding(severity.into(), render_text(c.setting, &s.name, value, t).0).fix(rule.fix)
+        }
+        None if rule.key == "database_down" => finding(Status::Ok, "readable".into()),
+        None => finding(Status::Ok, format!("{} within threshold", rule.label)),
     };
     Some(Finding {
-        alert: Some(rule.alert),
         measured: Some(value),
         limit: Some(shown_level),
-        ..f.value(shown).threshold(if rule.key == "database_down" {
-            "readable".into()
-        } else {
-            threshold
-        })
+        ..f.value(shown).threshold(threshold)
     })
 }
 

@@ -210,6 +210,10 @@ impl Daemon {
         get(&format!("http://{}{path}", self.addr))
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The exit status, once the daemon has exited.
     pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().unwrap()
