@@ -29,9 +29,18 @@ fn metrics_hold_the_right_values_and_broken_databases_are_isolated() {
     let subdir = dir.path().join("adir.db");
     std::fs::create_dir(&subdir).unwrap();
 
+    // No alert may fire here (the machine's free disk is not under test): `sqlite_alert` is
+    // checked to be absent below.
+    let config = dir.path().join("no-disk-rule.yaml");
+    std::fs::write(
+        &config,
+        "thresholds:\n  filesystem_free: {warning: 'off', critical: 'off'}\n",
+    )
+    .unwrap();
     let args: Vec<String> = [&db, &missing, &text, &subdir]
         .iter()
         .flat_map(|p| ["--db".to_string(), p.display().to_string()])
+        .chain(["--config".to_string(), config.display().to_string()])
         .collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let daemon = Daemon::start(&args);
