@@ -85,6 +85,8 @@ pub struct WebConfig {
     pub listen_address: String,
     #[serde(default = "default_telemetry_path")]
     pub telemetry_path: String,
+    /// TLS and basic auth, in exporter-toolkit's web config format (`--web.config.file`).
+    pub config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,6 +129,7 @@ impl Default for WebConfig {
         WebConfig {
             listen_address: default_listen_address(),
             telemetry_path: default_telemetry_path(),
+            config_file: None,
         }
     }
 }

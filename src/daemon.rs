@@ -4,6 +4,7 @@
 use crate::export::alertmanager::{self, NotifierSettings, NotifierStats};
 use crate::export::http::{self, WebState};
 use crate::export::metrics::BuildInfo;
+use crate::export::web_config::WebSecurity;
 use crate::poller::{self, Poller, Store, Target};
 use std::future::Future;
 use std::sync::Arc;
@@ -25,6 +26,8 @@ pub struct Settings {
     pub litestream_interval: Duration,
     /// Whether a litestream.yml was given, and why it could not be used if so.
     pub litestream_config: Option<Result<(), String>>,
+    /// TLS, basic auth and response headers for the HTTP server.
+    pub security: Arc<WebSecurity>,
 }
 
 /// Why [`run`] returned.
@@ -85,6 +88,7 @@ pub async fn run(
         poll_interval: settings.poll_interval,
         build: BuildInfo::current(),
         started: SystemTime::now(),
+        security: settings.security.clone(),
     });
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = http::serve(listener, state, async {

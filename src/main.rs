@@ -41,6 +41,11 @@ enum Command {
         /// Path under which to expose metrics [default: /metrics].
         #[arg(long = "web.telemetry-path", value_name = "PATH")]
         telemetry_path: Option<String>,
+        /// TLS and basic auth: a web config file in Prometheus exporter-toolkit's format
+        /// (tls_server_config, basic_auth_users, http_server_config) [default: web.config_file
+        /// from --config].
+        #[arg(long = "web.config.file", value_name = "FILE")]
+        web_config_file: Option<PathBuf>,
         /// How often to poll every database, like 1s or 250ms [default: 1s].
         #[arg(long = "poll-interval", value_name = "DURATION", value_parser = humantime::parse_duration)]
         poll_interval: Option<Duration>,
@@ -222,6 +227,7 @@ fn main() -> ExitCode {
             databases,
             listen_address,
             telemetry_path,
+            web_config_file,
             poll_interval,
             litestream_config,
         } => runtime().block_on(cmd::run::run(cmd::run::RunOptions {
@@ -229,6 +235,7 @@ fn main() -> ExitCode {
             databases,
             listen_address,
             telemetry_path,
+            web_config_file,
             poll_interval,
             litestream_config,
         })),

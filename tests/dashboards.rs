@@ -5,12 +5,11 @@
 
 mod common;
 
-use common::{free_port, program, wait_for, wait_ready, Daemon, Litestream, Writer, STEP};
+use common::{free_port, wait_for, Daemon, Litestream, Prometheus, Writer, STEP};
 use rusqlite::Connection;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::process::Command;
 
 const DASHBOARDS: [&str; 2] = [
     "dashboards/sqlite-ops-overview.json",
@@ -132,74 +131,6 @@ fn dashboards_are_generated_and_pass_lint() {
                 );
             }
         }
-    }
-}
-
-/// Debian's Prometheus on 127.0.0.1, scraping `target` every second.
-struct Prometheus {
-    child: Child,
-    url: String,
-}
-
-impl Prometheus {
-    fn start(dir: &Path, target: &str) -> Self {
-        let config = dir.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
-                 scrape_configs:\n  - job_name: sqlite-ops\n    static_configs: [{{targets: ['{target}']}}]\n"
-            ),
-        )
-        .unwrap();
-        let port = free_port();
-        let child = Command::new(program("prometheus", "prometheus"))
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus starts");
-        let p = Prometheus {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        wait_ready(&p.url);
-        p
-    }
-
-    /// An instant query: (status, result count, error).
-    fn query(&self, expr: &str) -> (String, usize, String) {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(10)))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let body = agent
-            .get(format!("{}/api/v1/query", self.url))
-            .query("query", expr)
-            .call()
-            .unwrap()
-            .body_mut()
-            .read_to_string()
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        (
-            v["status"].as_str().unwrap_or("").to_string(),
-            v["data"]["result"].as_array().map_or(0, |r| r.len()),
-            v["error"].as_str().unwrap_or("").to_string(),
-        )
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

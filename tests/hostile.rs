@@ -1,6 +1,6 @@
 //! Hostile and broken files: each is a clear error for its own database while a healthy one next
-//! to it is served, and nothing blocks a poll. A 100 GB sparse database fires the size alert
-//! from its size alone.
+//! to it is served, and nothing blocks a poll (a directory the daemon may not enter included).
+//! A 100 GB sparse database fires the size alert from its size alone.
 
 mod common;
 
@@ -202,4 +202,51 @@ fn a_100_gb_sparse_database_fires_the_size_alert_from_its_size_alone() {
     );
     assert_eq!(m.db("sqlite_up", "huge"), Some(1.0));
     drop(dir);
+}
+
+/// A database in a directory the daemon may not enter is an error naming the permission, the
+/// database next to it is served, and it comes up once the directory opens. Run as `nobody`:
+/// the tests run as root, whom permissions do not stop.
+#[test]
+fn an_unreadable_directory_is_an_error_until_it_opens() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    let (dir, healthy) = temp_db("healthy.db");
+    wal_db(&healthy);
+    mode(dir.path(), 0o755);
+    mode(&healthy, 0o644);
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    let hidden = locked.join("hidden.db");
+    wal_db(&hidden);
+    mode(&hidden, 0o644);
+    mode(&locked, 0o700); // root's; nobody may not enter
+
+    let runuser = common::program("runuser", "util-linux");
+    let daemon = Daemon::start_wrapped(
+        &[runuser.to_str().unwrap(), "-u", "nobody", "--"],
+        &[
+            "--db",
+            healthy.to_str().unwrap(),
+            "--db",
+            hidden.to_str().unwrap(),
+        ],
+        &[],
+    );
+    daemon.wait_polls(2);
+    let s = status(&daemon);
+    let h = db_status(&s, "hidden");
+    assert_eq!(h["up"], false, "{h}");
+    assert!(
+        h["error"].as_str().unwrap().contains("Permission denied"),
+        "{h}"
+    );
+    assert_eq!(db_status(&s, "healthy")["up"], true);
+
+    mode(&locked, 0o755);
+    wait_for(STEP, "hidden.db up once readable", || {
+        (daemon.metrics().db("sqlite_up", "hidden") == Some(1.0)).then_some(())
+    });
 }

@@ -136,6 +136,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             alertmanager: None,
             litestream_interval: Duration::from_secs(1),
             litestream_config: None,
+            security: Default::default(),
         };
         tokio::spawn(async move {
             daemon::run(&targets, &settings, &listener, store, None, async {

@@ -5,6 +5,7 @@
 use crate::config::{self, Config};
 use crate::daemon::{self, Settings, Stopped};
 use crate::export::alertmanager::NotifierSettings;
+use crate::export::web_config::WebSecurity;
 use crate::poller::{Store, Target};
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -19,6 +20,8 @@ pub struct RunOptions {
     pub databases: Vec<PathBuf>,
     pub listen_address: Option<String>,
     pub telemetry_path: Option<String>,
+    /// TLS and basic auth (exporter-toolkit format), overriding `web.config_file`.
+    pub web_config_file: Option<PathBuf>,
     pub poll_interval: Option<Duration>,
     /// Litestream's config (litestream.yml), overriding `litestream.config`.
     pub litestream_config: Option<PathBuf>,
@@ -31,6 +34,7 @@ struct Loaded {
     cfg: Config,
     telemetry_path: String,
     litestream_config: Option<Result<(), String>>,
+    security: Arc<WebSecurity>,
 }
 
 /// Reads and validates the config and litestream.yml.
@@ -65,7 +69,17 @@ fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
         .unwrap_or_else(|| cfg.web.telemetry_path.clone());
     config::validate_telemetry_path(&telemetry_path)
         .map_err(|m| anyhow::anyhow!("--web.telemetry-path: {m}"))?;
+    // Read on every (re)load, so a renewed certificate or a changed password takes a SIGHUP.
+    let security = match opts
+        .web_config_file
+        .as_ref()
+        .or(cfg.web.config_file.as_ref())
+    {
+        Some(path) => WebSecurity::load(path)?,
+        None => WebSecurity::default(),
+    };
     Ok(Loaded {
+        security: Arc::new(security),
         addr,
         targets,
         cfg,
@@ -106,6 +120,7 @@ fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {
             .as_ref()
             .map_or(Duration::from_secs(1), |l| l.interval),
         litestream_config: l.litestream_config.clone(),
+        security: l.security.clone(),
     }
 }
 
@@ -121,11 +136,17 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let mut poller = None;
     loop {
         let settings = settings(&opts, &loaded, bound);
+        let scheme = if settings.security.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         tracing::info!(
             address = %bound,
             databases = loaded.targets.len(),
             poll_interval = %humantime::format_duration(settings.poll_interval),
-            "listening on http://{bound}{}", settings.telemetry_path
+            basic_auth = settings.security.auth.is_some(),
+            "listening on {scheme}://{bound}{}", settings.telemetry_path
         );
         for t in &loaded.targets {
             tracing::info!(db = %t.name, path = %t.path.display(), "watching");

@@ -1,24 +1,28 @@
 //! The HTTP server: `/metrics` (path configurable), a landing page at `/`, `/healthz`,
 //! `/api/v1/status` and `/api/v1/alerts`. It takes an already-bound listener and a shutdown future, so tests bind
 //! `127.0.0.1:0`. Handlers only read the last published snapshots: a scrape never waits on file
-//! I/O.
+//! I/O. TLS and basic auth come from `--web.config.file` ([`super::web_config`]); `/healthz`
+//! stays open so that liveness probes need no credentials (it tells nothing but "ok").
 
 use super::alertmanager::NotifierStats;
 use super::metrics::{self, BuildInfo};
+use super::web_config::WebSecurity;
 use crate::monitor::DbSnapshot;
 use crate::poller::Store;
 use crate::rules::{Alert, AlertState};
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
-/// How long a client may take to send its request headers.
+/// How long a client may take to send its request headers (and, with TLS, to finish the
+/// handshake).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long open connections get to finish once shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -40,6 +44,8 @@ pub struct WebState {
     /// The exposition of the last poll cycle, rendered once and served to every scraper until
     /// the next cycle publishes (so 200 concurrent scrapes cost one render).
     pub exposition: std::sync::Mutex<Option<(u64, Bytes)>>,
+    /// TLS, basic auth and extra response headers (`--web.config.file`).
+    pub security: Arc<WebSecurity>,
 }
 
 impl WebState {
@@ -89,18 +95,20 @@ pub async fn serve(
                     }
                 };
                 let state = state.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle(&state, req)) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
-                    .max_buf_size(MAX_REQUEST_HEAD)
-                    .serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    match state.security.tls.clone() {
+                        None => serve_connection(stream, state, watcher).await,
+                        Some(tls) => {
+                            // A client that never finishes its handshake is dropped like one
+                            // that never sends its headers.
+                            match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(stream)).await {
+                                Ok(Ok(stream)) => serve_connection(stream, state, watcher).await,
+                                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                                Err(_) => tracing::debug!("TLS handshake timed out"),
+                            }
+                        }
+                    }
                     drop(slot);
                 });
             }
@@ -109,6 +117,72 @@ pub async fn serve(
     }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
     Ok(())
+}
+
+/// Serves one connection (plain or TLS) until it closes or shutdown ends it.
+async fn serve_connection<I>(
+    io: I,
+    state: Arc<WebState>,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, std::convert::Infallible>(authorized(&state, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_REQUEST_HEAD)
+        .serve_connection(TokioIo::new(io), service);
+    let _ = watcher.watch(conn).await;
+}
+
+/// Checks basic auth (off the runtime: bcrypt is slow on purpose), then answers; adds the
+/// configured headers to every response.
+async fn authorized(
+    state: &Arc<WebState>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    let open = req.uri().path() == "/healthz";
+    let allowed = match (&state.security.auth, open) {
+        (Some(_), false) => {
+            let header = req
+                .headers()
+                .get(AUTHORIZATION)
+                .map(|v| v.as_bytes().to_vec());
+            let state = state.clone();
+            tokio::task::spawn_blocking(move || {
+                state
+                    .security
+                    .auth
+                    .as_ref()
+                    .is_some_and(|a| a.allows(header.as_deref()))
+            })
+            .await
+            .unwrap_or(false)
+        }
+        _ => true,
+    };
+    let mut r = if allowed {
+        handle(state, req)
+    } else {
+        let mut r = response(
+            StatusCode::UNAUTHORIZED,
+            "text/plain; charset=utf-8",
+            "Unauthorized\n",
+        );
+        r.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"sqlite-ops\", charset=\"UTF-8\""),
+        );
+        r
+    };
+    for (name, value) in &state.security.headers {
+        r.headers_mut().insert(name.clone(), value.clone());
+    }
+    r
 }
 
 fn response(

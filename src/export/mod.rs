@@ -1,6 +1,9 @@
-//! Outputs built from snapshots: Prometheus text (`metrics`) and the HTTP server (`http`).
+//! Outputs built from snapshots: Prometheus text (`metrics`), the HTTP server (`http`, secured by
+//! `web_config` and `basic_auth`), the Alertmanager push and the Prometheus rules.
 
 pub mod alertmanager;
+pub mod basic_auth;
 pub mod http;
 pub mod metrics;
 pub mod prom_rules;
+pub mod web_config;

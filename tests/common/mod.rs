@@ -188,12 +188,15 @@ impl Daemon {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(i) = line.find("listening on http://") {
-                    let rest = &line[i + "listening on http://".len()..];
-                    let addr: String = rest.chars().take_while(|c| *c != '/').collect();
+                // "listening on http://ADDR/metrics" (or https://); logged before it is told.
+                let addr = line.find("listening on http").map(|i| {
+                    let rest = line[i..].split_once("://").map_or("", |(_, r)| r);
+                    rest.chars().take_while(|c| *c != '/').collect::<String>()
+                });
+                sink.lock().unwrap().push(line);
+                if let Some(addr) = addr {
                     let _ = tx.send(addr);
                 }
-                sink.lock().unwrap().push(line);
             }
         });
         let addr = rx.recv_timeout(STEP).unwrap_or_else(|_| {
@@ -356,6 +359,83 @@ pub fn wait_ready(base: &str) {
             .is_ok_and(|r| r.status() == 200)
             .then_some(())
     });
+}
+
+/// Debian's Prometheus on 127.0.0.1, scraping every second.
+pub struct Prometheus {
+    child: Child,
+    pub url: String,
+}
+
+impl Prometheus {
+    /// Scrapes `target` over plain HTTP as job `sqlite-ops`.
+    pub fn start(dir: &Path, target: &str) -> Self {
+        Self::start_with_jobs(
+            dir,
+            &format!("  - job_name: sqlite-ops\n    static_configs: [{{targets: ['{target}']}}]\n"),
+        )
+    }
+
+    /// With `jobs`: the items of `scrape_configs`, as YAML indented by two spaces.
+    pub fn start_with_jobs(dir: &Path, jobs: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n{jobs}"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new(program("prometheus", "prometheus"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus starts");
+        let p = Prometheus {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        wait_ready(&p.url);
+        p
+    }
+
+    /// An instant query: (status, result count, error).
+    pub fn query(&self, expr: &str) -> (String, usize, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let body = agent
+            .get(format!("{}/api/v1/query", self.url))
+            .query("query", expr)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        (
+            v["status"].as_str().unwrap_or("").to_string(),
+            v["data"]["result"].as_array().map_or(0, |r| r.len()),
+            v["error"].as_str().unwrap_or("").to_string(),
+        )
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A real Alertmanager (Debian's prometheus-alertmanager) on 127.0.0.1, standalone.
