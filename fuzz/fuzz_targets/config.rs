@@ -1,7 +1,9 @@
 #![no_main]
-//! The config loader never panics: any text is a config or an error naming a field.
+//! The config loaders never panic: any text is a config (sqlite-ops's own, or a web config in
+//! exporter-toolkit's format) or an error naming the file.
 use libfuzzer_sys::fuzz_target;
 use sqlite_ops::config::Config;
+use sqlite_ops::export::web_config;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(s) = std::str::from_utf8(data) {
@@ -10,6 +12,9 @@ fuzz_target!(|data: &[u8]| {
                 let _ = c.targets(&[], "fuzz.yaml");
             }
             Err(e) => assert_eq!(e.source, "fuzz.yaml"),
+        }
+        if let Err(e) = web_config::parse(s, "web.yml", std::path::Path::new("/etc")) {
+            assert_eq!(e.source, "web.yml");
         }
     }
 });
