@@ -11,6 +11,8 @@
 //! - [`poller`]: polls every database on schedule, evaluates the rules, publishes the result.
 //! - [`rules`]: every threshold defined once; alert states across polls.
 //! - [`check`]: the one-shot audit of `sqlite-ops check`.
+//! - [`migrate`]: `sqlite-ops migrate-check`, what will break when the database moves to
+//!   Postgres.
 //! - [`export`]: Prometheus text, the HTTP server, Alertmanager pushes, Prometheus rules.
 //! - [`config`]: the YAML configuration and its validation.
 //! - [`daemon`]: poller plus HTTP server, shared by the `run` and `demo` subcommands in [`cmd`].
@@ -24,6 +26,7 @@ pub mod export;
 pub mod format;
 pub mod http_client;
 pub mod litestream;
+pub mod migrate;
 pub mod monitor;
 pub mod poller;
 pub mod probe;

@@ -80,6 +80,9 @@ enum Command {
         #[arg(long = "litestream-config", value_name = "FILE")]
         litestream_config: Option<PathBuf>,
     },
+    /// What will break when this database moves to Postgres: proposed types and DDL, values
+    /// Postgres would reject, the cost of the copy. Exit 0 ready, 1 work, 2 blocked.
+    MigrateCheck(cmd::migrate_check::Args),
     /// Print Prometheus alerting rules for the configured (or default) thresholds.
     Rules {
         /// YAML config file whose thresholds to use.
@@ -217,6 +220,7 @@ fn main() -> ExitCode {
             };
             return ExitCode::from(cmd::check::run(&opts, format));
         }
+        Command::MigrateCheck(args) => return ExitCode::from(cmd::migrate_check::run(args)),
         Command::Rules {
             config,
             format,

@@ -53,13 +53,36 @@ pub fn audits(s: &DbSnapshot, integrity: bool, timeout: Duration) -> Vec<Finding
     out
 }
 
+/// A file's size and modification time.
+pub type Fingerprint = Option<(u64, SystemTime)>;
+
+/// Opens a database for reading only, as the audits do: `immutable=1` when it is a WAL
+/// database nobody has open (see the module comment). Returns the connection and, when it is
+/// immutable, the file's fingerprint: pass it to [`changed_since`] after reading.
+pub fn open_for_reading(path: &Path) -> rusqlite::Result<(Connection, Option<Fingerprint>)> {
+    let mut head = [0u8; 100];
+    let wal = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .ok()
+        .and_then(|()| crate::format::db_header::parse(&head).ok())
+        .is_some_and(|h| h.journal == JournalKind::Wal);
+    let immutable = wal && !(sidecar_exists(path, "-wal") && sidecar_exists(path, "-shm"));
+    let before = fingerprint(path);
+    Ok((open(path, immutable)?, immutable.then_some(before)))
+}
+
+/// Whether an immutable read may have seen a changing file: it changed, or a WAL appeared.
+pub fn changed_since(path: &Path, before: Fingerprint) -> bool {
+    fingerprint(path) != before || sidecar_exists(path, "-wal")
+}
+
 fn sidecar_exists(path: &Path, suffix: &str) -> bool {
     let mut p = path.as_os_str().to_owned();
     p.push(suffix);
     Path::new(&p).exists()
 }
 
-fn fingerprint(path: &Path) -> Option<(u64, SystemTime)> {
+fn fingerprint(path: &Path) -> Fingerprint {
     let m = std::fs::metadata(path).ok()?;
     Some((m.len(), m.modified().ok()?))
 }

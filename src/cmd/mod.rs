@@ -2,5 +2,6 @@
 
 pub mod check;
 pub mod demo;
+pub mod migrate_check;
 pub mod rules;
 pub mod run;

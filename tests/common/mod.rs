@@ -591,3 +591,160 @@ pub fn sql_per_scrape(db: &Path) -> (i64, i64, String) {
         .unwrap();
     (pages, free, mode)
 }
+
+/// A real Postgres (Debian's postgresql 15) on 127.0.0.1, in a temporary data directory,
+/// trusting local connections. The server refuses to run as root: it runs as `postgres`.
+pub struct Postgres {
+    data: PathBuf,
+    pub port: u16,
+}
+
+impl Postgres {
+    pub fn start(dir: &Path) -> Self {
+        let bin = Path::new("/usr/lib/postgresql/15/bin");
+        assert!(
+            bin.join("initdb").exists(),
+            "Postgres 15 is not installed: apt-get install postgresql (scripts/test does)"
+        );
+        let uid = |name: &str| {
+            let out = Command::new("id").args(["-u", name]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<u32>()
+                .unwrap()
+        };
+        let (pg_uid, pg_gid) = (uid("postgres"), {
+            let out = Command::new("id")
+                .args(["-g", "postgres"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<u32>()
+                .unwrap()
+        });
+        let home = dir.join("pg");
+        std::fs::create_dir_all(&home).unwrap();
+        std::os::unix::fs::chown(&home, Some(pg_uid), Some(pg_gid)).unwrap();
+        // The temporary directory above is root's 0700: let postgres through.
+        let mut p = home.parent();
+        while let Some(d) = p {
+            if d == Path::new("/") || d == Path::new("/tmp") {
+                break;
+            }
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(d).unwrap().permissions().mode();
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode | 0o711)).unwrap();
+            p = d.parent();
+        }
+        let data = home.join("data");
+        let as_postgres = |args: &[&str]| {
+            let out = Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        as_postgres(&[
+            bin.join("initdb").to_str().unwrap(),
+            "-D",
+            data.to_str().unwrap(),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+        ]);
+        let port = free_port();
+        // -l: without a log file the server keeps pg_ctl's pipes and pg_ctl never returns.
+        as_postgres(&[
+            bin.join("pg_ctl").to_str().unwrap(),
+            "-D",
+            data.to_str().unwrap(),
+            "-l",
+            home.join("log").to_str().unwrap(),
+            "-w",
+            "-o",
+            &format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                home.display()
+            ),
+            "start",
+        ]);
+        Postgres { data, port }
+    }
+
+    /// A client to database `db` (created first if missing).
+    pub fn client(&self, db: &str) -> postgres::Client {
+        let mut admin = postgres::Client::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=postgres dbname=postgres",
+                self.port
+            ),
+            postgres::NoTls,
+        )
+        .unwrap();
+        let exists = admin
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db])
+            .unwrap()
+            .is_some();
+        if !exists {
+            admin
+                .batch_execute(&format!("CREATE DATABASE \"{db}\""))
+                .unwrap();
+        }
+        postgres::Client::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=postgres dbname={db}",
+                self.port
+            ),
+            postgres::NoTls,
+        )
+        .unwrap()
+    }
+
+    /// Runs an SQL file with psql, stopping at the first error: (success, stderr).
+    pub fn psql_file(&self, db: &str, file: &Path) -> (bool, String) {
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-f"])
+            .arg(file)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                "/usr/lib/postgresql/15/bin/pg_ctl",
+                "-D",
+            ])
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"])
+            .stdin(Stdio::null())
+            .output();
+    }
+}

@@ -1,0 +1,405 @@
+//! From the SQLite schema to the Postgres plan: a type for every column, what the data scan
+//! must check (case-insensitive unique keys, foreign keys, NULLs in primary keys), and the
+//! schema findings. Pure.
+
+use super::schema::{Index, Schema, Table};
+use super::types::{self, PgType};
+use super::{Finding, Level};
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub tables: Vec<TablePlan>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TablePlan {
+    pub name: String,
+    pub columns: Vec<ColumnPlan>,
+    /// What orders the scan: `rowid`, or the primary key of a WITHOUT ROWID table.
+    pub key: Vec<String>,
+    pub without_rowid: bool,
+    /// Unique keys Postgres compares case-insensitively (citext or NOCASE): column indexes.
+    pub folded_uniques: Vec<(String, Vec<usize>)>,
+    /// Foreign keys whose parent columns are unique, so Postgres can hold them.
+    pub foreign_keys: Vec<FkCheck>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ColumnPlan {
+    pub name: String,
+    pub declared: String,
+    pub pg: PgType,
+    pub note: Option<String>,
+    /// Generated columns are computed, not copied: not scanned.
+    pub generated: bool,
+    pub date_like: bool,
+    /// Part of a primary key Postgres will enforce NOT NULL on (SQLite does not, except for
+    /// the rowid and WITHOUT ROWID tables).
+    pub in_primary_key: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct FkCheck {
+    pub name: String,
+    pub from: Vec<String>,
+    pub parent: String,
+    pub to: Vec<String>,
+}
+
+/// Whether a column's name or type says it holds dates.
+fn date_like(name: &str, pg: &PgType) -> bool {
+    let n = name.to_ascii_lowercase();
+    matches!(pg, PgType::Timestamp | PgType::Date | PgType::Time)
+        || ["_at", "_on", "_date", "_time", "date", "time", "timestamp"]
+            .iter()
+            .any(|s| n.ends_with(s))
+}
+
+fn finding(id: &str, level: Level, object: &str, summary: String, fix: &str) -> Finding {
+    Finding {
+        id: id.to_string(),
+        level,
+        object: object.to_string(),
+        table: None,
+        summary,
+        count: None,
+        examples: Vec::new(),
+        fix: (!fix.is_empty()).then(|| fix.to_string()),
+    }
+}
+
+/// The parent columns a foreign key refers to (its primary key when not named).
+pub fn parent_columns(parent: &Table, to: &[String]) -> Vec<String> {
+    if to.is_empty() {
+        parent.primary_key.clone()
+    } else {
+        to.to_vec()
+    }
+}
+
+/// Whether `columns` of `table` are covered by its primary key or a unique index (as sets).
+fn unique_on(schema: &Schema, table: &Table, columns: &[String]) -> bool {
+    let same = |a: &[String], b: &[String]| {
+        a.len() == b.len()
+            && a.iter()
+                .all(|x| b.iter().any(|y| y.eq_ignore_ascii_case(x)))
+    };
+    same(&table.primary_key, columns)
+        || schema.indexes.iter().any(|i| {
+            i.table == table.name
+                && i.unique
+                && i.partial.is_none()
+                && same(
+                    &i.terms
+                        .iter()
+                        .filter_map(|t| t.column.clone())
+                        .collect::<Vec<_>>(),
+                    columns,
+                )
+        })
+}
+
+/// The index's name in Postgres: UNIQUE constraints get Postgres's `<table>_<columns>_key`
+/// instead of SQLite's `sqlite_autoindex_...`.
+pub fn pg_index_name(index: &Index) -> String {
+    if index.origin == "u" {
+        let cols: Vec<String> = index
+            .terms
+            .iter()
+            .map(|t| t.column.clone().unwrap_or_else(|| "expr".into()))
+            .collect();
+        format!("{}_{}_key", index.table, cols.join("_"))
+    } else {
+        index.name.clone()
+    }
+}
+
+/// Whether an index compares its key case-insensitively in Postgres.
+fn folded(index: &Index, table: &Table) -> bool {
+    index.terms.iter().any(|t| {
+        t.collation.eq_ignore_ascii_case("NOCASE")
+            || t.column.as_ref().is_some_and(|c| {
+                table
+                    .columns
+                    .iter()
+                    .any(|col| &col.name == c && col.nocase())
+            })
+    })
+}
+
+pub fn plan(schema: &Schema) -> Plan {
+    let mut findings = Vec::new();
+    let mut tables = Vec::new();
+    for t in &schema.tables {
+        let mut columns = Vec::new();
+        for c in &t.columns {
+            let rowid = t.rowid_alias.as_deref() == Some(c.name.as_str());
+            let proposal = types::propose(&c.declared, rowid, c.nocase());
+            let object = format!("{}.{}", t.name, c.name);
+            if let Some(d) = &c.default {
+                if let Err(why) = types::default_for(d, &proposal.pg) {
+                    findings.push(finding(
+                        "default_not_portable",
+                        Level::Work,
+                        &object,
+                        format!("DEFAULT {why}: left out of the DDL"),
+                        "set it in the application, or write the Postgres expression by hand",
+                    ));
+                }
+            }
+            if let Some((expr, stored)) = &c.generated {
+                let uses = types::sqlite_only_uses(expr);
+                if !uses.is_empty() {
+                    findings.push(finding(
+                        "generated_not_portable",
+                        Level::Work,
+                        &object,
+                        format!(
+                            "generated column AS ({expr}) uses {}: emitted as a plain column",
+                            uses.join(", ")
+                        ),
+                        "rewrite the expression for Postgres (GENERATED ALWAYS AS (...) STORED) or fill it in the application",
+                    ));
+                } else if !stored {
+                    findings.push(finding(
+                        "generated_virtual",
+                        Level::Info,
+                        &object,
+                        "VIRTUAL generated column: Postgres 15 stores generated columns".into(),
+                        "",
+                    ));
+                }
+            }
+            columns.push(ColumnPlan {
+                name: c.name.clone(),
+                declared: c.declared.clone(),
+                date_like: date_like(&c.name, &proposal.pg),
+                pg: proposal.pg,
+                note: proposal.note,
+                // Generated in Postgres too (so not copied, not scanned) when portable.
+                generated: c.generated.as_ref().is_some_and(|(e, _)| {
+                    types::sqlite_only_uses(e).is_empty() && all_lower_case(schema)
+                }),
+                in_primary_key: !rowid
+                    && !t.without_rowid
+                    && t.primary_key.iter().any(|p| p == &c.name),
+            });
+        }
+        if t.primary_key.is_empty() && !t.without_rowid {
+            findings.push(finding(
+                "implicit_rowid",
+                Level::Work,
+                &t.name,
+                "no primary key: rows are known only by SQLite's implicit rowid, which Postgres does not have".into(),
+                "add a primary key (id bigint GENERATED ALWAYS AS IDENTITY) if the application or replication needs one",
+            ));
+        }
+        if t.without_rowid {
+            findings.push(finding(
+                "without_rowid",
+                Level::Info,
+                &t.name,
+                "WITHOUT ROWID: stored in primary-key order in SQLite; a heap plus index in Postgres".into(),
+                "",
+            ));
+        }
+        if t.autoincrement {
+            findings.push(finding(
+                "autoincrement",
+                Level::Info,
+                &t.name,
+                format!(
+                    "AUTOINCREMENT: the identity sequence starts after sqlite_sequence's {}",
+                    schema.sequences.get(&t.name).copied().unwrap_or(0)
+                ),
+                "",
+            ));
+        }
+        if !t.checks.is_empty() {
+            findings.push(finding(
+                "check_constraints",
+                Level::Work,
+                &t.name,
+                format!(
+                    "{} CHECK constraint(s) not carried over: {}",
+                    t.checks.len(),
+                    t.checks.join("; ")
+                ),
+                "add them to the Postgres table after checking the expressions (types are stricter there)",
+            ));
+        }
+        let mut foreign_keys = Vec::new();
+        for (i, fk) in t.foreign_keys.iter().enumerate() {
+            let name = format!("{}_fk_{i}", t.name);
+            let Some(parent) = schema.table(&fk.parent) else {
+                findings.push(finding(
+                    "foreign_key_dangling",
+                    Level::Work,
+                    &t.name,
+                    format!("foreign key to {}, which does not exist", fk.parent),
+                    "drop it or create the parent table",
+                ));
+                continue;
+            };
+            let to = parent_columns(parent, &fk.to);
+            if to.is_empty() || !unique_on(schema, parent, &to) {
+                findings.push(finding(
+                    "foreign_key_not_unique",
+                    Level::Work,
+                    &t.name,
+                    format!(
+                        "foreign key ({}) -> {}({}): the parent columns are not unique, which Postgres requires; left out of the DDL",
+                        fk.from.join(", "),
+                        parent.name,
+                        if to.is_empty() { "rowid".into() } else { to.join(", ") }
+                    ),
+                    "add a unique constraint on the parent columns",
+                ));
+                continue;
+            }
+            foreign_keys.push(FkCheck {
+                name,
+                from: fk.from.clone(),
+                parent: parent.name.clone(),
+                to,
+            });
+        }
+        let folded_uniques = schema
+            .indexes
+            .iter()
+            .filter(|i| i.table == t.name && i.unique && i.partial.is_none() && folded(i, t))
+            .filter_map(|i| {
+                let cols: Option<Vec<usize>> = i
+                    .terms
+                    .iter()
+                    .map(|term| {
+                        let c = term.column.as_ref()?;
+                        t.columns.iter().position(|col| &col.name == c)
+                    })
+                    .collect();
+                cols.map(|c| (pg_index_name(i), c))
+            })
+            .collect();
+        let key = if t.without_rowid {
+            t.primary_key.clone()
+        } else {
+            vec!["rowid".to_string()]
+        };
+        tables.push(TablePlan {
+            name: t.name.clone(),
+            columns,
+            key,
+            without_rowid: t.without_rowid,
+            folded_uniques,
+            foreign_keys,
+        });
+    }
+    for i in &schema.indexes {
+        if i.origin != "c" {
+            continue;
+        }
+        let mut uses: Vec<String> = i
+            .terms
+            .iter()
+            .flat_map(|t| types::sqlite_only_uses(&t.text))
+            .collect();
+        uses.extend(i.partial.iter().flat_map(|w| types::sqlite_only_uses(w)));
+        if !uses.is_empty() {
+            findings.push(finding(
+                "index_not_portable",
+                Level::Work,
+                &i.name,
+                format!(
+                    "index on {} uses {}: commented out in the DDL",
+                    i.table,
+                    uses.join(", ")
+                ),
+                "rewrite the expression or WHERE for Postgres",
+            ));
+        }
+    }
+    for v in &schema.virtual_tables {
+        let (id, fix) = match v.on.as_str() {
+            "fts3" | "fts4" | "fts5" => (
+                "full_text_search",
+                "a tsvector column (GENERATED ALWAYS AS (to_tsvector(...)) STORED) with a GIN index; queries move from MATCH to @@",
+            ),
+            "rtree" | "rtree_i32" | "geopoly" => (
+                "rtree",
+                "PostGIS geometry with a GiST index, or the cube extension",
+            ),
+            _ => (
+                "virtual_table",
+                "find the Postgres extension that does the same, or move it into the application",
+            ),
+        };
+        findings.push(finding(
+            id,
+            Level::Work,
+            &v.name,
+            format!(
+                "virtual table USING {}: no Postgres equivalent; left out of the DDL",
+                v.on
+            ),
+            fix,
+        ));
+    }
+    for v in &schema.views {
+        let uses = types::sqlite_only_uses(&v.sql);
+        if !uses.is_empty() {
+            findings.push(finding(
+                "view_not_portable",
+                Level::Work,
+                &v.name,
+                format!("view uses {}: commented out in the DDL", uses.join(", ")),
+                "rewrite the query for Postgres",
+            ));
+        }
+    }
+    for tr in &schema.triggers {
+        findings.push(finding(
+            "trigger",
+            Level::Work,
+            &tr.name,
+            format!(
+                "trigger on {}: Postgres triggers call a function; commented out in the DDL",
+                tr.on
+            ),
+            "rewrite as a PL/pgSQL function and CREATE TRIGGER ... EXECUTE FUNCTION",
+        ));
+    }
+    let mixed_case: Vec<String> = schema
+        .tables
+        .iter()
+        .flat_map(|t| {
+            std::iter::once(t.name.clone()).chain(t.columns.iter().map(|c| c.name.clone()))
+        })
+        .filter(|n| n.chars().any(|c| c.is_ascii_uppercase()))
+        .collect();
+    if !mixed_case.is_empty() {
+        findings.push(finding(
+            "mixed_case_identifiers",
+            Level::Info,
+            "schema",
+            format!(
+                "{} names with capitals ({}): the DDL quotes them, and Postgres folds unquoted names to lower case",
+                mixed_case.len(),
+                mixed_case.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            ),
+            "quote them in the application's SQL, or rename them to lower case",
+        ));
+    }
+    Plan { tables, findings }
+}
+
+/// Whether every table and column name is lower case, so SQL written for SQLite (views) finds
+/// them unquoted in Postgres.
+pub fn all_lower_case(schema: &Schema) -> bool {
+    schema.tables.iter().all(|t| {
+        !t.name.chars().any(|c| c.is_ascii_uppercase())
+            && t.columns
+                .iter()
+                .all(|c| !c.name.chars().any(|ch| ch.is_ascii_uppercase()))
+    })
+}

@@ -1,0 +1,363 @@
+//! The data scan: every row of every table, in key order, a chunk at a time. Each chunk is one
+//! statement and so one short read transaction; between chunks nothing is held, so the
+//! application's checkpoints complete. A rate limit spaces the chunks. Foreign keys are checked
+//! per chunk against the parent (an indexed lookup), never with one long PRAGMA.
+
+use super::plan::{Plan, TablePlan};
+use super::values::{self, Problem, Value};
+use rusqlite::types::{Value as Owned, ValueRef};
+use rusqlite::Connection;
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy)]
+pub struct ScanOptions {
+    pub chunk_rows: u32,
+    /// Rows read per second at most (0: no limit).
+    pub max_rows_per_second: u64,
+    /// Example row keys kept per finding.
+    pub examples: usize,
+}
+
+/// Counts with a few examples (row keys).
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    pub count: u64,
+    pub examples: Vec<serde_json::Value>,
+}
+
+impl Tally {
+    fn add(&mut self, key: &serde_json::Value, limit: usize) {
+        self.count += 1;
+        if self.examples.len() < limit {
+            self.examples.push(key.clone());
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ColumnStats {
+    /// Values per storage class: null, integer, real, text, blob.
+    pub classes: [u64; 5],
+    pub problems: BTreeMap<Problem, Tally>,
+    /// For date-like columns: values per format.
+    pub date_shapes: BTreeMap<String, Tally>,
+    /// Reals with no fraction.
+    pub integral_reals: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TableStats {
+    pub rows: u64,
+    /// The largest rowid seen (identity sequences start after it).
+    pub max_rowid: Option<i64>,
+    pub columns: Vec<ColumnStats>,
+    /// Per case-insensitive unique index: rows whose key another row already has.
+    pub collisions: BTreeMap<String, Tally>,
+    /// Per foreign key: rows whose parent does not exist.
+    pub orphans: BTreeMap<String, Tally>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ScanStats {
+    pub tables: Vec<TableStats>,
+    pub statements: u64,
+    /// Time inside statements (reading), and wall time including the rate limit's pauses.
+    pub active: Duration,
+    pub wall: Duration,
+    /// Bytes of values read.
+    pub bytes: u64,
+    /// The longest single statement: the longest read transaction held.
+    pub longest_statement: Duration,
+}
+
+pub fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+fn value(v: ValueRef<'_>) -> Value<'_> {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Real(r) => Value::Real(r),
+        ValueRef::Text(t) => Value::Text(t),
+        ValueRef::Blob(b) => Value::Blob(b),
+    }
+}
+
+fn class_index(v: &Value<'_>) -> usize {
+    match v {
+        Value::Null => 0,
+        Value::Integer(_) => 1,
+        Value::Real(_) => 2,
+        Value::Text(_) => 3,
+        Value::Blob(_) => 4,
+    }
+}
+
+fn size(v: &Value<'_>) -> u64 {
+    match v {
+        Value::Null => 0,
+        Value::Integer(_) | Value::Real(_) => 8,
+        Value::Text(t) | Value::Blob(t) => t.len() as u64,
+    }
+}
+
+/// A row key for examples: the rowid as a number, a primary key as an array of text.
+fn example_key(key: &[Owned]) -> serde_json::Value {
+    match key {
+        [Owned::Integer(i)] => serde_json::json!(i),
+        _ => serde_json::Value::Array(
+            key.iter()
+                .map(|v| match v {
+                    Owned::Null => serde_json::Value::Null,
+                    Owned::Integer(i) => serde_json::json!(i),
+                    Owned::Real(r) => serde_json::json!(r),
+                    Owned::Text(t) => serde_json::json!(t),
+                    Owned::Blob(b) => serde_json::json!(format!("x'{}'", hex(b))),
+                })
+                .collect(),
+        ),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A value as text for case-insensitive key comparison.
+fn folded(v: &Value<'_>) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::Integer(i) => Some(i.to_string()),
+        Value::Real(r) => Some(r.to_string()),
+        Value::Text(t) => Some(values::fold_case(&String::from_utf8_lossy(t))),
+        Value::Blob(b) => Some(format!("x'{}'", hex(b))),
+    }
+}
+
+struct Clock {
+    stats: ScanStats,
+    started: Instant,
+    rows: u64,
+    opts: ScanOptions,
+}
+
+impl Clock {
+    fn statement(&mut self, took: Duration) {
+        self.stats.statements += 1;
+        self.stats.active += took;
+        self.stats.longest_statement = self.stats.longest_statement.max(took);
+    }
+
+    /// Sleeps as long as the rate limit asks.
+    fn pace(&mut self, rows: u64) {
+        self.rows += rows;
+        if self.opts.max_rows_per_second == 0 {
+            return;
+        }
+        let due = Duration::from_secs_f64(self.rows as f64 / self.opts.max_rows_per_second as f64);
+        let elapsed = self.started.elapsed();
+        if due > elapsed {
+            std::thread::sleep(due - elapsed);
+        }
+    }
+}
+
+/// Scans every table of `plan`.
+pub fn scan(conn: &Connection, plan: &Plan, opts: ScanOptions) -> rusqlite::Result<ScanStats> {
+    let mut clock = Clock {
+        stats: ScanStats::default(),
+        started: Instant::now(),
+        rows: 0,
+        opts,
+    };
+    for t in &plan.tables {
+        let stats = scan_table(conn, t, &mut clock)?;
+        clock.stats.tables.push(stats);
+    }
+    clock.stats.wall = clock.started.elapsed();
+    Ok(clock.stats)
+}
+
+fn scan_table(conn: &Connection, t: &TablePlan, clock: &mut Clock) -> rusqlite::Result<TableStats> {
+    let limit = clock.opts.examples;
+    let scanned: Vec<usize> = (0..t.columns.len())
+        .filter(|&i| !t.columns[i].generated)
+        .collect();
+    let key_sql = |prefix: &str| {
+        t.key
+            .iter()
+            .map(|k| {
+                if k == "rowid" && !t.without_rowid {
+                    format!("{prefix}rowid")
+                } else {
+                    format!("{prefix}{}", quote(k))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let nkey = t.key.len();
+    let placeholders = |from: usize| {
+        (from..from + nkey)
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let select = |after: bool| {
+        format!(
+            "SELECT {}{}{} FROM {} {} ORDER BY {} LIMIT {}",
+            key_sql(""),
+            if scanned.is_empty() { "" } else { ", " },
+            scanned
+                .iter()
+                .map(|&i| quote(&t.columns[i].name))
+                .collect::<Vec<_>>()
+                .join(", "),
+            quote(&t.name),
+            if after {
+                format!("WHERE ({}) > ({})", key_sql(""), placeholders(1))
+            } else {
+                String::new()
+            },
+            key_sql(""),
+            clock.opts.chunk_rows.max(1),
+        )
+    };
+    let (first, next) = (select(false), select(true));
+    let fk_sql: Vec<(String, String)> = t
+        .foreign_keys
+        .iter()
+        .map(|fk| {
+            let not_null = fk
+                .from
+                .iter()
+                .map(|c| format!("c.{} IS NOT NULL", quote(c)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let matches = fk
+                .from
+                .iter()
+                .zip(&fk.to)
+                .map(|(c, p)| format!("p.{} = c.{}", quote(p), quote(c)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let sql = format!(
+                "SELECT {key} FROM {child} AS c WHERE ({key}) >= ({lo}) AND ({key}) <= ({hi}) \
+                 AND {not_null} AND NOT EXISTS (SELECT 1 FROM {parent} AS p WHERE {matches}) \
+                 ORDER BY {key}",
+                key = key_sql("c."),
+                child = quote(&t.name),
+                lo = placeholders(1),
+                hi = placeholders(1 + nkey),
+                parent = quote(&fk.parent),
+            );
+            (fk.name.clone(), sql)
+        })
+        .collect();
+
+    let mut stats = TableStats {
+        columns: vec![ColumnStats::default(); t.columns.len()],
+        ..TableStats::default()
+    };
+    let mut seen: Vec<HashSet<Vec<String>>> = vec![HashSet::new(); t.folded_uniques.len()];
+    let mut last: Option<Vec<Owned>> = None;
+    loop {
+        let started = Instant::now();
+        let mut stmt = conn.prepare_cached(if last.is_some() { &next } else { &first })?;
+        let mut rows = match &last {
+            Some(k) => stmt.query(rusqlite::params_from_iter(k.iter()))?,
+            None => stmt.query([])?,
+        };
+        let mut n = 0u64;
+        let mut chunk_first: Option<Vec<Owned>> = None;
+        while let Some(row) = rows.next()? {
+            n += 1;
+            let key: Vec<Owned> = (0..nkey)
+                .map(|i| row.get::<_, Owned>(i))
+                .collect::<rusqlite::Result<_>>()?;
+            let example = example_key(&key);
+            if let [Owned::Integer(r)] = key[..] {
+                stats.max_rowid = Some(stats.max_rowid.map_or(r, |m| m.max(r)));
+            }
+            let mut row_values: Vec<Option<Value<'_>>> = vec![None; t.columns.len()];
+            for (pos, &ci) in scanned.iter().enumerate() {
+                let v = value(row.get_ref(nkey + pos)?);
+                let col = &t.columns[ci];
+                let cs = &mut stats.columns[ci];
+                clock.stats.bytes += size(&v);
+                cs.classes[class_index(&v)] += 1;
+                if let Value::Real(r) = v {
+                    if r.fract() == 0.0 {
+                        cs.integral_reals += 1;
+                    }
+                }
+                let problem = if col.in_primary_key && v == Value::Null {
+                    Some(Problem::NullInPrimaryKey)
+                } else {
+                    values::check(v, &col.pg)
+                };
+                if let Some(p) = problem {
+                    cs.problems.entry(p).or_default().add(&example, limit);
+                }
+                if col.date_like {
+                    if let Some(shape) = values::date_shape(v) {
+                        cs.date_shapes
+                            .entry(shape)
+                            .or_default()
+                            .add(&example, limit);
+                    }
+                }
+                row_values[ci] = Some(v);
+            }
+            for (u, (name, cols)) in t.folded_uniques.iter().enumerate() {
+                let k: Option<Vec<String>> = cols
+                    .iter()
+                    .map(|&c| row_values[c].as_ref().and_then(folded))
+                    .collect();
+                if let Some(k) = k {
+                    if !seen[u].insert(k) {
+                        stats
+                            .collisions
+                            .entry(name.clone())
+                            .or_default()
+                            .add(&example, limit);
+                    }
+                }
+            }
+            if chunk_first.is_none() {
+                chunk_first = Some(key.clone());
+            }
+            last = Some(key);
+        }
+        drop(rows);
+        clock.statement(started.elapsed());
+        stats.rows += n;
+        if let (Some(lo), Some(hi)) = (&chunk_first, &last) {
+            for (name, sql) in &fk_sql {
+                let started = Instant::now();
+                let mut stmt = conn.prepare_cached(sql)?;
+                let params: Vec<&Owned> = lo.iter().chain(hi.iter()).collect();
+                let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+                while let Some(row) = rows.next()? {
+                    let key: Vec<Owned> = (0..nkey)
+                        .map(|i| row.get::<_, Owned>(i))
+                        .collect::<rusqlite::Result<_>>()?;
+                    stats
+                        .orphans
+                        .entry(name.clone())
+                        .or_default()
+                        .add(&example_key(&key), limit);
+                }
+                drop(rows);
+                clock.statement(started.elapsed());
+            }
+        }
+        clock.pace(n);
+        if n < u64::from(clock.opts.chunk_rows.max(1)) {
+            break;
+        }
+    }
+    Ok(stats)
+}
