@@ -74,9 +74,9 @@ fn writes_to(log: &str, db: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-/// Proven with strace, in every journal mode while another process writes: `run`, `check` and
-/// `check --integrity` open the database, -wal and -shm read-only only, create, truncate, rename
-/// and delete nothing, and (WAL) checkpoint nothing.
+/// Proven with strace, in every journal mode while another process writes: `run`, `check`,
+/// `check --integrity` and `migrate-check` open the database, -wal and -shm read-only only,
+/// create, truncate, rename and delete nothing, and (WAL) checkpoint nothing.
 #[test]
 fn strace_shows_no_write_open_in_any_journal_mode() {
     let strace = common::program("strace", "strace");
@@ -113,11 +113,12 @@ fn strace_shows_no_write_open_in_any_journal_mode() {
             "{mode}"
         );
         drop(daemon);
-        for integrity in [false, true] {
-            let mut args = vec!["check", "--sample", "200ms", db.to_str().unwrap()];
-            if integrity {
-                args.push("--integrity");
-            }
+        let path = db.to_str().unwrap();
+        for args in [
+            vec!["check", "--sample", "200ms", path],
+            vec!["check", "--sample", "200ms", path, "--integrity"],
+            vec!["migrate-check", path, "--chunk-rows", "10"],
+        ] {
             let check_log = format!("{}.check", log.display());
             let out = std::process::Command::new(&strace)
                 .args(&wrapper[1..wrapper.len() - 1])
@@ -127,13 +128,10 @@ fn strace_shows_no_write_open_in_any_journal_mode() {
                 .output()
                 .unwrap();
             let code = out.status.code().unwrap();
-            assert!(code <= 2, "{mode}: check ran ({code})");
+            assert!(code <= 2, "{mode}: {args:?} ran ({code})");
             let traced = std::fs::read_to_string(&check_log).unwrap();
             let writes = writes_to(&traced, &db);
-            assert!(
-                writes.is_empty(),
-                "{mode} check (integrity {integrity}) wrote: {writes:#?}"
-            );
+            assert!(writes.is_empty(), "{mode} {args:?} wrote: {writes:#?}");
             assert!(
                 traced.contains(db.to_str().unwrap()),
                 "{mode}: the trace saw the database"
