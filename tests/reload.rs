@@ -96,3 +96,26 @@ fn sigterm_stops_gracefully_and_logs_can_be_json() {
     let status = wait_for(STEP, "the daemon to exit", || daemon.try_wait());
     assert!(status.success(), "a clean exit: {status}");
 }
+
+#[test]
+fn sigint_stops_gracefully_too() {
+    let (_dir, db) = temp_db("int.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE t(x);")
+        .unwrap();
+    let mut daemon = Daemon::start(&["--db", db.to_str().unwrap()]);
+    daemon.wait_polls(1);
+    daemon.signal(libc::SIGINT);
+    let status = wait_for(STEP, "the daemon to exit", || daemon.try_wait());
+    assert!(status.success(), "a clean exit: {status}");
+    wait_for(STEP, "the log to say it stopped", || {
+        daemon
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("stopped"))
+            .then_some(())
+    });
+}
