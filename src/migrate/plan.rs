@@ -204,6 +204,15 @@ pub fn plan(schema: &Schema) -> Plan {
                 "",
             ));
         }
+        if t.strict {
+            findings.push(finding(
+                "strict_table",
+                Level::Info,
+                &t.name,
+                "STRICT: SQLite already enforced the declared types, as Postgres will".into(),
+                "",
+            ));
+        }
         if t.autoincrement {
             findings.push(finding(
                 "autoincrement",
