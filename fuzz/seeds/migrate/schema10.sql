@@ -1,0 +1,1 @@
+CREATE VIEW big_orders AS SELECT id, qty FROM orders WHERE qty > 10

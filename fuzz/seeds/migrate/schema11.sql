@@ -1,0 +1,1 @@
+CREATE VIEW order_days AS SELECT date(placed_on) AS d FROM orders

@@ -1,0 +1,1 @@
+CREATE TABLE 'docs_content'(id INTEGER PRIMARY KEY, c0)

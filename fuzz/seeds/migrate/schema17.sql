@@ -1,0 +1,1 @@
+CREATE TABLE 'docs_docsize'(id INTEGER PRIMARY KEY, sz BLOB)

@@ -1,0 +1,1 @@
+CREATE TABLE 'docs_config'(k PRIMARY KEY, v) WITHOUT ROWID

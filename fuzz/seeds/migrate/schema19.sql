@@ -1,0 +1,1 @@
+CREATE VIRTUAL TABLE boxes USING rtree(id, x0, x1)

@@ -1,0 +1,1 @@
+CREATE TABLE "boxes_rowid"(rowid INTEGER PRIMARY KEY,nodeno)

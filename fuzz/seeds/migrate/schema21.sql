@@ -1,0 +1,1 @@
+CREATE TABLE "boxes_node"(nodeno INTEGER PRIMARY KEY,data)

@@ -1,0 +1,1 @@
+CREATE TABLE "boxes_parent"(nodeno INTEGER PRIMARY KEY,parentnode)

@@ -1,0 +1,1 @@
+CREATE TABLE tags(code TEXT PRIMARY KEY, label TEXT)

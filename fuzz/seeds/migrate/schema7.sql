@@ -1,0 +1,1 @@
+CREATE INDEX orders_recent ON orders(placed_on) WHERE placed_on IS NOT NULL

@@ -1,0 +1,1 @@
+CREATE INDEX users_lower_name ON users(lower(name))

@@ -1,0 +1,1 @@
+CREATE INDEX orders_by_year ON orders(strftime('%Y', placed_on))
