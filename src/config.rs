@@ -172,12 +172,35 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn error(source: &str, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+pub(crate) fn error(
+    source: &str,
+    field: impl Into<String>,
+    message: impl Into<String>,
+) -> ConfigError {
     ConfigError {
         source: source.to_string(),
         field: field.into(),
         message: message.into(),
     }
+}
+
+/// Parses YAML text into `T` (its default when the text is empty); errors name the field.
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned + Default>(
+    text: &str,
+    source: &str,
+) -> Result<T, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(T::default());
+    }
+    serde_yaml::from_str(text).map_err(|e| {
+        // serde_yaml leads with the field path ("databases[0]: unknown field ..."), and ends
+        // with the line and column.
+        let msg = e.to_string();
+        match msg.split_once(": ") {
+            Some((field, rest)) if !field.contains(' ') => error(source, field, rest),
+            _ => error(source, "", msg),
+        }
+    })
 }
 
 impl Config {
@@ -191,19 +214,7 @@ impl Config {
 
     /// Parses and validates config text; `source` names it in errors.
     pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
-        let config: Config = if text.trim().is_empty() {
-            Config::default()
-        } else {
-            serde_yaml::from_str(text).map_err(|e| {
-                // serde_yaml leads with the field path ("databases[0]: unknown field ..."), and
-                // ends with the line and column.
-                let msg = e.to_string();
-                match msg.split_once(": ") {
-                    Some((field, rest)) if !field.contains(' ') => error(source, field, rest),
-                    _ => error(source, "", msg),
-                }
-            })?
-        };
+        let config: Config = parse_yaml(text, source)?;
         config.validate(source)?;
         Ok(config)
     }

@@ -36,22 +36,7 @@ fn finding<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value
 }
 
 fn validate(report: &serde_json::Value) {
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/check.schema.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(report)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "report does not match docs/check.schema.json: {errors:?}"
-    );
+    common::assert_matches_schema(report, "docs/check.schema.json");
 }
 
 fn wal_db(dir: &Path) -> (Connection, String) {

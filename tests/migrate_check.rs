@@ -126,22 +126,7 @@ fn migrate_check(args: &[&str]) -> (i32, serde_json::Value, String) {
     all.extend(args);
     let (code, out, err) = run_cli(&all);
     let json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/migrate-check.schema.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(&json)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "report does not match the schema: {errors:?}"
-    );
+    common::assert_matches_schema(&json, "docs/migrate-check.schema.json");
     (code, json, err)
 }
 

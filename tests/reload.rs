@@ -53,14 +53,8 @@ fn sighup_reloads_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
 
     std::fs::write(&config, "databases: [{path: /x.db, nmae: typo}]\n").unwrap();
     daemon.signal(libc::SIGHUP);
-    wait_for(STEP, "the refusal logged", || {
-        daemon
-            .log
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("config not reloaded") && l.contains("nmae"))
-            .then_some(())
+    daemon.wait_log("the refusal logged", |l| {
+        l.contains("config not reloaded") && l.contains("nmae")
     });
     daemon.wait_polls(2);
     let m = daemon.metrics();
@@ -109,13 +103,5 @@ fn sigint_stops_gracefully_too() {
     daemon.signal(libc::SIGINT);
     let status = wait_for(STEP, "the daemon to exit", || daemon.try_wait());
     assert!(status.success(), "a clean exit: {status}");
-    wait_for(STEP, "the log to say it stopped", || {
-        daemon
-            .log
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("stopped"))
-            .then_some(())
-    });
+    daemon.wait_log("the log to say it stopped", |l| l.contains("stopped"));
 }

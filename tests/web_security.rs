@@ -283,33 +283,26 @@ fn bad_web_configs_are_refused_at_start_and_on_reload() {
     let db = f.db.to_str().unwrap().to_string();
 
     // At start: the daemon does not run, and says which file and field are wrong.
-    let bad = f.web_config("basic_auth_users: {alice: plaintext}\n");
-    let (code, _, stderr) = run_cli(&[
-        "run",
-        "--db",
-        &db,
-        "--web.listen-address",
-        "127.0.0.1:0",
-        "--web.config.file",
-        bad.to_str().unwrap(),
-    ]);
-    assert_ne!(code, 0);
+    let refused = |text: &str| {
+        let web = f.web_config(text);
+        let (code, _, stderr) = run_cli(&[
+            "run",
+            "--db",
+            &db,
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--web.config.file",
+            web.to_str().unwrap(),
+        ]);
+        assert_ne!(code, 0, "{text}");
+        stderr
+    };
+    let stderr = refused("basic_auth_users: {alice: plaintext}\n");
     assert!(
         stderr.contains("web.yml: basic_auth_users.alice: is not a bcrypt hash"),
         "{stderr}"
     );
-    let missing = "tls_server_config: {cert_file: gone.crt, key_file: server.key}\n";
-    let web = f.web_config(missing);
-    let (code, _, stderr) = run_cli(&[
-        "run",
-        "--db",
-        &db,
-        "--web.listen-address",
-        "127.0.0.1:0",
-        "--web.config.file",
-        web.to_str().unwrap(),
-    ]);
-    assert_ne!(code, 0);
+    let stderr = refused("tls_server_config: {cert_file: gone.crt, key_file: server.key}\n");
     assert!(
         stderr.contains("tls_server_config.cert_file") && stderr.contains("gone.crt"),
         "{stderr}"
@@ -333,14 +326,8 @@ fn bad_web_configs_are_refused_at_start_and_on_reload() {
 
     f.web_config("basic_auth_users: {alice: plaintext}\n");
     daemon.signal(libc::SIGHUP);
-    wait_for(STEP, "the refusal logged", || {
-        daemon
-            .log
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("config not reloaded") && l.contains("basic_auth_users.alice"))
-            .then_some(())
+    daemon.wait_log("the refusal logged", |l| {
+        l.contains("config not reloaded") && l.contains("basic_auth_users.alice")
     });
     assert_eq!(status("two"), 200, "the running config is kept");
 }

@@ -18,7 +18,7 @@
 //! field and what was expected.
 
 use super::basic_auth::BasicAuth;
-use crate::config::ConfigError;
+use crate::config::{error, parse_yaml, ConfigError};
 use hyper::header::{HeaderName, HeaderValue};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -102,28 +102,10 @@ pub enum PemSource {
     File(PathBuf),
 }
 
-fn error(source: &str, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        source: source.to_string(),
-        field: field.into(),
-        message: message.into(),
-    }
-}
-
 /// Parses and validates the text of a web config file. `dir` is where relative paths start
 /// (the file's directory), `source` names the file in errors.
 pub fn parse(text: &str, source: &str, dir: &Path) -> Result<WebPlan, ConfigError> {
-    let file: WebConfigFile = if text.trim().is_empty() {
-        WebConfigFile::default()
-    } else {
-        serde_yaml::from_str(text).map_err(|e| {
-            let msg = e.to_string();
-            match msg.split_once(": ") {
-                Some((field, rest)) if !field.contains(' ') => error(source, field, rest),
-                _ => error(source, "", msg),
-            }
-        })?
-    };
+    let file: WebConfigFile = parse_yaml(text, source)?;
     let mut ignored = Vec::new();
     let tls = match &file.tls_server_config {
         None => None,

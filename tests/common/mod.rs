@@ -217,6 +217,18 @@ impl Daemon {
         self.child.id()
     }
 
+    /// Waits until a line of the daemon's log satisfies `pred`.
+    pub fn wait_log(&self, what: &str, pred: impl Fn(&str) -> bool) {
+        wait_for(STEP, what, || {
+            self.log
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| pred(l))
+                .then_some(())
+        });
+    }
+
     /// The exit status, once the daemon has exited.
     pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().unwrap()
@@ -747,4 +759,19 @@ impl Drop for Postgres {
             .stdin(Stdio::null())
             .output();
     }
+}
+
+/// Asserts that `json` matches the JSON schema in `schema` (a path in the repository).
+pub fn assert_matches_schema(json: &serde_json::Value, schema: &str) {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(schema)).unwrap();
+    let schema_json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let validator = jsonschema::validator_for(&schema_json).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(json)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the report does not match {schema}: {errors:?}"
+    );
 }
