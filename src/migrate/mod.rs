@@ -89,7 +89,8 @@ pub struct Cost {
     pub read_seconds: f64,
     pub scan_seconds: f64,
     pub read_bytes_per_second: f64,
-    /// The database's size at the measured read rate: the least a copy takes on this machine.
+    /// Reading every value at the measured rate: the least a copy takes on this machine
+    /// (Postgres's load and index builds come on top).
     pub estimated_copy_seconds: f64,
     /// The longest single statement of the scan: the longest read transaction held on the
     /// database (on the copy, with --from-backup).

@@ -148,17 +148,17 @@ pub fn plan(schema: &Schema) -> Plan {
                     ));
                 }
             }
-            if let Some((expr, stored)) = &c.generated {
-                let uses = types::sqlite_only_uses(expr);
-                if !uses.is_empty() {
+            let generated_why = c
+                .generated
+                .as_ref()
+                .and_then(|(expr, _)| not_verbatim(schema, &[expr]));
+            if let (Some((expr, stored)), why) = (&c.generated, &generated_why) {
+                if let Some(why) = why {
                     findings.push(finding(
                         "generated_not_portable",
                         Level::Work,
                         &object,
-                        format!(
-                            "generated column AS ({expr}) uses {}: emitted as a plain column",
-                            uses.join(", ")
-                        ),
+                        format!("generated column AS ({expr}): {why}; emitted as a plain column"),
                         "rewrite the expression for Postgres (GENERATED ALWAYS AS (...) STORED) or fill it in the application",
                     ));
                 } else if !stored {
@@ -178,9 +178,7 @@ pub fn plan(schema: &Schema) -> Plan {
                 pg: proposal.pg,
                 note: proposal.note,
                 // Generated in Postgres too (so not copied, not scanned) when portable.
-                generated: c.generated.as_ref().is_some_and(|(e, _)| {
-                    types::sqlite_only_uses(e).is_empty() && all_lower_case(schema)
-                }),
+                generated: c.generated.is_some() && generated_why.is_none(),
                 in_primary_key: !rowid
                     && !t.without_rowid
                     && t.primary_key.iter().any(|p| p == &c.name),
@@ -305,25 +303,12 @@ pub fn plan(schema: &Schema) -> Plan {
         });
     }
     for i in &schema.indexes {
-        if i.origin != "c" {
-            continue;
-        }
-        let mut uses: Vec<String> = i
-            .terms
-            .iter()
-            .flat_map(|t| types::sqlite_only_uses(&t.text))
-            .collect();
-        uses.extend(i.partial.iter().flat_map(|w| types::sqlite_only_uses(w)));
-        if !uses.is_empty() {
+        if let Some(why) = not_verbatim(schema, &index_sql(i)) {
             findings.push(finding(
                 "index_not_portable",
                 Level::Work,
                 &i.name,
-                format!(
-                    "index on {} uses {}: commented out in the DDL",
-                    i.table,
-                    uses.join(", ")
-                ),
+                format!("index on {}: {why}; commented out in the DDL", i.table),
                 "rewrite the expression or WHERE for Postgres",
             ));
         }
@@ -355,13 +340,12 @@ pub fn plan(schema: &Schema) -> Plan {
         ));
     }
     for v in &schema.views {
-        let uses = types::sqlite_only_uses(&v.sql);
-        if !uses.is_empty() {
+        if let Some(why) = not_verbatim(schema, &[&v.sql]) {
             findings.push(finding(
                 "view_not_portable",
                 Level::Work,
                 &v.name,
-                format!("view uses {}: commented out in the DDL", uses.join(", ")),
+                format!("view: {why}; commented out in the DDL"),
                 "rewrite the query for Postgres",
             ));
         }
@@ -392,7 +376,7 @@ pub fn plan(schema: &Schema) -> Plan {
             Level::Info,
             "schema",
             format!(
-                "{} names with capitals ({}): the DDL quotes them, and Postgres folds unquoted names to lower case",
+                "{} name(s) with capitals ({}): the DDL quotes them, and Postgres folds unquoted names to lower case",
                 mixed_case.len(),
                 mixed_case.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
             ),
@@ -402,13 +386,88 @@ pub fn plan(schema: &Schema) -> Plan {
     Plan { tables, findings }
 }
 
-/// Whether every table and column name is lower case, so SQL written for SQLite (views) finds
-/// them unquoted in Postgres.
-pub fn all_lower_case(schema: &Schema) -> bool {
+/// Why SQL written for SQLite (a view, an index expression or WHERE, a generated column) cannot
+/// go into the DDL as written, if it cannot. The plan and the DDL ask the same question.
+pub fn not_verbatim(schema: &Schema, sql: &[&str]) -> Option<String> {
+    let mut uses: Vec<String> = Vec::new();
+    for u in sql.iter().flat_map(|s| types::sqlite_only_uses(s)) {
+        if !uses.contains(&u) {
+            uses.push(u);
+        }
+    }
+    if !uses.is_empty() {
+        return Some(format!("uses {}", uses.join(", ")));
+    }
+    (!sql.is_empty() && !all_lower_case(schema)).then(|| {
+        "the schema has names with capitals, which SQL written for SQLite would not find unquoted in Postgres"
+            .to_string()
+    })
+}
+
+/// The parts of an index written as SQL (expressions and WHERE); plain columns are quoted by
+/// the DDL itself.
+pub fn index_sql(index: &Index) -> Vec<&str> {
+    index
+        .terms
+        .iter()
+        .filter(|t| t.column.is_none())
+        .map(|t| t.text.as_str())
+        .chain(index.partial.as_deref())
+        .collect()
+}
+
+/// Whether every table and column name is lower case, so SQL written for SQLite finds them
+/// unquoted in Postgres.
+fn all_lower_case(schema: &Schema) -> bool {
     schema.tables.iter().all(|t| {
         !t.name.chars().any(|c| c.is_ascii_uppercase())
             && t.columns
                 .iter()
                 .all(|c| !c.name.chars().any(|ch| ch.is_ascii_uppercase()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(sql: &str) -> Plan {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(sql).unwrap();
+        plan(&super::super::schema::read(&conn).unwrap())
+    }
+
+    fn ids(p: &Plan) -> Vec<&str> {
+        p.findings.iter().map(|f| f.id.as_str()).collect()
+    }
+
+    #[test]
+    fn views_over_capitalised_names_are_not_carried_over_as_written() {
+        let p = plan_of(
+            "CREATE TABLE Users(id INTEGER PRIMARY KEY); CREATE VIEW v AS SELECT id FROM Users;",
+        );
+        assert!(ids(&p).contains(&"view_not_portable"), "{:?}", p.findings);
+        assert!(ids(&p).contains(&"mixed_case_identifiers"));
+        let p = plan_of(
+            "CREATE TABLE users(id INTEGER PRIMARY KEY); CREATE VIEW v AS SELECT id FROM users;",
+        );
+        assert!(!ids(&p).contains(&"view_not_portable"), "{:?}", p.findings);
+    }
+
+    #[test]
+    fn keys_postgres_must_check_are_planned() {
+        let p = plan_of(
+            "CREATE TABLE p(id INTEGER PRIMARY KEY, code TEXT, email TEXT COLLATE NOCASE UNIQUE);
+             CREATE TABLE c(id INTEGER PRIMARY KEY, pid INTEGER REFERENCES p(id), code TEXT REFERENCES p(code));",
+        );
+        let c = p.tables.iter().find(|t| t.name == "c").unwrap();
+        assert_eq!(c.foreign_keys.len(), 1, "only the key to a unique column");
+        assert_eq!(c.foreign_keys[0].to, ["id"]);
+        assert!(ids(&p).contains(&"foreign_key_not_unique"));
+        let parent = p.tables.iter().find(|t| t.name == "p").unwrap();
+        assert_eq!(parent.folded_uniques.len(), 1);
+        assert_eq!(parent.folded_uniques[0].0, "p_email_key");
+        assert_eq!(parent.columns[0].pg, PgType::Identity);
+        assert_eq!(parent.columns[2].pg, PgType::Citext);
+    }
 }
