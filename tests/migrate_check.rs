@@ -541,6 +541,16 @@ fn from_backup_scans_a_copy_and_finds_the_same() {
     assert_eq!(copy["cost"]["source"], "backup");
     assert!(copy["cost"]["backup"]["steps"].as_u64().unwrap() > 1);
 
+    let (code, _, err) = run_cli(&[
+        "migrate-check",
+        db.to_str().unwrap(),
+        "--from-backup",
+        "--backup-dir",
+        "/nonexistent-dir",
+    ]);
+    assert_eq!(code, 3);
+    assert!(err.contains("/nonexistent-dir"), "{err}");
+
     let (code, _, err) = run_cli(&["migrate-check", "/nonexistent/x.db"]);
     assert_eq!(code, 3);
     assert!(err.contains("/nonexistent/x.db"), "{err}");

@@ -21,6 +21,10 @@ pub struct Args {
     /// the copy, in the temporary directory.
     #[arg(long = "from-backup")]
     pub from_backup: bool,
+    /// Where --from-backup puts its copy (it needs the database's size free) [default: the
+    /// temporary directory].
+    #[arg(long = "backup-dir", value_name = "DIR")]
+    pub backup_dir: Option<PathBuf>,
     /// Rows per chunk: each chunk is one short read transaction.
     #[arg(long = "chunk-rows", default_value_t = 1000)]
     pub chunk_rows: u32,
@@ -40,6 +44,7 @@ pub fn run(args: Args) -> u8 {
         database: args.database,
         emit_ddl: args.emit_ddl,
         from_backup: args.from_backup,
+        backup_dir: args.backup_dir,
         scan: ScanOptions {
             chunk_rows: args.chunk_rows,
             max_rows_per_second: args.max_rows_per_second,

@@ -15,6 +15,9 @@ use std::sync::Mutex;
 const CACHE_LIMIT: usize = 1024;
 
 pub struct BasicAuth {
+    /// Checks run at once, at most one per core: a flood of wrong passwords (each a bcrypt)
+    /// queues here instead of taking every core from the poller.
+    pub slots: tokio::sync::Semaphore,
     users: BTreeMap<String, String>,
     verified: Mutex<HashSet<[u8; 32]>>,
     /// A hash of nothing anyone knows, checked for unknown users.
@@ -31,7 +34,9 @@ impl BasicAuth {
             .max()
             .unwrap_or(bcrypt::DEFAULT_COST);
         let decoy = bcrypt::hash(b"sqlite-ops decoy", cost).unwrap_or_default();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         BasicAuth {
+            slots: tokio::sync::Semaphore::new(cores),
             users,
             verified: Mutex::new(HashSet::new()),
             decoy,

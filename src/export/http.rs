@@ -147,7 +147,8 @@ async fn authorized(
 ) -> Response<Full<Bytes>> {
     let open = req.uri().path() == "/healthz";
     let allowed = match (&state.security.auth, open) {
-        (Some(_), false) => {
+        (Some(auth), false) => {
+            let _slot = auth.slots.acquire().await;
             let header = req
                 .headers()
                 .get(AUTHORIZATION)

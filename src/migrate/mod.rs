@@ -59,6 +59,8 @@ pub struct MigrateOptions {
     pub database: PathBuf,
     pub emit_ddl: Option<PathBuf>,
     pub from_backup: bool,
+    /// Where the --from-backup copy goes (the system's temporary directory by default).
+    pub backup_dir: Option<PathBuf>,
     pub scan: scan::ScanOptions,
     /// Pages copied per backup step.
     pub backup_pages: i32,
@@ -143,8 +145,9 @@ pub fn run(opts: &MigrateOptions) -> anyhow::Result<Report> {
     // With --from-backup the schema and the data are read from the copy; the copy is kept
     // until the scan is over.
     let (schema, plan, stats, backup, _copy) = if opts.from_backup {
-        let (copy, backup) = backup(&conn, opts.backup_pages)
-            .with_context(|| format!("{}: online backup", path.display()))?;
+        let dir = opts.backup_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let (copy, backup) = backup(&conn, &dir, meta.len(), opts.backup_pages)
+            .with_context(|| format!("{}: online backup into {}", path.display(), dir.display()))?;
         drop(conn);
         let copy_conn = rusqlite::Connection::open(copy.path())?;
         let (schema, plan, stats) = read_and_scan(&copy_conn, opts, path)?;
@@ -186,13 +189,25 @@ fn read_and_scan(
 /// restarts the copy; after 50 restarts it gives up.
 fn backup(
     src: &rusqlite::Connection,
+    dir: &Path,
+    size: u64,
     pages: i32,
 ) -> anyhow::Result<(tempfile::NamedTempFile, BackupStats)> {
     use rusqlite::backup::StepResult;
+    // The copy is as large as the database: refuse rather than fill the disk.
+    let free = free_bytes(dir)?;
+    if free < size + size / 10 {
+        anyhow::bail!(
+            "the copy needs about {} MB and {} has {} MB free; give --backup-dir on a larger filesystem",
+            size / 1_000_000,
+            dir.display(),
+            free / 1_000_000
+        );
+    }
     let copy = tempfile::Builder::new()
         .prefix("sqlite-ops-migrate-")
         .suffix(".db")
-        .tempfile()?;
+        .tempfile_in(dir)?;
     let mut dst = rusqlite::Connection::open(copy.path())?;
     let started = Instant::now();
     let mut stats = BackupStats {
@@ -231,6 +246,18 @@ fn backup(
     }
     stats.seconds = started.elapsed().as_secs_f64();
     Ok((copy, stats))
+}
+
+/// Bytes available to unprivileged users on the filesystem holding `dir`.
+fn free_bytes(dir: &Path) -> anyhow::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    // SAFETY: statvfs reads the NUL-terminated path and writes into the zeroed struct we pass.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("statvfs");
+    }
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 /// Exit codes: 0 ready, 1 work, 2 the data cannot load as it is.
