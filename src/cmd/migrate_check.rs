@@ -17,8 +17,8 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
-    /// Copy the database first with SQLite's online backup API (a few pages per step) and scan
-    /// the copy, in the temporary directory.
+    /// Copy the database first with SQLite's online backup API (a few pages per step, a pause
+    /// between steps) and scan the copy (see --backup-dir).
     #[arg(long = "from-backup")]
     pub from_backup: bool,
     /// Where --from-backup puts its copy (it needs the database's size free) [default: the
