@@ -310,8 +310,13 @@ pub fn default_for(default: &str, pg: &PgType) -> Result<String, String> {
     if d.starts_with('\'') && d.ends_with('\'') && d.len() >= 2 {
         return Ok(d.to_string());
     }
-    if (upper.starts_with("X'") && d.ends_with('\'')) && *pg == PgType::Bytea {
-        return Ok(format!("'\\x{}'::bytea", &d[2..d.len() - 1]));
+    // A blob literal X'00ff' (the fuzzer found that a bare "X'" must not be sliced).
+    let hex = upper
+        .strip_prefix("X'")
+        .and_then(|r| r.strip_suffix('\''))
+        .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if let (Some(hex), PgType::Bytea) = (hex, pg) {
+        return Ok(format!("'\\x{}'::bytea", hex.to_ascii_lowercase()));
     }
     let uses = sqlite_only_uses(d);
     if uses.is_empty() {
@@ -388,5 +393,7 @@ mod tests {
             .unwrap_err()
             .contains("strftime"));
         assert!(default_for("2", &PgType::Boolean).is_err());
+        // Found by the fuzzer: a blob literal cut short.
+        assert!(default_for("X'", &PgType::Bytea).is_ok_and(|d| d == "X'"));
     }
 }
