@@ -522,8 +522,10 @@ fn the_writer_keeps_checkpointing_while_the_scan_runs() {
         .as_f64()
         .unwrap();
     assert!(scan >= 2.0, "the rate limit spread the scan out: {scan} s");
+    // One transaction across the scan would be as long as the scan; chunks are milliseconds
+    // (a loaded CI machine may stretch one, hence the margin).
     assert!(
-        longest * 20.0 < scan,
+        longest * 4.0 < scan,
         "no read transaction lasted long: {longest} s of a {scan} s scan"
     );
 }

@@ -132,6 +132,39 @@ fn with_deadline(conn: &mut Connection, timeout: Duration) {
     let _ = conn.progress_handler(1000, Some(move || Instant::now() > deadline));
 }
 
+/// Whether an error is the passing kind a read-only reader of a live WAL database meets: the
+/// wal-index header caught while a writer was changing it, which a connection that may not
+/// write `-shm` reports as SQLITE_READONLY_RECOVERY instead of running recovery itself; or
+/// BUSY. The next attempt, a moment later, reads a settled header.
+pub fn transient(e: &rusqlite::Error) -> bool {
+    e.sqlite_error().is_some_and(|f| {
+        f.extended_code == rusqlite::ffi::SQLITE_READONLY_RECOVERY
+            || f.code == rusqlite::ErrorCode::DatabaseBusy
+    })
+}
+
+/// Waits before attempt `attempt + 1` after a [`transient`] error; false when there have been
+/// enough attempts (about a second in all).
+pub fn pause_before_retry(attempt: &mut u32) -> bool {
+    if *attempt >= 100 {
+        return false;
+    }
+    *attempt += 1;
+    std::thread::sleep(Duration::from_millis(u64::from((*attempt).min(20))));
+    true
+}
+
+/// Runs `f` (which must have no effects outside itself) again while it fails transiently.
+pub fn retrying<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let mut attempt = 0;
+    loop {
+        match f() {
+            Err(e) if transient(&e) && pause_before_retry(&mut attempt) => continue,
+            other => return other,
+        }
+    }
+}
+
 fn interrupted(e: &rusqlite::Error) -> bool {
     e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)
 }
@@ -139,7 +172,7 @@ fn interrupted(e: &rusqlite::Error) -> bool {
 fn foreign_keys(conn: &mut Connection, timeout: Duration) -> Finding {
     with_deadline(conn, timeout);
     let started = Instant::now();
-    let result = (|| -> rusqlite::Result<(u64, Vec<String>)> {
+    let result = retrying(|| -> rusqlite::Result<(u64, Vec<String>)> {
         let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
         let mut rows = stmt.query([])?;
         let (mut n, mut examples) = (0u64, Vec::new());
@@ -156,7 +189,7 @@ fn foreign_keys(conn: &mut Connection, timeout: Duration) -> Finding {
             }
         }
         Ok((n, examples))
-    })();
+    });
     let took = format!("{:.1}s", started.elapsed().as_secs_f64());
     match result {
         Ok((0, _)) => Finding::new("foreign_keys", Status::Ok, "no foreign key violations")
@@ -182,11 +215,11 @@ fn foreign_keys(conn: &mut Connection, timeout: Duration) -> Finding {
 
 fn quick_check(conn: &mut Connection, timeout: Duration) -> Finding {
     with_deadline(conn, timeout);
-    let result = (|| -> rusqlite::Result<Vec<String>> {
+    let result = retrying(|| -> rusqlite::Result<Vec<String>> {
         let mut stmt = conn.prepare("PRAGMA quick_check(10)")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         rows.collect()
-    })();
+    });
     match result {
         Ok(lines) if lines == ["ok"] => Finding::new("integrity", Status::Ok, "quick_check passed")
             .value("ok")

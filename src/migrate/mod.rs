@@ -98,6 +98,8 @@ pub struct Cost {
     /// database (on the copy, with --from-backup).
     pub longest_read_transaction_seconds: f64,
     pub statements: u64,
+    /// Chunks started over because a writer was changing the wal-index as the chunk began.
+    pub retries: u64,
     /// `live`, or `backup` with the backup's duration, steps and longest step.
     pub source: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -176,8 +178,8 @@ fn read_and_scan(
     opts: &MigrateOptions,
     path: &Path,
 ) -> anyhow::Result<(schema::Schema, plan::Plan, scan::ScanStats)> {
-    let schema =
-        schema::read(conn).with_context(|| format!("{}: reading the schema", path.display()))?;
+    let schema = crate::check::sql::retrying(|| schema::read(conn))
+        .with_context(|| format!("{}: reading the schema", path.display()))?;
     let plan = plan::plan(&schema);
     let stats = scan::scan(conn, &plan, opts.scan)
         .with_context(|| format!("{}: scanning the data", path.display()))?;

@@ -222,6 +222,7 @@ pub fn build(
             estimated_copy_seconds: read,
             longest_read_transaction_seconds: stats.longest_statement.as_secs_f64(),
             statements: stats.statements,
+            retries: stats.retries,
             source: if backup.is_some() { "backup" } else { "live" }.into(),
             backup,
         },

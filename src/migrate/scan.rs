@@ -5,6 +5,7 @@
 
 use super::plan::{Plan, TablePlan};
 use super::values::{self, Problem, Value};
+use crate::check::sql::{pause_before_retry, retrying, transient};
 use rusqlite::types::{Value as Owned, ValueRef};
 use rusqlite::Connection;
 use std::collections::{BTreeMap, HashSet};
@@ -69,6 +70,8 @@ pub struct ScanStats {
     pub bytes: u64,
     /// The longest single statement: the longest read transaction held.
     pub longest_statement: Duration,
+    /// Chunks started over because the wal-index was caught mid-update by a writer.
+    pub retries: u64,
 }
 
 pub fn quote(ident: &str) -> String {
@@ -263,6 +266,7 @@ fn scan_table(conn: &Connection, t: &TablePlan, clock: &mut Clock) -> rusqlite::
     };
     let mut seen: Vec<HashSet<Vec<String>>> = vec![HashSet::new(); t.folded_uniques.len()];
     let mut last: Option<Vec<Owned>> = None;
+    let mut attempt = 0;
     loop {
         let started = Instant::now();
         let mut stmt = conn.prepare_cached(if last.is_some() { &next } else { &first })?;
@@ -272,7 +276,18 @@ fn scan_table(conn: &Connection, t: &TablePlan, clock: &mut Clock) -> rusqlite::
         };
         let mut n = 0u64;
         let mut chunk_first: Option<Vec<Owned>> = None;
-        while let Some(row) = rows.next()? {
+        let mut again = false;
+        loop {
+            let row = match rows.next() {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                // Before the first row nothing was counted: the chunk can start over.
+                Err(e) if n == 0 && transient(&e) && pause_before_retry(&mut attempt) => {
+                    again = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             n += 1;
             let key: Vec<Owned> = (0..nkey)
                 .map(|i| row.get::<_, Owned>(i))
@@ -332,26 +347,34 @@ fn scan_table(conn: &Connection, t: &TablePlan, clock: &mut Clock) -> rusqlite::
             last = Some(key);
         }
         drop(rows);
+        if again {
+            clock.stats.retries += 1;
+            continue;
+        }
+        attempt = 0;
         clock.statement(started.elapsed());
         stats.rows += n;
         if let (Some(lo), Some(hi)) = (&chunk_first, &last) {
             for (name, sql) in &fk_sql {
                 let started = Instant::now();
-                let mut stmt = conn.prepare_cached(sql)?;
-                let params: Vec<&Owned> = lo.iter().chain(hi.iter()).collect();
-                let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
-                while let Some(row) = rows.next()? {
-                    let key: Vec<Owned> = (0..nkey)
-                        .map(|i| row.get::<_, Owned>(i))
-                        .collect::<rusqlite::Result<_>>()?;
+                let orphans = retrying(|| {
+                    let mut stmt = conn.prepare_cached(sql)?;
+                    let params: Vec<&Owned> = lo.iter().chain(hi.iter()).collect();
+                    let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| {
+                        (0..nkey)
+                            .map(|i| row.get::<_, Owned>(i))
+                            .collect::<rusqlite::Result<Vec<Owned>>>()
+                    })?;
+                    rows.collect::<rusqlite::Result<Vec<_>>>()
+                })?;
+                clock.statement(started.elapsed());
+                for key in orphans {
                     stats
                         .orphans
                         .entry(name.clone())
                         .or_default()
                         .add(&example_key(&key), limit);
                 }
-                drop(rows);
-                clock.statement(started.elapsed());
             }
         }
         clock.pace(n);
