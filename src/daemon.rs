@@ -1,8 +1,9 @@
-//! Runs the exporter: the poller thread plus the HTTP server, until a shutdown future
-//! completes. Shared by `run` and `demo`.
+//! Runs the exporter: the poller thread, the Litestream watchers and the Alertmanager push,
+//! publishing to the HTTP server's [`Site`], until a shutdown future completes. The server
+//! itself runs across reloads ([`serve`]). Shared by `run` and `demo`.
 
 use crate::export::alertmanager::{self, NotifierSettings, NotifierStats};
-use crate::export::http::{self, WebState};
+use crate::export::http::{self, Site, WebState};
 use crate::export::metrics::BuildInfo;
 use crate::export::web_config::WebSecurity;
 use crate::poller::{self, Poller, Store, Target};
@@ -39,12 +40,27 @@ pub enum Stopped {
     Reload,
 }
 
-/// Polls `targets` and serves HTTP on `listener` until `shutdown` completes; returns why, and
-/// the poller, which a reload passes back in as `previous` so that counters carry on.
+/// Serves HTTP on `listener` from `site` until `stop` completes (a task of its own, so that
+/// reloads do not touch it).
+pub fn serve(
+    listener: TcpListener,
+    site: Arc<Site>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        http::serve(&listener, site, async {
+            let _ = stop.await;
+        })
+        .await
+    })
+}
+
+/// Polls `targets` and publishes to `site` until `shutdown` completes; returns why, and the
+/// poller, which a reload passes back in as `previous` so that counters carry on.
 pub async fn run(
     targets: &[Target],
     settings: &Settings,
-    listener: &TcpListener,
+    site: &Site,
     store: Arc<Store>,
     previous: Option<Poller>,
     shutdown: impl Future<Output = Stopped>,
@@ -90,19 +106,8 @@ pub async fn run(
         started: SystemTime::now(),
         security: settings.security.clone(),
     });
-    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = http::serve(listener, state, async {
-        let _ = http_stopped.await;
-    });
-    tokio::pin!(serving);
-    tokio::pin!(shutdown);
-    let (served, why) = tokio::select! {
-        served = &mut serving => (served, Stopped::Terminated),
-        why = &mut shutdown => {
-            let _ = stop_http.send(());
-            (serving.await, why)
-        }
-    };
+    site.set(state);
+    let why = shutdown.await;
     let _ = stop_notifier.send(());
     for w in watchers {
         w.abort();
@@ -115,7 +120,7 @@ pub async fn run(
         .await
         .ok()
         .flatten();
-    served.map(|()| (why, poller))
+    Ok((why, poller))
 }
 
 /// Completes on SIGINT or SIGTERM, or with `Reload` on SIGHUP from `hangup`.

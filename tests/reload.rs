@@ -105,3 +105,65 @@ fn sigint_stops_gracefully_too() {
     assert!(status.success(), "a clean exit: {status}");
     daemon.wait_log("the log to say it stopped", |l| l.contains("stopped"));
 }
+
+/// The HTTP server carries on through reloads: a scraper hammering `/metrics` while the
+/// config is reloaded five times sees no error.
+#[test]
+fn scrapes_carry_on_through_reloads() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let (dir, db) = temp_db("r.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE t(x);")
+        .unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!("databases: [{{path: {}}}]\n", db.display()),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
+    daemon.wait_polls(1);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let url = format!("http://{}/metrics", daemon.addr);
+    let scraper = {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .timeout_global(Some(std::time::Duration::from_secs(5)))
+                .http_status_as_error(false)
+                .build()
+                .into();
+            while !stop.load(Ordering::Relaxed) {
+                let good = agent
+                    .get(&url)
+                    .call()
+                    .is_ok_and(|mut r| r.status() == 200 && r.body_mut().read_to_string().is_ok());
+                if good { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    for i in 1..=5 {
+        daemon.signal(libc::SIGHUP);
+        wait_for(STEP, "the reload", || {
+            (daemon
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains("config reloaded"))
+                .count()
+                >= i)
+                .then_some(())
+        });
+    }
+    daemon.wait_polls(2);
+    stop.store(true, Ordering::Relaxed);
+    scraper.join().unwrap();
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert_eq!(failed, 0, "{failed} failed scrapes of {}", ok + failed);
+    assert!(ok >= 10, "the scraper kept scraping: {ok}");
+}

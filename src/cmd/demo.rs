@@ -6,6 +6,7 @@
 use crate::config;
 use crate::daemon::{self, Settings};
 use crate::export::http::human_bytes;
+use crate::export::http::Site;
 use crate::monitor::DbSnapshot;
 use crate::poller::{Store, Target};
 use anyhow::{bail, Context};
@@ -139,11 +140,17 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             security: Default::default(),
         };
         tokio::spawn(async move {
-            daemon::run(&targets, &settings, &listener, store, None, async {
+            let site = Arc::new(Site::default());
+            let (stop_http, http_stopped) = tokio::sync::oneshot::channel();
+            let server = daemon::serve(listener, site.clone(), http_stopped);
+            let ran = daemon::run(&targets, &settings, &site, store, None, async {
                 let _ = stop_rx.await;
                 daemon::Stopped::Terminated
             })
-            .await
+            .await;
+            let _ = stop_http.send(());
+            let served = server.await.map_err(std::io::Error::other)?;
+            ran.and(served)
         })
     };
     let baseline = first_snapshot(&store)

@@ -1,10 +1,12 @@
 //! `sqlite-ops run`: the exporter daemon. SIGINT and SIGTERM stop it; SIGHUP reloads the
 //! config (and litestream.yml): the new one is validated first, and a bad one is logged and
-//! ignored, so a typo never takes monitoring down. The listening socket is kept across reloads.
+//! ignored, so a typo never takes monitoring down. The HTTP server (and its socket) runs
+//! through reloads: a reload replaces what it serves.
 
 use crate::config::{self, Config};
 use crate::daemon::{self, Settings, Stopped};
 use crate::export::alertmanager::NotifierSettings;
+use crate::export::http::Site;
 use crate::export::web_config::WebSecurity;
 use crate::poller::{Store, Target};
 use anyhow::Context;
@@ -131,6 +133,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", loaded.addr))?;
     let bound = listener.local_addr()?;
     let store = Arc::new(Store::default());
+    // One HTTP server for the whole process: reloads replace what it serves, not the server.
+    let site = Arc::new(Site::default());
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel();
+    let server = daemon::serve(listener, site.clone(), http_stopped);
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing a SIGHUP handler")?;
     let mut poller = None;
@@ -154,7 +160,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         let (stopped, kept) = daemon::run(
             &loaded.targets,
             &settings,
-            &listener,
+            &site,
             store.clone(),
             poller.take(),
             daemon::stop_signal(&mut hangup),
@@ -177,6 +183,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             },
         }
     }
+    let _ = stop_http.send(());
+    server.await.context("the HTTP server task failed")??;
     tracing::info!("stopped");
     Ok(())
 }

@@ -68,15 +68,46 @@ impl WebState {
     }
 }
 
+/// What the server answers with: the running daemon's state. A reload replaces it while the
+/// server, its listener and its open connections carry on, so a SIGHUP drops no scrape, and
+/// new TLS settings apply from the next connection.
+#[derive(Default)]
+pub struct Site {
+    current: std::sync::RwLock<Option<Arc<WebState>>>,
+    /// Told when the first state is set (a stored permit if nobody waits yet).
+    ready: tokio::sync::Notify,
+}
+
+impl Site {
+    pub fn set(&self, state: Arc<WebState>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(state);
+        self.ready.notify_one();
+    }
+
+    pub fn get(&self) -> Option<Arc<WebState>> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
 /// Serves until `shutdown` completes, then lets open connections finish briefly.
 pub async fn serve(
     listener: &TcpListener,
-    state: Arc<WebState>,
+    site: Arc<Site>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
+    // Accept only once there is something to serve: early clients wait in the backlog.
+    if site.get().is_none() {
+        tokio::select! {
+            _ = site.ready.notified() => {}
+            _ = &mut shutdown => return Ok(()),
+        }
+    }
     loop {
         // At the limit, stop accepting until a connection closes.
         let slot = tokio::select! {
@@ -94,16 +125,19 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let state = state.clone();
+                let Some(state) = site.get() else {
+                    continue; // not reached: serving starts once a state is set
+                };
+                let site = site.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     match state.security.tls.clone() {
-                        None => serve_connection(stream, state, watcher).await,
+                        None => serve_connection(stream, site, watcher).await,
                         Some(tls) => {
                             // A client that never finishes its handshake is dropped like one
                             // that never sends its headers.
                             match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(stream)).await {
-                                Ok(Ok(stream)) => serve_connection(stream, state, watcher).await,
+                                Ok(Ok(stream)) => serve_connection(stream, site, watcher).await,
                                 Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                                 Err(_) => tracing::debug!("TLS handshake timed out"),
                             }
@@ -120,16 +154,23 @@ pub async fn serve(
 }
 
 /// Serves one connection (plain or TLS) until it closes or shutdown ends it.
-async fn serve_connection<I>(
-    io: I,
-    state: Arc<WebState>,
-    watcher: hyper_util::server::graceful::Watcher,
-) where
+async fn serve_connection<I>(io: I, site: Arc<Site>, watcher: hyper_util::server::graceful::Watcher)
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Each request reads the state current at that moment (a reload may have replaced it).
     let service = hyper::service::service_fn(move |req| {
-        let state = state.clone();
-        async move { Ok::<_, std::convert::Infallible>(authorized(&state, req).await) }
+        let state = site.get();
+        async move {
+            Ok::<_, std::convert::Infallible>(match state {
+                Some(state) => authorized(&state, req).await,
+                None => response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain; charset=utf-8",
+                    "starting\n",
+                ),
+            })
+        }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
