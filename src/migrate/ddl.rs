@@ -8,6 +8,11 @@ use super::schema::Schema;
 use super::types::{self, PgType};
 use std::fmt::Write;
 
+/// A statement left out of the DDL: why, then the SQLite statement commented out.
+fn left_out(out: &mut String, why: &str, sql: &str) {
+    let _ = writeln!(out, "\n-- {why}\n{}", commented(sql));
+}
+
 /// Comments out every line of `sql`.
 fn commented(sql: &str) -> String {
     sql.lines().map(|l| format!("-- {l}\n")).collect()
@@ -178,31 +183,26 @@ pub fn emit(schema: &Schema, plan: &Plan, scan: Option<&ScanStats>, source: &str
         if not_verbatim(schema, &[&v.sql]).is_none() {
             let _ = writeln!(out, "\n{};", v.sql.trim().trim_end_matches(';'));
         } else {
-            let _ = writeln!(
-                out,
-                "\n-- view {}: not portable as written\n{}",
-                v.name,
-                commented(&v.sql)
+            left_out(
+                &mut out,
+                &format!("view {}: not portable as written", v.name),
+                &v.sql,
             );
         }
     }
     for tr in &schema.triggers {
-        let _ = writeln!(
-            out,
-            "\n-- trigger {} on {}: rewrite as a PL/pgSQL function\n{}",
-            tr.name,
-            tr.on,
-            commented(&tr.sql)
+        let why = format!(
+            "trigger {} on {}: rewrite as a PL/pgSQL function",
+            tr.name, tr.on
         );
+        left_out(&mut out, &why, &tr.sql);
     }
     for v in &schema.virtual_tables {
-        let _ = writeln!(
-            out,
-            "\n-- virtual table {} (USING {}): no Postgres equivalent\n{}",
-            v.name,
-            v.on,
-            commented(&v.sql)
+        let why = format!(
+            "virtual table {} (USING {}): no Postgres equivalent",
+            v.name, v.on
         );
+        left_out(&mut out, &why, &v.sql);
     }
     out
 }
