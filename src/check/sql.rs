@@ -20,9 +20,10 @@ const EXAMPLES: usize = 3;
 
 pub fn audits(s: &DbSnapshot, integrity: bool, timeout: Duration) -> Vec<Finding> {
     let path = s.path.as_path();
-    let immutable = s.journal_mode == Some(JournalKind::Wal)
-        && s.locking_mode != Some("exclusive")
-        && !(sidecar_exists(path, "-wal") && sidecar_exists(path, "-shm"));
+    let immutable = read_immutable(
+        path,
+        s.journal_mode == Some(JournalKind::Wal) && s.locking_mode != Some("exclusive"),
+    );
     let before = fingerprint(path);
     let mut conn = match open(path, immutable) {
         Ok(c) => c,
@@ -40,7 +41,7 @@ pub fn audits(s: &DbSnapshot, integrity: bool, timeout: Duration) -> Vec<Finding
         out.push(quick_check(&mut conn, timeout));
     }
     drop(conn);
-    if immutable && (fingerprint(path) != before || sidecar_exists(path, "-wal")) {
+    if immutable && changed_since(path, before) {
         // An application opened the database while we read it without locks.
         for f in &mut out {
             *f = Finding::new(
@@ -66,9 +67,15 @@ pub fn open_for_reading(path: &Path) -> rusqlite::Result<(Connection, Option<Fin
         .ok()
         .and_then(|()| crate::format::db_header::parse(&head).ok())
         .is_some_and(|h| h.journal == JournalKind::Wal);
-    let immutable = wal && !(sidecar_exists(path, "-wal") && sidecar_exists(path, "-shm"));
+    let immutable = read_immutable(path, wal);
     let before = fingerprint(path);
     Ok((open(path, immutable)?, immutable.then_some(before)))
+}
+
+/// Whether to read `path` with `immutable=1`: a WAL database (in normal locking mode) that
+/// nobody has open, whose `-wal`/`-shm` a read-only connection would otherwise create.
+fn read_immutable(path: &Path, wal_normal_locking: bool) -> bool {
+    wal_normal_locking && !(sidecar_exists(path, "-wal") && sidecar_exists(path, "-shm"))
 }
 
 /// Whether an immutable read may have seen a changing file: it changed, or a WAL appeared.

@@ -618,23 +618,17 @@ impl Postgres {
             bin.join("initdb").exists(),
             "Postgres 15 is not installed: apt-get install postgresql (scripts/test does)"
         );
-        let uid = |name: &str| {
-            let out = Command::new("id").args(["-u", name]).output().unwrap();
-            String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .parse::<u32>()
-                .unwrap()
-        };
-        let (pg_uid, pg_gid) = (uid("postgres"), {
+        let id = |flag: &str| {
             let out = Command::new("id")
-                .args(["-g", "postgres"])
+                .args([flag, "postgres"])
                 .output()
                 .unwrap();
             String::from_utf8_lossy(&out.stdout)
                 .trim()
                 .parse::<u32>()
                 .unwrap()
-        });
+        };
+        let (pg_uid, pg_gid) = (id("-u"), id("-g"));
         let home = dir.join("pg");
         std::fs::create_dir_all(&home).unwrap();
         std::os::unix::fs::chown(&home, Some(pg_uid), Some(pg_gid)).unwrap();
