@@ -20,6 +20,9 @@ OUT = ROOT / "alerts" / "sqlite-ops.rules.test.yml"
 DB = '{db="app"}'
 
 
+PINNED = '{db="app",holder="litestream"}'
+
+
 def series(metric, values, labels=DB):
     return {"series": metric + labels, "values": values}
 
@@ -76,12 +79,13 @@ CASES = {
         "quiet": [series("sqlite_wal_size_bytes", "1000000x30")],
     },
     "SQLiteCheckpointStarved": {
-        "fire": {"warning": ([series("sqlite_checkpoint_lag_seconds", "400x30")], "6m 40s")},
-        "quiet": [series("sqlite_checkpoint_lag_seconds", "20x30")],
+        "fire": {"warning": ([series("sqlite_checkpoint_starved_seconds", "400x30")], "6m 40s")},
+        "quiet": [series("sqlite_checkpoint_starved_seconds", "20x30")],
     },
     "SQLiteSnapshotPinned": {
-        "fire": {"warning": ([series("sqlite_oldest_snapshot_age_seconds", "400x30")], "6m 40s")},
-        "quiet": [series("sqlite_oldest_snapshot_age_seconds", "0x30")],
+        "fire": {"warning": ([series("sqlite_snapshot_pinned_seconds", "400x30", PINNED)], "6m 40s")},
+        "quiet": [series("sqlite_snapshot_pinned_seconds", "0x30", '{db="app",holder="none"}')],
+        "labels": {"holder": "litestream"},
     },
     "SQLiteFilesystemLowSpace": {
         "fire": {
@@ -107,7 +111,7 @@ VALUE_TEMPLATES = [
 
 
 def render(text, value_text):
-    text = text.replace("{{ $labels.db }}", "app")
+    text = text.replace("{{ $labels.db }}", "app").replace("{{ $labels.holder }}", "litestream")
     for t in VALUE_TEMPLATES:
         if t in text:
             assert value_text is not None, text
@@ -141,7 +145,7 @@ def main():
                     breached_value = value_text
                 r = rules[(alert, sev)]
                 expected.append({
-                    "exp_labels": {"severity": sev, "db": "app"},
+                    "exp_labels": {"severity": sev, "db": "app", **case.get("labels", {})},
                     "exp_annotations": {k: render(v, breached_value) for k, v in r["annotations"].items()},
                 })
             test = {

@@ -196,14 +196,14 @@ def overview():
             [(f"sqlite_wal_size_bytes{{{SEL}}}", L)], "bytes", w=8, thresholds=[(1024 ** 3, "orange")], min_=0)
     b.panel("timeseries", "Checkpoint lag (frames)", "WAL frames not yet copied back into the database (mxFrame - nBackfill). Readers must search the WAL for these pages.",
             [(f"sqlite_checkpoint_lag_frames{{{SEL}}}", L)], "none", w=8, min_=0)
-    b.panel("timeseries", "Checkpoint lag age", "How long the oldest frame not yet checkpointed has waited. Above 5 minutes a reader probably pins an old snapshot.",
-            [(f"sqlite_checkpoint_lag_seconds{{{SEL}}}", L)], "s", w=8, thresholds=[(300, "orange")], min_=0)
-    b.panel("timeseries", "Oldest pinned snapshot", "How long the oldest snapshot held by a reader has kept checkpoints from reaching the end of the WAL. Above 5 minutes the WAL grows without bound: end that read transaction.",
-            [(f"sqlite_oldest_snapshot_age_seconds{{{SEL}}}", L)], "s", w=8, thresholds=[(300, "orange")], min_=0)
+    b.panel("timeseries", "Checkpoint starvation", "How long a due checkpoint (more frames waiting than wal_autocheckpoint) has made no progress while writes went on: above 5 minutes, SQLiteCheckpointStarved. The age of the oldest waiting frame is shown too; it also grows on an idle database, harmlessly.",
+            [(f"sqlite_checkpoint_starved_seconds{{{SEL}}}", "starved {{db}}"), (f"sqlite_checkpoint_lag_seconds{{{SEL}}}", "oldest frame {{db}}")], "s", w=8, thresholds=[(300, "orange")], min_=0)
+    b.panel("timeseries", "Readers holding checkpoints back", "How long a reader has stopped a due checkpoint while writes went on, by the reader's role (application, litestream, ...): above 5 minutes, SQLiteSnapshotPinned. Litestream's guard on a healthy database stays at 0.",
+            [(f"sqlite_snapshot_pinned_seconds{{{SEL}}}", "{{db}} {{holder}}")], "s", w=8, thresholds=[(300, "orange")], min_=0)
     b.panel("timeseries", "WAL resets", "Times the WAL restarted from its beginning (after a complete checkpoint), per interval.",
             [(f"increase(sqlite_wal_resets_total{{{SEL}}}[$__rate_interval])", L)], "none", w=8, min_=0)
-    b.panel("timeseries", "Readers holding the WAL", "WAL read-lock slots held by open read transactions. A reader held for long pins its snapshot and blocks checkpoints.",
-            [(f"sqlite_wal_readers{{{SEL}}}", L)], "none", w=8, min_=0)
+    b.panel("timeseries", "Readers holding the WAL", "WAL read-lock slots held by open read transactions, and the processes holding the database's locks by role. Litestream holds one slot all the time, by design.",
+            [(f"sqlite_wal_readers{{{SEL}}}", "slots {{db}}"), (f"sqlite_lock_holder_processes{{{SEL}}}", "{{db}} {{role}}")], "none", w=8, min_=0)
     b.panel("timeseries", "Longest write lock hold", "Longest single hold of the write lock in the last minute. Above 5 s (the guide's busy_timeout) other writers get SQLITE_BUSY.",
             [(f"sqlite_write_lock_longest_hold_seconds{{{SEL}}}", L), (f"sqlite_writer_processes{{{SEL}}}", "writers {{db}}")], "s", w=8,
             thresholds=[(5, "orange")], min_=0,

@@ -42,6 +42,26 @@ pub struct Config {
     /// The runbook document; each alert links to the section named after it.
     #[serde(default = "default_runbook_base_url")]
     pub runbook_base_url: String,
+    /// Processes other than Litestream that take the database's locks for their own purposes
+    /// (a backup job, another replication agent): their writes and read transactions are
+    /// theirs, not the application's.
+    #[serde(default)]
+    pub replicators: Vec<ReplicatorConfig>,
+    /// The application's `PRAGMA wal_autocheckpoint` (pages), for every database: a checkpoint
+    /// is due once more frames than this wait.
+    #[serde(default = "default_wal_autocheckpoint")]
+    pub wal_autocheckpoint: u32,
+}
+
+/// One `replicators:` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicatorConfig {
+    /// Shown as the process's replicator name in status and `check`.
+    pub name: String,
+    /// A regular expression matched against the process's command line (arguments joined by
+    /// spaces).
+    pub command: String,
 }
 
 /// Litestream integration settings.
@@ -100,8 +120,13 @@ pub struct DatabaseConfig {
     pub thresholds: ThresholdsConfig,
     /// Declared facts for this database, overriding the global `team:` field by field.
     pub team: Option<Declared>,
+    /// The application's `PRAGMA wal_autocheckpoint` for this database, overriding the global.
+    pub wal_autocheckpoint: Option<u32>,
 }
 
+fn default_wal_autocheckpoint() -> u32 {
+    crate::monitor::DEFAULT_AUTOCHECKPOINT
+}
 fn default_poll_interval() -> Duration {
     Duration::from_secs(1)
 }
@@ -146,6 +171,8 @@ impl Default for Config {
             alertmanager: None,
             litestream: None,
             runbook_base_url: default_runbook_base_url(),
+            replicators: Vec::new(),
+            wal_autocheckpoint: default_wal_autocheckpoint(),
         }
     }
 }
@@ -270,7 +297,42 @@ impl Config {
                 ));
             }
         }
+        self.replicator_matches(source)?;
         self.targets(&[], source).map(|_| ())
+    }
+
+    /// The `replicators:` entries with their patterns compiled.
+    pub fn replicator_matches(
+        &self,
+        source: &str,
+    ) -> Result<Vec<crate::probe::process::ReplicatorMatch>, ConfigError> {
+        self.replicators
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                if r.name.trim().is_empty() {
+                    return Err(error(
+                        source,
+                        format!("replicators[{i}].name"),
+                        "is empty; expected a name like nightly-backup",
+                    ));
+                }
+                let command = regex::Regex::new(&r.command).map_err(|e| {
+                    error(
+                        source,
+                        format!("replicators[{i}].command"),
+                        format!(
+                            "{:?} is not a regular expression ({e}); expected one matching the command line, like 'restic backup'",
+                            r.command
+                        ),
+                    )
+                })?;
+                Ok(crate::probe::process::ReplicatorMatch {
+                    name: r.name.clone(),
+                    command,
+                })
+            })
+            .collect()
     }
 
     /// Litestream's config: `override_path` (from the command line), else `litestream.config`.
@@ -292,6 +354,7 @@ impl Config {
         let template = Target {
             declared: self.team,
             thresholds: self.global_thresholds(source)?,
+            wal_autocheckpoint: self.wal_autocheckpoint,
             ..Target::new("", "")
         };
         attach_litestream(targets, dbs, &template);
@@ -359,6 +422,9 @@ impl Config {
                     "the name {name:?} is already used by another database; names label the metrics and must be unique (set name:)"
                 )));
             }
+            let wal_autocheckpoint = db
+                .and_then(|d| d.wal_autocheckpoint)
+                .unwrap_or(self.wal_autocheckpoint);
             let (thresholds, declared) = match db {
                 None => (global.clone(), self.team),
                 Some(d) => {
@@ -381,6 +447,7 @@ impl Config {
                 declared,
                 thresholds,
                 litestream: None,
+                wal_autocheckpoint,
             });
         }
         Ok(out)

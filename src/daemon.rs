@@ -29,6 +29,8 @@ pub struct Settings {
     pub litestream_config: Option<Result<(), String>>,
     /// TLS, basic auth and response headers for the HTTP server.
     pub security: Arc<WebSecurity>,
+    /// Processes that are replicators rather than the application (config `replicators:`).
+    pub replicators: Vec<crate::probe::process::ReplicatorMatch>,
 }
 
 /// Why [`run`] returned.
@@ -68,7 +70,8 @@ pub async fn run(
     let poller = match previous {
         Some(p) => p.reconfigure(targets, &settings.runbook_base_url),
         None => Poller::new(targets, &settings.runbook_base_url),
-    };
+    }
+    .with_replicators(settings.replicators.clone());
     let board = poller.board();
     let watchers =
         crate::litestream::watcher::spawn_all(targets, settings.litestream_interval, &board);

@@ -3,9 +3,11 @@
 //! poll path), exports what it measures as Prometheus metrics, and never changes what it watches.
 //!
 //! # Layout
-//! - [`format`]: pure parsers of the database header, the WAL and the wal-index (`-shm`).
+//! - [`format`]: pure parsers of the database header, the WAL and the wal-index (`-shm`),
+//!   Litestream's files, `/proc/locks` and Go build information.
 //! - [`probe`]: the I/O for one database (files kept open, `pread`, lock tests, disk space),
-//!   returning plain samples.
+//!   returning plain samples; who holds the locks, and in what role (`probe::process`: the
+//!   application, Litestream, a configured replicator).
 //! - [`monitor`]: state across polls (monotonic counters, checkpoint-lag age, rates), producing
 //!   one plain [`monitor::DbSnapshot`] per database.
 //! - [`poller`]: polls every database on schedule, evaluates the rules, publishes the result.

@@ -6,6 +6,7 @@ use crate::litestream::config::{LitestreamDb, ReplicaKind};
 use crate::litestream::watcher::Board;
 use crate::monitor::{DbSnapshot, Declared, Monitor};
 use crate::probe::filesystem::Filesystems;
+use crate::probe::process::{Processes, ReplicatorMatch};
 use crate::rules::{Alert, DbThresholds, Engine};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -22,6 +23,8 @@ pub struct Target {
     pub thresholds: DbThresholds,
     /// Where Litestream replicates it, from litestream.yml.
     pub litestream: Option<LitestreamDb>,
+    /// The application's `PRAGMA wal_autocheckpoint` (pages): a checkpoint is due past it.
+    pub wal_autocheckpoint: u32,
 }
 
 impl Target {
@@ -33,6 +36,7 @@ impl Target {
             declared: Declared::default(),
             thresholds: DbThresholds::default(),
             litestream: None,
+            wal_autocheckpoint: crate::monitor::DEFAULT_AUTOCHECKPOINT,
         }
     }
 
@@ -63,6 +67,8 @@ pub struct Poller {
     board: Arc<Board>,
     /// The machine's POSIX locks, from /proc/locks, and when they were read.
     locks: (crate::probe::who::Locks, Option<Instant>),
+    /// Who each lock holder is, read once per process.
+    processes: Processes,
 }
 
 /// How long one read of /proc/locks serves: naming holders is for people, and reading it costs
@@ -73,6 +79,13 @@ impl Poller {
     /// Alerts link to their section of the runbook at `runbook_base_url`.
     pub fn new(targets: &[Target], runbook_base_url: &str) -> Self {
         Self::build(targets, runbook_base_url, Vec::new(), Filesystems::new())
+    }
+
+    /// Processes whose command line matches one of `replicators` are replicators, not the
+    /// application (config `replicators:`).
+    pub fn with_replicators(mut self, replicators: Vec<ReplicatorMatch>) -> Self {
+        self.processes = Processes::new(replicators);
+        self
     }
 
     /// The same poller for new targets (a config reload): databases that keep their name and
@@ -104,6 +117,7 @@ impl Poller {
                     Some(m) => m.reconfigure(t.declared, &t.replicas()),
                     None => Monitor::new(&t.name, &t.path, t.declared).with_replicas(&t.replicas()),
                 }
+                .with_autocheckpoint(t.wal_autocheckpoint)
             })
             .collect();
         Poller {
@@ -113,6 +127,7 @@ impl Poller {
             fs,
             board: Arc::new(Board::default()),
             locks: Default::default(),
+            processes: Processes::default(),
         }
     }
 
@@ -143,13 +158,15 @@ impl Poller {
             .is_none_or(|t| now.duration_since(t) >= HOLDERS_REFRESH)
         {
             self.locks = (crate::probe::who::Locks::read(), Some(now));
+            self.processes.prune(now);
         }
         let locks = &self.locks.0;
+        let processes = &mut self.processes;
         self.monitors
             .iter_mut()
             .map(|m| {
                 m.poll(&mut self.fs);
-                m.observe_holders(locks);
+                m.observe_holders(locks, processes);
                 m.observe_replicas(&self.board);
                 m.snapshot().clone()
             })

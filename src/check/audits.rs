@@ -83,7 +83,7 @@ pub fn threshold_finding(c: &Condition, s: &DbSnapshot) -> Option<Finding> {
     };
     let f = match c.breached {
         Some((severity, t)) => {
-            finding(severity.into(), render_text(c.setting, &s.name, value, t).0).fix(rule.fix)
+            finding(severity.into(), render_text(c.setting, s, value, t).0).fix(rule.fix)
         }
         None if rule.key == "database_down" => finding(Status::Ok, "readable".into()),
         None => finding(Status::Ok, format!("{} within threshold", rule.label)),
@@ -142,14 +142,7 @@ fn processes(s: &DbSnapshot) -> Finding {
     let list = s
         .processes
         .iter()
-        .map(|p| {
-            format!(
-                "{} {} ({})",
-                p.pid,
-                p.command.as_deref().or(p.name.as_deref()).unwrap_or("?"),
-                p.roles.join(", ")
-            )
-        })
+        .map(|p| p.describe(true))
         .collect::<Vec<_>>()
         .join("; ");
     let summary = if s.processes.is_empty() {

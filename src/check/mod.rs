@@ -185,8 +185,9 @@ pub fn run(opts: &CheckOptions) -> anyhow::Result<Report> {
     if targets.is_empty() {
         anyhow::bail!("no database to check: give DB paths or a --config file with databases:");
     }
+    let replicators = cfg.replicator_matches(&source)?;
     let started = Instant::now();
-    let snapshots = sample(&targets, opts.sample);
+    let snapshots = sample(&targets, replicators, opts.sample);
     let sample_seconds = started.elapsed().as_secs_f64();
     let mut databases = Vec::new();
     for (target, snapshot) in targets.iter().zip(snapshots) {
@@ -228,8 +229,12 @@ pub fn run(opts: &CheckOptions) -> anyhow::Result<Report> {
 
 /// Watches every target for `duration` and returns the last snapshots. The probes are closed
 /// before any SQL audit opens a connection (closing a descriptor drops a process's POSIX locks).
-fn sample(targets: &[Target], duration: Duration) -> Vec<DbSnapshot> {
-    let mut poller = Poller::new(targets, "");
+fn sample(
+    targets: &[Target],
+    replicators: Vec<crate::probe::process::ReplicatorMatch>,
+    duration: Duration,
+) -> Vec<DbSnapshot> {
+    let mut poller = Poller::new(targets, "").with_replicators(replicators);
     // Litestream replicas are read by their watchers meanwhile, as in the daemon; without
     // replicas there is nothing asynchronous to run.
     let runtime = targets.iter().any(|t| t.litestream.is_some()).then(|| {

@@ -138,6 +138,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             litestream_interval: Duration::from_secs(1),
             litestream_config: None,
             security: Default::default(),
+            replicators: Vec::new(),
         };
         tokio::spawn(async move {
             let site = Arc::new(Site::default());

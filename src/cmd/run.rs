@@ -32,6 +32,7 @@ pub struct RunOptions {
 /// What one reading of the config gives: the listen address, the databases and the settings.
 struct Loaded {
     addr: SocketAddr,
+    replicators: Vec<crate::probe::process::ReplicatorMatch>,
     targets: Vec<Target>,
     cfg: Config,
     telemetry_path: String,
@@ -81,6 +82,7 @@ fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
         None => WebSecurity::default(),
     };
     Ok(Loaded {
+        replicators: cfg.replicator_matches(&source)?,
         security: Arc::new(security),
         addr,
         targets,
@@ -123,6 +125,7 @@ fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {
             .map_or(Duration::from_secs(1), |l| l.interval),
         litestream_config: l.litestream_config.clone(),
         security: l.security.clone(),
+        replicators: l.replicators.clone(),
     }
 }
 

@@ -330,14 +330,7 @@ pub fn human_bytes(n: u64) -> String {
 fn holders(s: &DbSnapshot) -> String {
     s.processes
         .iter()
-        .map(|p| {
-            format!(
-                "{} {}: {}",
-                p.pid,
-                p.name.as_deref().unwrap_or("?"),
-                p.roles.join(", ")
-            )
-        })
+        .map(|p| p.describe(false))
         .collect::<Vec<_>>()
         .join("; ")
 }

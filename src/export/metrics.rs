@@ -61,10 +61,15 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_write_transactions_total", C, DB, "Committed write transactions, counted exactly: wal-index iChange in WAL mode, the file change counter in rollback mode, commit frames in WAL exclusive locking mode."),
     def("sqlite_wal_written_bytes_total", C, DB, "Bytes of frames appended to the WAL (frames times page size plus frame header), from the growth of mxFrame."),
     def("sqlite_wal_readers", G, DB, "WAL reader slots held by a read transaction, tested with F_GETLK on the -shm read-lock bytes (nothing is acquired)."),
-    def("sqlite_oldest_snapshot_age_seconds", G, DB, "How long the oldest snapshot held by a reader has kept checkpoints from reaching the end of the WAL, in seconds; 0 when no reader does (the cause of runaway WAL growth)."),
+    def("sqlite_oldest_snapshot_age_seconds", G, DB, "How long the oldest snapshot held by a reader has kept checkpoints from reaching the end of the WAL, in seconds; 0 when no reader does. Litestream's guard shows here too, harmlessly: the alert reads sqlite_snapshot_pinned_seconds."),
+    def("sqlite_checkpoint_starved_seconds", G, DB, "How long a due checkpoint (more frames waiting than wal_autocheckpoint) has made no progress while writes went on, in seconds; 0 when none is due or the database is idle. Drives SQLiteCheckpointStarved."),
+    def("sqlite_snapshot_pinned_seconds", G, &["db", "holder"], "How long the reader holding checkpoints back longest has stopped a due checkpoint while writes went on, in seconds; 0 when none does. holder is that reader's role (application, litestream, replicator, outside_namespace, unknown; none when 0). Drives SQLiteSnapshotPinned."),
+    def("sqlite_checkpoint_last_progress_timestamp_seconds", G, DB, "When a checkpoint was last seen copying frames back or the WAL restarting (Unix seconds); absent until one is seen."),
+    def("sqlite_lock_holder_processes", G, &["db", "role"], "Processes holding one of the database's locks now, by role: application, litestream (recognised by its Go build information or command line), replicator (config replicators:), outside_namespace (a holder in another pid namespace, all of them counted as one)."),
+    def("sqlite_write_lock_last_held_timestamp_seconds", G, &["db", "role"], "When a process of this role was last seen holding the write lock (Unix seconds): Litestream takes it for each of its checkpoints."),
     def("sqlite_write_lock_held_seconds_total", C, DB, "Seconds SQLite's write lock was seen held (WAL: -shm byte 120; rollback: the RESERVED byte), sampled with F_GETLK; rate() is the writer utilisation."),
     def("sqlite_write_lock_longest_hold_seconds", G, DB, "Longest time one process held the write lock within the last minute, including a hold in progress, in seconds."),
-    def("sqlite_writer_processes", G, DB, "Distinct processes seen holding the write lock within the last minute; more than one breaks single-writer discipline."),
+    def("sqlite_writer_processes", G, DB, "Distinct application processes seen holding the write lock within the last minute; more than one breaks single-writer discipline. Litestream and configured replicators write their own bookkeeping and are not counted."),
     def("sqlite_declared_backend_engineers", G, DB, "Backend engineers working against this database, as declared in config (team.backend_engineers); drives SQLiteTeamOutgrown."),
     def("sqlite_declared_regions", G, DB, "Regions the application must serve writes from, as declared in config (team.regions); drives SQLiteMultiRegion."),
     def("sqlite_alert", G, &["db", "alert", "severity"], "1 while the alert fires, as evaluated by sqlite-ops's own rules (the same thresholds as `sqlite-ops rules` and `sqlite-ops check`)."),
@@ -233,7 +238,26 @@ fn add_snapshot(f: &mut Families, s: &DbSnapshot) {
             db,
             wl.longest_hold_seconds,
         );
-        f.add("sqlite_writer_processes", db, wl.writer_pids.len() as f64);
+        f.add("sqlite_writer_processes", db, wl.application_writers as f64);
+        for (role, at) in &wl.last_held_at {
+            f.add(
+                "sqlite_write_lock_last_held_timestamp_seconds",
+                &[("db", &s.name), ("role", role.as_str())],
+                *at,
+            );
+        }
+    }
+    for role in crate::probe::process::Role::ALL {
+        let n = s
+            .processes
+            .iter()
+            .filter(|p| p.identity.role == role)
+            .count();
+        f.add(
+            "sqlite_lock_holder_processes",
+            &[("db", &s.name), ("role", role.as_str())],
+            n as f64,
+        );
     }
     f.add(
         "sqlite_info",
@@ -291,11 +315,27 @@ fn add_snapshot(f: &mut Families, s: &DbSnapshot) {
                 "sqlite_oldest_snapshot_age_seconds",
                 w.oldest_snapshot_age_seconds,
             ),
+            (
+                "sqlite_checkpoint_starved_seconds",
+                w.checkpoint_starved_seconds,
+            ),
+            (
+                "sqlite_checkpoint_last_progress_timestamp_seconds",
+                w.last_checkpoint_at,
+            ),
         ];
         for (name, v) in optional {
             if let Some(v) = v {
                 f.add(name, db, v);
             }
+        }
+        if let Some(v) = w.snapshot_pinned_seconds {
+            let holder = w.pinned_holder();
+            f.add(
+                "sqlite_snapshot_pinned_seconds",
+                &[("db", &s.name), ("holder", holder)],
+                v,
+            );
         }
     }
 }
@@ -312,7 +352,9 @@ fn add_litestream(f: &mut Families, s: &DbSnapshot) {
     let mut local_done = false;
     for r in &s.litestream {
         let l: &[(&str, &str)] = &[("db", &s.name), ("replica", &r.replica)];
-        f.add("sqlite_litestream_up", l, b(r.up));
+        if r.observed {
+            f.add("sqlite_litestream_up", l, b(r.up));
+        }
         f.add(
             "sqlite_litestream_read_errors_total",
             l,

@@ -175,6 +175,7 @@ fn make(
     let text = |template: &str| {
         template
             .replace("{db}", "{{ $labels.db }}")
+            .replace("{holder}", "{{ $labels.holder }}")
             .replace("{value}", value_text)
             .replace(
                 "{threshold}",

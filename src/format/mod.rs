@@ -3,6 +3,7 @@
 //! fuzzable on literals.
 
 pub mod db_header;
+pub mod go_buildinfo;
 pub mod litestream;
 pub mod proc_locks;
 pub mod shm;

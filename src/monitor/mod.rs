@@ -1,5 +1,5 @@
 //! State across polls for one database: turns each probe [`Sample`] into a plain
-//! [`DbSnapshot`] (monotonic counters, checkpoint-lag age, WAL resets, rates). Knows nothing
+//! [`DbSnapshot`] (monotonic counters, checkpoint-lag age and starvation, WAL resets, rates). Knows nothing
 //! about Prometheus or HTTP; `export` renders snapshots.
 
 pub mod counter;
@@ -7,6 +7,7 @@ pub mod lag;
 pub mod pins;
 pub mod rate;
 pub mod replication;
+pub mod starvation;
 pub mod write_lock;
 
 use crate::format::db_header::{self, JournalKind};
@@ -17,6 +18,7 @@ use crate::litestream::watcher::Board;
 use crate::probe::file::FileStatus;
 use crate::probe::filesystem::{Filesystems, FsStat};
 use crate::probe::locks::LockKind;
+use crate::probe::process::{Processes, Role};
 use crate::probe::{DbProbe, ProbeError, Sample, WalSample};
 use counter::{Continuity, Source, TxCounter};
 use lag::LagClock;
@@ -27,6 +29,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 use write_lock::WriteLockStats;
+
+/// SQLite's default `wal_autocheckpoint`, in pages: a checkpoint is due once this many frames
+/// wait (see [`starvation`]).
+pub const DEFAULT_AUTOCHECKPOINT: u32 = 1000;
 
 /// Window of the live write rate shown on the landing page and by the demo.
 const RATE_WINDOW: Duration = Duration::from_secs(5);
@@ -73,6 +79,37 @@ pub struct WalSnapshot {
     /// How long the oldest pinned snapshot has kept checkpoints from the end of the WAL; 0
     /// when none does. `None` without a wal-index (exclusive locking mode).
     pub oldest_snapshot_age_seconds: Option<f64>,
+    /// How long a due checkpoint (more frames waiting than `wal_autocheckpoint`) has made no
+    /// progress while writes went on; 0 when none is due or the database is idle.
+    pub checkpoint_starved_seconds: Option<f64>,
+    /// How long the reader that holds checkpoints back longest has stopped a due checkpoint
+    /// while writes went on; 0 when no reader does.
+    pub snapshot_pinned_seconds: Option<f64>,
+    /// That reader: its slot, pid and role.
+    pub pinned_by: Option<PinnedBy>,
+    /// When a checkpoint was last seen making progress (frames copied back, or the WAL
+    /// restarted), in seconds since the Unix epoch.
+    pub last_checkpoint_at: Option<f64>,
+}
+
+impl WalSnapshot {
+    /// The role of the reader holding checkpoints back: `none` when none does, `unknown` before
+    /// its holder was identified.
+    pub fn pinned_holder(&self) -> &'static str {
+        match &self.pinned_by {
+            None => "none",
+            Some(p) => p.role.map_or("unknown", |r| r.as_str()),
+        }
+    }
+}
+
+/// The reader that holds checkpoints back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PinnedBy {
+    pub slot: usize,
+    pub pid: Option<i32>,
+    /// Its role, once the holders of the cycle have been identified.
+    pub role: Option<Role>,
 }
 
 /// Who holds the write lock and for how long, from frequent `F_GETLK` samples.
@@ -84,9 +121,24 @@ pub struct WriteLockSnapshot {
     pub longest_hold_seconds: f64,
     /// Distinct processes seen holding the write lock within the last minute.
     pub writer_pids: Vec<i32>,
+    /// The same processes with their roles.
+    pub writers: Vec<Writer>,
+    /// Application processes among them (Litestream and configured replicators write their
+    /// own bookkeeping and are not counted): single-writer discipline.
+    pub application_writers: u64,
+    /// Per role, when a process of that role was last seen holding the write lock (Unix
+    /// seconds): Litestream takes it for each of its checkpoints.
+    pub last_held_at: BTreeMap<Role, f64>,
     /// The process holding it at the last poll, and for how long it has.
     pub holder_pid: Option<i32>,
     pub holder_held_seconds: Option<f64>,
+}
+
+/// A process seen holding the write lock.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Writer {
+    pub pid: i32,
+    pub role: Role,
 }
 
 /// One Litestream replica of the database, as last read, with the lag computed against the
@@ -97,6 +149,9 @@ pub struct ReplicaSnapshot {
     pub replica: String,
     /// `file`, `s3`, or an unsupported type.
     pub kind: String,
+    /// Whether the replica has been read at all since watching began: until then its state is
+    /// unknown, neither up nor down (no `sqlite_litestream_up`, no alert).
+    pub observed: bool,
     /// Whether the last read of the replica succeeded and found something.
     pub up: bool,
     pub error: Option<String>,
@@ -215,6 +270,11 @@ pub struct Monitor {
     pins: pins::PinClock,
     /// Commits seen, for the replication lag; only kept for replicated databases.
     commits: Option<CommitHistory>,
+    starvation: starvation::StarvationClock,
+    /// The application's `wal_autocheckpoint`: a checkpoint is due past this many frames.
+    autocheckpoint: u32,
+    /// When a checkpoint last made progress, in Unix seconds.
+    last_checkpoint_at: Option<f64>,
 }
 
 impl Monitor {
@@ -233,30 +293,87 @@ impl Monitor {
             write_lock: WriteLockStats::default(),
             pins: pins::PinClock::default(),
             commits: None,
+            starvation: starvation::StarvationClock::default(),
+            autocheckpoint: DEFAULT_AUTOCHECKPOINT,
+            last_checkpoint_at: None,
         }
     }
 
+    /// Sets the application's `wal_autocheckpoint` (pages), which says when a checkpoint is due.
+    pub fn with_autocheckpoint(mut self, pages: u32) -> Self {
+        self.autocheckpoint = pages;
+        self
+    }
+
     /// Names every process holding one of this database's locks, from the machine's
-    /// `/proc/locks` read once per cycle. Call after [`Self::poll`].
-    pub fn observe_holders(&mut self, locks: &crate::probe::who::Locks) {
+    /// `/proc/locks` read once per cycle, and gives the writers and the pinning reader their
+    /// roles. Holders `F_GETLK` reports as pid 0 (outside this pid namespace, absent from
+    /// `/proc/locks`) are listed as one such holder. Call after [`Self::poll`].
+    pub fn observe_holders(&mut self, locks: &crate::probe::who::Locks, processes: &mut Processes) {
         use crate::probe::who;
         let (shm, db) = self.probe.lock_files();
-        let roles = match (self.snapshot.journal_mode, shm, db) {
+        let mut roles = match (self.snapshot.journal_mode, shm, db) {
             (Some(JournalKind::Wal), Some(shm), _) => who::wal_roles(locks, shm),
             (Some(JournalKind::Rollback), _, Some(db)) => who::rollback_roles(locks, db),
             _ => Vec::new(),
         };
-        // Names change rarely: reuse the last ones for pids seen before.
-        let previous = std::mem::take(&mut self.snapshot.processes);
+        let unseen = self.unseen_holder_roles();
+        if !unseen.is_empty() {
+            roles.insert(0, (0, unseen));
+        }
         self.snapshot.processes = roles
             .into_iter()
-            .map(
-                |(pid, roles)| match previous.iter().find(|h| h.pid == pid) {
-                    Some(h) => who::Holder { roles, ..h.clone() },
-                    None => who::describe(pid, roles),
-                },
-            )
+            .map(|(pid, roles)| who::Holder {
+                identity: processes.identify(pid).clone(),
+                roles,
+            })
             .collect();
+        let wall = self.snapshot.polled_at;
+        let now = Instant::now();
+        if let Some(wl) = &mut self.snapshot.write_lock {
+            wl.writers = wl
+                .writer_pids
+                .iter()
+                .map(|&pid| Writer {
+                    pid,
+                    role: processes.identify(pid).role,
+                })
+                .collect();
+            wl.application_writers = wl
+                .writers
+                .iter()
+                .filter(|w| w.role.is_application())
+                .count() as u64;
+            for (pid, at) in self.write_lock.last_seen() {
+                let role = processes.identify(pid).role;
+                let t = wall - now.saturating_duration_since(at).as_secs_f64();
+                let e = wl.last_held_at.entry(role).or_insert(t);
+                *e = e.max(t);
+            }
+        }
+        if let Some(p) = self
+            .snapshot
+            .wal
+            .as_mut()
+            .and_then(|w| w.pinned_by.as_mut())
+        {
+            p.role = p.pid.map(|pid| processes.identify(pid).role);
+        }
+    }
+
+    /// What `F_GETLK` saw held by pid 0 (a process in another pid namespace), which
+    /// `/proc/locks` does not list.
+    fn unseen_holder_roles(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.snapshot.write_lock.as_ref().and_then(|w| w.holder_pid) == Some(0) {
+            out.push("writer".to_string());
+        }
+        for slot in self.snapshot.wal.iter().flat_map(|w| &w.reader_slots) {
+            if slot.pid == Some(0) {
+                out.push(format!("reader {}", slot.slot));
+            }
+        }
+        out
     }
 
     /// Takes new declared facts and replicas after a config reload, keeping every counter.
@@ -315,6 +432,7 @@ impl Monitor {
                 continue;
             };
             r.kind = o.kind;
+            r.observed = true;
             // Litestream's metrics stand in for its local files when those cannot be read.
             r.local = o.local.or(process_txid.map(|txid| Position::V5 { txid }));
             r.position = o.replica;
@@ -359,12 +477,15 @@ impl Monitor {
                 self.sample_write_lock(started);
                 let wl = &self.write_lock;
                 let holder = wl.holder(started);
+                let previous = self.snapshot.write_lock.take().unwrap_or_default();
                 self.snapshot.write_lock = Some(WriteLockSnapshot {
                     held_seconds_total: wl.held_seconds_total(),
                     longest_hold_seconds: wl.longest_hold(started).as_secs_f64(),
                     writer_pids: wl.writer_pids(),
                     holder_pid: holder.map(|(pid, _)| pid),
                     holder_held_seconds: holder.map(|(_, d)| d.as_secs_f64()),
+                    // Roles come from `observe_holders`; until then, the last cycle's.
+                    ..previous
                 });
                 self.snapshot.sustained.write_lock_utilisation = self
                     .sustained_lock
@@ -410,6 +531,7 @@ impl Monitor {
         // The file may come back as another file or with a rebuilt wal-index.
         self.rebuild_pending = true;
         self.pins.reset();
+        self.starvation.reset();
         let s = &mut self.snapshot;
         s.up = false;
         s.error = Some(e.to_string());
@@ -439,6 +561,8 @@ impl Monitor {
         if sample.db_replaced {
             self.lag.reset();
             self.wal_position = None;
+            self.starvation.reset();
+            self.last_checkpoint_at = None;
         }
         let s = &mut self.snapshot;
         s.up = true;
@@ -521,6 +645,7 @@ impl Monitor {
         let wal = if let Some(fc) = ws.frames {
             // Exclusive locking mode (or no -shm at all): count commit frames in the WAL.
             self.pins.reset();
+            self.starvation.reset();
             self.tx.add_frames(fc.commits);
             self.snapshot.wal_written_bytes_total += fc.frames * frame_bytes;
             self.note_wal_position(fc.salt, fc.committed_frames);
@@ -567,9 +692,26 @@ impl Monitor {
                     .filter(|h| h.kind == LockKind::Read)
                     .map(|h| (idx.ckpt.read_marks[i], Some(h.pid)))
             });
-            let reader_slots = self
+            let mut reader_slots = self
                 .pins
                 .observe(now, &held, hdr.max_frame, idx.ckpt.backfill);
+            let harm = self.starvation.observe(
+                now,
+                starvation::Observation {
+                    salt: hdr.salt,
+                    max_frame: hdr.max_frame,
+                    backfill: idx.ckpt.backfill,
+                    held: held.map(|h| h.map(|(mark, _)| mark)),
+                },
+                self.autocheckpoint,
+            );
+            for r in &mut reader_slots {
+                r.holding_back_seconds = harm.pinned[r.slot].map_or(0.0, |d| d.as_secs_f64());
+            }
+            if harm.progressed {
+                self.last_checkpoint_at = Some(self.snapshot.polled_at);
+            }
+            let worst = harm.worst_pin();
             let lag_frames = u64::from(idx.checkpoint_lag_frames());
             let age = self
                 .lag
@@ -582,6 +724,14 @@ impl Monitor {
                 checkpoint_lag_bytes: Some(lag_frames * page_size),
                 checkpoint_lag_seconds: Some(age.as_secs_f64()),
                 oldest_snapshot_age_seconds: Some(pins::oldest(&reader_slots)),
+                checkpoint_starved_seconds: Some(harm.starved.as_secs_f64()),
+                snapshot_pinned_seconds: Some(worst.map_or(0.0, |(_, d)| d.as_secs_f64())),
+                pinned_by: worst.map(|(slot, _)| PinnedBy {
+                    slot,
+                    pid: held[slot].and_then(|(_, pid)| pid),
+                    role: None,
+                }),
+                last_checkpoint_at: self.last_checkpoint_at,
                 reader_slots,
                 readers: 0,
                 reader_marks: Vec::new(),
@@ -594,8 +744,12 @@ impl Monitor {
             // No -shm and no valid WAL: no connection is open and nothing waits to be copied.
             self.rebuild_pending = true;
             self.pins.reset();
+            self.starvation.reset();
             WalSnapshot {
                 oldest_snapshot_age_seconds: Some(0.0),
+                checkpoint_starved_seconds: Some(0.0),
+                snapshot_pinned_seconds: Some(0.0),
+                last_checkpoint_at: self.last_checkpoint_at,
                 size_bytes: wal_size,
                 checkpointed_frames: Some(0),
                 checkpoint_lag_frames: Some(0),

@@ -18,6 +18,8 @@ pub struct ReaderSlot {
     pub pid: Option<i32>,
     /// How long this snapshot has kept checkpoints from the end of the WAL; 0 when it does not.
     pub pinning_seconds: f64,
+    /// How long it has stopped a due checkpoint while writes went on (see `starvation`).
+    pub holding_back_seconds: f64,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +61,7 @@ impl PinClock {
                 pid,
                 pinning_seconds: since
                     .map_or(0.0, |s| now.saturating_duration_since(s).as_secs_f64()),
+                holding_back_seconds: 0.0,
             });
         }
         out

@@ -19,7 +19,13 @@ pub struct WriteLockStats {
     current: Option<(i32, Instant)>,
     /// Holds that ended: (ended at, how long, pid), within the window.
     ended: VecDeque<(Instant, Duration, i32)>,
+    /// The last sample each recent holder was seen at, however long ago (at most
+    /// [`MAX_REMEMBERED`] pids): when Litestream last took the lock for a checkpoint.
+    last_seen: VecDeque<(i32, Instant)>,
 }
+
+/// Holders whose last sample is remembered.
+const MAX_REMEMBERED: usize = 16;
 
 impl WriteLockStats {
     /// Records one sample: the write lock is held by `holder` (a pid) or free, at `now`.
@@ -28,6 +34,13 @@ impl WriteLockStats {
             self.held_total += now.saturating_duration_since(last).min(MAX_CREDIT);
         }
         self.last_sample = Some(now);
+        if let Some(pid) = holder {
+            self.last_seen.retain(|&(p, _)| p != pid);
+            self.last_seen.push_back((pid, now));
+            if self.last_seen.len() > MAX_REMEMBERED {
+                self.last_seen.pop_front();
+            }
+        }
         match (self.current, holder) {
             (Some((pid, _)), Some(h)) if pid == h => {}
             (cur, h) => {
@@ -82,6 +95,11 @@ impl WriteLockStats {
         pids
     }
 
+    /// Each recent holder and the last sample it was seen holding the lock at.
+    pub fn last_seen(&self) -> impl Iterator<Item = (i32, Instant)> + '_ {
+        self.last_seen.iter().copied()
+    }
+
     /// Whether the lock was held at some sample within `recent`.
     pub fn active_within(&self, now: Instant, recent: Duration) -> bool {
         self.current.is_some()
@@ -124,5 +142,8 @@ mod tests {
         assert!(s.writer_pids().is_empty());
         assert_eq!(s.longest_hold(ms(70_000)), Duration::ZERO);
         assert!(s.held_seconds_total() > 2.4);
+        // Who held it last, and when, outlives the window.
+        let seen: Vec<_> = s.last_seen().collect();
+        assert_eq!(seen, vec![(7, ms(990)), (9, ms(3010))]);
     }
 }

@@ -5,6 +5,7 @@
 pub mod file;
 pub mod filesystem;
 pub mod locks;
+pub mod process;
 pub mod who;
 
 use crate::format::db_header::{self, DbHeader, JournalKind};

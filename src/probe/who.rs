@@ -1,10 +1,11 @@
 //! Who holds what: every process holding one of a database's SQLite locks, from Linux's
-//! `/proc/locks` (read at most every 2 s for all databases, grouped by file), with its name and command line
-//! from `/proc/<pid>/`. Matching locks to a database is pure; reading `/proc` is at the edge.
+//! `/proc/locks` (read at most every 2 s for all databases, grouped by file). Matching locks to
+//! a database is pure; `process` says who each pid is.
 
 use crate::format::db_header::lock_bytes as db_bytes;
 use crate::format::proc_locks::{self, LockLine};
 use crate::format::shm::{lock_bytes as shm_bytes, READ_SLOTS};
+use crate::probe::process::{Identity, Role};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -64,15 +65,44 @@ impl Locks {
 /// A process and what it holds on one database.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Holder {
-    pub pid: i32,
-    /// `/proc/<pid>/comm`, when readable.
-    pub name: Option<String>,
-    /// `/proc/<pid>/cmdline`, arguments joined by spaces.
-    pub command: Option<String>,
-    /// `open` (WAL: holds the -shm "dead man switch"; rollback: a shared lock), `writer`
-    /// (the write lock), `reader N` (WAL read slot N), `pending` (rollback PENDING),
+    /// Who it is: pid, name, command line and role (0 and `outside_namespace` for a holder
+    /// this daemon cannot see).
+    #[serde(flatten)]
+    pub identity: Identity,
+    /// What it holds: `open` (WAL: the -shm "dead man switch"; rollback: a shared lock),
+    /// `writer` (the write lock), `reader N` (WAL read slot N), `pending` (rollback PENDING),
     /// `exclusive` (rollback EXCLUSIVE).
     pub roles: Vec<String>,
+}
+
+impl Holder {
+    /// For people: `4321 python3 app.py [application]: open, writer`, or for a holder in another
+    /// pid namespace `held by a process outside this pid namespace: writer`. `command` shows the
+    /// whole command line rather than the process name.
+    pub fn describe(&self, command: bool) -> String {
+        let id = &self.identity;
+        if id.role == Role::OutsideNamespace {
+            return format!(
+                "held by a process outside this pid namespace: {}",
+                self.roles.join(", ")
+            );
+        }
+        let who = if command {
+            id.command.as_deref().or(id.name.as_deref())
+        } else {
+            id.name.as_deref()
+        };
+        let role = match &id.replicator {
+            Some(r) => format!("replicator {r}"),
+            None => id.role.as_str().to_string(),
+        };
+        format!(
+            "{} {} [{role}]: {}",
+            id.pid,
+            who.unwrap_or("?"),
+            self.roles.join(", ")
+        )
+    }
 }
 
 /// The roles of every pid holding a lock of a WAL database (`shm` is its -shm file).
@@ -133,26 +163,6 @@ fn roles(
     }
     out.sort_by_key(|(pid, _)| *pid);
     out
-}
-
-/// A process's name and command line.
-pub fn describe(pid: i32, roles: Vec<String>) -> Holder {
-    let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .ok()
-        .map(|s| s.trim().to_string());
-    let command = std::fs::read(format!("/proc/{pid}/cmdline")).ok().map(|b| {
-        b.split(|&c| c == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    });
-    Holder {
-        pid,
-        name,
-        command,
-        roles,
-    }
 }
 
 #[cfg(test)]

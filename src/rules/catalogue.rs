@@ -64,7 +64,8 @@ impl Op {
     }
 }
 
-/// One threshold. Text templates take `{db}`, `{value}`, `{threshold}` and `{for}`.
+/// One threshold. Text templates take `{db}`, `{value}`, `{threshold}`, `{for}` and `{holder}`
+/// (the role of the reader holding checkpoints back, the `holder` label in PromQL).
 #[derive(Debug)]
 pub struct RuleDef {
     /// The alert name (CamelCase, prefix `SQLite`), also the runbook anchor in lower case.
@@ -111,11 +112,11 @@ fn regions(s: &DbSnapshot) -> Option<f64> {
 fn wal_size(s: &DbSnapshot) -> Option<f64> {
     s.wal.as_ref().map(|w| w.size_bytes as f64)
 }
-fn checkpoint_lag_age(s: &DbSnapshot) -> Option<f64> {
-    s.wal.as_ref().and_then(|w| w.checkpoint_lag_seconds)
+fn checkpoint_starved(s: &DbSnapshot) -> Option<f64> {
+    s.wal.as_ref().and_then(|w| w.checkpoint_starved_seconds)
 }
-fn snapshot_age(s: &DbSnapshot) -> Option<f64> {
-    s.wal.as_ref().and_then(|w| w.oldest_snapshot_age_seconds)
+fn snapshot_pinned(s: &DbSnapshot) -> Option<f64> {
+    s.wal.as_ref().and_then(|w| w.snapshot_pinned_seconds)
 }
 fn filesystem_free(s: &DbSnapshot) -> Option<f64> {
     let fs = s.filesystem.as_ref()?;
@@ -136,11 +137,12 @@ fn replication_lag(s: &DbSnapshot) -> Option<f64> {
 fn replica_up(s: &DbSnapshot) -> Option<f64> {
     s.litestream
         .iter()
+        .filter(|r| r.observed)
         .map(|r| if r.up { 1.0 } else { 0.0 })
         .min_by(f64::total_cmp)
 }
 fn writer_processes(s: &DbSnapshot) -> Option<f64> {
-    s.write_lock.as_ref().map(|w| w.writer_pids.len() as f64)
+    s.write_lock.as_ref().map(|w| w.application_writers as f64)
 }
 
 /// Every rule, in the order they are evaluated and printed.
@@ -282,12 +284,12 @@ pub const RULES: &[RuleDef] = &[
         warning: Some(300.0),
         critical: None,
         for_secs: 0,
-        promql: "sqlite_checkpoint_lag_seconds{SEL}",
-        value: checkpoint_lag_age,
-        label: "checkpoint lag age",
-        summary: "Checkpoints of {db} have not caught up for {value}",
-        description: "The oldest WAL frame of {db} not yet copied back into the database has waited {value}, above {threshold}. A reader pinning an old snapshot, or no checkpoint running, lets the WAL grow without bound.",
-        fix: "End long read transactions and keep wal_autocheckpoint on; checkpoint from the application when idle.",
+        promql: "sqlite_checkpoint_starved_seconds{SEL}",
+        value: checkpoint_starved,
+        label: "checkpoint starvation",
+        summary: "Checkpoints of {db} have made no progress for {value} while writes go on",
+        description: "More frames than wal_autocheckpoint have waited in the WAL of {db} for {value} without a checkpoint making progress while writes went on, above {threshold}. The WAL grows without bound until one can: a reader pins an old snapshot, the checkpointer stopped (Litestream frozen, wal_autocheckpoint=0), or it cannot keep up. Frames waiting on an idle database are not counted.",
+        fix: "End long read transactions (pinned_by in /api/v1/status) and keep wal_autocheckpoint on; if Litestream holds the WAL, check that it runs.",
     },
     RuleDef {
         alert: "SQLiteSnapshotPinned",
@@ -298,12 +300,12 @@ pub const RULES: &[RuleDef] = &[
         warning: Some(300.0),
         critical: None,
         for_secs: 0,
-        promql: "sqlite_oldest_snapshot_age_seconds{SEL}",
-        value: snapshot_age,
-        label: "oldest pinned snapshot",
-        summary: "A reader of {db} has pinned an old snapshot for {value}",
-        description: "A read transaction on {db} has held a snapshot for {value}, above {threshold}, while newer frames exist: checkpoints cannot copy past it, so the WAL grows without bound until it ends.",
-        fix: "End the long read transaction: see reader_slots in /api/v1/status for its pid.",
+        promql: "sqlite_snapshot_pinned_seconds{SEL}",
+        value: snapshot_pinned,
+        label: "reader holding checkpoints back",
+        summary: "A reader of {db} ({holder}) has held checkpoints back for {value}",
+        description: "A read transaction of a process with role {holder} has kept checkpoints of {db} from copying past its snapshot for {value} while writes went on, above {threshold}: the WAL grows without bound until it ends. Litestream's own guard on an idle or healthy database is not counted; a frozen Litestream is.",
+        fix: "End the long read transaction (pinned_by in /api/v1/status names the pid); if the holder is litestream, Litestream is stuck: check its log and restart it.",
     },
     RuleDef {
         alert: "SQLiteFilesystemLowSpace",
@@ -365,8 +367,8 @@ pub const RULES: &[RuleDef] = &[
         promql: "sqlite_writer_processes{SEL}",
         value: writer_processes,
         label: "writer processes",
-        summary: "{value} processes wrote to {db} within a minute",
-        description: "{value} distinct processes held the write lock of {db} within the last minute, above {threshold}. The guide routes every mutation through one write connection; several writers contend and get SQLITE_BUSY.",
+        summary: "{value} application processes wrote to {db} within a minute",
+        description: "{value} distinct application processes held the write lock of {db} within the last minute, above {threshold} (Litestream and configured replicators are not counted). The guide routes every mutation through one write connection; several writers contend and get SQLITE_BUSY.",
         fix: "Route every mutation through one write connection in one process.",
     },
 ];

@@ -91,7 +91,7 @@ impl Engine {
                 for (severity, threshold) in c.setting.levels() {
                     if c.setting.rule.op.breached(value, threshold) {
                         let (summary, description) =
-                            render_text(c.setting, &snapshot.name, value, threshold);
+                            render_text(c.setting, snapshot, value, threshold);
                         breaches.insert(
                             (snapshot.name.clone(), c.setting.rule.alert, severity),
                             Breach {

@@ -48,14 +48,16 @@ pub fn conditions<'a>(snapshot: &DbSnapshot, thresholds: &'a DbThresholds) -> Ve
 /// The summary and description of a breach, with the values filled in.
 pub fn render_text(
     setting: &RuleSetting,
-    db: &str,
+    snapshot: &DbSnapshot,
     value: f64,
     threshold: f64,
 ) -> (String, String) {
     let rule = setting.rule;
+    let holder = snapshot.wal.as_ref().map_or("none", |w| w.pinned_holder());
     let fill = |template: &str| {
         template
-            .replace("{db}", db)
+            .replace("{db}", &snapshot.name)
+            .replace("{holder}", holder)
             .replace("{value}", &catalogue::format_value(rule.unit, value))
             .replace(
                 "{threshold}",

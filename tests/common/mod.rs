@@ -176,7 +176,9 @@ impl Daemon {
         for v in unset {
             cmd.env_remove(v);
         }
-        let mut child = cmd
+        // Its own process group, so that dropping it also ends what a wrapper (strace,
+        // runuser, unshare) started.
+        let mut child = std::os::unix::process::CommandExt::process_group(&mut cmd, 0)
             .args(&all)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -261,9 +263,16 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_group(&mut self.child);
     }
+}
+
+/// Kills `child`'s whole process group (it was started as its leader) and reaps it.
+pub fn kill_group(child: &mut Child) {
+    // SAFETY: killpg has no memory preconditions; the group is our child's own.
+    unsafe { libc::killpg(child.id() as i32, libc::SIGKILL) };
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// GET over HTTP with a timeout; returns status and body (also for 4xx and 5xx).
@@ -544,6 +553,16 @@ impl Litestream {
             .spawn()
             .expect("litestream starts");
         Litestream { child }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends `signal` (SIGSTOP to freeze it, SIGCONT to thaw it).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill has no memory preconditions; the pid is our live child.
+        assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0);
     }
 }
 
