@@ -78,20 +78,33 @@ const HOLDERS_REFRESH: Duration = Duration::from_secs(2);
 impl Poller {
     /// Alerts link to their section of the runbook at `runbook_base_url`.
     pub fn new(targets: &[Target], runbook_base_url: &str) -> Self {
-        Self::build(targets, runbook_base_url, Vec::new(), Filesystems::new())
+        Self::build(
+            targets,
+            runbook_base_url,
+            Vec::new(),
+            Filesystems::new(),
+            Processes::default(),
+        )
     }
 
     /// Processes whose command line matches one of `replicators` are replicators, not the
-    /// application (config `replicators:`).
+    /// application (config `replicators:`). Processes already known keep what was read of them.
     pub fn with_replicators(mut self, replicators: Vec<ReplicatorMatch>) -> Self {
-        self.processes = Processes::new(replicators);
+        self.processes.set_replicators(replicators);
         self
     }
 
     /// The same poller for new targets (a config reload): databases that keep their name and
-    /// path keep their monitor, and so their counters, clocks and write-lock history.
+    /// path keep their monitor, and so their counters, clocks and write-lock history; the
+    /// processes already identified stay known.
     pub fn reconfigure(self, targets: &[Target], runbook_base_url: &str) -> Self {
-        Self::build(targets, runbook_base_url, self.monitors, self.fs)
+        Self::build(
+            targets,
+            runbook_base_url,
+            self.monitors,
+            self.fs,
+            self.processes,
+        )
     }
 
     /// A poller for `targets`, reusing the monitors of `previous` that watch the same database.
@@ -100,6 +113,7 @@ impl Poller {
         runbook_base_url: &str,
         previous: Vec<Monitor>,
         fs: Filesystems,
+        processes: Processes,
     ) -> Self {
         let mut previous: Vec<Option<Monitor>> = previous.into_iter().map(Some).collect();
         let monitors = targets
@@ -127,7 +141,7 @@ impl Poller {
             fs,
             board: Arc::new(Board::default()),
             locks: Default::default(),
-            processes: Processes::default(),
+            processes,
         }
     }
 

@@ -149,37 +149,60 @@ fn start_time(pid: i32) -> Option<u64> {
     after.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// Reads what `/proc` says of `pid` and decides its role.
-fn read(pid: i32, replicators: &[ReplicatorMatch]) -> Identity {
-    if pid <= 0 {
-        return Identity::outside();
+/// What `/proc` said of a process when it was first seen: enough to decide its role again
+/// when the `replicators:` change, without reading `/proc` again.
+#[derive(Debug, Clone, Default)]
+struct Facts {
+    name: Option<String>,
+    args: Vec<String>,
+    /// The main package of its Go build information, when readable.
+    package: Option<String>,
+}
+
+impl Facts {
+    fn read(pid: i32) -> Self {
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .ok()
+            .map(|s| s.trim().to_string());
+        let args = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| {
+                b.split(|&c| c == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Facts {
+            name,
+            args,
+            package: go_package(pid),
+        }
     }
-    let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .ok()
-        .map(|s| s.trim().to_string());
-    let args: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            b.split(|&c| c == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    let package = go_package(pid);
-    let (role, replicator, mut recognised_by) =
-        classify(name.as_deref(), &args, package.as_deref(), replicators);
-    if name.is_none() && args.is_empty() {
-        // Gone before it could be read (a short-lived writer): counted as the application,
-        // which is what single-writer discipline must assume.
-        recognised_by = "process gone".into();
-    }
-    Identity {
-        pid,
-        name,
-        command: (!args.is_empty()).then(|| args.join(" ")),
-        role,
-        replicator,
-        recognised_by,
+
+    /// Who the process with these facts is, given the configured replicators.
+    fn identity(&self, pid: i32, replicators: &[ReplicatorMatch]) -> Identity {
+        if pid <= 0 {
+            return Identity::outside();
+        }
+        let (role, replicator, mut recognised_by) = classify(
+            self.name.as_deref(),
+            &self.args,
+            self.package.as_deref(),
+            replicators,
+        );
+        if self.name.is_none() && self.args.is_empty() {
+            // Gone before it could be read (a short-lived writer): counted as the application,
+            // which is what single-writer discipline must assume.
+            recognised_by = "process gone".into();
+        }
+        Identity {
+            pid,
+            name: self.name.clone(),
+            command: (!self.args.is_empty()).then(|| self.args.join(" ")),
+            role,
+            replicator,
+            recognised_by,
+        }
     }
 }
 
@@ -193,6 +216,7 @@ const REMEMBER_ENDED: Duration = Duration::from_secs(120);
 struct Known {
     /// Start time from `/proc/<pid>/stat`, telling a reused pid apart.
     started: Option<u64>,
+    facts: Facts,
     identity: Identity,
     /// When it was first seen gone.
     ended: Option<Instant>,
@@ -208,10 +232,12 @@ pub struct Processes {
 }
 
 impl Processes {
-    pub fn new(replicators: Vec<ReplicatorMatch>) -> Self {
-        Processes {
-            replicators,
-            known: HashMap::new(),
+    /// Takes the `replicators:` of a reloaded config: every known process keeps what was read
+    /// of it (and an ended one is still remembered) and has its role decided again.
+    pub fn set_replicators(&mut self, replicators: Vec<ReplicatorMatch>) {
+        self.replicators = replicators;
+        for (&pid, k) in &mut self.known {
+            k.identity = k.facts.identity(pid, &self.replicators);
         }
     }
 
@@ -221,10 +247,18 @@ impl Processes {
         &self
             .known
             .entry(pid)
-            .or_insert_with(|| Known {
-                started: start_time(pid),
-                identity: read(pid, replicators),
-                ended: None,
+            .or_insert_with(|| {
+                let facts = if pid > 0 {
+                    Facts::read(pid)
+                } else {
+                    Facts::default()
+                };
+                Known {
+                    started: start_time(pid),
+                    identity: facts.identity(pid, replicators),
+                    facts,
+                    ended: None,
+                }
             })
             .identity
     }
@@ -340,7 +374,8 @@ mod tests {
             name: "sleeper".into(),
             command: regex::Regex::new("^sleep 60$").unwrap(),
         }];
-        let mut p = Processes::new(r.to_vec());
+        let mut p = Processes::default();
+        p.set_replicators(r.to_vec());
         assert_eq!(p.identify(pid).role, Role::Replicator);
         child.kill().unwrap();
         child.wait().unwrap();
@@ -351,6 +386,11 @@ mod tests {
             Role::Replicator,
             "still known after it ended"
         );
+        // A reload without that entry decides again from what was read, without /proc.
+        p.set_replicators(Vec::new());
+        assert_eq!(p.identify(pid).role, Role::Application);
+        p.set_replicators(r.to_vec());
+        assert_eq!(p.identify(pid).role, Role::Replicator);
         p.prune(t0 + REMEMBER_ENDED);
         assert!(!p.known.contains_key(&pid), "forgotten later");
     }
