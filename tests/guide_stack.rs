@@ -9,12 +9,12 @@
 
 mod common;
 
-use common::{free_port, kill_group, wait_for, Alertmanager, Daemon, Litestream, PyDriver, STEP};
+use common::{
+    free_port, kill_group, wait_for, Alertmanager, Daemon, LineChild, Litestream, PyDriver, STEP,
+};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The thresholds a test shortens (the defaults are 5 minutes).
@@ -22,64 +22,23 @@ const SHORT: u64 = 20;
 /// The guide application's write rate while busy.
 const BUSY_RATE: u32 = 300;
 
-/// The guide-style application (tests/helpers/guide_app.py), in its own process group.
-struct GuideApp {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
-}
+/// The guide-style application (tests/helpers/guide_app.py).
+struct GuideApp(LineChild);
 
 impl GuideApp {
     fn start(db: &Path) -> Self {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/guide_app.py");
-        let mut child = std::os::unix::process::CommandExt::process_group(
-            Command::new("python3").arg(script).arg(db),
-            0,
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 runs the guide application");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let app = GuideApp {
-            child,
-            stdin,
-            lines,
-        };
-        assert_eq!(app.lines.recv_timeout(STEP).as_deref(), Ok("ready"));
-        app
+        let app = LineChild::spawn(Command::new("python3").arg(script).arg(db));
+        assert_eq!(app.next_line("start"), "ready");
+        GuideApp(app)
     }
 
     fn cmd(&mut self, line: &str) -> String {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-        let reply = self
-            .lines
-            .recv_timeout(STEP)
-            .unwrap_or_else(|_| panic!("no reply from the guide app to {line:?}"));
-        match reply.strip_prefix("ok") {
-            Some(rest) => rest.trim().to_string(),
-            None => panic!("guide app: {line:?} -> {reply}"),
-        }
+        self.0.cmd(line)
     }
 
     fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-}
-
-impl Drop for GuideApp {
-    fn drop(&mut self) {
-        kill_group(&mut self.child);
+        self.0.pid()
     }
 }
 
@@ -226,12 +185,7 @@ fn fault(what: &str, alert: &str, seconds: f64) {
 /// pending or firing at any poll, and Alertmanager receives nothing.
 fn healthy(version: &str) {
     let mut s = Stack::start(version);
-    let busy_from = Instant::now();
-    while busy_from.elapsed() < Duration::from_secs(SHORT) {
-        let seen = s.daemon_alerts();
-        assert!(seen.is_empty(), "busy: {seen:?}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    s.quiet_for(SHORT);
     // The application writes, and is the only writer that counts. (Litestream's own writes are
     // short, and seen only when a 10 ms lock sample happens to fall on one.)
     let st = s.status();

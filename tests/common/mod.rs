@@ -13,19 +13,18 @@ use std::time::{Duration, Instant};
 /// How long any single step may take before the test fails.
 pub const STEP: Duration = Duration::from_secs(30);
 
-/// A Python process holding SQLite connections, driven line by line
-/// (protocol in tests/helpers/sqlite_driver.py).
-pub struct PyDriver {
+/// A child process driven one line at a time: a command on its stdin, a reply line on its
+/// stdout ("ok [values]" or "err message"). It runs in its own process group, and dropping it
+/// asks it to quit, then kills the group.
+pub struct LineChild {
     child: Child,
     stdin: ChildStdin,
     lines: mpsc::Receiver<String>,
 }
 
-impl PyDriver {
-    pub fn start() -> Self {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/sqlite_driver.py");
-        let mut child = Command::new("python3")
-            .arg(script)
+impl LineChild {
+    pub fn spawn(cmd: &mut Command) -> Self {
+        let mut child = std::os::unix::process::CommandExt::process_group(cmd, 0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -40,25 +39,64 @@ impl PyDriver {
                 }
             }
         });
-        PyDriver {
+        LineChild {
             child,
             stdin,
             lines,
         }
     }
 
+    /// The next line it prints, within [`STEP`].
+    pub fn next_line(&self, after: &str) -> String {
+        self.lines
+            .recv_timeout(STEP)
+            .unwrap_or_else(|_| panic!("no reply from the child to {after:?}"))
+    }
+
     /// Sends one command and returns the reply after "ok"; panics on "err" or silence.
     pub fn cmd(&mut self, line: &str) -> String {
         writeln!(self.stdin, "{line}").unwrap();
         self.stdin.flush().unwrap();
-        let reply = self
-            .lines
-            .recv_timeout(STEP)
-            .unwrap_or_else(|_| panic!("no reply from the driver to {line:?}"));
+        let reply = self.next_line(line);
         match reply.strip_prefix("ok") {
             Some(rest) => rest.trim().to_string(),
-            None => panic!("driver: {line:?} -> {reply}"),
+            None => panic!("{line:?} -> {reply}"),
         }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for LineChild {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.stdin.flush();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        kill_group(&mut self.child);
+    }
+}
+
+/// A Python process holding SQLite connections, driven line by line
+/// (protocol in tests/helpers/sqlite_driver.py).
+pub struct PyDriver(LineChild);
+
+impl PyDriver {
+    pub fn start() -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/sqlite_driver.py");
+        PyDriver(LineChild::spawn(Command::new("python3").arg(script)))
+    }
+
+    /// Sends one command and returns the reply after "ok"; panics on "err" or silence.
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.0.cmd(line)
     }
 
     /// Opens connection `name` on `path`, applying `pragmas` ("journal_mode=WAL ...") in order.
@@ -101,22 +139,6 @@ impl Watch {
         let s = self.poll();
         let w = s.wal.clone().expect("WAL figures");
         (s, w)
-    }
-}
-
-impl Drop for PyDriver {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "quit");
-        let _ = self.stdin.flush();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

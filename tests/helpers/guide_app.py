@@ -22,6 +22,8 @@ import sys
 import threading
 import time
 
+from line_protocol import reply, serve
+
 PRAGMAS = [
     "journal_mode=WAL",
     "synchronous=NORMAL",
@@ -104,11 +106,6 @@ def reader_loop(i):
         time.sleep(0.02)
 
 
-def reply(line):
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
 def hold_write(ms, answered):
     writer.execute("BEGIN IMMEDIATE")
     writer.execute("INSERT INTO events(at, body) VALUES (?, 'held')", (time.time(),))
@@ -151,16 +148,7 @@ threads += [threading.Thread(target=reader_loop, args=(i,), daemon=True) for i i
 for t in threads:
     t.start()
 reply("ready")
-for line in sys.stdin:
-    words = line.split()
-    if not words:
-        continue
-    if words[0] == "quit":
-        break
-    try:
-        reply(("ok " + handle(words)).rstrip())
-    except Exception as e:  # a test reads the message
-        reply(f"err {e}")
+serve(handle)
 state["stop"] = True
 for t in threads:
     t.join(timeout=5)

@@ -22,14 +22,10 @@ Protocol: one command per line on stdin, one reply line on stdout ("ok [values]"
   quit
 """
 import sqlite3
-import sys
+
+from line_protocol import serve
 
 conns = {}
-
-
-def reply(line):
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 def handle(words):
@@ -91,14 +87,4 @@ def handle(words):
     raise ValueError(f"unknown command {cmd}")
 
 
-for line in sys.stdin:
-    words = line.split()
-    if not words:
-        continue
-    if words[0] == "quit":
-        break
-    try:
-        out = handle(words)
-        reply(("ok " + out).rstrip())
-    except Exception as e:  # reported to the test, which fails with the message
-        reply(f"err {type(e).__name__}: {e}")
+serve(handle)
