@@ -80,7 +80,7 @@ pub async fn run(
         settings.poll_interval,
         settings.lock_sample_interval,
         store.clone(),
-    );
+    )?;
     let stats: Vec<Arc<NotifierStats>> = settings
         .alertmanager
         .iter()
@@ -126,20 +126,44 @@ pub async fn run(
     Ok((why, poller))
 }
 
-/// Completes on SIGINT or SIGTERM, or with `Reload` on SIGHUP from `hangup`.
-pub async fn stop_signal(hangup: &mut tokio::signal::unix::Signal) -> Stopped {
-    tokio::select! {
-        _ = termination_signal() => Stopped::Terminated,
-        _ = hangup.recv() => Stopped::Reload,
-    }
+/// The signals the daemon answers, installed once at start: SIGINT and SIGTERM stop it, SIGHUP
+/// reloads it. Installing can fail (a seccomp policy, a runtime without signal support): that
+/// is an error for the caller to report, never a panic.
+pub struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub async fn termination_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+impl Signals {
+    pub fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let install = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot install a {name} handler: {e}"))
+            })
+        };
+        Ok(Signals {
+            interrupt: install(SignalKind::interrupt(), "SIGINT")?,
+            terminate: install(SignalKind::terminate(), "SIGTERM")?,
+            hangup: install(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+
+    /// Completes on SIGINT or SIGTERM, or with `Reload` on SIGHUP.
+    pub async fn stopped(&mut self) -> Stopped {
+        tokio::select! {
+            _ = self.interrupt.recv() => Stopped::Terminated,
+            _ = self.terminate.recv() => Stopped::Terminated,
+            _ = self.hangup.recv() => Stopped::Reload,
+        }
+    }
+
+    /// Completes on SIGINT or SIGTERM.
+    pub async fn terminated(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The `sqlite-ops` binary: command-line parsing, logging setup and exit codes. The work is in
 //! the library (`sqlite_ops::cmd`).
 
+use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use sqlite_ops::cmd;
 use std::path::PathBuf;
@@ -164,12 +165,12 @@ fn raise_open_files_limit() {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("building the async runtime")
+        .context("cannot start the async runtime")
 }
 
 /// The command-line definition, with a version that names the bundled SQLite.
@@ -234,26 +235,30 @@ fn main() -> ExitCode {
             web_config_file,
             poll_interval,
             litestream_config,
-        } => runtime().block_on(cmd::run::run(cmd::run::RunOptions {
-            config,
-            databases,
-            listen_address,
-            telemetry_path,
-            web_config_file,
-            poll_interval,
-            litestream_config,
-        })),
+        } => runtime().and_then(|rt| {
+            rt.block_on(cmd::run::run(cmd::run::RunOptions {
+                config,
+                databases,
+                listen_address,
+                telemetry_path,
+                web_config_file,
+                poll_interval,
+                litestream_config,
+            }))
+        }),
         Command::Demo {
             duration,
             rate,
             readers,
             listen_address,
-        } => runtime().block_on(cmd::demo::run(cmd::demo::DemoOptions {
-            duration,
-            rate,
-            readers,
-            listen_address,
-        })),
+        } => runtime().and_then(|rt| {
+            rt.block_on(cmd::demo::run(cmd::demo::DemoOptions {
+                duration,
+                rate,
+                readers,
+                listen_address,
+            }))
+        }),
         Command::DemoWorkload { db, rate, readers } => {
             sqlite_ops::workload::run(&db, rate, readers)
         }

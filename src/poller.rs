@@ -277,13 +277,14 @@ impl Drop for PollerHandle {
 
 /// Starts polling every `interval` (the first poll at once) and publishing into `store`, and
 /// between polls samples the write lock of busy databases every `lock_interval`. A cycle that
-/// overruns the interval delays the next one instead of queueing polls.
+/// overruns the interval delays the next one instead of queueing polls. Fails only when the
+/// system refuses a thread.
 pub fn spawn(
     mut poller: Poller,
     interval: Duration,
     lock_interval: Duration,
     store: Arc<Store>,
-) -> PollerHandle {
+) -> std::io::Result<PollerHandle> {
     let (tx, rx) = mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("poller".into())
@@ -307,9 +308,11 @@ pub fn spawn(
             }
             poller
         })
-        .expect("spawning the poller thread");
-    PollerHandle {
+        .map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot start the poller thread: {e}"))
+        })?;
+    Ok(PollerHandle {
         stop: Some(tx),
         thread: Some(thread),
-    }
+    })
 }

@@ -417,3 +417,72 @@ fn broken_litestream_configs_and_replicas_are_errors_on_themselves() {
         "{e}"
     );
 }
+
+/// Errors keep their cause up to the status page: a replica directory the daemon may not read
+/// is "Permission denied" on that directory (never "the replica is empty"), Litestream's local
+/// state that cannot be read is said with its path, and an S3 replica that cannot be listed
+/// names its bucket. Run as `nobody`: the tests run as root, whom permissions do not stop.
+#[test]
+fn replica_and_local_state_errors_keep_their_cause() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    };
+    let dir = tempfile::tempdir().unwrap();
+    mode(dir.path(), 0o755);
+    let db = wal_db(dir.path());
+    mode(&db, 0o644);
+    // A v0.5 replica with one level directory nobody may read.
+    let replica = dir.path().join("replica");
+    let level = replica.join("ltx").join("0");
+    std::fs::create_dir_all(&level).unwrap();
+    std::fs::write(level.join("0000000000000001-0000000000000001.ltx"), b"x").unwrap();
+    mode(&replica, 0o755);
+    mode(&replica.join("ltx"), 0o755);
+    mode(&level, 0o700);
+    let yml = dir.path().join("litestream.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "dbs:\n  - path: {db}\n    replicas:\n      - {{type: file, path: {replica}, name: locked}}\n      - {{type: s3, bucket: named-bucket, path: some/prefix, endpoint: 'http://127.0.0.1:1', access-key-id: k, secret-access-key: s, name: s3}}\n",
+            db = db.display(),
+            replica = replica.display(),
+        ),
+    )
+    .unwrap();
+    mode(&yml, 0o644);
+    let runuser = common::program("runuser", "util-linux");
+    let d = Daemon::start_wrapped(
+        &[runuser.to_str().unwrap(), "-u", "nobody", "--"],
+        &["--litestream-config", yml.to_str().unwrap()],
+        &[],
+    );
+    let replicas = wait_for(STEP, "both replicas read once", || {
+        let status: serde_json::Value = serde_json::from_str(&d.get("/api/v1/status").1).unwrap();
+        let rs = status["databases"][0]["litestream"].as_array()?.clone();
+        rs.iter()
+            .all(|r| r["observed"] == true && r["error"].is_string())
+            .then_some(rs)
+    });
+    let locked = &replicas[0];
+    let error = locked["error"].as_str().unwrap();
+    assert!(
+        error.contains(level.to_str().unwrap()) && error.contains("Permission denied"),
+        "{locked}"
+    );
+    // Litestream never ran: its meta directory (and so the generation file) is missing.
+    let local = locked["local_error"].as_str().unwrap_or_default();
+    assert!(
+        local.contains(".app.db-litestream") && local.contains("No such file"),
+        "{locked}"
+    );
+    let s3 = replicas[1]["error"].as_str().unwrap();
+    assert!(s3.contains("s3://named-bucket/some/prefix"), "{s3}");
+    assert_eq!(
+        d.metrics()
+            .samples
+            .get("sqlite_litestream_up{db=\"app\",replica=\"locked\"}")
+            .copied(),
+        Some(0.0)
+    );
+}

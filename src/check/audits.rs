@@ -11,27 +11,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// Filesystems where SQLite's POSIX locks, and so its consistency, cannot be trusted.
-const NETWORK_FILESYSTEMS: &[&str] = &[
-    "nfs",
-    "nfs4",
-    "cifs",
-    "smb",
-    "smb3",
-    "smbfs",
-    "9p",
-    "ceph",
-    "glusterfs",
-    "lustre",
-    "gpfs",
-    "afs",
-    "fuse.sshfs",
-    "fuse.s3fs",
-    "fuse.gcsfuse",
-    "fuse.rclone",
-    "virtiofs",
-];
-
 /// Freelist share above which VACUUM is worth it, and the least it must return.
 const FREELIST_RATIO: f64 = 0.25;
 const FREELIST_MIN_BYTES: u64 = 64 * 1024 * 1024;
@@ -220,7 +199,7 @@ fn freelist(s: &DbSnapshot) -> Finding {
 
 fn filesystem_type(s: &DbSnapshot) -> Option<Finding> {
     let fs = s.filesystem.as_ref()?;
-    let network = NETWORK_FILESYSTEMS.contains(&fs.fs_type.as_str());
+    let network = crate::probe::filesystem::is_network(&fs.fs_type);
     let value = format!("{} on {}", fs.fs_type, fs.mount_point.display());
     Some(if network {
         Finding::new(

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::monitor::DbSnapshot;
 use crate::poller::{Poller, Target};
 use crate::rules::{self, Severity};
+use anyhow::Context;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -187,7 +188,7 @@ pub fn run(opts: &CheckOptions) -> anyhow::Result<Report> {
     }
     let replicators = cfg.replicator_matches(&source)?;
     let started = Instant::now();
-    let snapshots = sample(&targets, replicators, opts.sample);
+    let snapshots = sample(&targets, replicators, opts.sample)?;
     let sample_seconds = started.elapsed().as_secs_f64();
     let mut databases = Vec::new();
     for (target, snapshot) in targets.iter().zip(snapshots) {
@@ -233,22 +234,24 @@ fn sample(
     targets: &[Target],
     replicators: Vec<crate::probe::process::ReplicatorMatch>,
     duration: Duration,
-) -> Vec<DbSnapshot> {
+) -> anyhow::Result<Vec<DbSnapshot>> {
     let mut poller = Poller::new(targets, "").with_replicators(replicators);
     // Litestream replicas are read by their watchers meanwhile, as in the daemon; without
     // replicas there is nothing asynchronous to run.
-    let runtime = targets.iter().any(|t| t.litestream.is_some()).then(|| {
+    let runtime = if targets.iter().any(|t| t.litestream.is_some()) {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
-            .expect("building the async runtime");
+            .context("cannot start the async runtime that reads Litestream replicas")?;
         {
             let _entered = runtime.enter();
             crate::litestream::watcher::spawn_all(targets, SAMPLE_POLL * 5, &poller.board());
         }
-        runtime
-    });
+        Some(runtime)
+    } else {
+        None
+    };
     let start = Instant::now();
     let deadline = start + duration;
     let mut next_poll = start;
@@ -259,7 +262,7 @@ fn sample(
             if let Some(r) = runtime {
                 r.shutdown_background();
             }
-            return last;
+            return Ok(last);
         }
         if now >= next_poll {
             poller.poll_once();

@@ -185,7 +185,8 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         }
     };
     tokio::pin!(end);
-    let interrupted = daemon::termination_signal();
+    let mut signals = daemon::Signals::install()?;
+    let interrupted = signals.terminated();
     tokio::pin!(interrupted);
     loop {
         tokio::select! {

@@ -140,8 +140,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let site = Arc::new(Site::default());
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel();
     let server = daemon::serve(listener, site.clone(), http_stopped);
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("installing a SIGHUP handler")?;
+    let mut signals = daemon::Signals::install()?;
     let mut poller = None;
     loop {
         let settings = settings(&opts, &loaded, bound);
@@ -166,7 +165,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             &site,
             store.clone(),
             poller.take(),
-            daemon::stop_signal(&mut hangup),
+            signals.stopped(),
         )
         .await?;
         poller = kept;

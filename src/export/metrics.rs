@@ -281,11 +281,11 @@ fn add_snapshot(f: &mut Families, s: &DbSnapshot) {
         ("sqlite_freelist_pages", s.freelist_pages),
         (
             "sqlite_filesystem_free_bytes",
-            s.filesystem.as_ref().map(|fs| fs.free_bytes),
+            s.filesystem.as_ref().and_then(|fs| fs.free_bytes),
         ),
         (
             "sqlite_filesystem_size_bytes",
-            s.filesystem.as_ref().map(|fs| fs.size_bytes),
+            s.filesystem.as_ref().and_then(|fs| fs.size_bytes),
         ),
     ];
     for (name, v) in gauges {

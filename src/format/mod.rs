@@ -5,6 +5,7 @@
 pub mod db_header;
 pub mod go_buildinfo;
 pub mod litestream;
+pub mod mountinfo;
 pub mod proc_locks;
 pub mod shm;
 pub mod wal;

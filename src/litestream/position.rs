@@ -7,8 +7,27 @@ use crate::format::litestream::{
     WalPos,
 };
 use serde::Serialize;
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+
+/// A directory or file of Litestream's that could not be read, with the path and the cause
+/// (`Display` carries both, as they reach the status page and the log).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}: {source}", path.display())]
+pub struct ReadError {
+    pub path: PathBuf,
+    pub source: io::Error,
+}
+
+impl ReadError {
+    fn at(path: &Path) -> impl FnOnce(io::Error) -> ReadError + '_ {
+        move |source| ReadError {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
 
 /// A position in Litestream's stream of changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -97,39 +116,46 @@ pub fn newest(entries: &[Entry], generation: Option<&str>) -> Option<Newest> {
         })
 }
 
-/// Lists a file replica (both layouts), keys relative to `root`.
-pub fn file_listing(root: &Path) -> std::io::Result<Vec<Entry>> {
-    if !root.is_dir() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!("{} is not a directory", root.display()),
-        ));
-    }
+/// Lists a file replica (both layouts), keys relative to `root`. A directory that cannot be
+/// read is an error, never an empty replica; an entry that vanishes while listed is skipped
+/// (Litestream removes compacted files all the time).
+pub fn file_listing(root: &Path) -> Result<Vec<Entry>, ReadError> {
     let mut out = Vec::new();
-    walk(root, "", 3, &mut out);
+    walk(root, "", 3, &mut out)?;
     Ok(out)
 }
 
-fn walk(dir: &Path, prefix: &str, depth: u32, out: &mut Vec<Entry>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
+fn walk(dir: &Path, prefix: &str, depth: u32, out: &mut Vec<Entry>) -> Result<(), ReadError> {
+    let entries = std::fs::read_dir(dir).map_err(ReadError::at(dir))?;
+    for e in entries {
+        let e = e.map_err(ReadError::at(dir))?;
         let name = e.file_name().to_string_lossy().into_owned();
         let key = if prefix.is_empty() {
             name
         } else {
             format!("{prefix}/{name}")
         };
-        let Ok(m) = e.metadata() else { continue };
+        let path = e.path();
+        let m = match e.metadata() {
+            Ok(m) => m,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(ReadError::at(&path)(err)),
+        };
         if m.is_dir() {
             if depth > 0 {
-                walk(&e.path(), &key, depth - 1, out);
+                match walk(&path, &key, depth - 1, out) {
+                    Err(err) if err.source.kind() == io::ErrorKind::NotFound => {}
+                    other => other?,
+                }
             }
-        } else if let Ok(modified) = m.modified() {
-            out.push(Entry { key, modified });
+        } else {
+            out.push(Entry {
+                key,
+                modified: m.modified().map_err(ReadError::at(&path))?,
+            });
         }
     }
+    Ok(())
 }
 
 /// What Litestream has written locally, from its meta directory.
@@ -143,33 +169,41 @@ pub struct Local {
 
 /// Reads the meta directory: the highest local TXID (v0.5) or the current generation's shadow
 /// WAL index and size (v0.3).
-pub fn local(meta: &Path) -> std::io::Result<Local> {
+pub fn local(meta: &Path) -> Result<Local, ReadError> {
     let ltx = meta.join("ltx");
     if ltx.is_dir() {
         let mut entries = Vec::new();
-        walk(&ltx, "", 1, &mut entries);
+        walk(&ltx, "", 1, &mut entries)?;
         return Ok(Local {
             position: newest(&entries, None).map(|n| n.position),
             generation: None,
         });
     }
-    let generation = std::fs::read_to_string(meta.join("generation"))?;
+    let generation_file = meta.join("generation");
+    let generation =
+        std::fs::read_to_string(&generation_file).map_err(ReadError::at(&generation_file))?;
     let generation = parse_generation(&generation)
         .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "the generation file does not hold a generation",
-            )
+            ReadError::at(&generation_file)(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "it does not hold a generation",
+            ))
         })?
         .to_string();
     let wal_dir = meta.join("generations").join(&generation).join("wal");
-    let newest_wal = std::fs::read_dir(&wal_dir)?
-        .flatten()
-        .filter_map(|e| {
-            let index = parse_shadow_wal_name(&e.file_name().to_string_lossy())?;
-            Some((index, e.metadata().ok()?.len()))
-        })
-        .max();
+    let mut newest_wal = None;
+    for e in std::fs::read_dir(&wal_dir).map_err(ReadError::at(&wal_dir))? {
+        let e = e.map_err(ReadError::at(&wal_dir))?;
+        let Some(index) = parse_shadow_wal_name(&e.file_name().to_string_lossy()) else {
+            continue;
+        };
+        let size = match e.metadata() {
+            Ok(m) => m.len(),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(ReadError::at(&e.path())(err)),
+        };
+        newest_wal = newest_wal.max(Some((index, size)));
+    }
     Ok(Local {
         position: newest_wal.map(|(index, size)| Position::V3 {
             generation: generation.clone(),

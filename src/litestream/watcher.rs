@@ -30,6 +30,9 @@ pub struct Observation {
     pub read_at: Option<f64>,
     /// Why the last read failed; `None` when it succeeded.
     pub error: Option<String>,
+    /// Why Litestream's local state (its meta directory) could not be read; `None` when it
+    /// was. Without it the local position is unknown, but the replica's lag is still measured.
+    pub local_error: Option<String>,
     pub errors_total: u64,
 }
 
@@ -81,7 +84,11 @@ fn epoch(t: SystemTime) -> f64 {
 /// How a replica is read.
 enum Reader {
     File(std::path::PathBuf),
-    S3 { store: AmazonS3, prefix: String },
+    S3 {
+        store: AmazonS3,
+        bucket: String,
+        prefix: String,
+    },
 }
 
 /// The S3 client for a replica, or why there cannot be one.
@@ -221,6 +228,7 @@ async fn watch(
         ReplicaKind::File { path } => Ok(Reader::File(path.clone())),
         ReplicaKind::S3(spec) => s3_store(spec, timeout).map(|store| Reader::S3 {
             store,
+            bucket: spec.bucket.clone(),
             prefix: spec.prefix.clone(),
         }),
         ReplicaKind::Unsupported { kind } => Err(format!(
@@ -240,12 +248,26 @@ async fn watch(
         }
     };
     let mut last_error: Option<String> = None;
+    let mut last_local_error: Option<String> = None;
     loop {
         let meta2 = meta.clone();
         let local = tokio::task::spawn_blocking(move || position::local(&meta2))
             .await
-            .ok()
-            .and_then(Result::ok);
+            .map_err(|e| format!("reading Litestream's local state failed: {e}"))
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        let local_error = local.as_ref().err().cloned();
+        if local_error != last_local_error {
+            match &local_error {
+                Some(e) => {
+                    tracing::warn!(db = %db, meta = %meta.display(), error = %e, "cannot read Litestream's local state")
+                }
+                None => {
+                    tracing::info!(db = %db, meta = %meta.display(), "Litestream's local state readable again")
+                }
+            }
+            last_local_error = local_error.clone();
+        }
+        let local = local.ok();
         let generation = local.as_ref().and_then(|l: &Local| l.generation.clone());
         let read = tokio::time::timeout(timeout, read_replica(&reader, generation)).await;
         let result = read.unwrap_or_else(|_| {
@@ -270,6 +292,7 @@ async fn watch(
         board.post(&db, &replica.name, |o| {
             o.kind = kind_name.clone();
             o.local = local.and_then(|l| l.position);
+            o.local_error = local_error;
             match result {
                 Ok(found) => {
                     o.error = None;
@@ -301,30 +324,34 @@ async fn read_replica(
         Reader::File(root) => {
             let root = root.clone();
             tokio::task::spawn_blocking(move || {
-                let entries = position::file_listing(&root)
-                    .map_err(|e| format!("cannot list {}: {e}", root.display()))?;
+                let entries = position::file_listing(&root).map_err(|e| e.to_string())?;
                 let Some(n) = position::newest(&entries, generation.as_deref()) else {
                     return Ok(None);
                 };
                 let at = dated(&n, || {
                     let mut buf = [0u8; LTX_HEADER_SIZE];
-                    std::fs::File::open(Path::new(&root).join(&n.key))
+                    let path = Path::new(&root).join(&n.key);
+                    std::fs::File::open(&path)
                         .and_then(|mut f| f.read_exact(&mut buf))
                         .map(|_| buf.to_vec())
-                        .map_err(|e| format!("cannot read {}: {e}", n.key))
+                        .map_err(|e| format!("cannot read {}: {e}", path.display()))
                 })?;
                 Ok(Some((n.position, at)))
             })
             .await
             .map_err(|e| e.to_string())?
         }
-        Reader::S3 { store, prefix } => {
+        Reader::S3 {
+            store,
+            bucket,
+            prefix,
+        } => {
             let base = object_store::path::Path::from(prefix.as_str());
             let objects: Vec<_> = store
                 .list(if prefix.is_empty() { None } else { Some(&base) })
                 .try_collect()
                 .await
-                .map_err(|e| format!("cannot list s3://{}: {}", prefix, short(&e)))?;
+                .map_err(|e| format!("cannot list s3://{bucket}/{prefix}: {}", short(&e)))?;
             let entries: Vec<Entry> = objects
                 .iter()
                 .map(|o| {
@@ -351,12 +378,12 @@ async fn read_replica(
                 Some(
                     store
                         .get_range(
-                            &object_store::path::Path::from(key),
+                            &object_store::path::Path::from(key.as_str()),
                             0..LTX_HEADER_SIZE as u64,
                         )
                         .await
                         .map(|b| b.to_vec())
-                        .map_err(|e| format!("cannot read {}: {}", n.key, short(&e))),
+                        .map_err(|e| format!("cannot read s3://{bucket}/{key}: {}", short(&e))),
                 )
             } else {
                 None

@@ -11,7 +11,7 @@ pub mod starvation;
 pub mod write_lock;
 
 use crate::format::db_header::{self, JournalKind};
-use crate::format::shm::{IndexHeader, ShmError};
+use crate::format::shm::IndexHeader;
 use crate::format::wal::FRAME_HEADER_SIZE;
 use crate::litestream::position::Position;
 use crate::litestream::watcher::Board;
@@ -157,6 +157,8 @@ pub struct ReplicaSnapshot {
     pub error: Option<String>,
     /// What Litestream has written locally, and what the replica holds.
     pub local: Option<Position>,
+    /// Why Litestream's local state could not be read (the lag is measured without it).
+    pub local_error: Option<String>,
     pub position: Option<Position>,
     /// Every commit before this time (seconds since the epoch) is in the replica.
     pub replicated_at: Option<f64>,
@@ -435,6 +437,7 @@ impl Monitor {
             r.observed = true;
             // Litestream's metrics stand in for its local files when those cannot be read.
             r.local = o.local.or(process_txid.map(|txid| Position::V5 { txid }));
+            r.local_error = o.local_error;
             r.position = o.replica;
             r.replicated_at = o.replicated_at;
             r.errors_total = o.errors_total;
@@ -637,10 +640,7 @@ impl Monitor {
         let rebuild_coming = ws.wal_file == FileStatus::Missing
             || ws.shm_file == FileStatus::Missing
             || nobody_connected
-            || matches!(
-                ws.index_error,
-                Some(ShmError::Incomplete { .. } | ShmError::NotInitialised)
-            );
+            || ws.index_error.as_ref().is_some_and(|e| e.is_rebuild());
 
         let wal = if let Some(fc) = ws.frames {
             // Exclusive locking mode (or no -shm at all): count commit frames in the WAL.

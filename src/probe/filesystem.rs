@@ -2,10 +2,13 @@
 //! mounts is shared by every database; each mount in use is refreshed (one `statvfs`) once per
 //! poll cycle, however many databases live on it.
 //!
-//! Network filesystems (NFS, CIFS) are left out of sysinfo's list on purpose: `statvfs` on a
-//! hard-mounted share can hang, and the poll path must never block. Their databases report no
-//! filesystem figures; the audit flags them.
+//! Network filesystems (NFS, CIFS) are never `statvfs`ed: on a hard-mounted share it can hang,
+//! and the poll path must never block. sysinfo leaves them out of its list, so which mount holds
+//! a database is decided from `/proc/self/mountinfo`, which lists them: a database on a share
+//! reports the mount and its type with no space figures (not an error; the audit flags it), and
+//! never the space of the local filesystem the share is mounted on.
 
+use crate::format::mountinfo::{self, Mount};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use sysinfo::{DiskRefreshKind, Disks};
@@ -16,20 +19,49 @@ const RELIST_EVERY: Duration = Duration::from_secs(60);
 /// them every poll would be a third of a poll's cost for nothing.
 const REFRESH_EVERY: Duration = Duration::from_secs(5);
 
+/// Filesystems where SQLite's POSIX locks, and so its consistency, cannot be trusted, and
+/// whose `statvfs` may hang.
+pub const NETWORK_FILESYSTEMS: &[&str] = &[
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb",
+    "smb3",
+    "smbfs",
+    "9p",
+    "ceph",
+    "glusterfs",
+    "lustre",
+    "gpfs",
+    "afs",
+    "fuse.sshfs",
+    "fuse.s3fs",
+    "fuse.gcsfuse",
+    "fuse.rclone",
+    "virtiofs",
+];
+
+pub fn is_network(fs_type: &str) -> bool {
+    NETWORK_FILESYSTEMS.contains(&fs_type)
+}
+
 /// Space on one filesystem.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FsStat {
     pub mount_point: PathBuf,
     pub fs_type: String,
-    /// Bytes available to unprivileged users (`f_bavail`).
-    pub free_bytes: u64,
-    pub size_bytes: u64,
+    /// Bytes available to unprivileged users (`f_bavail`); `None` on a network filesystem.
+    pub free_bytes: Option<u64>,
+    /// `None` on a network filesystem.
+    pub size_bytes: Option<u64>,
 }
 
 /// The mounts of this machine and which were refreshed in the current cycle.
 pub struct Filesystems {
     /// `None` when sysinfo cannot list mounts on this platform.
     disks: Option<Disks>,
+    /// Every mount, from /proc/self/mountinfo; empty when it cannot be read.
+    mounts: Vec<Mount>,
     listed_at: Option<Instant>,
     refreshed_at: Option<Instant>,
     refreshed: Vec<bool>,
@@ -45,6 +77,7 @@ impl Filesystems {
     pub fn new() -> Self {
         Filesystems {
             disks: Disks::new().ok(),
+            mounts: Vec::new(),
             listed_at: None,
             refreshed_at: None,
             refreshed: Vec::new(),
@@ -54,6 +87,11 @@ impl Filesystems {
     /// Starts a poll cycle: every few seconds, mounts are refreshed again on first use.
     pub fn begin_cycle(&mut self) {
         let stale = self.listed_at.is_none_or(|t| t.elapsed() >= RELIST_EVERY);
+        if stale {
+            self.mounts = std::fs::read_to_string("/proc/self/mountinfo")
+                .map(|t| mountinfo::parse(&t))
+                .unwrap_or_default();
+        }
         let Some(disks) = self.disks.as_mut() else {
             return;
         };
@@ -74,6 +112,15 @@ impl Filesystems {
     /// The filesystem holding `dir` (an absolute, canonical directory): the mount with the
     /// longest mount point that is a prefix of it.
     pub fn stat(&mut self, dir: &Path) -> Option<FsStat> {
+        if let Some(m) = mountinfo::containing(&self.mounts, dir).filter(|m| is_network(&m.fs_type))
+        {
+            return Some(FsStat {
+                mount_point: m.mount_point.clone(),
+                fs_type: m.fs_type.clone(),
+                free_bytes: None,
+                size_bytes: None,
+            });
+        }
         let disks = self.disks.as_mut()?;
         let (i, _) = disks
             .iter()
@@ -90,8 +137,8 @@ impl Filesystems {
         Some(FsStat {
             mount_point: disk.mount_point().to_path_buf(),
             fs_type: disk.file_system().to_string_lossy().into_owned(),
-            free_bytes: disk.available_space(),
-            size_bytes: disk.total_space(),
+            free_bytes: Some(disk.available_space()),
+            size_bytes: Some(disk.total_space()),
         })
     }
 }
@@ -109,8 +156,26 @@ mod tests {
         let st = fs
             .stat(&canonical)
             .expect("temp dir is on a listed filesystem");
-        assert!(st.size_bytes > 0);
+        assert!(st.size_bytes > Some(0));
         assert!(st.free_bytes <= st.size_bytes);
         assert!(canonical.starts_with(&st.mount_point));
+    }
+
+    /// A database on a network share reports the share and its type, never the space of the
+    /// local filesystem it is mounted on, and no statvfs happens.
+    #[test]
+    fn a_network_share_has_its_type_and_no_space_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let canonical = dir.path().canonicalize().unwrap();
+        let mut fs = Filesystems::new();
+        fs.begin_cycle();
+        fs.mounts.push(Mount {
+            mount_point: canonical.clone(),
+            fs_type: "nfs4".into(),
+        });
+        let st = fs.stat(&canonical.join("sub")).unwrap();
+        assert_eq!(st.fs_type, "nfs4");
+        assert_eq!(st.mount_point, canonical);
+        assert_eq!((st.free_bytes, st.size_bytes), (None, None));
     }
 }

@@ -46,6 +46,11 @@ fn err(probe: &'static str, message: impl fmt::Display) -> ProbeError {
     }
 }
 
+/// An I/O error of `probe` on `file`: the message names the file and keeps the system's error.
+fn io_err(probe: &'static str, file: &WatchedFile, e: std::io::Error) -> ProbeError {
+    err(probe, format!("{}: {e}", file.path().display()))
+}
+
 /// What the WAL-mode files showed.
 #[derive(Debug, Clone)]
 pub struct WalSample {
@@ -53,8 +58,8 @@ pub struct WalSample {
     pub shm_file: FileStatus,
     /// The wal-index header; `None` when `-shm` is absent or could not be read consistently.
     pub index: Option<WalIndex>,
-    /// The last error reading the wal-index header, when it was not accepted.
-    pub index_error: Option<ShmError>,
+    /// Why the wal-index header was not accepted, when it was not.
+    pub index_error: Option<IndexError>,
     /// Some connection holds the `-shm` "dead man switch": the wal-index is live. `None` when
     /// there is no `-shm` or the lock test failed.
     pub shm_in_use: Option<bool>,
@@ -65,6 +70,34 @@ pub struct WalSample {
     pub read_locks: [Option<Holder>; shm::READ_SLOTS],
     /// Commit frames counted in the WAL itself, when no live wal-index exists.
     pub frames: Option<FrameCount>,
+}
+
+/// Why a wal-index header was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexError {
+    /// Read, but torn or not valid (the parser's verdict).
+    Format(ShmError),
+    /// `-shm` could not be read: the message names the file and the system's error.
+    Io(String),
+}
+
+impl IndexError {
+    /// A header being (re)built by a connection: the next poll should see a valid one.
+    pub fn is_rebuild(&self) -> bool {
+        matches!(
+            self,
+            IndexError::Format(ShmError::Incomplete { .. } | ShmError::NotInitialised)
+        )
+    }
+}
+
+impl fmt::Display for IndexError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IndexError::Format(e) => e.fmt(f),
+            IndexError::Io(m) => f.write_str(m),
+        }
+    }
 }
 
 /// What the frame scanner found in this poll (exclusive locking mode).
@@ -142,13 +175,13 @@ impl DbProbe {
         let (db_size_bytes, db_replaced) = match self.db.refresh() {
             Ok(FileStatus::Present { size, replaced }) => (size, replaced),
             Ok(FileStatus::Missing) => return Err(err("database", "file not found")),
-            Err(e) => return Err(err("database", e)),
+            Err(e) => return Err(io_err("database", &self.db, e)),
         };
         let mut head = [0u8; db_header::HEADER_SIZE];
         let n = self
             .db
             .read_at(&mut head, 0)
-            .map_err(|e| err("header", e))?;
+            .map_err(|e| io_err("header", &self.db, e))?;
         let header = db_header::parse(&head[..n]).map_err(|e| err("header", e))?;
         self.journal = Some(header.journal);
 
@@ -190,11 +223,11 @@ impl DbProbe {
 
     fn sample_wal(&mut self, db_replaced: bool, errors: &mut Vec<ProbeError>) -> WalSample {
         let wal_file = self.wal.refresh().unwrap_or_else(|e| {
-            errors.push(err("wal", e));
+            errors.push(io_err("wal", &self.wal, e));
             FileStatus::Missing
         });
         let shm_file = self.shm.refresh().unwrap_or_else(|e| {
-            errors.push(err("wal_index", e));
+            errors.push(io_err("wal_index", &self.shm, e));
             FileStatus::Missing
         });
         let (index, index_error) = match shm_file {
@@ -234,7 +267,7 @@ impl DbProbe {
                 Ok(())
             })();
             if let Err(e) = tested {
-                errors.push(err("locks", e));
+                errors.push(io_err("locks", &self.shm, e));
                 shm_in_use = None;
             }
         }
@@ -247,7 +280,7 @@ impl DbProbe {
                 );
                 match locks::conflicting(f, range.0, range.1, LockKind::Read) {
                     Ok(h) => exclusive_lock = h.is_some(),
-                    Err(e) => errors.push(err("locks", e)),
+                    Err(e) => errors.push(io_err("locks", &self.db, e)),
                 }
             }
         }
@@ -297,19 +330,22 @@ impl DbProbe {
     }
 
     /// Reads the wal-index header as SQLite's reader does, retrying a torn read a few times.
-    fn read_index(&mut self) -> Result<WalIndex, ShmError> {
+    /// An I/O error is reported as such, with the file: never as a short header.
+    fn read_index(&mut self) -> Result<WalIndex, IndexError> {
         let mut buf = [0u8; shm::SHM_HEADER_SIZE];
         let mut last = ShmError::Incomplete { len: 0 };
         for _ in 0..SHM_READ_ATTEMPTS {
-            let n = self.shm.read_at(&mut buf, 0).unwrap_or(0);
+            let n = self.shm.read_at(&mut buf, 0).map_err(|e| {
+                IndexError::Io(format!("cannot read {}: {e}", self.shm.path().display()))
+            })?;
             match shm::parse(&buf[..n], shm::ByteOrder::NATIVE) {
                 Ok(idx) => return Ok(idx),
                 Err(e) if e.is_transient() => last = e,
-                Err(e) => return Err(e),
+                Err(e) => return Err(IndexError::Format(e)),
             }
             std::thread::yield_now();
         }
-        Err(last)
+        Err(IndexError::Format(last))
     }
 
     /// Counts commit frames appended to the WAL since the previous poll.
@@ -319,7 +355,10 @@ impl DbProbe {
             return Ok(None);
         };
         let mut head = [0u8; wal::WAL_HEADER_SIZE];
-        let n = self.wal.read_at(&mut head, 0).map_err(|e| err("wal", e))?;
+        let n = self
+            .wal
+            .read_at(&mut head, 0)
+            .map_err(|e| io_err("wal", &self.wal, e))?;
         let header = match wal::parse_header(&head[..n]) {
             Ok(h) => h,
             // An empty or half-written header: the WAL holds no valid frames yet.
@@ -356,7 +395,7 @@ impl DbProbe {
             let got = self
                 .wal
                 .read_at(&mut self.buf, start)
-                .map_err(|e| err("wal", e))?;
+                .map_err(|e| io_err("wal", &self.wal, e))?;
             let out = scanner.scan(&self.buf[..got]);
             count.commits += out.commits;
             count.frames += out.frames;
@@ -366,5 +405,62 @@ impl DbProbe {
         }
         count.committed_frames = scanner.committed_frames();
         Ok(Some(count))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An I/O error reading `-shm` is reported as one, naming the file and the system's error,
+    /// never as a short wal-index header. `/proc/self/mem` is a regular file whose first page
+    /// cannot be read: EIO.
+    #[test]
+    fn an_unreadable_shm_is_an_io_error_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x);")
+            .unwrap();
+        drop(c);
+        std::fs::write(sibling(&db, "-wal"), b"").unwrap();
+        std::os::unix::fs::symlink("/proc/self/mem", sibling(&db, "-shm")).unwrap();
+        let mut probe = DbProbe::new(&db);
+        let sample = probe.sample(&mut Filesystems::new()).unwrap();
+        let wal = sample.wal.unwrap();
+        let Some(IndexError::Io(message)) = &wal.index_error else {
+            panic!("{:?}", wal.index_error)
+        };
+        assert!(
+            message.contains("app.db-shm") && message.contains("Input/output error"),
+            "{message}"
+        );
+        assert!(
+            sample
+                .errors
+                .iter()
+                .any(|e| e.probe == "wal_index" && e.message == *message),
+            "{:?}",
+            sample.errors
+        );
+        assert!(
+            !wal.index_error.as_ref().unwrap().is_rebuild(),
+            "an I/O error is no rebuild"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_database_names_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("gone.db");
+        std::os::unix::fs::symlink("/proc/self/mem", &db).unwrap();
+        let e = DbProbe::new(&db)
+            .sample(&mut Filesystems::new())
+            .unwrap_err();
+        assert_eq!(e.probe, "header");
+        assert!(
+            e.message.contains("gone.db") && e.message.contains("Input/output error"),
+            "{e}"
+        );
     }
 }

@@ -120,7 +120,8 @@ fn snapshot_pinned(s: &DbSnapshot) -> Option<f64> {
 }
 fn filesystem_free(s: &DbSnapshot) -> Option<f64> {
     let fs = s.filesystem.as_ref()?;
-    (fs.size_bytes > 0).then(|| fs.free_bytes as f64 / fs.size_bytes as f64)
+    let (free, size) = (fs.free_bytes?, fs.size_bytes?);
+    (size > 0).then(|| free as f64 / size as f64)
 }
 fn writer_utilisation(s: &DbSnapshot) -> Option<f64> {
     s.sustained.write_lock_utilisation
