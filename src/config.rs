@@ -51,6 +51,10 @@ pub struct Config {
     /// is due once more frames than this wait.
     #[serde(default = "default_wal_autocheckpoint")]
     pub wal_autocheckpoint: u32,
+    /// Where pending and firing alerts are kept across restarts, so that a restart neither
+    /// resolves a true alert in Alertmanager nor restarts its `for` (see `state`). None: alerts
+    /// start afresh after a restart.
+    pub state_file: Option<PathBuf>,
 }
 
 /// One `replicators:` entry.
@@ -173,6 +177,7 @@ impl Default for Config {
             runbook_base_url: default_runbook_base_url(),
             replicators: Vec::new(),
             wal_autocheckpoint: default_wal_autocheckpoint(),
+            state_file: None,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! publishing to the HTTP server's [`Site`], until a shutdown future completes. The server
 //! itself runs across reloads ([`serve`]). Shared by `run` and `demo`.
 
-use crate::export::alertmanager::{self, NotifierSettings, NotifierStats};
+use crate::export::alertmanager::{self, Channel, NotifierSettings};
 use crate::export::http::{self, Site, WebState};
 use crate::export::metrics::BuildInfo;
 use crate::export::web_config::WebSecurity;
@@ -31,6 +31,16 @@ pub struct Settings {
     pub security: Arc<WebSecurity>,
     /// Processes that are replicators rather than the application (config `replicators:`).
     pub replicators: Vec<crate::probe::process::ReplicatorMatch>,
+    /// Where alerts are kept across restarts (config `state_file:`).
+    pub state_file: Option<std::path::PathBuf>,
+}
+
+/// What a reload carries from one run to the next: the poller (monitors, counters, alert
+/// states) and each Alertmanager's delivery state. `Default` for a first start.
+#[derive(Default)]
+pub struct Carried {
+    pub poller: Option<Poller>,
+    pub channels: Vec<Arc<Channel>>,
 }
 
 /// Why [`run`] returned.
@@ -57,21 +67,27 @@ pub fn serve(
     })
 }
 
-/// Polls `targets` and publishes to `site` until `shutdown` completes; returns why, and the
-/// poller, which a reload passes back in as `previous` so that counters carry on.
+/// Polls `targets` and publishes to `site` until `shutdown` completes; returns why, and what a
+/// reload passes back in as `carried` so that counters and alert states carry on.
 pub async fn run(
     targets: &[Target],
     settings: &Settings,
     site: &Site,
     store: Arc<Store>,
-    previous: Option<Poller>,
+    carried: Carried,
     shutdown: impl Future<Output = Stopped>,
-) -> std::io::Result<(Stopped, Option<Poller>)> {
-    let poller = match previous {
+) -> std::io::Result<(Stopped, Carried)> {
+    let first_start = carried.poller.is_none();
+    let mut poller = match carried.poller {
         Some(p) => p.reconfigure(targets, &settings.runbook_base_url),
         None => Poller::new(targets, &settings.runbook_base_url),
     }
     .with_replicators(settings.replicators.clone());
+    if first_start {
+        if let Some(path) = &settings.state_file {
+            restore_alerts(&mut poller, path);
+        }
+    }
     let board = poller.board();
     let watchers =
         crate::litestream::watcher::spawn_all(targets, settings.litestream_interval, &board);
@@ -81,25 +97,28 @@ pub async fn run(
         settings.lock_sample_interval,
         store.clone(),
     )?;
-    let stats: Vec<Arc<NotifierStats>> = settings
-        .alertmanager
-        .iter()
-        .flat_map(|n| &n.urls)
-        .map(|url| {
-            Arc::new(NotifierStats {
-                url: url.clone(),
-                ..NotifierStats::default()
-            })
-        })
-        .collect();
-    let (stop_notifier, notifier_stopped) = tokio::sync::oneshot::channel::<()>();
+    let urls = settings.alertmanager.as_ref().map_or(&[][..], |n| &n.urls);
+    let channels = Channel::for_urls(urls, &carried.channels);
+    let (stop_tasks, tasks_stopped) = tokio::sync::watch::channel(false);
     let notifier = settings.alertmanager.clone().map(|n| {
-        tokio::spawn(alertmanager::run(n, store.clone(), stats.clone(), async {
-            let _ = notifier_stopped.await;
+        let mut stopped = tasks_stopped.clone();
+        tokio::spawn(alertmanager::run(
+            n,
+            store.clone(),
+            channels.clone(),
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        ))
+    });
+    let saver = settings.state_file.clone().map(|path| {
+        let mut stopped = tasks_stopped.clone();
+        tokio::spawn(save_alerts(path, store.clone(), async move {
+            let _ = stopped.wait_for(|s| *s).await;
         }))
     });
     let state = Arc::new(WebState {
-        alertmanagers: stats,
+        alertmanagers: channels.iter().map(|c| c.stats.clone()).collect(),
         litestream_config: settings.litestream_config.clone(),
         exposition: std::sync::Mutex::new(None),
         store,
@@ -111,19 +130,96 @@ pub async fn run(
     });
     site.set(state);
     let why = shutdown.await;
-    let _ = stop_notifier.send(());
     for w in watchers {
         w.abort();
-    }
-    if let Some(n) = notifier {
-        let _ = n.await;
     }
     // Stopping the poller joins its thread: do it off the async runtime.
     let poller = tokio::task::spawn_blocking(move || poller.stop())
         .await
         .ok()
         .flatten();
-    Ok((why, poller))
+    // Then the notifier and the state file, which have seen the poller's last publish.
+    let _ = stop_tasks.send(true);
+    for task in notifier.into_iter().chain(saver) {
+        let _ = task.await;
+    }
+    Ok((why, Carried { poller, channels }))
+}
+
+/// Carries over the alerts saved in the state file at `path`; a file that cannot be used is
+/// logged and alerts start afresh.
+fn restore_alerts(poller: &mut Poller, path: &std::path::Path) {
+    match crate::state::load(path) {
+        Ok(Some(saved)) => {
+            let age = SystemTime::now()
+                .duration_since(saved.saved_at)
+                .unwrap_or_default();
+            if age > crate::rules::engine::RESTORE_TOLERANCE {
+                tracing::info!(state_file = %path.display(), saved = %humantime::format_duration(Duration::from_secs(age.as_secs())), "the saved alerts are too old to carry over; alerts start afresh");
+            } else {
+                tracing::info!(state_file = %path.display(), alerts = saved.alerts.len(), saved = %humantime::format_duration(Duration::from_secs(age.as_secs())), "carrying over the alerts of the previous run");
+            }
+            poller.restore_alerts(&saved);
+        }
+        Ok(None) => {
+            tracing::info!(state_file = %path.display(), "no saved alerts yet (a first start)")
+        }
+        Err(e) => tracing::warn!(error = %e, "alerts start afresh"),
+    }
+}
+
+/// Writes the pending and firing alerts to `path` whenever they change (not their values),
+/// and once more when `stop` completes. A failed write is logged once per new error; the
+/// daemon goes on.
+async fn save_alerts(path: std::path::PathBuf, store: Arc<Store>, stop: impl Future<Output = ()>) {
+    use crate::rules::SavedAlert;
+    let mut published = store.subscribe();
+    tokio::pin!(stop);
+    let identity = |a: &SavedAlert| {
+        (
+            a.db.clone(),
+            a.alert.clone(),
+            a.severity,
+            a.state,
+            a.active_since,
+            a.fired_at,
+        )
+    };
+    let mut written: Option<Vec<_>> = None;
+    let mut last_error: Option<String> = None;
+    let mut stopping = false;
+    loop {
+        let alerts = crate::state::to_save(&store.latest().alerts);
+        let now_identity: Vec<_> = alerts.iter().map(identity).collect();
+        if stopping || written.as_ref() != Some(&now_identity) {
+            let p = path.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                crate::state::save(&p, alerts, SystemTime::now())
+            })
+            .await;
+            match result {
+                Ok(Ok(())) => {
+                    written = Some(now_identity);
+                    last_error = None;
+                }
+                Ok(Err(e)) => {
+                    let e = e.to_string();
+                    if last_error.as_ref() != Some(&e) {
+                        tracing::warn!(error = %e, "alerts are not saved; a restart would start them afresh");
+                    }
+                    last_error = Some(e);
+                }
+                Err(e) => tracing::warn!(error = %e, "saving alerts failed"),
+            }
+        }
+        if stopping {
+            return;
+        }
+        tokio::select! {
+            changed = published.changed() => if changed.is_err() { stopping = true },
+            _ = &mut stop => stopping = true,
+        }
+    }
 }
 
 /// The signals the daemon answers, installed once at start: SIGINT and SIGTERM stop it, SIGHUP

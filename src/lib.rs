@@ -33,4 +33,5 @@ pub mod monitor;
 pub mod poller;
 pub mod probe;
 pub mod rules;
+pub mod state;
 pub mod workload;

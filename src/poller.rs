@@ -60,6 +60,8 @@ impl Target {
 /// The set of monitors, their thresholds, the alert engine and the shared filesystem view.
 pub struct Poller {
     monitors: Vec<Monitor>,
+    /// Per monitor, its database's name and thresholds.
+    names: Vec<String>,
     thresholds: Vec<DbThresholds>,
     engine: Engine,
     fs: Filesystems,
@@ -87,6 +89,16 @@ impl Poller {
         )
     }
 
+    /// Carries on the alerts a previous run saved (see `Engine::restore`).
+    pub fn restore_alerts(&mut self, saved: &crate::state::Saved) {
+        self.engine.restore(
+            &saved.alerts,
+            saved.saved_at,
+            Instant::now(),
+            SystemTime::now(),
+        );
+    }
+
     /// Processes whose command line matches one of `replicators` are replicators, not the
     /// application (config `replicators:`). Processes already known keep what was read of them.
     pub fn with_replicators(mut self, replicators: Vec<ReplicatorMatch>) -> Self {
@@ -96,15 +108,34 @@ impl Poller {
 
     /// The same poller for new targets (a config reload): databases that keep their name and
     /// path keep their monitor, and so their counters, clocks and write-lock history; the
-    /// processes already identified stay known.
+    /// processes already identified stay known; alerts keep their state and start times, but
+    /// for rules whose settings changed, whose pending alerts start again.
     pub fn reconfigure(self, targets: &[Target], runbook_base_url: &str) -> Self {
-        Self::build(
+        let mut engine = self.engine;
+        engine.set_runbook_base_url(runbook_base_url);
+        for t in targets {
+            let old = self
+                .names
+                .iter()
+                .position(|n| *n == t.name)
+                .map(|i| &self.thresholds[i]);
+            for setting in &t.thresholds.rules {
+                let kept =
+                    old.and_then(|o| o.rules.iter().find(|r| r.rule.key == setting.rule.key));
+                if kept != Some(setting) {
+                    engine.settings_changed(&t.name, setting.rule.alert);
+                }
+            }
+        }
+        let mut p = Self::build(
             targets,
             runbook_base_url,
             self.monitors,
             self.fs,
             self.processes,
-        )
+        );
+        p.engine = engine;
+        p
     }
 
     /// A poller for `targets`, reusing the monitors of `previous` that watch the same database.
@@ -136,6 +167,7 @@ impl Poller {
             .collect();
         Poller {
             monitors,
+            names: targets.iter().map(|t| t.name.clone()).collect(),
             thresholds: targets.iter().map(|t| t.thresholds.clone()).collect(),
             engine: Engine::new(runbook_base_url),
             fs,

@@ -139,15 +139,23 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             litestream_config: None,
             security: Default::default(),
             replicators: Vec::new(),
+            state_file: None,
         };
         tokio::spawn(async move {
             let site = Arc::new(Site::default());
             let (stop_http, http_stopped) = tokio::sync::oneshot::channel();
             let server = daemon::serve(listener, site.clone(), http_stopped);
-            let ran = daemon::run(&targets, &settings, &site, store, None, async {
-                let _ = stop_rx.await;
-                daemon::Stopped::Terminated
-            })
+            let ran = daemon::run(
+                &targets,
+                &settings,
+                &site,
+                store,
+                Default::default(),
+                async {
+                    let _ = stop_rx.await;
+                    daemon::Stopped::Terminated
+                },
+            )
             .await;
             let _ = stop_http.send(());
             let served = server.await.map_err(std::io::Error::other)?;

@@ -126,6 +126,7 @@ fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {
         litestream_config: l.litestream_config.clone(),
         security: l.security.clone(),
         replicators: l.replicators.clone(),
+        state_file: l.cfg.state_file.clone(),
     }
 }
 
@@ -141,7 +142,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel();
     let server = daemon::serve(listener, site.clone(), http_stopped);
     let mut signals = daemon::Signals::install()?;
-    let mut poller = None;
+    let mut carried = daemon::Carried::default();
     loop {
         let settings = settings(&opts, &loaded, bound);
         let scheme = if settings.security.tls.is_some() {
@@ -164,11 +165,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             &settings,
             &site,
             store.clone(),
-            poller.take(),
+            std::mem::take(&mut carried),
             signals.stopped(),
         )
         .await?;
-        poller = kept;
+        carried = kept;
         match stopped {
             Stopped::Terminated => break,
             Stopped::Reload => match load(&opts) {

@@ -50,6 +50,41 @@ pub struct NotifierStats {
     pub pending: AtomicU64,
 }
 
+/// One Alertmanager's delivery state: its counters and what it has been told. Kept across
+/// reloads for every URL that stays configured, so a SIGHUP neither resends nor forgets.
+#[derive(Debug, Default)]
+pub struct Channel {
+    pub stats: Arc<NotifierStats>,
+    ledger: std::sync::Mutex<Ledger>,
+}
+
+impl Channel {
+    /// One channel per URL of `urls`, reusing those of `previous` with the same URL.
+    pub fn for_urls(urls: &[String], previous: &[Arc<Channel>]) -> Vec<Arc<Channel>> {
+        urls.iter()
+            .map(|url| {
+                previous
+                    .iter()
+                    .find(|c| c.stats.url == *url)
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        Arc::new(Channel {
+                            stats: Arc::new(NotifierStats {
+                                url: url.clone(),
+                                ..NotifierStats::default()
+                            }),
+                            ledger: Default::default(),
+                        })
+                    })
+            })
+            .collect()
+    }
+
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// One alert as Alertmanager's API v2 (`postableAlert`) takes it.
 #[derive(Debug, Serialize)]
 pub struct Postable {
@@ -141,18 +176,19 @@ impl Ledger {
 
 use crate::http_client::{self, Client as HttpClient};
 
-/// Pushes alerts to every configured Alertmanager until `shutdown` completes.
+/// Pushes alerts to every configured Alertmanager (one channel each) until `shutdown`
+/// completes.
 pub async fn run(
     settings: NotifierSettings,
     store: Arc<Store>,
-    stats: Vec<Arc<NotifierStats>>,
+    channels: Vec<Arc<Channel>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let client = http_client::client();
     let settings = Arc::new(settings);
-    let tasks: Vec<_> = stats
+    let tasks: Vec<_> = channels
         .into_iter()
-        .map(|s| tokio::spawn(push_to(settings.clone(), client.clone(), store.clone(), s)))
+        .map(|c| tokio::spawn(push_to(settings.clone(), client.clone(), store.clone(), c)))
         .collect();
     shutdown.await;
     for t in tasks {
@@ -164,17 +200,17 @@ async fn push_to(
     settings: Arc<NotifierSettings>,
     client: HttpClient,
     store: Arc<Store>,
-    stats: Arc<NotifierStats>,
+    channel: Arc<Channel>,
 ) {
+    let stats = &channel.stats;
     let endpoint = format!("{}/api/v2/alerts", stats.url.trim_end_matches('/'));
     let mut published = store.subscribe();
-    let mut ledger = Ledger::default();
     let mut failures = 0u32;
     let mut retry_at: Option<tokio::time::Instant> = None;
     loop {
         let alerts = store.latest().alerts;
         let now = Instant::now();
-        let due = ledger.due(&alerts, now, settings.resend_interval);
+        let due = channel.ledger().due(&alerts, now, settings.resend_interval);
         stats.pending.store(due.len() as u64, Ordering::Relaxed);
         let may_send = retry_at.is_none_or(|r| tokio::time::Instant::now() >= r);
         if !due.is_empty() && may_send {
@@ -195,7 +231,9 @@ async fn push_to(
             stats
                 .sent
                 .fetch_add(delivered.len() as u64, Ordering::Relaxed);
-            ledger.delivered(&delivered, &alerts, Instant::now());
+            channel
+                .ledger()
+                .delivered(&delivered, &alerts, Instant::now());
             match error {
                 None => {
                     if failures > 0 {

@@ -2,11 +2,14 @@
 //! the engine and `check`) and as PromQL (for `sqlite-ops rules`), so the two cannot drift apart.
 //! Defaults come from the production guide (../shared/DESIGN.md, "Thresholds").
 
+use crate::monitor::write_lock::WINDOW as WRITE_LOCK_WINDOW;
 use crate::monitor::{DbSnapshot, SUSTAINED_WINDOW};
 use serde::Serialize;
 
 /// Alert severity, as the `severity` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Warning,
@@ -39,6 +42,19 @@ pub enum Unit {
     Ratio,
     PerSecond,
     Count,
+}
+
+/// How soon after the daemon starts a rule's value means again what it meant before it stopped.
+/// An alert carried across a restart is held, not resolved, until then (`Engine::restore`):
+/// a clock that restarted from zero or a window not yet filled is no evidence of recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settles {
+    /// Read by the first polls (sizes, declared facts, whether a replica answers).
+    AtOnce,
+    /// A rate or a count over this window.
+    Over(std::time::Duration),
+    /// A duration measured from zero again: it reaches the threshold only that long after start.
+    AfterThreshold,
 }
 
 /// Which side of the threshold is bad.
@@ -79,6 +95,8 @@ pub struct RuleDef {
     pub critical: Option<f64>,
     /// How long the condition must hold before the alert fires, in seconds.
     pub for_secs: u64,
+    /// How soon after a start the value is measured again as it was before the stop.
+    pub settles: Settles,
     /// The value in PromQL; `{SEL}` is replaced by a label selector (or nothing).
     pub promql: &'static str,
     /// The same value read from a snapshot; `None` when not measured (as an absent series).
@@ -157,6 +175,7 @@ pub const RULES: &[RuleDef] = &[
         warning: None,
         critical: Some(1.0),
         for_secs: 60,
+        settles: Settles::AtOnce,
         promql: "sqlite_up{SEL}",
         value: up,
         label: "database readable",
@@ -173,6 +192,7 @@ pub const RULES: &[RuleDef] = &[
         warning: Some(500.0),
         critical: None,
         for_secs: 600,
+        settles: Settles::Over(SUSTAINED_WINDOW),
         promql: "rate(sqlite_write_transactions_total{SEL}[WINDOW])",
         value: write_rate,
         label: "write transactions per second",
@@ -189,6 +209,7 @@ pub const RULES: &[RuleDef] = &[
         warning: Some(50.0 * GB),
         critical: Some(100.0 * GB),
         for_secs: 0,
+        settles: Settles::AtOnce,
         promql: "sqlite_database_size_bytes{SEL}",
         value: database_size,
         label: "database size",
@@ -205,6 +226,7 @@ pub const RULES: &[RuleDef] = &[
         warning: Some(3.0),
         critical: None,
         for_secs: 0,
+        settles: Settles::AtOnce,
         promql: "sqlite_declared_backend_engineers{SEL}",
         value: backend_engineers,
         label: "declared backend engineers",
@@ -221,6 +243,7 @@ pub const RULES: &[RuleDef] = &[
         warning: None,
         critical: Some(1.0),
         for_secs: 0,
+        settles: Settles::AtOnce,
         promql: "sqlite_declared_regions{SEL}",
         value: regions,
         label: "declared regions",
@@ -237,6 +260,7 @@ pub const RULES: &[RuleDef] = &[
         warning: Some(10.0),
         critical: Some(60.0),
         for_secs: 0,
+        settles: Settles::AfterThreshold,
         promql: "max by (db) (sqlite_litestream_replication_lag_seconds{SEL})",
         value: replication_lag,
         label: "Litestream replication lag",
@@ -253,6 +277,7 @@ pub const RULES: &[RuleDef] = &[
         warning: Some(1.0),
         critical: None,
         for_secs: 60,
+        settles: Settles::AtOnce,
         promql: "min by (db) (sqlite_litestream_up{SEL})",
         value: replica_up,
         label: "Litestream replica readable",
@@ -269,6 +294,7 @@ pub const RULES: &[RuleDef] = &[
         warning: Some(GIB),
         critical: None,
         for_secs: 0,
+        settles: Settles::AtOnce,
         promql: "sqlite_wal_size_bytes{SEL}",
         value: wal_size,
         label: "WAL size",
@@ -285,6 +311,7 @@ pub const RULES: &[RuleDef] = &[
         warning: Some(300.0),
         critical: None,
         for_secs: 0,
+        settles: Settles::AfterThreshold,
         promql: "sqlite_checkpoint_starved_seconds{SEL}",
         value: checkpoint_starved,
         label: "checkpoint starvation",
@@ -301,6 +328,7 @@ pub const RULES: &[RuleDef] = &[
         warning: Some(300.0),
         critical: None,
         for_secs: 0,
+        settles: Settles::AfterThreshold,
         promql: "sqlite_snapshot_pinned_seconds{SEL}",
         value: snapshot_pinned,
         label: "reader holding checkpoints back",
@@ -317,6 +345,7 @@ pub const RULES: &[RuleDef] = &[
         warning: Some(0.10),
         critical: Some(0.05),
         for_secs: 0,
+        settles: Settles::AtOnce,
         promql: "sqlite_filesystem_free_bytes{SEL} / sqlite_filesystem_size_bytes{SEL}",
         value: filesystem_free,
         label: "filesystem free",
@@ -333,6 +362,7 @@ pub const RULES: &[RuleDef] = &[
         warning: Some(0.5),
         critical: None,
         for_secs: 600,
+        settles: Settles::Over(SUSTAINED_WINDOW),
         promql: "rate(sqlite_write_lock_held_seconds_total{SEL}[WINDOW])",
         value: writer_utilisation,
         label: "writer utilisation",
@@ -349,6 +379,7 @@ pub const RULES: &[RuleDef] = &[
         warning: Some(5.0),
         critical: None,
         for_secs: 0,
+        settles: Settles::AfterThreshold,
         promql: "sqlite_write_lock_longest_hold_seconds{SEL}",
         value: write_lock_hold,
         label: "longest write lock hold",
@@ -365,6 +396,7 @@ pub const RULES: &[RuleDef] = &[
         warning: Some(1.0),
         critical: None,
         for_secs: 0,
+        settles: Settles::Over(WRITE_LOCK_WINDOW),
         promql: "sqlite_writer_processes{SEL}",
         value: writer_processes,
         label: "writer processes",

@@ -2,17 +2,23 @@
 //! until it has held for the rule's `for`, then firing; when it clears, the alert is resolved and
 //! kept for a while so that notifiers can deliver the resolution. Pure: time is passed in.
 
-use super::catalogue::Severity;
+use super::catalogue::{Settles, Severity, RULES};
 use super::{conditions, render_text, DbThresholds};
 use crate::monitor::DbSnapshot;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How long a resolved alert stays listed (Prometheus keeps them 15 minutes too).
 pub const RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);
+/// Alerts saved longer ago than this start afresh (Prometheus's `for` outage tolerance is 1h
+/// too): after a long outage nobody remembers the old episode.
+pub const RESTORE_TOLERANCE: Duration = Duration::from_secs(60 * 60);
+/// Time for the first polls and replica reads after a start (`Settles::AtOnce`), and the slack
+/// added to the other settling times.
+pub const SETTLE: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
     Pending,
@@ -58,6 +64,30 @@ struct Track {
     alert: Alert,
     since: Instant,
     resolved: Option<Instant>,
+    /// A firing alert carried across a restart is not resolved before this: its value is not
+    /// measured as before yet (see [`Settles`]).
+    held_until: Option<Instant>,
+    /// Time already pending before `since` (in a previous run): counted towards `for`.
+    credit: Duration,
+}
+
+/// A pending or firing alert as the state file keeps it across a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedAlert {
+    pub db: String,
+    pub alert: String,
+    pub severity: Severity,
+    pub state: AlertState,
+    pub value: f64,
+    pub threshold: f64,
+    #[serde(with = "humantime_serde")]
+    pub active_since: SystemTime,
+    #[serde(with = "humantime_serde", default)]
+    pub fired_at: Option<SystemTime>,
+    #[serde(default)]
+    pub summary: String,
+    #[serde(default)]
+    pub description: String,
 }
 
 /// Keeps every alert's state between evaluations.
@@ -106,13 +136,15 @@ impl Engine {
                 }
             }
         }
-        // What is no longer breached: pending is forgotten, firing is resolved, resolved ages out.
+        // What is no longer breached: pending is forgotten, firing is resolved (unless held
+        // after a restart), resolved ages out.
         self.tracks.retain(|key, t| {
             if breaches.contains_key(key) {
                 return true;
             }
             match t.alert.state {
                 AlertState::Pending => false,
+                AlertState::Firing if t.held_until.is_some_and(|h| now < h) => true,
                 AlertState::Firing => {
                     t.alert.state = AlertState::Resolved;
                     t.alert.resolved_at = Some(wall);
@@ -143,6 +175,8 @@ impl Engine {
                 },
                 since: now,
                 resolved: None,
+                held_until: None,
+                credit: Duration::ZERO,
             });
             if t.alert.state == AlertState::Resolved {
                 // A new episode.
@@ -151,20 +185,102 @@ impl Engine {
                 t.alert.fired_at = None;
                 t.alert.resolved_at = None;
                 t.since = now;
+                t.credit = Duration::ZERO;
                 t.resolved = None;
             }
             if t.alert.state == AlertState::Pending
-                && now.saturating_duration_since(t.since) >= b.for_
+                && now.saturating_duration_since(t.since) + t.credit >= b.for_
             {
                 t.alert.state = AlertState::Firing;
                 t.alert.fired_at = Some(wall);
             }
+            // Measured breached again: a restored alert is an ordinary one from here on.
+            t.held_until = None;
             t.alert.value = b.value;
             t.alert.threshold = b.threshold;
             t.alert.summary = b.summary;
             t.alert.description = b.description;
         }
         self.tracks.values().map(|t| t.alert.clone()).collect()
+    }
+
+    /// Takes back what a previous run saved at `saved_at`, as Prometheus restores its `for`
+    /// state: a pending alert keeps the time it has been pending, and a firing alert stays
+    /// firing with its start time, so Alertmanager sees the same alert go on. A firing alert is
+    /// not resolved before its rule's value is measured again as before ([`Settles`]): a
+    /// restart is no recovery. Alerts of rules that no longer exist, or saved longer than
+    /// [`RESTORE_TOLERANCE`] ago, are dropped.
+    pub fn restore(
+        &mut self,
+        saved: &[SavedAlert],
+        saved_at: SystemTime,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        if wall.duration_since(saved_at).unwrap_or_default() > RESTORE_TOLERANCE {
+            return;
+        }
+        for a in saved {
+            let Some(rule) = RULES.iter().find(|r| r.alert == a.alert) else {
+                continue;
+            };
+            if a.state == AlertState::Resolved {
+                continue;
+            }
+            let active_for = wall.duration_since(a.active_since).unwrap_or_default();
+            let settles = match rule.settles {
+                Settles::AtOnce => Duration::ZERO,
+                Settles::Over(window) => window,
+                Settles::AfterThreshold => Duration::from_secs_f64(a.threshold.clamp(0.0, 1e7)),
+            } + SETTLE;
+            let key = (a.db.clone(), rule.alert, a.severity);
+            self.tracks.insert(
+                key,
+                Track {
+                    alert: Alert {
+                        db: a.db.clone(),
+                        alert: rule.alert,
+                        severity: a.severity,
+                        state: a.state,
+                        value: a.value,
+                        threshold: a.threshold,
+                        active_since: a.active_since,
+                        fired_at: a.fired_at,
+                        resolved_at: None,
+                        summary: a.summary.clone(),
+                        description: a.description.clone(),
+                        runbook_url: format!(
+                            "{}#{}",
+                            self.runbook_base_url,
+                            rule.alert.to_lowercase()
+                        ),
+                    },
+                    since: now,
+                    resolved: None,
+                    held_until: (a.state == AlertState::Firing).then_some(now + settles),
+                    credit: active_for,
+                },
+            );
+        }
+    }
+
+    /// A reload changed the settings of `alert` for `db`: its pending alerts start again under
+    /// the new ones; a firing one stays, and the next evaluation keeps or resolves it by the
+    /// new threshold. Everything else keeps its state and start time.
+    pub fn settings_changed(&mut self, db: &str, alert: &str) {
+        self.tracks.retain(|(d, a, _), t| {
+            !(d == db && *a == alert && t.alert.state == AlertState::Pending)
+        });
+    }
+
+    /// The runbook the alerts link to (a reload may change it).
+    pub fn set_runbook_base_url(&mut self, url: &str) {
+        if url != self.runbook_base_url {
+            self.runbook_base_url = url.to_string();
+            for t in self.tracks.values_mut() {
+                t.alert.runbook_url = format!("{url}#{}", t.alert.alert.to_lowercase());
+            }
+        }
     }
 }
 
@@ -288,5 +404,127 @@ mod tests {
         );
         let a = e.evaluate([(&down, &t)], t0 + Duration::from_secs(60), w0);
         assert_eq!(a[0].state, AlertState::Firing);
+    }
+
+    fn saved(alert: &str, state: AlertState, threshold: f64, since: SystemTime) -> SavedAlert {
+        SavedAlert {
+            db: "app".into(),
+            alert: alert.into(),
+            severity: Severity::Warning,
+            state,
+            value: threshold * 2.0,
+            threshold,
+            active_since: since,
+            fired_at: (state == AlertState::Firing).then_some(since),
+            summary: "s".into(),
+            description: "d".into(),
+        }
+    }
+
+    #[test]
+    fn a_restored_alert_is_held_until_its_value_settles_then_resolved() {
+        let t = DbThresholds::default();
+        let t0 = Instant::now();
+        let w0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let since = w0 - Duration::from_secs(3600 - 60);
+        let mut e = Engine::new("r");
+        // Starvation is measured from zero again after a start: held for its threshold (300 s)
+        // plus the settling slack; a size is read at once: held for the slack only.
+        e.restore(
+            &[
+                saved("SQLiteCheckpointStarved", AlertState::Firing, 300.0, since),
+                saved("SQLiteDatabaseLarge", AlertState::Firing, 1e9, since),
+                saved("SQLiteNoSuchRule", AlertState::Firing, 1.0, since),
+            ],
+            w0 - Duration::from_secs(5),
+            t0,
+            w0,
+        );
+        let healthy = snapshot(10);
+        let at = |s: u64| (t0 + Duration::from_secs(s), w0 + Duration::from_secs(s));
+        let (i, w) = at(1);
+        let a = e.evaluate([(&healthy, &t)], i, w);
+        assert_eq!(a.len(), 2, "an unknown rule is dropped: {a:?}");
+        assert!(a.iter().all(|a| a.state == AlertState::Firing));
+        assert!(a
+            .iter()
+            .all(|a| a.active_since == since && a.summary == "s"));
+        let (i, w) = at(SETTLE.as_secs());
+        let a = e.evaluate([(&healthy, &t)], i, w);
+        let state = |name: &str| a.iter().find(|a| a.alert == name).unwrap().state;
+        assert_eq!(state("SQLiteDatabaseLarge"), AlertState::Resolved);
+        assert_eq!(state("SQLiteCheckpointStarved"), AlertState::Firing);
+        let (i, w) = at(300 + SETTLE.as_secs());
+        let a = e.evaluate([(&healthy, &t)], i, w);
+        assert!(a.iter().all(|a| a.state == AlertState::Resolved), "{a:?}");
+    }
+
+    #[test]
+    fn a_restored_pending_alert_keeps_its_clock_and_old_state_is_ignored() {
+        let t = thresholds("database_size: {warning: 1000, critical: 'off', for: 10m}\n");
+        let t0 = Instant::now();
+        let w0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let big = snapshot(1500);
+        let pending_since = w0 - Duration::from_secs(9 * 60);
+        let mut e = Engine::new("r");
+        let s = [saved(
+            "SQLiteDatabaseLarge",
+            AlertState::Pending,
+            1000.0,
+            pending_since,
+        )];
+        e.restore(&s, w0, t0, w0);
+        let a = e.evaluate([(&big, &t)], t0, w0);
+        assert_eq!(a[0].state, AlertState::Pending);
+        let a = e.evaluate([(&big, &t)], t0 + Duration::from_secs(60), w0);
+        assert_eq!(a[0].state, AlertState::Firing, "9 minutes before, 1 after");
+        assert_eq!(a[0].active_since, pending_since);
+
+        let mut e = Engine::new("r");
+        e.restore(&s, w0 - RESTORE_TOLERANCE - Duration::from_secs(1), t0, w0);
+        assert!(e.evaluate([], t0, w0).is_empty(), "too old to carry over");
+    }
+
+    #[test]
+    fn changed_settings_restart_that_rules_pending_alerts_only() {
+        let t = thresholds("database_size: {warning: 1000, critical: 2000, for: 10s}\n");
+        let t0 = Instant::now();
+        let w0 = SystemTime::now();
+        let mut e = Engine::new("r");
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        e.evaluate([(&snapshot(1500), &t)], at(0), w0);
+        e.evaluate([(&snapshot(2500), &t)], at(10), w0);
+        let a = e.evaluate([(&snapshot(2500), &t)], at(15), w0);
+        assert_eq!(
+            states(&a),
+            [
+                ("SQLiteDatabaseLarge", Severity::Warning, AlertState::Firing),
+                (
+                    "SQLiteDatabaseLarge",
+                    Severity::Critical,
+                    AlertState::Pending
+                )
+            ]
+        );
+        e.settings_changed("other", "SQLiteDatabaseLarge");
+        e.settings_changed("app", "SQLiteWalLarge");
+        let a = e.evaluate([(&snapshot(2500), &t)], at(20), w0);
+        assert_eq!(
+            a[1].state,
+            AlertState::Firing,
+            "other rules and databases keep theirs"
+        );
+        let mut e2 = Engine::new("r");
+        e2.evaluate([(&snapshot(1500), &t)], at(0), w0);
+        e2.evaluate([(&snapshot(2500), &t)], at(10), w0);
+        e2.evaluate([(&snapshot(2500), &t)], at(15), w0);
+        e2.settings_changed("app", "SQLiteDatabaseLarge");
+        let a = e2.evaluate([(&snapshot(2500), &t)], at(20), w0);
+        assert_eq!(a[0].state, AlertState::Firing, "firing stays");
+        assert_eq!(a[1].state, AlertState::Pending, "pending starts again");
+        let a = e2.evaluate([(&snapshot(2500), &t)], at(29), w0);
+        assert_eq!(a[1].state, AlertState::Pending);
+        let a = e2.evaluate([(&snapshot(2500), &t)], at(30), w0);
+        assert_eq!(a[1].state, AlertState::Firing);
     }
 }

@@ -8,7 +8,7 @@ pub mod engine;
 pub mod thresholds;
 
 pub use catalogue::{Group, RuleDef, Severity, Unit, RULES};
-pub use engine::{Alert, AlertState, Engine};
+pub use engine::{Alert, AlertState, Engine, SavedAlert};
 pub use thresholds::{DbThresholds, LevelsConfig, RuleSetting, ThresholdsConfig};
 
 use crate::monitor::DbSnapshot;

@@ -1,0 +1,173 @@
+//! The state file: the pending and firing alerts, written whenever they change and read back at
+//! start, so that a restart or a deploy neither resolves a true alert in Alertmanager nor
+//! restarts its `for` clock (config `state_file:`). It is the daemon's own file, never next to
+//! what it watches unless configured so; written to a temporary file and renamed, so a crash
+//! leaves the old state or the new one, never half of one.
+
+use crate::rules::{Alert, AlertState, SavedAlert};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+pub const SCHEMA: &str = "sqlite-ops/state/v1";
+
+/// What the file holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Saved {
+    pub schema: String,
+    #[serde(with = "humantime_serde")]
+    pub saved_at: SystemTime,
+    pub alerts: Vec<SavedAlert>,
+}
+
+/// Why the state file could not be read or written: the file and the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read the state file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the state file {} is not sqlite-ops state ({SCHEMA}): {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+    #[error("cannot write the state file {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The pending and firing alerts among `alerts`, as saved. Pure.
+pub fn to_save(alerts: &[Alert]) -> Vec<SavedAlert> {
+    alerts
+        .iter()
+        .filter(|a| a.state != AlertState::Resolved)
+        .map(|a| SavedAlert {
+            db: a.db.clone(),
+            alert: a.alert.to_string(),
+            severity: a.severity,
+            state: a.state,
+            value: a.value,
+            threshold: a.threshold,
+            active_since: a.active_since,
+            fired_at: a.fired_at,
+            summary: a.summary.clone(),
+            description: a.description.clone(),
+        })
+        .collect()
+}
+
+/// Reads the state file; `Ok(None)` when there is none yet (a first start).
+pub fn load(path: &Path) -> Result<Option<Saved>, StateError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StateError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let saved: Saved = serde_json::from_str(&text).map_err(|e| StateError::Invalid {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    if saved.schema != SCHEMA {
+        return Err(StateError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("schema {:?}", saved.schema),
+        });
+    }
+    Ok(Some(saved))
+}
+
+/// Writes `alerts` as the state at `now`: a temporary file next to it, synced, then renamed.
+pub fn save(path: &Path, alerts: Vec<SavedAlert>, now: SystemTime) -> Result<(), StateError> {
+    let saved = Saved {
+        schema: SCHEMA.into(),
+        saved_at: now,
+        alerts,
+    };
+    let write_err = |source| StateError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let json = serde_json::to_vec_pretty(&saved).map_err(|e| write_err(e.into()))?;
+    let mut f = std::fs::File::create(&tmp).map_err(write_err)?;
+    f.write_all(&json)
+        .and_then(|_| f.sync_all())
+        .map_err(write_err)?;
+    std::fs::rename(&tmp, path).map_err(write_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::Severity;
+    use std::time::Duration;
+
+    fn alert(state: AlertState) -> Alert {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        Alert {
+            db: "app".into(),
+            alert: "SQLiteTeamOutgrown",
+            severity: Severity::Warning,
+            state,
+            value: 5.0,
+            threshold: 3.0,
+            active_since: t,
+            fired_at: (state != AlertState::Pending).then_some(t),
+            resolved_at: None,
+            summary: "s".into(),
+            description: "d".into(),
+            runbook_url: "r".into(),
+        }
+    }
+
+    #[test]
+    fn round_trips_pending_and_firing_and_leaves_resolved_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        assert!(load(&path).unwrap().is_none(), "no file yet");
+        let alerts = [
+            alert(AlertState::Pending),
+            alert(AlertState::Firing),
+            alert(AlertState::Resolved),
+        ];
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_100);
+        save(&path, to_save(&alerts), now).unwrap();
+        let back = load(&path).unwrap().unwrap();
+        assert_eq!(back.saved_at, now);
+        assert_eq!(back.alerts.len(), 2);
+        assert_eq!(back.alerts[1].state, AlertState::Firing);
+        assert_eq!(back.alerts[1].active_since, alerts[1].active_since);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, "{not json").unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("state.json") && e.contains("key must be a string"),
+            "{e}"
+        );
+        let e = save(
+            &dir.path().join("no/such/dir/state.json"),
+            vec![],
+            SystemTime::now(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("no/such/dir/state.json") && e.contains("No such file"),
+            "{e}"
+        );
+    }
+}
