@@ -132,6 +132,7 @@ fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {
 
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let mut loaded = load(&opts)?;
+    plan_descriptors(loaded.targets.len());
     let listener = tokio::net::TcpListener::bind(loaded.addr)
         .await
         .with_context(|| format!("cannot listen on {}", loaded.addr))?;
@@ -178,6 +179,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                         tracing::warn!(address = %new.addr, "the listen address changes only on restart");
                     }
                     tracing::info!("config reloaded");
+                    plan_descriptors(new.targets.len());
                     loaded = new;
                 }
                 Err(e) => {
@@ -190,6 +192,35 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     server.await.context("the HTTP server task failed")??;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Shares the open-file limit between watched files and everything else, and says how.
+fn plan_descriptors(databases: usize) {
+    use crate::probe::descriptors;
+    match descriptors::configure() {
+        Ok(plan) => {
+            let need = 3 * databases as u64;
+            tracing::info!(
+                limit = plan.limit,
+                reserve = plan.reserve,
+                for_files = plan.for_files,
+                http_connections = plan.http_connections(),
+                databases,
+                "open files: {} databases need up to {need} descriptors (3 per WAL database); {} are theirs",
+                databases, plan.for_files
+            );
+            if need > plan.for_files {
+                tracing::warn!(
+                    limit = plan.limit,
+                    "the open-file limit is too low for every database to be watched: raise it to at least {} (LimitNOFILE= in the systemd unit, `ulimit -n`)",
+                    need + plan.reserve + plan.in_use
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open-file limit; descriptors are not budgeted")
+        }
+    }
 }
 
 /// This machine's name, for the `instance` label of pushed alerts.

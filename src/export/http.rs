@@ -28,7 +28,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// Request line and headers larger than this are refused (Prometheus sends well under 1 KiB).
 const MAX_REQUEST_HEAD: usize = 16 * 1024;
-/// Connections served at once; more wait in the listen backlog until one closes.
+/// Connections served at once; more wait in the listen backlog until one closes. Fewer when the
+/// descriptor limit is low (half the reserve, see `probe::descriptors`).
 const MAX_CONNECTIONS: usize = 512;
 
 /// What the handlers need.
@@ -99,7 +100,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let max_connections = crate::probe::descriptors::plan().map_or(MAX_CONNECTIONS, |p| {
+        p.http_connections().clamp(1, MAX_CONNECTIONS)
+    });
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let mut accept_failing = false;
     tokio::pin!(shutdown);
     // Accept only once there is something to serve: early clients wait in the backlog.
     if site.get().is_none() {
@@ -119,12 +124,20 @@ pub async fn serve(
                 let (stream, _) = match accepted {
                     Ok(c) => c,
                     Err(e) => {
-                        // Out of descriptors and the like: keep serving the connections we have.
-                        tracing::warn!(error = %e, "accept failed");
+                        // Out of descriptors and the like: keep serving the connections we
+                        // have, try again shortly, and say so once, not ten times a second.
+                        if !accept_failing {
+                            tracing::warn!(error = %e, "cannot accept connections; retrying every 100ms");
+                            accept_failing = true;
+                        }
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
                 };
+                if accept_failing {
+                    tracing::info!("accepting connections again");
+                    accept_failing = false;
+                }
                 let Some(state) = site.get() else {
                     continue; // not reached: serving starts once a state is set
                 };

@@ -23,11 +23,20 @@ pub enum FileStatus {
     },
 }
 
+/// An open file: the descriptor, the identity of what it names, and its share of the budget.
+#[derive(Debug)]
+struct Open {
+    file: File,
+    dev: u64,
+    ino: u64,
+    _slot: super::descriptors::Slot,
+}
+
 /// A path and, while it exists, a read-only descriptor of the inode it names.
 #[derive(Debug)]
 pub struct WatchedFile {
     path: PathBuf,
-    open: Option<(File, u64, u64)>, // descriptor, device, inode
+    open: Option<Open>,
     seen_before: bool,
     /// When the path itself was last looked up.
     path_checked_at: Option<Instant>,
@@ -52,11 +61,11 @@ impl WatchedFile {
 
     /// Device and inode of the open file.
     pub fn identity(&self) -> Option<(u64, u64)> {
-        self.open.as_ref().map(|(_, dev, ino)| (*dev, *ino))
+        self.open.as_ref().map(|o| (o.dev, o.ino))
     }
 
     pub fn file(&self) -> Option<&File> {
-        self.open.as_ref().map(|(f, _, _)| f)
+        self.open.as_ref().map(|o| &o.file)
     }
 
     /// Stats the path, (re)opening it when it names a new inode and closing it when it is gone.
@@ -67,7 +76,7 @@ impl WatchedFile {
     /// poll, and a file deleted or renamed over loses its last link at once. Only a replacement
     /// of a file that has other hard links waits for the recheck.
     pub fn refresh(&mut self) -> io::Result<FileStatus> {
-        if let Some((f, _, _)) = &self.open {
+        if let Some(Open { file: f, .. }) = &self.open {
             if self
                 .path_checked_at
                 .is_some_and(|t| t.elapsed() < PATH_RECHECK)
@@ -112,18 +121,25 @@ impl WatchedFile {
                 format!("is {kind}"),
             ));
         }
-        let same =
-            matches!(&self.open, Some((_, dev, ino)) if *dev == meta.dev() && *ino == meta.ino());
+        let same = matches!(&self.open, Some(o) if o.dev == meta.dev() && o.ino == meta.ino());
         let mut replaced = false;
         if !same {
             replaced = self.open.is_some() || self.seen_before;
+            // The old descriptor (and its slot) goes first, so a replacement needs no second.
+            self.open = None;
+            let slot = super::descriptors::acquire()?;
             let file = OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
                 .open(&self.path)?;
             // The path may have been replaced between stat and open: record what we opened.
             let opened = file.metadata()?;
-            self.open = Some((file, opened.dev(), opened.ino()));
+            self.open = Some(Open {
+                file,
+                dev: opened.dev(),
+                ino: opened.ino(),
+                _slot: slot,
+            });
             self.seen_before = true;
             return Ok(FileStatus::Present {
                 size: opened.len(),

@@ -2,6 +2,7 @@
 //! returned as a plain [`Sample`]. No SQL, no writes, no locks taken: nothing here can change
 //! what it watches. State across polls (counters, rates, ages) is `monitor`'s job.
 
+pub mod descriptors;
 pub mod file;
 pub mod filesystem;
 pub mod locks;
