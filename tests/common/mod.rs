@@ -224,7 +224,8 @@ impl Daemon {
             }
         });
         let addr = rx.recv_timeout(STEP).unwrap_or_else(|_| {
-            let _ = child.kill();
+            // The whole group: a wrapper's child (strace's, runuser's) must not outlive it.
+            kill_group(&mut child);
             panic!(
                 "sqlite-ops did not start listening; log: {:?}",
                 log.lock().unwrap()
@@ -515,6 +516,12 @@ impl Alertmanager {
         };
         wait_ready(&am.url);
         am
+    }
+
+    /// Sends `signal` (SIGSTOP: it accepts connections and never answers; SIGCONT).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill has no memory preconditions; the pid is our live child.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
     }
 
     /// The alerts Alertmanager holds as active (resolved ones are not listed).
