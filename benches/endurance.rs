@@ -179,11 +179,17 @@ fn churn(minutes: u64) {
     let mut rounds = 0u64;
     let mut most_fds = 0usize;
     let mut most_rss = 0f64;
+    // RSS at the end of every minute: a plateau or a slope.
+    let mut per_minute: Vec<String> = Vec::new();
+    let started = Instant::now();
     let mut work = || {
         copy_all();
         rounds += 1;
         most_fds = most_fds.max(fds(pid));
         most_rss = most_rss.max(rss_mib(pid));
+        if started.elapsed() >= Duration::from_secs(60 * (per_minute.len() as u64 + 1)) {
+            per_minute.push(format!("{:.1}", rss_mib(pid)));
+        }
         std::thread::sleep(Duration::from_millis(100));
     };
     let half = Duration::from_secs(30);
@@ -192,8 +198,14 @@ fn churn(minutes: u64) {
     let end = measure(pid, half, &mut work);
     let (status, _) = daemon.get("/healthz");
     println!(
-        "| churn | {DBS} WAL databases' three files deleted and created again every 100 ms ({rounds} rounds), polled every 1 s, {minutes} min | descriptors and RSS: after 30 s, most seen, end | {} / {} / {} fds, {:.1} / {:.1} / {:.1} MiB; /healthz {status} |",
-        start.fds, most_fds, end.fds, start.rss, most_rss, end.rss
+        "| churn | {DBS} WAL databases' three files deleted and created again every 100 ms ({rounds} rounds), polled every 1 s, {minutes} min | descriptors and RSS: after 30 s, most seen, end; RSS each minute | {} / {} / {} fds, {:.1} / {:.1} / {:.1} MiB; {} MiB; /healthz {status} |",
+        start.fds,
+        most_fds,
+        end.fds,
+        start.rss,
+        most_rss,
+        end.rss,
+        per_minute.join(", ")
     );
 }
 
