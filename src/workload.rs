@@ -129,15 +129,18 @@ pub fn run(path: &Path, rate: u32, readers: usize) -> anyhow::Result<()> {
     let mut writer = open(path)?;
     setup(&mut writer)?;
     let (tx, rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line.trim().to_string()).is_err() {
-                break;
+    let thread = |name: &str| std::thread::Builder::new().name(name.to_string());
+    thread("stdin")
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line.trim().to_string()).is_err() {
+                    break;
+                }
             }
-        }
-        // End of input: the channel closes and everything stops.
-    });
+            // End of input: the channel closes and everything stops.
+        })
+        .context("cannot start the workload's input thread")?;
     let say = |s: String| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{s}");
@@ -149,12 +152,13 @@ pub fn run(path: &Path, rate: u32, readers: usize) -> anyhow::Result<()> {
         _ => return Ok(()),
     }
     let stop_readers = Arc::new(AtomicBool::new(false));
-    let reader_threads: Vec<_> = (0..readers)
+    let reader_threads = (0..readers)
         .map(|_| {
             let (p, stop) = (path.to_path_buf(), stop_readers.clone());
-            std::thread::spawn(move || reader(&p, &stop))
+            thread("reader").spawn(move || reader(&p, &stop))
         })
-        .collect();
+        .collect::<Result<Vec<_>, _>>()
+        .context("cannot start the workload's reader threads")?;
 
     let mut rng = Rng(seed());
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
