@@ -89,8 +89,11 @@ pub async fn run(
         }
     }
     let board = poller.board();
-    let watchers =
-        crate::litestream::watcher::spawn_all(targets, settings.litestream_interval, &board);
+    let watchers = crate::litestream::watcher::spawn_all(
+        poller::replicated(targets),
+        settings.litestream_interval,
+        &board,
+    );
     let poller = poller::spawn(
         poller,
         settings.poll_interval,

@@ -57,6 +57,13 @@ impl Target {
     }
 }
 
+/// The replicated databases among `targets`: (name, where Litestream replicates it).
+pub fn replicated(targets: &[Target]) -> impl Iterator<Item = (&str, &LitestreamDb)> {
+    targets
+        .iter()
+        .filter_map(|t| t.litestream.as_ref().map(|l| (t.name.as_str(), l)))
+}
+
 /// The set of monitors, their thresholds, the alert engine and the shared filesystem view.
 pub struct Poller {
     monitors: Vec<Monitor>,

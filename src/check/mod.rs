@@ -246,7 +246,11 @@ fn sample(
             .context("cannot start the async runtime that reads Litestream replicas")?;
         {
             let _entered = runtime.enter();
-            crate::litestream::watcher::spawn_all(targets, SAMPLE_POLL * 5, &poller.board());
+            crate::litestream::watcher::spawn_all(
+                crate::poller::replicated(targets),
+                SAMPLE_POLL * 5,
+                &poller.board(),
+            );
         }
         Some(runtime)
     } else {

@@ -6,7 +6,6 @@ use super::config::{LitestreamDb, Replica, ReplicaKind, S3Spec};
 use super::metrics::{self, Process};
 use super::position::{self, Entry, Local, Newest, Position};
 use crate::format::litestream::{parse_ltx_header, LTX_HEADER_SIZE};
-use crate::poller::Target;
 use futures::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
@@ -132,21 +131,20 @@ fn s3_store(spec: &S3Spec, timeout: Duration) -> Result<AmazonS3, String> {
 
 /// Starts the watchers of every replicated target: one task per replica, and one per
 /// Litestream metrics endpoint. They run until aborted or the runtime stops.
-pub fn spawn_all(
-    targets: &[Target],
+pub fn spawn_all<'a>(
+    dbs: impl IntoIterator<Item = (&'a str, &'a LitestreamDb)>,
     interval: Duration,
     board: &Arc<Board>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     let mut endpoints: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for t in targets {
-        let Some(ls) = &t.litestream else { continue };
-        tasks.extend(spawn_replicas(&t.name, ls, interval, board.clone()));
+    for (name, ls) in dbs {
+        tasks.extend(spawn_replicas(name, ls, interval, board.clone()));
         if let Some(url) = &ls.metrics_url {
             endpoints
                 .entry(url.clone())
                 .or_default()
-                .push((t.name.clone(), ls.path.display().to_string()));
+                .push((name.to_string(), ls.path.display().to_string()));
         }
     }
     for (url, dbs) in endpoints {

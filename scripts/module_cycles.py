@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Fails when the top-level modules of src/ import each other in a cycle.
+
+The layers read one way (format <- probe <- monitor <- rules <- poller/export <- cmd): a module
+may use what is below it, never what is above. Every `crate::NAME` path in a module's files
+(`use` lines and inline paths, tests included, comments left out) is an edge from that module to
+NAME. The strongly connected components of that graph with more than one module are cycles;
+each is printed with the lines that make it. Run from the repository root; exit 1 on a cycle.
+`--self-test` first checks that a cycle in a small made-up tree is found.
+"""
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+def module_of(src: Path, path: Path) -> str:
+    rel = path.relative_to(src)
+    return rel.parts[0].removesuffix(".rs")
+
+
+def code_lines(text: str):
+    """Lines without // comments (doc comments included); block comments are not used here."""
+    for number, line in enumerate(text.splitlines(), 1):
+        yield number, line.split("//", 1)[0]
+
+
+def uses(line: str):
+    """Top-level modules named by `crate::` paths on a line, `use crate::{a, b::c}` included."""
+    found = set(re.findall(r"crate::(\w+)", line))
+    for group in re.findall(r"crate::\{([^}]*)\}", line):
+        found.update(re.findall(r"(?:^|,)\s*(\w+)", group))
+    return found
+
+
+def graph(root: Path):
+    edges = defaultdict(lambda: defaultdict(list))
+    modules = set()
+    for path in sorted(root.rglob("*.rs")):
+        src = module_of(root, path)
+        if src in ("lib", "main"):
+            continue
+        modules.add(src)
+        text = path.read_text()
+        # A grouped `use crate::{...}` may span lines: join each one onto a single line.
+        text = re.sub(r"crate::\{[^}]*\}", lambda m: m.group(0).replace("\n", " "), text)
+        for number, line in code_lines(text):
+            for dst in uses(line):
+                if dst != src:
+                    edges[src][dst].append(f"{path}:{number}")
+    return modules, edges
+
+
+def components(modules, edges):
+    """Tarjan's strongly connected components."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+    counter = [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in edges.get(v, {}):
+            if w not in modules:
+                continue
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            out.append(sorted(comp))
+
+    sys.setrecursionlimit(10000)
+    for v in sorted(modules):
+        if v not in index:
+            visit(v)
+    return [c for c in out if len(c) > 1]
+
+
+def self_test():
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        (root / "a").mkdir()
+        (root / "a" / "mod.rs").write_text("use crate::b::X; // crate::c in a comment\n")
+        (root / "b.rs").write_text("use crate::{\n    a::Y,\n    c,\n};\n")
+        (root / "c.rs").write_text("fn f() { crate::format::g() }\n")
+        modules, edges = graph(root)
+        found = components(modules, edges)
+        assert found == [["a", "b"]], found
+        assert "c" not in edges["a"], "comments are not imports"
+
+
+def main():
+    if "--self-test" in sys.argv:
+        self_test()
+    modules, edges = graph(Path("src"))
+    cycles = components(modules, edges)
+    if not cycles:
+        print(f"module_cycles: no import cycle among {len(modules)} modules")
+        return 0
+    for comp in cycles:
+        print(f"module_cycles: these modules import each other: {', '.join(comp)}")
+        for src in comp:
+            for dst in sorted(edges[src]):
+                if dst in comp:
+                    print(f"  {src} -> {dst}: {', '.join(edges[src][dst][:3])}")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
