@@ -80,7 +80,7 @@ pub struct LitestreamConfig {
 }
 
 fn default_litestream_interval() -> Duration {
-    Duration::from_secs(1)
+    defaults::LITESTREAM_INTERVAL
 }
 
 /// Alertmanager push settings.
@@ -128,14 +128,26 @@ pub struct DatabaseConfig {
     pub wal_autocheckpoint: Option<u32>,
 }
 
+/// The defaults of the daemon's timing, in one place: the config file, `run` and `demo` take
+/// them from here.
+pub mod defaults {
+    use std::time::Duration;
+    /// How often every database is polled.
+    pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+    /// How often a busy database's write lock is sampled between polls.
+    pub const LOCK_SAMPLE_INTERVAL: Duration = Duration::from_millis(10);
+    /// How often Litestream's local state and replicas are read.
+    pub const LITESTREAM_INTERVAL: Duration = Duration::from_secs(1);
+}
+
 fn default_wal_autocheckpoint() -> u32 {
     crate::monitor::DEFAULT_AUTOCHECKPOINT
 }
 fn default_poll_interval() -> Duration {
-    Duration::from_secs(1)
+    defaults::POLL_INTERVAL
 }
 fn default_lock_sample_interval() -> Duration {
-    Duration::from_millis(10)
+    defaults::LOCK_SAMPLE_INTERVAL
 }
 pub fn default_listen_address() -> String {
     ":9934".into()

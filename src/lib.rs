@@ -3,22 +3,48 @@
 //! poll path), exports what it measures as Prometheus metrics, and never changes what it watches.
 //!
 //! # Layout
+//! Each module uses only those listed above it (`scripts/module_cycles.py` keeps the imports free
+//! of cycles):
 //! - [`format`]: pure parsers of the database header, the WAL and the wal-index (`-shm`),
-//!   Litestream's files, `/proc/locks` and Go build information.
+//!   Litestream's files, `/proc/locks`, `/proc/self/mountinfo` and Go build information.
+//! - [`http_client`]: the one HTTP client (Alertmanager pushes, Litestream's metrics).
 //! - [`probe`]: the I/O for one database (files kept open, `pread`, lock tests, disk space),
 //!   returning plain samples; who holds the locks, and in what role (`probe::process`: the
-//!   application, Litestream, a configured replicator).
+//!   application, Litestream, a configured replicator); the open-file budget
+//!   (`probe::descriptors`).
+//! - [`litestream`]: litestream.yml, replica positions, the watchers that read replicas off the
+//!   poll path, and the board they post on.
 //! - [`monitor`]: state across polls (monotonic counters, checkpoint-lag age, rates), producing
 //!   one plain [`monitor::DbSnapshot`] per database.
-//! - [`poller`]: polls every database on schedule, evaluates the rules, publishes the result.
 //! - [`rules`]: every threshold defined once; alert states across polls.
+//! - [`state`]: the state file that carries alerts across restarts.
+//! - [`poller`]: polls every database on schedule, evaluates the rules, publishes the result.
+//! - [`config`]: the YAML configuration, its validation and the defaults.
+//! - [`export`]: Prometheus text, the HTTP server, Alertmanager pushes, Prometheus rules.
 //! - [`check`]: the one-shot audit of `sqlite-ops check`.
 //! - [`migrate`]: `sqlite-ops migrate-check`, what will break when the database moves to
 //!   Postgres.
-//! - [`export`]: Prometheus text, the HTTP server, Alertmanager pushes, Prometheus rules.
-//! - [`config`]: the YAML configuration and its validation.
 //! - [`daemon`]: poller plus HTTP server, shared by the `run` and `demo` subcommands in [`cmd`].
 //! - [`workload`]: the demo's application, run in a child process.
+//!
+//! # Where each figure on `/metrics` comes from
+//! Names, help texts and rendering are in `export/metrics.rs`; the value is computed in:
+//! - `sqlite_up`, `sqlite_info`, sizes, pages, freelist, `sqlite_wal_*`, `sqlite_checkpoint_lag_*`,
+//!   `sqlite_write_transactions_total`: `monitor/mod.rs` (from `probe/mod.rs`'s samples;
+//!   counters in `monitor/counter.rs`, the lag clock in `monitor/lag.rs`).
+//! - `sqlite_wal_readers`, `sqlite_oldest_snapshot_age_seconds`: `monitor/pins.rs`.
+//! - `sqlite_checkpoint_starved_seconds`, `sqlite_snapshot_pinned_seconds`,
+//!   `sqlite_checkpoint_last_progress_timestamp_seconds`: `monitor/starvation.rs`.
+//! - `sqlite_write_lock_*`, `sqlite_writer_processes`, `sqlite_lock_holder_processes`:
+//!   `monitor/write_lock.rs`, with roles from `probe/process.rs`.
+//! - `sqlite_filesystem_*`: `probe/filesystem.rs`.
+//! - `sqlite_declared_*`: `config.rs` (`team:`).
+//! - `sqlite_alert`: `rules/engine.rs`, thresholds in `rules/catalogue.rs`.
+//! - `sqlite_litestream_*`: `monitor/replication.rs` (lag) from `litestream/watcher.rs` and
+//!   `litestream/metrics.rs` (Litestream's own figures).
+//! - `sqlite_ops_poll_*`: `monitor/mod.rs`; `sqlite_ops_alertmanager_*`:
+//!   `export/alertmanager.rs`; `sqlite_ops_litestream_config_up`: `cmd/run.rs`;
+//!   `sqlite_ops_build_info`: `export/metrics.rs`.
 
 pub mod check;
 pub mod cmd;

@@ -2,8 +2,8 @@
 //! blocking and short) and publishes the snapshots. Readers (HTTP, demo) take the last published
 //! set and never wait on file I/O.
 
+use crate::litestream::board::Board;
 use crate::litestream::config::{LitestreamDb, ReplicaKind};
-use crate::litestream::watcher::Board;
 use crate::monitor::{DbSnapshot, Declared, Monitor};
 use crate::probe::filesystem::Filesystems;
 use crate::probe::process::{Processes, ReplicatorMatch};

@@ -130,12 +130,12 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         let store = store.clone();
         let targets = vec![Target::new("demo", db.clone())];
         let settings = Settings {
-            poll_interval: Duration::from_secs(1),
-            lock_sample_interval: Duration::from_millis(10),
+            poll_interval: crate::config::defaults::POLL_INTERVAL,
+            lock_sample_interval: crate::config::defaults::LOCK_SAMPLE_INTERVAL,
             telemetry_path: "/metrics".into(),
             runbook_base_url: crate::config::default_runbook_base_url(),
             alertmanager: None,
-            litestream_interval: Duration::from_secs(1),
+            litestream_interval: crate::config::defaults::LITESTREAM_INTERVAL,
             litestream_config: None,
             security: Default::default(),
             replicators: Vec::new(),

@@ -122,7 +122,7 @@ fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {
             .cfg
             .litestream
             .as_ref()
-            .map_or(Duration::from_secs(1), |l| l.interval),
+            .map_or(config::defaults::LITESTREAM_INTERVAL, |l| l.interval),
         litestream_config: l.litestream_config.clone(),
         security: l.security.clone(),
         replicators: l.replicators.clone(),

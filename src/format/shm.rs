@@ -148,10 +148,30 @@ impl fmt::Display for ShmError {
 
 impl std::error::Error for ShmError {}
 
+/// Offsets in one copy of the wal-index header (`WalIndexHdr` in SQLite's wal.c).
+mod hdr {
+    pub const VERSION: usize = 0;
+    pub const CHANGE: usize = 8;
+    pub const IS_INIT: usize = 12;
+    pub const PAGE_SIZE: usize = 14;
+    pub const MAX_FRAME: usize = 16;
+    pub const PAGE_COUNT: usize = 20;
+    pub const SALT: usize = 32;
+    /// The checksum covers the bytes before it.
+    pub const CHECKSUM: usize = 40;
+}
+
+/// Offsets in the checkpoint information after the two header copies (`WalCkptInfo`).
+mod ckpt {
+    pub const BACKFILL: usize = 0;
+    pub const READ_MARKS: usize = 4;
+    pub const BACKFILL_ATTEMPTED: usize = 32;
+}
+
 /// The checksum SQLite keeps over the first 40 bytes of the header, in native word order.
 fn header_checksum(order: ByteOrder, b: &[u8]) -> [u32; 2] {
     let (mut s1, mut s2) = (0u32, 0u32);
-    for off in (0..40).step_by(8) {
+    for off in (0..hdr::CHECKSUM).step_by(8) {
         s1 = s1.wrapping_add(order.u32_at(b, off)).wrapping_add(s2);
         s2 = s2.wrapping_add(order.u32_at(b, off + 4)).wrapping_add(s1);
     }
@@ -171,41 +191,43 @@ pub fn parse(bytes: &[u8], order: ByteOrder) -> Result<WalIndex, ShmError> {
         return Err(ShmError::CopiesDiffer);
     }
     let h = copy1;
-    if h[12] == 0 {
+    if h[hdr::IS_INIT] == 0 {
         return Err(ShmError::NotInitialised);
     }
-    if header_checksum(order, h) != [order.u32_at(h, 40), order.u32_at(h, 44)] {
+    let stored = [
+        order.u32_at(h, hdr::CHECKSUM),
+        order.u32_at(h, hdr::CHECKSUM + 4),
+    ];
+    if header_checksum(order, h) != stored {
         return Err(ShmError::ChecksumMismatch);
     }
-    let version = order.u32_at(h, 0);
+    let version = order.u32_at(h, hdr::VERSION);
     if version != WALINDEX_VERSION {
         return Err(ShmError::UnknownVersion(version));
     }
     // szPage packs 65536 into 16 bits: bits 8-15 are kept, bit 0 stands for bit 16.
-    let sz = u32::from(order.u16_at(h, 14));
+    let sz = u32::from(order.u16_at(h, hdr::PAGE_SIZE));
     let page_size = (sz & 0xfe00) + ((sz & 0x0001) << 16);
     // The salts are a raw copy of the WAL header's big-endian bytes.
-    let salt = [
-        u32::from_be_bytes([h[32], h[33], h[34], h[35]]),
-        u32::from_be_bytes([h[36], h[37], h[38], h[39]]),
-    ];
+    let be = |at: usize| u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let salt = [be(hdr::SALT), be(hdr::SALT + 4)];
     let c = &bytes[CKPT_INFO_OFFSET..SHM_HEADER_SIZE];
     let mut read_marks = [0u32; READ_SLOTS];
     for (i, mark) in read_marks.iter_mut().enumerate() {
-        *mark = order.u32_at(c, 4 + 4 * i);
+        *mark = order.u32_at(c, ckpt::READ_MARKS + 4 * i);
     }
     Ok(WalIndex {
         header: IndexHeader {
-            change: order.u32_at(h, 8),
+            change: order.u32_at(h, hdr::CHANGE),
             page_size,
-            max_frame: order.u32_at(h, 16),
-            page_count: order.u32_at(h, 20),
+            max_frame: order.u32_at(h, hdr::MAX_FRAME),
+            page_count: order.u32_at(h, hdr::PAGE_COUNT),
             salt,
         },
         ckpt: CheckpointInfo {
-            backfill: order.u32_at(c, 0),
+            backfill: order.u32_at(c, ckpt::BACKFILL),
             read_marks,
-            backfill_attempted: order.u32_at(c, 32),
+            backfill_attempted: order.u32_at(c, ckpt::BACKFILL_ATTEMPTED),
         },
     })
 }

@@ -2,6 +2,7 @@
 //! listing may take seconds; a poll must not), and posts what it found on a [`Board`] that the
 //! poller reads. One task per replica; a failing replica is an error on that replica only.
 
+use super::board::Board;
 use super::config::{LitestreamDb, Replica, ReplicaKind, S3Spec};
 use super::metrics::{self, Process};
 use super::position::{self, Entry, Local, Newest, Position};
@@ -9,71 +10,11 @@ use crate::format::litestream::{parse_ltx_header, LTX_HEADER_SIZE};
 use futures::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
-use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-/// What one read of a replica found.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Observation {
-    /// `file`, `s3`, or the unsupported type's name.
-    pub kind: String,
-    pub local: Option<Position>,
-    pub replica: Option<Position>,
-    /// Every commit made before this time is in the replica (seconds since the epoch).
-    pub replicated_at: Option<f64>,
-    /// When the replica was last read successfully.
-    pub read_at: Option<f64>,
-    /// Why the last read failed; `None` when it succeeded.
-    pub error: Option<String>,
-    /// Why Litestream's local state (its meta directory) could not be read; `None` when it
-    /// was. Without it the local position is unknown, but the replica's lag is still measured.
-    pub local_error: Option<String>,
-    pub errors_total: u64,
-}
-
-/// The latest observation of every replica, keyed by (db, replica), and what Litestream's own
-/// metrics say of each database.
-#[derive(Debug, Default)]
-pub struct Board {
-    inner: Mutex<HashMap<(String, String), Observation>>,
-    processes: Mutex<HashMap<String, Process>>,
-}
-
-impl Board {
-    pub fn process(&self, db: &str) -> Option<Process> {
-        self.processes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(db)
-            .cloned()
-    }
-
-    fn post_process(&self, db: &str, p: Process) {
-        self.processes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(db.to_string(), p);
-    }
-
-    pub fn get(&self, db: &str, replica: &str) -> Option<Observation> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&(db.to_string(), replica.to_string()))
-            .cloned()
-    }
-
-    fn post(&self, db: &str, replica: &str, f: impl FnOnce(&mut Observation)) {
-        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        f(map
-            .entry((db.to_string(), replica.to_string()))
-            .or_default());
-    }
-}
 
 fn epoch(t: SystemTime) -> f64 {
     t.duration_since(SystemTime::UNIX_EPOCH)

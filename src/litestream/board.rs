@@ -1,0 +1,68 @@
+//! Where the Litestream watchers post what they find and the poller reads it: the latest
+//! observation of every replica and what Litestream's own metrics say of each database. It
+//! imports neither the poller nor the monitor; both depend on it.
+
+use super::metrics::Process;
+use super::position::Position;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// What one read of a replica found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Observation {
+    /// `file`, `s3`, or the unsupported type's name.
+    pub kind: String,
+    pub local: Option<Position>,
+    pub replica: Option<Position>,
+    /// Every commit made before this time is in the replica (seconds since the epoch).
+    pub replicated_at: Option<f64>,
+    /// When the replica was last read successfully.
+    pub read_at: Option<f64>,
+    /// Why the last read failed; `None` when it succeeded.
+    pub error: Option<String>,
+    /// Why Litestream's local state (its meta directory) could not be read; `None` when it
+    /// was. Without it the local position is unknown, but the replica's lag is still measured.
+    pub local_error: Option<String>,
+    pub errors_total: u64,
+}
+
+/// The latest observation of every replica, keyed by (db, replica), and what Litestream's own
+/// metrics say of each database.
+#[derive(Debug, Default)]
+pub struct Board {
+    inner: Mutex<HashMap<(String, String), Observation>>,
+    processes: Mutex<HashMap<String, Process>>,
+}
+
+impl Board {
+    pub fn process(&self, db: &str) -> Option<Process> {
+        self.processes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(db)
+            .cloned()
+    }
+
+    pub(super) fn post_process(&self, db: &str, p: Process) {
+        self.processes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(db.to_string(), p);
+    }
+
+    pub fn get(&self, db: &str, replica: &str) -> Option<Observation> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(db.to_string(), replica.to_string()))
+            .cloned()
+    }
+
+    pub(super) fn post(&self, db: &str, replica: &str, f: impl FnOnce(&mut Observation)) {
+        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        f(map
+            .entry((db.to_string(), replica.to_string()))
+            .or_default());
+    }
+}
