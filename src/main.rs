@@ -6,7 +6,6 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use sqlite_ops::cmd;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -29,88 +28,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Watch databases and serve Prometheus metrics.
-    Run {
-        /// YAML config file (see config.example.yaml).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// A database to watch (repeatable); named after its file stem.
-        #[arg(long = "db", value_name = "PATH")]
-        databases: Vec<PathBuf>,
-        /// Address to listen on: host:port, or :port for every interface [default: :9934].
-        #[arg(long = "web.listen-address", value_name = "ADDRESS")]
-        listen_address: Option<String>,
-        /// Path under which to expose metrics [default: /metrics].
-        #[arg(long = "web.telemetry-path", value_name = "PATH")]
-        telemetry_path: Option<String>,
-        /// TLS and basic auth: a web config file in Prometheus exporter-toolkit's format
-        /// (tls_server_config, basic_auth_users, http_server_config) [default: web.config_file
-        /// from --config].
-        #[arg(long = "web.config.file", value_name = "FILE")]
-        web_config_file: Option<PathBuf>,
-        /// How often to poll every database, like 1s or 250ms [default: 1s].
-        #[arg(long = "poll-interval", value_name = "DURATION", value_parser = humantime::parse_duration)]
-        poll_interval: Option<Duration>,
-        /// Litestream's config file: measure replication of the databases it lists (and watch
-        /// them) [default: litestream.config from --config].
-        #[arg(long = "litestream-config", value_name = "FILE")]
-        litestream_config: Option<PathBuf>,
-    },
+    Run(cmd::run::RunOptions),
     /// Audit databases once: thresholds, journal mode, freelist, foreign keys, permissions,
     /// filesystem, SQLite version, Litestream. Exit code: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
-    Check {
-        /// YAML config file: its databases, thresholds and declared team facts.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Databases to check (besides those of --config).
-        #[arg(value_name = "DB")]
-        databases: Vec<PathBuf>,
-        /// How long to watch each database for write rate and lock figures, like 5s or 0s.
-        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-        sample: Duration,
-        /// Also run PRAGMA quick_check (read-only, but reads the whole file).
-        #[arg(long)]
-        integrity: bool,
-        /// Longest any one SQL statement of the check may run (its read transaction pins the
-        /// WAL meanwhile).
-        #[arg(long = "statement-timeout", default_value = "10s", value_parser = humantime::parse_duration)]
-        statement_timeout: Duration,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = cmd::check::Format::Human)]
-        format: cmd::check::Format,
-        /// Litestream's config file: judge the replication of the databases it lists.
-        #[arg(long = "litestream-config", value_name = "FILE")]
-        litestream_config: Option<PathBuf>,
-    },
+    Check(cmd::check::Args),
     /// What will break when this database moves to Postgres: proposed types and DDL, values
     /// Postgres would reject, the cost of the copy. Exit 0 ready, 1 work, 2 blocked.
     MigrateCheck(cmd::migrate_check::Args),
     /// Print Prometheus alerting rules for the configured (or default) thresholds.
-    Rules {
-        /// YAML config file whose thresholds to use.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// A rules file for Prometheus, or a PrometheusRule for the Prometheus Operator.
-        #[arg(long, value_enum, default_value_t = cmd::rules::Format::Prometheus)]
-        format: cmd::rules::Format,
-        /// metadata.name of the PrometheusRule.
-        #[arg(long, default_value = "sqlite-ops")]
-        name: String,
-    },
+    Rules(cmd::rules::Args),
     /// Run a built-in demo: an application writing to a WAL database, watched live.
-    Demo {
-        /// Stop after this long, like 30s (default: run until Ctrl-C).
-        #[arg(long, value_parser = humantime::parse_duration)]
-        duration: Option<Duration>,
-        /// Write transactions per second of the demo application.
-        #[arg(long, default_value_t = 200)]
-        rate: u32,
-        /// Reader threads of the demo application.
-        #[arg(long, default_value_t = 2)]
-        readers: usize,
-        /// Address for the metrics endpoint [default: 127.0.0.1:9934, or a free port].
-        #[arg(long = "web.listen-address", value_name = "ADDRESS")]
-        listen_address: Option<String>,
-    },
+    Demo(cmd::demo::DemoOptions),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -188,7 +116,7 @@ fn command() -> clap::Command {
 
 fn main() -> ExitCode {
     let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
-    let quiet = !matches!(cli.command, Command::Run { .. } | Command::Demo { .. });
+    let quiet = !matches!(cli.command, Command::Run(_) | Command::Demo(_));
     let level = cli
         .log_level
         .unwrap_or_else(|| if quiet { "error" } else { "info" }.to_string());
@@ -202,63 +130,11 @@ fn main() -> ExitCode {
         Command::Man => clap_mangen::Man::new(command())
             .render(&mut std::io::stdout())
             .map_err(anyhow::Error::from),
-        Command::Check {
-            config,
-            databases,
-            sample,
-            integrity,
-            statement_timeout,
-            format,
-            litestream_config,
-        } => {
-            let opts = sqlite_ops::check::CheckOptions {
-                config,
-                databases,
-                sample,
-                integrity,
-                statement_timeout,
-                litestream_config,
-            };
-            return ExitCode::from(cmd::check::run(&opts, format));
-        }
+        Command::Check(args) => return ExitCode::from(cmd::check::run(args)),
         Command::MigrateCheck(args) => return ExitCode::from(cmd::migrate_check::run(args)),
-        Command::Rules {
-            config,
-            format,
-            name,
-        } => cmd::rules::render(config.as_deref(), format, &name).map(|rules| print!("{rules}")),
-        Command::Run {
-            config,
-            databases,
-            listen_address,
-            telemetry_path,
-            web_config_file,
-            poll_interval,
-            litestream_config,
-        } => runtime().and_then(|rt| {
-            rt.block_on(cmd::run::run(cmd::run::RunOptions {
-                config,
-                databases,
-                listen_address,
-                telemetry_path,
-                web_config_file,
-                poll_interval,
-                litestream_config,
-            }))
-        }),
-        Command::Demo {
-            duration,
-            rate,
-            readers,
-            listen_address,
-        } => runtime().and_then(|rt| {
-            rt.block_on(cmd::demo::run(cmd::demo::DemoOptions {
-                duration,
-                rate,
-                readers,
-                listen_address,
-            }))
-        }),
+        Command::Rules(args) => cmd::rules::run(&args),
+        Command::Run(opts) => runtime().and_then(|rt| rt.block_on(cmd::run::run(opts))),
+        Command::Demo(opts) => runtime().and_then(|rt| rt.block_on(cmd::demo::run(opts))),
         Command::DemoWorkload { db, rate, readers } => {
             sqlite_ops::workload::run(&db, rate, readers)
         }

@@ -3,6 +3,35 @@
 
 use crate::check::{self, report, CheckOptions};
 use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The command line of `check`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// YAML config file: its databases, thresholds and declared team facts.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Databases to check (besides those of --config).
+    #[arg(value_name = "DB")]
+    pub databases: Vec<PathBuf>,
+    /// How long to watch each database for write rate and lock figures, like 5s or 0s.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub sample: Duration,
+    /// Also run PRAGMA quick_check (read-only, but reads the whole file).
+    #[arg(long)]
+    pub integrity: bool,
+    /// Longest any one SQL statement of the check may run (its read transaction pins the
+    /// WAL meanwhile).
+    #[arg(long = "statement-timeout", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub statement_timeout: Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Litestream's config file: judge the replication of the databases it lists.
+    #[arg(long = "litestream-config", value_name = "FILE")]
+    pub litestream_config: Option<PathBuf>,
+}
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -12,8 +41,17 @@ pub enum Format {
 }
 
 /// Runs the check and prints it; returns the exit code. Configuration errors are UNKNOWN (3).
-pub fn run(opts: &CheckOptions, format: Format) -> u8 {
-    match check::run(opts) {
+pub fn run(args: Args) -> u8 {
+    let format = args.format;
+    let opts = CheckOptions {
+        config: args.config,
+        databases: args.databases,
+        sample: args.sample,
+        integrity: args.integrity,
+        statement_timeout: args.statement_timeout,
+        litestream_config: args.litestream_config,
+    };
+    match check::run(&opts) {
         Ok(r) => {
             let text = match format {
                 Format::Json => report::json(&r),

@@ -15,13 +15,19 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{ChildStdout, Command};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct DemoOptions {
-    /// Stop after this long; `None` runs until Ctrl-C.
+    /// Stop after this long, like 30s (default: run until Ctrl-C).
+    #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
+    /// Write transactions per second of the demo application.
+    #[arg(long, default_value_t = 200)]
     pub rate: u32,
+    /// Reader threads of the demo application.
+    #[arg(long, default_value_t = 2)]
     pub readers: usize,
-    /// `None`: 127.0.0.1:9934, or any free port when that one is taken.
+    /// Address for the metrics endpoint [default: 127.0.0.1:9934, or a free port].
+    #[arg(long = "web.listen-address", value_name = "ADDRESS")]
     pub listen_address: Option<String>,
 }
 

@@ -13,6 +13,29 @@ pub enum Format {
     Kubernetes,
 }
 
+/// The command line of `rules`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// YAML config file whose thresholds to use.
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+    /// A rules file for Prometheus, or a PrometheusRule for the Prometheus Operator.
+    #[arg(long, value_enum, default_value_t = Format::Prometheus)]
+    pub format: Format,
+    /// metadata.name of the PrometheusRule.
+    #[arg(long, default_value = "sqlite-ops")]
+    pub name: String,
+}
+
+/// Prints the rules `args` ask for.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    print!(
+        "{}",
+        render(args.config.as_deref(), args.format, &args.name)?
+    );
+    Ok(())
+}
+
 /// The rules for `config` (the defaults when `None`).
 pub fn render(config: Option<&Path>, format: Format, name: &str) -> anyhow::Result<String> {
     let (cfg, source) = match config {

@@ -15,17 +15,32 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Options of `run` (command-line values win over the config file).
-#[derive(Debug, Clone, Default)]
+/// The command line of `run` (its values win over the config file).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct RunOptions {
+    /// YAML config file (see config.example.yaml).
+    #[arg(long)]
     pub config: Option<PathBuf>,
+    /// A database to watch (repeatable); named after its file stem.
+    #[arg(long = "db", value_name = "PATH")]
     pub databases: Vec<PathBuf>,
+    /// Address to listen on: host:port, or :port for every interface [default: :9934].
+    #[arg(long = "web.listen-address", value_name = "ADDRESS")]
     pub listen_address: Option<String>,
+    /// Path under which to expose metrics [default: /metrics].
+    #[arg(long = "web.telemetry-path", value_name = "PATH")]
     pub telemetry_path: Option<String>,
-    /// TLS and basic auth (exporter-toolkit format), overriding `web.config_file`.
+    /// TLS and basic auth: a web config file in Prometheus exporter-toolkit's format
+    /// (tls_server_config, basic_auth_users, http_server_config) [default: web.config_file
+    /// from --config].
+    #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
+    /// How often to poll every database, like 1s or 250ms [default: 1s].
+    #[arg(long = "poll-interval", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub poll_interval: Option<Duration>,
-    /// Litestream's config (litestream.yml), overriding `litestream.config`.
+    /// Litestream's config file: measure replication of the databases it lists (and watch
+    /// them) [default: litestream.config from --config].
+    #[arg(long = "litestream-config", value_name = "FILE")]
     pub litestream_config: Option<PathBuf>,
 }
 
