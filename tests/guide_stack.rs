@@ -10,7 +10,7 @@
 mod common;
 
 use common::{
-    free_port, kill_group, wait_for, Alertmanager, Daemon, LineChild, Litestream, PyDriver, STEP,
+    free_port, wait_for, Alertmanager, Daemon, Guard, LineChild, Litestream, PyDriver, STEP,
 };
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -171,7 +171,11 @@ impl Stack {
         let until = Instant::now() + Duration::from_secs(seconds);
         while Instant::now() < until {
             let seen = self.daemon_alerts();
-            assert!(seen.is_empty(), "a healthy stack raised {seen:?}");
+            assert!(
+                seen.is_empty(),
+                "a healthy stack raised {seen:?}; replicas: {}",
+                self.status()["litestream"]
+            );
             std::thread::sleep(Duration::from_millis(500));
         }
     }
@@ -376,15 +380,11 @@ while time.time() < end:
     c.execute("COMMIT")
     time.sleep(0.08)
 "#;
-    let mut other = std::os::unix::process::CommandExt::process_group(
-        Command::new("python3").args(["-c", script]).arg(&s.db),
-        0,
-    )
-    .spawn()
-    .expect("python3 runs");
+    let other = Guard::spawn(Command::new("python3").args(["-c", script]).arg(&s.db))
+        .expect("python3 runs");
     let t0 = Instant::now();
     let (a, secs) = s.wait_for_alert("SQLiteMultipleWriters", t0, Duration::from_secs(20));
-    kill_group(&mut other);
+    drop(other);
     fault(
         "a second application process writes",
         "SQLiteMultipleWriters",

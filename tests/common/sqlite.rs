@@ -1,0 +1,118 @@
+//! SQLite on the application's side: a second SQLite build in another process (Python's
+//! sqlite3, driven line by line), an in-process writer, the monitor polled in this process, and
+//! the SQL-per-scrape baseline of the benchmarks.
+
+use super::process::LineChild;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A Python process holding SQLite connections, driven line by line
+/// (protocol in tests/helpers/sqlite_driver.py).
+pub struct PyDriver(LineChild);
+
+impl PyDriver {
+    pub fn start() -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/sqlite_driver.py");
+        PyDriver(LineChild::spawn(Command::new("python3").arg(script)))
+    }
+
+    /// Sends one command and returns the reply after "ok"; panics on "err" or silence.
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.0.cmd(line)
+    }
+
+    /// Opens connection `name` on `path`, applying `pragmas` ("journal_mode=WAL ...") in order.
+    pub fn open(&mut self, name: &str, path: &Path, pragmas: &str) {
+        self.cmd(&format!("open {name} {} {pragmas}", path.display()));
+    }
+}
+
+/// One database watched by the monitor in this process (the connections it watches must live in
+/// another process, such as a [`PyDriver`]).
+pub struct Watch(sqlite_ops::poller::Poller);
+
+impl Watch {
+    pub fn new(path: &Path) -> Self {
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        Watch(sqlite_ops::poller::Poller::new(
+            &[sqlite_ops::poller::Target::new(name, path)],
+            "",
+        ))
+    }
+
+    pub fn poll(&mut self) -> sqlite_ops::monitor::DbSnapshot {
+        self.0.poll_once().remove(0)
+    }
+
+    /// Polls and returns the write-transaction total of a readable database.
+    pub fn total(&mut self) -> u64 {
+        let s = self.poll();
+        assert!(s.up, "database readable: {:?}", s.error);
+        s.write_transactions_total.expect("a count")
+    }
+
+    /// Polls and returns the snapshot with its WAL figures.
+    pub fn wal(
+        &mut self,
+    ) -> (
+        sqlite_ops::monitor::DbSnapshot,
+        sqlite_ops::monitor::WalSnapshot,
+    ) {
+        let s = self.poll();
+        let w = s.wal.clone().expect("WAL figures");
+        (s, w)
+    }
+}
+
+/// An application committing a small transaction every 50 ms until dropped.
+pub struct Writer {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    pub fn start(db: &Path) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, db) = (stop.clone(), db.to_path_buf());
+        let thread = std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(&db).unwrap();
+            conn.busy_timeout(Duration::from_secs(5)).unwrap();
+            while !flag.load(Ordering::Relaxed) {
+                conn.execute("INSERT INTO events(at) VALUES (unixepoch('subsec'))", [])
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Writer {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// What SQL-per-scrape exporters do for each scrape, the benchmarks' baseline: open a read-only
+/// connection, read page_count, freelist_count and journal_mode, close.
+pub fn sql_per_scrape(db: &Path) -> (i64, i64, String) {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap();
+    let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+    let free: i64 = c
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .unwrap();
+    let mode: String = c
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    (pages, free, mode)
+}
