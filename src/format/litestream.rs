@@ -115,6 +115,11 @@ pub fn parse_segment_name(name: &str) -> Option<WalPos> {
     })
 }
 
+/// Parses a v0.3 replica snapshot name, `00000001.snapshot.lz4`: the WAL index it was taken at.
+pub fn parse_snapshot_name(name: &str) -> Option<u32> {
+    hex_u64(name.strip_suffix(".snapshot.lz4")?, 8).map(|v| v as u32)
+}
+
 /// Parses a v0.3 local shadow WAL name, `00000000.wal`: its index.
 pub fn parse_shadow_wal_name(name: &str) -> Option<u32> {
     hex_u64(name.strip_suffix(".wal")?, 8).map(|v| v as u32)

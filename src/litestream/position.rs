@@ -4,7 +4,7 @@
 
 use crate::format::litestream::{
     parse_generation, parse_level, parse_ltx_name, parse_segment_name, parse_shadow_wal_name,
-    WalPos,
+    parse_snapshot_name, WalPos,
 };
 use serde::Serialize;
 use std::io;
@@ -83,13 +83,24 @@ pub fn newest(entries: &[Entry], generation: Option<&str>) -> Option<Newest> {
             modified: e.modified,
         });
     }
-    let segments: Vec<(&str, WalPos, &Entry)> = entries
+    // A snapshot holds every commit up to the start of its WAL index at least: right after a new
+    // generation starts, Litestream writes it before the first WAL segment, and the replica is
+    // not empty then. On a tie a segment wins (it is the finer position).
+    let segments: Vec<((WalPos, bool), &str, &Entry)> = entries
         .iter()
         .filter_map(|e| {
             let parts: Vec<&str> = e.key.split('/').collect();
             match parts.as_slice() {
                 [.., "generations", g, "wal", seg] => {
-                    Some((parse_generation(g)?, parse_segment_name(seg)?, e))
+                    Some(((parse_segment_name(seg)?, true), parse_generation(g)?, e))
+                }
+                [.., "generations", g, "snapshots", snap] => {
+                    let index = parse_snapshot_name(snap)?;
+                    Some((
+                        (WalPos { index, offset: 0 }, false),
+                        parse_generation(g)?,
+                        e,
+                    ))
                 }
                 _ => None,
             }
@@ -99,13 +110,13 @@ pub fn newest(entries: &[Entry], generation: Option<&str>) -> Option<Newest> {
         segments
             .iter()
             .max_by_key(|(_, _, e)| e.modified)
-            .map(|(g, _, _)| g.to_string())
+            .map(|(_, g, _)| g.to_string())
     })?;
     segments
         .iter()
-        .filter(|(g, _, _)| *g == generation)
-        .max_by_key(|(_, pos, _)| *pos)
-        .map(|(g, pos, e)| Newest {
+        .filter(|(_, g, _)| *g == generation)
+        .max_by_key(|(pos, _, _)| *pos)
+        .map(|((pos, _), g, e)| Newest {
             position: Position::V3 {
                 generation: g.to_string(),
                 index: pos.index,
@@ -283,5 +294,37 @@ mod tests {
         // Unknown generation: the one written last.
         assert_eq!(newest(&listing, None).unwrap().modified, n.modified);
         assert_eq!(newest(&listing, Some("bbbbbbbbbbbbbbbb")), None);
+    }
+
+    /// Right after a new generation starts, Litestream 0.3 has written its snapshot and no WAL
+    /// segment yet: the replica holds the snapshot, it is not empty.
+    #[test]
+    fn v3_a_snapshot_alone_is_a_position() {
+        let g = "19c19ebf760dedb6";
+        let listing = [e(
+            &format!("generations/{g}/snapshots/00000002.snapshot.lz4"),
+            9,
+        )];
+        let n = newest(&listing, Some(g)).unwrap();
+        assert_eq!(
+            n.position,
+            Position::V3 {
+                generation: g.into(),
+                index: 2,
+                offset: 0
+            }
+        );
+        // A segment at the same place is the finer position.
+        let listing = [
+            e(
+                &format!("generations/{g}/snapshots/00000002.snapshot.lz4"),
+                9,
+            ),
+            e(
+                &format!("generations/{g}/wal/00000002_00000000.wal.lz4"),
+                10,
+            ),
+        ];
+        assert!(newest(&listing, Some(g)).unwrap().key.contains("/wal/"));
     }
 }
