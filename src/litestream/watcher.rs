@@ -2,7 +2,7 @@
 //! listing may take seconds; a poll must not), and posts what it found on a [`Board`] that the
 //! poller reads. One task per replica; a failing replica is an error on that replica only.
 
-use super::board::Board;
+use super::board::{Board, Observation};
 use super::config::{LitestreamDb, Replica, ReplicaKind, S3Spec};
 use super::metrics::{self, Process};
 use super::position::{self, Entry, Local, Newest, Position};
@@ -163,18 +163,7 @@ async fn watch(
         ReplicaKind::Unsupported { kind } => kind.clone(),
     };
     let timeout = interval.max(Duration::from_secs(10));
-    let reader = match &replica.kind {
-        ReplicaKind::File { path } => Ok(Reader::File(path.clone())),
-        ReplicaKind::S3(spec) => s3_store(spec, timeout).map(|store| Reader::S3 {
-            store,
-            bucket: spec.bucket.clone(),
-            prefix: spec.prefix.clone(),
-        }),
-        ReplicaKind::Unsupported { kind } => Err(format!(
-            "replica type {kind:?} is not supported by sqlite-ops (it reads file and s3 replicas); its lag is not measured"
-        )),
-    };
-    let reader = match reader {
+    let reader = match reader_of(&replica.kind, timeout) {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(db = %db, replica = %replica.name, error = %e, "cannot watch Litestream replica");
@@ -186,27 +175,22 @@ async fn watch(
             return;
         }
     };
-    let mut last_error: Option<String> = None;
-    let mut last_local_error: Option<String> = None;
+    let mut local_said = Said::default();
+    let mut replica_said = Said::default();
     loop {
-        let meta2 = meta.clone();
-        let local = tokio::task::spawn_blocking(move || position::local(&meta2))
-            .await
-            .map_err(|e| format!("reading Litestream's local state failed: {e}"))
-            .and_then(|r| r.map_err(|e| e.to_string()));
-        let local_error = local.as_ref().err().cloned();
-        if local_error != last_local_error {
-            match &local_error {
-                Some(e) => {
-                    tracing::warn!(db = %db, meta = %meta.display(), error = %e, "cannot read Litestream's local state")
-                }
-                None => {
-                    tracing::info!(db = %db, meta = %meta.display(), "Litestream's local state readable again")
-                }
+        let local = read_local(&meta).await;
+        local_said.tell(local.as_ref().err(), |e| match e {
+            Some(e) => {
+                tracing::warn!(db = %db, meta = %meta.display(), error = %e, "cannot read Litestream's local state")
             }
-            last_local_error = local_error.clone();
-        }
-        let local = local.ok();
+            None => {
+                tracing::info!(db = %db, meta = %meta.display(), "Litestream's local state readable again")
+            }
+        });
+        let (local, local_error) = match local {
+            Ok(l) => (Some(l), None),
+            Err(e) => (None, Some(e)),
+        };
         let generation = local.as_ref().and_then(|l: &Local| l.generation.clone());
         let read = tokio::time::timeout(timeout, read_replica(&reader, generation)).await;
         let result = read.unwrap_or_else(|_| {
@@ -215,42 +199,79 @@ async fn watch(
                 humantime::format_duration(timeout)
             ))
         });
-        if result.as_ref().err() != last_error.as_ref() {
-            match &result {
-                Err(e) => {
-                    tracing::warn!(db = %db, replica = %replica.name, error = %e, "cannot read Litestream replica")
-                }
-                Ok(_) if last_error.is_some() => {
-                    tracing::info!(db = %db, replica = %replica.name, "Litestream replica readable again")
-                }
-                Ok(_) => {}
+        replica_said.tell(result.as_ref().err(), |e| match e {
+            Some(e) => {
+                tracing::warn!(db = %db, replica = %replica.name, error = %e, "cannot read Litestream replica")
             }
-            last_error = result.as_ref().err().cloned();
-        }
+            None => {
+                tracing::info!(db = %db, replica = %replica.name, "Litestream replica readable again")
+            }
+        });
         let now = epoch(SystemTime::now());
         board.post(&db, &replica.name, |o| {
             o.kind = kind_name.clone();
             o.local = local.and_then(|l| l.position);
             o.local_error = local_error;
-            match result {
-                Ok(found) => {
-                    o.error = None;
-                    o.read_at = Some(now);
-                    if let Some((pos, at)) = found {
-                        o.replica = Some(pos);
-                        o.replicated_at = Some(at);
-                    } else {
-                        o.replica = None;
-                        o.replicated_at = None;
-                    }
-                }
-                Err(e) => {
-                    o.error = Some(e);
-                    o.errors_total += 1;
-                }
-            }
+            record(o, result, now);
         });
         tokio::time::sleep(interval).await;
+    }
+}
+
+/// How a replica of this kind is read, or why it cannot be.
+fn reader_of(kind: &ReplicaKind, timeout: Duration) -> Result<Reader, String> {
+    match kind {
+        ReplicaKind::File { path } => Ok(Reader::File(path.clone())),
+        ReplicaKind::S3(spec) => s3_store(spec, timeout).map(|store| Reader::S3 {
+            store,
+            bucket: spec.bucket.clone(),
+            prefix: spec.prefix.clone(),
+        }),
+        ReplicaKind::Unsupported { kind } => Err(format!(
+            "replica type {kind:?} is not supported by sqlite-ops (it reads file and s3 replicas); its lag is not measured"
+        )),
+    }
+}
+
+/// Litestream's local state, off the async runtime; the error names the file and the cause.
+async fn read_local(meta: &std::path::Path) -> Result<Local, String> {
+    let meta = meta.to_path_buf();
+    tokio::task::spawn_blocking(move || position::local(&meta))
+        .await
+        .map_err(|e| format!("reading Litestream's local state failed: {e}"))
+        .and_then(|r| r.map_err(|e| e.to_string()))
+}
+
+/// The last error logged, so that an error is logged when it starts or changes and its end
+/// once, not on every read.
+#[derive(Default)]
+struct Said(Option<String>);
+
+impl Said {
+    fn tell(&mut self, now: Option<&String>, log: impl FnOnce(Option<&String>)) {
+        if now != self.0.as_ref() {
+            // The end of an error is news; the absence of one at start is not.
+            if now.is_some() || self.0.is_some() {
+                log(now);
+            }
+            self.0 = now.cloned();
+        }
+    }
+}
+
+/// Records one read of the replica in its observation.
+fn record(o: &mut Observation, result: Result<Option<(Position, f64)>, String>, now: f64) {
+    match result {
+        Ok(found) => {
+            o.error = None;
+            o.read_at = Some(now);
+            o.replica = found.as_ref().map(|(pos, _)| pos.clone());
+            o.replicated_at = found.map(|(_, at)| at);
+        }
+        Err(e) => {
+            o.error = Some(e);
+            o.errors_total += 1;
+        }
     }
 }
 

@@ -90,6 +90,34 @@ pub struct SavedAlert {
     pub description: String,
 }
 
+/// Every threshold breached by `dbs` now, at each severity.
+fn breaches<'a>(
+    dbs: impl IntoIterator<Item = (&'a DbSnapshot, &'a DbThresholds)>,
+) -> BTreeMap<Key, Breach> {
+    let mut out = BTreeMap::new();
+    for (snapshot, thresholds) in dbs {
+        for c in conditions(snapshot, thresholds) {
+            let Some(value) = c.value else { continue };
+            for (severity, threshold) in c.setting.levels() {
+                if c.setting.rule.op.breached(value, threshold) {
+                    let (summary, description) = render_text(c.setting, snapshot, value, threshold);
+                    out.insert(
+                        (snapshot.name.clone(), c.setting.rule.alert, severity),
+                        Breach {
+                            value,
+                            threshold,
+                            for_: c.setting.for_,
+                            summary,
+                            description,
+                        },
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Keeps every alert's state between evaluations.
 #[derive(Debug)]
 pub struct Engine {
@@ -114,30 +142,17 @@ impl Engine {
         now: Instant,
         wall: SystemTime,
     ) -> Vec<Alert> {
-        let mut breaches: BTreeMap<Key, Breach> = BTreeMap::new();
-        for (snapshot, thresholds) in dbs {
-            for c in conditions(snapshot, thresholds) {
-                let Some(value) = c.value else { continue };
-                for (severity, threshold) in c.setting.levels() {
-                    if c.setting.rule.op.breached(value, threshold) {
-                        let (summary, description) =
-                            render_text(c.setting, snapshot, value, threshold);
-                        breaches.insert(
-                            (snapshot.name.clone(), c.setting.rule.alert, severity),
-                            Breach {
-                                value,
-                                threshold,
-                                for_: c.setting.for_,
-                                summary,
-                                description,
-                            },
-                        );
-                    }
-                }
-            }
+        let breaches = breaches(dbs);
+        self.retire(&breaches, now, wall);
+        for (key, b) in breaches {
+            self.advance(key, b, now, wall);
         }
-        // What is no longer breached: pending is forgotten, firing is resolved (unless held
-        // after a restart), resolved ages out.
+        self.tracks.values().map(|t| t.alert.clone()).collect()
+    }
+
+    /// What is no longer breached: pending is forgotten, firing is resolved (unless held after
+    /// a restart), resolved ages out.
+    fn retire(&mut self, breaches: &BTreeMap<Key, Breach>, now: Instant, wall: SystemTime) {
         self.tracks.retain(|key, t| {
             if breaches.contains_key(key) {
                 return true;
@@ -156,52 +171,53 @@ impl Engine {
                     .is_some_and(|r| now.saturating_duration_since(r) < RESOLVED_RETENTION),
             }
         });
-        for (key, b) in breaches {
-            let runbook_url = format!("{}#{}", self.runbook_base_url, key.1.to_lowercase());
-            let t = self.tracks.entry(key.clone()).or_insert_with(|| Track {
-                alert: Alert {
-                    db: key.0.clone(),
-                    alert: key.1,
-                    severity: key.2,
-                    state: AlertState::Pending,
-                    value: b.value,
-                    threshold: b.threshold,
-                    active_since: wall,
-                    fired_at: None,
-                    resolved_at: None,
-                    summary: String::new(),
-                    description: String::new(),
-                    runbook_url,
-                },
-                since: now,
-                resolved: None,
-                held_until: None,
-                credit: Duration::ZERO,
-            });
-            if t.alert.state == AlertState::Resolved {
-                // A new episode.
-                t.alert.state = AlertState::Pending;
-                t.alert.active_since = wall;
-                t.alert.fired_at = None;
-                t.alert.resolved_at = None;
-                t.since = now;
-                t.credit = Duration::ZERO;
-                t.resolved = None;
-            }
-            if t.alert.state == AlertState::Pending
-                && now.saturating_duration_since(t.since) + t.credit >= b.for_
-            {
-                t.alert.state = AlertState::Firing;
-                t.alert.fired_at = Some(wall);
-            }
-            // Measured breached again: a restored alert is an ordinary one from here on.
-            t.held_until = None;
-            t.alert.value = b.value;
-            t.alert.threshold = b.threshold;
-            t.alert.summary = b.summary;
-            t.alert.description = b.description;
+    }
+
+    /// A breach seen now: a new alert is pending, a resolved one starts a new episode, a
+    /// pending one fires once it has held for the rule's `for`.
+    fn advance(&mut self, key: Key, b: Breach, now: Instant, wall: SystemTime) {
+        let runbook_url = format!("{}#{}", self.runbook_base_url, key.1.to_lowercase());
+        let t = self.tracks.entry(key.clone()).or_insert_with(|| Track {
+            alert: Alert {
+                db: key.0.clone(),
+                alert: key.1,
+                severity: key.2,
+                state: AlertState::Pending,
+                value: b.value,
+                threshold: b.threshold,
+                active_since: wall,
+                fired_at: None,
+                resolved_at: None,
+                summary: String::new(),
+                description: String::new(),
+                runbook_url,
+            },
+            since: now,
+            resolved: None,
+            held_until: None,
+            credit: Duration::ZERO,
+        });
+        if t.alert.state == AlertState::Resolved {
+            t.alert.state = AlertState::Pending;
+            t.alert.active_since = wall;
+            t.alert.fired_at = None;
+            t.alert.resolved_at = None;
+            t.since = now;
+            t.credit = Duration::ZERO;
+            t.resolved = None;
         }
-        self.tracks.values().map(|t| t.alert.clone()).collect()
+        if t.alert.state == AlertState::Pending
+            && now.saturating_duration_since(t.since) + t.credit >= b.for_
+        {
+            t.alert.state = AlertState::Firing;
+            t.alert.fired_at = Some(wall);
+        }
+        // Measured breached again: a restored alert is an ordinary one from here on.
+        t.held_until = None;
+        t.alert.value = b.value;
+        t.alert.threshold = b.threshold;
+        t.alert.summary = b.summary;
+        t.alert.description = b.description;
     }
 
     /// Takes back what a previous run saved at `saved_at`, as Prometheus restores its `for`
