@@ -13,10 +13,7 @@ use std::time::{Duration, Instant};
 
 /// (state, active_since) of `alert` on `db` as the daemon lists it.
 fn alert_state(d: &Daemon, alert: &str) -> Option<(String, String)> {
-    let body: serde_json::Value = serde_json::from_str(&d.get("/api/v1/alerts").1).unwrap();
-    body["alerts"]
-        .as_array()
-        .unwrap()
+    d.alerts()
         .iter()
         .find(|a| a["alert"] == alert && a["db"] == "app")
         .map(|a| {
@@ -93,17 +90,7 @@ fn reloads_and_restarts_keep_alerts_and_send_no_false_resolution() {
     // The team rule's `for` changes: its firing alert stays; the size rule is untouched.
     config(&cfg, &db, &am.url, &state, "1h");
     daemon.signal(libc::SIGHUP);
-    wait_for(STEP, "the second reload", || {
-        (daemon
-            .log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains("config reloaded"))
-            .count()
-            == 2)
-            .then_some(())
-    });
+    daemon.wait_log_lines("the second reload", 2, |l| l.contains("config reloaded"));
     daemon.wait_polls(3);
     assert_eq!(alert_state(&daemon, "SQLiteTeamOutgrown").unwrap(), team);
     assert_eq!(alert_state(&daemon, "SQLiteDatabaseLarge").unwrap(), large);

@@ -122,10 +122,8 @@ impl Stack {
 
     /// The daemon's pending and firing alerts, as `name (state)`.
     fn daemon_alerts(&self) -> Vec<String> {
-        let body: Value = serde_json::from_str(&self.daemon.get("/api/v1/alerts").1).unwrap();
-        body["alerts"]
-            .as_array()
-            .unwrap()
+        self.daemon
+            .alerts()
             .iter()
             .filter(|a| a["state"] != "resolved")
             .map(|a| format!("{} ({})", a["alert"].as_str().unwrap(), a["state"]))

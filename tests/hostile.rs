@@ -181,11 +181,8 @@ fn a_100_gb_sparse_database_fires_the_size_alert_from_its_size_alone() {
     drop(f);
     let daemon = Daemon::start(&["--db", db.to_str().unwrap()]);
     let alert = wait_for(STEP, "the critical size alert", || {
-        let body: serde_json::Value =
-            serde_json::from_str(&daemon.get("/api/v1/alerts").1).unwrap();
-        body["alerts"]
-            .as_array()
-            .unwrap()
+        daemon
+            .alerts()
             .iter()
             .find(|a| {
                 a["alert"] == "SQLiteDatabaseLarge"

@@ -98,10 +98,7 @@ fn replica(d: &Daemon, name: &str) -> (Option<f64>, Option<f64>) {
 }
 
 fn firing(d: &Daemon, alert: &str) -> bool {
-    let body: serde_json::Value = serde_json::from_str(&d.get("/api/v1/alerts").1).unwrap();
-    body["alerts"]
-        .as_array()
-        .unwrap()
+    d.alerts()
         .iter()
         .any(|a| a["alert"] == alert && a["state"] == "firing")
 }

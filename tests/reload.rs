@@ -148,17 +148,7 @@ fn scrapes_carry_on_through_reloads() {
     };
     for i in 1..=5 {
         daemon.signal(libc::SIGHUP);
-        wait_for(STEP, "the reload", || {
-            (daemon
-                .log
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|l| l.contains("config reloaded"))
-                .count()
-                >= i)
-                .then_some(())
-        });
+        daemon.wait_log_lines("the reload", i, |l| l.contains("config reloaded"));
     }
     daemon.wait_polls(2);
     stop.store(true, Ordering::Relaxed);

@@ -89,14 +89,25 @@ impl Daemon {
 
     /// Waits until a line of the daemon's log satisfies `pred`.
     pub fn wait_log(&self, what: &str, pred: impl Fn(&str) -> bool) {
-        wait_for(STEP, what, || {
-            self.log
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|l| pred(l))
-                .then_some(())
-        });
+        self.wait_log_lines(what, 1, pred);
+    }
+
+    /// Lines of the daemon's log so far that satisfy `pred`.
+    pub fn log_lines(&self, pred: impl Fn(&str) -> bool) -> usize {
+        self.log.lock().unwrap().iter().filter(|l| pred(l)).count()
+    }
+
+    /// Waits until at least `n` lines of the daemon's log satisfy `pred`.
+    pub fn wait_log_lines(&self, what: &str, n: usize, pred: impl Fn(&str) -> bool) {
+        wait_for(STEP, what, || (self.log_lines(&pred) >= n).then_some(()));
+    }
+
+    /// The alerts of `/api/v1/alerts`: pending, firing and recently resolved.
+    pub fn alerts(&self) -> Vec<serde_json::Value> {
+        let (status, body) = self.get("/api/v1/alerts");
+        assert_eq!(status, 200, "{body}");
+        let mut v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["alerts"].as_array_mut().map(std::mem::take).unwrap()
     }
 
     /// The exit status, once the daemon has exited.
