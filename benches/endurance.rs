@@ -16,31 +16,12 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod measure;
 use common::{free_port, Alertmanager, Daemon};
+use measure::{config, cpu_of, create_wal_db, rss_mib};
 use rusqlite::Connection;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-fn cpu_of(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    Duration::from_secs_f64(ticks / hz)
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb / 1024.0
-}
 
 fn fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -69,35 +50,13 @@ fn measure(pid: u32, len: Duration, mut meanwhile: impl FnMut()) -> Window {
     }
 }
 
-/// A config for `dbs` with `extra` top-level lines and `thresholds` (indented lines).
-fn config(dir: &Path, dbs: &[PathBuf], extra: &str, thresholds: &str) -> PathBuf {
-    let mut text = format!(
-        "{extra}thresholds:\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n{thresholds}databases:\n"
-    );
-    for (i, db) in dbs.iter().enumerate() {
-        text.push_str(&format!("  - {{path: {}, name: db{i}}}\n", db.display()));
-    }
-    let path = dir.join("sqlite-ops.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn wal_db(path: &Path) -> Connection {
-    let c = Connection::open(path).unwrap();
-    c.execute_batch(sqlite_ops::check::RECOMMENDED_PRAGMAS)
-        .unwrap();
-    c.execute_batch("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)")
-        .unwrap();
-    c
-}
-
 fn soak(minutes: u64) {
     const DBS: usize = 1000;
     let dir = tempfile::tempdir().unwrap();
     let paths: Vec<PathBuf> = (0..DBS)
         .map(|i| dir.path().join(format!("db{i}.db")))
         .collect();
-    let conns: Vec<Connection> = paths.iter().map(|p| wal_db(p)).collect();
+    let conns: Vec<Connection> = paths.iter().map(|p| create_wal_db(p)).collect();
     let cfg = config(dir.path(), &paths, "", "");
     let daemon = Daemon::start(&["--config", cfg.to_str().unwrap(), "--poll-interval", "1s"]);
     let pid = daemon.pid();
@@ -158,7 +117,7 @@ fn churn(minutes: u64) {
     const DBS: usize = 50;
     let dir = tempfile::tempdir().unwrap();
     let template = dir.path().join("template.db");
-    let keep = wal_db(&template);
+    let keep = create_wal_db(&template);
     keep.execute("INSERT INTO t(v) VALUES ('x')", []).unwrap();
     let paths: Vec<PathBuf> = (0..DBS)
         .map(|i| dir.path().join(format!("db{i}.db")))
@@ -263,7 +222,7 @@ fn outage(minutes: u64) {
         .map(|i| dir.path().join(format!("db{i}.db")))
         .collect();
     for p in &paths {
-        drop(wal_db(p));
+        drop(create_wal_db(p));
     }
     let am = Alertmanager::start(&dir.path().join("am"), free_port());
     // Down for 1 s before firing (the default is a minute).

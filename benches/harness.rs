@@ -8,7 +8,9 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod measure;
 use common::{Daemon, PyDriver};
+use measure::{config, cpu_of, create_wal_db, rss_mib};
 use rusqlite::Connection;
 use sqlite_ops::poller::{Poller, Target};
 use std::io::Write;
@@ -27,28 +29,6 @@ fn cpu_self() -> Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-/// CPU time (user + system) of process `pid`, from /proc/<pid>/stat.
-fn cpu_of(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    Duration::from_secs_f64(ticks / hz)
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb / 1024.0
-}
-
 /// The daemon under measurement: the `sqlite-ops run` binary with `config`, polling every
 /// `poll`, on 127.0.0.1 (tests/common's child-process helper), once it has polled twice.
 fn daemon(config: &Path, poll: &str) -> Daemon {
@@ -60,30 +40,6 @@ fn daemon(config: &Path, poll: &str) -> Daemon {
     ]);
     d.wait_polls(2);
     d
-}
-
-fn config(dir: &Path, dbs: &[PathBuf]) -> PathBuf {
-    config_with(dir, dbs, "")
-}
-
-fn config_with(dir: &Path, dbs: &[PathBuf], extra: &str) -> PathBuf {
-    let mut text = format!(
-        "{extra}thresholds:\n  filesystem_free: {{warning: 'off', critical: 'off'}}\ndatabases:\n"
-    );
-    for (i, db) in dbs.iter().enumerate() {
-        text.push_str(&format!("  - {{path: {}, name: db{i}}}\n", db.display()));
-    }
-    let path = dir.join("sqlite-ops.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn create_wal_db(path: &Path) -> Connection {
-    let c = Connection::open(path).unwrap();
-    c.execute_batch(GUIDE_PRAGMAS).unwrap();
-    c.execute_batch("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)")
-        .unwrap();
-    c
 }
 
 /// Target 1: CPU per poll of our fast path and of the SQL-per-scrape approach, same database.
@@ -194,10 +150,11 @@ fn fleet(
             conns
         })
     };
-    let cfg = config_with(
+    let cfg = config(
         &sub,
         &paths,
         &format!("lock_sample_interval: {lock_sample_interval}\n"),
+        "",
     );
     let daemon = daemon(&cfg, "1s");
     daemon.wait_polls(1);
@@ -334,7 +291,7 @@ fn impact_and_accuracy(dir: &Path, rounds: usize, round: Duration, rows: &mut Ve
     // stops: closing a descriptor of a file drops every POSIX lock this process holds on it,
     // SQLite's included.
     let mut shm_file = std::fs::File::open(sub.join("app.db-shm")).unwrap();
-    let cfg = config(&sub, std::slice::from_ref(&db));
+    let cfg = config(&sub, std::slice::from_ref(&db), "", "");
     app.round(Duration::from_millis(500)); // warm up
     let (mut without, mut with) = (Vec::new(), Vec::new());
     let mut exact = (0u64, 0u64);

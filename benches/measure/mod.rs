@@ -1,0 +1,55 @@
+//! What the whole-process benchmarks (`harness`, `endurance`) share: reading a process's CPU
+//! time and resident memory from `/proc`, the daemon's config for a list of databases, and a
+//! WAL database set up as the guide says.
+
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// CPU time (user + system) of process `pid`, from /proc/<pid>/stat.
+pub fn cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    Duration::from_secs_f64(ticks / hz)
+}
+
+/// Resident memory of process `pid` in MiB, from /proc/<pid>/status.
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb / 1024.0
+}
+
+/// A config watching `dbs` (named db0, db1, …) in `dir`, with `extra` top-level lines and
+/// `thresholds` (lines indented by two) beside the filesystem check, which is off: the
+/// machine's free disk is not under measurement.
+pub fn config(dir: &Path, dbs: &[PathBuf], extra: &str, thresholds: &str) -> PathBuf {
+    let mut text = format!(
+        "{extra}thresholds:\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n{thresholds}databases:\n"
+    );
+    for (i, db) in dbs.iter().enumerate() {
+        text.push_str(&format!("  - {{path: {}, name: db{i}}}\n", db.display()));
+    }
+    let path = dir.join("sqlite-ops.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A WAL database with the guide's PRAGMAs and one table, and its open connection.
+pub fn create_wal_db(path: &Path) -> Connection {
+    let c = Connection::open(path).unwrap();
+    c.execute_batch(sqlite_ops::check::RECOMMENDED_PRAGMAS)
+        .unwrap();
+    c.execute_batch("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)")
+        .unwrap();
+    c
+}
