@@ -175,34 +175,36 @@ fn restore_alerts(poller: &mut Poller, path: &std::path::Path) {
 /// and once more when `stop` completes. A failed write is logged once per new error; the
 /// daemon goes on.
 async fn save_alerts(path: std::path::PathBuf, store: Arc<Store>, stop: impl Future<Output = ()>) {
-    use crate::rules::SavedAlert;
+    use crate::state;
     let mut published = store.subscribe();
     tokio::pin!(stop);
-    let identity = |a: &SavedAlert| {
-        (
-            a.db.clone(),
-            a.alert.clone(),
-            a.severity,
-            a.state,
-            a.active_since,
-            a.fired_at,
-        )
-    };
+    // What was last written (see `state::identity`), owned.
     let mut written: Option<Vec<_>> = None;
     let mut last_error: Option<String> = None;
     let mut stopping = false;
     loop {
-        let alerts = crate::state::to_save(&store.latest().alerts);
-        let now_identity: Vec<_> = alerts.iter().map(identity).collect();
-        if stopping || written.as_ref() != Some(&now_identity) {
-            let p = path.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                crate::state::save(&p, alerts, SystemTime::now())
-            })
-            .await;
+        let latest = store.latest().alerts;
+        let identity = state::identity(&latest);
+        let unchanged = written
+            .as_ref()
+            .is_some_and(|w: &Vec<(String, _, _, _, _)>| {
+                w.iter()
+                    .map(|(db, a, sev, st, t)| (db.as_str(), *a, *sev, *st, *t))
+                    .eq(identity.iter().copied())
+            });
+        if stopping || !unchanged {
+            let (p, alerts) = (path.clone(), state::to_save(&latest));
+            let result =
+                tokio::task::spawn_blocking(move || state::save(&p, alerts, SystemTime::now()))
+                    .await;
             match result {
                 Ok(Ok(())) => {
-                    written = Some(now_identity);
+                    written = Some(
+                        identity
+                            .iter()
+                            .map(|&(db, a, sev, st, t)| (db.to_string(), a, sev, st, t))
+                            .collect(),
+                    );
                     last_error = None;
                 }
                 Ok(Err(e)) => {

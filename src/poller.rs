@@ -8,6 +8,7 @@ use crate::monitor::{DbSnapshot, Declared, Monitor};
 use crate::probe::filesystem::Filesystems;
 use crate::probe::process::{Processes, ReplicatorMatch};
 use crate::rules::{Alert, DbThresholds, Engine};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
@@ -67,8 +68,7 @@ pub fn replicated(targets: &[Target]) -> impl Iterator<Item = (&str, &Litestream
 /// The set of monitors, their thresholds, the alert engine and the shared filesystem view.
 pub struct Poller {
     monitors: Vec<Monitor>,
-    /// Per monitor, its database's name and thresholds.
-    names: Vec<String>,
+    /// Per monitor, its database's thresholds.
     thresholds: Vec<DbThresholds>,
     engine: Engine,
     fs: Filesystems,
@@ -120,20 +120,24 @@ impl Poller {
     pub fn reconfigure(self, targets: &[Target], runbook_base_url: &str) -> Self {
         let mut engine = self.engine;
         engine.set_runbook_base_url(runbook_base_url);
-        for t in targets {
-            let old = self
-                .names
-                .iter()
-                .position(|n| *n == t.name)
-                .map(|i| &self.thresholds[i]);
-            for setting in &t.thresholds.rules {
-                let kept =
-                    old.and_then(|o| o.rules.iter().find(|r| r.rule.key == setting.rule.key));
-                if kept != Some(setting) {
-                    engine.settings_changed(&t.name, setting.rule.alert);
-                }
-            }
-        }
+        let old: HashMap<&str, &DbThresholds> = self
+            .monitors
+            .iter()
+            .map(|m| m.snapshot().name.as_str())
+            .zip(&self.thresholds)
+            .collect();
+        let changed: HashSet<(String, &'static str)> = targets
+            .iter()
+            .flat_map(|t| {
+                let old = old.get(t.name.as_str());
+                t.thresholds.rules.iter().filter_map(move |setting| {
+                    let kept =
+                        old.and_then(|o| o.rules.iter().find(|r| r.rule.key == setting.rule.key));
+                    (kept != Some(setting)).then(|| (t.name.clone(), setting.rule.alert))
+                })
+            })
+            .collect();
+        engine.settings_changed(&changed);
         let mut p = Self::build(
             targets,
             runbook_base_url,
@@ -174,7 +178,6 @@ impl Poller {
             .collect();
         Poller {
             monitors,
-            names: targets.iter().map(|t| t.name.clone()).collect(),
             thresholds: targets.iter().map(|t| t.thresholds.clone()).collect(),
             engine: Engine::new(runbook_base_url),
             fs,

@@ -4,7 +4,7 @@
 //! what it watches unless configured so; written to a temporary file and renamed, so a crash
 //! leaves the old state or the new one, never half of one.
 
-use crate::rules::{Alert, AlertState, SavedAlert};
+use crate::rules::{Alert, AlertState, SavedAlert, Severity};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,23 +38,21 @@ pub enum StateError {
     },
 }
 
+/// The alerts that are saved: the pending and firing ones.
+fn saved(alerts: &[Alert]) -> impl Iterator<Item = &Alert> {
+    alerts.iter().filter(|a| a.state != AlertState::Resolved)
+}
+
 /// The pending and firing alerts among `alerts`, as saved. Pure.
 pub fn to_save(alerts: &[Alert]) -> Vec<SavedAlert> {
-    alerts
-        .iter()
-        .filter(|a| a.state != AlertState::Resolved)
-        .map(|a| SavedAlert {
-            db: a.db.clone(),
-            alert: a.alert.to_string(),
-            severity: a.severity,
-            state: a.state,
-            value: a.value,
-            threshold: a.threshold,
-            active_since: a.active_since,
-            fired_at: a.fired_at,
-            summary: a.summary.clone(),
-            description: a.description.clone(),
-        })
+    saved(alerts).map(SavedAlert::from).collect()
+}
+
+/// What decides whether the state file must be written again: which alerts are saved, in what
+/// state, since when; not their changing values. Pure.
+pub fn identity(alerts: &[Alert]) -> Vec<(&str, &'static str, Severity, AlertState, SystemTime)> {
+    saved(alerts)
+        .map(|a| (a.db.as_str(), a.alert, a.severity, a.state, a.active_since))
         .collect()
 }
 
@@ -108,7 +106,6 @@ pub fn save(path: &Path, alerts: Vec<SavedAlert>, now: SystemTime) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::Severity;
     use std::time::Duration;
 
     fn alert(state: AlertState) -> Alert {

@@ -6,7 +6,7 @@ use super::catalogue::{Settles, Severity, RULES};
 use super::{conditions, render_text, DbThresholds};
 use crate::monitor::DbSnapshot;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
 /// How long a resolved alert stays listed (Prometheus keeps them 15 minutes too).
@@ -88,6 +88,23 @@ pub struct SavedAlert {
     pub summary: String,
     #[serde(default)]
     pub description: String,
+}
+
+impl From<&Alert> for SavedAlert {
+    fn from(a: &Alert) -> Self {
+        SavedAlert {
+            db: a.db.clone(),
+            alert: a.alert.to_string(),
+            severity: a.severity,
+            state: a.state,
+            value: a.value,
+            threshold: a.threshold,
+            active_since: a.active_since,
+            fired_at: a.fired_at,
+            summary: a.summary.clone(),
+            description: a.description.clone(),
+        }
+    }
 }
 
 /// Every threshold breached by `dbs` now, at each severity.
@@ -280,12 +297,12 @@ impl Engine {
         }
     }
 
-    /// A reload changed the settings of `alert` for `db`: its pending alerts start again under
-    /// the new ones; a firing one stays, and the next evaluation keeps or resolves it by the
-    /// new threshold. Everything else keeps its state and start time.
-    pub fn settings_changed(&mut self, db: &str, alert: &str) {
-        self.tracks.retain(|(d, a, _), t| {
-            !(d == db && *a == alert && t.alert.state == AlertState::Pending)
+    /// A reload changed the settings of these (database, alert) pairs: their pending alerts
+    /// start again under the new ones; a firing one stays, and the next evaluation keeps or
+    /// resolves it by the new threshold. Everything else keeps its state and start time.
+    pub fn settings_changed(&mut self, changed: &HashSet<(String, &'static str)>) {
+        self.tracks.retain(|(db, alert, _), t| {
+            t.alert.state != AlertState::Pending || !changed.contains(&(db.clone(), *alert))
         });
     }
 
@@ -522,8 +539,10 @@ mod tests {
                 )
             ]
         );
-        e.settings_changed("other", "SQLiteDatabaseLarge");
-        e.settings_changed("app", "SQLiteWalLarge");
+        e.settings_changed(&HashSet::from([
+            ("other".to_string(), "SQLiteDatabaseLarge"),
+            ("app".to_string(), "SQLiteWalLarge"),
+        ]));
         let a = e.evaluate([(&snapshot(2500), &t)], at(20), w0);
         assert_eq!(
             a[1].state,
@@ -534,7 +553,7 @@ mod tests {
         e2.evaluate([(&snapshot(1500), &t)], at(0), w0);
         e2.evaluate([(&snapshot(2500), &t)], at(10), w0);
         e2.evaluate([(&snapshot(2500), &t)], at(15), w0);
-        e2.settings_changed("app", "SQLiteDatabaseLarge");
+        e2.settings_changed(&HashSet::from([("app".to_string(), "SQLiteDatabaseLarge")]));
         let a = e2.evaluate([(&snapshot(2500), &t)], at(20), w0);
         assert_eq!(a[0].state, AlertState::Firing, "firing stays");
         assert_eq!(a[1].state, AlertState::Pending, "pending starts again");
