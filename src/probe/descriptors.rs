@@ -80,6 +80,11 @@ pub fn current() -> std::io::Result<(u64, u64)> {
 /// Makes the budget from the current limit; the first call wins (the limit does not change
 /// while the daemon runs). Returns the plan in force.
 pub fn configure() -> std::io::Result<Plan> {
+    // A reload asks again: the answer stands, and counting /proc/self/fd (every watched file
+    // by then) would be work for nothing.
+    if let Some(b) = BUDGET.get() {
+        return Ok(b.plan);
+    }
     let (limit, in_use) = current()?;
     let budget = BUDGET.get_or_init(|| Budget {
         plan: Plan::new(limit, in_use),
