@@ -127,6 +127,9 @@ pub struct Sample {
     pub filesystem: Option<FsStat>,
     /// Probes that failed while the database itself was readable.
     pub errors: Vec<ProbeError>,
+    /// Who held the write lock at the end of the sample. Its failure is counted but is not
+    /// the snapshot's error (it is retried between polls).
+    pub write_lock: Result<Option<Holder>, ProbeError>,
 }
 
 /// The open files of one database and the little I/O state kept between polls.
@@ -219,6 +222,7 @@ impl DbProbe {
             wal,
             filesystem,
             errors,
+            write_lock: self.write_lock_holder(),
         })
     }
 

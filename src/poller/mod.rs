@@ -4,16 +4,20 @@
 
 use crate::litestream::board::Board;
 use crate::litestream::config::{LitestreamDb, ReplicaKind};
-use crate::monitor::{DbSnapshot, Declared, Monitor};
+use crate::monitor::{DbSnapshot, Declared};
 use crate::probe::filesystem::Filesystems;
 use crate::probe::process::{Processes, ReplicatorMatch};
 use crate::rules::{Alert, DbThresholds, Engine};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, RwLock};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+use watched::Watched;
+
+mod thread;
+mod watched;
+
+pub use thread::{spawn, PollerHandle, Published, Store};
 
 /// A database to watch: its name (the `db` label), path, declared facts and thresholds.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +71,7 @@ pub fn replicated(targets: &[Target]) -> impl Iterator<Item = (&str, &Litestream
 
 /// The set of monitors, their thresholds, the alert engine and the shared filesystem view.
 pub struct Poller {
-    monitors: Vec<Monitor>,
+    monitors: Vec<Watched>,
     /// Per monitor, its database's thresholds.
     thresholds: Vec<DbThresholds>,
     engine: Engine,
@@ -123,7 +127,7 @@ impl Poller {
         let old: HashMap<&str, &DbThresholds> = self
             .monitors
             .iter()
-            .map(|m| m.snapshot().name.as_str())
+            .map(|m| m.monitor.name())
             .zip(&self.thresholds)
             .collect();
         let changed: HashSet<(String, &'static str)> = targets
@@ -153,27 +157,22 @@ impl Poller {
     fn build(
         targets: &[Target],
         runbook_base_url: &str,
-        previous: Vec<Monitor>,
+        previous: Vec<Watched>,
         fs: Filesystems,
         processes: Processes,
     ) -> Self {
-        let mut previous: Vec<Option<Monitor>> = previous.into_iter().map(Some).collect();
+        let mut previous: Vec<Option<Watched>> = previous.into_iter().map(Some).collect();
         let monitors = targets
             .iter()
             .map(|t| {
                 let kept = previous
                     .iter_mut()
-                    .find(|m| {
-                        m.as_ref().is_some_and(|m| {
-                            m.snapshot().name == t.name && m.path() == t.path.as_path()
-                        })
-                    })
+                    .find(|m| m.as_ref().is_some_and(|m| m.watches(t)))
                     .and_then(Option::take);
                 match kept {
-                    Some(m) => m.reconfigure(t.declared, &t.replicas()),
-                    None => Monitor::new(&t.name, &t.path, t.declared).with_replicas(&t.replicas()),
+                    Some(m) => m.reconfigure(t),
+                    None => Watched::new(t),
                 }
-                .with_autocheckpoint(t.wal_autocheckpoint)
             })
             .collect();
         Poller {
@@ -195,11 +194,7 @@ impl Poller {
     /// Samples the write lock of the databases that are busy (see
     /// `Monitor::wants_fast_lock_sampling`).
     pub fn sample_locks(&mut self, now: Instant) {
-        for m in self
-            .monitors
-            .iter_mut()
-            .filter(|m| m.wants_fast_lock_sampling(now))
-        {
+        for m in &mut self.monitors {
             m.sample_write_lock(now);
         }
     }
@@ -220,12 +215,7 @@ impl Poller {
         let processes = &mut self.processes;
         self.monitors
             .iter_mut()
-            .map(|m| {
-                m.poll(&mut self.fs);
-                m.observe_holders(locks, processes);
-                m.observe_replicas(&self.board);
-                m.snapshot().clone()
-            })
+            .map(|m| m.poll(&mut self.fs, locks, processes, &self.board))
             .collect()
     }
 
@@ -239,122 +229,4 @@ impl Poller {
         );
         (snapshots, alerts)
     }
-}
-
-/// What the poller published last.
-#[derive(Debug, Clone, Default)]
-pub struct Published {
-    pub snapshots: Arc<Vec<DbSnapshot>>,
-    /// Pending, firing and recently resolved alerts.
-    pub alerts: Arc<Vec<Alert>>,
-    /// When the last cycle finished; `None` before the first.
-    pub at: Option<Instant>,
-    pub cycles: u64,
-}
-
-/// The latest snapshots, shared by the poller (one writer) and any number of readers.
-#[derive(Debug)]
-pub struct Store {
-    inner: RwLock<Published>,
-    /// Ticks once per publish, for readers that wait for news (the Alertmanager notifier).
-    cycles: tokio::sync::watch::Sender<u64>,
-}
-
-impl Default for Store {
-    fn default() -> Self {
-        Store {
-            inner: RwLock::default(),
-            cycles: tokio::sync::watch::channel(0).0,
-        }
-    }
-}
-
-impl Store {
-    pub fn publish(&self, snapshots: Vec<DbSnapshot>, alerts: Vec<Alert>) {
-        let cycles = {
-            let mut p = self.inner.write().unwrap_or_else(|e| e.into_inner());
-            p.snapshots = Arc::new(snapshots);
-            p.alerts = Arc::new(alerts);
-            p.at = Some(Instant::now());
-            p.cycles += 1;
-            p.cycles
-        };
-        // Never blocks: a watch channel keeps only the latest value.
-        self.cycles.send_replace(cycles);
-    }
-
-    pub fn latest(&self) -> Published {
-        self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// A receiver that sees every publish.
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.cycles.subscribe()
-    }
-}
-
-/// A running poller thread; stops when dropped or on [`PollerHandle::stop`].
-pub struct PollerHandle {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<Poller>>,
-}
-
-impl PollerHandle {
-    /// Stops the thread and gives the poller back (`None` if the thread panicked).
-    pub fn stop(mut self) -> Option<Poller> {
-        self.shutdown()
-    }
-
-    fn shutdown(&mut self) -> Option<Poller> {
-        drop(self.stop.take());
-        self.thread.take().and_then(|t| t.join().ok())
-    }
-}
-
-impl Drop for PollerHandle {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
-/// Starts polling every `interval` (the first poll at once) and publishing into `store`, and
-/// between polls samples the write lock of busy databases every `lock_interval`. A cycle that
-/// overruns the interval delays the next one instead of queueing polls. Fails only when the
-/// system refuses a thread.
-pub fn spawn(
-    mut poller: Poller,
-    interval: Duration,
-    lock_interval: Duration,
-    store: Arc<Store>,
-) -> std::io::Result<PollerHandle> {
-    let (tx, rx) = mpsc::channel::<()>();
-    let thread = std::thread::Builder::new()
-        .name("poller".into())
-        .spawn(move || {
-            let mut next_poll = Instant::now();
-            loop {
-                let now = Instant::now();
-                if now >= next_poll {
-                    let (snapshots, alerts) = poller.cycle();
-                    store.publish(snapshots, alerts);
-                    next_poll = (next_poll + interval).max(now);
-                } else {
-                    poller.sample_locks(now);
-                }
-                let now = Instant::now();
-                let wake = next_poll.min(now + lock_interval);
-                match rx.recv_timeout(wake.saturating_duration_since(now)) {
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    _ => break,
-                }
-            }
-            poller
-        })
-        .map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot start the poller thread: {e}"))
-        })?;
-    Ok(PollerHandle {
-        stop: Some(tx),
-        thread: Some(thread),
-    })
 }

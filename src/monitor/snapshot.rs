@@ -1,0 +1,219 @@
+//! What a poll publishes about one database: plain data, shared by every output (metrics, the
+//! rules, the status page, `check`). Built by [`super::Monitor`]; holds no state across polls.
+
+use super::pins;
+use crate::format::db_header::JournalKind;
+use crate::litestream::position::Position;
+use crate::probe::filesystem::FsStat;
+use crate::probe::process::Role;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Facts about a database that cannot be measured, declared in config (`team:`): they drive two
+/// of the migrate-to-Postgres signals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Declared {
+    /// Backend engineers shipping code against this database.
+    pub backend_engineers: Option<u32>,
+    /// Regions the application must serve writes from.
+    pub regions: Option<u32>,
+}
+
+/// Rates over [`super::SUSTAINED_WINDOW`] (or since watching began, when that is shorter).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Sustained {
+    pub write_transactions_per_second: Option<f64>,
+    /// Fraction of the time the write lock was held.
+    pub write_lock_utilisation: Option<f64>,
+}
+
+/// WAL-mode figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WalSnapshot {
+    pub size_bytes: u64,
+    /// `mxFrame`: valid frames in the WAL.
+    pub frames: u64,
+    /// `nBackfill`: frames already copied back into the database. `None` in exclusive locking
+    /// mode, where the wal-index lives in the writer's private memory.
+    pub checkpointed_frames: Option<u64>,
+    pub checkpoint_lag_frames: Option<u64>,
+    pub checkpoint_lag_bytes: Option<u64>,
+    pub checkpoint_lag_seconds: Option<f64>,
+    /// Reader slots held by a read transaction (`F_GETLK` on the `-shm` read-lock bytes).
+    pub readers: u64,
+    /// Read marks of the held reader slots: the `mxFrame` each pinned snapshot was taken at.
+    pub reader_marks: Vec<u32>,
+    /// The held reader slots: mark, a holder's pid, and how long each has pinned the WAL.
+    pub reader_slots: Vec<pins::ReaderSlot>,
+    /// How long the oldest pinned snapshot has kept checkpoints from the end of the WAL; 0
+    /// when none does. `None` without a wal-index (exclusive locking mode).
+    pub oldest_snapshot_age_seconds: Option<f64>,
+    /// How long a due checkpoint (more frames waiting than `wal_autocheckpoint`) has made no
+    /// progress while writes went on; 0 when none is due or the database is idle.
+    pub checkpoint_starved_seconds: Option<f64>,
+    /// How long the reader that holds checkpoints back longest has stopped a due checkpoint
+    /// while writes went on; 0 when no reader does.
+    pub snapshot_pinned_seconds: Option<f64>,
+    /// That reader: its slot, pid and role.
+    pub pinned_by: Option<PinnedBy>,
+    /// When a checkpoint was last seen making progress (frames copied back, or the WAL
+    /// restarted), in seconds since the Unix epoch.
+    pub last_checkpoint_at: Option<f64>,
+}
+
+impl WalSnapshot {
+    /// The role of the reader holding checkpoints back: `none` when none does, `unknown` before
+    /// its holder was identified.
+    pub fn pinned_holder(&self) -> &'static str {
+        match &self.pinned_by {
+            None => "none",
+            Some(p) => p.role.map_or("unknown", |r| r.as_str()),
+        }
+    }
+}
+
+/// The reader that holds checkpoints back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PinnedBy {
+    pub slot: usize,
+    pub pid: Option<i32>,
+    /// Its role, once the holders of the cycle have been identified.
+    pub role: Option<Role>,
+}
+
+/// Who holds the write lock and for how long, from frequent `F_GETLK` samples.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WriteLockSnapshot {
+    /// Seconds the write lock was seen held since watching began: `rate()` is the utilisation.
+    pub held_seconds_total: f64,
+    /// Longest hold within the last minute, including one in progress.
+    pub longest_hold_seconds: f64,
+    /// Distinct processes seen holding the write lock within the last minute.
+    pub writer_pids: Vec<i32>,
+    /// The same processes with their roles.
+    pub writers: Vec<Writer>,
+    /// Application processes among them (Litestream and configured replicators write their
+    /// own bookkeeping and are not counted): single-writer discipline.
+    pub application_writers: u64,
+    /// Per role, when a process of that role was last seen holding the write lock (Unix
+    /// seconds): Litestream takes it for each of its checkpoints.
+    pub last_held_at: BTreeMap<Role, f64>,
+    /// The process holding it at the last poll, and for how long it has.
+    pub holder_pid: Option<i32>,
+    pub holder_held_seconds: Option<f64>,
+}
+
+/// A process seen holding the write lock.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Writer {
+    pub pid: i32,
+    pub role: Role,
+}
+
+/// One Litestream replica of the database, as last read, with the lag computed against the
+/// commits this monitor has seen.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ReplicaSnapshot {
+    /// The `replica` label.
+    pub replica: String,
+    /// `file`, `s3`, or an unsupported type.
+    pub kind: String,
+    /// Whether the replica has been read at all since watching began: until then its state is
+    /// unknown, neither up nor down (no `sqlite_litestream_up`, no alert).
+    pub observed: bool,
+    /// Whether the last read of the replica succeeded and found something.
+    pub up: bool,
+    pub error: Option<String>,
+    /// What Litestream has written locally, and what the replica holds.
+    pub local: Option<Position>,
+    /// Why Litestream's local state could not be read (the lag is measured without it).
+    pub local_error: Option<String>,
+    pub position: Option<Position>,
+    /// Every commit before this time (seconds since the epoch) is in the replica.
+    pub replicated_at: Option<f64>,
+    /// How long the oldest commit the replica does not hold has waited; 0 when it holds all.
+    pub lag_seconds: Option<f64>,
+    pub errors_total: u64,
+}
+
+/// Everything known about one database after a poll. Plain data, shared by every output.
+#[derive(Debug, Clone, Serialize)]
+pub struct DbSnapshot {
+    pub name: String,
+    pub path: PathBuf,
+    pub up: bool,
+    /// Why the database is down, or the last probe that failed while it is up.
+    pub error: Option<String>,
+    pub journal_mode: Option<JournalKind>,
+    /// `normal` or `exclusive` (WAL mode only).
+    pub locking_mode: Option<&'static str>,
+    /// SQLite version that last wrote the file (header offset 96).
+    pub last_writer_version: Option<String>,
+    pub text_encoding: Option<&'static str>,
+    /// `none`, `full` or `incremental`.
+    pub auto_vacuum: Option<&'static str>,
+    pub page_size_bytes: Option<u32>,
+    pub pages: Option<u64>,
+    pub freelist_pages: Option<u64>,
+    pub database_size_bytes: Option<u64>,
+    pub wal: Option<WalSnapshot>,
+    pub write_transactions_total: Option<u64>,
+    /// Write transactions per second over the last few seconds.
+    pub write_transactions_per_second: Option<f64>,
+    pub sustained: Sustained,
+    pub declared: Declared,
+    pub wal_resets_total: u64,
+    pub wal_written_bytes_total: u64,
+    /// `None` until the database was first readable.
+    pub write_lock: Option<WriteLockSnapshot>,
+    /// Litestream replicas, when configured.
+    pub litestream: Vec<ReplicaSnapshot>,
+    /// Every process holding one of the database's locks, with its roles (from /proc/locks).
+    pub processes: Vec<crate::probe::who::Holder>,
+    /// What Litestream's own metrics endpoint says, when litestream.yml sets `addr:`.
+    pub litestream_process: Option<crate::litestream::metrics::Process>,
+    pub filesystem: Option<FsStat>,
+    pub poll_duration_seconds: f64,
+    /// Failed probes by name since start.
+    pub poll_errors_total: BTreeMap<&'static str, u64>,
+    /// When this poll ran, in seconds since the Unix epoch.
+    pub polled_at: f64,
+}
+
+impl DbSnapshot {
+    /// A database not polled yet.
+    pub fn new(name: &str, path: &Path, declared: Declared) -> Self {
+        DbSnapshot {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            up: false,
+            error: Some("not polled yet".into()),
+            journal_mode: None,
+            locking_mode: None,
+            last_writer_version: None,
+            text_encoding: None,
+            auto_vacuum: None,
+            page_size_bytes: None,
+            pages: None,
+            freelist_pages: None,
+            database_size_bytes: None,
+            wal: None,
+            write_transactions_total: None,
+            write_transactions_per_second: None,
+            sustained: Sustained::default(),
+            declared,
+            wal_resets_total: 0,
+            wal_written_bytes_total: 0,
+            write_lock: None,
+            litestream: Vec::new(),
+            litestream_process: None,
+            processes: Vec::new(),
+            filesystem: None,
+            poll_duration_seconds: 0.0,
+            poll_errors_total: BTreeMap::new(),
+            polled_at: 0.0,
+        }
+    }
+}

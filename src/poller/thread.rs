@@ -1,0 +1,128 @@
+//! The poller's thread and what it publishes: the latest snapshots and alerts, read by HTTP
+//! handlers and the notifier without ever waiting on file I/O.
+
+use super::Poller;
+use crate::monitor::DbSnapshot;
+use crate::rules::Alert;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What the poller published last.
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    pub snapshots: Arc<Vec<DbSnapshot>>,
+    /// Pending, firing and recently resolved alerts.
+    pub alerts: Arc<Vec<Alert>>,
+    /// When the last cycle finished; `None` before the first.
+    pub at: Option<Instant>,
+    pub cycles: u64,
+}
+
+/// The latest snapshots, shared by the poller (one writer) and any number of readers.
+#[derive(Debug)]
+pub struct Store {
+    inner: RwLock<Published>,
+    /// Ticks once per publish, for readers that wait for news (the Alertmanager notifier).
+    cycles: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            inner: RwLock::default(),
+            cycles: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
+
+impl Store {
+    pub fn publish(&self, snapshots: Vec<DbSnapshot>, alerts: Vec<Alert>) {
+        let cycles = {
+            let mut p = self.inner.write().unwrap_or_else(|e| e.into_inner());
+            p.snapshots = Arc::new(snapshots);
+            p.alerts = Arc::new(alerts);
+            p.at = Some(Instant::now());
+            p.cycles += 1;
+            p.cycles
+        };
+        // Never blocks: a watch channel keeps only the latest value.
+        self.cycles.send_replace(cycles);
+    }
+
+    pub fn latest(&self) -> Published {
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// A receiver that sees every publish.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.cycles.subscribe()
+    }
+}
+
+/// A running poller thread; stops when dropped or on [`PollerHandle::stop`].
+pub struct PollerHandle {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<Poller>>,
+}
+
+impl PollerHandle {
+    /// Stops the thread and gives the poller back (`None` if the thread panicked).
+    pub fn stop(mut self) -> Option<Poller> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Option<Poller> {
+        drop(self.stop.take());
+        self.thread.take().and_then(|t| t.join().ok())
+    }
+}
+
+impl Drop for PollerHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Starts polling every `interval` (the first poll at once) and publishing into `store`, and
+/// between polls samples the write lock of busy databases every `lock_interval`. A cycle that
+/// overruns the interval delays the next one instead of queueing polls. Fails only when the
+/// system refuses a thread.
+pub fn spawn(
+    mut poller: Poller,
+    interval: Duration,
+    lock_interval: Duration,
+    store: Arc<Store>,
+) -> std::io::Result<PollerHandle> {
+    let (tx, rx) = mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("poller".into())
+        .spawn(move || {
+            let mut next_poll = Instant::now();
+            loop {
+                let now = Instant::now();
+                if now >= next_poll {
+                    let (snapshots, alerts) = poller.cycle();
+                    store.publish(snapshots, alerts);
+                    next_poll = (next_poll + interval).max(now);
+                } else {
+                    poller.sample_locks(now);
+                }
+                let now = Instant::now();
+                let wake = next_poll.min(now + lock_interval);
+                match rx.recv_timeout(wake.saturating_duration_since(now)) {
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    _ => break,
+                }
+            }
+            poller
+        })
+        .map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot start the poller thread: {e}"))
+        })?;
+    Ok(PollerHandle {
+        stop: Some(tx),
+        thread: Some(thread),
+    })
+}

@@ -1,0 +1,96 @@
+//! One watched database: the probe that reads its files and the monitor that remembers what
+//! they said. This is where a poll's I/O (the files, `/proc/locks`, who a pid is) meets the
+//! pure monitor.
+
+use super::Target;
+use crate::format::db_header::JournalKind;
+use crate::litestream::board::Board;
+use crate::monitor::{DbSnapshot, Monitor, PollTime};
+use crate::probe::filesystem::Filesystems;
+use crate::probe::process::Processes;
+use crate::probe::{who, DbProbe};
+use std::time::Instant;
+
+pub(super) struct Watched {
+    probe: DbProbe,
+    pub(super) monitor: Monitor,
+}
+
+impl Watched {
+    pub(super) fn new(t: &Target) -> Self {
+        Watched {
+            probe: DbProbe::new(&t.path),
+            monitor: Monitor::new(&t.name, &t.path, t.declared)
+                .with_replicas(&t.replicas())
+                .with_autocheckpoint(t.wal_autocheckpoint),
+        }
+    }
+
+    /// Whether this watches `t`'s database (same name, same path).
+    pub(super) fn watches(&self, t: &Target) -> bool {
+        self.monitor.name() == t.name && self.monitor.path() == t.path.as_path()
+    }
+
+    /// The same database under a reloaded config: files, counters and clocks are kept.
+    pub(super) fn reconfigure(self, t: &Target) -> Self {
+        Watched {
+            probe: self.probe,
+            monitor: self
+                .monitor
+                .reconfigure(t.declared, &t.replicas())
+                .with_autocheckpoint(t.wal_autocheckpoint),
+        }
+    }
+
+    /// Samples who holds the write lock, if the database is busy enough to deserve it between
+    /// polls.
+    pub(super) fn sample_write_lock(&mut self, now: Instant) {
+        if self.monitor.wants_fast_lock_sampling(now) {
+            self.monitor
+                .observe_write_lock(now, self.probe.write_lock_holder());
+        }
+    }
+
+    /// Polls the database once. Never fails: a broken database is `up == false` with the
+    /// reason and an error count.
+    pub(super) fn poll(
+        &mut self,
+        fs: &mut Filesystems,
+        locks: &who::Locks,
+        processes: &mut Processes,
+        board: &Board,
+    ) -> DbSnapshot {
+        let at = PollTime::now();
+        let (was_up, was_error) = {
+            let (up, error) = self.monitor.last_state();
+            (up, error.map(str::to_string))
+        };
+        let sample = self.probe.sample(fs);
+        let mut s = self.monitor.apply(sample, at);
+        s.poll_duration_seconds = at.instant.elapsed().as_secs_f64();
+        if s.up && !was_up {
+            tracing::info!(db = %s.name, path = %s.path.display(), "database readable");
+        } else if !s.up && (was_up || was_error != s.error) {
+            tracing::warn!(db = %s.name, path = %s.path.display(), error = s.error.as_deref().unwrap_or(""), "database unreadable");
+        }
+        let holders = self.holders(locks, s.journal_mode);
+        self.monitor.name_holders(
+            &mut s,
+            holders,
+            &mut |pid| processes.identify(pid).clone(),
+            at,
+        );
+        self.monitor.observe_replicas(&mut s, board);
+        s
+    }
+
+    /// Every process `/proc/locks` shows holding one of the database's locks, with what each
+    /// holds: on the `-shm` in WAL mode, on the database file in rollback mode.
+    fn holders(&self, locks: &who::Locks, journal: Option<JournalKind>) -> Vec<(i32, Vec<String>)> {
+        match (journal, self.probe.lock_files()) {
+            (Some(JournalKind::Wal), (Some(shm), _)) => who::wal_roles(locks, shm),
+            (Some(JournalKind::Rollback), (_, Some(db))) => who::rollback_roles(locks, db),
+            _ => Vec::new(),
+        }
+    }
+}
