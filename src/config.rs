@@ -403,37 +403,7 @@ impl Config {
             .iter()
             .map(|p| ("--db".to_string(), "command line", p.clone(), None, None));
         for (field, src, path, name, db) in from_file.chain(from_cli) {
-            if path.as_os_str().is_empty() {
-                return Err(error(
-                    src,
-                    format!("{field}.path"),
-                    "is empty; expected the path of an SQLite database file",
-                ));
-            }
-            let name = match name {
-                Some(n) if n.trim().is_empty() => {
-                    return Err(error(
-                        src,
-                        format!("{field}.name"),
-                        "is empty; expected a name for the db label",
-                    ));
-                }
-                Some(n) => n,
-                None => path
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| {
-                        error(
-                            src,
-                            format!("{field}.path"),
-                            format!(
-                                "{} has no file name; expected the path of a database file",
-                                path.display()
-                            ),
-                        )
-                    })?,
-            };
+            let name = target_name(&field, src, &path, name)?;
             if !seen.insert(name.clone()) {
                 return Err(error(src, format!("{field}.name"), format!(
                     "the name {name:?} is already used by another database; names label the metrics and must be unique (set name:)"
@@ -444,19 +414,7 @@ impl Config {
                 .unwrap_or(self.wal_autocheckpoint);
             let (thresholds, declared) = match db {
                 None => (global.clone(), self.team),
-                Some(d) => {
-                    let thresholds = DbThresholds::resolve(&[
-                        ("thresholds", &self.thresholds),
-                        (&format!("{field}.thresholds"), &d.thresholds),
-                    ])
-                    .map_err(|(f, m)| error(source, f, m))?;
-                    let team = d.team.unwrap_or_default();
-                    let declared = Declared {
-                        backend_engineers: team.backend_engineers.or(self.team.backend_engineers),
-                        regions: team.regions.or(self.team.regions),
-                    };
-                    (thresholds, declared)
-                }
+                Some(d) => self.settings_of(d, &field, source)?,
             };
             out.push(Target {
                 name,
@@ -468,6 +426,66 @@ impl Config {
             });
         }
         Ok(out)
+    }
+}
+
+impl Config {
+    /// The thresholds and declared facts of one database of the file: its own, then the file's.
+    fn settings_of(
+        &self,
+        d: &DatabaseConfig,
+        field: &str,
+        source: &str,
+    ) -> Result<(DbThresholds, Declared), ConfigError> {
+        let thresholds = DbThresholds::resolve(&[
+            ("thresholds", &self.thresholds),
+            (&format!("{field}.thresholds"), &d.thresholds),
+        ])
+        .map_err(|(f, m)| error(source, f, m))?;
+        let team = d.team.unwrap_or_default();
+        let declared = Declared {
+            backend_engineers: team.backend_engineers.or(self.team.backend_engineers),
+            regions: team.regions.or(self.team.regions),
+        };
+        Ok((thresholds, declared))
+    }
+}
+
+/// The `db` label of a database: its configured name, or the file stem of its path.
+fn target_name(
+    field: &str,
+    src: &str,
+    path: &Path,
+    name: Option<String>,
+) -> Result<String, ConfigError> {
+    if path.as_os_str().is_empty() {
+        return Err(error(
+            src,
+            format!("{field}.path"),
+            "is empty; expected the path of an SQLite database file",
+        ));
+    }
+    match name {
+        Some(n) if n.trim().is_empty() => Err(error(
+            src,
+            format!("{field}.name"),
+            "is empty; expected a name for the db label",
+        )),
+        Some(n) => Ok(n),
+        None => path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                error(
+                    src,
+                    format!("{field}.path"),
+                    format!(
+                        "{} has no file name; expected the path of a database file",
+                        path.display()
+                    ),
+                )
+            }),
     }
 }
 

@@ -52,19 +52,59 @@ pub enum Stopped {
     Reload,
 }
 
-/// Serves HTTP on `listener` from `site` until `stop` completes (a task of its own, so that
-/// reloads do not touch it).
-pub fn serve(
-    listener: TcpListener,
+impl Default for Settings {
+    /// The defaults of the config file, with nothing configured: no Alertmanager, no
+    /// litestream.yml, plain HTTP on `/metrics`.
+    fn default() -> Self {
+        use crate::config::defaults;
+        Settings {
+            poll_interval: defaults::POLL_INTERVAL,
+            lock_sample_interval: defaults::LOCK_SAMPLE_INTERVAL,
+            telemetry_path: "/metrics".into(),
+            runbook_base_url: crate::config::default_runbook_base_url(),
+            alertmanager: None,
+            litestream_interval: defaults::LITESTREAM_INTERVAL,
+            litestream_config: None,
+            security: Default::default(),
+            replicators: Vec::new(),
+            state_file: None,
+        }
+    }
+}
+
+/// The HTTP server of the process: serves what its [`Site`] holds, in a task of its own, so
+/// that reloads replace what it serves and never touch the server or its socket.
+pub struct Server {
     site: Arc<Site>,
-    stop: tokio::sync::oneshot::Receiver<()>,
-) -> tokio::task::JoinHandle<std::io::Result<()>> {
-    tokio::spawn(async move {
-        http::serve(&listener, site, async {
-            let _ = stop.await;
-        })
-        .await
-    })
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Starts serving on `listener`; the site is empty (503 on `/metrics`) until [`run`]
+    /// publishes into it.
+    pub fn start(listener: TcpListener) -> Self {
+        let site = Arc::new(Site::default());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = site.clone();
+        let task = tokio::spawn(async move {
+            http::serve(&listener, served, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        Server { site, stop, task }
+    }
+
+    pub fn site(&self) -> &Site {
+        &self.site
+    }
+
+    /// Stops serving and waits for the connections in flight.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.map_err(std::io::Error::other)?
+    }
 }
 
 /// Polls `targets` and publishes to `site` until `shutdown` completes; returns why, and what a

@@ -6,7 +6,6 @@
 use crate::config;
 use crate::daemon::{self, Settings};
 use crate::export::http::human_bytes;
-use crate::export::http::Site;
 use crate::monitor::DbSnapshot;
 use crate::poller::{Store, Target};
 use anyhow::{bail, Context};
@@ -102,72 +101,152 @@ fn live_line(elapsed: Duration, s: &DbSnapshot) -> String {
     )
 }
 
+/// The demo application in a child process, and the pipes it is driven through.
+struct Workload {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Workload {
+    /// Starts the application on `db` and waits until it has created the database.
+    async fn start(db: &std::path::Path, opts: &DemoOptions) -> anyhow::Result<Self> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("demo-workload")
+            .arg("--db")
+            .arg(db)
+            .arg("--rate")
+            .arg(opts.rate.to_string())
+            .arg("--readers")
+            .arg(opts.readers.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            // Its own process group: Ctrl-C reaches only us, and we stop the workload in order.
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the demo workload")?;
+        let stdin = child.stdin.take().context("the workload's stdin")?;
+        let stdout = child.stdout.take().context("the workload's stdout")?;
+        let mut w = Workload {
+            child,
+            stdin,
+            lines: BufReader::new(stdout).lines(),
+        };
+        if next_line(&mut w.lines, Duration::from_secs(60)).await? != "ready" {
+            bail!("the demo workload did not start");
+        }
+        Ok(w)
+    }
+
+    async fn go(&mut self) -> anyhow::Result<()> {
+        Ok(self.stdin.write_all(b"go\n").await?)
+    }
+
+    /// Stops committing and returns how many write transactions the application committed.
+    /// The application keeps the database open until [`Self::finish`].
+    async fn stop(&mut self) -> anyhow::Result<u64> {
+        self.stdin.write_all(b"stop\n").await?;
+        let reply = next_line(&mut self.lines, Duration::from_secs(10)).await?;
+        reply
+            .strip_prefix("committed ")
+            .and_then(|n| n.parse().ok())
+            .with_context(|| format!("unexpected reply from the demo workload: {reply:?}"))
+    }
+
+    /// Closes its stdin, which makes it exit, and waits up to 10 s for that.
+    async fn finish(self) {
+        let Workload {
+            mut child, stdin, ..
+        } = self;
+        drop(stdin);
+        let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    }
+}
+
+/// The daemon watching the demo database, with the defaults of `run`.
+fn start_daemon(
+    listener: tokio::net::TcpListener,
+    db: &std::path::Path,
+    store: Arc<Store>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    let targets = vec![Target::new("demo", db)];
+    tokio::spawn(async move {
+        let server = daemon::Server::start(listener);
+        let ran = daemon::run(
+            &targets,
+            &Settings::default(),
+            server.site(),
+            store,
+            Default::default(),
+            async {
+                let _ = stop.await;
+                daemon::Stopped::Terminated
+            },
+        )
+        .await;
+        let served = server.stop().await;
+        ran.map(drop).and(served)
+    })
+}
+
+/// Prints one live line a second until `duration` has passed, Ctrl-C, or the workload dies.
+async fn live(
+    store: &Store,
+    workload: &mut Workload,
+    duration: Option<Duration>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    let end = async {
+        match duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(end);
+    let mut signals = daemon::Signals::install()?;
+    let interrupted = signals.terminated();
+    tokio::pin!(interrupted);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Some(s) = store.latest().snapshots.first() {
+                    println!("{}", live_line(started.elapsed(), s));
+                }
+            }
+            _ = &mut end => return Ok(()),
+            _ = &mut interrupted => return Ok(()),
+            status = workload.child.wait() => bail!("the demo workload exited unexpectedly: {status:?}"),
+        }
+    }
+}
+
+/// The closing line: what the application committed against what sqlite-ops counted.
+fn verdict(committed: u64, counted: Option<u64>) -> String {
+    let said = format!("the workload committed {committed} write transactions; sqlite-ops");
+    match counted {
+        Some(c) if c == committed => format!("{said} counted {c}: exact"),
+        Some(c) => format!("{said} counted {c}"),
+        None => format!("{said} has no count"),
+    }
+}
+
 pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("sqlite-ops-demo-")
         .tempdir()?;
     let db = dir.path().join("app.db");
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("demo-workload")
-        .arg("--db")
-        .arg(&db)
-        .arg("--rate")
-        .arg(opts.rate.to_string())
-        .arg("--readers")
-        .arg(opts.readers.to_string())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        // Its own process group: Ctrl-C reaches only us, and we stop the workload in order.
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the demo workload")?;
-    let mut stdin = child.stdin.take().expect("piped");
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    if next_line(&mut lines, Duration::from_secs(60)).await? != "ready" {
-        bail!("the demo workload did not start");
-    }
-
+    let mut workload = Workload::start(&db, &opts).await?;
     let listener = bind(opts.listen_address.as_deref()).await?;
     let url = format!("http://{}/metrics", listener.local_addr()?);
     let store = Arc::new(Store::default());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let daemon = {
-        let store = store.clone();
-        let targets = vec![Target::new("demo", db.clone())];
-        let settings = Settings {
-            poll_interval: crate::config::defaults::POLL_INTERVAL,
-            lock_sample_interval: crate::config::defaults::LOCK_SAMPLE_INTERVAL,
-            telemetry_path: "/metrics".into(),
-            runbook_base_url: crate::config::default_runbook_base_url(),
-            alertmanager: None,
-            litestream_interval: crate::config::defaults::LITESTREAM_INTERVAL,
-            litestream_config: None,
-            security: Default::default(),
-            replicators: Vec::new(),
-            state_file: None,
-        };
-        tokio::spawn(async move {
-            let site = Arc::new(Site::default());
-            let (stop_http, http_stopped) = tokio::sync::oneshot::channel();
-            let server = daemon::serve(listener, site.clone(), http_stopped);
-            let ran = daemon::run(
-                &targets,
-                &settings,
-                &site,
-                store,
-                Default::default(),
-                async {
-                    let _ = stop_rx.await;
-                    daemon::Stopped::Terminated
-                },
-            )
-            .await;
-            let _ = stop_http.send(());
-            let served = server.await.map_err(std::io::Error::other)?;
-            ran.and(served)
-        })
-    };
+    let (stop_daemon, daemon_stop) = tokio::sync::oneshot::channel::<()>();
+    let daemon = start_daemon(listener, &db, store.clone(), daemon_stop);
     let baseline = first_snapshot(&store)
         .await?
         .write_transactions_total
@@ -186,41 +265,9 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             humantime::format_duration(d)
         ))
     );
-    stdin.write_all(b"go\n").await?;
-    let started = Instant::now();
-    let mut tick = tokio::time::interval_at(
-        tokio::time::Instant::now() + Duration::from_secs(1),
-        Duration::from_secs(1),
-    );
-    let end = async {
-        match opts.duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(end);
-    let mut signals = daemon::Signals::install()?;
-    let interrupted = signals.terminated();
-    tokio::pin!(interrupted);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                if let Some(s) = store.latest().snapshots.first() {
-                    println!("{}", live_line(started.elapsed(), s));
-                }
-            }
-            _ = &mut end => break,
-            _ = &mut interrupted => break,
-            status = child.wait() => bail!("the demo workload exited unexpectedly: {status:?}"),
-        }
-    }
-
-    stdin.write_all(b"stop\n").await?;
-    let reply = next_line(&mut lines, Duration::from_secs(10)).await?;
-    let committed: u64 = reply
-        .strip_prefix("committed ")
-        .and_then(|n| n.parse().ok())
-        .with_context(|| format!("unexpected reply from the demo workload: {reply:?}"))?;
+    workload.go().await?;
+    live(&store, &mut workload, opts.duration).await?;
+    let committed = workload.stop().await?;
     // Two more polls, so the last commits are surely seen, while the workload still holds the
     // database open (closing the last connection deletes the wal-index).
     let last = after_cycles(&store, 2).await;
@@ -229,20 +276,9 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         .and_then(|s| s.write_transactions_total)
         .map(|t| t - baseline);
     println!();
-    match counted {
-        Some(c) if c == committed => println!(
-            "the workload committed {committed} write transactions; sqlite-ops counted {c}: exact"
-        ),
-        Some(c) => println!(
-            "the workload committed {committed} write transactions; sqlite-ops counted {c}"
-        ),
-        None => println!(
-            "the workload committed {committed} write transactions; sqlite-ops has no count"
-        ),
-    }
-    drop(stdin);
-    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
-    let _ = stop_tx.send(());
+    println!("{}", verdict(committed, counted));
+    workload.finish().await;
+    let _ = stop_daemon.send(());
     daemon.await.context("the daemon task failed")??;
     Ok(())
 }

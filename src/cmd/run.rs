@@ -6,7 +6,6 @@
 use crate::config::{self, Config};
 use crate::daemon::{self, Settings, Stopped};
 use crate::export::alertmanager::NotifierSettings;
-use crate::export::http::Site;
 use crate::export::web_config::WebSecurity;
 use crate::poller::{Store, Target};
 use anyhow::Context;
@@ -154,9 +153,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     let store = Arc::new(Store::default());
     // One HTTP server for the whole process: reloads replace what it serves, not the server.
-    let site = Arc::new(Site::default());
-    let (stop_http, http_stopped) = tokio::sync::oneshot::channel();
-    let server = daemon::serve(listener, site.clone(), http_stopped);
+    let server = daemon::Server::start(listener);
     let mut signals = daemon::Signals::install()?;
     let mut carried = daemon::Carried::default();
     loop {
@@ -179,7 +176,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         let (stopped, kept) = daemon::run(
             &loaded.targets,
             &settings,
-            &site,
+            server.site(),
             store.clone(),
             std::mem::take(&mut carried),
             signals.stopped(),
@@ -203,8 +200,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
             },
         }
     }
-    let _ = stop_http.send(());
-    server.await.context("the HTTP server task failed")??;
+    server.stop().await.context("the HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())
 }

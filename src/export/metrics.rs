@@ -2,7 +2,7 @@
 //! [`METRICS`] is the documented contract that dashboards, rules and tests depend on.
 
 use super::alertmanager::NotifierStats;
-use crate::monitor::DbSnapshot;
+use crate::monitor::{DbSnapshot, WalSnapshot};
 use crate::rules::{Alert, AlertState};
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, TextEncoder};
@@ -187,6 +187,23 @@ fn b(v: bool) -> f64 {
 }
 
 fn add_snapshot(f: &mut Families, s: &DbSnapshot) {
+    add_counters(f, s);
+    add_litestream(f, s);
+    // Counters survive a database going down; gauges are only exported while it is readable.
+    if !s.up {
+        return;
+    }
+    add_declared(f, s);
+    add_writers(f, s);
+    add_file(f, s);
+    if let Some(w) = &s.wal {
+        add_wal(f, &s.name, w);
+    }
+}
+
+/// What is exported whether or not the database is readable: up, the poll's own figures and
+/// the counters.
+fn add_counters(f: &mut Families, s: &DbSnapshot) {
     let db: &[(&str, &str)] = &[("db", &s.name)];
     f.add("sqlite_up", db, b(s.up));
     f.add(
@@ -202,7 +219,6 @@ fn add_snapshot(f: &mut Families, s: &DbSnapshot) {
             n as f64,
         );
     }
-    // Counters survive a database going down; gauges are only exported while it is readable.
     if let Some(n) = s.write_transactions_total {
         f.add("sqlite_write_transactions_total", db, n as f64);
     }
@@ -222,16 +238,21 @@ fn add_snapshot(f: &mut Families, s: &DbSnapshot) {
             wl.held_seconds_total,
         );
     }
-    add_litestream(f, s);
-    if !s.up {
-        return;
-    }
+}
+
+fn add_declared(f: &mut Families, s: &DbSnapshot) {
+    let db: &[(&str, &str)] = &[("db", &s.name)];
     if let Some(n) = s.declared.backend_engineers {
         f.add("sqlite_declared_backend_engineers", db, f64::from(n));
     }
     if let Some(n) = s.declared.regions {
         f.add("sqlite_declared_regions", db, f64::from(n));
     }
+}
+
+/// The write lock's holders and every lock holder by role.
+fn add_writers(f: &mut Families, s: &DbSnapshot) {
+    let db: &[(&str, &str)] = &[("db", &s.name)];
     if let Some(wl) = &s.write_lock {
         f.add(
             "sqlite_write_lock_longest_hold_seconds",
@@ -259,6 +280,11 @@ fn add_snapshot(f: &mut Families, s: &DbSnapshot) {
             n as f64,
         );
     }
+}
+
+/// The database file: its header facts, sizes and the filesystem it lives on.
+fn add_file(f: &mut Families, s: &DbSnapshot) {
+    let db: &[(&str, &str)] = &[("db", &s.name)];
     f.add(
         "sqlite_info",
         &[
@@ -293,50 +319,52 @@ fn add_snapshot(f: &mut Families, s: &DbSnapshot) {
             f.add(name, db, v as f64);
         }
     }
-    if let Some(w) = &s.wal {
-        f.add("sqlite_wal_size_bytes", db, w.size_bytes as f64);
-        f.add("sqlite_wal_frames", db, w.frames as f64);
-        f.add("sqlite_wal_readers", db, w.readers as f64);
-        let optional = [
-            (
-                "sqlite_wal_checkpointed_frames",
-                w.checkpointed_frames.map(|v| v as f64),
-            ),
-            (
-                "sqlite_checkpoint_lag_frames",
-                w.checkpoint_lag_frames.map(|v| v as f64),
-            ),
-            (
-                "sqlite_checkpoint_lag_bytes",
-                w.checkpoint_lag_bytes.map(|v| v as f64),
-            ),
-            ("sqlite_checkpoint_lag_seconds", w.checkpoint_lag_seconds),
-            (
-                "sqlite_oldest_snapshot_age_seconds",
-                w.oldest_snapshot_age_seconds,
-            ),
-            (
-                "sqlite_checkpoint_starved_seconds",
-                w.checkpoint_starved_seconds,
-            ),
-            (
-                "sqlite_checkpoint_last_progress_timestamp_seconds",
-                w.last_checkpoint_at,
-            ),
-        ];
-        for (name, v) in optional {
-            if let Some(v) = v {
-                f.add(name, db, v);
-            }
+}
+
+/// WAL mode: the WAL, checkpoints and the readers that hold them back.
+fn add_wal(f: &mut Families, name: &str, w: &WalSnapshot) {
+    let db: &[(&str, &str)] = &[("db", name)];
+    f.add("sqlite_wal_size_bytes", db, w.size_bytes as f64);
+    f.add("sqlite_wal_frames", db, w.frames as f64);
+    f.add("sqlite_wal_readers", db, w.readers as f64);
+    let optional = [
+        (
+            "sqlite_wal_checkpointed_frames",
+            w.checkpointed_frames.map(|v| v as f64),
+        ),
+        (
+            "sqlite_checkpoint_lag_frames",
+            w.checkpoint_lag_frames.map(|v| v as f64),
+        ),
+        (
+            "sqlite_checkpoint_lag_bytes",
+            w.checkpoint_lag_bytes.map(|v| v as f64),
+        ),
+        ("sqlite_checkpoint_lag_seconds", w.checkpoint_lag_seconds),
+        (
+            "sqlite_oldest_snapshot_age_seconds",
+            w.oldest_snapshot_age_seconds,
+        ),
+        (
+            "sqlite_checkpoint_starved_seconds",
+            w.checkpoint_starved_seconds,
+        ),
+        (
+            "sqlite_checkpoint_last_progress_timestamp_seconds",
+            w.last_checkpoint_at,
+        ),
+    ];
+    for (metric, v) in optional {
+        if let Some(v) = v {
+            f.add(metric, db, v);
         }
-        if let Some(v) = w.snapshot_pinned_seconds {
-            let holder = w.pinned_holder();
-            f.add(
-                "sqlite_snapshot_pinned_seconds",
-                &[("db", &s.name), ("holder", holder)],
-                v,
-            );
-        }
+    }
+    if let Some(v) = w.snapshot_pinned_seconds {
+        f.add(
+            "sqlite_snapshot_pinned_seconds",
+            &[("db", name), ("holder", w.pinned_holder())],
+            v,
+        );
     }
 }
 

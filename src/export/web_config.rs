@@ -170,102 +170,10 @@ fn tls_plan(
     dir: &Path,
     ignored: &mut Vec<&'static str>,
 ) -> Result<TlsPlan, ConfigError> {
-    let f = |name: &str| format!("tls_server_config.{name}");
-    let pem = |inline: &Option<String>,
-               file: &Option<PathBuf>,
-               name: &str|
-     -> Result<PemSource, ConfigError> {
-        match (inline, file) {
-            (Some(_), Some(_)) => Err(error(
-                source,
-                f(name),
-                format!("is given with {name}_file; expected one of them"),
-            )),
-            (Some(text), None) => Ok(PemSource::Inline(text.clone())),
-            (None, Some(path)) => Ok(PemSource::File(dir.join(path))),
-            (None, None) => Err(error(
-                source,
-                f(&format!("{name}_file")),
-                format!(
-                    "is missing; expected the path of a PEM file (or {name} with the PEM text)"
-                ),
-            )),
-        }
-    };
-    let cert = pem(&t.cert, &t.cert_file, "cert")?;
-    let key = pem(&t.key, &t.key_file, "key")?;
-    let client_auth = match t.client_auth_type.as_deref().unwrap_or("NoClientCert") {
-        "NoClientCert" => ClientAuth::None,
-        "VerifyClientCertIfGiven" => ClientAuth::VerifyIfGiven,
-        "RequireAndVerifyClientCert" => ClientAuth::RequireAndVerify,
-        other => {
-            return Err(error(
-                source,
-                f("client_auth_type"),
-                format!(
-                    "{other:?} is not supported; expected NoClientCert, VerifyClientCertIfGiven \
-                     or RequireAndVerifyClientCert (certificates are always verified when given)"
-                ),
-            ))
-        }
-    };
-    let client_ca = t.client_ca_file.as_ref().map(|p| dir.join(p));
-    match (client_auth, &client_ca) {
-        (ClientAuth::None, Some(_)) => {
-            return Err(error(
-                source,
-                f("client_ca_file"),
-                "is given with client_auth_type NoClientCert; expected \
-                 client_auth_type: RequireAndVerifyClientCert or VerifyClientCertIfGiven",
-            ))
-        }
-        (ClientAuth::VerifyIfGiven | ClientAuth::RequireAndVerify, None) => {
-            return Err(error(
-                source,
-                f("client_ca_file"),
-                "is missing; expected the CA that signs client certificates",
-            ))
-        }
-        _ => {}
-    }
-    if t.client_allowed_sans
-        .as_ref()
-        .is_some_and(|s| !s.is_empty())
-    {
-        return Err(error(
-            source,
-            f("client_allowed_sans"),
-            "is not supported; expected it absent (trust is given by client_ca_file)",
-        ));
-    }
-    let version = |name: &str, v: &Option<String>, default: u8| -> Result<u8, ConfigError> {
-        match v.as_deref() {
-            None => Ok(default),
-            Some("TLS12") => Ok(12),
-            Some("TLS13") => Ok(13),
-            Some(other) => Err(error(
-                source,
-                f(name),
-                format!("{other:?} is not supported; expected TLS12 or TLS13"),
-            )),
-        }
-    };
-    let (min, max) = (
-        version("min_version", &t.min_version, 12)?,
-        version("max_version", &t.max_version, 13)?,
-    );
-    if min > max {
-        return Err(error(
-            source,
-            f("max_version"),
-            "is below min_version; expected TLS12 or TLS13, at least min_version",
-        ));
-    }
-    let versions = [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)]
-        .into_iter()
-        .filter(|(v, _)| (min..=max).contains(v))
-        .map(|(_, p)| p)
-        .collect();
+    let cert = pem_source(&t.cert, &t.cert_file, "cert", source, dir)?;
+    let key = pem_source(&t.key, &t.key_file, "key", source, dir)?;
+    let (client_auth, client_ca) = client_auth(t, source, dir)?;
+    let versions = tls_versions(t, source)?;
     if t.cipher_suites.as_ref().is_some_and(|c| !c.is_empty()) {
         ignored.push("tls_server_config.cipher_suites (rustls's modern suites are used)");
     }
@@ -282,6 +190,124 @@ fn tls_plan(
         client_ca,
         versions,
     })
+}
+
+fn tls_field(name: &str) -> String {
+    format!("tls_server_config.{name}")
+}
+
+/// A certificate or key: `name` with the PEM text or `name_file` with its path, one of them.
+fn pem_source(
+    inline: &Option<String>,
+    file: &Option<PathBuf>,
+    name: &str,
+    source: &str,
+    dir: &Path,
+) -> Result<PemSource, ConfigError> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(error(
+            source,
+            tls_field(name),
+            format!("is given with {name}_file; expected one of them"),
+        )),
+        (Some(text), None) => Ok(PemSource::Inline(text.clone())),
+        (None, Some(path)) => Ok(PemSource::File(dir.join(path))),
+        (None, None) => Err(error(
+            source,
+            tls_field(&format!("{name}_file")),
+            format!("is missing; expected the path of a PEM file (or {name} with the PEM text)"),
+        )),
+    }
+}
+
+/// Whether clients must show a certificate, and the CA that signs them.
+fn client_auth(
+    t: &TlsServerConfig,
+    source: &str,
+    dir: &Path,
+) -> Result<(ClientAuth, Option<PathBuf>), ConfigError> {
+    let client_auth = match t.client_auth_type.as_deref().unwrap_or("NoClientCert") {
+        "NoClientCert" => ClientAuth::None,
+        "VerifyClientCertIfGiven" => ClientAuth::VerifyIfGiven,
+        "RequireAndVerifyClientCert" => ClientAuth::RequireAndVerify,
+        other => {
+            return Err(error(
+                source,
+                tls_field("client_auth_type"),
+                format!(
+                    "{other:?} is not supported; expected NoClientCert, VerifyClientCertIfGiven \
+                     or RequireAndVerifyClientCert (certificates are always verified when given)"
+                ),
+            ))
+        }
+    };
+    let client_ca = t.client_ca_file.as_ref().map(|p| dir.join(p));
+    match (client_auth, &client_ca) {
+        (ClientAuth::None, Some(_)) => {
+            return Err(error(
+                source,
+                tls_field("client_ca_file"),
+                "is given with client_auth_type NoClientCert; expected \
+                 client_auth_type: RequireAndVerifyClientCert or VerifyClientCertIfGiven",
+            ))
+        }
+        (ClientAuth::VerifyIfGiven | ClientAuth::RequireAndVerify, None) => {
+            return Err(error(
+                source,
+                tls_field("client_ca_file"),
+                "is missing; expected the CA that signs client certificates",
+            ))
+        }
+        _ => {}
+    }
+    if t.client_allowed_sans
+        .as_ref()
+        .is_some_and(|s| !s.is_empty())
+    {
+        return Err(error(
+            source,
+            tls_field("client_allowed_sans"),
+            "is not supported; expected it absent (trust is given by client_ca_file)",
+        ));
+    }
+    Ok((client_auth, client_ca))
+}
+
+/// The TLS versions between `min_version` (default TLS12) and `max_version` (default TLS13).
+fn tls_versions(
+    t: &TlsServerConfig,
+    source: &str,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, ConfigError> {
+    let version = |name: &str, v: &Option<String>, default: u8| -> Result<u8, ConfigError> {
+        match v.as_deref() {
+            None => Ok(default),
+            Some("TLS12") => Ok(12),
+            Some("TLS13") => Ok(13),
+            Some(other) => Err(error(
+                source,
+                tls_field(name),
+                format!("{other:?} is not supported; expected TLS12 or TLS13"),
+            )),
+        }
+    };
+    let (min, max) = (
+        version("min_version", &t.min_version, 12)?,
+        version("max_version", &t.max_version, 13)?,
+    );
+    if min > max {
+        return Err(error(
+            source,
+            tls_field("max_version"),
+            "is below min_version; expected TLS12 or TLS13, at least min_version",
+        ));
+    }
+    Ok(
+        [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)]
+            .into_iter()
+            .filter(|(v, _)| (min..=max).contains(v))
+            .map(|(_, p)| p)
+            .collect(),
+    )
 }
 
 /// What the HTTP server applies to every connection and request.

@@ -221,54 +221,7 @@ fn parse_replica(
                 path: PathBuf::from(path),
             }
         }
-        "s3" => {
-            // s3://bucket/prefix?endpoint=...&region=...&forcePathStyle=true
-            let (mut bucket, mut prefix, mut query) = (None, None, "");
-            if let Some(rest) = url_rest {
-                let (loc, q) = rest.split_once('?').unwrap_or((rest, ""));
-                query = q;
-                let (b, p) = loc.split_once('/').unwrap_or((loc, ""));
-                bucket = Some(b.to_string());
-                prefix = Some(p.to_string());
-            }
-            let param = |name: &str| {
-                query
-                    .split('&')
-                    .filter_map(|kv| kv.split_once('='))
-                    .find(|(k, _)| *k == name)
-                    .map(|(_, v)| v.to_string())
-            };
-            let bucket = str_field(r, "bucket")
-                .map(String::from)
-                .or(bucket)
-                .filter(|b| !b.is_empty())
-                .ok_or("type s3 needs bucket: (or url: s3://bucket/path)")?;
-            let prefix = str_field(r, "path")
-                .map(String::from)
-                .or(prefix)
-                .unwrap_or_default()
-                .trim_matches('/')
-                .to_string();
-            ReplicaKind::S3(S3Spec {
-                bucket,
-                prefix,
-                endpoint: str_field(r, "endpoint")
-                    .map(String::from)
-                    .or_else(|| param("endpoint")),
-                region: str_field(r, "region")
-                    .map(String::from)
-                    .or_else(|| param("region")),
-                force_path_style: bool_field(r, "force-path-style")
-                    .or_else(|| param("forcePathStyle").and_then(|v| v.parse().ok()))
-                    .unwrap_or(false),
-                access_key_id: str_field(r, "access-key-id")
-                    .map(String::from)
-                    .or_else(|| global_key.clone()),
-                secret_access_key: str_field(r, "secret-access-key")
-                    .map(String::from)
-                    .or_else(|| global_secret.clone()),
-            })
-        }
+        "s3" => ReplicaKind::S3(s3_spec(r, url_rest, global_key, global_secret)?),
         other => ReplicaKind::Unsupported {
             kind: other.to_string(),
         },
@@ -284,6 +237,52 @@ fn parse_replica(
         name,
         kind,
         sync_interval,
+    })
+}
+
+/// An S3 replica: `bucket:`/`path:` fields or `url: s3://bucket/prefix?endpoint=...&region=...
+/// &forcePathStyle=true`, the fields winning; credentials default to the file's global ones.
+fn s3_spec(
+    r: &Value,
+    url_rest: Option<&str>,
+    global_key: &Option<String>,
+    global_secret: &Option<String>,
+) -> Result<S3Spec, String> {
+    let (mut bucket, mut prefix, mut query) = (None, None, "");
+    if let Some(rest) = url_rest {
+        let (loc, q) = rest.split_once('?').unwrap_or((rest, ""));
+        query = q;
+        let (b, p) = loc.split_once('/').unwrap_or((loc, ""));
+        bucket = Some(b.to_string());
+        prefix = Some(p.to_string());
+    }
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    };
+    let field = |name: &str| str_field(r, name).map(String::from);
+    let bucket = field("bucket")
+        .or(bucket)
+        .filter(|b| !b.is_empty())
+        .ok_or("type s3 needs bucket: (or url: s3://bucket/path)")?;
+    let prefix = field("path")
+        .or(prefix)
+        .unwrap_or_default()
+        .trim_matches('/')
+        .to_string();
+    Ok(S3Spec {
+        bucket,
+        prefix,
+        endpoint: field("endpoint").or_else(|| param("endpoint")),
+        region: field("region").or_else(|| param("region")),
+        force_path_style: bool_field(r, "force-path-style")
+            .or_else(|| param("forcePathStyle").and_then(|v| v.parse().ok()))
+            .unwrap_or(false),
+        access_key_id: field("access-key-id").or_else(|| global_key.clone()),
+        secret_access_key: field("secret-access-key").or_else(|| global_secret.clone()),
     })
 }
 

@@ -2,7 +2,7 @@
 //! must check (case-insensitive unique keys, foreign keys, NULLs in primary keys), and the
 //! schema findings. Pure.
 
-use super::schema::{Index, Schema, Table};
+use super::schema::{Column, Index, Schema, Table};
 use super::types::{self, PgType};
 use super::{Finding, Level};
 
@@ -130,178 +130,215 @@ fn folded(index: &Index, table: &Table) -> bool {
 
 pub fn plan(schema: &Schema) -> Plan {
     let mut findings = Vec::new();
-    let mut tables = Vec::new();
-    for t in &schema.tables {
-        let mut columns = Vec::new();
-        for c in &t.columns {
-            let rowid = t.rowid_alias.as_deref() == Some(c.name.as_str());
-            let proposal = types::propose(&c.declared, rowid, c.nocase());
-            let object = format!("{}.{}", t.name, c.name);
-            if let Some(d) = &c.default {
-                if let Err(why) = types::default_for(d, &proposal.pg) {
-                    findings.push(finding(
-                        "default_not_portable",
-                        Level::Work,
-                        &object,
-                        format!("DEFAULT {why}: left out of the DDL"),
-                        "set it in the application, or write the Postgres expression by hand",
-                    ));
-                }
-            }
-            let generated_why = c
-                .generated
-                .as_ref()
-                .and_then(|(expr, _)| not_verbatim(schema, &[expr]));
-            if let (Some((expr, stored)), why) = (&c.generated, &generated_why) {
-                if let Some(why) = why {
-                    findings.push(finding(
-                        "generated_not_portable",
-                        Level::Work,
-                        &object,
-                        format!("generated column AS ({expr}): {why}; emitted as a plain column"),
-                        "rewrite the expression for Postgres (GENERATED ALWAYS AS (...) STORED) or fill it in the application",
-                    ));
-                } else if !stored {
-                    findings.push(finding(
-                        "generated_virtual",
-                        Level::Info,
-                        &object,
-                        "VIRTUAL generated column: Postgres 15 stores generated columns".into(),
-                        "",
-                    ));
-                }
-            }
-            columns.push(ColumnPlan {
-                name: c.name.clone(),
-                declared: c.declared.clone(),
-                date_like: date_like(&c.name, &proposal.pg),
-                pg: proposal.pg,
-                note: proposal.note,
-                // Generated in Postgres too (so not copied, not scanned) when portable.
-                generated: c.generated.is_some() && generated_why.is_none(),
-                in_primary_key: !rowid
-                    && !t.without_rowid
-                    && t.primary_key.iter().any(|p| p == &c.name),
-            });
-        }
-        if t.primary_key.is_empty() && !t.without_rowid {
+    let tables = schema
+        .tables
+        .iter()
+        .map(|t| table_plan(schema, t, &mut findings))
+        .collect();
+    other_objects_findings(schema, &mut findings);
+    mixed_case_finding(schema, &mut findings);
+    Plan { tables, findings }
+}
+
+/// One table: its columns' types, what the copy compares rows by, and its constraints.
+fn table_plan(schema: &Schema, t: &Table, findings: &mut Vec<Finding>) -> TablePlan {
+    let columns = t
+        .columns
+        .iter()
+        .map(|c| column_plan(schema, t, c, findings))
+        .collect();
+    table_findings(schema, t, findings);
+    let foreign_keys = foreign_keys(schema, t, findings);
+    let folded_uniques = folded_uniques(schema, t);
+    let key = if t.without_rowid {
+        t.primary_key.clone()
+    } else {
+        vec!["rowid".to_string()]
+    };
+    TablePlan {
+        name: t.name.clone(),
+        columns,
+        key,
+        without_rowid: t.without_rowid,
+        folded_uniques,
+        foreign_keys,
+    }
+}
+
+/// One column: its Postgres type, and whether its default and generated expression carry over.
+fn column_plan(schema: &Schema, t: &Table, c: &Column, findings: &mut Vec<Finding>) -> ColumnPlan {
+    let rowid = t.rowid_alias.as_deref() == Some(c.name.as_str());
+    let proposal = types::propose(&c.declared, rowid, c.nocase());
+    let object = format!("{}.{}", t.name, c.name);
+    if let Some(d) = &c.default {
+        if let Err(why) = types::default_for(d, &proposal.pg) {
             findings.push(finding(
-                "implicit_rowid",
+                "default_not_portable",
+                Level::Work,
+                &object,
+                format!("DEFAULT {why}: left out of the DDL"),
+                "set it in the application, or write the Postgres expression by hand",
+            ));
+        }
+    }
+    let generated_why = c
+        .generated
+        .as_ref()
+        .and_then(|(expr, _)| not_verbatim(schema, &[expr]));
+    if let (Some((expr, stored)), why) = (&c.generated, &generated_why) {
+        if let Some(why) = why {
+            findings.push(finding(
+                "generated_not_portable",
+                Level::Work,
+                &object,
+                format!("generated column AS ({expr}): {why}; emitted as a plain column"),
+                "rewrite the expression for Postgres (GENERATED ALWAYS AS (...) STORED) or fill it in the application",
+            ));
+        } else if !stored {
+            findings.push(finding(
+                "generated_virtual",
+                Level::Info,
+                &object,
+                "VIRTUAL generated column: Postgres 15 stores generated columns".into(),
+                "",
+            ));
+        }
+    }
+    ColumnPlan {
+        name: c.name.clone(),
+        declared: c.declared.clone(),
+        date_like: date_like(&c.name, &proposal.pg),
+        pg: proposal.pg,
+        note: proposal.note,
+        // Generated in Postgres too (so not copied, not scanned) when portable.
+        generated: c.generated.is_some() && generated_why.is_none(),
+        in_primary_key: !rowid && !t.without_rowid && t.primary_key.iter().any(|p| p == &c.name),
+    }
+}
+
+/// What the table's own shape means in Postgres: no primary key, WITHOUT ROWID, STRICT,
+/// AUTOINCREMENT, CHECK constraints.
+fn table_findings(schema: &Schema, t: &Table, findings: &mut Vec<Finding>) {
+    if t.primary_key.is_empty() && !t.without_rowid {
+        findings.push(finding(
+            "implicit_rowid",
+            Level::Work,
+            &t.name,
+            "no primary key: rows are known only by SQLite's implicit rowid, which Postgres does not have".into(),
+            "add a primary key (id bigint GENERATED ALWAYS AS IDENTITY) if the application or replication needs one",
+        ));
+    }
+    if t.without_rowid {
+        findings.push(finding(
+            "without_rowid",
+            Level::Info,
+            &t.name,
+            "WITHOUT ROWID: stored in primary-key order in SQLite; a heap plus index in Postgres"
+                .into(),
+            "",
+        ));
+    }
+    if t.strict {
+        findings.push(finding(
+            "strict_table",
+            Level::Info,
+            &t.name,
+            "STRICT: SQLite already enforced the declared types, as Postgres will".into(),
+            "",
+        ));
+    }
+    if t.autoincrement {
+        findings.push(finding(
+            "autoincrement",
+            Level::Info,
+            &t.name,
+            format!(
+                "AUTOINCREMENT: the identity sequence starts after sqlite_sequence's {}",
+                schema.sequences.get(&t.name).copied().unwrap_or(0)
+            ),
+            "",
+        ));
+    }
+    if !t.checks.is_empty() {
+        findings.push(finding(
+            "check_constraints",
+            Level::Work,
+            &t.name,
+            format!(
+                "{} CHECK constraint(s) not carried over: {}",
+                t.checks.len(),
+                t.checks.join("; ")
+            ),
+            "add them to the Postgres table after checking the expressions (types are stricter there)",
+        ));
+    }
+}
+
+/// The foreign keys Postgres accepts (a parent that exists, with unique columns), each one
+/// refused said as a finding.
+fn foreign_keys(schema: &Schema, t: &Table, findings: &mut Vec<Finding>) -> Vec<FkCheck> {
+    let mut foreign_keys = Vec::new();
+    for (i, fk) in t.foreign_keys.iter().enumerate() {
+        let name = format!("{}_fk_{i}", t.name);
+        let Some(parent) = schema.table(&fk.parent) else {
+            findings.push(finding(
+                "foreign_key_dangling",
                 Level::Work,
                 &t.name,
-                "no primary key: rows are known only by SQLite's implicit rowid, which Postgres does not have".into(),
-                "add a primary key (id bigint GENERATED ALWAYS AS IDENTITY) if the application or replication needs one",
+                format!("foreign key to {}, which does not exist", fk.parent),
+                "drop it or create the parent table",
             ));
-        }
-        if t.without_rowid {
-            findings.push(finding(
-                "without_rowid",
-                Level::Info,
-                &t.name,
-                "WITHOUT ROWID: stored in primary-key order in SQLite; a heap plus index in Postgres".into(),
-                "",
-            ));
-        }
-        if t.strict {
-            findings.push(finding(
-                "strict_table",
-                Level::Info,
-                &t.name,
-                "STRICT: SQLite already enforced the declared types, as Postgres will".into(),
-                "",
-            ));
-        }
-        if t.autoincrement {
-            findings.push(finding(
-                "autoincrement",
-                Level::Info,
-                &t.name,
-                format!(
-                    "AUTOINCREMENT: the identity sequence starts after sqlite_sequence's {}",
-                    schema.sequences.get(&t.name).copied().unwrap_or(0)
-                ),
-                "",
-            ));
-        }
-        if !t.checks.is_empty() {
-            findings.push(finding(
-                "check_constraints",
-                Level::Work,
-                &t.name,
-                format!(
-                    "{} CHECK constraint(s) not carried over: {}",
-                    t.checks.len(),
-                    t.checks.join("; ")
-                ),
-                "add them to the Postgres table after checking the expressions (types are stricter there)",
-            ));
-        }
-        let mut foreign_keys = Vec::new();
-        for (i, fk) in t.foreign_keys.iter().enumerate() {
-            let name = format!("{}_fk_{i}", t.name);
-            let Some(parent) = schema.table(&fk.parent) else {
-                findings.push(finding(
-                    "foreign_key_dangling",
-                    Level::Work,
-                    &t.name,
-                    format!("foreign key to {}, which does not exist", fk.parent),
-                    "drop it or create the parent table",
-                ));
-                continue;
-            };
-            let to = parent_columns(parent, &fk.to);
-            if to.is_empty() || !unique_on(schema, parent, &to) {
-                findings.push(finding(
-                    "foreign_key_not_unique",
-                    Level::Work,
-                    &t.name,
-                    format!(
-                        "foreign key ({}) -> {}({}): the parent columns are not unique, which Postgres requires; left out of the DDL",
-                        fk.from.join(", "),
-                        parent.name,
-                        if to.is_empty() { "rowid".into() } else { to.join(", ") }
-                    ),
-                    "add a unique constraint on the parent columns",
-                ));
-                continue;
-            }
-            foreign_keys.push(FkCheck {
-                name,
-                from: fk.from.clone(),
-                parent: parent.name.clone(),
-                to,
-            });
-        }
-        let folded_uniques = schema
-            .indexes
-            .iter()
-            .filter(|i| i.table == t.name && i.unique && i.partial.is_none() && folded(i, t))
-            .filter_map(|i| {
-                let cols: Option<Vec<usize>> = i
-                    .terms
-                    .iter()
-                    .map(|term| {
-                        let c = term.column.as_ref()?;
-                        t.columns.iter().position(|col| &col.name == c)
-                    })
-                    .collect();
-                cols.map(|c| (pg_index_name(i), c))
-            })
-            .collect();
-        let key = if t.without_rowid {
-            t.primary_key.clone()
-        } else {
-            vec!["rowid".to_string()]
+            continue;
         };
-        tables.push(TablePlan {
-            name: t.name.clone(),
-            columns,
-            key,
-            without_rowid: t.without_rowid,
-            folded_uniques,
-            foreign_keys,
+        let to = parent_columns(parent, &fk.to);
+        if to.is_empty() || !unique_on(schema, parent, &to) {
+            findings.push(finding(
+                "foreign_key_not_unique",
+                Level::Work,
+                &t.name,
+                format!(
+                    "foreign key ({}) -> {}({}): the parent columns are not unique, which Postgres requires; left out of the DDL",
+                    fk.from.join(", "),
+                    parent.name,
+                    if to.is_empty() { "rowid".into() } else { to.join(", ") }
+                ),
+                "add a unique constraint on the parent columns",
+            ));
+            continue;
+        }
+        foreign_keys.push(FkCheck {
+            name,
+            from: fk.from.clone(),
+            parent: parent.name.clone(),
+            to,
         });
     }
+    foreign_keys
+}
+
+/// The unique indexes that compare case-insensitively, by Postgres name and column positions:
+/// the copy checks that their keys are still unique once folded.
+fn folded_uniques(schema: &Schema, t: &Table) -> Vec<(String, Vec<usize>)> {
+    schema
+        .indexes
+        .iter()
+        .filter(|i| i.table == t.name && i.unique && i.partial.is_none() && folded(i, t))
+        .filter_map(|i| {
+            let cols: Option<Vec<usize>> = i
+                .terms
+                .iter()
+                .map(|term| {
+                    let c = term.column.as_ref()?;
+                    t.columns.iter().position(|col| &col.name == c)
+                })
+                .collect();
+            cols.map(|c| (pg_index_name(i), c))
+        })
+        .collect()
+}
+
+/// Indexes, views, virtual tables and triggers that do not carry over as written.
+fn other_objects_findings(schema: &Schema, findings: &mut Vec<Finding>) {
     for i in &schema.indexes {
         if let Some(why) = not_verbatim(schema, &index_sql(i)) {
             findings.push(finding(
@@ -362,6 +399,10 @@ pub fn plan(schema: &Schema) -> Plan {
             "rewrite as a PL/pgSQL function and CREATE TRIGGER ... EXECUTE FUNCTION",
         ));
     }
+}
+
+/// Names with capitals, which the DDL quotes and unquoted SQL would fold.
+fn mixed_case_finding(schema: &Schema, findings: &mut Vec<Finding>) {
     let mixed_case: Vec<String> = schema
         .tables
         .iter()
@@ -383,7 +424,6 @@ pub fn plan(schema: &Schema) -> Plan {
             "quote them in the application's SQL, or rename them to lower case",
         ));
     }
-    Plan { tables, findings }
 }
 
 /// Why SQL written for SQLite (a view, an index expression or WHERE, a generated column) cannot

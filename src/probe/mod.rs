@@ -246,49 +246,8 @@ impl DbProbe {
             FileStatus::Missing => (None, None),
         };
 
-        let mut read_locks = [None; shm::READ_SLOTS];
-        let mut shm_in_use = None;
-        if let Some(f) = self.shm.file() {
-            let tested = (|| -> std::io::Result<()> {
-                shm_in_use =
-                    Some(locks::conflicting(f, lock_bytes::DMS, 1, LockKind::Write)?.is_some());
-                // One test of all five read slots; each on its own only when one is held.
-                let any_reader = locks::conflicting(
-                    f,
-                    lock_bytes::READ_BASE,
-                    shm::READ_SLOTS as u64,
-                    LockKind::Write,
-                )?;
-                if any_reader.is_some() {
-                    for (i, slot) in read_locks.iter_mut().enumerate() {
-                        *slot = locks::conflicting(
-                            f,
-                            lock_bytes::READ_BASE + i as u64,
-                            1,
-                            LockKind::Write,
-                        )?;
-                    }
-                }
-                Ok(())
-            })();
-            if let Err(e) = tested {
-                errors.push(io_err("locks", &self.shm, e));
-                shm_in_use = None;
-            }
-        }
-        let mut exclusive_lock = false;
-        if shm_in_use != Some(true) {
-            if let Some(f) = self.db.file() {
-                let range = (
-                    db_header::lock_bytes::SHARED_FIRST,
-                    db_header::lock_bytes::SHARED_SIZE,
-                );
-                match locks::conflicting(f, range.0, range.1, LockKind::Read) {
-                    Ok(h) => exclusive_lock = h.is_some(),
-                    Err(e) => errors.push(io_err("locks", &self.db, e)),
-                }
-            }
-        }
+        let (shm_in_use, read_locks) = self.shm_locks(errors);
+        let exclusive_lock = shm_in_use != Some(true) && self.exclusive_lock(errors);
 
         // Without a live wal-index, commits can only be counted in the WAL itself.
         let no_live_index =
@@ -316,6 +275,65 @@ impl DbProbe {
             exclusive_lock,
             read_locks,
             frames,
+        }
+    }
+
+    /// Whether some connection holds the `-shm` "dead man switch", and who holds each reader
+    /// slot. `(None, none held)` when there is no `-shm` or a lock test failed.
+    fn shm_locks(
+        &self,
+        errors: &mut Vec<ProbeError>,
+    ) -> (Option<bool>, [Option<Holder>; shm::READ_SLOTS]) {
+        let mut read_locks = [None; shm::READ_SLOTS];
+        let Some(f) = self.shm.file() else {
+            return (None, read_locks);
+        };
+        let tested = (|| -> std::io::Result<bool> {
+            let in_use = locks::conflicting(f, lock_bytes::DMS, 1, LockKind::Write)?.is_some();
+            // One test of all five read slots; each on its own only when one is held.
+            let any_reader = locks::conflicting(
+                f,
+                lock_bytes::READ_BASE,
+                shm::READ_SLOTS as u64,
+                LockKind::Write,
+            )?;
+            if any_reader.is_some() {
+                for (i, slot) in read_locks.iter_mut().enumerate() {
+                    *slot = locks::conflicting(
+                        f,
+                        lock_bytes::READ_BASE + i as u64,
+                        1,
+                        LockKind::Write,
+                    )?;
+                }
+            }
+            Ok(in_use)
+        })();
+        match tested {
+            Ok(in_use) => (Some(in_use), read_locks),
+            Err(e) => {
+                errors.push(io_err("locks", &self.shm, e));
+                (None, read_locks)
+            }
+        }
+    }
+
+    /// Whether another process holds an EXCLUSIVE lock on the database file (a connection in
+    /// `locking_mode=EXCLUSIVE`).
+    fn exclusive_lock(&self, errors: &mut Vec<ProbeError>) -> bool {
+        let Some(f) = self.db.file() else {
+            return false;
+        };
+        let range = (
+            db_header::lock_bytes::SHARED_FIRST,
+            db_header::lock_bytes::SHARED_SIZE,
+        );
+        match locks::conflicting(f, range.0, range.1, LockKind::Read) {
+            Ok(h) => h.is_some(),
+            Err(e) => {
+                errors.push(io_err("locks", &self.db, e));
+                false
+            }
         }
     }
 
