@@ -1,6 +1,6 @@
 //! Runs the exporter: the poller thread, the Litestream watchers and the Alertmanager push,
 //! publishing to the HTTP server's [`Site`], until a shutdown future completes. The server
-//! itself runs across reloads ([`serve`]). Shared by `run` and `demo`.
+//! itself runs across reloads ([`Server`]). Shared by `run` and `demo`.
 
 use crate::export::alertmanager::{self, Channel, NotifierSettings};
 use crate::export::http::{self, Site, WebState};

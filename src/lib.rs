@@ -14,24 +14,31 @@
 //!   (`probe::descriptors`).
 //! - [`litestream`]: litestream.yml, replica positions, the watchers that read replicas off the
 //!   poll path, and the board they post on.
-//! - [`monitor`]: state across polls (monotonic counters, checkpoint-lag age, rates), producing
-//!   one plain [`monitor::DbSnapshot`] per database.
+//! - [`monitor`]: state across polls (monotonic counters, checkpoint-lag age, rates), turning
+//!   each probe sample into one plain [`monitor::DbSnapshot`] per database; no I/O
+//!   (`Monitor::apply(sample, now)`).
+//! - [`readonly`]: read-only SQL connections to a database others use (a read-only VFS, no
+//!   checkpoint on close, retries), shared by `check` and `migrate`.
 //! - [`rules`]: every threshold defined once; alert states across polls.
 //! - [`state`]: the state file that carries alerts across restarts.
-//! - [`poller`]: polls every database on schedule, evaluates the rules, publishes the result.
+//! - [`poller`]: polls every database on schedule (`poller/watched.rs`: one database's probe and
+//!   monitor, where the I/O meets the pure monitor), evaluates the rules, publishes the result.
 //! - [`config`]: the YAML configuration, its validation and the defaults.
 //! - [`export`]: Prometheus text, the HTTP server, Alertmanager pushes, Prometheus rules.
 //! - [`check`]: the one-shot audit of `sqlite-ops check`.
 //! - [`migrate`]: `sqlite-ops migrate-check`, what will break when the database moves to
 //!   Postgres.
 //! - [`daemon`]: poller plus HTTP server, shared by the `run` and `demo` subcommands in [`cmd`].
-//! - [`workload`]: the demo's application, run in a child process.
+//! - [`cmd`]: one file per subcommand, and the demo's application; the only place, with
+//!   `main.rs`, where errors become `anyhow` messages and exit codes.
 //!
 //! # Where each figure on `/metrics` comes from
 //! Names, help texts and rendering are in `export/metrics.rs`; the value is computed in:
-//! - `sqlite_up`, `sqlite_info`, sizes, pages, freelist, `sqlite_wal_*`, `sqlite_checkpoint_lag_*`,
-//!   `sqlite_write_transactions_total`: `monitor/mod.rs` (from `probe/mod.rs`'s samples;
-//!   counters in `monitor/counter.rs`, the lag clock in `monitor/lag.rs`).
+//! - `sqlite_up`, `sqlite_info`, sizes, pages, freelist, `sqlite_write_transactions_total`:
+//!   `monitor/mod.rs` (from `probe/mod.rs`'s samples; the counter in `monitor/counter.rs`, which
+//!   `monitor/rebuild.rs` tells when the wal-index restarted it).
+//! - `sqlite_wal_*`, `sqlite_checkpoint_lag_*`: `monitor/wal.rs` (the lag clock in
+//!   `monitor/lag.rs`).
 //! - `sqlite_wal_readers`, `sqlite_oldest_snapshot_age_seconds`: `monitor/pins.rs`.
 //! - `sqlite_checkpoint_starved_seconds`, `sqlite_snapshot_pinned_seconds`,
 //!   `sqlite_checkpoint_last_progress_timestamp_seconds`: `monitor/starvation.rs`.
@@ -40,9 +47,10 @@
 //! - `sqlite_filesystem_*`: `probe/filesystem.rs`.
 //! - `sqlite_declared_*`: `config.rs` (`team:`).
 //! - `sqlite_alert`: `rules/engine.rs`, thresholds in `rules/catalogue.rs`.
-//! - `sqlite_litestream_*`: `monitor/replication.rs` (lag) from `litestream/watcher.rs` and
-//!   `litestream/metrics.rs` (Litestream's own figures).
-//! - `sqlite_ops_poll_*`: `monitor/mod.rs`; `sqlite_ops_alertmanager_*`:
+//! - `sqlite_litestream_*`: `monitor/replication.rs` (lag) from `litestream/replica.rs` (read
+//!   by `litestream/watcher.rs`) and `litestream/metrics.rs` (Litestream's own figures).
+//! - `sqlite_ops_poll_errors_total`: `monitor/mod.rs`; `sqlite_ops_poll_duration_seconds`:
+//!   `poller/watched.rs`; `sqlite_ops_alertmanager_*`:
 //!   `export/alertmanager.rs`; `sqlite_ops_litestream_config_up`: `cmd/run.rs`;
 //!   `sqlite_ops_build_info`: `export/metrics.rs`.
 
@@ -58,6 +66,6 @@ pub mod migrate;
 pub mod monitor;
 pub mod poller;
 pub mod probe;
+pub mod readonly;
 pub mod rules;
 pub mod state;
-pub mod workload;

@@ -136,7 +136,7 @@ fn main() -> ExitCode {
         Command::Run(opts) => runtime().and_then(|rt| rt.block_on(cmd::run::run(opts))),
         Command::Demo(opts) => runtime().and_then(|rt| rt.block_on(cmd::demo::run(opts))),
         Command::DemoWorkload { db, rate, readers } => {
-            sqlite_ops::workload::run(&db, rate, readers)
+            sqlite_ops::cmd::workload::run(&db, rate, readers)
         }
     };
     match result {

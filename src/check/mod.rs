@@ -6,14 +6,12 @@
 
 pub mod audits;
 pub mod report;
-pub mod ro_vfs;
 pub mod sql;
 
 use crate::config::Config;
 use crate::monitor::DbSnapshot;
 use crate::poller::{Poller, Target};
 use crate::rules::{self, Severity};
-use anyhow::Context;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -172,9 +170,20 @@ pub struct CheckOptions {
     pub litestream_config: Option<PathBuf>,
 }
 
+/// Why the check could not run at all (a database that cannot be read is a finding instead).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("no database to check: give DB paths or a --config file with databases:")]
+    NoDatabase,
+    #[error("cannot start the async runtime that reads Litestream replicas: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
 /// Runs the check. Errors are configuration problems (exit code 3); a database that cannot be
 /// read is a finding.
-pub fn run(opts: &CheckOptions) -> anyhow::Result<Report> {
+pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
     let (cfg, source) = match &opts.config {
         Some(p) => (Config::load(p)?, p.display().to_string()),
         None => (Config::default(), "command line".to_string()),
@@ -184,7 +193,7 @@ pub fn run(opts: &CheckOptions) -> anyhow::Result<Report> {
         cfg.attach_litestream_file(&source, &path, &mut targets)?;
     }
     if targets.is_empty() {
-        anyhow::bail!("no database to check: give DB paths or a --config file with databases:");
+        return Err(CheckError::NoDatabase);
     }
     let replicators = cfg.replicator_matches(&source)?;
     let started = Instant::now();
@@ -234,7 +243,7 @@ fn sample(
     targets: &[Target],
     replicators: Vec<crate::probe::process::ReplicatorMatch>,
     duration: Duration,
-) -> anyhow::Result<Vec<DbSnapshot>> {
+) -> Result<Vec<DbSnapshot>, CheckError> {
     let mut poller = Poller::new(targets, "").with_replicators(replicators);
     // Litestream replicas are read by their watchers meanwhile, as in the daemon; without
     // replicas there is nothing asynchronous to run.
@@ -243,7 +252,7 @@ fn sample(
             .worker_threads(1)
             .enable_all()
             .build()
-            .context("cannot start the async runtime that reads Litestream replicas")?;
+            .map_err(CheckError::Runtime)?;
         {
             let _entered = runtime.enter();
             crate::litestream::watcher::spawn_all(

@@ -11,7 +11,6 @@
 use crate::poller::Store;
 use crate::rules::{Alert, AlertState, Severity};
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::CONTENT_TYPE;
 use hyper::Request;
 use serde::Serialize;
@@ -271,19 +270,13 @@ async fn post(
     endpoint: &str,
     body: &[Postable],
     timeout: Duration,
-) -> Result<(), String> {
-    let json = serde_json::to_vec(body).map_err(|e| e.to_string())?;
-    let req = Request::post(endpoint)
-        .header(CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(json)))
-        .map_err(|e| format!("bad request for {endpoint}: {e}"))?;
-    let (status, answer) = http_client::exchange(client, req, timeout).await?;
-    if status.is_success() {
-        Ok(())
-    } else {
-        let text = String::from_utf8_lossy(&answer[..answer.len().min(200)]).into_owned();
-        Err(format!("{status}: {}", text.trim()))
-    }
+) -> Result<(), http_client::HttpError> {
+    // Serialising plain structs of strings and numbers cannot fail.
+    let json = serde_json::to_vec(body).unwrap_or_default();
+    let req = Request::post(endpoint).header(CONTENT_TYPE, "application/json");
+    http_client::send(client, endpoint, req, Bytes::from(json), timeout)
+        .await
+        .map(drop)
 }
 
 #[cfg(test)]

@@ -3,9 +3,8 @@
 //! same whether Litestream is dead or merely idle), its sync error count, and its local TXID
 //! (v0.5). Parsing is pure; the fetch is a plain HTTP GET on loopback with a timeout.
 
-use crate::http_client::{self, Client};
+use crate::http_client::{self, Client, HttpError};
 use bytes::Bytes;
-use http_body_util::Full;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -76,16 +75,9 @@ pub fn parse(text: &str) -> HashMap<String, Process> {
 }
 
 /// GETs `url` and returns the body.
-pub async fn fetch(client: &Client, url: &str, timeout: Duration) -> Result<String, String> {
-    let req = hyper::Request::get(url)
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| format!("{url}: {e}"))?;
-    let (status, body) = http_client::exchange(client, req, timeout)
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    if !status.is_success() {
-        return Err(format!("{url}: {status}"));
-    }
+pub async fn fetch(client: &Client, url: &str, timeout: Duration) -> Result<String, HttpError> {
+    let body =
+        http_client::send(client, url, hyper::Request::get(url), Bytes::new(), timeout).await?;
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 

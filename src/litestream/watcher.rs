@@ -3,72 +3,13 @@
 //! poller reads. One task per replica; a failing replica is an error on that replica only.
 
 use super::board::{Board, Observation};
-use super::config::{LitestreamDb, Replica, ReplicaKind, S3Spec};
+use super::config::{LitestreamDb, Replica, ReplicaKind};
 use super::metrics::{self, Process};
-use super::position::{self, Entry, Local, Newest, Position};
-use crate::format::litestream::{parse_ltx_header, LTX_HEADER_SIZE};
-use futures::TryStreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder};
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use super::position::{Local, Position};
+use super::replica::{epoch, read_local, read_replica, reader_of, ReplicaError};
 use std::collections::HashMap;
-use std::io::Read;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-fn epoch(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// How a replica is read.
-enum Reader {
-    File(std::path::PathBuf),
-    S3 {
-        store: AmazonS3,
-        bucket: String,
-        prefix: String,
-    },
-}
-
-/// The S3 client for a replica, or why there cannot be one.
-fn s3_store(spec: &S3Spec, timeout: Duration) -> Result<AmazonS3, String> {
-    let env = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok());
-    let key = spec
-        .access_key_id
-        .clone()
-        .or_else(|| env(&["LITESTREAM_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"]));
-    let secret = spec
-        .secret_access_key
-        .clone()
-        .or_else(|| env(&["LITESTREAM_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"]));
-    let (Some(key), Some(secret)) = (key, secret) else {
-        return Err("no credentials: set access-key-id and secret-access-key in litestream.yml, or LITESTREAM_ACCESS_KEY_ID and LITESTREAM_SECRET_ACCESS_KEY (or the AWS_ ones) for sqlite-ops".into());
-    };
-    let mut b = AmazonS3Builder::new()
-        .with_bucket_name(&spec.bucket)
-        .with_region(spec.region.clone().unwrap_or_else(|| "us-east-1".into()))
-        .with_access_key_id(key)
-        .with_secret_access_key(secret)
-        .with_virtual_hosted_style_request(!spec.force_path_style)
-        .with_client_options(
-            ClientOptions::new()
-                .with_timeout(timeout)
-                .with_connect_timeout(timeout.min(Duration::from_secs(5))),
-        )
-        .with_retry(RetryConfig {
-            max_retries: 1,
-            retry_timeout: timeout,
-            ..RetryConfig::default()
-        });
-    if let Some(ep) = &spec.endpoint {
-        b = b
-            .with_endpoint(ep)
-            .with_allow_http(ep.starts_with("http://"));
-    }
-    b.build()
-        .map_err(|e| format!("cannot configure the S3 client: {e}"))
-}
 
 /// Starts the watchers of every replicated target: one task per replica, and one per
 /// Litestream metrics endpoint. They run until aborted or the runtime stops.
@@ -169,7 +110,7 @@ async fn watch(
             tracing::warn!(db = %db, replica = %replica.name, error = %e, "cannot watch Litestream replica");
             board.post(&db, &replica.name, |o| {
                 o.kind = kind_name.clone();
-                o.error = Some(e);
+                o.error = Some(e.to_string());
                 o.errors_total += 1;
             });
             return;
@@ -178,7 +119,8 @@ async fn watch(
     let mut local_said = Said::default();
     let mut replica_said = Said::default();
     loop {
-        let local = read_local(&meta).await;
+        // What the board shows, and what the log says when it changes: the error's text.
+        let local = read_local(&meta).await.map_err(|e| e.to_string());
         local_said.tell(local.as_ref().err(), |e| match e {
             Some(e) => {
                 tracing::warn!(db = %db, meta = %meta.display(), error = %e, "cannot read Litestream's local state")
@@ -193,12 +135,9 @@ async fn watch(
         };
         let generation = local.as_ref().and_then(|l: &Local| l.generation.clone());
         let read = tokio::time::timeout(timeout, read_replica(&reader, generation)).await;
-        let result = read.unwrap_or_else(|_| {
-            Err(format!(
-                "no answer within {}",
-                humantime::format_duration(timeout)
-            ))
-        });
+        let result = read
+            .unwrap_or(Err(ReplicaError::Timeout(timeout)))
+            .map_err(|e| e.to_string());
         replica_said.tell(result.as_ref().err(), |e| match e {
             Some(e) => {
                 tracing::warn!(db = %db, replica = %replica.name, error = %e, "cannot read Litestream replica")
@@ -216,30 +155,6 @@ async fn watch(
         });
         tokio::time::sleep(interval).await;
     }
-}
-
-/// How a replica of this kind is read, or why it cannot be.
-fn reader_of(kind: &ReplicaKind, timeout: Duration) -> Result<Reader, String> {
-    match kind {
-        ReplicaKind::File { path } => Ok(Reader::File(path.clone())),
-        ReplicaKind::S3(spec) => s3_store(spec, timeout).map(|store| Reader::S3 {
-            store,
-            bucket: spec.bucket.clone(),
-            prefix: spec.prefix.clone(),
-        }),
-        ReplicaKind::Unsupported { kind } => Err(format!(
-            "replica type {kind:?} is not supported by sqlite-ops (it reads file and s3 replicas); its lag is not measured"
-        )),
-    }
-}
-
-/// Litestream's local state, off the async runtime; the error names the file and the cause.
-async fn read_local(meta: &std::path::Path) -> Result<Local, String> {
-    let meta = meta.to_path_buf();
-    tokio::task::spawn_blocking(move || position::local(&meta))
-        .await
-        .map_err(|e| format!("reading Litestream's local state failed: {e}"))
-        .and_then(|r| r.map_err(|e| e.to_string()))
 }
 
 /// The last error logged, so that an error is logged when it starts or changes and its end
@@ -273,102 +188,4 @@ fn record(o: &mut Observation, result: Result<Option<(Position, f64)>, String>, 
             o.errors_total += 1;
         }
     }
-}
-
-/// The replica's position and the time up to which it holds every commit; `None` when empty.
-async fn read_replica(
-    reader: &Reader,
-    generation: Option<String>,
-) -> Result<Option<(Position, f64)>, String> {
-    match reader {
-        Reader::File(root) => {
-            let root = root.clone();
-            tokio::task::spawn_blocking(move || {
-                let entries = position::file_listing(&root).map_err(|e| e.to_string())?;
-                let Some(n) = position::newest(&entries, generation.as_deref()) else {
-                    return Ok(None);
-                };
-                let at = dated(&n, || {
-                    let mut buf = [0u8; LTX_HEADER_SIZE];
-                    let path = Path::new(&root).join(&n.key);
-                    std::fs::File::open(&path)
-                        .and_then(|mut f| f.read_exact(&mut buf))
-                        .map(|_| buf.to_vec())
-                        .map_err(|e| format!("cannot read {}: {e}", path.display()))
-                })?;
-                Ok(Some((n.position, at)))
-            })
-            .await
-            .map_err(|e| e.to_string())?
-        }
-        Reader::S3 {
-            store,
-            bucket,
-            prefix,
-        } => {
-            let base = object_store::path::Path::from(prefix.as_str());
-            let objects: Vec<_> = store
-                .list(if prefix.is_empty() { None } else { Some(&base) })
-                .try_collect()
-                .await
-                .map_err(|e| format!("cannot list s3://{bucket}/{prefix}: {}", short(&e)))?;
-            let entries: Vec<Entry> = objects
-                .iter()
-                .map(|o| {
-                    let key = o.location.as_ref();
-                    let rel = key
-                        .strip_prefix(prefix.as_str())
-                        .unwrap_or(key)
-                        .trim_start_matches('/');
-                    Entry {
-                        key: rel.to_string(),
-                        modified: SystemTime::from(o.last_modified),
-                    }
-                })
-                .collect();
-            let Some(n) = position::newest(&entries, generation.as_deref()) else {
-                return Ok(None);
-            };
-            let header = if matches!(n.position, Position::V5 { .. }) {
-                let key = if prefix.is_empty() {
-                    n.key.clone()
-                } else {
-                    format!("{prefix}/{}", n.key)
-                };
-                Some(
-                    store
-                        .get_range(
-                            &object_store::path::Path::from(key.as_str()),
-                            0..LTX_HEADER_SIZE as u64,
-                        )
-                        .await
-                        .map(|b| b.to_vec())
-                        .map_err(|e| format!("cannot read s3://{bucket}/{key}: {}", short(&e))),
-                )
-            } else {
-                None
-            };
-            let at = dated(&n, || header.clone().unwrap_or(Ok(Vec::new())))?;
-            Ok(Some((n.position, at)))
-        }
-    }
-}
-
-/// The time up to which the newest entry covers commits: the LTX header's timestamp (v0.5,
-/// when Litestream read the WAL), or the segment's modification time (v0.3).
-fn dated(n: &Newest, header: impl FnOnce() -> Result<Vec<u8>, String>) -> Result<f64, String> {
-    match n.position {
-        Position::V5 { .. } => {
-            let bytes = header()?;
-            let h = parse_ltx_header(&bytes).map_err(|e| format!("{}: {e}", n.key))?;
-            Ok(h.timestamp_ms as f64 / 1000.0)
-        }
-        Position::V3 { .. } => Ok(epoch(n.modified)),
-    }
-}
-
-/// The first line of an object-store error, which otherwise carries a whole HTTP exchange.
-fn short(e: &object_store::Error) -> String {
-    let s = e.to_string();
-    s.lines().next().unwrap_or(&s).chars().take(300).collect()
 }

@@ -11,6 +11,7 @@
 //! SQLite's online backup API, a few pages per step, and scans the copy.
 
 pub mod ddl;
+pub mod error;
 pub mod plan;
 pub mod report;
 pub mod scan;
@@ -18,7 +19,7 @@ pub mod schema;
 pub mod types;
 pub mod values;
 
-use anyhow::Context;
+pub use error::{BackupError, MigrateError};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -135,23 +136,39 @@ pub struct ColumnReport {
 pub const SCHEMA_ID: &str = "sqlite-ops/migrate-check/v1";
 
 /// Runs the check: schema, scan, report (and the DDL file when asked).
-pub fn run(opts: &MigrateOptions) -> anyhow::Result<Report> {
+pub fn run(opts: &MigrateOptions) -> Result<Report, MigrateError> {
     let path = &opts.database;
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("{}: cannot read the database", path.display()))?;
+    let meta = std::fs::metadata(path).map_err(|source| MigrateError::Metadata {
+        path: path.clone(),
+        source,
+    })?;
     if !meta.is_file() {
-        anyhow::bail!("{}: not a regular file", path.display());
+        return Err(MigrateError::NotAFile(path.clone()));
     }
-    let (conn, immutable) = crate::check::sql::open_for_reading(path)
-        .with_context(|| format!("{}: cannot open read-only", path.display()))?;
+    let sql = |step| {
+        move |source| MigrateError::Sql {
+            path: path.clone(),
+            step,
+            source,
+        }
+    };
+    let (conn, immutable) =
+        crate::readonly::open_for_reading(path).map_err(sql("cannot open read-only"))?;
     // With --from-backup the schema and the data are read from the copy; the copy is kept
     // until the scan is over.
     let (schema, plan, stats, backup, _copy) = if opts.from_backup {
         let dir = opts.backup_dir.clone().unwrap_or_else(std::env::temp_dir);
-        let (copy, backup) = backup(&conn, &dir, meta.len(), opts.backup_pages)
-            .with_context(|| format!("{}: online backup into {}", path.display(), dir.display()))?;
+        let (copy, backup) =
+            backup(&conn, &dir, meta.len(), opts.backup_pages).map_err(|source| {
+                MigrateError::Backup {
+                    path: path.clone(),
+                    dir: dir.clone(),
+                    source,
+                }
+            })?;
         drop(conn);
-        let copy_conn = rusqlite::Connection::open(copy.path())?;
+        let copy_conn =
+            rusqlite::Connection::open(copy.path()).map_err(sql("opening the backup copy"))?;
         let (schema, plan, stats) = read_and_scan(&copy_conn, opts, path)?;
         (schema, plan, stats, Some(backup), Some(copy))
     } else {
@@ -159,16 +176,15 @@ pub fn run(opts: &MigrateOptions) -> anyhow::Result<Report> {
         drop(conn);
         (schema, plan, stats, None, None)
     };
-    if immutable.is_some_and(|before| crate::check::sql::changed_since(path, before)) {
-        anyhow::bail!(
-            "{}: the database changed while it was read without locks (nobody had it open when the scan began); run again",
-            path.display()
-        );
+    if immutable.is_some_and(|before| crate::readonly::changed_since(path, before)) {
+        return Err(MigrateError::ChangedWhileRead(path.clone()));
     }
     if let Some(out) = &opts.emit_ddl {
         let text = ddl::emit(&schema, &plan, Some(&stats), &path.display().to_string());
-        std::fs::write(out, text)
-            .with_context(|| format!("{}: cannot write the DDL", out.display()))?;
+        std::fs::write(out, text).map_err(|source| MigrateError::WriteDdl {
+            path: out.clone(),
+            source,
+        })?;
     }
     Ok(report::build(path, meta.len(), &plan, &stats, backup))
 }
@@ -177,12 +193,18 @@ fn read_and_scan(
     conn: &rusqlite::Connection,
     opts: &MigrateOptions,
     path: &Path,
-) -> anyhow::Result<(schema::Schema, plan::Plan, scan::ScanStats)> {
-    let schema = crate::check::sql::retrying(|| schema::read(conn))
-        .with_context(|| format!("{}: reading the schema", path.display()))?;
+) -> Result<(schema::Schema, plan::Plan, scan::ScanStats), MigrateError> {
+    let sql = |step| {
+        move |source| MigrateError::Sql {
+            path: path.to_path_buf(),
+            step,
+            source,
+        }
+    };
+    let schema =
+        crate::readonly::retrying(|| schema::read(conn)).map_err(sql("reading the schema"))?;
     let plan = plan::plan(&schema);
-    let stats = scan::scan(conn, &plan, opts.scan)
-        .with_context(|| format!("{}: scanning the data", path.display()))?;
+    let stats = scan::scan(conn, &plan, opts.scan).map_err(sql("scanning the data"))?;
     Ok((schema, plan, stats))
 }
 
@@ -194,22 +216,22 @@ fn backup(
     dir: &Path,
     size: u64,
     pages: i32,
-) -> anyhow::Result<(tempfile::NamedTempFile, BackupStats)> {
+) -> Result<(tempfile::NamedTempFile, BackupStats), BackupError> {
     use rusqlite::backup::StepResult;
     // The copy is as large as the database: refuse rather than fill the disk.
-    let free = free_bytes(dir)?;
+    let free = free_bytes(dir).map_err(BackupError::FreeSpace)?;
     if free < size + size / 10 {
-        anyhow::bail!(
-            "the copy needs about {} MB and {} has {} MB free; give --backup-dir on a larger filesystem",
-            size / 1_000_000,
-            dir.display(),
-            free / 1_000_000
-        );
+        return Err(BackupError::NoSpace {
+            need_mb: size / 1_000_000,
+            dir: dir.to_path_buf(),
+            free_mb: free / 1_000_000,
+        });
     }
     let copy = tempfile::Builder::new()
         .prefix("sqlite-ops-migrate-")
         .suffix(".db")
-        .tempfile_in(dir)?;
+        .tempfile_in(dir)
+        .map_err(BackupError::Create)?;
     let mut dst = rusqlite::Connection::open(copy.path())?;
     let started = Instant::now();
     let mut stats = BackupStats {
@@ -230,10 +252,7 @@ fn backup(
             if p.remaining > last_remaining {
                 stats.restarts += 1;
                 if stats.restarts > 50 {
-                    anyhow::bail!(
-                        "the database changed during every attempt ({} restarts); scan it live, or a Litestream restore",
-                        stats.restarts
-                    );
+                    return Err(BackupError::Restarts(stats.restarts));
                 }
             }
             last_remaining = p.remaining;
@@ -251,13 +270,14 @@ fn backup(
 }
 
 /// Bytes available to unprivileged users on the filesystem holding `dir`.
-fn free_bytes(dir: &Path) -> anyhow::Result<u64> {
+fn free_bytes(dir: &Path) -> std::io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     // SAFETY: statvfs reads the NUL-terminated path and writes into the zeroed struct we pass.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("statvfs");
+        return Err(std::io::Error::last_os_error());
     }
     Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }

@@ -1,8 +1,8 @@
 //! The report: data findings from the scan's counts, the cost, and its two renderings (a
 //! readable summary, and JSON with schema `sqlite-ops/migrate-check/v1`).
 
-use super::plan::Plan;
-use super::scan::{ScanStats, Tally};
+use super::plan::{ColumnPlan, Plan, TablePlan};
+use super::scan::{ColumnStats, ScanStats, TableStats, Tally};
 use super::types::PgType;
 use super::{BackupStats, ColumnReport, Cost, Finding, Level, Report, TableReport};
 use std::fmt::Write;
@@ -33,125 +33,137 @@ fn data_findings(plan: &Plan, stats: &ScanStats) -> Vec<Finding> {
     let mut out = Vec::new();
     for (tp, ts) in plan.tables.iter().zip(&stats.tables) {
         for (cp, cs) in tp.columns.iter().zip(&ts.columns) {
-            let object = format!("{}.{}", tp.name, cp.name);
-            for (p, tally) in &cs.problems {
-                let level = if p.blocks() {
-                    Level::Blocker
-                } else {
-                    Level::Work
-                };
-                let summary = format!("{} value(s) for {}: {}", tally.count, cp.pg, p.explain());
-                out.push(data_finding(
-                    &tp.name,
-                    p.id(),
-                    level,
-                    object.clone(),
-                    summary,
-                    tally,
-                ));
-            }
-            if cs.date_shapes.len() > 1 {
-                let shapes: Vec<String> = cs
-                    .date_shapes
-                    .iter()
-                    .map(|(shape, t)| format!("{} {shape}", t.count))
-                    .collect();
-                let all = Tally {
-                    count: cs.date_shapes.values().map(|t| t.count).sum(),
-                    examples: cs
-                        .date_shapes
-                        .values()
-                        .filter_map(|t| t.examples.first().cloned())
-                        .collect(),
-                };
-                out.push(Finding {
-                    fix: Some(
-                        "normalise to one format (ISO-8601 UTC) before the move; the examples are one row per format".into(),
-                    ),
-                    ..data_finding(
-                        &tp.name,
-                        "mixed_date_formats",
-                        Level::Work,
-                        object.clone(),
-                        format!("dates in {} formats: {}", shapes.len(), shapes.join(", ")),
-                        &all,
-                    )
-                });
-            }
-            let reals = cs.classes[2];
-            if cp.pg == PgType::Double && reals > 0 && cs.integral_reals == reals {
-                out.push(Finding {
-                    id: "integers_as_real".into(),
-                    level: Level::Info,
-                    object: object.clone(),
-                    table: Some(tp.name.clone()),
-                    summary: format!(
-                        "all {reals} REAL values are whole numbers: bigint (or numeric) would be exact where double precision rounds past 2^53"
-                    ),
-                    count: Some(reals),
-                    examples: Vec::new(),
-                    fix: None,
-                });
-            }
-            let classes = cs.classes[1..].iter().filter(|n| **n > 0).count();
-            if cp.declared.is_empty() && classes > 1 {
-                out.push(Finding {
-                    id: "mixed_storage_classes".into(),
-                    level: Level::Info,
-                    object: object.clone(),
-                    table: Some(tp.name.clone()),
-                    summary: format!(
-                        "no declared type and {classes} storage classes (integer {}, real {}, text {}, blob {}): proposed as {}",
-                        cs.classes[1], cs.classes[2], cs.classes[3], cs.classes[4], cp.pg
-                    ),
-                    count: None,
-                    examples: Vec::new(),
-                    fix: Some("declare the type the application means".into()),
-                });
-            }
+            column_findings(&mut out, tp, cp, cs);
         }
-        for (index, t) in &ts.collisions {
+        key_findings(&mut out, tp, ts);
+    }
+    out
+}
+
+/// One column's values: those Postgres refuses, mixed date formats, whole REALs, mixed
+/// storage classes.
+fn column_findings(out: &mut Vec<Finding>, tp: &TablePlan, cp: &ColumnPlan, cs: &ColumnStats) {
+    let object = format!("{}.{}", tp.name, cp.name);
+    for (p, tally) in &cs.problems {
+        let level = if p.blocks() {
+            Level::Blocker
+        } else {
+            Level::Work
+        };
+        let summary = format!("{} value(s) for {}: {}", tally.count, cp.pg, p.explain());
+        out.push(data_finding(
+            &tp.name,
+            p.id(),
+            level,
+            object.clone(),
+            summary,
+            tally,
+        ));
+    }
+    if cs.date_shapes.len() > 1 {
+        let shapes: Vec<String> = cs
+            .date_shapes
+            .iter()
+            .map(|(shape, t)| format!("{} {shape}", t.count))
+            .collect();
+        let all = Tally {
+            count: cs.date_shapes.values().map(|t| t.count).sum(),
+            examples: cs
+                .date_shapes
+                .values()
+                .filter_map(|t| t.examples.first().cloned())
+                .collect(),
+        };
+        out.push(Finding {
+            fix: Some(
+                "normalise to one format (ISO-8601 UTC) before the move; the examples are one row per format".into(),
+            ),
+            ..data_finding(
+                &tp.name,
+                "mixed_date_formats",
+                Level::Work,
+                object.clone(),
+                format!("dates in {} formats: {}", shapes.len(), shapes.join(", ")),
+                &all,
+            )
+        });
+    }
+    let reals = cs.classes[2];
+    if cp.pg == PgType::Double && reals > 0 && cs.integral_reals == reals {
+        out.push(Finding {
+            id: "integers_as_real".into(),
+            level: Level::Info,
+            object: object.clone(),
+            table: Some(tp.name.clone()),
+            summary: format!(
+                "all {reals} REAL values are whole numbers: bigint (or numeric) would be exact where double precision rounds past 2^53"
+            ),
+            count: Some(reals),
+            examples: Vec::new(),
+            fix: None,
+        });
+    }
+    let classes = cs.classes[1..].iter().filter(|n| **n > 0).count();
+    if cp.declared.is_empty() && classes > 1 {
+        out.push(Finding {
+            id: "mixed_storage_classes".into(),
+            level: Level::Info,
+            object: object.clone(),
+            table: Some(tp.name.clone()),
+            summary: format!(
+                "no declared type and {classes} storage classes (integer {}, real {}, text {}, blob {}): proposed as {}",
+                cs.classes[1], cs.classes[2], cs.classes[3], cs.classes[4], cp.pg
+            ),
+            count: None,
+            examples: Vec::new(),
+            fix: Some("declare the type the application means".into()),
+        });
+    }
+}
+
+/// One table's keys: case collisions under a case-insensitive unique key, orphans of a
+/// foreign key.
+fn key_findings(out: &mut Vec<Finding>, tp: &TablePlan, ts: &TableStats) {
+    for (index, t) in &ts.collisions {
+        out.push(Finding {
+            fix: Some(
+                "SQLite's NOCASE folds ASCII only; Postgres folds every letter: merge or rename the duplicates".into(),
+            ),
+            ..data_finding(
+                &tp.name,
+                "case_collision",
+                Level::Blocker,
+                format!("{}.{index}", tp.name),
+                format!(
+                    "{} row(s) collide with an earlier row under the case-insensitive unique key",
+                    t.count
+                ),
+                t,
+            )
+        });
+    }
+    for fk in &tp.foreign_keys {
+        if let Some(t) = ts.orphans.get(&fk.name) {
             out.push(Finding {
                 fix: Some(
-                    "SQLite's NOCASE folds ASCII only; Postgres folds every letter: merge or rename the duplicates".into(),
+                    "delete the orphans or restore their parents; SQLite did not enforce the key (PRAGMA foreign_keys was off)".into(),
                 ),
                 ..data_finding(
                     &tp.name,
-                    "case_collision",
+                    "foreign_key_violation",
                     Level::Blocker,
-                    format!("{}.{index}", tp.name),
+                    format!("{}({})", tp.name, fk.from.join(", ")),
                     format!(
-                        "{} row(s) collide with an earlier row under the case-insensitive unique key",
-                        t.count
+                        "{} row(s) refer to a missing {}({})",
+                        t.count,
+                        fk.parent,
+                        fk.to.join(", ")
                     ),
                     t,
                 )
             });
         }
-        for fk in &tp.foreign_keys {
-            if let Some(t) = ts.orphans.get(&fk.name) {
-                out.push(Finding {
-                    fix: Some(
-                        "delete the orphans or restore their parents; SQLite did not enforce the key (PRAGMA foreign_keys was off)".into(),
-                    ),
-                    ..data_finding(
-                        &tp.name,
-                        "foreign_key_violation",
-                        Level::Blocker,
-                        format!("{}({})", tp.name, fk.from.join(", ")),
-                        format!(
-                            "{} row(s) refer to a missing {}({})",
-                            t.count,
-                            fk.parent,
-                            fk.to.join(", ")
-                        ),
-                        t,
-                    )
-                });
-            }
-        }
     }
-    out
 }
 
 pub fn build(

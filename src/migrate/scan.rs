@@ -3,9 +3,9 @@
 //! application's checkpoints complete. A rate limit spaces the chunks. Foreign keys are checked
 //! per chunk against the parent (an indexed lookup), never with one long PRAGMA.
 
-use super::plan::{Plan, TablePlan};
+use super::plan::{ColumnPlan, FkCheck, Plan, TablePlan};
 use super::values::{self, Problem, Value};
-use crate::check::sql::{pause_before_retry, retrying, transient};
+use crate::readonly::{pause_before_retry, retrying, transient};
 use rusqlite::types::{Value as Owned, ValueRef};
 use rusqlite::Connection;
 use std::collections::{BTreeMap, HashSet};
@@ -183,93 +183,142 @@ pub fn scan(conn: &Connection, plan: &Plan, opts: ScanOptions) -> rusqlite::Resu
     Ok(clock.stats)
 }
 
-fn scan_table(conn: &Connection, t: &TablePlan, clock: &mut Clock) -> rusqlite::Result<TableStats> {
-    let limit = clock.opts.examples;
-    let scanned: Vec<usize> = (0..t.columns.len())
-        .filter(|&i| !t.columns[i].generated)
-        .collect();
-    let key_sql = |prefix: &str| {
-        t.key
-            .iter()
-            .map(|k| {
-                if k == "rowid" && !t.without_rowid {
-                    format!("{prefix}rowid")
-                } else {
-                    format!("{prefix}{}", quote(k))
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let nkey = t.key.len();
-    let placeholders = |from: usize| {
-        (from..from + nkey)
-            .map(|i| format!("?{i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let select = |after: bool| {
-        format!(
-            "SELECT {}{}{} FROM {} {} ORDER BY {} LIMIT {}",
-            key_sql(""),
-            if scanned.is_empty() { "" } else { ", " },
-            scanned
-                .iter()
-                .map(|&i| quote(&t.columns[i].name))
-                .collect::<Vec<_>>()
-                .join(", "),
-            quote(&t.name),
-            if after {
-                format!("WHERE ({}) > ({})", key_sql(""), placeholders(1))
-            } else {
-                String::new()
-            },
-            key_sql(""),
-            clock.opts.chunk_rows.max(1),
-        )
-    };
-    let (first, next) = (select(false), select(true));
-    let fk_sql: Vec<(String, String)> = t
-        .foreign_keys
-        .iter()
-        .map(|fk| {
-            let not_null = fk
-                .from
-                .iter()
-                .map(|c| format!("c.{} IS NOT NULL", quote(c)))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            let matches = fk
-                .from
-                .iter()
-                .zip(&fk.to)
-                .map(|(c, p)| format!("p.{} = c.{}", quote(p), quote(c)))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            let sql = format!(
-                "SELECT {key} FROM {child} AS c WHERE ({key}) >= ({lo}) AND ({key}) <= ({hi}) \
-                 AND {not_null} AND NOT EXISTS (SELECT 1 FROM {parent} AS p WHERE {matches}) \
-                 ORDER BY {key}",
-                key = key_sql("c."),
-                child = quote(&t.name),
-                lo = placeholders(1),
-                hi = placeholders(1 + nkey),
-                parent = quote(&fk.parent),
-            );
-            (fk.name.clone(), sql)
-        })
-        .collect();
+/// The statements that read one table in key order, chunk by chunk, and find each chunk's
+/// orphans per foreign key.
+struct TableSql {
+    /// The first chunk, and the next ones (after the last key, bound as ?1..).
+    first: String,
+    next: String,
+    /// Per foreign key: its name and the query for the chunk's child rows without a parent
+    /// (keys between ?1.. and ?(1+nkey)..).
+    foreign_keys: Vec<(String, String)>,
+    /// Columns of the key, which come first in every row.
+    nkey: usize,
+    /// The columns read after the key: all but the generated ones.
+    scanned: Vec<usize>,
+}
 
-    let mut stats = TableStats {
-        columns: vec![ColumnStats::default(); t.columns.len()],
-        ..TableStats::default()
+/// The key columns as SQL, each after `prefix` (`c.` for the child table of a join).
+fn key_sql(t: &TablePlan, prefix: &str) -> String {
+    t.key
+        .iter()
+        .map(|k| {
+            if k == "rowid" && !t.without_rowid {
+                format!("{prefix}rowid")
+            } else {
+                format!("{prefix}{}", quote(k))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `?from, ?from+1, ...`: `n` numbered parameters.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl TableSql {
+    fn new(t: &TablePlan, chunk_rows: u32) -> Self {
+        let scanned: Vec<usize> = (0..t.columns.len())
+            .filter(|&i| !t.columns[i].generated)
+            .collect();
+        let nkey = t.key.len();
+        let key = key_sql(t, "");
+        let select = |after: bool| {
+            format!(
+                "SELECT {key}{}{} FROM {} {} ORDER BY {key} LIMIT {}",
+                if scanned.is_empty() { "" } else { ", " },
+                scanned
+                    .iter()
+                    .map(|&i| quote(&t.columns[i].name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                quote(&t.name),
+                if after {
+                    format!("WHERE ({key}) > ({})", placeholders(1, nkey))
+                } else {
+                    String::new()
+                },
+                chunk_rows.max(1),
+            )
+        };
+        TableSql {
+            first: select(false),
+            next: select(true),
+            foreign_keys: t
+                .foreign_keys
+                .iter()
+                .map(|fk| (fk.name.clone(), orphans_sql(t, fk)))
+                .collect(),
+            nkey,
+            scanned,
+        }
+    }
+}
+
+/// The child rows of a chunk whose foreign key finds no parent.
+fn orphans_sql(t: &TablePlan, fk: &FkCheck) -> String {
+    let nkey = t.key.len();
+    let not_null = fk
+        .from
+        .iter()
+        .map(|c| format!("c.{} IS NOT NULL", quote(c)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let matches = fk
+        .from
+        .iter()
+        .zip(&fk.to)
+        .map(|(c, p)| format!("p.{} = c.{}", quote(p), quote(c)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    format!(
+        "SELECT {key} FROM {child} AS c WHERE ({key}) >= ({lo}) AND ({key}) <= ({hi}) \
+         AND {not_null} AND NOT EXISTS (SELECT 1 FROM {parent} AS p WHERE {matches}) \
+         ORDER BY {key}",
+        key = key_sql(t, "c."),
+        child = quote(&t.name),
+        lo = placeholders(1, nkey),
+        hi = placeholders(1 + nkey, nkey),
+        parent = quote(&fk.parent),
+    )
+}
+
+/// What one table's scan has found so far, and the folded unique keys already seen.
+struct TableScan<'a> {
+    t: &'a TablePlan,
+    sql: TableSql,
+    stats: TableStats,
+    seen: Vec<HashSet<Vec<String>>>,
+    /// Examples kept per problem.
+    limit: usize,
+}
+
+fn scan_table(conn: &Connection, t: &TablePlan, clock: &mut Clock) -> rusqlite::Result<TableStats> {
+    let mut scan = TableScan {
+        t,
+        sql: TableSql::new(t, clock.opts.chunk_rows),
+        stats: TableStats {
+            columns: vec![ColumnStats::default(); t.columns.len()],
+            ..TableStats::default()
+        },
+        seen: vec![HashSet::new(); t.folded_uniques.len()],
+        limit: clock.opts.examples,
     };
-    let mut seen: Vec<HashSet<Vec<String>>> = vec![HashSet::new(); t.folded_uniques.len()];
     let mut last: Option<Vec<Owned>> = None;
     let mut attempt = 0;
     loop {
         let started = Instant::now();
-        let mut stmt = conn.prepare_cached(if last.is_some() { &next } else { &first })?;
+        let sql = if last.is_some() {
+            &scan.sql.next
+        } else {
+            &scan.sql.first
+        };
+        let mut stmt = conn.prepare_cached(sql)?;
         let mut rows = match &last {
             Some(k) => stmt.query(rusqlite::params_from_iter(k.iter()))?,
             None => stmt.query([])?,
@@ -289,61 +338,8 @@ fn scan_table(conn: &Connection, t: &TablePlan, clock: &mut Clock) -> rusqlite::
                 Err(e) => return Err(e),
             };
             n += 1;
-            let key: Vec<Owned> = (0..nkey)
-                .map(|i| row.get::<_, Owned>(i))
-                .collect::<rusqlite::Result<_>>()?;
-            let example = example_key(&key);
-            if let [Owned::Integer(r)] = key[..] {
-                stats.max_rowid = Some(stats.max_rowid.map_or(r, |m| m.max(r)));
-            }
-            let mut row_values: Vec<Option<Value<'_>>> = vec![None; t.columns.len()];
-            for (pos, &ci) in scanned.iter().enumerate() {
-                let v = value(row.get_ref(nkey + pos)?);
-                let col = &t.columns[ci];
-                let cs = &mut stats.columns[ci];
-                clock.stats.bytes += size(&v);
-                cs.classes[class_index(&v)] += 1;
-                if let Value::Real(r) = v {
-                    if r.fract() == 0.0 {
-                        cs.integral_reals += 1;
-                    }
-                }
-                let problem = if col.in_primary_key && v == Value::Null {
-                    Some(Problem::NullInPrimaryKey)
-                } else {
-                    values::check(v, &col.pg)
-                };
-                if let Some(p) = problem {
-                    cs.problems.entry(p).or_default().add(&example, limit);
-                }
-                if col.date_like {
-                    if let Some(shape) = values::date_shape(v) {
-                        cs.date_shapes
-                            .entry(shape)
-                            .or_default()
-                            .add(&example, limit);
-                    }
-                }
-                row_values[ci] = Some(v);
-            }
-            for (u, (name, cols)) in t.folded_uniques.iter().enumerate() {
-                let k: Option<Vec<String>> = cols
-                    .iter()
-                    .map(|&c| row_values[c].as_ref().and_then(folded))
-                    .collect();
-                if let Some(k) = k {
-                    if !seen[u].insert(k) {
-                        stats
-                            .collisions
-                            .entry(name.clone())
-                            .or_default()
-                            .add(&example, limit);
-                    }
-                }
-            }
-            if chunk_first.is_none() {
-                chunk_first = Some(key.clone());
-            }
+            let key = scan.check_row(row, &mut clock.stats.bytes)?;
+            chunk_first.get_or_insert_with(|| key.clone());
             last = Some(key);
         }
         drop(rows);
@@ -353,34 +349,124 @@ fn scan_table(conn: &Connection, t: &TablePlan, clock: &mut Clock) -> rusqlite::
         }
         attempt = 0;
         clock.statement(started.elapsed());
-        stats.rows += n;
+        scan.stats.rows += n;
         if let (Some(lo), Some(hi)) = (&chunk_first, &last) {
-            for (name, sql) in &fk_sql {
-                let started = Instant::now();
-                let orphans = retrying(|| {
-                    let mut stmt = conn.prepare_cached(sql)?;
-                    let params: Vec<&Owned> = lo.iter().chain(hi.iter()).collect();
-                    let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| {
-                        (0..nkey)
-                            .map(|i| row.get::<_, Owned>(i))
-                            .collect::<rusqlite::Result<Vec<Owned>>>()
-                    })?;
-                    rows.collect::<rusqlite::Result<Vec<_>>>()
-                })?;
-                clock.statement(started.elapsed());
-                for key in orphans {
-                    stats
-                        .orphans
-                        .entry(name.clone())
-                        .or_default()
-                        .add(&example_key(&key), limit);
-                }
-            }
+            scan.check_orphans(conn, lo, hi, clock)?;
         }
         clock.pace(n);
         if n < u64::from(clock.opts.chunk_rows.max(1)) {
             break;
         }
     }
-    Ok(stats)
+    Ok(scan.stats)
+}
+
+impl TableScan<'_> {
+    /// Checks every scanned value of one row against its Postgres type, and the row's folded
+    /// unique keys; returns the row's key. `bytes` counts the bytes read.
+    fn check_row(
+        &mut self,
+        row: &rusqlite::Row<'_>,
+        bytes: &mut u64,
+    ) -> rusqlite::Result<Vec<Owned>> {
+        let (t, nkey, limit) = (self.t, self.sql.nkey, self.limit);
+        let key: Vec<Owned> = (0..nkey)
+            .map(|i| row.get::<_, Owned>(i))
+            .collect::<rusqlite::Result<_>>()?;
+        let example = example_key(&key);
+        if let [Owned::Integer(r)] = key[..] {
+            self.stats.max_rowid = Some(self.stats.max_rowid.map_or(r, |m| m.max(r)));
+        }
+        let mut row_values: Vec<Option<Value<'_>>> = vec![None; t.columns.len()];
+        for (pos, &ci) in self.sql.scanned.iter().enumerate() {
+            let v = value(row.get_ref(nkey + pos)?);
+            *bytes += size(&v);
+            check_value(
+                v,
+                &t.columns[ci],
+                &mut self.stats.columns[ci],
+                &example,
+                limit,
+            );
+            row_values[ci] = Some(v);
+        }
+        for (u, (name, cols)) in t.folded_uniques.iter().enumerate() {
+            let k: Option<Vec<String>> = cols
+                .iter()
+                .map(|&c| row_values[c].as_ref().and_then(folded))
+                .collect();
+            if let Some(k) = k {
+                if !self.seen[u].insert(k) {
+                    self.stats
+                        .collisions
+                        .entry(name.clone())
+                        .or_default()
+                        .add(&example, limit);
+                }
+            }
+        }
+        Ok(key)
+    }
+
+    /// Finds the chunk's rows (keys `lo` to `hi`) whose foreign keys have no parent.
+    fn check_orphans(
+        &mut self,
+        conn: &Connection,
+        lo: &[Owned],
+        hi: &[Owned],
+        clock: &mut Clock,
+    ) -> rusqlite::Result<()> {
+        let nkey = self.sql.nkey;
+        for (name, sql) in &self.sql.foreign_keys {
+            let started = Instant::now();
+            let orphans = retrying(|| {
+                let mut stmt = conn.prepare_cached(sql)?;
+                let params: Vec<&Owned> = lo.iter().chain(hi.iter()).collect();
+                let rows = stmt.query_map(rusqlite::params_from_iter(params), |row| {
+                    (0..nkey)
+                        .map(|i| row.get::<_, Owned>(i))
+                        .collect::<rusqlite::Result<Vec<Owned>>>()
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })?;
+            clock.statement(started.elapsed());
+            for key in orphans {
+                self.stats
+                    .orphans
+                    .entry(name.clone())
+                    .or_default()
+                    .add(&example_key(&key), self.limit);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One value: its storage class, whether Postgres's type takes it, and its date shape.
+fn check_value(
+    v: Value<'_>,
+    col: &ColumnPlan,
+    cs: &mut ColumnStats,
+    example: &serde_json::Value,
+    limit: usize,
+) {
+    cs.classes[class_index(&v)] += 1;
+    if let Value::Real(r) = v {
+        if r.fract() == 0.0 {
+            cs.integral_reals += 1;
+        }
+    }
+    let problem = if col.in_primary_key && v == Value::Null {
+        Some(Problem::NullInPrimaryKey)
+    } else {
+        values::check(v, &col.pg)
+    };
+    if let Some(p) = problem {
+        cs.problems.entry(p).or_default().add(example, limit);
+    }
+    if col.date_like {
+        if let Some(shape) = values::date_shape(v) {
+            cs.date_shapes.entry(shape).or_default().add(example, limit);
+        }
+    }
 }

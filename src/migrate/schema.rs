@@ -183,50 +183,7 @@ fn read_table(
     strict: bool,
 ) -> rusqlite::Result<Table> {
     let defs = column_definitions(sql);
-    let mut columns = Vec::new();
-    let mut pk: Vec<(i64, String)> = Vec::new();
-    let mut autoincrement = false;
-    {
-        let mut s = conn.prepare(
-            "SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1)",
-        )?;
-        let rows = s.query_map([name], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, bool>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, i64>(5)?,
-            ))
-        })?;
-        for row in rows {
-            let (col, declared, not_null, default, pk_pos, hidden) = row?;
-            let (_, collation, _, _, autoinc) =
-                conn.column_metadata(None::<&str>, name, col.as_str())?;
-            autoincrement |= autoinc;
-            if pk_pos > 0 {
-                pk.push((pk_pos, col.clone()));
-            }
-            let generated = (hidden == 2 || hidden == 3).then(|| {
-                let def = defs
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(&col))
-                    .map_or("", |(_, d)| d.as_str());
-                (generated_expression(def).unwrap_or_default(), hidden == 3)
-            });
-            columns.push(Column {
-                name: col,
-                declared,
-                not_null,
-                default,
-                collation: collation
-                    .map(|c| c.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "BINARY".into()),
-                generated,
-            });
-        }
-    }
+    let (columns, mut pk, autoincrement) = read_columns(conn, name, &defs)?;
     pk.sort();
     let primary_key: Vec<String> = pk.into_iter().map(|(_, c)| c).collect();
     // INTEGER PRIMARY KEY (exactly that type, one column, not DESC-declared) in a rowid table.
@@ -238,42 +195,6 @@ fn read_table(
             .map(|c| c.name.clone()),
         _ => None,
     };
-    let mut foreign_keys: Vec<ForeignKey> = Vec::new();
-    {
-        let mut s = conn.prepare(
-            "SELECT id, \"table\", \"from\", \"to\", on_update, on_delete \
-             FROM pragma_foreign_key_list(?1) ORDER BY id, seq",
-        )?;
-        let rows = s.query_map([name], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-            ))
-        })?;
-        let mut last_id = None;
-        for row in rows {
-            let (id, parent, from, to, on_update, on_delete) = row?;
-            if last_id != Some(id) {
-                foreign_keys.push(ForeignKey {
-                    parent,
-                    from: Vec::new(),
-                    to: Vec::new(),
-                    on_update,
-                    on_delete,
-                });
-                last_id = Some(id);
-            }
-            let fk = foreign_keys.last_mut().expect("pushed above");
-            fk.from.push(from);
-            if let Some(to) = to {
-                fk.to.push(to);
-            }
-        }
-    }
     Ok(Table {
         name: name.to_string(),
         without_rowid,
@@ -282,9 +203,103 @@ fn read_table(
         primary_key,
         rowid_alias,
         autoincrement,
-        foreign_keys,
+        foreign_keys: read_foreign_keys(conn, name)?,
         checks: check_constraints(sql),
     })
+}
+
+/// Primary-key columns with their positions in the key (from 1).
+type PrimaryKeyAt = Vec<(i64, String)>;
+
+/// The table's columns, its primary-key columns by position, and whether it is AUTOINCREMENT.
+/// `defs` are the column definitions of its CREATE TABLE, for generated expressions.
+fn read_columns(
+    conn: &Connection,
+    name: &str,
+    defs: &[(String, String)],
+) -> rusqlite::Result<(Vec<Column>, PrimaryKeyAt, bool)> {
+    let mut columns = Vec::new();
+    let mut pk: Vec<(i64, String)> = Vec::new();
+    let mut autoincrement = false;
+    let mut s = conn.prepare(
+        "SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1)",
+    )?;
+    let rows = s.query_map([name], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, bool>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, i64>(5)?,
+        ))
+    })?;
+    for row in rows {
+        let (col, declared, not_null, default, pk_pos, hidden) = row?;
+        let (_, collation, _, _, autoinc) =
+            conn.column_metadata(None::<&str>, name, col.as_str())?;
+        autoincrement |= autoinc;
+        if pk_pos > 0 {
+            pk.push((pk_pos, col.clone()));
+        }
+        let generated = (hidden == 2 || hidden == 3).then(|| {
+            let def = defs
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&col))
+                .map_or("", |(_, d)| d.as_str());
+            (generated_expression(def).unwrap_or_default(), hidden == 3)
+        });
+        columns.push(Column {
+            name: col,
+            declared,
+            not_null,
+            default,
+            collation: collation
+                .map(|c| c.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "BINARY".into()),
+            generated,
+        });
+    }
+    Ok((columns, pk, autoincrement))
+}
+
+/// The foreign keys, one per constraint with its columns in order.
+fn read_foreign_keys(conn: &Connection, name: &str) -> rusqlite::Result<Vec<ForeignKey>> {
+    let mut foreign_keys: Vec<ForeignKey> = Vec::new();
+    let mut s = conn.prepare(
+        "SELECT id, \"table\", \"from\", \"to\", on_update, on_delete \
+         FROM pragma_foreign_key_list(?1) ORDER BY id, seq",
+    )?;
+    let rows = s.query_map([name], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+        ))
+    })?;
+    let mut last_id = None;
+    for row in rows {
+        let (id, parent, from, to, on_update, on_delete) = row?;
+        if last_id != Some(id) {
+            foreign_keys.push(ForeignKey {
+                parent,
+                from: Vec::new(),
+                to: Vec::new(),
+                on_update,
+                on_delete,
+            });
+            last_id = Some(id);
+        }
+        let fk = foreign_keys.last_mut().expect("pushed above");
+        fk.from.push(from);
+        if let Some(to) = to {
+            fk.to.push(to);
+        }
+    }
+    Ok(foreign_keys)
 }
 
 fn read_indexes(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Index>> {

@@ -1,4 +1,4 @@
-//! A read-only SQLite VFS for the audit's connections: SQLite's unix VFS with every file opened
+//! A read-only SQLite VFS for the connections of `check` and `migrate-check`: SQLite's unix VFS with every file opened
 //! read-only. Even a read-only connection asks for `-wal` (and, without `readonly_shm=1`, `-shm`)
 //! read-write, creating them if missing, so that it can record its read mark; through this VFS
 //! the WAL is opened `O_RDONLY` (SQLite then treats it as read-only), and with `readonly_shm=1`
@@ -13,7 +13,18 @@ use std::sync::OnceLock;
 pub const NAME: &CStr = c"sqlite-ops-readonly";
 
 /// The default VFS's xOpen, which ours calls with read-only flags.
-static INNER_OPEN: OnceLock<Result<OpenFn, String>> = OnceLock::new();
+static INNER_OPEN: OnceLock<Result<OpenFn, VfsError>> = OnceLock::new();
+
+/// Why the read-only VFS could not be registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VfsError {
+    #[error("no default SQLite VFS")]
+    NoDefault,
+    #[error("the default VFS has no xOpen")]
+    NoOpen,
+    #[error("registering the read-only VFS failed (SQLite error {0})")]
+    Register(c_int),
+}
 
 type OpenFn = unsafe extern "C" fn(
     *mut ffi::sqlite3_vfs,
@@ -41,7 +52,7 @@ unsafe extern "C" fn open_read_only(
 }
 
 /// Registers the VFS once (not as the default). Errors say why it could not be.
-pub fn register() -> Result<(), String> {
+pub fn register() -> Result<(), VfsError> {
     INNER_OPEN
         .get_or_init(|| {
             // SAFETY: sqlite3_vfs_find returns the default VFS, which lives for the process; we
@@ -50,21 +61,21 @@ pub fn register() -> Result<(), String> {
             unsafe {
                 let default = ffi::sqlite3_vfs_find(std::ptr::null::<c_char>());
                 if default.is_null() {
-                    return Err("no default SQLite VFS".to_string());
+                    return Err(VfsError::NoDefault);
                 }
                 let mut ours: ffi::sqlite3_vfs = *default;
-                let inner = ours.xOpen.ok_or("the default VFS has no xOpen")?;
+                let inner = ours.xOpen.ok_or(VfsError::NoOpen)?;
                 ours.zName = NAME.as_ptr();
                 ours.pNext = std::ptr::null_mut();
                 ours.xOpen = Some(open_read_only);
                 let rc = ffi::sqlite3_vfs_register(Box::into_raw(Box::new(ours)), 0);
                 if rc != ffi::SQLITE_OK {
-                    return Err(format!("registering the read-only VFS failed ({rc})"));
+                    return Err(VfsError::Register(rc));
                 }
                 Ok(inner)
             }
         })
         .as_ref()
         .map(|_| ())
-        .map_err(Clone::clone)
+        .map_err(|e| *e)
 }

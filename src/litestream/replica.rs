@@ -1,0 +1,247 @@
+//! Reading one replica: how (a directory, or an S3 client with its credentials), its newest
+//! position and the time up to which it holds every commit, and Litestream's local state.
+//! Every error names the file or `s3://bucket/key` and keeps its cause.
+
+use super::config::{ReplicaKind, S3Spec};
+use super::position::{self, Entry, Local, Newest, Position};
+use crate::format::litestream::{parse_ltx_header, LtxError, LTX_HEADER_SIZE};
+use futures::TryStreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// Why a replica, or Litestream's local state, could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("no credentials: set access-key-id and secret-access-key in litestream.yml, or LITESTREAM_ACCESS_KEY_ID and LITESTREAM_SECRET_ACCESS_KEY (or the AWS_ ones) for sqlite-ops")]
+    NoCredentials,
+    #[error("cannot configure the S3 client: {0}")]
+    S3Client(#[source] object_store::Error),
+    #[error("replica type {kind:?} is not supported by sqlite-ops (it reads file and s3 replicas); its lag is not measured")]
+    Unsupported { kind: String },
+    #[error("cannot list s3://{bucket}/{prefix}: {}", short(.source))]
+    List {
+        bucket: String,
+        prefix: String,
+        source: object_store::Error,
+    },
+    #[error("cannot read s3://{bucket}/{key}: {}", short(.source))]
+    Get {
+        bucket: String,
+        key: String,
+        source: object_store::Error,
+    },
+    #[error("cannot read {}: {source}", .path.display())]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A replica directory, or Litestream's local state, could not be read.
+    #[error(transparent)]
+    Read(#[from] position::ReadError),
+    #[error("{key}: {source}")]
+    Ltx { key: String, source: LtxError },
+    #[error("no answer within {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    #[error("the reading task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+pub(super) fn epoch(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// How a replica is read.
+pub(super) enum Reader {
+    File(std::path::PathBuf),
+    S3 {
+        store: AmazonS3,
+        bucket: String,
+        prefix: String,
+    },
+}
+
+/// The S3 client for a replica, or why there cannot be one.
+fn s3_store(spec: &S3Spec, timeout: Duration) -> Result<AmazonS3, ReplicaError> {
+    let env = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok());
+    let key = spec
+        .access_key_id
+        .clone()
+        .or_else(|| env(&["LITESTREAM_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"]));
+    let secret = spec
+        .secret_access_key
+        .clone()
+        .or_else(|| env(&["LITESTREAM_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"]));
+    let (Some(key), Some(secret)) = (key, secret) else {
+        return Err(ReplicaError::NoCredentials);
+    };
+    let mut b = AmazonS3Builder::new()
+        .with_bucket_name(&spec.bucket)
+        .with_region(spec.region.clone().unwrap_or_else(|| "us-east-1".into()))
+        .with_access_key_id(key)
+        .with_secret_access_key(secret)
+        .with_virtual_hosted_style_request(!spec.force_path_style)
+        .with_client_options(
+            ClientOptions::new()
+                .with_timeout(timeout)
+                .with_connect_timeout(timeout.min(Duration::from_secs(5))),
+        )
+        .with_retry(RetryConfig {
+            max_retries: 1,
+            retry_timeout: timeout,
+            ..RetryConfig::default()
+        });
+    if let Some(ep) = &spec.endpoint {
+        b = b
+            .with_endpoint(ep)
+            .with_allow_http(ep.starts_with("http://"));
+    }
+    b.build().map_err(ReplicaError::S3Client)
+}
+
+/// How a replica of this kind is read, or why it cannot be.
+pub(super) fn reader_of(kind: &ReplicaKind, timeout: Duration) -> Result<Reader, ReplicaError> {
+    match kind {
+        ReplicaKind::File { path } => Ok(Reader::File(path.clone())),
+        ReplicaKind::S3(spec) => s3_store(spec, timeout).map(|store| Reader::S3 {
+            store,
+            bucket: spec.bucket.clone(),
+            prefix: spec.prefix.clone(),
+        }),
+        ReplicaKind::Unsupported { kind } => Err(ReplicaError::Unsupported { kind: kind.clone() }),
+    }
+}
+
+/// Litestream's local state, off the async runtime; the error names the file and the cause.
+pub(super) async fn read_local(meta: &Path) -> Result<Local, ReplicaError> {
+    let meta = meta.to_path_buf();
+    Ok(tokio::task::spawn_blocking(move || position::local(&meta)).await??)
+}
+
+/// The replica's position and the time up to which it holds every commit; `None` when empty.
+pub(super) async fn read_replica(
+    reader: &Reader,
+    generation: Option<String>,
+) -> Result<Option<(Position, f64)>, ReplicaError> {
+    match reader {
+        Reader::File(root) => {
+            let root = root.clone();
+            tokio::task::spawn_blocking(move || read_directory(&root, generation)).await?
+        }
+        Reader::S3 {
+            store,
+            bucket,
+            prefix,
+        } => read_s3(store, bucket, prefix, generation).await,
+    }
+}
+
+/// A replica in a directory (blocking I/O).
+fn read_directory(
+    root: &Path,
+    generation: Option<String>,
+) -> Result<Option<(Position, f64)>, ReplicaError> {
+    let entries = position::file_listing(root)?;
+    let Some(n) = position::newest(&entries, generation.as_deref()) else {
+        return Ok(None);
+    };
+    let at = dated(&n, || {
+        let mut buf = [0u8; LTX_HEADER_SIZE];
+        let path = root.join(&n.key);
+        std::fs::File::open(&path)
+            .and_then(|mut f| f.read_exact(&mut buf))
+            .map(|_| buf.to_vec())
+            .map_err(|source| ReplicaError::File { path, source })
+    })?;
+    Ok(Some((n.position, at)))
+}
+
+/// A replica under `s3://bucket/prefix`: one listing, and one ranged read of the newest LTX
+/// file's header (v0.5).
+async fn read_s3(
+    store: &AmazonS3,
+    bucket: &str,
+    prefix: &str,
+    generation: Option<String>,
+) -> Result<Option<(Position, f64)>, ReplicaError> {
+    let base = object_store::path::Path::from(prefix);
+    let objects: Vec<_> = store
+        .list(if prefix.is_empty() { None } else { Some(&base) })
+        .try_collect()
+        .await
+        .map_err(|source| ReplicaError::List {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            source,
+        })?;
+    let entries: Vec<Entry> = objects
+        .iter()
+        .map(|o| {
+            let key = o.location.as_ref();
+            let rel = key
+                .strip_prefix(prefix)
+                .unwrap_or(key)
+                .trim_start_matches('/');
+            Entry {
+                key: rel.to_string(),
+                modified: SystemTime::from(o.last_modified),
+            }
+        })
+        .collect();
+    let Some(n) = position::newest(&entries, generation.as_deref()) else {
+        return Ok(None);
+    };
+    let header = if matches!(n.position, Position::V5 { .. }) {
+        let key = if prefix.is_empty() {
+            n.key.clone()
+        } else {
+            format!("{prefix}/{}", n.key)
+        };
+        Some(
+            store
+                .get_range(
+                    &object_store::path::Path::from(key.as_str()),
+                    0..LTX_HEADER_SIZE as u64,
+                )
+                .await
+                .map(|b| b.to_vec())
+                .map_err(|source| ReplicaError::Get {
+                    bucket: bucket.to_string(),
+                    key,
+                    source,
+                }),
+        )
+    } else {
+        None
+    };
+    let at = dated(&n, move || header.unwrap_or(Ok(Vec::new())))?;
+    Ok(Some((n.position, at)))
+}
+
+/// The time up to which the newest entry covers commits: the LTX header's timestamp (v0.5,
+/// when Litestream read the WAL), or the segment's modification time (v0.3).
+fn dated(
+    n: &Newest,
+    header: impl FnOnce() -> Result<Vec<u8>, ReplicaError>,
+) -> Result<f64, ReplicaError> {
+    match n.position {
+        Position::V5 { .. } => {
+            let bytes = header()?;
+            let h = parse_ltx_header(&bytes).map_err(|source| ReplicaError::Ltx {
+                key: n.key.clone(),
+                source,
+            })?;
+            Ok(h.timestamp_ms as f64 / 1000.0)
+        }
+        Position::V3 { .. } => Ok(epoch(n.modified)),
+    }
+}
+
+/// The first line of an object-store error, which otherwise carries a whole HTTP exchange.
+fn short(e: &object_store::Error) -> String {
+    let s = e.to_string();
+    s.lines().next().unwrap_or(&s).chars().take(300).collect()
+}
