@@ -14,8 +14,12 @@
 //! Run: `cargo bench --bench endurance -- soak|churn|outage [--minutes N]` (default: the
 //! durations above). Prints Markdown table rows.
 
+// The benches borrow a few of the tests' helpers (a daemon, the Python application): each
+// uses a part of them, and of `measure`.
+#[allow(dead_code, unused_imports)]
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[allow(dead_code)]
 mod measure;
 use common::{free_port, Alertmanager, Daemon};
 use measure::{config, cpu_of, create_wal_db, rss_mib};

@@ -6,8 +6,12 @@
 //! `sqlite-ops run` binary of this (optimised) build in its own process; the application is this
 //! process's threads, so the two never share POSIX locks.
 
+// The benches borrow a few of the tests' helpers (a daemon, the Python application): each
+// uses a part of them, and of `measure`.
+#[allow(dead_code, unused_imports)]
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[allow(dead_code)]
 mod measure;
 use common::{Daemon, PyDriver};
 use measure::{config, cpu_of, create_wal_db, rss_mib};
@@ -69,7 +73,7 @@ fn poll_cost(dir: &Path, rows: &mut Vec<String>) {
 
     const M: u32 = 2_000;
     let sql = || {
-        std::hint::black_box(common::sql_per_scrape(&db));
+        std::hint::black_box(measure::sql_per_scrape(&db));
     };
     for _ in 0..100 {
         sql();

@@ -10,8 +10,13 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use sqlite_ops::format::{db_header, shm, wal};
 use sqlite_ops::poller::{Poller, Target};
 
+// The benches borrow a few of the tests' helpers (a daemon, the Python application): each
+// uses a part of them, and of `measure`.
+#[allow(dead_code, unused_imports)]
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[allow(dead_code)]
+mod measure;
 use common::PyDriver;
 
 fn benches(c: &mut Criterion) {
@@ -54,7 +59,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| std::hint::black_box(poller.poll_once()))
     });
     g.bench_function("sql_per_scrape_baseline", |b| {
-        b.iter(|| std::hint::black_box(common::sql_per_scrape(&db)))
+        b.iter(|| std::hint::black_box(measure::sql_per_scrape(&db)))
     });
     g.finish();
 }

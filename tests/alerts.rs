@@ -2,7 +2,7 @@
 //! and pushes to real Alertmanagers (Debian's prometheus-alertmanager) as a database crosses a
 //! lowered size threshold and back, including an Alertmanager that is down for a while.
 
-mod common;
+use crate::common;
 
 use common::{free_port, program, run_cli, wait_for, Alertmanager, Daemon, STEP};
 use rusqlite::Connection;
@@ -228,4 +228,17 @@ fn size_alert_reaches_both_alertmanagers_resolves_and_survives_an_outage() {
     wait_for(STEP, "delivery once Alertmanager 2 is back", || {
         am2.find("SQLiteDatabaseLarge", "app")
     });
+
+    // Alertmanager 1 hangs (SIGSTOP: the kernel accepts connections, nobody answers). Pushes
+    // wait on their timeout, never the poller or the HTTP server: polls go on and /metrics
+    // answers throughout.
+    am1.signal(libc::SIGSTOP);
+    daemon.wait_polls(20);
+    assert_eq!(daemon.get("/metrics").0, 200);
+    am1.signal(libc::SIGCONT);
+    wait_for(
+        STEP,
+        "Alertmanager 1 still holds the alert after it hung",
+        || am1.find("SQLiteDatabaseLarge", "app"),
+    );
 }

@@ -1,7 +1,7 @@
 //! `sqlite-ops check` as cron and on-call run it: exit codes, named findings, the JSON schema,
 //! and hands off the files.
 
-mod common;
+use crate::common;
 
 use common::run_cli;
 use rusqlite::Connection;

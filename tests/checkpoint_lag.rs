@@ -1,7 +1,7 @@
 //! Checkpoint lag (issue 2): grows with writes, falls to 0 after a checkpoint, and its age grows
 //! while a reader in another process pins an old snapshot.
 
-mod common;
+use crate::common;
 
 use common::{temp_db, PyDriver, Watch};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! `state_file`) keeps a true alert firing in Alertmanager with the same start, never resolved
 //! in between, even when its `for` is far longer than the `endsAt` margin.
 
-mod common;
+use crate::common;
 
 use common::{free_port, wait_for, Alertmanager, Daemon, STEP};
 use rusqlite::Connection;

@@ -3,7 +3,7 @@
 //! every query evaluated against a Prometheus that scraped a running `sqlite-ops run` watching
 //! a database under writes, replicated by the real Litestream, with an alert firing.
 
-mod common;
+use crate::common;
 
 use common::{free_port, wait_for, Daemon, Litestream, Prometheus, Writer, STEP};
 use rusqlite::Connection;

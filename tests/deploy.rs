@@ -3,7 +3,7 @@
 //! `sqlite-ops rules --format kubernetes` prints and promtool accepts its rules, and the
 //! completions, man page and version come from the command-line definitions.
 
-mod common;
+use crate::common;
 
 use common::{program, run_cli};
 use std::path::PathBuf;

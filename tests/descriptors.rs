@@ -3,7 +3,7 @@
 //! limit and how to raise it, logged once, while `/healthz`, `/metrics` and the status page keep
 //! answering, many clients at once, and the databases that fit are watched as usual.
 
-mod common;
+use crate::common;
 
 use common::{wait_for, Daemon, STEP};
 use rusqlite::Connection;

@@ -7,7 +7,7 @@
 //! at all; each fault is caught, and the seconds from fault to alert in Alertmanager are printed
 //! (`FAULT ...` lines, `cargo test --test guide_stack -- --nocapture`) for README.md's table.
 
-mod common;
+use crate::common;
 
 use common::{
     free_port, wait_for, Alertmanager, Daemon, Guard, LineChild, Litestream, PyDriver, STEP,

@@ -2,7 +2,7 @@
 //! to it is served, and nothing blocks a poll (a directory the daemon may not enter included).
 //! A 100 GB sparse database fires the size alert from its size alone.
 
-mod common;
+use crate::common;
 
 use common::{temp_db, wait_for, Daemon, STEP};
 use rusqlite::Connection;

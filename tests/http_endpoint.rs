@@ -2,7 +2,7 @@
 //! watched by the daemon in a child process; broken databases beside it report `sqlite_up 0`
 //! with a clear error while the healthy one is still served.
 
-mod common;
+use crate::common;
 
 use common::{get, temp_db, wait_for, Daemon, STEP};
 use rusqlite::Connection;

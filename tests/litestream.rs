@@ -3,7 +3,7 @@
 //! 127.0.0.1: steady writes keep the lag small, killing Litestream makes it grow with wall time
 //! and fires the alert, restarting it brings it back; broken replicas are errors on themselves.
 
-mod common;
+use crate::common;
 
 use common::{free_port, run_cli, wait_for, Daemon, Guard, Litestream, Writer, STEP};
 use rusqlite::Connection;

@@ -4,7 +4,7 @@
 //! completely; and a scan of a database another process writes to lets that writer's
 //! checkpoints complete.
 
-mod common;
+use crate::common;
 
 use common::{run_cli, wait_for, Guard, Postgres, STEP};
 use rusqlite::Connection;

@@ -2,7 +2,7 @@
 //! monitor polled them many times, the database, -wal and -shm files are byte-identical to
 //! copies taken before, and nBackfill shows that nothing was checkpointed.
 
-mod common;
+use crate::common;
 
 use common::{temp_db, Daemon, PyDriver, Watch};
 use sqlite_ops::format::shm;
@@ -31,6 +31,21 @@ fn watched_files_stay_byte_identical_and_nothing_is_checkpointed() {
     );
 
     let daemon = Daemon::start(&["--db", db.to_str().unwrap(), "--poll-interval", "20ms"]);
+    // While it polls, /proc/locks never shows a lock of the daemon's (F_GETLK only asks).
+    let pid = daemon.pid().to_string();
+    let mut looks = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while std::time::Instant::now() < deadline {
+        let locks = std::fs::read_to_string("/proc/locks").unwrap();
+        let held: Vec<&str> = locks
+            .lines()
+            .filter(|l| l.split_whitespace().nth(4) == Some(pid.as_str()))
+            .collect();
+        assert!(held.is_empty(), "the daemon holds locks: {held:?}");
+        looks += 1;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(looks > 20, "/proc/locks read {looks} times");
     daemon.wait_polls(20);
     let m = daemon.metrics();
     assert_eq!(m.db("sqlite_up", "untouched"), Some(1.0));

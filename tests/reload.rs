@@ -1,7 +1,7 @@
 //! SIGHUP reloads the config: a new database is watched, a broken config is refused with a log
 //! line while the running one goes on, and the listening address stays.
 
-mod common;
+use crate::common;
 
 use common::{temp_db, wait_for, Daemon, STEP};
 use rusqlite::Connection;

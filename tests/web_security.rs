@@ -2,7 +2,7 @@
 //! against bcrypt hashes, client certificates, extra headers, and a real Prometheus scraping
 //! over https with credentials. Certificates come from rcgen; the client is ureq over rustls.
 
-mod common;
+use crate::common;
 
 use common::{run_cli, wait_for, Daemon, Prometheus, STEP};
 use rcgen::{

@@ -1,7 +1,7 @@
 //! Write-lock figures (issue 9): who holds SQLite's write lock and for how long, sampled with
 //! F_GETLK by `sqlite-ops run` while writers in other processes (Python's sqlite3) hold it.
 
-mod common;
+use crate::common;
 
 use common::{temp_db, wait_for, Daemon, PyDriver, STEP};
 use std::time::{Duration, Instant};

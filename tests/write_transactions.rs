@@ -1,7 +1,7 @@
 //! Exact write-transaction counts (issue 2): commits made by another process, with another
 //! SQLite build (Python's sqlite3), against the monitor polling in this process.
 
-mod common;
+use crate::common;
 
 use common::{temp_db, PyDriver, Watch};
 use std::path::Path;

@@ -1,6 +1,6 @@
-//! What the whole-process benchmarks (`harness`, `endurance`) share: reading a process's CPU
-//! time and resident memory from `/proc`, the daemon's config for a list of databases, and a
-//! WAL database set up as the guide says.
+//! What the benchmarks share: reading a process's CPU time and resident memory from `/proc`,
+//! the daemon's config for a list of databases, a WAL database set up as the guide says, and
+//! the SQL-per-scrape baseline.
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -52,4 +52,19 @@ pub fn create_wal_db(path: &Path) -> Connection {
     c.execute_batch("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)")
         .unwrap();
     c
+}
+
+/// What SQL-per-scrape exporters do for each scrape, the benchmarks' baseline: open a read-only
+/// connection, read page_count, freelist_count and journal_mode, close.
+pub fn sql_per_scrape(db: &Path) -> (i64, i64, String) {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap();
+    let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+    let free: i64 = c
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .unwrap();
+    let mode: String = c
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    (pages, free, mode)
 }

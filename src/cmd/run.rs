@@ -26,6 +26,10 @@ pub struct RunOptions {
     /// Address to listen on: host:port, or :port for every interface [default: :9934].
     #[arg(long = "web.listen-address", value_name = "ADDRESS")]
     pub listen_address: Option<String>,
+    /// Once listening, write the address bound (host:port, the port chosen when :0 was
+    /// asked) to this file, for scripts and supervisors that start it on port 0.
+    #[arg(long = "web.address-file", value_name = "FILE")]
+    pub address_file: Option<PathBuf>,
     /// Path under which to expose metrics [default: /metrics].
     #[arg(long = "web.telemetry-path", value_name = "PATH")]
     pub telemetry_path: Option<String>,
@@ -151,6 +155,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", loaded.addr))?;
     let bound = listener.local_addr()?;
+    if let Some(path) = &opts.address_file {
+        write_address(path, bound)
+            .with_context(|| format!("cannot write the address to {}", path.display()))?;
+    }
     let store = Arc::new(Store::default());
     // One HTTP server for the whole process: reloads replace what it serves, not the server.
     let server = daemon::Server::start(listener);
@@ -202,6 +210,19 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
     server.stop().await.context("the HTTP server failed")?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Writes `addr` to `path` whole: a reader that sees the file sees the complete address
+/// (written beside it, then renamed over it).
+fn write_address(path: &std::path::Path, addr: SocketAddr) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, format!("{addr}\n").as_bytes())?;
+    tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 

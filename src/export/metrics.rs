@@ -1,5 +1,7 @@
-//! Renders snapshots as Prometheus text exposition. The only module that knows metric names:
-//! [`METRICS`] is the documented contract that dashboards, rules and tests depend on.
+//! Renders snapshots as Prometheus text exposition. [`METRICS`] names every metric with its help
+//! text and type: the documented contract that dashboards, rules and tests depend on. The
+//! rules catalogue writes some of these names again in PromQL, as the dashboards do;
+//! `tests/dashboards.rs` checks that every name a rule or a dashboard uses is exported.
 
 use super::alertmanager::NotifierStats;
 use crate::monitor::{DbSnapshot, WalSnapshot};

@@ -4,19 +4,23 @@ use super::process::Guard;
 use super::scrape::{get, Metrics};
 use super::{wait_for, STEP};
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 
-/// A `sqlite-ops run` child process listening on 127.0.0.1 at a port of its choosing.
+/// A `sqlite-ops run` child process listening on 127.0.0.1 at a port of its choosing, which it
+/// reports in the file of `--web.address-file`.
 pub struct Daemon {
     child: Guard,
     pub addr: String,
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Holds the address file.
+    _dir: tempfile::TempDir,
 }
 
 impl Daemon {
     /// Starts `sqlite-ops run` with `args` (plus a 127.0.0.1:0 listen address and a 100 ms
-    /// poll interval unless given) and waits until it listens.
+    /// poll interval unless given) and waits until it listens, reading the address it bound
+    /// from its `--web.address-file`.
     pub fn start(args: &[&str]) -> Self {
         Self::start_without_env(args, &[])
     }
@@ -29,7 +33,15 @@ impl Daemon {
     /// As [`Daemon::start`], run through `wrapper` (like `strace -f -o LOG` or
     /// `runuser -u nobody --`).
     pub fn start_wrapped(wrapper: &[&str], args: &[&str], unset: &[&str]) -> Self {
-        let mut all: Vec<String> = vec!["run".into()];
+        // The daemon may run as another user (runuser): it must be able to write here.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let address_file = dir.path().join("address");
+        let mut all: Vec<String> = vec![
+            "run".into(),
+            "--web.address-file".into(),
+            address_file.display().to_string(),
+        ];
         if !args.contains(&"--web.listen-address") {
             all.extend(["--web.listen-address".into(), "127.0.0.1:0".into()]);
         }
@@ -54,29 +66,29 @@ impl Daemon {
             .expect("sqlite-ops starts");
         let stderr = child.child.stderr.take().unwrap();
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                // "listening on http://ADDR/metrics" (or https://); logged before it is told.
-                let addr = line.find("listening on http").map(|i| {
-                    let rest = line[i..].split_once("://").map_or("", |(_, r)| r);
-                    rest.chars().take_while(|c| *c != '/').collect::<String>()
-                });
                 sink.lock().unwrap().push(line);
-                if let Some(addr) = addr {
-                    let _ = tx.send(addr);
-                }
             }
         });
-        let addr = rx.recv_timeout(STEP).unwrap_or_else(|_| {
-            // The guard, dropped as this panics, kills the whole group.
-            panic!(
-                "sqlite-ops did not start listening; log: {:?}",
-                log.lock().unwrap()
-            )
+        // The guard, dropped if this panics, kills the whole group.
+        let addr = wait_for(STEP, "the daemon's address file", || {
+            if let Some(status) = child.try_wait() {
+                panic!(
+                    "sqlite-ops exited ({status}) before listening; log: {:?}",
+                    log.lock().unwrap()
+                );
+            }
+            let text = std::fs::read_to_string(&address_file).ok()?;
+            Some(text.trim().to_string())
         });
-        Daemon { child, addr, log }
+        Daemon {
+            child,
+            addr,
+            log,
+            _dir: dir,
+        }
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {

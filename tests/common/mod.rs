@@ -4,9 +4,9 @@
 //! (HTTP and parsed scrapes), [`services`] (Prometheus, Alertmanager, Litestream, Postgres);
 //! here, waiting on conditions with deadlines and small utilities.
 //!
-//! Each test binary (and the benches, through `#[path]`) includes all of it and uses a part:
-//! hence `allow(dead_code)`, the usual price of a shared `tests/common` in one crate.
-#![allow(dead_code)]
+//! The integration tests are one binary (`tests/tests.rs`), so every helper here is used by
+//! some test: one that is not is dead code, and the build says so. The benches borrow a few
+//! through `#[path]`.
 
 pub mod daemon;
 pub mod process;
@@ -14,17 +14,12 @@ pub mod scrape;
 pub mod services;
 pub mod sqlite;
 
-// What the tests use by its short name; each binary uses some of it.
-#[allow(unused_imports)]
+// What the tests use by its short name.
 pub use daemon::Daemon;
-#[allow(unused_imports)]
 pub use process::{Guard, LineChild};
-#[allow(unused_imports)]
-pub use scrape::{get, wait_ready, Metrics};
-#[allow(unused_imports)]
+pub use scrape::get;
 pub use services::{Alertmanager, Litestream, Postgres, Prometheus};
-#[allow(unused_imports)]
-pub use sqlite::{sql_per_scrape, PyDriver, Watch, Writer};
+pub use sqlite::{PyDriver, Watch, Writer};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -20,7 +20,8 @@ fn serve_ready(cmd: &mut Command, port: u16, what: &str) -> (Guard, String) {
 
 /// Debian's Prometheus on 127.0.0.1, scraping every second.
 pub struct Prometheus {
-    child: Guard,
+    /// Kept for its `Drop`, which stops Prometheus.
+    _child: Guard,
     pub url: String,
 }
 
@@ -53,7 +54,7 @@ impl Prometheus {
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"));
         let (child, url) = serve_ready(&mut cmd, port, "prometheus");
-        Prometheus { child, url }
+        Prometheus { _child: child, url }
     }
 
     /// An instant query: (status, result count, error).

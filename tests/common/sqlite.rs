@@ -1,6 +1,5 @@
 //! SQLite on the application's side: a second SQLite build in another process (Python's
-//! sqlite3, driven line by line), an in-process writer, the monitor polled in this process, and
-//! the SQL-per-scrape baseline of the benchmarks.
+//! sqlite3, driven line by line), an in-process writer, and the monitor polled in this process.
 
 use super::process::LineChild;
 use std::path::Path;
@@ -100,19 +99,4 @@ impl Drop for Writer {
             let _ = t.join();
         }
     }
-}
-
-/// What SQL-per-scrape exporters do for each scrape, the benchmarks' baseline: open a read-only
-/// connection, read page_count, freelist_count and journal_mode, close.
-pub fn sql_per_scrape(db: &Path) -> (i64, i64, String) {
-    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap();
-    let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
-    let free: i64 = c
-        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
-        .unwrap();
-    let mode: String = c
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
-    (pages, free, mode)
 }

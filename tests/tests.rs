@@ -1,0 +1,26 @@
+//! The integration tests: one binary, one module per feature, all driving real processes and
+//! files through the helpers in [`common`]. Run them with `scripts/test` (which installs what
+//! they need) or `cargo test`; one feature with `cargo test --test integration NAME::`.
+
+mod common;
+
+mod accuracy;
+mod alerts;
+mod check;
+mod checkpoint_lag;
+mod continuity;
+mod dashboards;
+mod demo;
+mod deploy;
+mod descriptors;
+mod docs;
+mod guide_stack;
+mod hostile;
+mod http_endpoint;
+mod litestream;
+mod migrate_check;
+mod read_only;
+mod reload;
+mod web_security;
+mod write_lock;
+mod write_transactions;
