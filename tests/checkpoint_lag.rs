@@ -37,12 +37,43 @@ fn lag_grows_with_writes_and_falls_to_zero_after_a_checkpoint() {
         "lag grows with writes"
     );
 
+    // SQLite's own word on the lag: a reader pins the snapshot at the WAL's end, 20 more
+    // commits follow, and a PASSIVE checkpoint copies back only up to the reader's mark. Its
+    // reply (busy, log, checkpointed) is what the monitor must report.
+    py.open("r", &db, "");
+    py.cmd("begin_read r");
+    py.cmd("commit w 20");
     let reply = py.cmd("checkpoint w PASSIVE");
-    assert!(reply.starts_with("0 "), "checkpoint not busy: {reply}");
+    let [busy, log, checkpointed] = sqlite_says(&reply);
+    assert_eq!(busy, 0, "{reply}");
+    assert!(
+        checkpointed < log,
+        "the reader held part of the WAL back: {reply}"
+    );
+    let (_, partial) = p.wal();
+    assert_eq!(partial.frames, log, "mxFrame is wal_checkpoint's log");
+    assert_eq!(partial.checkpointed_frames, Some(checkpointed));
+    assert_eq!(partial.checkpoint_lag_frames, Some(log - checkpointed));
+
+    py.cmd("end r");
+    let reply = py.cmd("checkpoint w PASSIVE");
+    let [busy, log, checkpointed] = sqlite_says(&reply);
+    assert_eq!((busy, checkpointed), (0, log), "all copied back: {reply}");
     let (_, w3) = p.wal();
+    assert_eq!(w3.frames, log);
     assert_eq!(w3.checkpoint_lag_frames, Some(0));
     assert_eq!(w3.checkpoint_lag_seconds, Some(0.0));
-    assert_eq!(w3.checkpointed_frames, Some(w3.frames));
+    assert_eq!(w3.checkpointed_frames, Some(log));
+}
+
+/// The three numbers of `PRAGMA wal_checkpoint`'s reply, as the driver prints them.
+fn sqlite_says(reply: &str) -> [u64; 3] {
+    let n: Vec<u64> = reply
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    n.try_into()
+        .unwrap_or_else(|_| panic!("busy log checkpointed: {reply}"))
 }
 
 #[test]

@@ -159,7 +159,7 @@ fn completions_man_page_and_version() {
         format!(
             "sqlite-ops {} (bundled SQLite {})",
             env!("CARGO_PKG_VERSION"),
-            rusqlite::version()
+            common::bundled_sqlite_version()
         )
     );
     for shell in ["bash", "zsh", "fish"] {

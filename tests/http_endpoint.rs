@@ -100,9 +100,10 @@ fn metrics_hold_the_right_values_and_broken_databases_are_isolated() {
         m.text.contains("journal_mode=\"wal\""),
         "sqlite_info names the journal mode"
     );
-    assert!(m
-        .text
-        .contains(&format!("sqlite_version=\"{}\"", rusqlite::version())));
+    assert!(m.text.contains(&format!(
+        "sqlite_version=\"{}\"",
+        common::bundled_sqlite_version()
+    )));
 
     // Every documented metric is exposed for a WAL database, with HELP and TYPE, except those
     // that need config or a firing alert (tests/alerts.rs sees them).

@@ -288,10 +288,83 @@ mod tests {
         assert!(matches!(parse(&b), Err(HeaderError::Corrupt(_))));
     }
 
+    #[test]
+    fn a_header_written_by_sqlite_reads_as_its_pragmas() {
+        // Checkpointed, so that the database file holds the newest page 1.
+        let real = crate::format::oracle::RealWal::write(25, true);
+        let h = parse(&real.read("")).unwrap();
+        assert_eq!(h.journal, JournalKind::Wal);
+        assert_eq!(i64::from(h.page_size), real.pragma("page_size"));
+        assert_eq!(h.page_count.map(i64::from), Some(real.pragma("page_count")));
+        assert_eq!(i64::from(h.freelist_pages), real.pragma("freelist_count"));
+        assert_eq!(i64::from(h.schema_cookie), real.pragma("schema_version"));
+        assert_eq!(i64::from(h.application_id), real.pragma("application_id"));
+        assert_eq!(h.text_encoding, TextEncoding::Utf8);
+        assert_eq!(h.sqlite_version_number, real.library_version_number());
+    }
+
+    /// A header as the file-format document lays it out (fileformat2.html, "The Database
+    /// Header"), written here field by field rather than through the parser's offsets.
+    #[allow(clippy::too_many_arguments)]
+    fn written(
+        page_size: u32,
+        wal: bool,
+        change: u32,
+        pages: u32,
+        freelist: u32,
+        encoding: u32,
+        app: u32,
+        version: u32,
+    ) -> Vec<u8> {
+        let mut b = b"SQLite format 3\0".to_vec();
+        b.extend_from_slice(
+            &(if page_size == 65536 {
+                1
+            } else {
+                page_size as u16
+            })
+            .to_be_bytes(),
+        );
+        b.extend_from_slice(if wal { &[2, 2] } else { &[1, 1] });
+        b.extend_from_slice(&[0, 64, 32, 32]);
+        for v in [change, pages, 0, freelist, 1, 4, 0, 0, encoding, 0, 0, app] {
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        b.extend_from_slice(&[0; 20]);
+        b.extend_from_slice(&change.to_be_bytes()); // version-valid-for
+        b.extend_from_slice(&version.to_be_bytes());
+        assert_eq!(b.len(), HEADER_SIZE);
+        b
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
             let _ = parse(&bytes);
+        }
+
+        /// Every valid header reads back as written.
+        #[test]
+        fn written_headers_read_back(shift in 9u32..=16, wal: bool, change: u32, pages in 1u32.., freelist: u32,
+                                     encoding in 1u32..=3, app: u32, version: u32) {
+            let page_size = 1u32 << shift;
+            let h = parse(&written(page_size, wal, change, pages, freelist, encoding, app, version)).unwrap();
+            proptest::prop_assert_eq!(h.page_size, page_size);
+            proptest::prop_assert_eq!(h.journal, if wal { JournalKind::Wal } else { JournalKind::Rollback });
+            proptest::prop_assert_eq!(
+                (h.change_counter, h.page_count, h.freelist_pages, h.application_id, h.sqlite_version_number),
+                (change, Some(pages), freelist, app, version)
+            );
+            proptest::prop_assert_eq!(h.text_encoding.as_str(), ["UTF-8", "UTF-16le", "UTF-16be"][encoding as usize - 1]);
+        }
+
+        /// Anything that is not a power of two from 512 to 65536 is never taken as a page size.
+        #[test]
+        fn odd_page_sizes_are_refused(raw: u16) {
+            let ok = raw == 1 || (raw.is_power_of_two() && raw >= 512);
+            let mut b = written(4096, true, 1, 1, 0, 1, 0, 3_046_001);
+            b[16..18].copy_from_slice(&raw.to_be_bytes());
+            proptest::prop_assert_eq!(parse(&b).is_ok(), ok);
         }
     }
 }

@@ -9,3 +9,6 @@ pub mod mountinfo;
 pub mod proc_locks;
 pub mod shm;
 pub mod wal;
+
+#[cfg(test)]
+pub(crate) mod oracle;

@@ -105,5 +105,21 @@ mod tests {
         fn never_panics(s in ".{0,120}") {
             let _ = parse(&s);
         }
+
+        /// A line as the kernel prints it (fs/locks.c: "%d: POSIX  ADVISORY  %s %d
+        /// %02x:%02x:%lu %lld %s") reads back as printed.
+        #[test]
+        fn kernel_lines_read_back(n in 1u32..1000, write: bool, pid in 1i32.., major in 0u32..256,
+                                  minor in 0u32..256, inode: u64, start: u64, end: Option<u64>) {
+            let line = format!(
+                "{n}: POSIX  ADVISORY  {} {pid} {major:02x}:{minor:02x}:{inode} {start} {}",
+                if write { "WRITE" } else { "READ " },
+                end.map_or("EOF".to_string(), |e| e.to_string())
+            );
+            prop_assert_eq!(
+                parse_line(&line),
+                Some(LockLine { write, pid, major, minor, inode, start, end })
+            );
+        }
     }
 }

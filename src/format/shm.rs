@@ -235,6 +235,7 @@ pub fn parse(bytes: &[u8], order: ByteOrder) -> Result<WalIndex, ShmError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::format::oracle::{sqlite_checksum, RealWal};
 
     /// Writes a wal-index header as SQLite does (`walIndexWriteHdr`), in `order`.
     pub(crate) fn build(order: ByteOrder, change: u32, max_frame: u32, backfill: u32) -> Vec<u8> {
@@ -259,7 +260,7 @@ pub(crate) mod tests {
         h.extend_from_slice(&put(0x2222));
         h.extend_from_slice(&0xAABB_CCDDu32.to_be_bytes());
         h.extend_from_slice(&0x0102_0304u32.to_be_bytes());
-        let ck = header_checksum(order, &h);
+        let ck = sqlite_checksum(order == ByteOrder::Big, &h, [0, 0]);
         h.extend_from_slice(&put(ck[0]));
         h.extend_from_slice(&put(ck[1]));
         let mut out = h.clone();
@@ -301,7 +302,7 @@ pub(crate) mod tests {
         // SQLite stores 65536 as (65536 & 0xff00) | (65536 >> 16) = 1.
         for copy in [0, 48] {
             b[copy + 14..copy + 16].copy_from_slice(&1u16.to_le_bytes());
-            let ck = header_checksum(ByteOrder::Little, &b[copy..copy + 48]);
+            let ck = sqlite_checksum(false, &b[copy..copy + 40], [0, 0]);
             b[copy + 40..copy + 44].copy_from_slice(&ck[0].to_le_bytes());
             b[copy + 44..copy + 48].copy_from_slice(&ck[1].to_le_bytes());
         }
@@ -341,10 +342,51 @@ pub(crate) mod tests {
         assert!(parse(&good, ByteOrder::Big).is_err());
     }
 
+    #[test]
+    fn a_wal_index_written_by_sqlite_reads_as_sqlite_reports_it() {
+        let real = RealWal::write(25, true);
+        let shm = real.read("-shm");
+        let idx = parse(&shm[..SHM_HEADER_SIZE], ByteOrder::NATIVE).unwrap();
+        assert_eq!(idx.header.change, real.commits, "one change per commit");
+        assert_eq!(
+            idx.header.max_frame, real.log_frames,
+            "wal_checkpoint's log"
+        );
+        assert_eq!(
+            idx.ckpt.backfill, real.checkpointed,
+            "wal_checkpoint's checkpointed"
+        );
+        assert_eq!(i64::from(idx.header.page_size), real.pragma("page_size"));
+        assert_eq!(i64::from(idx.header.page_count), real.pragma("page_count"));
+        let wal = real.read("-wal");
+        let be = |at: usize| u32::from_be_bytes(wal[at..at + 4].try_into().unwrap());
+        assert_eq!(idx.header.salt, [be(16), be(20)], "the WAL header's salts");
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
             let _ = parse(&bytes, ByteOrder::Little);
+        }
+
+        /// What a writer wrote (with SQLite's checksum, computed by the oracle) reads back.
+        #[test]
+        fn written_headers_read_back(change: u32, max_frame: u32, backfill: u32, big: bool) {
+            let order = if big { ByteOrder::Big } else { ByteOrder::Little };
+            let idx = parse(&build(order, change, max_frame, backfill), order).unwrap();
+            proptest::prop_assert_eq!(
+                (idx.header.change, idx.header.max_frame, idx.ckpt.backfill, idx.header.page_size),
+                (change, max_frame, backfill, 4096)
+            );
+        }
+
+        /// A header caught while a writer was between its two copies is never accepted,
+        /// whichever bit of the first copy it had changed.
+        #[test]
+        fn a_header_whose_copies_differ_is_never_accepted(byte in 0usize..INDEX_HEADER_SIZE, bit in 0u8..8) {
+            let mut b = build(ByteOrder::Little, 7, 9, 3);
+            b[byte] ^= 1 << bit;
+            proptest::prop_assert_eq!(parse(&b, ByteOrder::Little), Err(ShmError::CopiesDiffer));
         }
     }
 }

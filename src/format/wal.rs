@@ -239,6 +239,7 @@ impl FrameScanner {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::format::oracle::{sqlite_checksum, RealWal};
 
     /// Builds a WAL image the way SQLite writes one: header, then frames chained by checksum.
     /// `commits[i]` says whether frame i ends a transaction.
@@ -260,7 +261,7 @@ pub(crate) mod tests {
         w.extend_from_slice(&0u32.to_be_bytes());
         w.extend_from_slice(&salt[0].to_be_bytes());
         w.extend_from_slice(&salt[1].to_be_bytes());
-        let mut ck = checksum(true, &w, [0, 0]);
+        let mut ck = sqlite_checksum(true, &w, [0, 0]);
         w.extend_from_slice(&ck[0].to_be_bytes());
         w.extend_from_slice(&ck[1].to_be_bytes());
         for (i, &(commit, fill)) in frames.iter().enumerate() {
@@ -270,8 +271,8 @@ pub(crate) mod tests {
             fh.extend_from_slice(&salt[0].to_be_bytes());
             fh.extend_from_slice(&salt[1].to_be_bytes());
             let page = vec![fill; page_size as usize];
-            ck = checksum(true, &fh[..8], ck);
-            ck = checksum(true, &page, ck);
+            ck = sqlite_checksum(true, &fh[..8], ck);
+            ck = sqlite_checksum(true, &page, ck);
             fh.extend_from_slice(&ck[0].to_be_bytes());
             fh.extend_from_slice(&ck[1].to_be_bytes());
             w.extend_from_slice(&fh);
@@ -365,7 +366,53 @@ pub(crate) mod tests {
         assert_eq!(s.scan(&mixed[32..]).commits, 1);
     }
 
+    #[test]
+    fn a_wal_written_by_sqlite_scans_to_its_commits() {
+        let real = RealWal::write(25, true);
+        let wal = real.read("-wal");
+        let h = parse_header(&wal).unwrap();
+        assert_eq!(i64::from(h.page_size), real.pragma("page_size"));
+        let mut s = FrameScanner::new(h);
+        let out = s.scan(&wal[WAL_HEADER_SIZE..]);
+        assert_eq!(
+            out.commits,
+            u64::from(real.commits),
+            "one commit frame per commit"
+        );
+        assert_eq!(
+            s.committed_frames(),
+            u64::from(real.log_frames),
+            "wal_checkpoint's log"
+        );
+    }
+
     proptest::proptest! {
+        /// Scanning a log in pieces, however it is cut, finds what one scan of the whole
+        /// does: every commit, and no frame after the last commit.
+        #[test]
+        fn scanning_in_pieces_finds_what_one_scan_finds(
+            commits in proptest::collection::vec(proptest::bool::ANY, 0..24),
+            cuts in proptest::collection::vec(0usize..24 * 536, 0..6),
+        ) {
+            let w = build_wal(512, [5, 6], &commits);
+            let frames = &w[WAL_HEADER_SIZE..];
+            let expected = commits.iter().filter(|c| **c).count() as u64;
+            let last_commit = commits.iter().rposition(|c| *c).map_or(0, |i| i + 1) as u64;
+            let mut s = FrameScanner::new(parse_header(&w).unwrap());
+            let mut found = 0;
+            let mut cuts: Vec<usize> = cuts.into_iter().filter(|c| *c <= frames.len()).collect();
+            cuts.push(frames.len());
+            cuts.sort_unstable();
+            for cut in cuts {
+                let from = s.next_offset() as usize - WAL_HEADER_SIZE;
+                if cut > from {
+                    found += s.scan(&frames[from..cut]).commits;
+                }
+            }
+            proptest::prop_assert_eq!(found, expected);
+            proptest::prop_assert_eq!(s.committed_frames(), last_commit);
+        }
+
         #[test]
         fn scanner_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..3000)) {
             let w = build_wal(512, [1, 2], &[true]);

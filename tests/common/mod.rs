@@ -97,3 +97,12 @@ pub fn assert_matches_schema(json: &serde_json::Value, schema: &str) {
         "the report does not match {schema}: {errors:?}"
     );
 }
+
+/// The version of the bundled SQLite as the library itself reports it through SQL
+/// (`sqlite_version()`), not as the product prints it.
+pub fn bundled_sqlite_version() -> String {
+    rusqlite::Connection::open_in_memory()
+        .unwrap()
+        .query_row("SELECT sqlite_version()", [], |r| r.get(0))
+        .unwrap()
+}
