@@ -14,6 +14,7 @@ mod demo;
 mod deploy;
 mod descriptors;
 mod docs;
+mod every_alert;
 mod guide_stack;
 mod hostile;
 mod http_endpoint;

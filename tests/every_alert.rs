@@ -1,0 +1,224 @@
+//! Every alert not seen elsewhere, fired and resolved end to end (issue 18): a real condition
+//! made here (a deleted file, a declared fact, a WAL grown and truncated, a full filesystem, a
+//! burst of commits, a writer holding the lock most of the time), through `sqlite-ops run`, to a
+//! real Alertmanager. Firing alerts are pushed with `endsAt` four resend intervals ahead (here
+//! 4 minutes): an alert that leaves Alertmanager's active list before its `endsAt` was resolved
+//! by an explicit push, not by expiry.
+//!
+//! The guide's own faults (SQLiteSnapshotPinned, SQLiteCheckpointStarved,
+//! SQLiteReplicationLag, SQLiteLongWriteTransaction, SQLiteMultipleWriters) fire and resolve
+//! in `guide_stack.rs`; SQLiteDatabaseLarge in `alerts.rs`.
+
+use crate::common;
+
+use common::{free_port, temp_db, wait_for, Alertmanager, Daemon, PyDriver, STEP};
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// A small tmpfs, unmounted when dropped: a filesystem the test can fill.
+struct Tmpfs {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fs");
+        std::fs::create_dir(&path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs CAP_SYS_ADMIN, as the pid-namespace tests do"
+        );
+        Tmpfs { _dir: dir, path }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+fn wal_db(path: &Path) -> Connection {
+    let c = Connection::open(path).unwrap();
+    c.execute_batch(
+        "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT);",
+    )
+    .unwrap();
+    c
+}
+
+/// When Alertmanager would let a firing alert expire by itself.
+fn ends_at(alert: &serde_json::Value) -> SystemTime {
+    humantime::parse_rfc3339_weak(alert["endsAt"].as_str().unwrap()).unwrap()
+}
+
+/// Waits until `alert` on `db` is active in Alertmanager with `severity`; returns its endsAt.
+fn fires(am: &Alertmanager, alert: &str, db: &str, severity: &str) -> SystemTime {
+    let a = wait_for(STEP, &format!("{alert} on {db} in Alertmanager"), || {
+        am.find(alert, db)
+    });
+    assert_eq!(a["labels"]["severity"], severity, "{a}");
+    let ends = ends_at(&a);
+    assert!(
+        ends > SystemTime::now() + Duration::from_secs(120),
+        "a firing alert is pushed with endsAt minutes ahead: {a}"
+    );
+    ends
+}
+
+/// Waits until `alert` on `db` leaves Alertmanager's active list, and checks that it did so
+/// before it could expire: the daemon pushed its resolution.
+fn resolves(am: &Alertmanager, alert: &str, db: &str, ends: SystemTime, within: Duration) {
+    wait_for(within, &format!("{alert} on {db} resolved"), || {
+        am.find(alert, db).is_none().then_some(())
+    });
+    assert!(
+        SystemTime::now() < ends,
+        "{alert} on {db} left by a resolved push, not by expiry"
+    );
+}
+
+#[test]
+fn every_alert_fires_and_resolves_through_alertmanager() {
+    let dir = tempfile::tempdir().unwrap();
+    let am = Alertmanager::start(&dir.path().join("am"), free_port());
+    let tmpfs = Tmpfs::mount("4m");
+
+    let (_gone_dir, gone) = temp_db("gone.db");
+    drop(wal_db(&gone));
+    let team = dir.path().join("team.db");
+    drop(wal_db(&team));
+    let wal = dir.path().join("wal.db");
+    let low = tmpfs.path.join("low.db");
+    drop(wal_db(&low));
+    let busy = dir.path().join("busy.db");
+    let busy_conn = wal_db(&busy);
+    let duty = dir.path().join("duty.db");
+    drop(wal_db(&duty));
+
+    let config = dir.path().join("sqlite-ops.yaml");
+    let write_config = |engineers: u32, regions: u32| {
+        std::fs::write(
+            &config,
+            format!(
+                "poll_interval: 100ms\n\
+                 alertmanager: {{urls: ['{am}'], resend_interval: 1m}}\n\
+                 thresholds:\n\
+                 \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n\
+                 \x20 database_down: {{for: 0s}}\n\
+                 databases:\n\
+                 \x20 - {{path: {gone}, name: gone}}\n\
+                 \x20 - {{path: {team}, name: team, team: {{backend_engineers: {engineers}, regions: {regions}}}}}\n\
+                 \x20 - {{path: {wal}, name: wal, thresholds: {{wal_size: {{warning: 64KB}}}}}}\n\
+                 \x20 - {{path: {low}, name: low, thresholds: {{filesystem_free: {{warning: 10%, critical: 'off'}}}}}}\n\
+                 \x20 - {{path: {busy}, name: busy, thresholds: {{write_tx_per_sec: {{warning: 100, for: 0s}}}}}}\n\
+                 \x20 - {{path: {duty}, name: duty, thresholds: {{writer_utilisation: {{warning: 30%, for: 0s}}}}}}\n",
+                am = am.url,
+                gone = gone.display(),
+                team = team.display(),
+                wal = wal.display(),
+                low = low.display(),
+                busy = busy.display(),
+                duty = duty.display(),
+            ),
+        )
+        .unwrap();
+    };
+    write_config(2, 1);
+    let mut py = PyDriver::start();
+    py.open("w", &wal, "journal_mode=WAL wal_autocheckpoint=0");
+    let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
+    daemon.wait_polls(3);
+    assert!(
+        am.alerts().is_empty(),
+        "nothing fires on the healthy start: {:?}",
+        am.alerts()
+    );
+
+    // First the rates, judged since watching began: a burst of 400 commits a second, and a
+    // writer (another process) holding the write lock 80 % of the time, each until its alert
+    // fires.
+    let stop = Arc::new(AtomicBool::new(false));
+    let burst = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                busy_conn
+                    .execute("INSERT INTO t(v) VALUES ('x')", [])
+                    .unwrap();
+                n += 1;
+                let due = started + Duration::from_secs_f64(n as f64 / 400.0);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            }
+        })
+    };
+    let stop_duty = Arc::new(AtomicBool::new(false));
+    let holder = {
+        let (stop, duty) = (stop_duty.clone(), duty.clone());
+        std::thread::spawn(move || {
+            let mut py = PyDriver::start();
+            py.open("d", &duty, "journal_mode=WAL");
+            while !stop.load(Ordering::Relaxed) {
+                py.cmd("duty d 80 20 500");
+            }
+        })
+    };
+    let busy_ends = fires(&am, "SQLiteWriteRateHigh", "busy", "warning");
+    stop.store(true, Ordering::Relaxed);
+    burst.join().unwrap();
+    let duty_ends = fires(&am, "SQLiteWriterSaturated", "duty", "warning");
+    stop_duty.store(true, Ordering::Relaxed);
+    holder.join().unwrap();
+
+    // Declared facts, changed by a reload: more than three backend engineers, more than one
+    // region.
+    write_config(5, 2);
+    daemon.signal(libc::SIGHUP);
+    let team_ends = fires(&am, "SQLiteTeamOutgrown", "team", "warning");
+    let region_ends = fires(&am, "SQLiteMultiRegion", "team", "critical");
+
+    // The database file is deleted.
+    std::fs::remove_file(&gone).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", gone.display()));
+    }
+    let gone_ends = fires(&am, "SQLiteDatabaseDown", "gone", "critical");
+
+    // The WAL grows past 64 KB with no checkpoint.
+    py.cmd("commit w 100");
+    let wal_ends = fires(&am, "SQLiteWalLarge", "wal", "warning");
+
+    // The filesystem fills up to less than 10 % free.
+    let filler = tmpfs.path.join("filler");
+    std::fs::write(&filler, vec![1u8; 3_900_000]).unwrap();
+    let low_ends = fires(&am, "SQLiteFilesystemLowSpace", "low", "warning");
+
+    // Every condition goes away; every alert is resolved by a push.
+    write_config(2, 1);
+    daemon.signal(libc::SIGHUP);
+    resolves(&am, "SQLiteTeamOutgrown", "team", team_ends, STEP);
+    resolves(&am, "SQLiteMultiRegion", "team", region_ends, STEP);
+    drop(wal_db(&gone));
+    resolves(&am, "SQLiteDatabaseDown", "gone", gone_ends, STEP);
+    py.cmd("checkpoint w TRUNCATE");
+    resolves(&am, "SQLiteWalLarge", "wal", wal_ends, STEP);
+    std::fs::remove_file(&filler).unwrap();
+    resolves(&am, "SQLiteFilesystemLowSpace", "low", low_ends, STEP);
+    // Rates over the 5-minute window (here, since watching began) fall as time passes.
+    resolves(&am, "SQLiteWriteRateHigh", "busy", busy_ends, 4 * STEP);
+    resolves(&am, "SQLiteWriterSaturated", "duty", duty_ends, 4 * STEP);
+    assert!(am.alerts().is_empty(), "{:?}", am.alerts());
+}
