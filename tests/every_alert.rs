@@ -5,13 +5,18 @@
 //! 4 minutes): an alert that leaves Alertmanager's active list before its `endsAt` was resolved
 //! by an explicit push, not by expiry.
 //!
+//! The replica that becomes unreachable (its directory moved away, as a mount that goes) is
+//! the second test, with the real Litestream.
+//!
 //! The guide's own faults (SQLiteSnapshotPinned, SQLiteCheckpointStarved,
 //! SQLiteReplicationLag, SQLiteLongWriteTransaction, SQLiteMultipleWriters) fire and resolve
 //! in `guide_stack.rs`; SQLiteDatabaseLarge in `alerts.rs`.
 
 use crate::common;
 
-use common::{free_port, temp_db, wait_for, Alertmanager, Daemon, PyDriver, STEP};
+use common::{
+    free_port, temp_db, wait_for, Alertmanager, Daemon, Litestream, PyDriver, Writer, STEP,
+};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -221,4 +226,67 @@ fn every_alert_fires_and_resolves_through_alertmanager() {
     resolves(&am, "SQLiteWriteRateHigh", "busy", busy_ends, 4 * STEP);
     resolves(&am, "SQLiteWriterSaturated", "duty", duty_ends, 4 * STEP);
     assert!(am.alerts().is_empty(), "{:?}", am.alerts());
+}
+
+#[test]
+fn an_unreachable_replica_fires_and_resolves_through_alertmanager() {
+    let dir = tempfile::tempdir().unwrap();
+    let am = Alertmanager::start(&dir.path().join("am"), free_port());
+    let db = dir.path().join("app.db");
+    drop(wal_db(&db));
+    let replica = dir.path().join("replica");
+    let yml = dir.path().join("litestream.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "dbs:\n  - path: {}\n    replica:\n      type: file\n      path: {}\n      sync-interval: 1s\n",
+            db.display(),
+            replica.display()
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("sqlite-ops.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "poll_interval: 200ms\n\
+             litestream: {{config: {}, interval: 500ms}}\n\
+             alertmanager: {{urls: ['{}'], resend_interval: 1m}}\n\
+             thresholds:\n\
+             \x20 replica_down: {{for: 0s}}\n\
+             \x20 replication_lag: {{warning: 'off', critical: 'off'}}\n\
+             \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n",
+            yml.display(),
+            am.url
+        ),
+    )
+    .unwrap();
+    let _writer = Writer::start(&db);
+    let _litestream = Litestream::start("0.5.17", &yml);
+    let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
+    let up = || {
+        daemon
+            .metrics()
+            .samples
+            .get("sqlite_litestream_up{db=\"app\",replica=\"file\"}")
+            .copied()
+    };
+    wait_for(STEP, "the replica readable", || {
+        (up() == Some(1.0)).then_some(())
+    });
+    daemon.wait_polls(5);
+    assert!(am.alerts().is_empty(), "{:?}", am.alerts());
+
+    // The replica's directory goes away and a file stands in its place.
+    let away = dir.path().join("replica.away");
+    std::fs::rename(&replica, &away).unwrap();
+    std::fs::write(&replica, "not a directory").unwrap();
+    let ends = fires(&am, "SQLiteReplicaUnreachable", "app", "warning");
+    assert_eq!(up(), Some(0.0));
+
+    // It comes back.
+    std::fs::remove_file(&replica).unwrap();
+    std::fs::rename(&away, &replica).unwrap();
+    resolves(&am, "SQLiteReplicaUnreachable", "app", ends, STEP);
+    assert_eq!(up(), Some(1.0));
 }
