@@ -5,6 +5,7 @@
 mod common;
 
 mod accuracy;
+mod agreement;
 mod alerts;
 mod check;
 mod checkpoint_lag;

@@ -36,12 +36,22 @@ impl Prometheus {
 
     /// With `jobs`: the items of `scrape_configs`, as YAML indented by two spaces.
     pub fn start_with_jobs(dir: &Path, jobs: &str) -> Self {
+        Self::start_with_rules(dir, jobs, &[])
+    }
+
+    /// With `jobs`, evaluating the alerting rules in `rule_files` every second.
+    pub fn start_with_rules(dir: &Path, jobs: &str, rule_files: &[&Path]) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let config = dir.join("prometheus.yml");
+        let rules: Vec<String> = rule_files
+            .iter()
+            .map(|f| format!("'{}'", f.display()))
+            .collect();
         std::fs::write(
             &config,
             format!(
-                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nscrape_configs:\n{jobs}"
+                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: [{}]\nscrape_configs:\n{jobs}",
+                rules.join(", ")
             ),
         )
         .unwrap();
@@ -57,8 +67,8 @@ impl Prometheus {
         Prometheus { _child: child, url }
     }
 
-    /// An instant query: (status, result count, error).
-    pub fn query(&self, expr: &str) -> (String, usize, String) {
+    /// An instant query's whole answer.
+    fn instant(&self, expr: &str) -> serde_json::Value {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(10)))
             .http_status_as_error(false)
@@ -72,12 +82,25 @@ impl Prometheus {
             .body_mut()
             .read_to_string()
             .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// An instant query: (status, result count, error).
+    pub fn query(&self, expr: &str) -> (String, usize, String) {
+        let v = self.instant(expr);
         (
             v["status"].as_str().unwrap_or("").to_string(),
             v["data"]["result"].as_array().map_or(0, |r| r.len()),
             v["error"].as_str().unwrap_or("").to_string(),
         )
+    }
+
+    /// The label sets of an instant query's result.
+    pub fn series(&self, expr: &str) -> Vec<serde_json::Value> {
+        let v = self.instant(expr);
+        let result = v["data"]["result"].as_array();
+        let result = result.unwrap_or_else(|| panic!("{expr}: {v}"));
+        result.iter().map(|r| r["metric"].clone()).collect()
     }
 }
 

@@ -1,0 +1,166 @@
+//! The rules module's central claim (README, "One definition of every threshold"): the daemon,
+//! `sqlite-ops check` and a real Prometheus evaluating `sqlite-ops rules` against the daemon's
+//! metrics agree, on the same databases and the same config, on what fires and what does not
+//! (issue 18). The expected set is written here, not derived from any of the three.
+
+use crate::common;
+
+use common::{run_cli, wait_for, Daemon, Prometheus, PyDriver, STEP};
+use rusqlite::Connection;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+type Firing = BTreeSet<(String, String)>;
+
+fn wal_db(path: &Path) -> Connection {
+    let c = Connection::open(path).unwrap();
+    c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(b BLOB);")
+        .unwrap();
+    c
+}
+
+fn pairs(items: &[(&str, &str)]) -> Firing {
+    items
+        .iter()
+        .map(|(a, d)| (a.to_string(), d.to_string()))
+        .collect()
+}
+
+#[test]
+fn daemon_check_and_prometheus_agree_on_what_fires() {
+    let dir = tempfile::tempdir().unwrap();
+    // large: 300 KB against a 200 KB threshold; small: under it.
+    let large = dir.path().join("large.db");
+    let c = wal_db(&large);
+    c.execute("INSERT INTO t VALUES (zeroblob(300000))", [])
+        .unwrap();
+    c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    drop(c);
+    let small = dir.path().join("small.db");
+    drop(wal_db(&small));
+    // walbig: a WAL over 64 KB that no checkpoint copies back, held open by another process.
+    let walbig = dir.path().join("walbig.db");
+    let mut py = PyDriver::start();
+    py.open("w", &walbig, "journal_mode=WAL wal_autocheckpoint=0");
+    py.cmd("commit w 100");
+    // team: declared facts over both migration thresholds; gone: no file at all.
+    let team = dir.path().join("team.db");
+    drop(wal_db(&team));
+    let gone = dir.path().join("gone.db");
+
+    let config = dir.path().join("sqlite-ops.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "poll_interval: 200ms\n\
+             thresholds:\n\
+             \x20 database_size: {{warning: 200KB, critical: 'off'}}\n\
+             \x20 wal_size: {{warning: 64KB}}\n\
+             \x20 database_down: {{for: 0s}}\n\
+             \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n\
+             databases:\n\
+             \x20 - {{path: {}, name: large}}\n\
+             \x20 - {{path: {}, name: small}}\n\
+             \x20 - {{path: {}, name: walbig}}\n\
+             \x20 - {{path: {}, name: team, team: {{backend_engineers: 5, regions: 2}}}}\n\
+             \x20 - {{path: {}, name: gone}}\n",
+            large.display(),
+            small.display(),
+            walbig.display(),
+            team.display(),
+            gone.display()
+        ),
+    )
+    .unwrap();
+    let expected = pairs(&[
+        ("SQLiteDatabaseLarge", "large"),
+        ("SQLiteWalLarge", "walbig"),
+        ("SQLiteTeamOutgrown", "team"),
+        ("SQLiteMultiRegion", "team"),
+        ("SQLiteDatabaseDown", "gone"),
+    ]);
+
+    // The daemon.
+    let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
+    let from_daemon = || -> Firing {
+        daemon
+            .alerts()
+            .iter()
+            .filter(|a| a["state"] == "firing")
+            .map(|a| {
+                (
+                    a["alert"].as_str().unwrap().to_string(),
+                    a["db"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    wait_for(STEP, "the daemon's alerts", || {
+        (from_daemon() == expected).then_some(())
+    });
+
+    // Prometheus, evaluating the rules generated for this config against the daemon's metrics.
+    let (code, rules, err) = run_cli(&["rules", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let rules_file = dir.path().join("rules.yml");
+    std::fs::write(&rules_file, rules).unwrap();
+    let prometheus = Prometheus::start_with_rules(
+        &dir.path().join("prometheus"),
+        &format!(
+            "  - job_name: sqlite-ops\n    static_configs: [{{targets: ['{}']}}]\n",
+            daemon.addr
+        ),
+        &[&rules_file],
+    );
+    let from_prometheus = || -> Firing {
+        prometheus
+            .series("ALERTS{alertstate=\"firing\"}")
+            .iter()
+            .map(|m| {
+                (
+                    m["alertname"].as_str().unwrap().to_string(),
+                    m["db"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    wait_for(STEP, "Prometheus's alerts", || {
+        (from_prometheus() == expected).then_some(())
+    });
+
+    // `check`, one shot over the same config.
+    let (_, out, err) = run_cli(&[
+        "check",
+        "--config",
+        config.to_str().unwrap(),
+        "--sample",
+        "1s",
+        "--format",
+        "json",
+    ]);
+    let report: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    let from_check: Firing = report["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| {
+            let db = d["db"].as_str().unwrap().to_string();
+            d["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["status"] == "warning" || f["status"] == "critical")
+                .filter_map(|f| f["alert"].as_str())
+                .map(move |a| (a.to_string(), db.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(from_check, expected, "check agrees");
+
+    // And all three still agree once more polls and evaluations have passed.
+    daemon.wait_polls(5);
+    assert_eq!(from_daemon(), expected, "the daemon, later");
+    assert_eq!(from_prometheus(), expected, "Prometheus, later");
+}
