@@ -64,6 +64,38 @@ fn sighup_reloads_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
         Some(1.0),
         "the running config goes on"
     );
+
+    // A reload that removes a database and lowers a threshold under the other's size.
+    let only_b = |threshold: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "databases: [{{path: {}}}]\nthresholds:\n  database_size: {{warning: {threshold}, critical: 'off'}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n",
+                b.display()
+            ),
+        )
+        .unwrap();
+        daemon.signal(libc::SIGHUP);
+    };
+    let large_b = |d: &Daemon| {
+        d.alerts().iter().any(|a| {
+            a["alert"] == "SQLiteDatabaseLarge" && a["db"] == "b" && a["state"] == "firing"
+        })
+    };
+    only_b("1KB");
+    wait_for(STEP, "a removed, b judged by the new threshold", || {
+        let m = daemon.metrics();
+        (m.db("sqlite_up", "a").is_none() && large_b(&daemon)).then_some(())
+    });
+    assert!(
+        !daemon.metrics().text.contains("db=\"a\""),
+        "nothing of the removed database is exported"
+    );
+    // And raised again: the alert resolves.
+    only_b("1GB");
+    wait_for(STEP, "b's alert resolved by the raised threshold", || {
+        (!large_b(&daemon)).then_some(())
+    });
 }
 
 #[test]
@@ -156,4 +188,25 @@ fn scrapes_carry_on_through_reloads() {
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     assert_eq!(failed, 0, "{failed} failed scrapes of {}", ok + failed);
     assert!(ok >= 10, "the scraper kept scraping: {ok}");
+}
+
+/// `--log.level warn` leaves out the INFO lines (the start's "listening on") and keeps the
+/// warnings (a database that cannot be read); `--log.level error` leaves out both.
+#[test]
+fn the_log_level_chooses_what_is_logged() {
+    let (dir, _db) = temp_db("unused.db");
+    let missing = dir.path().join("missing.db");
+    let quiet = Daemon::start(&["--db", missing.to_str().unwrap(), "--log.level", "warn"]);
+    quiet.wait_log("the warning", |l| l.contains("database unreadable"));
+    quiet.wait_polls(3);
+    assert_eq!(quiet.log_lines(|l| l.contains("INFO")), 0);
+    drop(quiet);
+    let silent = Daemon::start(&["--db", missing.to_str().unwrap(), "--log.level", "error"]);
+    silent.wait_polls(5);
+    assert_eq!(
+        silent.log_lines(|l| l.contains("WARN") || l.contains("INFO")),
+        0,
+        "{:?}",
+        silent.log.lock().unwrap()
+    );
 }
