@@ -89,9 +89,20 @@ fn writes_to(log: &str, db: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// Every lock `log` (strace output with `fcntl` traced) shows taken or released: `F_SETLK`,
+/// `F_SETLKW` and their OFD forms. `F_GETLK` only asks.
+fn lock_calls(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("fcntl") && l.contains("_SETLK"))
+        .map(String::from)
+        .collect()
+}
+
 /// Proven with strace, in every journal mode while another process writes: `run`, `check`,
 /// `check --integrity` and `migrate-check` open the database, -wal and -shm read-only only,
-/// create, truncate, rename and delete nothing, and (WAL) checkpoint nothing.
+/// create, truncate, rename and delete nothing, and (WAL) checkpoint nothing; `run` takes no
+/// lock at all (only `F_GETLK`), and `check` and `migrate-check` read while an application
+/// commits every 50 ms.
 #[test]
 fn strace_shows_no_write_open_in_any_journal_mode() {
     let strace = common::program("strace", "strace");
@@ -110,7 +121,7 @@ fn strace_shows_no_write_open_in_any_journal_mode() {
             "-f",
             "-qq",
             "-e",
-            "trace=open,openat,creat,truncate,ftruncate,unlink,unlinkat,rename,renameat,renameat2",
+            "trace=open,openat,creat,truncate,ftruncate,unlink,unlinkat,rename,renameat,renameat2,fcntl",
             "-o",
             log.to_str().unwrap(),
         ];
@@ -129,6 +140,8 @@ fn strace_shows_no_write_open_in_any_journal_mode() {
         );
         drop(daemon);
         let path = db.to_str().unwrap();
+        py.cmd("exec w CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, at REAL)");
+        let writer = common::Writer::start(&db);
         for args in [
             vec!["check", "--sample", "200ms", path],
             vec!["check", "--sample", "200ms", path, "--integrity"],
@@ -152,9 +165,24 @@ fn strace_shows_no_write_open_in_any_journal_mode() {
                 "{mode}: the trace saw the database"
             );
         }
+        drop(writer);
+        let committed: i64 = rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert!(
+            committed > 0,
+            "{mode}: the application wrote during the checks"
+        );
         let traced = std::fs::read_to_string(&log).unwrap();
         let writes = writes_to(&traced, &db);
         assert!(writes.is_empty(), "{mode} run wrote: {writes:#?}");
+        let locks = lock_calls(&traced);
+        assert!(locks.is_empty(), "{mode} run took locks: {locks:#?}");
+        assert!(
+            traced.contains("F_GETLK"),
+            "{mode}: the trace saw the lock tests"
+        );
         assert!(
             traced.contains("O_RDONLY"),
             "{mode}: the trace saw read-only opens"
