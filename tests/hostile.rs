@@ -247,3 +247,51 @@ fn an_unreadable_directory_is_an_error_until_it_opens() {
         (daemon.metrics().db("sqlite_up", "hidden") == Some(1.0)).then_some(())
     });
 }
+
+/// README: "Counters keep counting while a database is down; gauges are exported only while
+/// the database is readable." The database file is renamed away while its application goes on
+/// committing, then put back: the total is exported throughout, and once back it has counted
+/// exactly the commits made while away.
+#[test]
+fn counters_keep_counting_while_a_database_is_down() {
+    let (dir, db) = temp_db("away.db");
+    let app = Connection::open(&db).unwrap();
+    app.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x);")
+        .unwrap();
+    let daemon = Daemon::start(&["--db", db.to_str().unwrap()]);
+    let metric = |name: &str| daemon.metrics().db(name, "away");
+    for _ in 0..10 {
+        app.execute("INSERT INTO t VALUES (1)", []).unwrap();
+    }
+    let before = wait_for(STEP, "ten commits counted", || {
+        metric("sqlite_write_transactions_total").filter(|t| *t >= 10.0)
+    });
+
+    let away = dir.path().join("elsewhere.db");
+    std::fs::rename(&db, &away).unwrap();
+    wait_for(STEP, "the database down", || {
+        (metric("sqlite_up") == Some(0.0)).then_some(())
+    });
+    // The application's connection still holds the file: it goes on committing.
+    for _ in 0..7 {
+        app.execute("INSERT INTO t VALUES (2)", []).unwrap();
+    }
+    daemon.wait_polls(3);
+    let m = daemon.metrics();
+    assert_eq!(
+        m.db("sqlite_write_transactions_total", "away"),
+        Some(before)
+    );
+    assert_eq!(
+        m.db("sqlite_database_size_bytes", "away"),
+        None,
+        "no gauge while down"
+    );
+
+    std::fs::rename(&away, &db).unwrap();
+    wait_for(STEP, "the seven commits made while away counted", || {
+        (metric("sqlite_write_transactions_total") == Some(before + 7.0)).then_some(())
+    });
+    assert_eq!(metric("sqlite_up"), Some(1.0));
+    assert!(metric("sqlite_database_size_bytes").is_some());
+}

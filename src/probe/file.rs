@@ -10,7 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// What a refresh found at the path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +18,8 @@ pub enum FileStatus {
     Missing,
     Present {
         size: u64,
-        /// The path names another inode than at the previous refresh (or it reappeared).
+        /// The path names another file than at the previous refresh (it was replaced, or it
+        /// reappeared and cannot be shown to be the file that went).
         replaced: bool,
     },
 }
@@ -32,12 +33,39 @@ struct Open {
     _slot: super::descriptors::Slot,
 }
 
+/// What tells one file from another across a close: device, inode and birth time. An inode
+/// number is given again to the next file created once it is freed; a birth time is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    /// `None` where the filesystem does not keep it: such a file is never taken for the same.
+    born: Option<SystemTime>,
+}
+
+impl Identity {
+    fn of(m: &std::fs::Metadata) -> Self {
+        Identity {
+            dev: m.dev(),
+            ino: m.ino(),
+            born: m.created().ok(),
+        }
+    }
+
+    /// Whether `other` is surely this file.
+    fn surely(&self, other: &Identity) -> bool {
+        self.born.is_some() && self == other
+    }
+}
+
 /// A path and, while it exists, a read-only descriptor of the inode it names.
 #[derive(Debug)]
 pub struct WatchedFile {
     path: PathBuf,
     open: Option<Open>,
-    seen_before: bool,
+    /// The file last opened, kept when it is closed: one that comes back (renamed away and
+    /// back, unreadable for a while) is the same file, not a replacement.
+    last: Option<Identity>,
     /// When the path itself was last looked up.
     path_checked_at: Option<Instant>,
 }
@@ -50,7 +78,7 @@ impl WatchedFile {
         WatchedFile {
             path,
             open: None,
-            seen_before: false,
+            last: None,
             path_checked_at: None,
         }
     }
@@ -104,27 +132,17 @@ impl WatchedFile {
         };
         if !meta.is_file() {
             self.open = None;
-            let ft = meta.file_type();
-            let kind = if ft.is_dir() {
-                "a directory"
-            } else if ft.is_fifo() {
-                "a FIFO"
-            } else if ft.is_socket() {
-                "a socket"
-            } else if ft.is_block_device() || ft.is_char_device() {
-                "a device"
-            } else {
-                "not a regular file"
-            };
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("is {kind}"),
-            ));
+            return Err(not_a_regular_file(&meta));
         }
         let same = matches!(&self.open, Some(o) if o.dev == meta.dev() && o.ino == meta.ino());
         let mut replaced = false;
         if !same {
-            replaced = self.open.is_some() || self.seen_before;
+            let now = Identity::of(&meta);
+            replaced = match (&self.open, &self.last) {
+                (Some(_), _) => true,
+                (None, Some(last)) => !last.surely(&now),
+                (None, None) => false,
+            };
             // The old descriptor (and its slot) goes first, so a replacement needs no second.
             self.open = None;
             let slot = super::descriptors::acquire()?;
@@ -140,7 +158,7 @@ impl WatchedFile {
                 ino: opened.ino(),
                 _slot: slot,
             });
-            self.seen_before = true;
+            self.last = Some(Identity::of(&opened));
             return Ok(FileStatus::Present {
                 size: opened.len(),
                 replaced,
@@ -171,9 +189,57 @@ impl WatchedFile {
     }
 }
 
+/// The error for a path that names something else than a regular file, saying what.
+fn not_a_regular_file(meta: &std::fs::Metadata) -> io::Error {
+    let ft = meta.file_type();
+    let kind = if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    };
+    io::Error::new(io::ErrorKind::InvalidInput, format!("is {kind}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_renamed_away_and_back_is_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"abc").unwrap();
+        let mut w = WatchedFile::new(p.clone());
+        assert!(matches!(
+            w.refresh().unwrap(),
+            FileStatus::Present {
+                replaced: false,
+                ..
+            }
+        ));
+        let away = dir.path().join("away");
+        std::fs::rename(&p, &away).unwrap();
+        // As after PATH_RECHECK: the path is looked up again.
+        w.path_checked_at = None;
+        assert_eq!(w.refresh().unwrap(), FileStatus::Missing);
+        std::fs::rename(&away, &p).unwrap();
+        let back = w.refresh().unwrap();
+        // Where the filesystem keeps birth times (statx), it is known to be the same file.
+        let born = std::fs::metadata(&p).unwrap().created().is_ok();
+        assert_eq!(
+            back,
+            FileStatus::Present {
+                size: 3,
+                replaced: !born
+            }
+        );
+    }
 
     #[test]
     fn follows_replacement_and_disappearance() {
