@@ -3,19 +3,56 @@
 
 use super::process::Guard;
 use super::scrape::{get, wait_ready};
-use super::{free_port, program};
+use super::{free_port, program, wait_for, STEP};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// Starts `cmd`, a Prometheus-family server listening on 127.0.0.1:`port`, and waits until it
-/// is ready; returns its guard and base URL.
-fn serve_ready(cmd: &mut Command, port: u16, what: &str) -> (Guard, String) {
-    let child = Guard::spawn(cmd.stdout(Stdio::null()).stderr(Stdio::null()))
+/// Starts `cmd`, a Prometheus-family server listening on 127.0.0.1:`port`, and waits until
+/// *it* listens there (not another process that took the port between `free_port` and this)
+/// and is ready; returns its guard and base URL, or `None` when it exited (the port was taken).
+fn serve_ready(cmd: &mut Command, port: u16, what: &str) -> Option<(Guard, String)> {
+    let mut child = Guard::spawn(cmd.stdout(Stdio::null()).stderr(Stdio::null()))
         .unwrap_or_else(|e| panic!("{what} starts: {e}"));
+    let listening = wait_for(STEP, &format!("{what} listening on {port}"), || {
+        if child.try_wait().is_some() {
+            return Some(false);
+        }
+        listens(child.id(), port).then_some(true)
+    });
+    if !listening {
+        return None;
+    }
     let url = format!("http://127.0.0.1:{port}");
     wait_ready(&url);
-    (child, url)
+    Some((child, url))
+}
+
+/// Whether process `pid` holds a listening TCP socket on `port` (from /proc: its descriptors'
+/// socket inodes against /proc/net/tcp's listeners).
+fn listens(pid: u32, port: u16) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let inodes: std::collections::HashSet<String> = fds
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table).is_ok_and(|t| {
+            t.lines().skip(1).any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let local_port = f.get(1).and_then(|a| a.rsplit(':').next());
+                f.len() > 9
+                    && f[3] == "0A" // LISTEN
+                    && local_port.and_then(|p| u16::from_str_radix(p, 16).ok()) == Some(port)
+                    && inodes.contains(f[9])
+            })
+        })
+    })
 }
 
 /// Debian's Prometheus on 127.0.0.1, scraping every second.
@@ -55,16 +92,21 @@ impl Prometheus {
             ),
         )
         .unwrap();
-        let port = free_port();
-        let mut cmd = Command::new(program("prometheus", "prometheus"));
-        cmd.arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"));
-        let (child, url) = serve_ready(&mut cmd, port, "prometheus");
-        Prometheus { _child: child, url }
+        // A port free a moment ago may be taken by the time Prometheus binds it: then again.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut cmd = Command::new(program("prometheus", "prometheus"));
+            cmd.arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("tsdb").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+            if let Some((child, url)) = serve_ready(&mut cmd, port, "prometheus") {
+                return Prometheus { _child: child, url };
+            }
+        }
+        panic!("prometheus could not listen on five free ports in a row")
     }
 
     /// An instant query's whole answer.
@@ -128,7 +170,8 @@ impl Alertmanager {
             .arg(format!("--storage.path={}", dir.join("data").display()))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--cluster.listen-address=");
-        let (child, url) = serve_ready(&mut cmd, port, "alertmanager");
+        let (child, url) = serve_ready(&mut cmd, port, "alertmanager")
+            .unwrap_or_else(|| panic!("alertmanager exited: is port {port} taken?"));
         Alertmanager { child, url }
     }
 
