@@ -45,7 +45,7 @@ fn promtool_unit_tests_of_every_alert_pass() {
         assert!(
             tests.contains(&format!("name: {alert} fires"))
                 && tests.contains(&format!("name: {alert} stays quiet")),
-            "{alert} is tested above and below its threshold"
+            "{alert} is tested above its threshold and at (or below) it"
         );
     }
 }
