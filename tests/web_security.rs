@@ -331,3 +331,91 @@ fn bad_web_configs_are_refused_at_start_and_on_reload() {
     });
     assert_eq!(status("two"), 200, "the running config is kept");
 }
+
+/// A TLS handshake that offers only `version` against `addr`, trusting `ca_pem`, and a
+/// request for `/healthz`: the server's certificate (DER) when it answered 200.
+fn handshake(
+    addr: &str,
+    ca_pem: &str,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> Result<Vec<u8>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use std::io::{Read, Write};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    tls.read_to_string(&mut answer).map_err(|e| e.to_string())?;
+    if !answer.starts_with("HTTP/1.1 200") {
+        return Err(answer);
+    }
+    let certs = tls.conn.peer_certificates().ok_or("no certificate")?;
+    Ok(certs[0].to_vec())
+}
+
+/// The DER of the first certificate in `pem`.
+fn der(pem: &str) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .to_vec()
+}
+
+/// README: `min_version: TLS13` refuses a client that offers TLS 1.2 only; the default takes
+/// both.
+#[test]
+fn min_version_tls13_refuses_a_tls12_client() {
+    let f = Files::new();
+    let strict = f.web_config(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS13\n",
+    );
+    let daemon = f.start(&strict);
+    let refused = handshake(&daemon.addr, &f.pki.ca_pem, &rustls::version::TLS12);
+    assert!(refused.is_err(), "TLS 1.2 refused under min_version: TLS13");
+    assert!(handshake(&daemon.addr, &f.pki.ca_pem, &rustls::version::TLS13).is_ok());
+    drop(daemon);
+    let default =
+        f.web_config("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n");
+    let daemon = f.start(&default);
+    let tls12 = handshake(&daemon.addr, &f.pki.ca_pem, &rustls::version::TLS12);
+    assert!(tls12.is_ok(), "TLS 1.2 taken by default: {tls12:?}");
+}
+
+/// README: a renewed certificate is served after SIGHUP, on the same listener.
+#[test]
+fn a_renewed_certificate_is_served_after_sighup() {
+    let f = Files::new();
+    let web = f.web_config("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n");
+    let daemon = f.start(&web);
+    let first = std::fs::read_to_string(f.path("server.crt")).unwrap();
+    let tls13 = &rustls::version::TLS13;
+    assert_eq!(
+        handshake(&daemon.addr, &f.pki.ca_pem, tls13),
+        Ok(der(&first))
+    );
+    let (renewed, key) = f.pki.leaf(
+        &["127.0.0.1", "localhost"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    std::fs::write(f.path("server.crt"), &renewed).unwrap();
+    std::fs::write(f.path("server.key"), key).unwrap();
+    daemon.signal(libc::SIGHUP);
+    wait_for(STEP, "the renewed certificate served", || {
+        (handshake(&daemon.addr, &f.pki.ca_pem, tls13) == Ok(der(&renewed))).then_some(())
+    });
+}
