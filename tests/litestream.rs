@@ -489,3 +489,45 @@ fn replica_and_local_state_errors_keep_their_cause() {
         Some(0.0)
     );
 }
+
+/// README: SIGHUP reads litestream.yml again: a replica added there is watched, on the same
+/// daemon, with no restart.
+#[test]
+fn litestream_yml_is_read_again_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = wal_db(dir.path());
+    let yml = dir.path().join("litestream.yml");
+    let replicas = |names: &[&str]| {
+        let list: String = names
+            .iter()
+            .map(|n| {
+                format!(
+                    "      - name: {n}\n        type: file\n        path: {}\n",
+                    dir.path().join(n).display()
+                )
+            })
+            .collect();
+        std::fs::write(
+            &yml,
+            format!("dbs:\n  - path: {}\n    replicas:\n{list}", db.display()),
+        )
+        .unwrap();
+    };
+    replicas(&["first"]);
+    let d = daemon(dir.path(), &yml);
+    let watched = |name: &str| {
+        d.metrics().samples.contains_key(&format!(
+            "sqlite_litestream_up{{db=\"app\",replica=\"{name}\"}}"
+        ))
+    };
+    wait_for(STEP, "the first replica watched", || {
+        watched("first").then_some(())
+    });
+    assert!(!watched("second"));
+    replicas(&["first", "second"]);
+    d.signal(libc::SIGHUP);
+    wait_for(STEP, "the second replica watched after SIGHUP", || {
+        watched("second").then_some(())
+    });
+    assert!(watched("first"), "the first one still is");
+}
