@@ -290,3 +290,97 @@ fn a_closed_wal_database_is_audited_without_creating_or_changing_files() {
         "no -wal or -shm created, bytes unchanged"
     );
 }
+
+/// README's `check` findings, each from a real fault made here: a world-readable file, a small
+/// page size, a freelist of 70 MB, a damaged freelist count (`--integrity`), and a
+/// quick_check cut short by `--statement-timeout`.
+#[test]
+fn each_audit_finds_its_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let quiet = config(dir.path(), &format!("thresholds:\n{NO_DISK_RULE}"));
+    let check = |db: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "check", "--config", &quiet, "--sample", "0s", "--format", "json",
+        ];
+        args.extend(extra);
+        args.push(db.to_str().unwrap());
+        let (_, out, err) = run_cli(&args);
+        let report = serde_json::from_str::<serde_json::Value>(&out)
+            .unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+        validate(&report);
+        report
+    };
+
+    // Readable by every user, with 1 KiB pages.
+    let small = dir.path().join("small.db");
+    Connection::open(&small)
+        .unwrap()
+        .execute_batch("PRAGMA page_size=1024; PRAGMA journal_mode=WAL; CREATE TABLE t(x);")
+        .unwrap();
+    std::fs::set_permissions(&small, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = check(&small, &[]);
+    let perms = finding(&r, "permissions");
+    assert_eq!(perms["status"], "warning", "{perms}");
+    assert!(perms["summary"]
+        .as_str()
+        .unwrap()
+        .contains("readable by every user"));
+    let page = finding(&r, "page_size");
+    assert_eq!(
+        (&page["status"], &page["value"]),
+        (&"warning".into(), &"1024 B".into())
+    );
+    std::fs::set_permissions(&small, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(finding(&check(&small, &[]), "permissions")["status"], "ok");
+
+    // 70 MB written and deleted: free pages a VACUUM would return. Before the delete, 100,000
+    // indexed rows make a quick_check longer than 1 ms.
+    let big = dir.path().join("big.db");
+    let c = Connection::open(&big).unwrap();
+    c.execute_batch(
+        "CREATE TABLE b(x); INSERT INTO b VALUES (zeroblob(70000000));
+         CREATE TABLE r(i INTEGER, s TEXT); CREATE INDEX r_s ON r(s);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+         INSERT INTO r SELECT i, hex(randomblob(8)) FROM n;",
+    )
+    .unwrap();
+    let r = check(&big, &["--integrity", "--statement-timeout", "1ms"]);
+    let integrity = finding(&r, "integrity");
+    assert_eq!(integrity["status"], "unknown", "{integrity}");
+    assert!(
+        integrity["summary"]
+            .as_str()
+            .unwrap()
+            .contains("--statement-timeout"),
+        "{integrity}"
+    );
+    assert_eq!(finding(&r, "freelist")["status"], "ok");
+    c.execute_batch("DELETE FROM b;").unwrap();
+    drop(c);
+    let free = finding(&check(&big, &[]), "freelist").clone();
+    assert_eq!(free["status"], "warning", "{free}");
+
+    // A damaged freelist count: quick_check says so.
+    let damaged = dir.path().join("damaged.db");
+    let c = Connection::open(&damaged).unwrap();
+    c.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+        .unwrap();
+    drop(c);
+    assert_eq!(
+        finding(&check(&damaged, &["--integrity"]), "integrity")["status"],
+        "ok"
+    );
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    bytes[36..40].copy_from_slice(&7u32.to_be_bytes());
+    std::fs::write(&damaged, bytes).unwrap();
+    let integrity = finding(&check(&damaged, &["--integrity"]), "integrity").clone();
+    assert_eq!(integrity["status"], "critical", "{integrity}");
+    assert!(
+        integrity["summary"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("freelist: size is 0 but should be 7"),
+        "{integrity}"
+    );
+}
