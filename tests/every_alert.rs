@@ -15,44 +15,13 @@
 use crate::common;
 
 use common::{
-    free_port, temp_db, wait_for, Alertmanager, Daemon, Litestream, PyDriver, Writer, STEP,
+    free_port, temp_db, wait_for, Alertmanager, Daemon, Litestream, PyDriver, Tmpfs, Writer, STEP,
 };
 use rusqlite::Connection;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-
-/// A small tmpfs, unmounted when dropped: a filesystem the test can fill.
-struct Tmpfs {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("fs");
-        std::fs::create_dir(&path).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&path)
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "mounting a tmpfs needs CAP_SYS_ADMIN, as the pid-namespace tests do"
-        );
-        Tmpfs { _dir: dir, path }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
-}
 
 fn wal_db(path: &Path) -> Connection {
     let c = Connection::open(path).unwrap();

@@ -577,3 +577,54 @@ fn from_backup_scans_a_copy_and_finds_the_same() {
     assert_eq!(code, 3);
     assert!(err.contains("/nonexistent/x.db"), "{err}");
 }
+
+/// README: exit 1 when there is work to do but nothing blocks the load (here, a table with no
+/// primary key); and `--from-backup` refuses a backup directory without room for the copy.
+#[test]
+fn work_only_exits_1_and_a_backup_without_room_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keyless.db");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE log(at TEXT, msg TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+             INSERT INTO log SELECT '2024-01-01 00:00:00', hex(randomblob(64)) FROM n;",
+        )
+        .unwrap();
+    let (code, report, err) = migrate_check(&[db.to_str().unwrap()]);
+    assert_eq!(code, 1, "{report:#} {err}");
+    assert_eq!(report["exit_code"], 1);
+    let levels: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["level"].as_str().unwrap())
+        .collect();
+    assert!(
+        levels.contains(&"work") && !levels.contains(&"blocker"),
+        "{levels:?}"
+    );
+
+    // A 1 MiB filesystem for a copy of a database of about 3 MB.
+    let size = std::fs::metadata(&db).unwrap().len();
+    assert!(size > 2 << 20, "{size} bytes");
+    let small = common::Tmpfs::mount("1m");
+    let (code, _, err) = run_cli(&[
+        "migrate-check",
+        db.to_str().unwrap(),
+        "--from-backup",
+        "--backup-dir",
+        small.path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("the copy needs about") && err.contains(small.path.to_str().unwrap()),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&small.path).unwrap().count(),
+        0,
+        "nothing was written there"
+    );
+}

@@ -106,3 +106,33 @@ pub fn bundled_sqlite_version() -> String {
         .query_row("SELECT sqlite_version()", [], |r| r.get(0))
         .unwrap()
 }
+
+/// A small tmpfs, unmounted when dropped: a filesystem the test can fill.
+pub struct Tmpfs {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl Tmpfs {
+    pub fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fs");
+        std::fs::create_dir(&path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs CAP_SYS_ADMIN, as the pid-namespace tests do"
+        );
+        Tmpfs { _dir: dir, path }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
