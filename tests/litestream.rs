@@ -531,3 +531,78 @@ fn litestream_yml_is_read_again_on_sighup() {
     });
     assert!(watched("first"), "the first one still is");
 }
+
+/// README: Litestream 0.3 replicating to S3, with the credentials in the environment (of
+/// Litestream and of sqlite-ops, not in litestream.yml) and its local state under `meta-path`.
+#[test]
+fn v03_s3_replica_with_credentials_from_the_environment_and_a_meta_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = wal_db(dir.path());
+    let s3 = S3Server::start("backups");
+    let meta = dir.path().join("elsewhere");
+    let yml = dir.path().join("litestream.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "dbs:\n  - path: {}\n    meta-path: {}\n    replicas:\n      - url: s3://backups/app\n        endpoint: {}\n        region: us-east-1\n        force-path-style: true\n        sync-interval: 1s\n",
+            db.display(),
+            meta.display(),
+            s3.endpoint
+        ),
+    )
+    .unwrap();
+    let credentials = [
+        ("LITESTREAM_ACCESS_KEY_ID", "test"),
+        ("LITESTREAM_SECRET_ACCESS_KEY", "test"),
+    ];
+    let _writer = Writer::start(&db);
+    let _litestream = Litestream::start_with_env("0.3.13", &yml, &credentials);
+    let config = dir.path().join("sqlite-ops.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "poll_interval: 200ms\nlitestream: {{config: {}, interval: 500ms}}\n\
+             thresholds:\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n",
+            yml.display()
+        ),
+    )
+    .unwrap();
+    // Without the credentials in its environment, sqlite-ops says which are missing.
+    let without = Daemon::start_without_env(
+        &["--config", config.to_str().unwrap()],
+        &[
+            "LITESTREAM_ACCESS_KEY_ID",
+            "LITESTREAM_SECRET_ACCESS_KEY",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+        ],
+    );
+    let error = wait_for(STEP, "the replica's error", || {
+        let status: serde_json::Value =
+            serde_json::from_str(&without.get("/api/v1/status").1).unwrap();
+        status["databases"][0]["litestream"][0]["error"]
+            .as_str()
+            .filter(|e| *e != "not read yet")
+            .map(String::from)
+    });
+    assert!(error.contains("no credentials"), "{error}");
+    drop(without);
+
+    let env: Vec<String> = credentials
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut wrapper = vec!["env"];
+    wrapper.extend(env.iter().map(String::as_str));
+    let d = Daemon::start_wrapped(&wrapper, &["--config", config.to_str().unwrap()], &[]);
+    wait_for(STEP, "the S3 replica up with a lag", || {
+        let (up, lag) = replica(&d, "s3");
+        (up == Some(1.0) && lag.is_some()).then_some(())
+    });
+    // Litestream's local state, read from meta-path: its WAL position.
+    let offset = wait_for(STEP, "the local position from meta-path", || {
+        d.metrics().db("sqlite_litestream_local_wal_offset", "app")
+    });
+    assert!(offset > 0.0);
+    assert!(meta.is_dir(), "Litestream wrote its state under meta-path");
+}

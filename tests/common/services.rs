@@ -218,6 +218,11 @@ pub struct Litestream {
 impl Litestream {
     /// Starts `litestream replicate` with `config`, logging next to it.
     pub fn start(version: &str, config: &Path) -> Self {
+        Self::start_with_env(version, config, &[])
+    }
+
+    /// As [`Litestream::start`], with `env` added to its environment.
+    pub fn start_with_env(version: &str, config: &Path, env: &[(&str, &str)]) -> Self {
         let log =
             std::fs::File::create(config.with_extension(format!("{}.log", std::process::id())))
                 .unwrap();
@@ -226,6 +231,7 @@ impl Litestream {
             .arg(config)
             // Litestream's S3 client refuses to start with a custom CA bundle in its environment.
             .env_remove("AWS_CA_BUNDLE")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log);
         let child = Guard::spawn(&mut cmd).expect("litestream starts");
