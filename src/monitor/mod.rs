@@ -230,7 +230,7 @@ impl Monitor {
 
     fn apply_down(&mut self, s: &mut DbSnapshot, e: ProbeError) {
         self.totals.count_error(&e);
-        // The file may come back as another file or with a rebuilt wal-index.
+        // Readers and checkpoints go unwatched meanwhile; the counter waits where it was.
         self.wal.went_down();
         s.up = false;
         s.error = Some(e.to_string());
