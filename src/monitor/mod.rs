@@ -26,7 +26,7 @@ use crate::format::db_header;
 use crate::litestream::board::Board;
 use crate::litestream::position::Position;
 use crate::probe::locks::Holder;
-use crate::probe::process::{Identity, Role};
+use crate::probe::process::Role;
 use crate::probe::{ProbeError, Sample};
 use counter::{Continuity, Source, TxCounter};
 use rate::RateWindow;
@@ -331,36 +331,22 @@ impl Monitor {
                     .is_some_and(|r| r >= 1.0))
     }
 
-    /// Names every process holding one of this database's locks and gives the writers and the
-    /// pinning reader their roles. `holders` are the pids `/proc/locks` shows on the database's
-    /// lock file with what each holds; `identify` says who a pid is (the poller reads `/proc`).
-    /// Holders `F_GETLK` reports as pid 0 (outside this pid namespace, absent from
-    /// `/proc/locks`) are listed as one such holder. Call after [`Self::apply`].
-    pub fn name_holders(
+    /// Gives the writers and the pinning reader their roles, and keeps when each role last held
+    /// the write lock. `role_of` says what a pid is (the poller reads `/proc`). Call after
+    /// [`Self::apply`].
+    pub fn name_roles(
         &mut self,
         s: &mut DbSnapshot,
-        mut holders: Vec<(i32, Vec<String>)>,
-        identify: &mut dyn FnMut(i32) -> Identity,
+        role_of: &mut dyn FnMut(i32) -> Role,
         now: PollTime,
     ) {
-        let unseen = unseen_holder_roles(s);
-        if !unseen.is_empty() {
-            holders.insert(0, (0, unseen));
-        }
-        s.processes = holders
-            .into_iter()
-            .map(|(pid, roles)| crate::probe::who::Holder {
-                identity: identify(pid),
-                roles,
-            })
-            .collect();
         if let Some(wl) = &mut s.write_lock {
             self.roles.writers = wl
                 .writer_pids
                 .iter()
                 .map(|&pid| Writer {
                     pid,
-                    role: identify(pid).role,
+                    role: role_of(pid),
                 })
                 .collect();
             self.roles.application_writers = self
@@ -370,7 +356,7 @@ impl Monitor {
                 .filter(|w| w.role.is_application())
                 .count() as u64;
             for (pid, at) in self.write_lock.last_seen() {
-                let role = identify(pid).role;
+                let role = role_of(pid);
                 let t = now.unix - now.instant.saturating_duration_since(at).as_secs_f64();
                 let e = self.roles.last_held_at.entry(role).or_insert(t);
                 *e = e.max(t);
@@ -381,7 +367,7 @@ impl Monitor {
             self.last.write_lock = Some(wl.clone());
         }
         if let Some(p) = s.wal.as_mut().and_then(|w| w.pinned_by.as_mut()) {
-            p.role = p.pid.map(|pid| identify(pid).role);
+            p.role = p.pid.map(&mut *role_of);
         }
     }
 
@@ -425,21 +411,6 @@ impl Monitor {
         s.litestream = self.replicas.clone();
         s.litestream_process = self.litestream_process.clone();
     }
-}
-
-/// What `F_GETLK` saw held by pid 0 (a process in another pid namespace), which `/proc/locks`
-/// does not list.
-fn unseen_holder_roles(s: &DbSnapshot) -> Vec<String> {
-    let mut out = Vec::new();
-    if s.write_lock.as_ref().and_then(|w| w.holder_pid) == Some(0) {
-        out.push("writer".to_string());
-    }
-    for slot in s.wal.iter().flat_map(|w| &w.reader_slots) {
-        if slot.pid == Some(0) {
-            out.push(format!("reader {}", slot.slot));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -23,8 +23,8 @@ fn replaced(f: FileStatus) -> bool {
 }
 
 impl IndexWatch {
-    /// The database could not be read, or has no wal-index for now: whatever comes next may
-    /// be a rebuilt one.
+    /// There is no wal-index for now (no `-shm` and no valid WAL): the next one is a rebuilt
+    /// one.
     pub fn expect_rebuild(&mut self) {
         self.rebuild_pending = true;
     }

@@ -117,7 +117,7 @@ impl Monitor {
         let wal = if let Some(fc) = ws.frames {
             self.count_frames(fc, page_size)
         } else if let Some(idx) = ws.index {
-            self.read_index(s, ws, idx, db_replaced, at)
+            self.read_index(s, ws, idx, page_size, db_replaced, at)
         } else if ws.index_error.is_some() {
             // Torn beyond retries: keep the last figures for this poll (the error is counted).
             self.wal.index.torn(ws);
@@ -175,11 +175,11 @@ impl Monitor {
         s: &mut DbSnapshot,
         ws: &WalSample,
         idx: WalIndex,
+        page_size: u64,
         db_replaced: bool,
         at: PollTime,
     ) -> WalSnapshot {
         let hdr = idx.header;
-        let page_size = u64::from(s.page_size_bytes.unwrap_or(0));
         let continuity = self.wal.index.follow(ws, hdr, db_replaced);
         if continuity != Continuity::Continues {
             tracing::debug!(db = %self.name, ?continuity, wal = ?ws.wal_file, shm = ?ws.shm_file, shm_in_use = ?ws.shm_in_use, index_error = ?ws.index_error, change = hdr.change, "wal-index continuity");

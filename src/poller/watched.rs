@@ -73,24 +73,42 @@ impl Watched {
         } else if !s.up && (was_up || was_error != s.error) {
             tracing::warn!(db = %s.name, path = %s.path.display(), error = s.error.as_deref().unwrap_or(""), "database unreadable");
         }
-        let holders = self.holders(locks, s.journal_mode);
-        self.monitor.name_holders(
-            &mut s,
-            holders,
-            &mut |pid| processes.identify(pid).clone(),
-            at,
-        );
+        s.processes = self
+            .holders(locks, &s)
+            .into_iter()
+            .map(|(pid, roles)| who::Holder {
+                identity: processes.identify(pid).clone(),
+                roles,
+            })
+            .collect();
+        self.monitor
+            .name_roles(&mut s, &mut |pid| processes.identify(pid).role, at);
         self.monitor.observe_replicas(&mut s, board);
         s
     }
 
-    /// Every process `/proc/locks` shows holding one of the database's locks, with what each
-    /// holds: on the `-shm` in WAL mode, on the database file in rollback mode.
-    fn holders(&self, locks: &who::Locks, journal: Option<JournalKind>) -> Vec<(i32, Vec<String>)> {
-        match (journal, self.probe.lock_files()) {
+    /// Every process holding one of the database's locks, with what it holds: those
+    /// `/proc/locks` shows on the `-shm` (WAL mode) or the database file (rollback mode), and
+    /// first, as pid 0, what `F_GETLK` saw held by a process in another pid namespace, which
+    /// `/proc/locks` does not list.
+    fn holders(&self, locks: &who::Locks, s: &DbSnapshot) -> Vec<(i32, Vec<String>)> {
+        let mut holders = match (s.journal_mode, self.probe.lock_files()) {
             (Some(JournalKind::Wal), (Some(shm), _)) => who::wal_roles(locks, shm),
             (Some(JournalKind::Rollback), (_, Some(db))) => who::rollback_roles(locks, db),
             _ => Vec::new(),
+        };
+        let mut unseen = Vec::new();
+        if s.write_lock.as_ref().and_then(|w| w.holder_pid) == Some(0) {
+            unseen.push("writer".to_string());
         }
+        for slot in s.wal.iter().flat_map(|w| &w.reader_slots) {
+            if slot.pid == Some(0) {
+                unseen.push(format!("reader {}", slot.slot));
+            }
+        }
+        if !unseen.is_empty() {
+            holders.insert(0, (0, unseen));
+        }
+        holders
     }
 }
