@@ -5,19 +5,10 @@
 
 use crate::common;
 
-use common::{run_cli, wait_for, Daemon, Prometheus, PyDriver, STEP};
-use rusqlite::Connection;
+use common::{run_cli, wait_for, wal_db, Daemon, Prometheus, PyDriver, STEP};
 use std::collections::BTreeSet;
-use std::path::Path;
 
 type Firing = BTreeSet<(String, String)>;
-
-fn wal_db(path: &Path) -> Connection {
-    let c = Connection::open(path).unwrap();
-    c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(b BLOB);")
-        .unwrap();
-    c
-}
 
 fn pairs(items: &[(&str, &str)]) -> Firing {
     items
@@ -32,7 +23,7 @@ fn daemon_check_and_prometheus_agree_on_what_fires() {
     // large: 300 KB against a 200 KB threshold; small: under it.
     let large = dir.path().join("large.db");
     let c = wal_db(&large);
-    c.execute("INSERT INTO t VALUES (zeroblob(300000))", [])
+    c.execute("INSERT INTO t(v) VALUES (zeroblob(300000))", [])
         .unwrap();
     c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();

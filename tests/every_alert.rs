@@ -15,22 +15,12 @@
 use crate::common;
 
 use common::{
-    free_port, temp_db, wait_for, Alertmanager, Daemon, Litestream, PyDriver, Tmpfs, Writer, STEP,
+    free_port, temp_db, wait_for, wal_db, Alertmanager, Daemon, Litestream, PyDriver, Tmpfs,
+    Writer, STEP,
 };
-use rusqlite::Connection;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-
-fn wal_db(path: &Path) -> Connection {
-    let c = Connection::open(path).unwrap();
-    c.execute_batch(
-        "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT);",
-    )
-    .unwrap();
-    c
-}
 
 /// When Alertmanager would let a firing alert expire by itself.
 fn ends_at(alert: &serde_json::Value) -> SystemTime {

@@ -66,7 +66,7 @@ fn wal_db(dir: &Path) -> PathBuf {
 }
 
 /// Our config: fast polls, Litestream read twice a second, a low lag threshold.
-fn daemon(dir: &Path, litestream_yml: &Path) -> Daemon {
+fn config(dir: &Path, litestream_yml: &Path) -> PathBuf {
     let config = dir.join("sqlite-ops.yaml");
     std::fs::write(
         &config,
@@ -77,6 +77,11 @@ fn daemon(dir: &Path, litestream_yml: &Path) -> Daemon {
         ),
     )
     .unwrap();
+    config
+}
+
+fn daemon(dir: &Path, litestream_yml: &Path) -> Daemon {
+    let config = config(dir, litestream_yml);
     Daemon::start(&[
         "--config",
         config.to_str().unwrap(),
@@ -557,16 +562,7 @@ fn v03_s3_replica_with_credentials_from_the_environment_and_a_meta_path() {
     ];
     let _writer = Writer::start(&db);
     let _litestream = Litestream::start_with_env("0.3.13", &yml, &credentials);
-    let config = dir.path().join("sqlite-ops.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "poll_interval: 200ms\nlitestream: {{config: {}, interval: 500ms}}\n\
-             thresholds:\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n",
-            yml.display()
-        ),
-    )
-    .unwrap();
+    let config = config(dir.path(), &yml);
     // Without the credentials in its environment, sqlite-ops says which are missing.
     let without = Daemon::start_without_env(
         &["--config", config.to_str().unwrap()],

@@ -140,7 +140,6 @@ fn strace_shows_no_write_open_in_any_journal_mode() {
         );
         drop(daemon);
         let path = db.to_str().unwrap();
-        py.cmd("exec w CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, at REAL)");
         let writer = common::Writer::start(&db);
         for args in [
             vec!["check", "--sample", "200ms", path],

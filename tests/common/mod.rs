@@ -19,7 +19,7 @@ pub use daemon::Daemon;
 pub use process::{Guard, LineChild};
 pub use scrape::get;
 pub use services::{Alertmanager, Litestream, Postgres, Prometheus};
-pub use sqlite::{PyDriver, Watch, Writer};
+pub use sqlite::{wal_db, PyDriver, Watch, Writer};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -66,7 +66,8 @@ impl Watch {
     }
 }
 
-/// An application committing a small transaction every 50 ms until dropped.
+/// An application committing a small transaction every 50 ms (into its own table, `events`)
+/// until dropped.
 pub struct Writer {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -79,6 +80,10 @@ impl Writer {
         let thread = std::thread::spawn(move || {
             let conn = rusqlite::Connection::open(&db).unwrap();
             conn.busy_timeout(Duration::from_secs(5)).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, at REAL)",
+            )
+            .unwrap();
             while !flag.load(Ordering::Relaxed) {
                 conn.execute("INSERT INTO events(at) VALUES (unixepoch('subsec'))", [])
                     .unwrap();
@@ -96,7 +101,21 @@ impl Drop for Writer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            // A writer that failed wrote nothing the test counted on: say so (unless the test
+            // is already failing).
+            if t.join().is_err() && !std::thread::panicking() {
+                panic!("the writer thread failed");
+            }
         }
     }
+}
+
+/// A WAL database with the table the Python driver writes to, `t(id, v)`.
+pub fn wal_db(path: &Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch(
+        "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT);",
+    )
+    .unwrap();
+    c
 }
