@@ -42,8 +42,9 @@
 //! - `sqlite_wal_readers`, `sqlite_oldest_snapshot_age_seconds`: `monitor/pins.rs`.
 //! - `sqlite_checkpoint_starved_seconds`, `sqlite_snapshot_pinned_seconds`,
 //!   `sqlite_checkpoint_last_progress_timestamp_seconds`: `monitor/starvation.rs`.
-//! - `sqlite_write_lock_*`, `sqlite_writer_processes`, `sqlite_lock_holder_processes`:
-//!   `monitor/write_lock.rs`, with roles from `probe/process.rs`.
+//! - `sqlite_write_lock_*`, `sqlite_writer_processes`: `monitor/write_lock.rs`, with roles from
+//!   `probe/process.rs`; `sqlite_lock_holder_processes`: `poller/watched.rs` (the holders in
+//!   `/proc/locks`, `probe/who.rs`).
 //! - `sqlite_filesystem_*`: `probe/filesystem.rs`.
 //! - `sqlite_declared_*`: `config.rs` (`team:`).
 //! - `sqlite_alert`: `rules/engine.rs`, thresholds in `rules/catalogue.rs`.

@@ -302,7 +302,7 @@ impl Monitor {
             writer_pids: wl.writer_pids(),
             holder_pid: holder.map(|(pid, _)| pid),
             holder_held_seconds: holder.map(|(_, d)| d.as_secs_f64()),
-            // Roles come from `name_holders`; until then, the last cycle's.
+            // Roles come from `name_roles`; until then, the last cycle's.
             writers: self.roles.writers.clone(),
             application_writers: self.roles.application_writers,
             last_held_at: self.roles.last_held_at.clone(),
