@@ -65,4 +65,19 @@ impl Board {
             .entry((db.to_string(), replica.to_string()))
             .or_default());
     }
+
+    /// Keeps the observations of the replicas `keep(db, replica)` and the processes
+    /// `keep_process(db)` names, and forgets the rest: on a reload, what was read of a replica
+    /// whose configuration did not change stays on the board until its new watcher reads it
+    /// again, so its series never blink out of `/metrics`.
+    pub fn retain(&self, keep: impl Fn(&str, &str) -> bool, keep_process: impl Fn(&str) -> bool) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(db, replica), _| keep(db, replica));
+        self.processes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|db, _| keep_process(db));
+    }
 }

@@ -53,6 +53,22 @@ pub struct LitestreamDb {
     pub replicas: Vec<Replica>,
 }
 
+impl LitestreamDb {
+    /// Whether `other` reads the replica named `replica` exactly as this does (same database,
+    /// same local state, same replica settings), so that what was read of it still holds.
+    pub fn same_replica(&self, other: &LitestreamDb, replica: &str) -> bool {
+        let find = |db: &LitestreamDb| db.replicas.iter().find(|r| r.name == replica).cloned();
+        self.path == other.path
+            && self.meta_path == other.meta_path
+            && find(self).is_some_and(|r| Some(r) == find(other))
+    }
+
+    /// Whether `other` reads Litestream's own metrics for this database as this does.
+    pub fn same_process(&self, other: &LitestreamDb) -> bool {
+        self.path == other.path && self.metrics_url == other.metrics_url
+    }
+}
+
 /// The default local state directory of `db`.
 pub fn default_meta_path(db: &Path) -> PathBuf {
     let name = db
@@ -305,6 +321,28 @@ mod tests {
             "a backups AKID  !"
         );
         assert_eq!(expand_env("cost: 5$ and $", env), "cost: 5$ and $");
+    }
+
+    #[test]
+    fn a_replica_is_the_same_only_when_everything_that_reads_it_is() {
+        let yml = |replica_path: &str, meta: &str, addr: &str| {
+            parse(
+                &format!(
+                    "addr: \"{addr}\"\ndbs:\n  - path: /data/app.db\n    meta-path: {meta}\n    replicas:\n      - name: first\n        path: {replica_path}\n      - name: second\n        path: /backup/second\n"
+                ),
+                env,
+            )
+            .unwrap()
+            .remove(0)
+        };
+        let before = yml("/backup/first", "/meta", ":9090");
+        assert!(before.same_replica(&yml("/backup/first", "/meta", ":9091"), "first"));
+        assert!(!before.same_replica(&yml("/backup/moved", "/meta", ":9090"), "first"));
+        assert!(before.same_replica(&yml("/backup/moved", "/meta", ":9090"), "second"));
+        assert!(!before.same_replica(&yml("/backup/first", "/other", ":9090"), "first"));
+        assert!(!before.same_replica(&before, "third"));
+        assert!(before.same_process(&yml("/backup/moved", "/meta", ":9090")));
+        assert!(!before.same_process(&yml("/backup/first", "/meta", ":9091")));
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub struct Poller {
     fs: Filesystems,
     /// What the Litestream watchers found (see `litestream::watcher`).
     board: Arc<Board>,
+    /// Where Litestream replicates each database, by name: what the board's observations are
+    /// of, so that a reload keeps only those that still hold.
+    replicated: HashMap<String, LitestreamDb>,
     /// The machine's POSIX locks, from /proc/locks, and when they were read.
     locks: (crate::probe::who::Locks, Option<Instant>),
     /// Who each lock holder is, read once per process.
@@ -150,6 +153,15 @@ impl Poller {
             self.processes,
         );
         p.engine = engine;
+        let (old, new) = (&self.replicated, &p.replicated);
+        self.board.retain(
+            |db, replica| {
+                matches!((old.get(db), new.get(db)),
+                    (Some(o), Some(n)) if o.same_replica(n, replica))
+            },
+            |db| matches!((old.get(db), new.get(db)), (Some(o), Some(n)) if o.same_process(n)),
+        );
+        p.board = self.board;
         p
     }
 
@@ -181,6 +193,9 @@ impl Poller {
             engine: Engine::new(runbook_base_url),
             fs,
             board: Arc::new(Board::default()),
+            replicated: replicated(targets)
+                .map(|(name, ls)| (name.to_string(), ls.clone()))
+                .collect(),
             locks: Default::default(),
             processes,
         }
