@@ -384,3 +384,56 @@ fn each_audit_finds_its_fault() {
         "{integrity}"
     );
 }
+
+/// README: a database on a network share is reported with the share's type, never with the
+/// space of the disk it is mounted on, and not as a poll error; `check` flags it as critical.
+/// The share is a real FUSE mount the kernel lists as `fuse.sshfs` (see `common::Share`).
+#[test]
+fn a_database_on_a_network_share_is_flagged_and_its_space_never_read() {
+    let share = common::Share::mount();
+    let (_conn, db) = wal_db(&share.path);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let (code, out, err) = run_cli(&[
+        "check", "--config", &cfg, "--sample", "0s", "--format", "json", &db,
+    ]);
+    let report = json(&format!("{out}{err}"));
+    validate(&report);
+    assert_eq!(code, 2, "a critical finding: {report:#}");
+    let fs = finding(&report, "filesystem_type");
+    assert_eq!(fs["status"], "critical", "{fs}");
+    assert_eq!(
+        fs["value"].as_str().unwrap(),
+        format!("fuse.sshfs on {}", share.path.display())
+    );
+
+    let daemon = common::Daemon::start(&["--db", &db, "--poll-interval", "100ms"]);
+    daemon.wait_polls(3);
+    let m = daemon.metrics();
+    assert_eq!(m.db("sqlite_up", "app"), Some(1.0));
+    assert!(m
+        .db("sqlite_database_size_bytes", "app")
+        .is_some_and(|b| b > 0.0));
+    for gauge in [
+        "sqlite_filesystem_free_bytes",
+        "sqlite_filesystem_size_bytes",
+    ] {
+        assert_eq!(
+            m.db(gauge, "app"),
+            None,
+            "{gauge} of a share is not exported"
+        );
+    }
+    assert_eq!(
+        m.samples
+            .get("sqlite_ops_poll_errors_total{db=\"app\",probe=\"filesystem\"}")
+            .copied(),
+        Some(0.0)
+    );
+    let (_, status) = daemon.get("/api/v1/status");
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(
+        status["databases"][0]["filesystem"]["fs_type"], "fuse.sshfs",
+        "{status:#}"
+    );
+}

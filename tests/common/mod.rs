@@ -1,7 +1,8 @@
 //! Shared test helpers, by what they drive: [`process`] (the guard that kills a child's whole
 //! process group, the line-driven child), [`sqlite`] (the application side: Python's sqlite3, a
 //! writer, the monitor in this process), [`daemon`] (a `sqlite-ops run` child), [`scrape`]
-//! (HTTP and parsed scrapes), [`services`] (Prometheus, Alertmanager, Litestream, Postgres);
+//! (HTTP and parsed scrapes), [`services`] (Prometheus, Alertmanager, Litestream, Postgres),
+//! [`mounts`] (a small tmpfs, a FUSE share);
 //! here, waiting on conditions with deadlines and small utilities.
 //!
 //! The integration tests are one binary (`tests/tests.rs`), so every helper here is used by
@@ -9,6 +10,7 @@
 //! through `#[path]`.
 
 pub mod daemon;
+pub mod mounts;
 pub mod process;
 pub mod scrape;
 pub mod services;
@@ -16,6 +18,7 @@ pub mod sqlite;
 
 // What the tests use by its short name.
 pub use daemon::Daemon;
+pub use mounts::{Share, Tmpfs};
 pub use process::{Guard, LineChild};
 pub use scrape::get;
 pub use services::{Alertmanager, Litestream, Postgres, Prometheus};
@@ -105,34 +108,4 @@ pub fn bundled_sqlite_version() -> String {
         .unwrap()
         .query_row("SELECT sqlite_version()", [], |r| r.get(0))
         .unwrap()
-}
-
-/// A small tmpfs, unmounted when dropped: a filesystem the test can fill.
-pub struct Tmpfs {
-    _dir: tempfile::TempDir,
-    pub path: PathBuf,
-}
-
-impl Tmpfs {
-    pub fn mount(size: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("fs");
-        std::fs::create_dir(&path).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&path)
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "mounting a tmpfs needs CAP_SYS_ADMIN, as the pid-namespace tests do"
-        );
-        Tmpfs { _dir: dir, path }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
 }
