@@ -12,7 +12,8 @@ Protocol: one command per line on stdin, one reply line on stdout ("ok [values]"
   begin_read NAME                     BEGIN and a SELECT: pins a snapshot until `end`
   end NAME                            COMMIT whatever is open
   duty NAME HOLD_MS IDLE_MS TOTAL_MS  write transactions holding the write lock HOLD_MS each,
-                                      IDLE_MS apart, for TOTAL_MS; reply with the count
+                                      IDLE_MS apart, for TOTAL_MS; reply "count least most":
+                                      the seconds the lock was held, at least and at most
   checkpoint NAME MODE                PRAGMA wal_checkpoint(MODE), reply "busy log checkpointed"
   close NAME                          close the connection
   drop_locks PATH                     open and close a descriptor of PATH: POSIX drops every
@@ -69,15 +70,23 @@ def handle(words):
     if cmd == "duty":
         import time
         hold, idle, total = (int(w) / 1000 for w in words[2:5])
-        end, n = time.monotonic() + total, 0
+        end, n, least, most = time.monotonic() + total, 0, 0.0, 0.0
         while time.monotonic() < end:
+            before = time.monotonic()
             c.execute("BEGIN IMMEDIATE")
+            taken = time.monotonic()
             c.execute("INSERT INTO t(v) VALUES ('duty')")
             time.sleep(hold)
+            releasing = time.monotonic()
             c.execute("COMMIT")
+            released = time.monotonic()
+            # The lock is taken inside BEGIN and released inside COMMIT: held at least from
+            # BEGIN's return to COMMIT's call, at most from BEGIN's call to COMMIT's return.
+            least += releasing - taken
+            most += released - before
             n += 1
             time.sleep(idle)
-        return str(n)
+        return f"{n} {least:.6f} {most:.6f}"
     if cmd == "checkpoint":
         row = c.execute(f"PRAGMA wal_checkpoint({words[2]})").fetchone()
         return " ".join(str(v) for v in row)
