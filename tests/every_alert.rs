@@ -14,6 +14,7 @@
 
 use crate::common;
 
+use common::services::ends_at;
 use common::{
     free_port, temp_db, wait_for, wal_db, Alertmanager, Daemon, Litestream, PyDriver, Tmpfs,
     Writer, STEP,
@@ -22,34 +23,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-/// When Alertmanager would let a firing alert expire by itself.
-fn ends_at(alert: &serde_json::Value) -> SystemTime {
-    humantime::parse_rfc3339_weak(alert["endsAt"].as_str().unwrap()).unwrap()
-}
-
-/// Waits until `alert` on `db` is active in Alertmanager with `severity`; returns its endsAt.
-fn fires(am: &Alertmanager, alert: &str, db: &str, severity: &str) -> SystemTime {
+/// Waits until `alert` on `db` is active in Alertmanager with `severity`, pushed with an endsAt
+/// minutes ahead (`resend_interval: 1m`), far from when it resolves here.
+fn fires(am: &Alertmanager, alert: &str, db: &str, severity: &str) {
     let a = wait_for(STEP, &format!("{alert} on {db} in Alertmanager"), || {
         am.find(alert, db)
     });
     assert_eq!(a["labels"]["severity"], severity, "{a}");
-    let ends = ends_at(&a);
     assert!(
-        ends > SystemTime::now() + Duration::from_secs(120),
+        ends_at(&a) > SystemTime::now() + Duration::from_secs(120),
         "a firing alert is pushed with endsAt minutes ahead: {a}"
-    );
-    ends
-}
-
-/// Waits until `alert` on `db` leaves Alertmanager's active list, and checks that it did so
-/// before it could expire: the daemon pushed its resolution.
-fn resolves(am: &Alertmanager, alert: &str, db: &str, ends: SystemTime, within: Duration) {
-    wait_for(within, &format!("{alert} on {db} resolved"), || {
-        am.find(alert, db).is_none().then_some(())
-    });
-    assert!(
-        SystemTime::now() < ends,
-        "{alert} on {db} left by a resolved push, not by expiry"
     );
 }
 
@@ -140,10 +123,10 @@ fn every_alert_fires_and_resolves_through_alertmanager() {
             }
         })
     };
-    let busy_ends = fires(&am, "SQLiteWriteRateHigh", "busy", "warning");
+    fires(&am, "SQLiteWriteRateHigh", "busy", "warning");
     stop.store(true, Ordering::Relaxed);
     burst.join().unwrap();
-    let duty_ends = fires(&am, "SQLiteWriterSaturated", "duty", "warning");
+    fires(&am, "SQLiteWriterSaturated", "duty", "warning");
     stop_duty.store(true, Ordering::Relaxed);
     holder.join().unwrap();
 
@@ -151,39 +134,39 @@ fn every_alert_fires_and_resolves_through_alertmanager() {
     // region.
     write_config(5, 2);
     daemon.signal(libc::SIGHUP);
-    let team_ends = fires(&am, "SQLiteTeamOutgrown", "team", "warning");
-    let region_ends = fires(&am, "SQLiteMultiRegion", "team", "critical");
+    fires(&am, "SQLiteTeamOutgrown", "team", "warning");
+    fires(&am, "SQLiteMultiRegion", "team", "critical");
 
     // The database file is deleted.
     std::fs::remove_file(&gone).unwrap();
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", gone.display()));
     }
-    let gone_ends = fires(&am, "SQLiteDatabaseDown", "gone", "critical");
+    fires(&am, "SQLiteDatabaseDown", "gone", "critical");
 
     // The WAL grows past 64 KB with no checkpoint.
     py.cmd("commit w 100");
-    let wal_ends = fires(&am, "SQLiteWalLarge", "wal", "warning");
+    fires(&am, "SQLiteWalLarge", "wal", "warning");
 
     // The filesystem fills up to less than 10 % free.
     let filler = tmpfs.path.join("filler");
     std::fs::write(&filler, vec![1u8; 3_900_000]).unwrap();
-    let low_ends = fires(&am, "SQLiteFilesystemLowSpace", "low", "warning");
+    fires(&am, "SQLiteFilesystemLowSpace", "low", "warning");
 
     // Every condition goes away; every alert is resolved by a push.
     write_config(2, 1);
     daemon.signal(libc::SIGHUP);
-    resolves(&am, "SQLiteTeamOutgrown", "team", team_ends, STEP);
-    resolves(&am, "SQLiteMultiRegion", "team", region_ends, STEP);
+    am.wait_resolved("SQLiteTeamOutgrown", "team", STEP);
+    am.wait_resolved("SQLiteMultiRegion", "team", STEP);
     drop(wal_db(&gone));
-    resolves(&am, "SQLiteDatabaseDown", "gone", gone_ends, STEP);
+    am.wait_resolved("SQLiteDatabaseDown", "gone", STEP);
     py.cmd("checkpoint w TRUNCATE");
-    resolves(&am, "SQLiteWalLarge", "wal", wal_ends, STEP);
+    am.wait_resolved("SQLiteWalLarge", "wal", STEP);
     std::fs::remove_file(&filler).unwrap();
-    resolves(&am, "SQLiteFilesystemLowSpace", "low", low_ends, STEP);
+    am.wait_resolved("SQLiteFilesystemLowSpace", "low", STEP);
     // Rates over the 5-minute window (here, since watching began) fall as time passes.
-    resolves(&am, "SQLiteWriteRateHigh", "busy", busy_ends, 4 * STEP);
-    resolves(&am, "SQLiteWriterSaturated", "duty", duty_ends, 4 * STEP);
+    am.wait_resolved("SQLiteWriteRateHigh", "busy", 4 * STEP);
+    am.wait_resolved("SQLiteWriterSaturated", "duty", 4 * STEP);
     assert!(am.alerts().is_empty(), "{:?}", am.alerts());
 }
 
@@ -240,12 +223,12 @@ fn an_unreachable_replica_fires_and_resolves_through_alertmanager() {
     let away = dir.path().join("replica.away");
     std::fs::rename(&replica, &away).unwrap();
     std::fs::write(&replica, "not a directory").unwrap();
-    let ends = fires(&am, "SQLiteReplicaUnreachable", "app", "warning");
+    fires(&am, "SQLiteReplicaUnreachable", "app", "warning");
     assert_eq!(up(), Some(0.0));
 
     // It comes back.
     std::fs::remove_file(&replica).unwrap();
     std::fs::rename(&away, &replica).unwrap();
-    resolves(&am, "SQLiteReplicaUnreachable", "app", ends, STEP);
+    am.wait_resolved("SQLiteReplicaUnreachable", "app", STEP);
     assert_eq!(up(), Some(1.0));
 }

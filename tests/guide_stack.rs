@@ -149,13 +149,10 @@ impl Stack {
         (a, since.elapsed().as_secs_f64())
     }
 
-    /// Waits until Alertmanager no longer holds `alert` as active (the daemon sent it resolved).
+    /// Waits until Alertmanager no longer holds `alert` as active, resolved by the daemon's
+    /// push before it could expire; returns the seconds since `since`.
     fn wait_resolved(&self, alert: &str, since: Instant) -> f64 {
-        wait_for(
-            Duration::from_secs(60),
-            &format!("{alert} resolved"),
-            || self.am.find(alert, "app").is_none().then_some(()),
-        );
+        self.am.wait_resolved(alert, "app", Duration::from_secs(60));
         since.elapsed().as_secs_f64()
     }
 

