@@ -1,6 +1,8 @@
 //! The YAML configuration: its shape, defaults and validation. Errors name the file, the field
 //! and what was expected; unknown fields are rejected rather than silently ignored.
 
+use crate::discovery::pattern::Pattern;
+use crate::discovery::{Discovery, GlobEntry};
 use crate::litestream::{self, config::LitestreamDb};
 use crate::monitor::Declared;
 use crate::poller::Target;
@@ -55,6 +57,12 @@ pub struct Config {
     /// resolves a true alert in Alertmanager nor restarts its `for` (see `state`). None: alerts
     /// start afresh after a restart.
     pub state_file: Option<PathBuf>,
+    /// How often `glob:` entries are walked again (SIGHUP walks them at once too).
+    #[serde(default = "default_discover_interval", with = "humantime_serde")]
+    pub discover_interval: Duration,
+    /// How long a glob match that is gone stays, down, before its series are dropped.
+    #[serde(default = "default_discover_grace", with = "humantime_serde")]
+    pub discover_grace: Duration,
 }
 
 /// One `replicators:` entry.
@@ -116,8 +124,13 @@ pub struct WebConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
-    pub path: PathBuf,
-    /// The `db` label; defaults to the file name without its extension.
+    /// One database file. Exactly one of `path` and `glob` is given.
+    pub path: Option<PathBuf>,
+    /// Every SQLite file matching this pattern (`*`, `?`, `**` for any depth of folders), now
+    /// and later: walked again every `discover_interval`. A match's `db` label is its path
+    /// below the pattern's fixed folder, without the extension.
+    pub glob: Option<String>,
+    /// The `db` label of a `path:` entry; defaults to the file name without its extension.
     pub name: Option<String>,
     /// Threshold overrides for this database only.
     #[serde(default)]
@@ -138,10 +151,21 @@ pub mod defaults {
     pub const LOCK_SAMPLE_INTERVAL: Duration = Duration::from_millis(10);
     /// How often Litestream's local state and replicas are read.
     pub const LITESTREAM_INTERVAL: Duration = Duration::from_secs(1);
+    /// How often `glob:` entries are walked again for new and removed databases.
+    pub const DISCOVER_INTERVAL: Duration = Duration::from_secs(10);
+    /// How long a glob match that is gone stays (down) before it is forgotten: shorter than
+    /// SQLiteDatabaseDown's `for` (1 m), so that deleting a tenant does not page.
+    pub const DISCOVER_GRACE: Duration = Duration::from_secs(30);
 }
 
 fn default_wal_autocheckpoint() -> u32 {
     crate::monitor::DEFAULT_AUTOCHECKPOINT
+}
+fn default_discover_interval() -> Duration {
+    defaults::DISCOVER_INTERVAL
+}
+fn default_discover_grace() -> Duration {
+    defaults::DISCOVER_GRACE
 }
 fn default_poll_interval() -> Duration {
     defaults::POLL_INTERVAL
@@ -190,6 +214,8 @@ impl Default for Config {
             replicators: Vec::new(),
             wal_autocheckpoint: default_wal_autocheckpoint(),
             state_file: None,
+            discover_interval: default_discover_interval(),
+            discover_grace: default_discover_grace(),
         }
     }
 }
@@ -314,8 +340,15 @@ impl Config {
                 ));
             }
         }
+        if self.discover_interval < Duration::from_secs(1) {
+            return Err(error(
+                source,
+                "discover_interval",
+                "is too short; expected a duration of at least 1s, like 10s",
+            ));
+        }
         self.replicator_matches(source)?;
-        self.targets(&[], source).map(|_| ())
+        self.discovery(&[], source).map(|_| ())
     }
 
     /// The `replicators:` entries with their patterns compiled.
@@ -359,13 +392,14 @@ impl Config {
             .or_else(|| self.litestream.as_ref().and_then(|l| l.config.clone()))
     }
 
-    /// Reads litestream.yml at `path` and gives `targets` their replicas. The databases it adds
-    /// get the global thresholds and declared facts, as `--db` databases do.
+    /// Reads litestream.yml at `path` for `discovery`: the databases it finds get their
+    /// replicas, and those it adds get the global thresholds and declared facts, as `--db`
+    /// databases do.
     pub fn attach_litestream_file(
         &self,
         source: &str,
         path: &Path,
-        targets: &mut Vec<Target>,
+        discovery: &mut Discovery,
     ) -> Result<(), ConfigError> {
         let dbs = load_litestream(path)?;
         let template = Target {
@@ -374,7 +408,7 @@ impl Config {
             wal_autocheckpoint: self.wal_autocheckpoint,
             ..Target::new("", "")
         };
-        attach_litestream(targets, dbs, &template);
+        discovery.set_litestream(dbs, template);
         Ok(())
     }
 
@@ -384,20 +418,73 @@ impl Config {
             .map_err(|(field, m)| error(source, field, m))
     }
 
-    /// The databases to watch: those of the file, then `extra` paths from the command line.
-    /// Names default to the file stem and must be unique.
+    /// What to watch: the `path:` databases of the file and `extra` paths from the command
+    /// line (see [`Config::targets`]), and the `glob:` entries, walked by the returned
+    /// [`Discovery`] on each scan.
+    pub fn discovery(&self, extra: &[PathBuf], source: &str) -> Result<Discovery, ConfigError> {
+        let fixed = self.targets(extra, source)?;
+        let globs = self.glob_entries(source)?;
+        Ok(Discovery::new(fixed, globs, self.discover_grace))
+    }
+
+    /// The `glob:` entries of the file, with the settings each match gets.
+    pub fn glob_entries(&self, source: &str) -> Result<Vec<GlobEntry>, ConfigError> {
+        self.databases
+            .iter()
+            .enumerate()
+            .map(|(i, d)| self.glob_entry(i, d, source))
+            .filter_map(Result::transpose)
+            .collect()
+    }
+
+    /// The `glob:` entry `databases[i]`, if it is one; checks it gives exactly one of `path:`
+    /// and `glob:`, and no `name:` with a glob.
+    fn glob_entry(
+        &self,
+        i: usize,
+        d: &DatabaseConfig,
+        source: &str,
+    ) -> Result<Option<GlobEntry>, ConfigError> {
+        let field = format!("databases[{i}]");
+        let glob = match (&d.path, &d.glob) {
+            (Some(_), None) => return Ok(None),
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(error(source, field, "expected exactly one of path: (one database) and glob: (every database matching a pattern)"))
+            }
+            (None, Some(g)) => g,
+        };
+        if d.name.is_some() {
+            return Err(error(source, format!("{field}.name"), "cannot be used with glob:; each match is named after its path below the pattern's folder"));
+        }
+        let pattern =
+            Pattern::parse(glob).map_err(|m| error(source, format!("{field}.glob"), m))?;
+        let (thresholds, declared) = self.settings_of(d, &field, source)?;
+        Ok(Some(GlobEntry {
+            field,
+            pattern,
+            template: Target {
+                declared,
+                thresholds,
+                wal_autocheckpoint: d.wal_autocheckpoint.unwrap_or(self.wal_autocheckpoint),
+                ..Target::new("", "")
+            },
+        }))
+    }
+
+    /// The fixed databases to watch: the `path:` entries of the file, then `extra` paths from
+    /// the command line. Names default to the file stem and must be unique.
     pub fn targets(&self, extra: &[PathBuf], source: &str) -> Result<Vec<Target>, ConfigError> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
         let global = self.global_thresholds(source)?;
-        let from_file = self.databases.iter().enumerate().map(|(i, d)| {
-            (
+        let from_file = self.databases.iter().enumerate().filter_map(|(i, d)| {
+            Some((
                 format!("databases[{i}]"),
                 source,
-                d.path.clone(),
+                d.path.clone()?,
                 d.name.clone(),
                 Some(d),
-            )
+            ))
         });
         let from_cli = extra
             .iter()
@@ -509,37 +596,6 @@ fn load_litestream(path: &Path) -> Result<Vec<LitestreamDb>, ConfigError> {
         .map_err(|e| error(&source, "", format!("cannot read Litestream's config: {e}")))?;
     litestream::config::parse(&text, |name| std::env::var(name).ok())
         .map_err(|(field, m)| error(&source, field, m))
-}
-
-/// Gives each target its Litestream replicas, and adds the databases Litestream replicates
-/// that are not watched yet (named after their file stem, numbered when taken).
-fn attach_litestream(targets: &mut Vec<Target>, dbs: Vec<LitestreamDb>, template: &Target) {
-    let same = |a: &Path, b: &Path| {
-        a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
-    };
-    for db in dbs {
-        if let Some(t) = targets.iter_mut().find(|t| same(&t.path, &db.path)) {
-            t.litestream = Some(db);
-            continue;
-        }
-        let stem = db
-            .path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "db".into());
-        let mut name = stem.clone();
-        let mut n = 2;
-        while targets.iter().any(|t| t.name == name) {
-            name = format!("{stem}{n}");
-            n += 1;
-        }
-        targets.push(Target {
-            name,
-            path: db.path.clone(),
-            litestream: Some(db),
-            ..template.clone()
-        });
-    }
 }
 
 /// An Alertmanager address: plain HTTP, as sidecars reach it on a private network.

@@ -2,10 +2,12 @@
 //! publishing to the HTTP server's [`Site`], until a shutdown future completes. The server
 //! itself runs across reloads ([`Server`]). Shared by `run` and `demo`.
 
+use crate::discovery::Discovery;
 use crate::export::alertmanager::{self, Channel, NotifierSettings};
 use crate::export::http::{self, Site, WebState};
 use crate::export::metrics::BuildInfo;
 use crate::export::web_config::WebSecurity;
+use crate::litestream::watcher::Watchers;
 use crate::poller::{self, Poller, Store, Target};
 use std::future::Future;
 use std::sync::Arc;
@@ -33,6 +35,8 @@ pub struct Settings {
     pub replicators: Vec<crate::probe::process::ReplicatorMatch>,
     /// Where alerts are kept across restarts (config `state_file:`).
     pub state_file: Option<std::path::PathBuf>,
+    /// How often `glob:` entries are walked again.
+    pub discover_interval: Duration,
 }
 
 /// What a reload carries from one run to the next: the poller (monitors, counters, alert
@@ -68,6 +72,7 @@ impl Default for Settings {
             security: Default::default(),
             replicators: Vec::new(),
             state_file: None,
+            discover_interval: defaults::DISCOVER_INTERVAL,
         }
     }
 }
@@ -107,29 +112,24 @@ impl Server {
     }
 }
 
-/// Polls `targets` and publishes to `site` until `shutdown` completes; returns why, and what a
-/// reload passes back in as `carried` so that counters and alert states carry on.
+/// Polls the databases `discovery` finds (walking its globs again every `discover_interval`)
+/// and publishes to `site` until `shutdown` completes; returns why, and what a reload passes
+/// back in as `carried` so that counters and alert states carry on.
 pub async fn run(
-    targets: &[Target],
+    discovery: Discovery,
     settings: &Settings,
     site: &Site,
     store: Arc<Store>,
     carried: Carried,
     shutdown: impl Future<Output = Stopped>,
 ) -> std::io::Result<(Stopped, Carried)> {
-    let first_start = carried.poller.is_none();
-    let mut poller = match carried.poller {
-        Some(p) => p.reconfigure(targets, &settings.runbook_base_url),
-        None => Poller::new(targets, &settings.runbook_base_url),
-    }
-    .with_replicators(settings.replicators.clone());
-    if first_start {
-        if let Some(path) = &settings.state_file {
-            restore_alerts(&mut poller, path);
-        }
-    }
+    let (discovery, targets) = scan(discovery).await;
+    log_changes(&[], &targets);
+    let targets = &targets;
+    let poller = poller_for(targets, settings, carried.poller);
     let board = poller.board();
-    let watchers = crate::litestream::watcher::spawn_all(
+    let mut watchers = Watchers::default();
+    watchers.update(
         poller::replicated(targets),
         settings.litestream_interval,
         &board,
@@ -172,10 +172,11 @@ pub async fn run(
         security: settings.security.clone(),
     });
     site.set(state);
-    let why = shutdown.await;
-    for w in watchers {
-        w.abort();
-    }
+    let why = tokio::select! {
+        why = shutdown => why,
+        never = rediscover(discovery, targets.clone(), settings, &poller, &mut watchers, &board) => match never {},
+    };
+    drop(watchers);
     // Stopping the poller joins its thread: do it off the async runtime.
     let poller = tokio::task::spawn_blocking(move || poller.stop())
         .await
@@ -187,6 +188,90 @@ pub async fn run(
         let _ = task.await;
     }
     Ok((why, Carried { poller, channels }))
+}
+
+/// The poller for `targets`: the one a reload carried over, reconfigured, or a new one with
+/// the alerts of the state file.
+fn poller_for(targets: &[Target], settings: &Settings, carried: Option<Poller>) -> Poller {
+    let first_start = carried.is_none();
+    let mut poller = match carried {
+        Some(p) => p.reconfigure(targets, &settings.runbook_base_url),
+        None => Poller::new(targets, &settings.runbook_base_url),
+    }
+    .with_replicators(settings.replicators.clone());
+    if first_start {
+        if let Some(path) = &settings.state_file {
+            restore_alerts(&mut poller, path);
+        }
+    }
+    poller
+}
+
+/// Walks `discovery`'s globs off the async runtime (a walk over thousands of files is
+/// blocking I/O); gives it back with what it found.
+async fn scan(mut discovery: Discovery) -> (Discovery, Vec<Target>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        let found = discovery.scan(std::time::Instant::now());
+        let _ = tx.send((discovery, found));
+    });
+    rx.await.expect("a discovery walk does not panic")
+}
+
+/// Walks the globs again every `discover_interval`; when the databases found change, starts
+/// and stops their Litestream watchers and hands the poller the new list. Runs until dropped.
+async fn rediscover(
+    mut discovery: Discovery,
+    mut current: Vec<Target>,
+    settings: &Settings,
+    poller: &poller::PollerHandle,
+    watchers: &mut Watchers,
+    board: &Arc<crate::litestream::board::Board>,
+) -> std::convert::Infallible {
+    if !discovery.rescans() {
+        return std::future::pending().await;
+    }
+    loop {
+        tokio::time::sleep(settings.discover_interval).await;
+        let found;
+        (discovery, found) = scan(discovery).await;
+        if found != current {
+            log_changes(&current, &found);
+            watchers.update(
+                poller::replicated(&found),
+                settings.litestream_interval,
+                board,
+            );
+            poller.retarget(found.clone());
+            current = found;
+        }
+    }
+}
+
+/// Logs the databases that `now` watches and `before` did not, and those it no longer does:
+/// one line each for a few, counts for a fleet.
+fn log_changes(before: &[Target], now: &[Target]) {
+    let key = |t: &Target| (t.name.clone(), t.path.clone());
+    let old: std::collections::HashSet<_> = before.iter().map(key).collect();
+    let new: std::collections::HashSet<_> = now.iter().map(key).collect();
+    let added: Vec<&Target> = now.iter().filter(|t| !old.contains(&key(t))).collect();
+    let gone: Vec<&Target> = before.iter().filter(|t| !new.contains(&key(t))).collect();
+    const ONE_LINE_EACH: usize = 50;
+    if added.len() + gone.len() <= ONE_LINE_EACH {
+        for t in added {
+            tracing::info!(db = %t.name, path = %t.path.display(), "watching");
+        }
+        for t in gone {
+            tracing::info!(db = %t.name, path = %t.path.display(), "no longer watching: gone from disk for longer than discover_grace");
+        }
+    } else {
+        tracing::info!(
+            added = added.len(),
+            removed = gone.len(),
+            watching = now.len(),
+            "databases found"
+        );
+    }
 }
 
 /// Carries over the alerts saved in the state file at `path`; a file that cannot be used is

@@ -23,6 +23,9 @@
 //! - [`state`]: the state file that carries alerts across restarts.
 //! - [`poller`]: polls every database on schedule (`poller/watched.rs`: one database's probe and
 //!   monitor, where the I/O meets the pure monitor), evaluates the rules, publishes the result.
+//! - [`discovery`]: which databases to watch now: the fixed ones, the SQLite files matching
+//!   `glob:` entries (walked again on an interval), those Litestream lists; the grace of a
+//!   tenant gone from disk.
 //! - [`config`]: the YAML configuration, its validation and the defaults.
 //! - [`export`]: Prometheus text, the HTTP server, Alertmanager pushes, Prometheus rules.
 //! - [`check`]: the one-shot audit of `sqlite-ops check`.
@@ -59,6 +62,7 @@ pub mod check;
 pub mod cmd;
 pub mod config;
 pub mod daemon;
+pub mod discovery;
 pub mod export;
 pub mod format;
 pub mod http_client;

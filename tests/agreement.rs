@@ -30,6 +30,22 @@ fn daemon_check_and_prometheus_agree_on_what_fires() {
     drop(c);
     let small = dir.path().join("small.db");
     drop(wal_db(&small));
+    // A glob entry with a lower size threshold (100 KB): mid (150 KB) is over it, tiny is not;
+    // medium (150 KB), listed by path, keeps the global 200 KB although the glob's labels
+    // would take its name too.
+    let sized = |path: &std::path::Path, bytes: usize| {
+        let c = wal_db(path);
+        c.execute(&format!("INSERT INTO t(v) VALUES (zeroblob({bytes}))"), [])
+            .unwrap();
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+    };
+    let tenants = dir.path().join("tenants");
+    std::fs::create_dir(&tenants).unwrap();
+    sized(&tenants.join("mid.db"), 150_000);
+    sized(&tenants.join("tiny.db"), 0);
+    let medium = dir.path().join("medium.db");
+    sized(&medium, 150_000);
     // walbig: a WAL over 64 KB that no checkpoint copies back, held open by another process.
     let walbig = dir.path().join("walbig.db");
     let mut py = PyDriver::start();
@@ -55,12 +71,16 @@ fn daemon_check_and_prometheus_agree_on_what_fires() {
              \x20 - {{path: {}, name: small}}\n\
              \x20 - {{path: {}, name: walbig}}\n\
              \x20 - {{path: {}, name: team, team: {{backend_engineers: 5, regions: 2}}}}\n\
-             \x20 - {{path: {}, name: gone}}\n",
+             \x20 - {{path: {}, name: gone}}\n\
+             \x20 - {{path: {}, name: medium}}\n\
+             \x20 - {{glob: '{}/*.db', thresholds: {{database_size: {{warning: 100KB}}}}}}\n",
             large.display(),
             small.display(),
             walbig.display(),
             team.display(),
-            gone.display()
+            gone.display(),
+            medium.display(),
+            tenants.display()
         ),
     )
     .unwrap();
@@ -70,6 +90,7 @@ fn daemon_check_and_prometheus_agree_on_what_fires() {
         ("SQLiteTeamOutgrown", "team"),
         ("SQLiteMultiRegion", "team"),
         ("SQLiteDatabaseDown", "gone"),
+        ("SQLiteDatabaseLarge", "mid"),
     ]);
 
     // The daemon.

@@ -14,6 +14,7 @@ mod dashboards;
 mod demo;
 mod deploy;
 mod descriptors;
+mod discovery;
 mod docs;
 mod every_alert;
 mod guide_stack;

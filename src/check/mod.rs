@@ -188,10 +188,11 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
         Some(p) => (Config::load(p)?, p.display().to_string()),
         None => (Config::default(), "command line".to_string()),
     };
-    let mut targets = cfg.targets(&opts.databases, &source)?;
+    let mut discovery = cfg.discovery(&opts.databases, &source)?;
     if let Some(path) = cfg.litestream_path(opts.litestream_config.as_deref()) {
-        cfg.attach_litestream_file(&source, &path, &mut targets)?;
+        cfg.attach_litestream_file(&source, &path, &mut discovery)?;
     }
+    let targets = discovery.scan(Instant::now());
     if targets.is_empty() {
         return Err(CheckError::NoDatabase);
     }
@@ -253,15 +254,16 @@ fn sample(
             .enable_all()
             .build()
             .map_err(CheckError::Runtime)?;
+        let mut watchers = crate::litestream::watcher::Watchers::default();
         {
             let _entered = runtime.enter();
-            crate::litestream::watcher::spawn_all(
+            watchers.update(
                 crate::poller::replicated(targets),
                 SAMPLE_POLL * 5,
                 &poller.board(),
             );
         }
-        Some(runtime)
+        Some((runtime, watchers))
     } else {
         None
     };
@@ -272,7 +274,8 @@ fn sample(
         let now = Instant::now();
         if now >= deadline {
             let last = poller.poll_once();
-            if let Some(r) = runtime {
+            if let Some((r, watchers)) = runtime {
+                drop(watchers);
                 r.shutdown_background();
             }
             return Ok(last);

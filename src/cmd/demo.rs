@@ -5,6 +5,7 @@
 
 use crate::config;
 use crate::daemon::{self, Settings};
+use crate::discovery::Discovery;
 use crate::export::http::human_bytes;
 use crate::monitor::DbSnapshot;
 use crate::poller::{Store, Target};
@@ -171,11 +172,11 @@ fn start_daemon(
     store: Arc<Store>,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) -> tokio::task::JoinHandle<std::io::Result<()>> {
-    let targets = vec![Target::new("demo", db)];
+    let databases = Discovery::fixed(vec![Target::new("demo", db)]);
     tokio::spawn(async move {
         let server = daemon::Server::start(listener);
         let ran = daemon::run(
-            &targets,
+            databases,
             &Settings::default(),
             server.site(),
             store,

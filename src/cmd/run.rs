@@ -5,9 +5,10 @@
 
 use crate::config::{self, Config};
 use crate::daemon::{self, Settings, Stopped};
+use crate::discovery::Discovery;
 use crate::export::alertmanager::NotifierSettings;
 use crate::export::web_config::WebSecurity;
-use crate::poller::{Store, Target};
+use crate::poller::Store;
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,7 +52,9 @@ pub struct RunOptions {
 struct Loaded {
     addr: SocketAddr,
     replicators: Vec<crate::probe::process::ReplicatorMatch>,
-    targets: Vec<Target>,
+    discovery: Discovery,
+    /// How many databases the first walk found, to budget descriptors for.
+    found: usize,
     cfg: Config,
     telemetry_path: String,
     litestream_config: Option<Result<(), String>>,
@@ -64,20 +67,21 @@ fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
         Some(p) => (Config::load(p)?, p.display().to_string()),
         None => (Config::default(), "command line".to_string()),
     };
-    let mut targets = cfg.targets(&opts.databases, &source)?;
+    let mut discovery = cfg.discovery(&opts.databases, &source)?;
     // A broken litestream.yml is reported (log, status, metric) while every database is served.
     let litestream_config = cfg
         .litestream_path(opts.litestream_config.as_deref())
         .map(|path| {
-            cfg.attach_litestream_file(&source, &path, &mut targets)
+            cfg.attach_litestream_file(&source, &path, &mut discovery)
                 .map_err(|e| {
                     tracing::error!(error = %e, "cannot use Litestream's config; replication is not measured");
                     e.to_string()
                 })
         });
-    if targets.is_empty() {
+    if discovery.is_empty() {
         anyhow::bail!("no database to watch: give --db PATH or a --config file with databases:");
     }
+    let found = discovery.scan(std::time::Instant::now()).len();
     let listen = opts
         .listen_address
         .clone()
@@ -103,7 +107,8 @@ fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
         replicators: cfg.replicator_matches(&source)?,
         security: Arc::new(security),
         addr,
-        targets,
+        discovery,
+        found,
         cfg,
         telemetry_path,
         litestream_config,
@@ -145,12 +150,13 @@ fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {
         security: l.security.clone(),
         replicators: l.replicators.clone(),
         state_file: l.cfg.state_file.clone(),
+        discover_interval: l.cfg.discover_interval,
     }
 }
 
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let mut loaded = load(&opts)?;
-    plan_descriptors(loaded.targets.len());
+    plan_descriptors(loaded.found);
     let listener = tokio::net::TcpListener::bind(loaded.addr)
         .await
         .with_context(|| format!("cannot listen on {}", loaded.addr))?;
@@ -173,16 +179,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         };
         tracing::info!(
             address = %bound,
-            databases = loaded.targets.len(),
+            databases = loaded.found,
             poll_interval = %humantime::format_duration(settings.poll_interval),
             basic_auth = settings.security.auth.is_some(),
             "listening on {scheme}://{bound}{}", settings.telemetry_path
         );
-        for t in &loaded.targets {
-            tracing::info!(db = %t.name, path = %t.path.display(), "watching");
-        }
         let (stopped, kept) = daemon::run(
-            &loaded.targets,
+            loaded.discovery.clone(),
             &settings,
             server.site(),
             store.clone(),
@@ -199,7 +202,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                         tracing::warn!(address = %new.addr, "the listen address changes only on restart");
                     }
                     tracing::info!("config reloaded");
-                    plan_descriptors(new.targets.len());
+                    plan_descriptors(new.found);
                     loaded = new;
                 }
                 Err(e) => {

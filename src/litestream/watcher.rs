@@ -10,42 +10,89 @@ use super::replica::{epoch, read_local, read_replica, reader_of, ReplicaError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tokio::task::JoinHandle;
 
-/// Starts the watchers of every replicated target: one task per replica, and one per
-/// Litestream metrics endpoint. They run until aborted or the runtime stops.
-pub fn spawn_all<'a>(
-    dbs: impl IntoIterator<Item = (&'a str, &'a LitestreamDb)>,
-    interval: Duration,
-    board: &Arc<Board>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut tasks = Vec::new();
-    let mut endpoints: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for (name, ls) in dbs {
-        tasks.extend(spawn_replicas(name, ls, interval, board.clone()));
-        if let Some(url) = &ls.metrics_url {
-            endpoints
-                .entry(url.clone())
-                .or_default()
-                .push((name.to_string(), ls.path.display().to_string()));
+/// The running watchers, by what they watch, so that a change of the watched databases (a
+/// tenant discovered or gone) starts and stops only the watchers it concerns. Every task is
+/// aborted when this is dropped.
+#[derive(Default)]
+pub struct Watchers {
+    /// One task per replica, by database name, with the entry they were started for.
+    replicas: HashMap<String, (LitestreamDb, Vec<JoinHandle<()>>)>,
+    /// One task per Litestream metrics endpoint, by URL, with the databases it reads there.
+    endpoints: HashMap<String, (Vec<DbAtEndpoint>, JoinHandle<()>)>,
+}
+
+/// A database as a Litestream metrics endpoint is read for it: (name, path as Litestream
+/// knows it).
+type DbAtEndpoint = (String, String);
+
+impl Watchers {
+    /// Watches the replicas of `dbs` (name, Litestream entry) and nothing else: starts what is
+    /// new or changed and stops what is gone. Must run inside the runtime.
+    pub fn update<'a>(
+        &mut self,
+        dbs: impl IntoIterator<Item = (&'a str, &'a LitestreamDb)>,
+        interval: Duration,
+        board: &Arc<Board>,
+    ) {
+        let dbs: HashMap<&str, &LitestreamDb> = dbs.into_iter().collect();
+        self.replicas.retain(|name, (ls, tasks)| {
+            let keep = dbs.get(name.as_str()).is_some_and(|new| *new == ls);
+            if !keep {
+                tasks.iter().for_each(JoinHandle::abort);
+            }
+            keep
+        });
+        for (name, ls) in &dbs {
+            if !self.replicas.contains_key(*name) {
+                let tasks = spawn_replicas(name, ls, interval, board.clone());
+                self.replicas
+                    .insert(name.to_string(), ((*ls).clone(), tasks));
+            }
+        }
+        let mut endpoints: HashMap<String, Vec<DbAtEndpoint>> = HashMap::new();
+        for (name, ls) in &dbs {
+            if let Some(url) = &ls.metrics_url {
+                endpoints
+                    .entry(url.clone())
+                    .or_default()
+                    .push((name.to_string(), ls.path.display().to_string()));
+            }
+        }
+        endpoints.values_mut().for_each(|v| v.sort());
+        self.endpoints.retain(|url, (read, task)| {
+            let keep = endpoints.get(url) == Some(read);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for (url, read) in endpoints {
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.endpoints.entry(url) {
+                let (board, list, url) = (board.clone(), read.clone(), slot.key().clone());
+                let task =
+                    tokio::spawn(async move { watch_metrics(url, list, interval, board).await });
+                slot.insert((read, task));
+            }
         }
     }
-    for (url, dbs) in endpoints {
-        let board = board.clone();
-        tasks.push(tokio::spawn(async move {
-            watch_metrics(url, dbs, interval, board).await
-        }));
+}
+
+impl Drop for Watchers {
+    fn drop(&mut self) {
+        for (_, tasks) in self.replicas.values() {
+            tasks.iter().for_each(JoinHandle::abort);
+        }
+        for (_, task) in self.endpoints.values() {
+            task.abort();
+        }
     }
-    tasks
 }
 
 /// Scrapes Litestream's metrics endpoint every `interval` for `dbs` (name, path as Litestream
 /// knows it).
-async fn watch_metrics(
-    url: String,
-    dbs: Vec<(String, String)>,
-    interval: Duration,
-    board: Arc<Board>,
-) {
+async fn watch_metrics(url: String, dbs: Vec<DbAtEndpoint>, interval: Duration, board: Arc<Board>) {
     let timeout = interval.max(Duration::from_secs(5));
     let client = crate::http_client::client();
     loop {
@@ -80,7 +127,7 @@ fn spawn_replicas(
     db: &LitestreamDb,
     interval: Duration,
     board: Arc<Board>,
-) -> Vec<tokio::task::JoinHandle<()>> {
+) -> Vec<JoinHandle<()>> {
     db.replicas
         .iter()
         .map(|replica| {

@@ -81,6 +81,8 @@ pub struct Poller {
     /// Where Litestream replicates each database, by name: what the board's observations are
     /// of, so that a reload keeps only those that still hold.
     replicated: HashMap<String, LitestreamDb>,
+    /// Where alerts' runbook links point.
+    runbook_base_url: String,
     /// The machine's POSIX locks, from /proc/locks, and when they were read.
     locks: (crate::probe::who::Locks, Option<Instant>),
     /// Who each lock holder is, read once per process.
@@ -118,6 +120,13 @@ impl Poller {
     pub fn with_replicators(mut self, replicators: Vec<ReplicatorMatch>) -> Self {
         self.processes.set_replicators(replicators);
         self
+    }
+
+    /// The same poller for `targets` under the same settings (discovery found databases come
+    /// or go).
+    pub fn retarget(self, targets: &[Target]) -> Self {
+        let url = self.runbook_base_url.clone();
+        self.reconfigure(targets, &url)
     }
 
     /// The same poller for new targets (a config reload): databases that keep their name and
@@ -173,19 +182,17 @@ impl Poller {
         fs: Filesystems,
         processes: Processes,
     ) -> Self {
-        let mut previous: Vec<Option<Watched>> = previous.into_iter().map(Some).collect();
+        // By (name, path): thousands of tenants are matched in one pass, not one scan each.
+        let mut previous: HashMap<(String, PathBuf), Watched> =
+            previous.into_iter().map(|m| (m.key(), m)).collect();
         let monitors = targets
             .iter()
-            .map(|t| {
-                let kept = previous
-                    .iter_mut()
-                    .find(|m| m.as_ref().is_some_and(|m| m.watches(t)))
-                    .and_then(Option::take);
-                match kept {
+            .map(
+                |t| match previous.remove(&(t.name.clone(), t.path.clone())) {
                     Some(m) => m.reconfigure(t),
                     None => Watched::new(t),
-                }
-            })
+                },
+            )
             .collect();
         Poller {
             monitors,
@@ -193,6 +200,7 @@ impl Poller {
             engine: Engine::new(runbook_base_url),
             fs,
             board: Arc::new(Board::default()),
+            runbook_base_url: runbook_base_url.to_string(),
             replicated: replicated(targets)
                 .map(|(name, ls)| (name.to_string(), ls.clone()))
                 .collect(),

@@ -1,7 +1,7 @@
 //! The poller's thread and what it publishes: the latest snapshots and alerts, read by HTTP
 //! handlers and the notifier without ever waiting on file I/O.
 
-use super::Poller;
+use super::{Poller, Target};
 use crate::monitor::DbSnapshot;
 use crate::rules::Alert;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -63,18 +63,27 @@ impl Store {
 
 /// A running poller thread; stops when dropped or on [`PollerHandle::stop`].
 pub struct PollerHandle {
-    stop: Option<mpsc::Sender<()>>,
+    /// New target lists; dropping the sender stops the thread.
+    retarget: Option<mpsc::Sender<Vec<Target>>>,
     thread: Option<JoinHandle<Poller>>,
 }
 
 impl PollerHandle {
+    /// Watches `targets` from the next cycle on (discovery found databases come or go): the
+    /// databases kept keep their monitors and alerts, as on a reload.
+    pub fn retarget(&self, targets: Vec<Target>) {
+        if let Some(tx) = &self.retarget {
+            let _ = tx.send(targets);
+        }
+    }
+
     /// Stops the thread and gives the poller back (`None` if the thread panicked).
     pub fn stop(mut self) -> Option<Poller> {
         self.shutdown()
     }
 
     fn shutdown(&mut self) -> Option<Poller> {
-        drop(self.stop.take());
+        drop(self.retarget.take());
         self.thread.take().and_then(|t| t.join().ok())
     }
 }
@@ -95,7 +104,7 @@ pub fn spawn(
     lock_interval: Duration,
     store: Arc<Store>,
 ) -> std::io::Result<PollerHandle> {
-    let (tx, rx) = mpsc::channel::<()>();
+    let (tx, rx) = mpsc::channel::<Vec<Target>>();
     let thread = std::thread::Builder::new()
         .name("poller".into())
         .spawn(move || {
@@ -112,8 +121,9 @@ pub fn spawn(
                 let now = Instant::now();
                 let wake = next_poll.min(now + lock_interval);
                 match rx.recv_timeout(wake.saturating_duration_since(now)) {
+                    Ok(targets) => poller = poller.retarget(&targets),
                     Err(RecvTimeoutError::Timeout) => continue,
-                    _ => break,
+                    Err(RecvTimeoutError::Disconnected) => break,
                 }
             }
             poller
@@ -122,7 +132,7 @@ pub fn spawn(
             std::io::Error::new(e.kind(), format!("cannot start the poller thread: {e}"))
         })?;
     Ok(PollerHandle {
-        stop: Some(tx),
+        retarget: Some(tx),
         thread: Some(thread),
     })
 }

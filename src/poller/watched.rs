@@ -26,9 +26,12 @@ impl Watched {
         }
     }
 
-    /// Whether this watches `t`'s database (same name, same path).
-    pub(super) fn watches(&self, t: &Target) -> bool {
-        self.monitor.name() == t.name && self.monitor.path() == t.path.as_path()
+    /// What a reload matches it by: the same name and the same path are the same database.
+    pub(super) fn key(&self) -> (String, std::path::PathBuf) {
+        (
+            self.monitor.name().to_string(),
+            self.monitor.path().to_path_buf(),
+        )
     }
 
     /// The same database under a reloaded config: files, counters and clocks are kept.

@@ -1,0 +1,308 @@
+//! Which databases to watch now: the fixed ones (the config's `path:` entries and `--db`), the
+//! SQLite files matching `glob:` entries, walked again every `discover_interval` and on SIGHUP,
+//! and the databases Litestream replicates. A match that stops matching stays, down, for a
+//! grace period (a file replaced by rename, a folder moved and back), then is forgotten and its
+//! series go. The grace (`discover_grace`, 30 s) is shorter than SQLiteDatabaseDown's `for`
+//! (1 m), so a tenant deleted on purpose never pages.
+
+pub mod pattern;
+mod walk;
+
+use crate::litestream::config::LitestreamDb;
+use crate::poller::Target;
+use pattern::Pattern;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A `glob:` entry of the config: its pattern, and the settings every match gets (a
+/// [`Target`] with no name or path yet).
+#[derive(Debug, Clone)]
+pub struct GlobEntry {
+    /// Where it is written, like `databases[2]`, for messages.
+    pub field: String,
+    pub pattern: Pattern,
+    pub template: Target,
+}
+
+/// A glob match, and since when it no longer matches.
+#[derive(Debug, Clone)]
+struct Found {
+    target: Target,
+    missing_since: Option<Instant>,
+}
+
+/// The sources of databases and what the globs found so far.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    fixed: Vec<Target>,
+    globs: Vec<GlobEntry>,
+    litestream: Vec<LitestreamDb>,
+    /// The settings of a database only Litestream lists.
+    litestream_template: Target,
+    grace: Duration,
+    /// Glob matches by name (the `db` label), in label order.
+    found: BTreeMap<String, Found>,
+    not_sqlite: walk::NotSqlite,
+}
+
+impl Discovery {
+    /// `fixed` databases and `globs`; a glob match gone for `grace` is forgotten.
+    pub fn new(fixed: Vec<Target>, globs: Vec<GlobEntry>, grace: Duration) -> Self {
+        Discovery {
+            fixed,
+            globs,
+            litestream: Vec::new(),
+            litestream_template: Target::new("", ""),
+            grace,
+            found: BTreeMap::new(),
+            not_sqlite: Default::default(),
+        }
+    }
+
+    /// Only these databases, found once and for all (the demo, tests).
+    pub fn fixed(targets: Vec<Target>) -> Self {
+        Self::new(targets, Vec::new(), Duration::ZERO)
+    }
+
+    /// Gives each database Litestream replicates its replicas, and watches those not otherwise
+    /// listed with `template`'s settings (named after their file stem, numbered when taken).
+    pub fn set_litestream(&mut self, dbs: Vec<LitestreamDb>, template: Target) {
+        self.litestream = dbs;
+        self.litestream_template = template;
+    }
+
+    /// Whether anything can change between scans (there are globs to walk again).
+    pub fn rescans(&self) -> bool {
+        !self.globs.is_empty()
+    }
+
+    /// Whether there is nothing at all to watch, now or later.
+    pub fn is_empty(&self) -> bool {
+        self.fixed.is_empty() && self.globs.is_empty() && self.litestream.is_empty()
+    }
+
+    /// Walks the globs and returns every database to watch now: the fixed ones first, then
+    /// the matches by label, then those only Litestream lists.
+    pub fn scan(&mut self, now: Instant) -> Vec<Target> {
+        let known: HashSet<PathBuf> = self.found.values().map(|f| f.target.path.clone()).collect();
+        let mut matched = Vec::new();
+        for g in &self.globs {
+            for path in walk::expand(&g.pattern, |p| known.contains(p), &mut self.not_sqlite) {
+                if let Some(name) = g.pattern.label(&path) {
+                    matched.push(Target {
+                        name,
+                        path,
+                        ..g.template.clone()
+                    });
+                }
+            }
+        }
+        let targets = merge(&self.fixed, matched, &mut self.found, now, self.grace);
+        attach_litestream(targets, &self.litestream, &self.litestream_template)
+    }
+}
+
+/// Updates `found` with this scan's glob matches (the first glob to give a label or a path
+/// wins; the fixed databases win over every glob) and returns the fixed databases followed by
+/// the matches, current and within their grace.
+fn merge(
+    fixed: &[Target],
+    matched: Vec<Target>,
+    found: &mut BTreeMap<String, Found>,
+    now: Instant,
+    grace: Duration,
+) -> Vec<Target> {
+    let fixed_names: HashSet<&str> = fixed.iter().map(|t| t.name.as_str()).collect();
+    let fixed_paths: HashSet<&Path> = fixed.iter().map(|t| t.path.as_path()).collect();
+    let mut names = HashSet::new();
+    let mut paths = HashSet::new();
+    for t in matched {
+        if fixed_names.contains(t.name.as_str())
+            || fixed_paths.contains(t.path.as_path())
+            || names.contains(&t.name)
+            || paths.contains(&t.path)
+        {
+            continue;
+        }
+        names.insert(t.name.clone());
+        paths.insert(t.path.clone());
+        found.insert(
+            t.name.clone(),
+            Found {
+                target: t,
+                missing_since: None,
+            },
+        );
+    }
+    found.retain(|name, f| {
+        if names.contains(name) {
+            return true;
+        }
+        let since = *f.missing_since.get_or_insert(now);
+        now.duration_since(since) < grace
+    });
+    fixed
+        .iter()
+        .cloned()
+        .chain(found.values().map(|f| f.target.clone()))
+        .collect()
+}
+
+/// Gives each target the Litestream entry of its file, and adds the databases Litestream
+/// replicates that are not watched yet. Paths are compared as written, then (only for files of
+/// the same name, so that thousands of tenants cost no system call) as resolved on disk.
+fn attach_litestream(
+    mut targets: Vec<Target>,
+    dbs: &[LitestreamDb],
+    template: &Target,
+) -> Vec<Target> {
+    if dbs.is_empty() {
+        return targets;
+    }
+    let canonical = |p: &Path| p.canonicalize().ok();
+    let mut attached = vec![false; dbs.len()];
+    let by_name: HashMap<&std::ffi::OsStr, Vec<usize>> =
+        dbs.iter()
+            .enumerate()
+            .fold(HashMap::new(), |mut m, (i, d)| {
+                if let Some(n) = d.path.file_name() {
+                    m.entry(n).or_insert_with(Vec::new).push(i);
+                }
+                m
+            });
+    for t in &mut targets {
+        let Some(candidates) = t.path.file_name().and_then(|n| by_name.get(n)) else {
+            continue;
+        };
+        let same = candidates.iter().copied().find(|&i| {
+            dbs[i].path == t.path
+                || matches!((canonical(&dbs[i].path), canonical(&t.path)), (Some(a), Some(b)) if a == b)
+        });
+        if let Some(i) = same {
+            t.litestream = Some(dbs[i].clone());
+            attached[i] = true;
+        }
+    }
+    let mut names: HashSet<String> = targets.iter().map(|t| t.name.clone()).collect();
+    for (db, _) in dbs.iter().zip(attached).filter(|(_, a)| !a) {
+        let stem = db
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "db".into());
+        let mut name = stem.clone();
+        let mut n = 2;
+        while names.contains(&name) {
+            name = format!("{stem}{n}");
+            n += 1;
+        }
+        names.insert(name.clone());
+        targets.push(Target {
+            name,
+            path: db.path.clone(),
+            litestream: Some(db.clone()),
+            ..template.clone()
+        });
+    }
+    targets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(name: &str, path: &str) -> Target {
+        Target::new(name, path)
+    }
+
+    fn names(targets: &[Target]) -> Vec<&str> {
+        targets.iter().map(|t| t.name.as_str()).collect()
+    }
+
+    #[test]
+    fn fixed_databases_win_and_the_first_glob_to_give_a_label_or_path_wins() {
+        let mut found = BTreeMap::new();
+        let now = Instant::now();
+        let fixed = [t("app", "/data/app.db")];
+        let out = merge(
+            &fixed,
+            vec![
+                t("app", "/data/tenants/app.db"),
+                t("acme", "/data/app.db"),
+                t("beta", "/data/tenants/beta.db"),
+                t("beta", "/data/other/beta.db"),
+                t("gamma", "/data/tenants/beta.db"),
+                t("alpha", "/data/tenants/alpha.db"),
+            ],
+            &mut found,
+            now,
+            Duration::from_secs(30),
+        );
+        assert_eq!(names(&out), ["app", "alpha", "beta"]);
+        assert_eq!(out[2].path, PathBuf::from("/data/tenants/beta.db"));
+    }
+
+    #[test]
+    fn a_match_that_goes_stays_for_the_grace_then_is_forgotten() {
+        let mut found = BTreeMap::new();
+        let grace = Duration::from_secs(30);
+        let t0 = Instant::now();
+        let both = || vec![t("a", "/t/a.db"), t("b", "/t/b.db")];
+        assert_eq!(
+            names(&merge(&[], both(), &mut found, t0, grace)),
+            ["a", "b"]
+        );
+        let only_a = || vec![t("a", "/t/a.db")];
+        let t1 = t0 + Duration::from_secs(10);
+        assert_eq!(
+            names(&merge(&[], only_a(), &mut found, t1, grace)),
+            ["a", "b"]
+        );
+        // Back before the grace ran out: the clock starts again when it goes next.
+        let t2 = t0 + Duration::from_secs(35);
+        assert_eq!(
+            names(&merge(&[], both(), &mut found, t2, grace)),
+            ["a", "b"]
+        );
+        let t3 = t2 + Duration::from_secs(29);
+        assert_eq!(
+            names(&merge(&[], only_a(), &mut found, t3, grace)),
+            ["a", "b"]
+        );
+        let t4 = t3 + Duration::from_secs(29);
+        assert_eq!(
+            names(&merge(&[], only_a(), &mut found, t4, grace)),
+            ["a", "b"]
+        );
+        let t5 = t3 + Duration::from_secs(30);
+        assert_eq!(names(&merge(&[], only_a(), &mut found, t5, grace)), ["a"]);
+    }
+
+    #[test]
+    fn litestream_entries_attach_by_path_and_the_others_are_added() {
+        let ls = |path: &str| LitestreamDb {
+            path: path.into(),
+            metrics_url: None,
+            meta_path: "/meta".into(),
+            replicas: Vec::new(),
+        };
+        let targets = vec![t("app", "/data/app.db"), t("jobs", "/data/jobs.db")];
+        let out = attach_litestream(
+            targets,
+            &[
+                ls("/data/jobs.db"),
+                ls("/elsewhere/app.db"),
+                ls("/x/jobs.db"),
+            ],
+            &t("", ""),
+        );
+        assert_eq!(names(&out), ["app", "jobs", "app2", "jobs2"]);
+        assert!(out[0].litestream.is_none());
+        assert_eq!(
+            out[1].litestream.as_ref().unwrap().path,
+            PathBuf::from("/data/jobs.db")
+        );
+        assert_eq!(out[2].path, PathBuf::from("/elsewhere/app.db"));
+    }
+}

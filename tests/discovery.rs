@@ -1,0 +1,162 @@
+//! A fleet of tenant databases found by `glob:` (issue 19): files created, removed and
+//! replaced while the daemon runs, SQLite's own files, Litestream's folders and files that are
+//! not SQLite left out, and the per-entry settings applied to every match.
+
+use crate::common;
+
+use common::{wait_for, wal_db, Daemon, PyDriver, STEP};
+use std::path::Path;
+
+/// The `db` labels of every `sqlite_up` series, sorted.
+fn watched(d: &Daemon) -> Vec<String> {
+    let mut dbs: Vec<String> = d
+        .metrics()
+        .samples
+        .keys()
+        .filter_map(|k| {
+            k.strip_prefix("sqlite_up{db=\"")?
+                .strip_suffix("\"}")
+                .map(String::from)
+        })
+        .collect();
+    dbs.sort();
+    dbs
+}
+
+fn config(dir: &Path, body: &str) -> std::path::PathBuf {
+    let path = dir.join("sqlite-ops.yaml");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+#[test]
+fn tenants_come_and_go_while_the_daemon_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = dir.path().join("tenants");
+    std::fs::create_dir_all(tenants.join("eu")).unwrap();
+    // Two tenants, one in a subfolder, with their -wal and -shm; a file that is not SQLite;
+    // Litestream's folder beside a tenant, holding an SQLite file of its own.
+    let a = wal_db(&tenants.join("acme.db"));
+    a.execute("INSERT INTO t(v) VALUES ('x')", []).unwrap();
+    drop(wal_db(&tenants.join("eu").join("beta.db")));
+    std::fs::write(tenants.join("notes.db"), "not a database\n").unwrap();
+    let litestream_folder = tenants.join(".acme.db-litestream");
+    std::fs::create_dir(&litestream_folder).unwrap();
+    drop(wal_db(&litestream_folder.join("inside.db")));
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "poll_interval: 100ms\ndiscover_interval: 1s\ndiscover_grace: 3s\n\
+             databases:\n  - glob: {}/**/*.db\n    team: {{backend_engineers: 7}}\n",
+            tenants.display()
+        ),
+    );
+    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    wait_for(STEP, "the two tenants", || {
+        (watched(&d) == ["acme", "eu/beta"]).then_some(())
+    });
+    // The entry's declared facts apply to every match.
+    let m = d.metrics();
+    assert_eq!(
+        m.db("sqlite_declared_backend_engineers", "eu/beta"),
+        Some(7.0)
+    );
+    assert_eq!(m.db("sqlite_up", "acme"), Some(1.0));
+
+    // A tenant created while running: first an empty file (not a database yet), then the
+    // application makes it one (its driver creates a table) and commits 5 times, from another
+    // process.
+    let gamma = tenants.join("gamma.db");
+    std::fs::write(&gamma, "").unwrap();
+    // Two discovery walks (1 s apart) see it and leave it out.
+    d.wait_polls(25);
+    assert!(!watched(&d).contains(&"gamma".to_string()));
+    let mut py = PyDriver::start();
+    py.open("w", &gamma, "journal_mode=WAL");
+    wait_for(STEP, "the new tenant watched", || {
+        watched(&d).contains(&"gamma".to_string()).then_some(())
+    });
+    let before = wait_for(STEP, "gamma's counter", || {
+        d.metrics().db("sqlite_write_transactions_total", "gamma")
+    });
+    py.cmd("commit w 5");
+    wait_for(STEP, "gamma's 5 commits counted", || {
+        (d.metrics().db("sqlite_write_transactions_total", "gamma") == Some(before + 5.0))
+            .then_some(())
+    });
+
+    // A tenant replaced by rename (a restore): it stays watched under its name, never down
+    // for long enough to be dropped, and is up again.
+    let staged = dir.path().join("staged.db");
+    drop(wal_db(&staged));
+    std::fs::rename(&staged, tenants.join("eu").join("beta.db")).unwrap();
+    d.wait_polls(3);
+    assert_eq!(d.metrics().db("sqlite_up", "eu/beta"), Some(1.0));
+
+    // A tenant deleted: down at once, then forgotten after the grace, series and all.
+    drop(a);
+    for f in ["acme.db", "acme.db-wal", "acme.db-shm"] {
+        let _ = std::fs::remove_file(tenants.join(f));
+    }
+    wait_for(STEP, "acme down", || {
+        (d.metrics().db("sqlite_up", "acme") == Some(0.0)).then_some(())
+    });
+    wait_for(STEP, "acme forgotten after the grace", || {
+        (!watched(&d).contains(&"acme".to_string())).then_some(())
+    });
+    assert!(
+        !d.metrics()
+            .samples
+            .keys()
+            .any(|k| k.contains("db=\"acme\"")),
+        "no series of a forgotten tenant"
+    );
+    assert_eq!(watched(&d), ["eu/beta", "gamma"]);
+}
+
+#[test]
+fn sighup_walks_the_globs_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(wal_db(&dir.path().join("one.sqlite")));
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "poll_interval: 100ms\ndiscover_interval: 1h\ndatabases:\n  - glob: {}/*.sqlite\n",
+            dir.path().display()
+        ),
+    );
+    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    wait_for(STEP, "the first tenant", || {
+        (watched(&d) == ["one"]).then_some(())
+    });
+    drop(wal_db(&dir.path().join("two.sqlite")));
+    d.wait_polls(3);
+    assert_eq!(watched(&d), ["one"], "no walk before the hour is up");
+    d.signal(libc::SIGHUP);
+    wait_for(STEP, "the second tenant after SIGHUP", || {
+        (watched(&d) == ["one", "two"]).then_some(())
+    });
+}
+
+#[test]
+fn a_glob_entry_is_checked_like_the_rest_of_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = |body: &str| {
+        let cfg = config(dir.path(), body);
+        let (code, _, err) = common::run_cli(&["check", "--config", cfg.to_str().unwrap()]);
+        assert_eq!(code, 3, "{err}");
+        err
+    };
+    let err = bad("databases: [{glob: /data/app.db}]\n");
+    assert!(
+        err.contains("databases[0].glob") && err.contains("no wildcard"),
+        "{err}"
+    );
+    let err = bad("databases: [{glob: '/data/*.db', path: /data/app.db}]\n");
+    assert!(
+        err.contains("databases[0]") && err.contains("exactly one of path"),
+        "{err}"
+    );
+    let err = bad("databases: [{glob: '/data/*.db', name: x}]\n");
+    assert!(err.contains("databases[0].name"), "{err}");
+}
