@@ -106,7 +106,7 @@ fn sigterm_stops_gracefully_and_logs_can_be_json() {
         .execute_batch("CREATE TABLE t(x);")
         .unwrap();
     let mut daemon = Daemon::start(&["--db", db.to_str().unwrap(), "--log.format", "json"]);
-    daemon.wait_polls(1);
+    daemon.wait_log("the watching line", |l| l.contains("watching"));
     let line = daemon
         .log
         .lock()

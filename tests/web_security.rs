@@ -164,15 +164,10 @@ fn tls_and_basic_auth_guard_every_endpoint_but_healthz() {
         hash("s3cret")
     ));
     let daemon = f.start(&web);
-    assert!(
-        daemon
-            .log
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("listening on https://")),
-        "the log says https"
-    );
+    // The address file is written as soon as the socket is bound; the log line may follow.
+    daemon.wait_log("the log saying https", |l| {
+        l.contains("listening on https://")
+    });
     let base = format!("https://{}", daemon.addr);
     let client = agent(Some(&f.pki.ca_pem), None);
 
