@@ -3,7 +3,7 @@
 
 use crate::discovery::pattern::Pattern;
 use crate::discovery::{Discovery, GlobEntry};
-use crate::litestream::{self, config::LitestreamDb};
+use crate::litestream::{self, config::Litestream};
 use crate::monitor::Declared;
 use crate::poller::Target;
 use crate::rules::{DbThresholds, ThresholdsConfig};
@@ -401,14 +401,14 @@ impl Config {
         path: &Path,
         discovery: &mut Discovery,
     ) -> Result<(), ConfigError> {
-        let dbs = load_litestream(path)?;
+        let listed = load_litestream(path)?;
         let template = Target {
             declared: self.team,
             thresholds: self.global_thresholds(source)?,
             wal_autocheckpoint: self.wal_autocheckpoint,
             ..Target::new("", "")
         };
-        discovery.set_litestream(dbs, template);
+        discovery.set_litestream(listed, template);
         Ok(())
     }
 
@@ -590,7 +590,7 @@ pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
 }
 
 /// Reads litestream.yml at `path`. Errors name the file and the field.
-fn load_litestream(path: &Path) -> Result<Vec<LitestreamDb>, ConfigError> {
+fn load_litestream(path: &Path) -> Result<Litestream, ConfigError> {
     let source = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| error(&source, "", format!("cannot read Litestream's config: {e}")))?;

@@ -5,55 +5,10 @@
 
 use crate::common;
 
-use common::{free_port, run_cli, wait_for, Daemon, Guard, Litestream, Writer, STEP};
+use common::{free_port, run_cli, wait_for, Daemon, Litestream, S3Server, Writer, STEP};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// moto's S3 server on 127.0.0.1 with one bucket.
-struct S3Server {
-    _child: Guard,
-    endpoint: String,
-}
-
-impl S3Server {
-    fn start(bucket: &str) -> Self {
-        let port = free_port();
-        let child = Guard::spawn(
-            Command::new("python3")
-                .args([
-                    "-m",
-                    "moto.server",
-                    "-H",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )
-        .expect("moto starts (scripts/test installs moto[server])");
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(2)))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        wait_for(STEP, "moto's S3 server and the bucket", || {
-            agent
-                .put(format!("{endpoint}/{bucket}"))
-                .send_empty()
-                .ok()
-                .filter(|r| r.status() == 200)
-                .map(|_| ())
-        });
-        S3Server {
-            _child: child,
-            endpoint,
-        }
-    }
-}
 
 fn wal_db(dir: &Path) -> PathBuf {
     let db = dir.join("app.db");

@@ -21,6 +21,7 @@ mod guide_stack;
 mod hostile;
 mod http_endpoint;
 mod litestream;
+mod litestream_dir;
 mod migrate_check;
 mod read_only;
 mod reload;

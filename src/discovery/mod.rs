@@ -8,7 +8,7 @@
 pub mod pattern;
 mod walk;
 
-use crate::litestream::config::LitestreamDb;
+use crate::litestream::config::Litestream;
 use crate::poller::Target;
 use pattern::Pattern;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -36,8 +36,9 @@ struct Found {
 #[derive(Debug, Clone)]
 pub struct Discovery {
     fixed: Vec<Target>,
+    /// The config's `glob:` entries, then Litestream's `dir:` entries.
     globs: Vec<GlobEntry>,
-    litestream: Vec<LitestreamDb>,
+    litestream: Litestream,
     /// The settings of a database only Litestream lists.
     litestream_template: Target,
     grace: Duration,
@@ -52,7 +53,7 @@ impl Discovery {
         Discovery {
             fixed,
             globs,
-            litestream: Vec::new(),
+            litestream: Litestream::default(),
             litestream_template: Target::new("", ""),
             grace,
             found: BTreeMap::new(),
@@ -66,9 +67,23 @@ impl Discovery {
     }
 
     /// Gives each database Litestream replicates its replicas, and watches those not otherwise
-    /// listed with `template`'s settings (named after their file stem, numbered when taken).
-    pub fn set_litestream(&mut self, dbs: Vec<LitestreamDb>, template: Target) {
-        self.litestream = dbs;
+    /// listed with `template`'s settings: a `path:` entry named after its file stem (numbered
+    /// when taken), the databases of a `dir:` entry as a glob would name them. A `dir:` whose
+    /// pattern cannot be walked is logged and left out.
+    pub fn set_litestream(&mut self, listed: Litestream, template: Target) {
+        for (i, d) in listed.dirs.iter().enumerate() {
+            match Pattern::parse(&d.glob()) {
+                Ok(pattern) => self.globs.push(GlobEntry {
+                    field: format!("litestream dir {i}"),
+                    pattern,
+                    template: template.clone(),
+                }),
+                Err(e) => {
+                    tracing::warn!(dir = %d.dir.display(), error = %e, "cannot follow Litestream's directory")
+                }
+            }
+        }
+        self.litestream = listed;
         self.litestream_template = template;
     }
 
@@ -79,7 +94,7 @@ impl Discovery {
 
     /// Whether there is nothing at all to watch, now or later.
     pub fn is_empty(&self) -> bool {
-        self.fixed.is_empty() && self.globs.is_empty() && self.litestream.is_empty()
+        self.fixed.is_empty() && self.globs.is_empty() && self.litestream.dbs.is_empty()
     }
 
     /// Walks the globs and returns every database to watch now: the fixed ones first, then
@@ -149,17 +164,16 @@ fn merge(
         .collect()
 }
 
-/// Gives each target the Litestream entry of its file, and adds the databases Litestream
-/// replicates that are not watched yet. Paths are compared as written, then (only for files of
-/// the same name, so that thousands of tenants cost no system call) as resolved on disk.
+/// Gives each target the Litestream entry of its file (a `path:` entry, else the first `dir:`
+/// that replicates it), and adds the `path:` databases that are not watched yet (those of a
+/// `dir:` come through its glob). Paths are compared as written, then (only for files of the
+/// same name, so that thousands of tenants cost no system call) as resolved on disk.
 fn attach_litestream(
     mut targets: Vec<Target>,
-    dbs: &[LitestreamDb],
+    listed: &Litestream,
     template: &Target,
 ) -> Vec<Target> {
-    if dbs.is_empty() {
-        return targets;
-    }
+    let dbs = &listed.dbs;
     let canonical = |p: &Path| p.canonicalize().ok();
     let mut attached = vec![false; dbs.len()];
     let by_name: HashMap<&std::ffi::OsStr, Vec<usize>> =
@@ -172,16 +186,16 @@ fn attach_litestream(
                 m
             });
     for t in &mut targets {
-        let Some(candidates) = t.path.file_name().and_then(|n| by_name.get(n)) else {
-            continue;
-        };
-        let same = candidates.iter().copied().find(|&i| {
+        let candidates = t.path.file_name().and_then(|n| by_name.get(n));
+        let same = candidates.into_iter().flatten().copied().find(|&i| {
             dbs[i].path == t.path
                 || matches!((canonical(&dbs[i].path), canonical(&t.path)), (Some(a), Some(b)) if a == b)
         });
         if let Some(i) = same {
             t.litestream = Some(dbs[i].clone());
             attached[i] = true;
+        } else {
+            t.litestream = listed.dirs.iter().find_map(|d| d.db(&t.path));
         }
     }
     let mut names: HashSet<String> = targets.iter().map(|t| t.name.clone()).collect();
@@ -211,6 +225,7 @@ fn attach_litestream(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::litestream::config::LitestreamDb;
 
     fn t(name: &str, path: &str) -> Target {
         Target::new(name, path)
@@ -288,15 +303,15 @@ mod tests {
             replicas: Vec::new(),
         };
         let targets = vec![t("app", "/data/app.db"), t("jobs", "/data/jobs.db")];
-        let out = attach_litestream(
-            targets,
-            &[
+        let listed = Litestream {
+            dbs: vec![
                 ls("/data/jobs.db"),
                 ls("/elsewhere/app.db"),
                 ls("/x/jobs.db"),
             ],
-            &t("", ""),
-        );
+            dirs: Vec::new(),
+        };
+        let out = attach_litestream(targets, &listed, &t("", ""));
         assert_eq!(names(&out), ["app", "jobs", "app2", "jobs2"]);
         assert!(out[0].litestream.is_none());
         assert_eq!(

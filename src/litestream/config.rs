@@ -1,6 +1,7 @@
 //! Reads Litestream's own configuration (`litestream.yml`) to find the databases it replicates
-//! and where: the `replica:` (v0.5) and `replicas:` (v0.3) forms, `type: file` and `type: s3`
-//! with bucket, path, endpoint, region and force-path-style or the URL form `s3://bucket/path`,
+//! and where: single databases (`path:`) and directories (`dir:`, `pattern:`, `recursive:`,
+//! `meta-dir:`; v0.5), the `replica:` (v0.5) and `replicas:` (v0.3) forms, `type: file` and
+//! `type: s3` with bucket, path, endpoint, region and force-path-style or the URL form `s3://bucket/path`,
 //! `meta-path`, and `$VAR` / `${VAR}` expansion of the whole file, as Litestream does. Unknown
 //! fields are ignored: the file is Litestream's, not ours.
 
@@ -67,6 +68,91 @@ impl LitestreamDb {
     pub fn same_process(&self, other: &LitestreamDb) -> bool {
         self.path == other.path && self.metrics_url == other.metrics_url
     }
+}
+
+/// A directory Litestream replicates (`dir:`, v0.5): every SQLite file matching `pattern` in
+/// it (and below it with `recursive: true`), each replicated under its path relative to `dir`.
+#[derive(Debug, Clone)]
+pub struct LitestreamDir {
+    pub dir: PathBuf,
+    /// Matched against the file name, as Go's `filepath.Match` does.
+    pub pattern: String,
+    pub recursive: bool,
+    /// `meta-dir` (0.5.13): the local state of each database under this root, mirroring its
+    /// relative path; `None`: `.<file>-litestream` beside each database.
+    pub meta_dir: Option<PathBuf>,
+    pub metrics_url: Option<String>,
+    /// As configured: each database's replica is these with its relative path appended.
+    pub replicas: Vec<Replica>,
+    matcher: globset::GlobMatcher,
+}
+
+impl PartialEq for LitestreamDir {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.dir, &self.pattern, self.recursive, &self.meta_dir)
+            == (&other.dir, &other.pattern, other.recursive, &other.meta_dir)
+            && (&self.metrics_url, &self.replicas) == (&other.metrics_url, &other.replicas)
+    }
+}
+
+impl LitestreamDir {
+    /// The files it replicates, as a `glob:` pattern (`<dir>/**/<pattern>` when recursive).
+    pub fn glob(&self) -> String {
+        let below = if self.recursive { "**/" } else { "" };
+        format!("{}/{below}{}", self.dir.display(), self.pattern)
+    }
+
+    /// The Litestream entry of the database at `path`, if this directory replicates it: where
+    /// Litestream writes its replicas (the relative path appended to each replica's) and keeps
+    /// its local state.
+    pub fn db(&self, path: &Path) -> Option<LitestreamDb> {
+        let rel = path.strip_prefix(&self.dir).ok()?;
+        let name = rel.file_name()?.to_string_lossy().into_owned();
+        let nested = rel.components().count() > 1;
+        if (nested && !self.recursive) || !self.matcher.is_match(&name) {
+            return None;
+        }
+        let rel_text = rel.to_string_lossy().replace('\\', "/");
+        let replicas = self
+            .replicas
+            .iter()
+            .map(|r| {
+                let kind = match &r.kind {
+                    ReplicaKind::File { path } => ReplicaKind::File {
+                        path: path.join(rel),
+                    },
+                    ReplicaKind::S3(s3) => ReplicaKind::S3(S3Spec {
+                        prefix: match s3.prefix.is_empty() {
+                            true => rel_text.clone(),
+                            false => format!("{}/{rel_text}", s3.prefix),
+                        },
+                        ..s3.clone()
+                    }),
+                    other => other.clone(),
+                };
+                Replica { kind, ..r.clone() }
+            })
+            .collect();
+        let meta_path = match &self.meta_dir {
+            Some(root) => root
+                .join(rel.parent().unwrap_or(Path::new("")))
+                .join(format!("{name}-litestream")),
+            None => default_meta_path(path),
+        };
+        Some(LitestreamDb {
+            path: path.to_path_buf(),
+            metrics_url: self.metrics_url.clone(),
+            meta_path,
+            replicas,
+        })
+    }
+}
+
+/// What litestream.yml lists: single databases (`path:`) and directories (`dir:`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Litestream {
+    pub dbs: Vec<LitestreamDb>,
+    pub dirs: Vec<LitestreamDir>,
 }
 
 /// The default local state directory of `db`.
@@ -140,7 +226,7 @@ fn bool_field(v: &Value, key: &str) -> Option<bool> {
 pub fn parse(
     text: &str,
     env: impl Fn(&str) -> Option<String>,
-) -> Result<Vec<LitestreamDb>, (String, String)> {
+) -> Result<Litestream, (String, String)> {
     let expanded = expand_env(text, env);
     let root: Value = serde_yaml::from_str(&expanded)
         .map_err(|e| (String::new(), format!("not valid YAML: {e}")))?;
@@ -156,45 +242,27 @@ pub fn parse(
             "expected a list of databases".to_string(),
         )
     })?;
-    let mut out = Vec::new();
+    let mut out = Litestream::default();
     for (i, db) in dbs.iter().enumerate() {
         let field = format!("dbs[{i}]");
+        if let Some(dir) = str_field(db, "dir") {
+            let replicas = parse_replicas(db, &field, &global_key, &global_secret)?;
+            out.dirs
+                .push(parse_dir(db, &field, dir, &metrics_url, replicas)?);
+            continue;
+        }
         let path = str_field(db, "path").ok_or_else(|| {
-            let why = if db.get("dir").is_some() {
-                "directory replication (dir:) is not supported; list each database with path:"
-            } else {
-                "missing; expected the path of the database"
-            };
-            (format!("{field}.path"), why.to_string())
+            (
+                format!("{field}.path"),
+                "missing; expected the path of the database (or dir: and pattern:)".to_string(),
+            )
         })?;
+        let replicas = parse_replicas(db, &field, &global_key, &global_secret)?;
         let path = PathBuf::from(path);
         let meta_path = str_field(db, "meta-path")
             .map(PathBuf::from)
             .unwrap_or_else(|| default_meta_path(&path));
-        let mut specs: Vec<(String, &Value)> = Vec::new();
-        if let Some(r) = db.get("replica") {
-            specs.push((format!("{field}.replica"), r));
-        }
-        if let Some(rs) = db.get("replicas") {
-            let rs = rs
-                .as_sequence()
-                .ok_or_else(|| (format!("{field}.replicas"), "expected a list".to_string()))?;
-            specs.extend(
-                rs.iter()
-                    .enumerate()
-                    .map(|(j, r)| (format!("{field}.replicas[{j}]"), r)),
-            );
-        }
-        let mut replicas: Vec<Replica> = Vec::new();
-        for (rfield, r) in specs {
-            let mut replica =
-                parse_replica(r, &global_key, &global_secret).map_err(|m| (rfield.clone(), m))?;
-            if replicas.iter().any(|o| o.name == replica.name) {
-                replica.name = format!("{}{}", replica.name, replicas.len() + 1);
-            }
-            replicas.push(replica);
-        }
-        out.push(LitestreamDb {
+        out.dbs.push(LitestreamDb {
             path,
             metrics_url: metrics_url.clone(),
             meta_path,
@@ -202,6 +270,74 @@ pub fn parse(
         });
     }
     Ok(out)
+}
+
+/// A `dir:` entry: its pattern (required), `recursive:`, `meta-dir:`.
+fn parse_dir(
+    db: &Value,
+    field: &str,
+    dir: &str,
+    metrics_url: &Option<String>,
+    replicas: Vec<Replica>,
+) -> Result<LitestreamDir, (String, String)> {
+    let pattern = str_field(db, "pattern").ok_or_else(|| {
+        (
+            format!("{field}.pattern"),
+            "missing; dir: needs a pattern like \"*.db\"".to_string(),
+        )
+    })?;
+    let matcher = globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| {
+            (
+                format!("{field}.pattern"),
+                format!("{pattern:?} is not a valid pattern: {}", e.kind()),
+            )
+        })?
+        .compile_matcher();
+    Ok(LitestreamDir {
+        dir: PathBuf::from(dir.trim_end_matches('/')),
+        pattern: pattern.to_string(),
+        recursive: bool_field(db, "recursive").unwrap_or(false),
+        meta_dir: str_field(db, "meta-dir").map(PathBuf::from),
+        metrics_url: metrics_url.clone(),
+        replicas,
+        matcher,
+    })
+}
+
+/// The `replica:` and `replicas:` of one entry, named uniquely.
+fn parse_replicas(
+    db: &Value,
+    field: &str,
+    global_key: &Option<String>,
+    global_secret: &Option<String>,
+) -> Result<Vec<Replica>, (String, String)> {
+    let mut specs: Vec<(String, &Value)> = Vec::new();
+    if let Some(r) = db.get("replica") {
+        specs.push((format!("{field}.replica"), r));
+    }
+    if let Some(rs) = db.get("replicas") {
+        let rs = rs
+            .as_sequence()
+            .ok_or_else(|| (format!("{field}.replicas"), "expected a list".to_string()))?;
+        specs.extend(
+            rs.iter()
+                .enumerate()
+                .map(|(j, r)| (format!("{field}.replicas[{j}]"), r)),
+        );
+    }
+    let mut replicas: Vec<Replica> = Vec::new();
+    for (rfield, r) in specs {
+        let mut replica =
+            parse_replica(r, global_key, global_secret).map_err(|m| (rfield.clone(), m))?;
+        if replicas.iter().any(|o| o.name == replica.name) {
+            replica.name = format!("{}{}", replica.name, replicas.len() + 1);
+        }
+        replicas.push(replica);
+    }
+    Ok(replicas)
 }
 
 fn parse_replica(
@@ -333,6 +469,7 @@ mod tests {
                 env,
             )
             .unwrap()
+            .dbs
             .remove(0)
         };
         let before = yml("/backup/first", "/meta", ":9090");
@@ -373,7 +510,8 @@ dbs:
 "#,
             env,
         )
-        .unwrap();
+        .unwrap()
+        .dbs;
         assert_eq!(dbs[0].meta_path, PathBuf::from("/data/.app.db-litestream"));
         assert_eq!(
             dbs[0].metrics_url.as_deref(),
@@ -414,6 +552,62 @@ dbs:
             jobs.replicas[2].kind,
             ReplicaKind::Unsupported { kind: "gcs".into() }
         );
+    }
+
+    #[test]
+    fn a_directory_replicates_each_match_under_its_relative_path() {
+        let listed = parse(
+            r#"
+dbs:
+  - dir: /data/tenants/
+    pattern: "*.db"
+    recursive: true
+    replicas:
+      - {name: local, type: file, path: /backup/tenants}
+      - {name: offsite, url: s3://bucket/tenants}
+      - {name: bare, url: s3://bucket}
+  - dir: /data/flat
+    pattern: "t-*.db"
+    meta-dir: /var/lib/ls-meta
+    replica: {type: file, path: /backup/flat}
+"#,
+            env,
+        )
+        .unwrap();
+        assert!(listed.dbs.is_empty());
+        let (deep, flat) = (&listed.dirs[0], &listed.dirs[1]);
+        assert_eq!(deep.glob(), "/data/tenants/**/*.db");
+        assert_eq!(flat.glob(), "/data/flat/t-*.db");
+        let db = deep.db(Path::new("/data/tenants/eu/acme.db")).unwrap();
+        assert_eq!(
+            db.meta_path,
+            PathBuf::from("/data/tenants/eu/.acme.db-litestream")
+        );
+        assert_eq!(
+            db.replicas[0].kind,
+            ReplicaKind::File {
+                path: "/backup/tenants/eu/acme.db".into()
+            }
+        );
+        let prefix = |r: &Replica| match &r.kind {
+            ReplicaKind::S3(s) => s.prefix.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(prefix(&db.replicas[1]), "tenants/eu/acme.db");
+        assert_eq!(prefix(&db.replicas[2]), "eu/acme.db");
+        assert!(deep.db(Path::new("/data/tenants/acme.sqlite")).is_none());
+        assert!(deep.db(Path::new("/data/other/acme.db")).is_none());
+        // Not recursive: only files directly in the folder; meta-dir mirrors the relative path.
+        assert!(flat.db(Path::new("/data/flat/sub/t-1.db")).is_none());
+        assert!(flat.db(Path::new("/data/flat/u-1.db")).is_none());
+        let db = flat.db(Path::new("/data/flat/t-1.db")).unwrap();
+        assert_eq!(
+            db.meta_path,
+            PathBuf::from("/var/lib/ls-meta/t-1.db-litestream")
+        );
+        let (field, msg) = parse("dbs: [{dir: /d}]", env).unwrap_err();
+        assert_eq!(field, "dbs[0].pattern");
+        assert!(msg.contains("pattern"), "{msg}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub use daemon::Daemon;
 pub use mounts::{Share, Tmpfs};
 pub use process::{Guard, LineChild};
 pub use scrape::get;
-pub use services::{Alertmanager, Litestream, Postgres, Prometheus};
+pub use services::{Alertmanager, Litestream, Postgres, Prometheus, S3Server};
 pub use sqlite::{wal_db, PyDriver, Watch, Writer};
 
 use std::path::{Path, PathBuf};

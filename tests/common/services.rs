@@ -429,3 +429,47 @@ impl Drop for Postgres {
             .output();
     }
 }
+
+/// moto's S3 server on 127.0.0.1 with one bucket.
+pub struct S3Server {
+    _child: Guard,
+    pub endpoint: String,
+}
+
+impl S3Server {
+    pub fn start(bucket: &str) -> Self {
+        let port = free_port();
+        let child = Guard::spawn(
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "moto.server",
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .expect("moto starts (scripts/test installs moto[server])");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(2)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        wait_for(STEP, "moto's S3 server and the bucket", || {
+            agent
+                .put(format!("{endpoint}/{bucket}"))
+                .send_empty()
+                .ok()
+                .filter(|r| r.status() == 200)
+                .map(|_| ())
+        });
+        S3Server {
+            _child: child,
+            endpoint,
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Litestream's directory form (issue 19), with the real Litestream 0.5.17 and `watch: true`:
+//! every tenant of the folder is watched with its replica read where Litestream writes it
+//! (the replica's path with the tenant's relative path appended), a file replica and an S3
+//! replica on moto, and a tenant created while both run is picked up by both without a
+//! restart, its lag small and nothing firing.
+
+use crate::common;
+
+use common::{wait_for, Daemon, Litestream, S3Server, Writer, STEP};
+use std::path::Path;
+
+/// (up, lag) of the replica `replica` of tenant `db`.
+fn replica(d: &Daemon, db: &str, replica: &str) -> (Option<f64>, Option<f64>) {
+    let m = d.metrics();
+    let key = |metric: &str| format!("{metric}{{db=\"{db}\",replica=\"{replica}\"}}");
+    (
+        m.samples.get(&key("sqlite_litestream_up")).copied(),
+        m.samples
+            .get(&key("sqlite_litestream_replication_lag_seconds"))
+            .copied(),
+    )
+}
+
+/// A tenant database in WAL mode, written to every 50 ms until the writer is dropped.
+fn tenant(path: &Path) -> Writer {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .execute_batch("PRAGMA journal_mode=WAL;")
+        .unwrap();
+    Writer::start(path)
+}
+
+/// Runs Litestream over a folder of tenants replicated by `replica_yaml`, with sqlite-ops
+/// following litestream.yml alone (no `databases:`), and checks both tenants: the first one
+/// there from the start, the second created while everything runs.
+fn follows_a_directory(replica_yaml: &str, replica_name: &str, head: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = dir.path().join("tenants");
+    std::fs::create_dir_all(tenants.join("eu")).unwrap();
+    let _acme = tenant(&tenants.join("acme.db"));
+    let yml = dir.path().join("litestream.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "{head}dbs:\n  - dir: {}\n    pattern: \"*.db\"\n    recursive: true\n    watch: true\n    replica:\n{replica_yaml}",
+            tenants.display()
+        ),
+    )
+    .unwrap();
+    let _litestream = Litestream::start("0.5.17", &yml);
+    let config = dir.path().join("sqlite-ops.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "poll_interval: 200ms\ndiscover_interval: 1s\n\
+             litestream: {{config: {}, interval: 500ms}}\n\
+             thresholds:\n  replication_lag: {{warning: 5s, critical: 'off'}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n",
+            yml.display()
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&["--config", config.to_str().unwrap()]);
+    let replicated = |db: &str| {
+        wait_for(
+            STEP,
+            &format!("{db}'s replica read, lag small"),
+            || match replica(&d, db, replica_name) {
+                (Some(up), Some(lag)) if up == 1.0 && lag < 5.0 => Some(lag),
+                _ => None,
+            },
+        )
+    };
+    replicated("acme");
+
+    // A tenant created while Litestream and sqlite-ops run, in a subfolder.
+    let _beta = tenant(&tenants.join("eu").join("beta.db"));
+    replicated("eu/beta");
+    // Both stay replicated a while, and nothing fires.
+    d.wait_polls(10);
+    for db in ["acme", "eu/beta"] {
+        let (up, lag) = replica(&d, db, replica_name);
+        assert_eq!(up, Some(1.0), "{db}");
+        assert!(lag.is_some_and(|l| l < 5.0), "{db}: lag {lag:?}");
+    }
+    let firing: Vec<String> = d
+        .alerts()
+        .iter()
+        .filter(|a| a["state"] != "resolved")
+        .map(|a| format!("{} on {}", a["alert"], a["db"]))
+        .collect();
+    assert!(firing.is_empty(), "a healthy fleet raised {firing:?}");
+    // Litestream's own folders and files are not tenants.
+    let up: Vec<String> = d
+        .metrics()
+        .samples
+        .keys()
+        .filter(|k| k.starts_with("sqlite_up{"))
+        .cloned()
+        .collect();
+    assert_eq!(up.len(), 2, "{up:?}");
+}
+
+#[test]
+fn v05_directory_with_a_file_replica() {
+    let backup = tempfile::tempdir().unwrap();
+    follows_a_directory(
+        &format!(
+            "      type: file\n      path: {}\n      sync-interval: 1s\n",
+            backup.path().display()
+        ),
+        "file",
+        "",
+    );
+    // Litestream wrote each tenant under its relative path: where sqlite-ops read it.
+    for rel in ["acme.db", "eu/beta.db"] {
+        assert!(backup.path().join(rel).join("ltx").is_dir(), "{rel}");
+    }
+}
+
+#[test]
+fn v05_directory_with_an_s3_replica_on_moto() {
+    let s3 = S3Server::start("backups");
+    follows_a_directory(
+        &format!(
+            "      url: s3://backups/tenants\n      endpoint: {}\n      region: us-east-1\n      force-path-style: true\n      sync-interval: 1s\n",
+            s3.endpoint
+        ),
+        "s3",
+        "access-key-id: test\nsecret-access-key: test\n",
+    );
+}
