@@ -234,21 +234,23 @@ fn plan_descriptors(databases: usize) {
     use crate::probe::descriptors;
     match descriptors::configure() {
         Ok(plan) => {
-            let need = 3 * databases as u64;
+            let per = descriptors::PER_DATABASE;
+            let need = per * databases as u64;
             tracing::info!(
                 limit = plan.limit,
                 reserve = plan.reserve,
                 for_files = plan.for_files,
                 http_connections = plan.http_connections(),
                 databases,
-                "open files: {} databases need up to {need} descriptors (3 per WAL database); {} are theirs",
-                databases, plan.for_files
+                "open files: {} databases would keep up to {need} descriptors ({per} per WAL database); {} are theirs{}",
+                databases, plan.for_files,
+                if need > plan.for_files { ": quiet databases open their files at each poll instead" } else { "" }
             );
-            if need > plan.for_files {
+            if plan.for_files < per {
                 tracing::warn!(
                     limit = plan.limit,
-                    "the open-file limit is too low for every database to be watched: raise it to at least {} (LimitNOFILE= in the systemd unit, `ulimit -n`)",
-                    need + plan.reserve + plan.in_use
+                    "the open-file limit is too low for any database to be watched: raise it to at least {} (LimitNOFILE= in the systemd unit, `ulimit -n`)",
+                    per + plan.reserve + plan.in_use
                 );
             }
         }

@@ -8,7 +8,7 @@ use crate::litestream::board::Board;
 use crate::monitor::{DbSnapshot, Monitor, PollTime};
 use crate::probe::filesystem::Filesystems;
 use crate::probe::process::Processes;
-use crate::probe::{who, DbProbe};
+use crate::probe::{descriptors, who, DbProbe};
 use std::time::Instant;
 
 pub(super) struct Watched {
@@ -87,6 +87,11 @@ impl Watched {
         self.monitor
             .name_roles(&mut s, &mut |pid| processes.identify(pid).role, at);
         self.monitor.observe_replicas(&mut s, board);
+        // Descriptors are kept where they pay: when they run short, a quiet database gives
+        // its back and its next poll opens them again.
+        if descriptors::should_release(!self.monitor.wants_fast_lock_sampling(at.instant)) {
+            self.probe.release();
+        }
         s
     }
 

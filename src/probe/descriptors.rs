@@ -1,10 +1,13 @@
-//! The process's open-file budget. Every watched file is a descriptor held for as long as the
-//! file exists (see `file`), so enough databases would take every descriptor the process may
-//! open, and the HTTP server could then accept no connection: the host would vanish from
-//! Prometheus and a liveness probe would restart the daemon in a loop. So a reserve of the
-//! limit is kept for everything else (HTTP connections, Alertmanager, Litestream's replicas,
-//! the short reads of `/proc`), and watched files may take only what is left: a database that
-//! finds none is down with an error that names the limit and how to raise it.
+//! The process's open-file budget. A watched file keeps its descriptor between polls (see
+//! `file`), so enough databases would take every descriptor the process may open, and the HTTP
+//! server could then accept no connection: the host would vanish from Prometheus and a liveness
+//! probe would restart the daemon in a loop. So a reserve of the limit is kept for everything
+//! else (HTTP connections, Alertmanager, Litestream's replicas, the short reads of `/proc`),
+//! and watched files may take only what is left. Within that, descriptors are kept where they
+//! pay: when they run short, quiet databases give theirs back after each poll and open them
+//! again at the next ([`should_release`]), so ten thousand databases are all polled under a
+//! limit of 4,096. Only a limit below the reserve plus one database's three files leaves
+//! databases down, with an error that names the limit and how to raise it.
 //!
 //! The budget is process-wide because the limit (RLIMIT_NOFILE) is. Until [`configure`] is
 //! called (by `run`), it is unlimited: `check` and library users open what they need.
@@ -51,7 +54,7 @@ impl Plan {
     /// What to tell the operator when a file is refused.
     pub fn exhausted_message(&self) -> String {
         format!(
-            "no file descriptor left for it: sqlite-ops may open {} files (RLIMIT_NOFILE) and keeps {} for HTTP, Alertmanager and Litestream; the other watched files hold the remaining {}. Raise the limit: LimitNOFILE= in the systemd unit, `ulimit -n` in the shell that starts it, or the container runtime's nofile ulimit (a WAL database needs up to 3)",
+            "no file descriptor left for it: sqlite-ops may open {} files (RLIMIT_NOFILE) and keeps {} for HTTP, Alertmanager and Litestream; the other watched files hold the remaining {}. Raise the limit: LimitNOFILE= in the systemd unit, `ulimit -n` in the shell that starts it, or the container runtime's nofile ulimit (a WAL database needs up to 3 while it is polled)",
             self.limit, self.reserve, self.for_files
         )
     }
@@ -97,6 +100,21 @@ pub fn configure() -> std::io::Result<Plan> {
 /// The plan in force, if one was configured.
 pub fn plan() -> Option<Plan> {
     BUDGET.get().map(|b| b.plan)
+}
+
+/// Descriptors one database needs while it is polled: the database, `-wal` and `-shm`.
+pub const PER_DATABASE: u64 = 3;
+
+/// Whether a database just polled should give its descriptors back until its next poll,
+/// opening them again then: always once keeping them would leave no room to poll one more
+/// database, and, for a quiet database, once watched files hold more than half the budget. So
+/// many more databases than descriptors are all polled, and the busy ones keep theirs (their
+/// write lock is sampled between polls). Never without a budget.
+pub fn should_release(quiet: bool) -> bool {
+    BUDGET.get().is_some_and(|b| {
+        let held = b.held.load(Ordering::Relaxed);
+        held + PER_DATABASE > b.plan.for_files || (quiet && held > b.plan.for_files / 2)
+    })
 }
 
 /// One descriptor of the budget, given back when dropped (with the file it was taken for).

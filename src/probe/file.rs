@@ -68,6 +68,9 @@ pub struct WatchedFile {
     last: Option<Identity>,
     /// When the path itself was last looked up.
     path_checked_at: Option<Instant>,
+    /// The descriptor was closed by [`WatchedFile::release`], not because the file went: the
+    /// same device and inode are then the same file even where no birth time is kept.
+    released: bool,
 }
 
 /// How long an open file with a link count above 0 is trusted to still be what the path names.
@@ -80,6 +83,15 @@ impl WatchedFile {
             open: None,
             last: None,
             path_checked_at: None,
+            released: false,
+        }
+    }
+
+    /// Closes the descriptor, giving its share of the budget back, while remembering the file:
+    /// the next [`WatchedFile::refresh`] opens it again and knows it for the same file.
+    pub fn release(&mut self) {
+        if self.open.take().is_some() {
+            self.released = true;
         }
     }
 
@@ -123,6 +135,7 @@ impl WatchedFile {
             Ok(m) => m,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.open = None;
+                self.released = false;
                 return Ok(FileStatus::Missing);
             }
             Err(e) => {
@@ -140,9 +153,11 @@ impl WatchedFile {
             let now = Identity::of(&meta);
             replaced = match (&self.open, &self.last) {
                 (Some(_), _) => true,
+                (None, Some(last)) if self.released => *last != now,
                 (None, Some(last)) => !last.surely(&now),
                 (None, None) => false,
             };
+            self.released = false;
             // The old descriptor (and its slot) goes first, so a replacement needs no second.
             self.open = None;
             let slot = super::descriptors::acquire()?;
@@ -237,6 +252,39 @@ mod tests {
             FileStatus::Present {
                 size: 3,
                 replaced: !born
+            }
+        );
+    }
+
+    #[test]
+    fn a_released_file_is_opened_again_as_the_same_file_and_a_replacement_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"abc").unwrap();
+        let mut w = WatchedFile::new(p.clone());
+        w.refresh().unwrap();
+        w.release();
+        assert!(w.file().is_none(), "the descriptor is closed");
+        std::fs::write(&p, b"abcd").unwrap();
+        assert_eq!(
+            w.refresh().unwrap(),
+            FileStatus::Present {
+                size: 4,
+                replaced: false
+            },
+            "the same file, written meanwhile"
+        );
+        assert!(w.file().is_some());
+        // Released, then replaced by rename while closed: a new file.
+        w.release();
+        let new = dir.path().join("new");
+        std::fs::write(&new, b"xy").unwrap();
+        std::fs::rename(&new, &p).unwrap();
+        assert_eq!(
+            w.refresh().unwrap(),
+            FileStatus::Present {
+                size: 2,
+                replaced: true
             }
         );
     }

@@ -174,6 +174,14 @@ impl DbProbe {
         self.db.path()
     }
 
+    /// Closes the descriptors of the database, its `-wal` and `-shm` until the next sample,
+    /// which opens them again and knows them for the same files (see `WatchedFile::release`).
+    pub fn release(&mut self) {
+        for f in [&mut self.db, &mut self.wal, &mut self.shm] {
+            f.release();
+        }
+    }
+
     /// Reads one sample. An `Err` means the database itself is unreadable (`sqlite_up 0`).
     pub fn sample(&mut self, fs: &mut Filesystems) -> Result<Sample, ProbeError> {
         let (db_size_bytes, db_replaced) = match self.db.refresh() {
