@@ -45,7 +45,12 @@ fn run(n: usize, poll: &str, nofile: u64, measure: Duration) -> String {
     let written: Vec<Connection> = paths
         .iter()
         .step_by(100)
-        .map(|p| Connection::open(p).unwrap())
+        .map(|p| {
+            let c = Connection::open(p).unwrap();
+            c.execute_batch("CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)")
+                .unwrap();
+            c
+        })
         .collect();
     let gap = Duration::from_secs(1) / written.len().max(1) as u32;
     let stop = Arc::new(AtomicBool::new(false));

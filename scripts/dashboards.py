@@ -180,8 +180,8 @@ def overview():
     b.panel("timeseries", "Writer utilisation", "Share of time SQLite's write lock was held (rate of sqlite_write_lock_held_seconds_total). Above 50% sustained, writers queue behind each other.",
             [(f"rate(sqlite_write_lock_held_seconds_total{{{SEL}}}[$__rate_interval])", L)], "percentunit", w=8,
             thresholds=[(0.5, "red")], min_=0, max_=1)
-    b.panel("bargauge", "Headroom: write rate", "The write rate over the last hour as a share of the 500/s migration threshold.",
-            [(f"increase(sqlite_write_transactions_total{{{SEL}}}[1h]) / 3600 / 500", L)], "percentunit", w=8, h=6,
+    b.panel("bargauge", "Headroom: write rate", "The write rate over the last 5 minutes (the window of SQLiteWriteRateHigh) as a share of the 500/s migration threshold.",
+            [(f"increase(sqlite_write_transactions_total{{{SEL}}}[5m]) / 300 / 500", L)], "percentunit", w=8, h=6,
             thresholds=[(0.7, "orange"), (1, "red")], min_=0, max_=1,
             options={"orientation": "horizontal", "displayMode": "gradient", "reduceOptions": {"calcs": ["lastNotNull"]}})
     b.panel("stat", "Time until 50 GB", "At the database's growth rate over the last 6 hours, how long until it passes 50 GB (the warning). Shown as a very long time when it does not grow.",
@@ -237,7 +237,7 @@ def overview():
             [(f"rate(sqlite_ops_alertmanager_errors_total{{{INST}}}[$__rate_interval])", "{{alertmanager}}")], "reqps", w=8, min_=0)
     return dashboard("sqlite-ops-overview", "SQLite overview (sqlite-ops)",
                      "Health, migrate-to-Postgres signals, WAL and checkpoints, Litestream and disk for the SQLite databases sqlite-ops watches.",
-                     b.panels, links=[{"title": "Fleet", "type": "link", "url": "/d/sqlite-ops-fleet/sqlite-fleet-sqlite-ops?${datasource:queryparam}", "icon": "dashboard"}])
+                     b.panels, links=[{"title": "Fleet", "type": "link", "url": "/d/sqlite-ops-fleet/sqlite-fleet-sqlite-ops?${datasource:queryparam}", "icon": "dashboard", "keepTime": True}])
 
 
 def fleet():
@@ -268,7 +268,7 @@ def fleet():
                 {"id": "sortBy", "options": {"sort": [{"field": "Nearest", "desc": True}]}},
             ],
             field_overrides=[
-                {"matcher": {"id": "byName", "options": "db"}, "properties": [{"id": "links", "value": [{"title": "Overview of ${__data.fields.db}", "url": "/d/sqlite-ops-overview/sqlite-overview-sqlite-ops?${datasource:queryparam}&var-instance=${__data.fields.instance}&var-db=${__data.fields.db}"}]}]},
+                {"matcher": {"id": "byName", "options": "db"}, "properties": [{"id": "links", "value": [{"title": "Overview of ${__data.fields.db}", "url": "/d/sqlite-ops-overview/sqlite-overview-sqlite-ops?${datasource:queryparam}&var-instance=${__data.fields.instance}&var-db=${__data.fields.db}&${__url_time_range}"}]}]},
                 {"matcher": {"id": "byName", "options": "Up"}, "properties": [{"id": "unit", "value": "none"}]},
                 {"matcher": {"id": "byName", "options": "Nearest"}, "properties": [{"id": "custom.cellOptions", "value": {"type": "color-background"}}]},
             ])
@@ -284,7 +284,7 @@ def fleet():
             options={"reduceOptions": {"calcs": ["lastNotNull"]}})
     return dashboard("sqlite-ops-fleet", "SQLite fleet (sqlite-ops)",
                      "Every SQLite database sqlite-ops watches, sorted by the signal nearest its threshold, with links to the overview.",
-                     b.panels, links=[{"title": "Overview", "type": "link", "url": "/d/sqlite-ops-overview/sqlite-overview-sqlite-ops?${datasource:queryparam}", "icon": "dashboard"}])
+                     b.panels, links=[{"title": "Overview", "type": "link", "url": "/d/sqlite-ops-overview/sqlite-overview-sqlite-ops?${datasource:queryparam}", "icon": "dashboard", "keepTime": True}])
 
 
 def main():

@@ -90,8 +90,30 @@ fn dashboards_are_generated_and_pass_lint() {
         for v in ["datasource", "job", "instance"] {
             assert!(vars.contains(&v), "{d}: variable {v}");
         }
+        // Moving between the dashboards keeps the time range being looked at.
+        for link in board["links"].as_array().unwrap() {
+            assert_eq!(link["keepTime"], true, "{d}: {link}");
+        }
+        let text = board.to_string();
+        for (i, _) in text.match_indices("\"url\":\"/d/") {
+            let url = &text[i..i + text[i..].find("\",").unwrap_or(text.len() - i)];
+            let panel_link = url.contains("__data.fields");
+            assert!(
+                !panel_link || url.contains("${__url_time_range}"),
+                "{d}: a data link keeps the time range: {url}"
+            );
+        }
         let mut ids = BTreeSet::new();
         for p in board["panels"].as_array().unwrap() {
+            // The write-rate headroom is judged over the alert's own window.
+            if p["title"] == "Headroom: write rate" {
+                let expr = p["targets"][0]["expr"].as_str().unwrap();
+                let window = sqlite_ops::rules::catalogue::window();
+                assert!(
+                    expr.contains(&format!("[{window}])")),
+                    "{d}: {expr} over {window}"
+                );
+            }
             let title = p["title"].as_str().unwrap();
             assert!(
                 ids.insert(p["id"].as_u64().unwrap()),

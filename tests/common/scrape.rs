@@ -16,7 +16,14 @@ pub fn get(url: &str) -> (u16, String) {
         .call()
         .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     let status = resp.status().as_u16();
-    (status, resp.body_mut().read_to_string().unwrap())
+    // A fleet's /metrics runs to tens of megabytes (the fleet bench reads 10,000 databases').
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_string()
+        .unwrap();
+    (status, body)
 }
 
 /// Samples of a scrape, keyed by `name{labels}` exactly as exposed.
