@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use watched::Watched;
 
+mod quiet;
 mod thread;
 mod watched;
 

@@ -2,6 +2,7 @@
 //! they said. This is where a poll's I/O (the files, `/proc/locks`, who a pid is) meets the
 //! pure monitor.
 
+use super::quiet::{self, Settled, Stamp};
 use super::Target;
 use crate::format::db_header::JournalKind;
 use crate::litestream::board::Board;
@@ -14,6 +15,8 @@ use std::time::Instant;
 pub(super) struct Watched {
     probe: DbProbe,
     pub(super) monitor: Monitor,
+    /// The last full poll, while the database is settled (see `quiet`).
+    settled: Option<Settled>,
 }
 
 impl Watched {
@@ -23,6 +26,7 @@ impl Watched {
             monitor: Monitor::new(&t.name, &t.path, t.declared)
                 .with_replicas(&t.replicas())
                 .with_autocheckpoint(t.wal_autocheckpoint),
+            settled: None,
         }
     }
 
@@ -42,6 +46,7 @@ impl Watched {
                 .monitor
                 .reconfigure(t.declared, &t.replicas())
                 .with_autocheckpoint(t.wal_autocheckpoint),
+            settled: None,
         }
     }
 
@@ -64,6 +69,12 @@ impl Watched {
         board: &Board,
     ) -> DbSnapshot {
         let at = PollTime::now();
+        if let Some(s) = self.unchanged(locks, board, at) {
+            return s;
+        }
+        let busy = self.monitor.wants_fast_lock_sampling(at.instant);
+        // Taken before the files are read: a write during the poll shows at the next look.
+        let stamps = (!busy).then(|| self.stamps());
         let (was_up, was_error) = {
             let (up, error) = self.monitor.last_state();
             (up, error.map(str::to_string))
@@ -89,10 +100,50 @@ impl Watched {
         self.monitor.observe_replicas(&mut s, board);
         // Descriptors are kept where they pay: when they run short, a quiet database gives
         // its back and its next poll opens them again.
-        if descriptors::should_release(!self.monitor.wants_fast_lock_sampling(at.instant)) {
+        let busy = self.monitor.wants_fast_lock_sampling(at.instant);
+        if descriptors::should_release(!busy) {
             self.probe.release();
         }
+        self.settled = stamps
+            .filter(|_| quiet::is_settled(&s, busy))
+            .map(|stamps| Settled {
+                snapshot: s.clone(),
+                stamps,
+                at: at.instant,
+            });
         s
+    }
+
+    /// The database's and the `-wal`'s stamps.
+    fn stamps(&self) -> [Stamp; 2] {
+        [
+            Stamp::of(self.probe.path()),
+            Stamp::of(self.probe.wal_path()),
+        ]
+    }
+
+    /// The last snapshot again, if the database is settled and nothing changed since (its
+    /// files, `/proc/locks`), with the time and the replication lag brought up to now.
+    fn unchanged(&mut self, locks: &who::Locks, board: &Board, at: PollTime) -> Option<DbSnapshot> {
+        let settled = self.settled.as_ref()?;
+        if at.instant.duration_since(settled.at) >= quiet::FULL_POLL_EVERY
+            || self.probe.in_transaction().unwrap_or_else(|| {
+                quiet::in_transaction(
+                    locks,
+                    settled.snapshot.journal_mode,
+                    self.probe.lock_files(),
+                )
+            })
+            || self.stamps() != settled.stamps
+        {
+            self.settled = None;
+            return None;
+        }
+        let mut s = settled.snapshot.clone();
+        s.polled_at = at.unix;
+        s.poll_duration_seconds = at.instant.elapsed().as_secs_f64();
+        self.monitor.observe_replicas(&mut s, board);
+        Some(s)
     }
 
     /// Every process holding one of the database's locks, with what it holds: those

@@ -99,9 +99,14 @@ impl WatchedFile {
         &self.path
     }
 
-    /// Device and inode of the open file.
+    /// Device and inode of the open file, or of the file last open when its descriptor was
+    /// released (whose locks `/proc/locks` still lists under them).
     pub fn identity(&self) -> Option<(u64, u64)> {
-        self.open.as_ref().map(|o| (o.dev, o.ino))
+        match (&self.open, &self.last) {
+            (Some(o), _) => Some((o.dev, o.ino)),
+            (None, Some(last)) if self.released => Some((last.dev, last.ino)),
+            _ => None,
+        }
     }
 
     pub fn file(&self) -> Option<&File> {

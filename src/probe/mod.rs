@@ -174,6 +174,11 @@ impl DbProbe {
         self.db.path()
     }
 
+    /// The path of the `-wal` beside the database.
+    pub fn wal_path(&self) -> &Path {
+        self.wal.path()
+    }
+
     /// Closes the descriptors of the database, its `-wal` and `-shm` until the next sample,
     /// which opens them again and knows them for the same files (see `WatchedFile::release`).
     pub fn release(&mut self) {
@@ -358,6 +363,24 @@ impl DbProbe {
         let holder =
             locks::conflicting(file, byte, 1, LockKind::Write).map_err(|e| err("locks", e))?;
         Ok(holder.filter(|h| h.kind == LockKind::Write))
+    }
+
+    /// Whether another process is in a transaction on the database now, from one `F_GETLK`
+    /// on the descriptor kept open: in WAL mode any lock on the `-shm`'s write, checkpoint,
+    /// recovery or read-mark bytes (120-127; not the "dead man switch" every connection holds);
+    /// in rollback mode a write lock on the reserved byte. `None` when the descriptor is not
+    /// open (released) or the mode unknown.
+    pub fn in_transaction(&self) -> Option<bool> {
+        let (file, start, len) = match self.journal? {
+            JournalKind::Wal => (
+                self.shm.file()?,
+                lock_bytes::WRITE,
+                lock_bytes::DMS - lock_bytes::WRITE,
+            ),
+            JournalKind::Rollback => (self.db.file()?, db_header::lock_bytes::RESERVED, 1),
+        };
+        let held = locks::conflicting(file, start, len, LockKind::Write).ok()?;
+        Some(held.is_some())
     }
 
     /// Reads the wal-index header as SQLite's reader does, retrying a torn read a few times.

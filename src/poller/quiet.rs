@@ -1,0 +1,74 @@
+//! What makes an idle database cheap: between full polls, a database whose last poll found it
+//! settled (up, no write for a while, no writer and no reader in a transaction) is only looked
+//! at (two `stat`s and the machine's `/proc/locks`, read once for all), and its last snapshot
+//! is published again while nothing changed. Any change of its files, any transaction seen in
+//! `/proc/locks`, or [`FULL_POLL_EVERY`] without a full poll, and it is polled in full again.
+//!
+//! Counts stay exact: they come from SQLite's own counters at the next full poll, which follows
+//! a commit at once (the commit changes the `-wal` or the database file). What repeating a
+//! snapshot can leave stale, by at most [`FULL_POLL_EVERY`], are figures that move with time
+//! alone: checkpoint-lag and snapshot ages, and the rates' decay; replication lag is computed
+//! again at every poll.
+
+use crate::format::db_header::JournalKind;
+use crate::monitor::DbSnapshot;
+use crate::probe::who::{FileId, Locks};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The longest a settled database goes without a full poll.
+pub const FULL_POLL_EVERY: Duration = Duration::from_secs(10);
+
+/// A file's inode, size and modification time, or `None` when it is missing: what any write
+/// changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp(Option<(u64, u64, i64, i64)>);
+
+impl Stamp {
+    pub fn of(path: &Path) -> Stamp {
+        Stamp(
+            std::fs::metadata(path)
+                .ok()
+                .map(|m| (m.ino(), m.len(), m.mtime(), m.mtime_nsec())),
+        )
+    }
+}
+
+/// The last full poll of a settled database, and what its files looked like just before it.
+#[derive(Debug)]
+pub struct Settled {
+    pub snapshot: DbSnapshot,
+    /// The database's and the `-wal`'s.
+    pub stamps: [Stamp; 2],
+    pub at: Instant,
+}
+
+/// Whether a full poll's snapshot leaves the database settled: readable, no writer holding the
+/// lock, no reader holding a snapshot, and not busy (`busy`: the monitor samples its write lock
+/// between polls).
+pub fn is_settled(s: &DbSnapshot, busy: bool) -> bool {
+    s.up && !busy
+        && s.write_lock.as_ref().is_none_or(|w| w.holder_pid.is_none())
+        && s.wal.as_ref().is_none_or(|w| w.readers == 0)
+}
+
+/// Whether `/proc/locks` shows a process in a transaction on the database: in WAL mode any
+/// lock on the `-shm`'s write or read-mark bytes (the "dead man switch" every connection holds
+/// does not count); in rollback mode a reserved, pending or exclusive lock. Unknown files count
+/// as in a transaction, so that they are polled in full.
+pub fn in_transaction(
+    locks: &Locks,
+    journal: Option<JournalKind>,
+    (shm, db): (Option<FileId>, Option<FileId>),
+) -> bool {
+    use crate::format::shm::lock_bytes as shm_bytes;
+    match (journal, shm, db) {
+        (Some(JournalKind::Wal), Some(shm), _) => locks
+            .of(shm)
+            .iter()
+            .any(|l| (shm_bytes::WRITE..shm_bytes::DMS).any(|b| l.covers(b))),
+        (Some(JournalKind::Rollback), _, Some(db)) => locks.of(db).iter().any(|l| l.write),
+        _ => true,
+    }
+}
