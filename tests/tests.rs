@@ -23,6 +23,7 @@ mod http_endpoint;
 mod litestream;
 mod litestream_dir;
 mod migrate_check;
+mod quiet;
 mod read_only;
 mod reload;
 mod web_security;

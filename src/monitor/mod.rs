@@ -210,6 +210,7 @@ impl Monitor {
     pub fn apply(&mut self, sample: Result<Sample, ProbeError>, at: PollTime) -> DbSnapshot {
         let mut s = DbSnapshot::new(&self.name, &self.path, self.declared);
         s.polled_at = at.unix;
+        s.files_read_at = at.unix;
         match sample {
             Ok(sample) => self.apply_sample(&mut s, sample, at),
             Err(e) => self.apply_down(&mut s, e),

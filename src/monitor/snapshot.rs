@@ -180,6 +180,9 @@ pub struct DbSnapshot {
     pub poll_errors_total: BTreeMap<&'static str, u64>,
     /// When this poll ran, in seconds since the Unix epoch.
     pub polled_at: f64,
+    /// When the files were last read in full, in seconds since the Unix epoch: earlier than
+    /// `polled_at` while a settled database's figures are repeated (see `poller/quiet.rs`).
+    pub files_read_at: f64,
 }
 
 impl DbSnapshot {
@@ -214,6 +217,7 @@ impl DbSnapshot {
             poll_duration_seconds: 0.0,
             poll_errors_total: BTreeMap::new(),
             polled_at: 0.0,
+            files_read_at: 0.0,
         }
     }
 }

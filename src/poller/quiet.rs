@@ -72,3 +72,51 @@ pub fn in_transaction(
         _ => true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::proc_locks::LockLine;
+
+    fn lock(inode: u64, write: bool, start: u64, end: Option<u64>) -> LockLine {
+        LockLine {
+            write,
+            pid: 42,
+            major: 8,
+            minor: 1,
+            inode,
+            start,
+            end,
+        }
+    }
+
+    #[test]
+    fn only_a_transaction_keeps_a_database_from_settling() {
+        let dev = libc::makedev(8, 1);
+        let (shm, db) = (FileId::new(dev, 10), FileId::new(dev, 11));
+        let wal = Some(JournalKind::Wal);
+        let rollback = Some(JournalKind::Rollback);
+        let with = |lines: Vec<LockLine>| Locks::from_lines(lines);
+        // Every open connection holds the dead man switch (128): no transaction.
+        let open = with(vec![lock(10, false, 128, Some(128))]);
+        assert!(!in_transaction(&open, wal, (Some(shm), Some(db))));
+        // A writer (120), a reader's mark (123..127), a checkpointer (121).
+        for (write, byte) in [(true, 120), (false, 125), (true, 121)] {
+            let l = with(vec![lock(10, write, byte, Some(byte))]);
+            assert!(in_transaction(&l, wal, (Some(shm), Some(db))), "{byte}");
+        }
+        // A lock to the end of the file from below covers them too.
+        let l = with(vec![lock(10, false, 100, None)]);
+        assert!(in_transaction(&l, wal, (Some(shm), Some(db))));
+        // Another file's locks do not count; an unknown file or mode counts as busy.
+        let other = with(vec![lock(99, true, 120, Some(120))]);
+        assert!(!in_transaction(&other, wal, (Some(shm), Some(db))));
+        assert!(in_transaction(&other, wal, (None, Some(db))));
+        assert!(in_transaction(&other, None, (Some(shm), Some(db))));
+        // Rollback mode: readers' shared locks are not a transaction; a write lock is.
+        let shared = with(vec![lock(11, false, 1_073_741_826, Some(1_073_742_335))]);
+        assert!(!in_transaction(&shared, rollback, (None, Some(db))));
+        let reserved = with(vec![lock(11, true, 1_073_741_825, Some(1_073_741_825))]);
+        assert!(in_transaction(&reserved, rollback, (None, Some(db))));
+    }
+}
