@@ -82,7 +82,9 @@ impl Watched {
         let sample = self.probe.sample(fs);
         let mut s = self.monitor.apply(sample, at);
         s.poll_duration_seconds = at.instant.elapsed().as_secs_f64();
-        if s.up && !was_up {
+        // Readable again after an error; a database readable from the start was logged as
+        // "watching" (a fleet's first poll would be ten thousand lines).
+        if s.up && !was_up && was_error.is_some() {
             tracing::info!(db = %s.name, path = %s.path.display(), "database readable");
         } else if !s.up && (was_up || was_error != s.error) {
             tracing::warn!(db = %s.name, path = %s.path.display(), error = s.error.as_deref().unwrap_or(""), "database unreadable");
