@@ -12,7 +12,7 @@ mod common;
 #[allow(dead_code)]
 mod measure;
 use common::Daemon;
-use measure::{config, cpu_of, create_wal_db, rss_mib};
+use measure::{config, cpu_of, create_wal_db, round_robin, rss_mib};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,19 +54,7 @@ fn run(n: usize, poll: &str, nofile: u64, measure: Duration) -> String {
         .collect();
     let gap = Duration::from_secs(1) / written.len().max(1) as u32;
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut i = 0usize;
-            while !stop.load(Ordering::Relaxed) {
-                written[i % written.len()]
-                    .execute("INSERT INTO t(v) VALUES ('x')", [])
-                    .unwrap();
-                i += 1;
-                std::thread::sleep(gap);
-            }
-        })
-    };
+    let writer = round_robin(written, gap, stop.clone());
     let cfg = config(dir.path(), &paths, "", "");
     let prlimit = common::program("prlimit", "util-linux");
     let limit = format!("--nofile={nofile}:{nofile}");

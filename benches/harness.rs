@@ -14,7 +14,7 @@ mod common;
 #[allow(dead_code)]
 mod measure;
 use common::{Daemon, PyDriver};
-use measure::{config, cpu_of, create_wal_db, rss_mib};
+use measure::{config, cpu_of, create_wal_db, round_robin, rss_mib};
 use rusqlite::Connection;
 use sqlite_ops::poller::{Poller, Target};
 use std::io::Write;
@@ -140,20 +140,7 @@ fn fleet(
     let conns: Vec<Connection> = paths.iter().map(|p| create_wal_db(p)).collect();
     let stop = Arc::new(AtomicBool::new(false));
     // 100 small write transactions per second across the fleet, round-robin.
-    let writer = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut i = 0usize;
-            while !stop.load(Ordering::Relaxed) {
-                conns[i % conns.len()]
-                    .execute("INSERT INTO t(v) VALUES ('x')", [])
-                    .unwrap();
-                i += 1;
-                std::thread::sleep(gap);
-            }
-            conns
-        })
-    };
+    let writer = round_robin(conns, gap, stop.clone());
     let cfg = config(
         &sub,
         &paths,

@@ -4,6 +4,8 @@
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// CPU time (user + system) of process `pid`, from /proc/<pid>/stat.
@@ -67,4 +69,24 @@ pub fn sql_per_scrape(db: &Path) -> (i64, i64, String) {
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     (pages, free, mode)
+}
+
+/// An application writing one small transaction to each of `conns` in turn, one every `gap`,
+/// in its own thread until `stop` is set; the thread gives the connections back.
+pub fn round_robin(
+    conns: Vec<Connection>,
+    gap: Duration,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<Connection>> {
+    std::thread::spawn(move || {
+        let mut i = 0usize;
+        while !stop.load(Ordering::Relaxed) {
+            conns[i % conns.len()]
+                .execute("INSERT INTO t(v) VALUES ('x')", [])
+                .unwrap();
+            i += 1;
+            std::thread::sleep(gap);
+        }
+        conns
+    })
 }
