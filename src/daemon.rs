@@ -208,14 +208,30 @@ fn poller_for(targets: &[Target], settings: &Settings, carried: Option<Poller>) 
 }
 
 /// Walks `discovery`'s globs off the async runtime (a walk over thousands of files is
-/// blocking I/O); gives it back with what it found.
-async fn scan(mut discovery: Discovery) -> (Discovery, Vec<Target>) {
+/// blocking I/O); gives it back with what it found, or `None` (logged) if the walk failed.
+async fn try_scan(mut discovery: Discovery) -> (Discovery, Option<Vec<Target>>) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::task::spawn_blocking(move || {
-        let found = discovery.scan(std::time::Instant::now());
+        let walk = std::panic::AssertUnwindSafe(|| discovery.scan(std::time::Instant::now()));
+        let found = std::panic::catch_unwind(walk).ok();
+        if found.is_none() {
+            tracing::error!(
+                "walking the glob: entries failed; the databases found before are kept"
+            );
+        }
         let _ = tx.send((discovery, found));
     });
-    rx.await.expect("a discovery walk does not panic")
+    match rx.await {
+        Ok(done) => done,
+        // The walk's thread is gone with the discovery in it: nothing more can be found.
+        Err(_) => (Discovery::fixed(Vec::new()), None),
+    }
+}
+
+/// As [`try_scan`], with no database at all when the first walk fails.
+async fn scan(discovery: Discovery) -> (Discovery, Vec<Target>) {
+    let (discovery, found) = try_scan(discovery).await;
+    (discovery, found.unwrap_or_default())
 }
 
 /// Walks the globs again every `discover_interval`; when the databases found change, starts
@@ -228,13 +244,14 @@ async fn rediscover(
     watchers: &mut Watchers,
     board: &Arc<crate::litestream::board::Board>,
 ) -> std::convert::Infallible {
-    if !discovery.rescans() {
-        return std::future::pending().await;
-    }
     loop {
+        if !discovery.rescans() {
+            return std::future::pending().await;
+        }
         tokio::time::sleep(settings.discover_interval).await;
         let found;
-        (discovery, found) = scan(discovery).await;
+        (discovery, found) = try_scan(discovery).await;
+        let Some(found) = found else { continue };
         if found != current {
             log_changes(&current, &found);
             watchers.update(
