@@ -84,6 +84,8 @@ fn two_thousand_databases_under_a_limit_of_1024_are_all_up_and_exact() {
             .db("sqlite_write_transactions_total", &format!("db{i}"))
             .unwrap()
     };
+    // Read after a poll that began once the connections were open.
+    daemon.wait_polls(2);
     let before: Vec<f64> = written.iter().map(|&i| total(i)).collect();
     for i in written {
         app.cmd(&format!("commit c{i} 20"));

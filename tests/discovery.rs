@@ -76,9 +76,13 @@ fn tenants_come_and_go_while_the_daemon_runs() {
     wait_for(STEP, "the new tenant watched", || {
         watched(&d).contains(&"gamma".to_string()).then_some(())
     });
-    let before = wait_for(STEP, "gamma's counter", || {
-        d.metrics().db("sqlite_write_transactions_total", "gamma")
-    });
+    // The walk may have found the file between the driver's first write and its table: the
+    // baseline is read after a poll that began once the driver was done.
+    d.wait_polls(2);
+    let before = d
+        .metrics()
+        .db("sqlite_write_transactions_total", "gamma")
+        .unwrap();
     py.cmd("commit w 5");
     wait_for(STEP, "gamma's 5 commits counted", || {
         (d.metrics().db("sqlite_write_transactions_total", "gamma") == Some(before + 5.0))
