@@ -12,7 +12,7 @@ mod common;
 #[allow(dead_code)]
 mod measure;
 use common::Daemon;
-use measure::{config, cpu_of, create_wal_db, round_robin, rss_mib};
+use measure::{config, cpu_share, create_wal_db, round_robin, rss_mib};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,10 +64,7 @@ fn run(n: usize, poll: &str, nofile: u64, measure: Duration) -> String {
         &[],
     );
     daemon.wait_polls(3);
-    let cpu0 = cpu_of(daemon.pid());
-    let t0 = Instant::now();
-    std::thread::sleep(measure);
-    let cpu = (cpu_of(daemon.pid()) - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
+    let cpu = cpu_share(daemon.pid(), measure);
     let rss = rss_mib(daemon.pid());
     let mut scrapes = Vec::new();
     let mut body = String::new();

@@ -14,7 +14,7 @@ mod common;
 #[allow(dead_code)]
 mod measure;
 use common::{Daemon, PyDriver};
-use measure::{config, cpu_of, create_wal_db, round_robin, rss_mib};
+use measure::{config, cpu_share, create_wal_db, round_robin, rss_mib};
 use rusqlite::Connection;
 use sqlite_ops::poller::{Poller, Target};
 use std::io::Write;
@@ -149,10 +149,7 @@ fn fleet(
     );
     let daemon = daemon(&cfg, "1s");
     daemon.wait_polls(1);
-    let cpu0 = cpu_of(daemon.pid());
-    let t0 = Instant::now();
-    std::thread::sleep(measure);
-    let cpu = (cpu_of(daemon.pid()) - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
+    let cpu = cpu_share(daemon.pid(), measure);
     let rss = rss_mib(daemon.pid());
     let mut scrapes: Vec<Duration> = (0..20)
         .map(|_| {

@@ -19,6 +19,14 @@ pub fn cpu_of(pid: u32) -> Duration {
     Duration::from_secs_f64(ticks / hz)
 }
 
+/// The share of one core process `pid` used over the next `window` (which this sleeps).
+pub fn cpu_share(pid: u32, window: Duration) -> f64 {
+    let cpu0 = cpu_of(pid);
+    let t0 = std::time::Instant::now();
+    std::thread::sleep(window);
+    (cpu_of(pid) - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64()
+}
+
 /// Resident memory of process `pid` in MiB, from /proc/<pid>/status.
 pub fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
