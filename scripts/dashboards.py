@@ -254,7 +254,7 @@ def fleet():
     nearest = " or ".join(f'label_replace({expr}, "signal", "{name}", "", "")' for name, _, expr in signals)
     b.row("Every database, nearest threshold first")
     b.panel("table", "Databases by the signal nearest its threshold",
-            "One row per database. Each signal is its value divided by its warning threshold (1 = at the threshold); Nearest is the largest of them. Sorted by Nearest, so the database closest to an alert or to the move to Postgres is on top. Click a database for its overview.",
+            "One row per database, from the per-database series (the health group gives writes, size, WAL and disk; locks and litestream add the writer and lag). Each signal is its value divided by its warning threshold (1 = at the threshold); Nearest is the largest of them. Sorted by Nearest, so the database closest to an alert or to the move to Postgres is on top. Click a database for its overview.",
             [(f'max by (instance, db) ({nearest})', "nearest")] + [(expr, name) for name, _, expr in signals]
             + [(f'{by} (sqlite_up{{{SEL}}})', "up")],
             "percentunit", w=24, h=16, thresholds=[(0.7, "orange"), (1, "red")],
@@ -272,16 +272,34 @@ def fleet():
                 {"matcher": {"id": "byName", "options": "Up"}, "properties": [{"id": "unit", "value": "none"}]},
                 {"matcher": {"id": "byName", "options": "Nearest"}, "properties": [{"id": "custom.cellOptions", "value": {"type": "color-background"}}]},
             ])
-    b.row("Fleet totals")
-    b.panel("stat", "Databases", "Databases watched, and how many are down.",
-            [(f"count(sqlite_up{{{SEL}}})", "watched"), (f"count(sqlite_up{{{SEL}}} == 0) or vector(0)", "down")], "none", w=8, h=5,
+    # The fleet series carry no db label (but the nearest): they work whatever metrics: groups
+    # the databases export, down to none.
+    fleet_sel = 'job=~"$job",instance=~"$instance"'
+    b.row("Fleet totals (fleet series: any metrics: choice)")
+    b.panel("stat", "Databases", "Databases watched, and how many are down (sqlite_fleet_databases).",
+            [(f'sum(sqlite_fleet_databases{{{fleet_sel}}})', "watched"), (f'sum(sqlite_fleet_databases{{{fleet_sel},state="down"}}) or vector(0)', "down")], "none", w=6, h=5,
             options={"reduceOptions": {"calcs": ["lastNotNull"]}})
-    b.panel("stat", "Alerts firing", "Alerts firing across the fleet, by severity.",
-            [(f'sum(sqlite_alert{{{SEL},severity="critical"}}) or vector(0)', "critical"), (f'sum(sqlite_alert{{{SEL},severity="warning"}}) or vector(0)', "warning")], "none", w=8, h=5,
+    b.panel("stat", "Alerts firing", "Alerts firing across the fleet, by severity (sqlite_fleet_alerts).",
+            [(f'sum(sqlite_fleet_alerts{{{fleet_sel},severity="critical"}}) or vector(0)', "critical"), (f'sum(sqlite_fleet_alerts{{{fleet_sel},severity="warning"}}) or vector(0)', "warning")], "none", w=6, h=5,
             thresholds=[(1, "red")], options={"reduceOptions": {"calcs": ["lastNotNull"]}})
-    b.panel("stat", "Write transactions per second", "All watched databases together.",
-            [(f"sum(rate(sqlite_write_transactions_total{{{SEL}}}[$__rate_interval]))", "total")], "ops", w=8, h=5,
+    b.panel("stat", "Write transactions per second", "All watched databases together, over the last few seconds (sqlite_fleet_write_transactions_per_second).",
+            [(f"sum(sqlite_fleet_write_transactions_per_second{{{fleet_sel}}})", "total")], "ops", w=6, h=5,
             options={"reduceOptions": {"calcs": ["lastNotNull"]}})
+    b.panel("stat", "Size", "Database and WAL files together (sqlite_fleet_database_size_bytes, sqlite_fleet_wal_size_bytes).",
+            [(f"sum(sqlite_fleet_database_size_bytes{{{fleet_sel}}})", "databases"), (f"sum(sqlite_fleet_wal_size_bytes{{{fleet_sel}}})", "WAL")], "bytes", w=6, h=5,
+            options={"reduceOptions": {"calcs": ["lastNotNull"]}})
+    b.panel("table", "Nearest each threshold (fleet series)",
+            "The five databases nearest each alert's first threshold, per instance, from sqlite-ops's own thresholds: the value as a fraction of the threshold (1 = at it). Works when the databases export no series of their own (metrics: []). Click a database for its overview.",
+            [(f"max by (instance, alert, db) (sqlite_fleet_threshold_nearest_ratio{{{fleet_sel}}})", "nearest")],
+            "percentunit", w=24, h=10, thresholds=[(0.7, "orange"), (1, "red")],
+            transformations=[
+                {"id": "organize", "options": {"excludeByName": {"Time": True}, "renameByName": {"Value": "Nearest"}}},
+                {"id": "sortBy", "options": {"sort": [{"field": "Nearest", "desc": True}]}},
+            ],
+            field_overrides=[
+                {"matcher": {"id": "byName", "options": "db"}, "properties": [{"id": "links", "value": [{"title": "Overview of ${__data.fields.db}", "url": "/d/sqlite-ops-overview/sqlite-overview-sqlite-ops?${datasource:queryparam}&var-instance=${__data.fields.instance}&var-db=${__data.fields.db}&${__url_time_range}"}]}]},
+                {"matcher": {"id": "byName", "options": "Nearest"}, "properties": [{"id": "custom.cellOptions", "value": {"type": "color-background"}}]},
+            ])
     return dashboard("sqlite-ops-fleet", "SQLite fleet (sqlite-ops)",
                      "Every SQLite database sqlite-ops watches, sorted by the signal nearest its threshold, with links to the overview.",
                      b.panels, links=[{"title": "Overview", "type": "link", "url": "/d/sqlite-ops-overview/sqlite-overview-sqlite-ops?${datasource:queryparam}", "icon": "dashboard", "keepTime": True}])

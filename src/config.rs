@@ -4,6 +4,7 @@
 use crate::discovery::pattern::Pattern;
 use crate::discovery::{Discovery, GlobEntry};
 use crate::litestream::{self, config::Litestream};
+use crate::monitor::groups::Groups;
 use crate::monitor::Declared;
 use crate::poller::Target;
 use crate::rules::{DbThresholds, ThresholdsConfig};
@@ -34,6 +35,9 @@ pub struct Config {
     /// Overrides of the default thresholds, for every database (see `sqlite-ops rules`).
     #[serde(default)]
     pub thresholds: ThresholdsConfig,
+    /// The groups of per-database series exported (see `monitor::groups`), for every
+    /// database: `all` when absent.
+    pub metrics: Option<Vec<String>>,
     /// Declared facts behind two migration signals, for every database.
     #[serde(default)]
     pub team: Declared,
@@ -135,6 +139,9 @@ pub struct DatabaseConfig {
     /// Threshold overrides for this database only.
     #[serde(default)]
     pub thresholds: ThresholdsConfig,
+    /// The groups of series exported for this database (or each match), overriding the
+    /// global `metrics:`.
+    pub metrics: Option<Vec<String>>,
     /// Declared facts for this database, overriding the global `team:` field by field.
     pub team: Option<Declared>,
     /// The application's `PRAGMA wal_autocheckpoint` for this database, overriding the global.
@@ -207,6 +214,7 @@ impl Default for Config {
             web: WebConfig::default(),
             databases: Vec::new(),
             thresholds: ThresholdsConfig::new(),
+            metrics: None,
             team: Declared::default(),
             alertmanager: None,
             litestream: None,
@@ -406,6 +414,7 @@ impl Config {
             declared: self.team,
             thresholds: self.global_thresholds(source)?,
             wal_autocheckpoint: self.wal_autocheckpoint,
+            metrics: self.metrics_of(None, "", source)?,
             ..Target::new("", "")
         };
         discovery.set_litestream(listed, template);
@@ -460,14 +469,15 @@ impl Config {
             Pattern::parse(glob).map_err(|m| error(source, format!("{field}.glob"), m))?;
         let (thresholds, declared) = self.settings_of(d, &field, source)?;
         Ok(Some(GlobEntry {
-            field,
-            pattern,
             template: Target {
                 declared,
                 thresholds,
+                metrics: self.metrics_of(Some(d), &field, source)?,
                 wal_autocheckpoint: d.wal_autocheckpoint.unwrap_or(self.wal_autocheckpoint),
                 ..Target::new("", "")
             },
+            field,
+            pattern,
         }))
     }
 
@@ -504,6 +514,7 @@ impl Config {
                 Some(d) => self.settings_of(d, &field, source)?,
             };
             out.push(Target {
+                metrics: self.metrics_of(db, &field, source)?,
                 name,
                 path,
                 declared,
@@ -517,6 +528,24 @@ impl Config {
 }
 
 impl Config {
+    /// The groups of series exported for one database: its entry's `metrics:`, else the
+    /// file's, else all.
+    fn metrics_of(
+        &self,
+        d: Option<&DatabaseConfig>,
+        field: &str,
+        source: &str,
+    ) -> Result<Groups, ConfigError> {
+        let (field, list) = match d.and_then(|d| d.metrics.as_ref()) {
+            Some(list) => (format!("{field}.metrics"), list),
+            None => match &self.metrics {
+                Some(list) => ("metrics".to_string(), list),
+                None => return Ok(Groups::ALL),
+            },
+        };
+        Groups::parse(list).map_err(|(i, m)| error(source, format!("{field}[{i}]"), m))
+    }
+
     /// The thresholds and declared facts of one database of the file: its own, then the file's.
     fn settings_of(
         &self,

@@ -112,18 +112,21 @@ impl Server {
     }
 }
 
-/// Polls the databases `discovery` finds (walking its globs again every `discover_interval`)
-/// and publishes to `site` until `shutdown` completes; returns why, and what a reload passes
+/// Polls the databases `discovery` finds (walking its globs again every `discover_interval`;
+/// the first walk's result may be given) and publishes to `site` until `shutdown` completes; returns why, and what a reload passes
 /// back in as `carried` so that counters and alert states carry on.
 pub async fn run(
-    discovery: Discovery,
+    (discovery, first): (Discovery, Option<Vec<Target>>),
     settings: &Settings,
     site: &Site,
     store: Arc<Store>,
     carried: Carried,
     shutdown: impl Future<Output = Stopped>,
 ) -> std::io::Result<(Stopped, Carried)> {
-    let (discovery, targets) = scan(discovery).await;
+    let (discovery, targets) = match first {
+        Some(found) => (discovery, found),
+        None => scan(discovery).await,
+    };
     log_changes(&[], &targets);
     let targets = &targets;
     let poller = poller_for(targets, settings, carried.poller);

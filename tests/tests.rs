@@ -7,6 +7,7 @@ mod common;
 mod accuracy;
 mod agreement;
 mod alerts;
+mod cardinality;
 mod check;
 mod checkpoint_lag;
 mod continuity;

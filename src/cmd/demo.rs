@@ -176,7 +176,7 @@ fn start_daemon(
     tokio::spawn(async move {
         let server = daemon::Server::start(listener);
         let ran = daemon::run(
-            databases,
+            (databases, None),
             &Settings::default(),
             server.site(),
             store,

@@ -53,8 +53,9 @@ struct Loaded {
     addr: SocketAddr,
     replicators: Vec<crate::probe::process::ReplicatorMatch>,
     discovery: Discovery,
-    /// How many databases the first walk found, to budget descriptors for.
-    found: usize,
+    /// What the first walk found: the descriptor budget is planned for it, and the daemon
+    /// starts with it rather than walk the globs again.
+    found: Vec<crate::poller::Target>,
     cfg: Config,
     telemetry_path: String,
     litestream_config: Option<Result<(), String>>,
@@ -81,7 +82,7 @@ fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
     if discovery.is_empty() {
         anyhow::bail!("no database to watch: give --db PATH or a --config file with databases:");
     }
-    let found = discovery.scan(std::time::Instant::now()).len();
+    let found = discovery.scan(std::time::Instant::now());
     let listen = opts
         .listen_address
         .clone()
@@ -156,7 +157,7 @@ fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {
 
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let mut loaded = load(&opts)?;
-    plan_descriptors(loaded.found);
+    plan_descriptors(loaded.found.len());
     let listener = tokio::net::TcpListener::bind(loaded.addr)
         .await
         .with_context(|| format!("cannot listen on {}", loaded.addr))?;
@@ -179,13 +180,18 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         };
         tracing::info!(
             address = %bound,
-            databases = loaded.found,
+            databases = loaded.found.len(),
             poll_interval = %humantime::format_duration(settings.poll_interval),
             basic_auth = settings.security.auth.is_some(),
             "listening on {scheme}://{bound}{}", settings.telemetry_path
         );
+        // A failed reload runs again with the loaded discovery, which walks afresh.
+        let first = std::mem::take(&mut loaded.found);
         let (stopped, kept) = daemon::run(
-            loaded.discovery.clone(),
+            (
+                loaded.discovery.clone(),
+                (!first.is_empty()).then_some(first),
+            ),
             &settings,
             server.site(),
             store.clone(),
@@ -202,7 +208,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                         tracing::warn!(address = %new.addr, "the listen address changes only on restart");
                     }
                     tracing::info!("config reloaded");
-                    plan_descriptors(new.found);
+                    plan_descriptors(new.found.len());
                     loaded = new;
                 }
                 Err(e) => {

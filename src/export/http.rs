@@ -57,6 +57,7 @@ impl WebState {
             _ => {
                 let body = Bytes::from(metrics::render(&metrics::Exposition {
                     snapshots: &published.snapshots,
+                    per_db: &published.per_db,
                     alerts: &published.alerts,
                     build: &self.build,
                     alertmanagers: &self.alertmanagers,

@@ -4,6 +4,7 @@
 //! `tests/dashboards.rs` checks that every name a rule or a dashboard uses is exported.
 
 use super::alertmanager::NotifierStats;
+use crate::monitor::groups::{Group, Groups};
 use crate::monitor::{DbSnapshot, WalSnapshot};
 use crate::rules::{Alert, AlertState};
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
@@ -90,6 +91,12 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_litestream_read_errors_total", C, &["db", "replica"], "Reads of this replica (listing, LTX header) that failed."),
     def("sqlite_filesystem_free_bytes", G, DB, "Bytes available to unprivileged users on the filesystem holding the database (statvfs f_bavail)."),
     def("sqlite_filesystem_size_bytes", G, DB, "Total size in bytes of the filesystem holding the database."),
+    def("sqlite_fleet_databases", G, &["state"], "Databases watched, by state: up (readable at the last poll) or down. Exported whatever the metrics: groups."),
+    def("sqlite_fleet_database_size_bytes", G, &[], "Sum of the sizes of the readable databases' main files, in bytes."),
+    def("sqlite_fleet_wal_size_bytes", G, &[], "Sum of the sizes of the readable databases' -wal files, in bytes."),
+    def("sqlite_fleet_write_transactions_per_second", G, &[], "Sum of every database's write transactions per second over the last few seconds."),
+    def("sqlite_fleet_alerts", G, &["alert", "severity"], "Databases this alert fires for, at this severity; 0 for every level of the catalogue when none does."),
+    def("sqlite_fleet_threshold_nearest_ratio", G, &["alert", "db"], "The five databases nearest each alert's first threshold: the value as a fraction of the threshold (1 at it, above 1 past it; for free space, the threshold over the value). Computed at scrape time from the same thresholds as sqlite-ops's own rules."),
     def("sqlite_ops_build_info", G, &["version", "sqlite_version"], "Constant 1, labelled with the sqlite-ops version and the version of its bundled SQLite library."),
     def("sqlite_ops_poll_duration_seconds", G, DB, "Wall time the last poll of this database took, in seconds."),
     def("sqlite_ops_poll_errors_total", C, &["db", "probe"], "Probes of this database that failed, by probe (database, header, wal, wal_index, locks, filesystem)."),
@@ -126,8 +133,60 @@ impl BuildInfo {
     }
 }
 
-#[derive(Default)]
-struct Families(HashMap<&'static str, Vec<Metric>>);
+/// The groups (`metrics:` in config) each per-database metric is exported in; `None` for
+/// those always exported: `sqlite_alert` (only while an alert fires) and the rest, which carry
+/// no `db` label.
+pub fn group_of(name: &str) -> Option<Group> {
+    Some(match name {
+        "sqlite_up"
+        | "sqlite_database_size_bytes"
+        | "sqlite_wal_size_bytes"
+        | "sqlite_write_transactions_total"
+        | "sqlite_checkpoint_lag_seconds"
+        | "sqlite_filesystem_free_bytes"
+        | "sqlite_filesystem_size_bytes" => Group::Health,
+        "sqlite_info"
+        | "sqlite_page_size_bytes"
+        | "sqlite_pages"
+        | "sqlite_freelist_pages"
+        | "sqlite_declared_backend_engineers"
+        | "sqlite_declared_regions" => Group::Info,
+        "sqlite_wal_frames"
+        | "sqlite_wal_checkpointed_frames"
+        | "sqlite_checkpoint_lag_frames"
+        | "sqlite_checkpoint_lag_bytes"
+        | "sqlite_wal_resets_total"
+        | "sqlite_wal_written_bytes_total"
+        | "sqlite_wal_readers"
+        | "sqlite_oldest_snapshot_age_seconds"
+        | "sqlite_checkpoint_starved_seconds"
+        | "sqlite_snapshot_pinned_seconds"
+        | "sqlite_checkpoint_last_progress_timestamp_seconds" => Group::Wal,
+        "sqlite_lock_holder_processes"
+        | "sqlite_write_lock_last_held_timestamp_seconds"
+        | "sqlite_write_lock_held_seconds_total"
+        | "sqlite_write_lock_longest_hold_seconds"
+        | "sqlite_writer_processes" => Group::Locks,
+        "sqlite_ops_poll_duration_seconds" | "sqlite_ops_poll_errors_total" => Group::Poll,
+        n if n.starts_with("sqlite_litestream_") => Group::Litestream,
+        _ => return None,
+    })
+}
+
+struct Families {
+    metrics: HashMap<&'static str, Vec<Metric>>,
+    /// The groups of the database whose series are being added.
+    groups: Groups,
+}
+
+impl Default for Families {
+    fn default() -> Self {
+        Families {
+            metrics: HashMap::new(),
+            groups: Groups::ALL,
+        }
+    }
+}
 
 impl Families {
     fn add(&mut self, name: &'static str, labels: &[(&str, &str)], value: f64) {
@@ -135,6 +194,9 @@ impl Families {
             .iter()
             .find(|d| d.name == name)
             .expect("metric is documented in METRICS");
+        if group_of(name).is_some_and(|g| !self.groups.contains(g)) {
+            return;
+        }
         debug_assert_eq!(def.labels.len(), labels.len(), "{name}");
         let pairs = labels
             .iter()
@@ -158,14 +220,14 @@ impl Families {
                 m.set_counter(c);
             }
         }
-        self.0.entry(name).or_default().push(m);
+        self.metrics.entry(name).or_default().push(m);
     }
 
     fn finish(mut self) -> Vec<MetricFamily> {
         METRICS
             .iter()
             .filter_map(|d| {
-                let metrics = self.0.remove(d.name)?;
+                let metrics = self.metrics.remove(d.name)?;
                 let mut f = MetricFamily::default();
                 f.set_name(d.name.to_string());
                 f.set_help(d.help.to_string());
@@ -443,6 +505,8 @@ fn add_litestream(f: &mut Families, s: &DbSnapshot) {
 /// What one scrape shows.
 pub struct Exposition<'a> {
     pub snapshots: &'a [DbSnapshot],
+    /// Their thresholds and exported groups, in the same order.
+    pub per_db: &'a crate::poller::PerDb,
     pub alerts: &'a [Alert],
     pub build: &'a BuildInfo,
     pub alertmanagers: &'a [std::sync::Arc<NotifierStats>],
@@ -461,9 +525,12 @@ pub fn render(e: &Exposition) -> String {
         ],
         1.0,
     );
-    for s in snapshots {
+    for (i, s) in snapshots.iter().enumerate() {
+        f.groups = e.per_db.metrics.get(i).copied().unwrap_or_default();
         add_snapshot(&mut f, s);
     }
+    f.groups = Groups::ALL;
+    super::fleet::add(&mut |name, labels, v| f.add(name, labels, v), e);
     for a in e.alerts.iter().filter(|a| a.state == AlertState::Firing) {
         f.add(
             "sqlite_alert",
@@ -506,8 +573,18 @@ mod tests {
             assert!(
                 d.labels.first() == Some(&"db")
                     || d.name.starts_with("sqlite_ops_")
+                    || d.name.starts_with("sqlite_fleet_")
                     || d.labels.is_empty(),
                 "{}: per-database metrics lead with db",
+                d.name
+            );
+            // Every per-database series can be turned off, but the alerts; fleet series
+            // cannot (they stay small at any count).
+            let per_db = d.labels.first() == Some(&"db");
+            assert_eq!(
+                group_of(d.name).is_some(),
+                per_db && d.name != "sqlite_alert",
+                "{}: in a metrics: group exactly when it is per database",
                 d.name
             );
             assert!(

@@ -3,6 +3,7 @@
 
 pub mod alertmanager;
 pub mod basic_auth;
+pub mod fleet;
 pub mod http;
 pub mod metrics;
 pub mod prom_rules;

@@ -23,6 +23,13 @@ impl LagClock {
         self.marks.clear();
     }
 
+    /// The age at `now` of the oldest frame not checkpointed at the last observation.
+    pub fn age(&self, now: Instant) -> Duration {
+        self.marks
+            .front()
+            .map_or(Duration::ZERO, |&(_, t)| now.saturating_duration_since(t))
+    }
+
     /// Records the WAL as seen at `now` (salt pair, `mxFrame`, `nBackfill`) and returns the age of
     /// the oldest frame no checkpoint has copied back; zero when there is none.
     pub fn observe(
@@ -50,9 +57,7 @@ impl LagClock {
                 next.1 = oldest;
             }
         }
-        self.marks
-            .front()
-            .map_or(Duration::ZERO, |&(_, t)| now.saturating_duration_since(t))
+        self.age(now)
     }
 }
 

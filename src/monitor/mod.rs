@@ -7,6 +7,7 @@
 //! poll must remember (totals, clocks, the last figures a torn poll repeats) lives in it.
 
 pub mod counter;
+pub mod groups;
 pub mod lag;
 pub mod pins;
 pub mod rate;
@@ -226,6 +227,41 @@ impl Monitor {
         self.last.write_transactions_per_second = s.write_transactions_per_second;
         self.last.wal = s.wal.clone();
         self.last.write_lock = s.write_lock.clone();
+        s
+    }
+
+    /// The snapshot `last` again at `at`, for a database whose files nobody has written since
+    /// it was taken (see `poller::quiet`): what moves with time alone is brought up to `at` (the
+    /// rates, the longest write-lock hold of the last minute, the checkpoint lag's age); the
+    /// rest stands. The caller refreshes the free space and the replication lag.
+    pub fn repeat(&mut self, last: &DbSnapshot, at: PollTime) -> DbSnapshot {
+        let mut s = last.clone();
+        s.polled_at = at.unix;
+        let total = self.tx.total().map(|t| t as f64);
+        s.write_transactions_per_second = total.and_then(|t| self.rate.observe(at.instant, t));
+        s.sustained.write_transactions_per_second =
+            total.and_then(|t| self.sustained_tx.observe(at.instant, t));
+        if s.write_lock.is_some() {
+            self.write_lock.expire(at.instant);
+            let mut wl = self.write_lock_snapshot(at.instant);
+            // The roles were named at the last full poll: keep those still in the window.
+            wl.writers.retain(|w| wl.writer_pids.contains(&w.pid));
+            wl.application_writers = wl
+                .writers
+                .iter()
+                .filter(|w| w.role.is_application())
+                .count() as u64;
+            s.write_lock = Some(wl);
+            s.sustained.write_lock_utilisation = self
+                .sustained_lock
+                .observe(at.instant, self.write_lock.held_seconds_total())
+                .map(|u| u.min(1.0));
+        }
+        // Frames waiting were dated by the wal-index path, the only one that leaves any.
+        if let Some(w) = s.wal.as_mut().filter(|w| w.checkpoint_lag_frames > Some(0)) {
+            w.checkpoint_lag_seconds = Some(self.wal.lag.age(at.instant).as_secs_f64());
+        }
+        self.last.write_transactions_per_second = s.write_transactions_per_second;
         s
     }
 

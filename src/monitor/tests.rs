@@ -394,3 +394,47 @@ fn a_vanished_wal_beside_a_live_shm_is_a_sign_of_rebuild() {
     c.total(with_wal(wal(1), |w| w.wal_file = FileStatus::Missing));
     assert_eq!(c.total(wal(3)), 4);
 }
+
+#[test]
+fn a_repeated_snapshot_is_brought_up_to_the_time_and_counts_nothing() {
+    // Ten commits left in the WAL, then nothing: what moves with time alone must move while
+    // the snapshot is repeated (the database settled), and nothing else.
+    let mut c = Case::new();
+    c.poll(Ok(wal(0)));
+    let held = Sample {
+        write_lock: Ok(Some(Holder {
+            pid: 4242,
+            kind: LockKind::Write,
+        })),
+        ..wal(10)
+    };
+    c.poll(Ok(held));
+    let last = c.poll(Ok(wal(10)));
+    let lag = |s: &DbSnapshot| s.wal.as_ref().unwrap().checkpoint_lag_seconds.unwrap();
+    assert_eq!(lag(&last), 1.0);
+    assert!(last.write_transactions_per_second.unwrap() > 0.0);
+    assert_eq!(last.write_lock.as_ref().unwrap().longest_hold_seconds, 1.0);
+    let mut s = last.clone();
+    for _ in 0..70 {
+        let at = c.clock.tick();
+        s = c.monitor.repeat(&last, at);
+    }
+    assert_eq!(s.polled_at, last.polled_at + 70.0);
+    assert_eq!(s.files_read_at, last.files_read_at, "no file was read");
+    assert_eq!(lag(&s), 71.0, "the waiting frames keep ageing");
+    assert_eq!(
+        s.write_transactions_per_second,
+        Some(0.0),
+        "the rate decays"
+    );
+    assert!(s.sustained.write_transactions_per_second.unwrap() > 0.0);
+    let wl = s.write_lock.as_ref().unwrap();
+    assert!(wl.writer_pids.is_empty() && wl.writers.is_empty(), "{wl:?}");
+    assert_eq!(
+        wl.longest_hold_seconds, 0.0,
+        "the hold left the last minute"
+    );
+    assert_eq!(s.write_transactions_total, Some(10), "nothing counted");
+    // The next full poll carries on from the repeated state.
+    assert_eq!(c.total(wal(12)), 12);
+}

@@ -25,7 +25,7 @@ struct WalPosition {
 pub(super) struct WalState {
     index: IndexWatch,
     position: Option<WalPosition>,
-    lag: LagClock,
+    pub(super) lag: LagClock,
     pins: pins::PinClock,
     starvation: starvation::StarvationClock,
     /// When a checkpoint last made progress, in Unix seconds.

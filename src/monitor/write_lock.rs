@@ -51,6 +51,12 @@ impl WriteLockStats {
                 self.current = h.map(|pid| (pid, now));
             }
         }
+        self.expire(now);
+    }
+
+    /// Forgets the holds that ended before the window ending at `now` (a sample does it too;
+    /// a database not sampled for a while needs it before its figures are read).
+    pub fn expire(&mut self, now: Instant) {
         while self
             .ended
             .front()

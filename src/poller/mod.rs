@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use watched::Watched;
 
+mod changes;
 mod quiet;
 mod thread;
 mod watched;
@@ -31,6 +32,8 @@ pub struct Target {
     pub litestream: Option<LitestreamDb>,
     /// The application's `PRAGMA wal_autocheckpoint` (pages): a checkpoint is due past it.
     pub wal_autocheckpoint: u32,
+    /// The groups of its series exported (config `metrics:`).
+    pub metrics: crate::monitor::groups::Groups,
 }
 
 impl Target {
@@ -43,6 +46,7 @@ impl Target {
             thresholds: DbThresholds::default(),
             litestream: None,
             wal_autocheckpoint: crate::monitor::DEFAULT_AUTOCHECKPOINT,
+            metrics: Default::default(),
         }
     }
 
@@ -70,11 +74,19 @@ pub fn replicated(targets: &[Target]) -> impl Iterator<Item = (&str, &Litestream
         .filter_map(|t| t.litestream.as_ref().map(|l| (t.name.as_str(), l)))
 }
 
+/// What the config says of each database, in the order of the snapshots: published beside
+/// them, for the fleet series and the groups of series exported.
+#[derive(Debug, Default)]
+pub struct PerDb {
+    pub thresholds: Vec<DbThresholds>,
+    pub metrics: Vec<crate::monitor::groups::Groups>,
+}
+
 /// The set of monitors, their thresholds, the alert engine and the shared filesystem view.
 pub struct Poller {
     monitors: Vec<Watched>,
-    /// Per monitor, its database's thresholds.
-    thresholds: Vec<DbThresholds>,
+    /// Per monitor, its database's thresholds and exported groups.
+    per_db: Arc<PerDb>,
     engine: Engine,
     fs: Filesystems,
     /// What the Litestream watchers found (see `litestream::watcher`).
@@ -88,6 +100,11 @@ pub struct Poller {
     locks: (crate::probe::who::Locks, Option<Instant>),
     /// Who each lock holder is, read once per process.
     processes: Processes,
+    /// Which databases' files were written (inotify), for the settled ones.
+    changes: changes::Changes,
+    /// The monitors busy at the last cycle (see `Monitor::wants_fast_lock_sampling`): the
+    /// only ones sampled between polls, so that ten thousand idle ones cost nothing then.
+    busy: Vec<usize>,
 }
 
 /// How long one read of /proc/locks serves: naming holders is for people, and reading it costs
@@ -102,7 +119,7 @@ impl Poller {
             runbook_base_url,
             Vec::new(),
             Filesystems::new(),
-            Processes::default(),
+            (Processes::default(), changes::Changes::new()),
         )
     }
 
@@ -141,7 +158,7 @@ impl Poller {
             .monitors
             .iter()
             .map(|m| m.monitor.name())
-            .zip(&self.thresholds)
+            .zip(&self.per_db.thresholds)
             .collect();
         let changed: HashSet<(String, &'static str)> = targets
             .iter()
@@ -160,7 +177,7 @@ impl Poller {
             runbook_base_url,
             self.monitors,
             self.fs,
-            self.processes,
+            (self.processes, self.changes),
         );
         p.engine = engine;
         let (old, new) = (&self.replicated, &p.replicated);
@@ -181,8 +198,9 @@ impl Poller {
         runbook_base_url: &str,
         previous: Vec<Watched>,
         fs: Filesystems,
-        processes: Processes,
+        (processes, mut changes): (Processes, changes::Changes),
     ) -> Self {
+        changes.retain(&targets.iter().map(|t| t.path.as_path()).collect());
         // By (name, path): thousands of tenants are matched in one pass, not one scan each.
         let mut previous: HashMap<(String, PathBuf), Watched> =
             previous.into_iter().map(|m| (m.key(), m)).collect();
@@ -197,7 +215,10 @@ impl Poller {
             .collect();
         Poller {
             monitors,
-            thresholds: targets.iter().map(|t| t.thresholds.clone()).collect(),
+            per_db: Arc::new(PerDb {
+                thresholds: targets.iter().map(|t| t.thresholds.clone()).collect(),
+                metrics: targets.iter().map(|t| t.metrics).collect(),
+            }),
             engine: Engine::new(runbook_base_url),
             fs,
             board: Arc::new(Board::default()),
@@ -207,7 +228,14 @@ impl Poller {
                 .collect(),
             locks: Default::default(),
             processes,
+            changes,
+            busy: Vec::new(),
         }
+    }
+
+    /// Each database's thresholds and groups, in the order of the snapshots.
+    pub fn per_db(&self) -> Arc<PerDb> {
+        self.per_db.clone()
     }
 
     /// Where Litestream watchers post what they find for this poller's databases.
@@ -218,8 +246,8 @@ impl Poller {
     /// Samples the write lock of the databases that are busy (see
     /// `Monitor::wants_fast_lock_sampling`).
     pub fn sample_locks(&mut self, now: Instant) {
-        for m in &mut self.monitors {
-            m.sample_write_lock(now);
+        for &i in &self.busy {
+            self.monitors[i].sample_write_lock(now);
         }
     }
 
@@ -235,19 +263,34 @@ impl Poller {
             self.locks = (crate::probe::who::Locks::read(), Some(now));
             self.processes.prune(now);
         }
+        self.changes.drain();
         let locks = &self.locks.0;
         let processes = &mut self.processes;
-        self.monitors
+        let snapshots = self
+            .monitors
             .iter_mut()
-            .map(|m| m.poll(&mut self.fs, locks, processes, &self.board))
-            .collect()
+            .map(|m| {
+                m.poll(
+                    &mut self.fs,
+                    locks,
+                    processes,
+                    &self.board,
+                    &mut self.changes,
+                )
+            })
+            .collect();
+        let now = Instant::now();
+        self.busy = (0..self.monitors.len())
+            .filter(|&i| self.monitors[i].monitor.wants_fast_lock_sampling(now))
+            .collect();
+        snapshots
     }
 
     /// Polls every database once and evaluates the thresholds on the result.
     pub fn cycle(&mut self) -> (Vec<DbSnapshot>, Vec<Alert>) {
         let snapshots = self.poll_once();
         let alerts = self.engine.evaluate(
-            snapshots.iter().zip(&self.thresholds),
+            snapshots.iter().zip(&self.per_db.thresholds),
             Instant::now(),
             SystemTime::now(),
         );

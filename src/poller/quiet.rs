@@ -1,15 +1,17 @@
 //! What makes an idle database cheap: between full polls, a database whose last poll found it
 //! settled (up, no write for a while, no writer and no reader in a transaction) is only looked
-//! at (two `stat`s and the machine's `/proc/locks`, read once for all), and its last snapshot
-//! is published again while nothing changed. Any change of its files, any transaction seen in
-//! `/proc/locks`, or [`FULL_POLL_EVERY`] without a full poll, and it is polled in full again.
+//! at, and its last snapshot published again, brought up to the time, while nothing changed.
+//! Looking is an inotify event queue read once for all (see `changes`), or two `stat`s where
+//! inotify cannot be trusted, and one `F_GETLK` (or the machine's `/proc/locks`, read once
+//! for all). Any write to its files, any transaction, or [`FULL_POLL_EVERY`] without a full
+//! poll, and it is polled in full again.
 //!
 //! Counts stay exact: they come from SQLite's own counters at the next full poll, which follows
-//! a commit at once (the commit changes the `-wal` or the database file). What repeating a
-//! snapshot can leave stale, by at most [`FULL_POLL_EVERY`], are figures that move with time
-//! alone: checkpoint-lag and snapshot ages, and the rates' decay; replication lag is computed
-//! again at every poll.
+//! a commit at once (the commit writes the `-wal` or the database file). The figures that move
+//! with time alone (rates, the longest hold of the last minute, the checkpoint lag's age, the
+//! free space, the replication lag) are brought up to date at every poll (`Monitor::repeat`).
 
+use super::changes::{Changes, Token};
 use crate::format::db_header::JournalKind;
 use crate::monitor::DbSnapshot;
 use crate::probe::who::{FileId, Locks};
@@ -17,8 +19,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The longest a settled database goes without a full poll.
-pub const FULL_POLL_EVERY: Duration = Duration::from_secs(10);
+/// The longest a settled database goes without a full poll: a safety net, since every change
+/// that matters is seen at once by the events or stamps and the locks.
+pub const FULL_POLL_EVERY: Duration = Duration::from_secs(60);
 
 /// A file's inode, size and modification time, or `None` when it is missing: what any write
 /// changes.
@@ -35,12 +38,56 @@ impl Stamp {
     }
 }
 
-/// The last full poll of a settled database, and what its files looked like just before it.
+/// How a settled database's writes are seen: inotify, from the token taken before its files
+/// were read, or the stamps of the database and the `-wal` taken then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeenBy {
+    Events(Token),
+    Stamps([Stamp; 2]),
+}
+
+/// What is taken just before a full poll reads a database's files, to see later whether they
+/// were written since: an inotify token when its folder could be watched, and the stamps
+/// unless inotify was trusted for it before (whether it may be is known once the poll has
+/// found its filesystem).
+pub struct Before {
+    token: Option<Token>,
+    stamps: Option<[Stamp; 2]>,
+}
+
+impl Before {
+    pub fn reading(changes: &mut Changes, events_trusted: bool, db: &Path, wal: &Path) -> Before {
+        let token = changes.watch(db);
+        let stamps = (token.is_none() || !events_trusted).then(|| [Stamp::of(db), Stamp::of(wal)]);
+        Before { token, stamps }
+    }
+
+    /// How the database's writes are seen from now on, given whether inotify may be trusted
+    /// for its filesystem.
+    pub fn seen_by(self, events_trusted: bool) -> Option<SeenBy> {
+        match (self.token, self.stamps) {
+            (Some(token), _) if events_trusted => Some(SeenBy::Events(token)),
+            (_, Some(stamps)) => Some(SeenBy::Stamps(stamps)),
+            _ => None,
+        }
+    }
+}
+
+impl SeenBy {
+    /// Whether the files were written since; a question inotify can no longer answer is a yes.
+    pub fn written(&self, changes: &Changes, db: &Path, wal: &Path) -> bool {
+        match *self {
+            SeenBy::Events(token) => changes.written_since(db, token) != Some(false),
+            SeenBy::Stamps(stamps) => [Stamp::of(db), Stamp::of(wal)] != stamps,
+        }
+    }
+}
+
+/// The last full poll of a settled database, and how its changes are seen.
 #[derive(Debug)]
 pub struct Settled {
     pub snapshot: DbSnapshot,
-    /// The database's and the `-wal`'s.
-    pub stamps: [Stamp; 2],
+    pub seen_by: SeenBy,
     pub at: Instant,
 }
 

@@ -1,7 +1,7 @@
 //! The poller's thread and what it publishes: the latest snapshots and alerts, read by HTTP
 //! handlers and the notifier without ever waiting on file I/O.
 
-use super::{Poller, Target};
+use super::{PerDb, Poller, Target};
 use crate::monitor::DbSnapshot;
 use crate::rules::Alert;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -15,6 +15,8 @@ pub struct Published {
     pub snapshots: Arc<Vec<DbSnapshot>>,
     /// Pending, firing and recently resolved alerts.
     pub alerts: Arc<Vec<Alert>>,
+    /// The databases' thresholds and exported groups, in the order of `snapshots`.
+    pub per_db: Arc<PerDb>,
     /// When the last cycle finished; `None` before the first.
     pub at: Option<Instant>,
     pub cycles: u64,
@@ -38,11 +40,12 @@ impl Default for Store {
 }
 
 impl Store {
-    pub fn publish(&self, snapshots: Vec<DbSnapshot>, alerts: Vec<Alert>) {
+    pub fn publish(&self, snapshots: Vec<DbSnapshot>, alerts: Vec<Alert>, per_db: Arc<PerDb>) {
         let cycles = {
             let mut p = self.inner.write().unwrap_or_else(|e| e.into_inner());
             p.snapshots = Arc::new(snapshots);
             p.alerts = Arc::new(alerts);
+            p.per_db = per_db;
             p.at = Some(Instant::now());
             p.cycles += 1;
             p.cycles
@@ -113,7 +116,7 @@ pub fn spawn(
                 let now = Instant::now();
                 if now >= next_poll {
                     let (snapshots, alerts) = poller.cycle();
-                    store.publish(snapshots, alerts);
+                    store.publish(snapshots, alerts, poller.per_db());
                     next_poll = (next_poll + interval).max(now);
                 } else {
                     poller.sample_locks(now);

@@ -2,12 +2,13 @@
 //! they said. This is where a poll's I/O (the files, `/proc/locks`, who a pid is) meets the
 //! pure monitor.
 
-use super::quiet::{self, Settled, Stamp};
+use super::changes::Changes;
+use super::quiet::{self, Before, Settled};
 use super::Target;
 use crate::format::db_header::JournalKind;
 use crate::litestream::board::Board;
 use crate::monitor::{DbSnapshot, Monitor, PollTime};
-use crate::probe::filesystem::Filesystems;
+use crate::probe::filesystem::{self, Filesystems};
 use crate::probe::process::Processes;
 use crate::probe::{descriptors, who, DbProbe};
 use std::time::Instant;
@@ -17,6 +18,9 @@ pub(super) struct Watched {
     pub(super) monitor: Monitor,
     /// The last full poll, while the database is settled (see `quiet`).
     settled: Option<Settled>,
+    /// Whether the last full poll found the database on a filesystem where inotify sees every
+    /// write (see `filesystem::local_writes_only`).
+    events_trusted: bool,
 }
 
 impl Watched {
@@ -27,6 +31,7 @@ impl Watched {
                 .with_replicas(&t.replicas())
                 .with_autocheckpoint(t.wal_autocheckpoint),
             settled: None,
+            events_trusted: false,
         }
     }
 
@@ -47,6 +52,7 @@ impl Watched {
                 .reconfigure(t.declared, &t.replicas())
                 .with_autocheckpoint(t.wal_autocheckpoint),
             settled: None,
+            events_trusted: self.events_trusted,
         }
     }
 
@@ -67,14 +73,22 @@ impl Watched {
         locks: &who::Locks,
         processes: &mut Processes,
         board: &Board,
+        changes: &mut Changes,
     ) -> DbSnapshot {
         let at = PollTime::now();
-        if let Some(s) = self.unchanged(locks, board, at) {
+        if let Some(s) = self.unchanged(fs, locks, board, changes, at) {
             return s;
         }
         let busy = self.monitor.wants_fast_lock_sampling(at.instant);
         // Taken before the files are read: a write during the poll shows at the next look.
-        let stamps = (!busy).then(|| self.stamps());
+        let before = (!busy).then(|| {
+            Before::reading(
+                changes,
+                self.events_trusted,
+                self.probe.path(),
+                self.probe.wal_path(),
+            )
+        });
         let (was_up, was_error) = {
             let (up, error) = self.monitor.last_state();
             (up, error.map(str::to_string))
@@ -106,28 +120,34 @@ impl Watched {
         if descriptors::should_release(!busy) {
             self.probe.release();
         }
-        self.settled = stamps
+        self.events_trusted = s
+            .filesystem
+            .as_ref()
+            .is_some_and(|f| filesystem::local_writes_only(&f.fs_type));
+        self.settled = before
             .filter(|_| quiet::is_settled(&s, busy))
-            .map(|stamps| Settled {
+            .and_then(|b| b.seen_by(self.events_trusted))
+            .map(|seen_by| Settled {
                 snapshot: s.clone(),
-                stamps,
+                seen_by,
                 at: at.instant,
             });
         s
     }
 
-    /// The database's and the `-wal`'s stamps.
-    fn stamps(&self) -> [Stamp; 2] {
-        [
-            Stamp::of(self.probe.path()),
-            Stamp::of(self.probe.wal_path()),
-        ]
-    }
-
-    /// The last snapshot again, if the database is settled and nothing changed since (its
-    /// files, `/proc/locks`), with the time and the replication lag brought up to now.
-    fn unchanged(&mut self, locks: &who::Locks, board: &Board, at: PollTime) -> Option<DbSnapshot> {
+    /// The last snapshot again, if the database is settled and nothing changed since (no
+    /// write to its files, no transaction), brought up to now (`Monitor::repeat`, the free
+    /// space, the replication lag).
+    fn unchanged(
+        &mut self,
+        fs: &mut Filesystems,
+        locks: &who::Locks,
+        board: &Board,
+        changes: &Changes,
+        at: PollTime,
+    ) -> Option<DbSnapshot> {
         let settled = self.settled.as_ref()?;
+        let (db, wal) = (self.probe.path(), self.probe.wal_path());
         if at.instant.duration_since(settled.at) >= quiet::FULL_POLL_EVERY
             || self.probe.in_transaction().unwrap_or_else(|| {
                 quiet::in_transaction(
@@ -136,13 +156,20 @@ impl Watched {
                     self.probe.lock_files(),
                 )
             })
-            || self.stamps() != settled.stamps
         {
             self.settled = None;
             return None;
         }
-        let mut s = settled.snapshot.clone();
-        s.polled_at = at.unix;
+        if settled.seen_by.written(changes, db, wal) {
+            // Maybe a rename over the file, or of it: its path is looked up again at once.
+            self.probe.recheck_paths();
+            self.settled = None;
+            return None;
+        }
+        let mut s = self.monitor.repeat(&settled.snapshot, at);
+        if let Some(f) = self.probe.filesystem(fs) {
+            s.filesystem = Some(f);
+        }
         s.poll_duration_seconds = at.instant.elapsed().as_secs_f64();
         self.monitor.observe_replicas(&mut s, board);
         Some(s)

@@ -113,6 +113,12 @@ impl WatchedFile {
         self.open.as_ref().map(|o| &o.file)
     }
 
+    /// Makes the next [`Self::refresh`] look the path up again: something was renamed or
+    /// written in the folder (see `poller::changes`), maybe over this file.
+    pub fn recheck_path(&mut self) {
+        self.path_checked_at = None;
+    }
+
     /// Stats the path, (re)opening it when it names a new inode and closing it when it is gone.
     /// Anything but a regular file is an error, and is never opened (a FIFO could block).
     ///

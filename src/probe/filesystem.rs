@@ -45,6 +45,13 @@ pub fn is_network(fs_type: &str) -> bool {
     NETWORK_FILESYSTEMS.contains(&fs_type)
 }
 
+/// Whether every write to a file on this filesystem raises an inotify event here: not on a
+/// network share (another machine's writes raise none) nor through FUSE (writes made beside
+/// the daemon, to what it serves, raise none on the mount).
+pub fn local_writes_only(fs_type: &str) -> bool {
+    !is_network(fs_type) && !fs_type.starts_with("fuse")
+}
+
 /// Space on one filesystem.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FsStat {
@@ -65,6 +72,9 @@ pub struct Filesystems {
     listed_at: Option<Instant>,
     refreshed_at: Option<Instant>,
     refreshed: Vec<bool>,
+    /// What each folder asked about in this cycle was found on: a fleet's ten thousand
+    /// databases in one folder are one search of the mounts a cycle, not ten thousand.
+    memo: std::collections::HashMap<PathBuf, Option<FsStat>>,
 }
 
 impl Default for Filesystems {
@@ -81,11 +91,13 @@ impl Filesystems {
             listed_at: None,
             refreshed_at: None,
             refreshed: Vec::new(),
+            memo: std::collections::HashMap::new(),
         }
     }
 
     /// Starts a poll cycle: every few seconds, mounts are refreshed again on first use.
     pub fn begin_cycle(&mut self) {
+        self.memo.clear();
         let stale = self.listed_at.is_none_or(|t| t.elapsed() >= RELIST_EVERY);
         if stale {
             self.mounts = std::fs::read_to_string("/proc/self/mountinfo")
@@ -112,6 +124,15 @@ impl Filesystems {
     /// The filesystem holding `dir` (an absolute, canonical directory): the mount with the
     /// longest mount point that is a prefix of it.
     pub fn stat(&mut self, dir: &Path) -> Option<FsStat> {
+        if let Some(found) = self.memo.get(dir) {
+            return found.clone();
+        }
+        let found = self.search(dir);
+        self.memo.insert(dir.to_path_buf(), found.clone());
+        found
+    }
+
+    fn search(&mut self, dir: &Path) -> Option<FsStat> {
         if let Some(m) = mountinfo::containing(&self.mounts, dir).filter(|m| is_network(&m.fs_type))
         {
             return Some(FsStat {

@@ -179,6 +179,18 @@ impl DbProbe {
         self.wal.path()
     }
 
+    /// Makes the next sample look every path up again (see `WatchedFile::recheck_path`).
+    pub fn recheck_paths(&mut self) {
+        for f in [&mut self.db, &mut self.wal, &mut self.shm] {
+            f.recheck_path();
+        }
+    }
+
+    /// The filesystem holding the database, as last found (its free space is current).
+    pub fn filesystem(&self, fs: &mut Filesystems) -> Option<FsStat> {
+        fs.stat(self.dir.as_deref()?)
+    }
+
     /// Closes the descriptors of the database, its `-wal` and `-shm` until the next sample,
     /// which opens them again and knows them for the same files (see `WatchedFile::release`).
     pub fn release(&mut self) {

@@ -3,7 +3,7 @@
 //! kept for a while so that notifiers can deliver the resolution. Pure: time is passed in.
 
 use super::catalogue::{Settles, Severity, RULES};
-use super::{conditions, render_text, DbThresholds};
+use super::{conditions, render_text, DbThresholds, RuleSetting};
 use crate::monitor::DbSnapshot;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -51,13 +51,34 @@ pub struct Alert {
 type Key = (String, &'static str, Severity);
 
 /// A threshold breached in this evaluation.
-struct Breach {
+struct Breach<'a> {
     value: f64,
     threshold: f64,
     for_: Duration,
-    summary: String,
-    description: String,
+    /// What the text is rendered from, when it changed (see `Track::text_of`).
+    setting: &'a RuleSetting,
+    snapshot: &'a DbSnapshot,
 }
+
+impl Breach<'_> {
+    /// Everything the alert's text depends on besides the database's name.
+    fn text_inputs(&self) -> TextInputs {
+        let holder = self
+            .snapshot
+            .wal
+            .as_ref()
+            .map_or("none", |w| w.pinned_holder());
+        (
+            self.value.to_bits(),
+            self.threshold.to_bits(),
+            holder,
+            self.for_,
+        )
+    }
+}
+
+/// Value, threshold (as bits), the pinning reader's role, and `for`.
+type TextInputs = (u64, u64, &'static str, Duration);
 
 #[derive(Debug)]
 struct Track {
@@ -69,6 +90,9 @@ struct Track {
     held_until: Option<Instant>,
     /// Time already pending before `since` (in a previous run): counted towards `for`.
     credit: Duration,
+    /// What the summary and description were last rendered from: ten thousand databases
+    /// breaching a disk-space threshold at once are not ten thousand texts every poll.
+    text_of: Option<TextInputs>,
 }
 
 /// A pending or firing alert as the state file keeps it across a restart.
@@ -110,22 +134,21 @@ impl From<&Alert> for SavedAlert {
 /// Every threshold breached by `dbs` now, at each severity.
 fn breaches<'a>(
     dbs: impl IntoIterator<Item = (&'a DbSnapshot, &'a DbThresholds)>,
-) -> BTreeMap<Key, Breach> {
+) -> BTreeMap<Key, Breach<'a>> {
     let mut out = BTreeMap::new();
     for (snapshot, thresholds) in dbs {
         for c in conditions(snapshot, thresholds) {
             let Some(value) = c.value else { continue };
             for (severity, threshold) in c.setting.levels() {
                 if c.setting.rule.op.breached(value, threshold) {
-                    let (summary, description) = render_text(c.setting, snapshot, value, threshold);
                     out.insert(
                         (snapshot.name.clone(), c.setting.rule.alert, severity),
                         Breach {
                             value,
                             threshold,
                             for_: c.setting.for_,
-                            summary,
-                            description,
+                            setting: c.setting,
+                            snapshot,
                         },
                     );
                 }
@@ -193,7 +216,8 @@ impl Engine {
     /// A breach seen now: a new alert is pending, a resolved one starts a new episode, a
     /// pending one fires once it has held for the rule's `for`.
     fn advance(&mut self, key: Key, b: Breach, now: Instant, wall: SystemTime) {
-        let runbook_url = format!("{}#{}", self.runbook_base_url, key.1.to_lowercase());
+        let base = &self.runbook_base_url;
+        let runbook_url = || format!("{base}#{}", key.1.to_lowercase());
         let t = self.tracks.entry(key.clone()).or_insert_with(|| Track {
             alert: Alert {
                 db: key.0.clone(),
@@ -207,12 +231,13 @@ impl Engine {
                 resolved_at: None,
                 summary: String::new(),
                 description: String::new(),
-                runbook_url,
+                runbook_url: runbook_url(),
             },
             since: now,
             resolved: None,
             held_until: None,
             credit: Duration::ZERO,
+            text_of: None,
         });
         if t.alert.state == AlertState::Resolved {
             t.alert.state = AlertState::Pending;
@@ -233,8 +258,12 @@ impl Engine {
         t.held_until = None;
         t.alert.value = b.value;
         t.alert.threshold = b.threshold;
-        t.alert.summary = b.summary;
-        t.alert.description = b.description;
+        let inputs = b.text_inputs();
+        if t.text_of != Some(inputs) {
+            (t.alert.summary, t.alert.description) =
+                render_text(b.setting, b.snapshot, b.value, b.threshold);
+            t.text_of = Some(inputs);
+        }
     }
 
     /// Takes back what a previous run saved at `saved_at`, as Prometheus restores its `for`
@@ -292,6 +321,7 @@ impl Engine {
                     resolved: None,
                     held_until: (a.state == AlertState::Firing).then_some(now + settles),
                     credit: active_for,
+                    text_of: None,
                 },
             );
         }

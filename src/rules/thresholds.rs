@@ -59,10 +59,11 @@ impl RuleSetting {
     }
 }
 
-/// Every rule's settings for one database, in catalogue order.
+/// Every rule's settings for one database, in catalogue order. Shared: the ten thousand
+/// matches of one `glob:` entry hold one copy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DbThresholds {
-    pub rules: Vec<RuleSetting>,
+    pub rules: std::sync::Arc<[RuleSetting]>,
 }
 
 impl Default for DbThresholds {
@@ -85,7 +86,7 @@ impl DbThresholds {
     /// The defaults, overridden by `layers` in order (global `thresholds:`, then the
     /// database's own). `fields` names each layer in errors, like `thresholds`.
     pub fn resolve(layers: &[(&str, &ThresholdsConfig)]) -> Result<DbThresholds, (String, String)> {
-        let mut out = DbThresholds::default();
+        let mut out = DbThresholds::default().rules.to_vec();
         for (field, layer) in layers {
             for (key, levels) in layer.iter() {
                 let rule = by_key(key).ok_or_else(|| {
@@ -96,7 +97,6 @@ impl DbThresholds {
                     )
                 })?;
                 let setting = out
-                    .rules
                     .iter_mut()
                     .find(|s| s.rule.key == rule.key)
                     .expect("every rule has a setting");
@@ -128,7 +128,7 @@ impl DbThresholds {
                 }
             }
         }
-        Ok(out)
+        Ok(DbThresholds { rules: out.into() })
     }
 
     pub fn get(&self, key: &str) -> Option<&RuleSetting> {

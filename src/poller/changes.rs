@@ -1,0 +1,275 @@
+//! Which databases' files were written, from inotify: one watch per folder holding watched
+//! databases, so that looking at ten thousand settled tenants between full polls costs one
+//! read of the event queue, not two `stat`s each.
+//!
+//! The kernel queues an event before the writer's `write` returns, so a database whose folder
+//! was watched before its files were last read, and which has no event since, has not been
+//! written since: a commit always writes the `-wal` (WAL mode) or the database file (rollback
+//! mode), a checkpoint writes the database file, and a replacement is a create or a rename in
+//! the folder. What inotify cannot promise is answered with `None` (the caller falls back to
+//! `stat`): no inotify at all, a folder it could not watch (the per-user watch limit), a
+//! folder deleted or renamed, or a queue that overflowed.
+//! Writes made on another machine (a network share) raise no event; such databases are never
+//! trusted to inotify.
+
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+/// Proof that a database's folder was watched from a given moment: the watch's number and the
+/// queue's overflow count then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token {
+    watch: u64,
+    overflows: u64,
+}
+
+struct Folder {
+    wd: WatchDescriptor,
+    /// This watch's number: a folder watched again is another watch.
+    id: u64,
+}
+
+pub struct Changes {
+    inotify: Option<Inotify>,
+    folders: HashMap<PathBuf, Folder>,
+    by_wd: HashMap<WatchDescriptor, PathBuf>,
+    /// Each database looked after (by path), and whether its files were written since it was
+    /// last [`Changes::watch`]ed.
+    written: HashMap<PathBuf, bool>,
+    next_id: u64,
+    overflows: u64,
+    buffer: Vec<u8>,
+}
+
+impl Default for Changes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The database a file in its folder belongs to: `app.db-wal`, `app.db-shm` and
+/// `app.db-journal` are `app.db`'s.
+fn database_of(name: &OsStr) -> &OsStr {
+    let bytes = name.as_encoded_bytes();
+    for suffix in [&b"-wal"[..], b"-shm", b"-journal"] {
+        if let Some(base) = bytes.strip_suffix(suffix) {
+            // SAFETY: cut at an ASCII boundary of bytes that came from an OsStr.
+            return unsafe { OsStr::from_encoded_bytes_unchecked(base) };
+        }
+    }
+    name
+}
+
+impl Changes {
+    /// Without inotify (the instance limit reached, or a kernel without it) every answer is
+    /// `None`.
+    pub fn new() -> Self {
+        let inotify = Inotify::init()
+            .map_err(|e| tracing::info!(error = %e, "no inotify: settled databases are looked at with stat"))
+            .ok();
+        Changes {
+            inotify,
+            folders: HashMap::new(),
+            by_wd: HashMap::new(),
+            written: HashMap::new(),
+            next_id: 0,
+            overflows: 0,
+            buffer: vec![0; 64 * 1024],
+        }
+    }
+
+    /// Starts (or goes on) looking after `db`, forgetting that it was written: call just before
+    /// its files are read. Returns the token that [`Changes::written_since`] takes, or `None`
+    /// when its folder cannot be watched.
+    pub fn watch(&mut self, db: &Path) -> Option<Token> {
+        let inotify = self.inotify.as_mut()?;
+        let folder = db.parent()?;
+        let id = match self.folders.get(folder) {
+            Some(f) => f.id,
+            None => {
+                let mask = WatchMask::MODIFY
+                    | WatchMask::ATTRIB
+                    | WatchMask::CREATE
+                    | WatchMask::DELETE
+                    | WatchMask::MOVED_FROM
+                    | WatchMask::MOVED_TO
+                    | WatchMask::DELETE_SELF
+                    | WatchMask::MOVE_SELF
+                    | WatchMask::ONLYDIR;
+                let wd = inotify
+                    .watches()
+                    .add(folder, mask)
+                    .map_err(|e| tracing::debug!(folder = %folder.display(), error = %e, "folder not watched"))
+                    .ok()?;
+                self.next_id += 1;
+                // The same folder reached by another path (a link) shares the descriptor.
+                if let Some(other) = self.by_wd.insert(wd.clone(), folder.to_path_buf()) {
+                    self.folders.remove(&other);
+                }
+                self.folders.insert(
+                    folder.to_path_buf(),
+                    Folder {
+                        wd,
+                        id: self.next_id,
+                    },
+                );
+                self.next_id
+            }
+        };
+        self.written.insert(db.to_path_buf(), false);
+        Some(Token {
+            watch: id,
+            overflows: self.overflows,
+        })
+    }
+
+    /// Whether `db`'s files were written since the [`Changes::watch`] that gave `token`;
+    /// `None` when inotify can no longer say (see the module's comment). Call
+    /// [`Changes::drain`] first.
+    pub fn written_since(&self, db: &Path, token: Token) -> Option<bool> {
+        let folder = self.folders.get(db.parent()?)?;
+        if folder.id != token.watch || self.overflows != token.overflows {
+            return None;
+        }
+        self.written.get(db).copied()
+    }
+
+    /// Reads every event queued so far, without waiting.
+    pub fn drain(&mut self) {
+        let Some(inotify) = self.inotify.as_mut() else {
+            return;
+        };
+        let mut lost = Vec::new();
+        loop {
+            let events = match inotify.read_events(&mut self.buffer) {
+                Ok(events) => events,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "inotify read failed; settled databases are looked at with stat");
+                    self.overflows += 1;
+                    break;
+                }
+            };
+            let mut any = false;
+            for event in events {
+                any = true;
+                if event.mask.contains(EventMask::Q_OVERFLOW) {
+                    self.overflows += 1;
+                    continue;
+                }
+                let Some(folder) = self.by_wd.get(&event.wd) else {
+                    continue;
+                };
+                if event
+                    .mask
+                    .intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF | EventMask::IGNORED)
+                {
+                    lost.push(event.wd.clone());
+                } else if let Some(name) = event.name {
+                    if let Some(w) = self.written.get_mut(&folder.join(database_of(name))) {
+                        *w = true;
+                    }
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+        for wd in lost {
+            self.forget(&wd);
+        }
+    }
+
+    /// Stops looking after every database not in `keep`, and unwatches folders left empty.
+    pub fn retain(&mut self, keep: &std::collections::HashSet<&Path>) {
+        self.written.retain(|db, _| keep.contains(db.as_path()));
+        let folders: std::collections::HashSet<&Path> =
+            self.written.keys().filter_map(|db| db.parent()).collect();
+        let gone: Vec<WatchDescriptor> = self
+            .folders
+            .iter()
+            .filter(|(path, _)| !folders.contains(path.as_path()))
+            .map(|(_, f)| f.wd.clone())
+            .collect();
+        for wd in gone {
+            if let Some(inotify) = self.inotify.as_mut() {
+                let _ = inotify.watches().remove(wd.clone());
+            }
+            self.forget(&wd);
+        }
+    }
+
+    fn forget(&mut self, wd: &WatchDescriptor) {
+        if let Some(folder) = self.by_wd.remove(wd) {
+            self.folders.remove(&folder);
+        }
+    }
+
+    /// Folders watched now.
+    #[cfg(test)]
+    pub fn folders(&self) -> usize {
+        self.folders.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_files_belong_to_their_database() {
+        for (name, db) in [
+            ("app.db-wal", "app.db"),
+            ("app.db-shm", "app.db"),
+            ("app.db-journal", "app.db"),
+            ("app.db", "app.db"),
+            ("wal", "wal"),
+            ("-wal", ""),
+        ] {
+            assert_eq!(database_of(OsStr::new(name)), OsStr::new(db), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_write_rename_or_delete_is_seen_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("a.db");
+        let other = dir.path().join("b.db");
+        std::fs::write(&db, b"x").unwrap();
+        std::fs::write(&other, b"x").unwrap();
+        let mut c = Changes::new();
+        let t = c.watch(&db).expect("inotify on a temporary folder");
+        let t_other = c.watch(&other).unwrap();
+        c.drain();
+        assert_eq!(c.written_since(&db, t), Some(false));
+        // Reading is not writing.
+        std::fs::read(&db).unwrap();
+        c.drain();
+        assert_eq!(c.written_since(&db, t), Some(false));
+        std::fs::write(dir.path().join("a.db-wal"), b"frames").unwrap();
+        c.drain();
+        assert_eq!(c.written_since(&db, t), Some(true), "the -wal is the db's");
+        assert_eq!(c.written_since(&other, t_other), Some(false));
+        // Watching again forgets; a rename over it is seen.
+        let t = c.watch(&db).unwrap();
+        std::fs::write(dir.path().join("new"), b"y").unwrap();
+        c.drain();
+        assert_eq!(c.written_since(&db, t), Some(false), "another file");
+        std::fs::rename(dir.path().join("new"), &db).unwrap();
+        c.drain();
+        assert_eq!(c.written_since(&db, t), Some(true));
+        // A stale token is no answer; a folder removed is no answer.
+        let old = t;
+        let t = c.watch(&db).unwrap();
+        assert_eq!(c.written_since(&db, old), Some(false), "same watch");
+        c.retain(&[other.as_path()].into_iter().collect());
+        assert_eq!(c.written_since(&db, t), None, "no longer looked after");
+        let t_other = c.watch(&other).unwrap();
+        drop(dir);
+        c.drain();
+        assert_eq!(c.written_since(&other, t_other), None, "folder gone");
+        assert_eq!(c.folders(), 0);
+    }
+}
