@@ -53,13 +53,31 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
 
+    // Side by side in one run (issue 19): the SQL-per-scrape peer, the same PRAGMAs on a
+    // connection kept open, the bare system calls of a poll, our full poll, and the poll of a
+    // settled database (its last figures brought up to the time, nothing read).
     let mut g = c.benchmark_group("poll_one_wal_database");
-    let mut poller = Poller::new(&[Target::new("bench", &db)], "");
-    g.bench_function("sqlite-ops_file_fast_path", |b| {
-        b.iter(|| std::hint::black_box(poller.poll_once()))
-    });
     g.bench_function("sql_per_scrape_baseline", |b| {
         b.iter(|| std::hint::black_box(measure::sql_per_scrape(&db)))
+    });
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    g.bench_function("sql_on_an_open_read_only_connection", |b| {
+        b.iter(|| std::hint::black_box(measure::sql_on_open_connection(&conn)))
+    });
+    drop(conn);
+    let files =
+        ["", "-wal", "-shm"].map(|s| std::fs::File::open(format!("{}{s}", db.display())).unwrap());
+    g.bench_function("syscall_floor", |b| {
+        b.iter(|| std::hint::black_box(measure::syscall_floor(&files)))
+    });
+    let mut poller = Poller::new(&[Target::new("bench", &db)], "");
+    g.bench_function("sqlite-ops_full_poll", |b| {
+        b.iter(|| std::hint::black_box(poller.poll_once_in_full()))
+    });
+    g.bench_function("sqlite-ops_settled_poll", |b| {
+        b.iter(|| std::hint::black_box(poller.poll_once()))
     });
     g.finish();
 }

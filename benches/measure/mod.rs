@@ -79,6 +79,47 @@ pub fn sql_per_scrape(db: &Path) -> (i64, i64, String) {
     (pages, free, mode)
 }
 
+/// The same PRAGMAs as [`sql_per_scrape`] on a read-only connection kept open between polls:
+/// the best an SQL-based poll can do.
+pub fn sql_on_open_connection(c: &Connection) -> (i64, i64, String) {
+    let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+    let free: i64 = c
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .unwrap();
+    let mode: String = c
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    (pages, free, mode)
+}
+
+/// The system calls a full poll of a WAL database makes, with no logic around them: `fstat`
+/// of the database, `-wal` and `-shm`, `pread` of the database header and the wal-index
+/// header, and one `F_GETLK` on the write-lock byte. The floor a poll cannot go below.
+pub fn syscall_floor(files: &[std::fs::File; 3]) -> u64 {
+    use std::os::unix::fs::FileExt;
+    use std::os::unix::io::AsRawFd;
+    let [db, wal, shm] = files;
+    let mut sum = 0;
+    for f in files {
+        sum += f.metadata().unwrap().len();
+    }
+    let mut head = [0u8; 100];
+    sum += db.read_at(&mut head, 0).unwrap() as u64;
+    let mut index = [0u8; 136];
+    sum += shm.read_at(&mut index, 0).unwrap() as u64;
+    let mut lock = libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 120,
+        l_len: 1,
+        l_pid: 0,
+    };
+    // SAFETY: F_GETLK on an open descriptor with a valid flock.
+    unsafe { libc::fcntl(shm.as_raw_fd(), libc::F_GETLK, &mut lock) };
+    let _ = wal;
+    sum + lock.l_type as u64
+}
+
 /// An application writing one small transaction to each of `conns` in turn, one every `gap`,
 /// in its own thread until `stop` is set; the thread gives the connections back.
 pub fn round_robin(

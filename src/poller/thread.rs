@@ -40,18 +40,26 @@ impl Default for Store {
 }
 
 impl Store {
-    pub fn publish(&self, snapshots: Vec<DbSnapshot>, alerts: Vec<Alert>, per_db: Arc<PerDb>) {
-        let cycles = {
+    /// Publishes a cycle; gives back the snapshots it replaces when no reader holds them any
+    /// more, for the next cycle to fill again.
+    pub fn publish(
+        &self,
+        snapshots: Vec<DbSnapshot>,
+        alerts: Vec<Alert>,
+        per_db: Arc<PerDb>,
+    ) -> Option<Vec<DbSnapshot>> {
+        let (cycles, old) = {
             let mut p = self.inner.write().unwrap_or_else(|e| e.into_inner());
-            p.snapshots = Arc::new(snapshots);
+            let old = std::mem::replace(&mut p.snapshots, Arc::new(snapshots));
             p.alerts = Arc::new(alerts);
             p.per_db = per_db;
             p.at = Some(Instant::now());
             p.cycles += 1;
-            p.cycles
+            (p.cycles, old)
         };
         // Never blocks: a watch channel keeps only the latest value.
         self.cycles.send_replace(cycles);
+        Arc::try_unwrap(old).ok()
     }
 
     pub fn latest(&self) -> Published {
@@ -112,11 +120,14 @@ pub fn spawn(
         .name("poller".into())
         .spawn(move || {
             let mut next_poll = Instant::now();
+            let mut spare = Vec::new();
             loop {
                 let now = Instant::now();
                 if now >= next_poll {
-                    let (snapshots, alerts) = poller.cycle();
-                    store.publish(snapshots, alerts, poller.per_db());
+                    let (snapshots, alerts) = poller.cycle(spare);
+                    spare = store
+                        .publish(snapshots, alerts, poller.per_db())
+                        .unwrap_or_default();
                     next_poll = (next_poll + interval).max(now);
                 } else {
                     poller.sample_locks(now);

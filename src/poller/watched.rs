@@ -56,6 +56,11 @@ impl Watched {
         }
     }
 
+    /// Reads the files in full at the next poll.
+    pub(super) fn unsettle(&mut self) {
+        self.settled = None;
+    }
+
     /// Samples who holds the write lock, if the database is busy enough to deserve it between
     /// polls.
     pub(super) fn sample_write_lock(&mut self, now: Instant) {
