@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 /// How many databases the nearest-threshold series names per alert.
 pub const NEAREST: usize = 5;
 
-/// Where a series goes: `(name, labels, value)`.
-pub type Sink<'a> = dyn FnMut(&'static str, &[(&str, &str)], f64) + 'a;
+/// Where a series goes: `(name, labels, value)`, label values borrowed from `'e`.
+pub type Sink<'s, 'e> = dyn FnMut(&'static str, &[(&'static str, &'e str)], f64) + 's;
 
 /// Adds the fleet series of `e` with `add(name, labels, value)`.
-pub fn add(add: &mut Sink, e: &Exposition) {
+pub fn add<'e>(add: &mut Sink<'_, 'e>, e: &Exposition<'e>) {
     let up = e.snapshots.iter().filter(|s| s.up).count();
     add("sqlite_fleet_databases", &[("state", "up")], up as f64);
     add(

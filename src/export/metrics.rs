@@ -173,13 +173,19 @@ pub fn group_of(name: &str) -> Option<Group> {
     })
 }
 
-struct Families {
-    metrics: HashMap<&'static str, Vec<Metric>>,
+/// One series as added: label names and values borrowed from the snapshots, and its value.
+/// Ten thousand databases are 350,000 of these per scrape: they are turned into the prometheus
+/// crate's protobuf messages one family at a time, so that at most one family's messages (not
+/// every series', 150 MB at that size) exist at once.
+type Sample<'a> = (Vec<(&'static str, &'a str)>, f64);
+
+struct Families<'a> {
+    metrics: HashMap<&'static str, Vec<Sample<'a>>>,
     /// The groups of the database whose series are being added.
     groups: Groups,
 }
 
-impl Default for Families {
+impl Default for Families<'_> {
     fn default() -> Self {
         Families {
             metrics: HashMap::new(),
@@ -188,58 +194,71 @@ impl Default for Families {
     }
 }
 
-impl Families {
-    fn add(&mut self, name: &'static str, labels: &[(&str, &str)], value: f64) {
-        let def = METRICS
-            .iter()
-            .find(|d| d.name == name)
-            .expect("metric is documented in METRICS");
+impl<'a> Families<'a> {
+    fn add(&mut self, name: &'static str, labels: &[(&'static str, &'a str)], value: f64) {
         if group_of(name).is_some_and(|g| !self.groups.contains(g)) {
             return;
         }
-        debug_assert_eq!(def.labels.len(), labels.len(), "{name}");
-        let pairs = labels
-            .iter()
-            .map(|(k, v)| {
-                let mut p = LabelPair::default();
-                p.set_name(k.to_string());
-                p.set_value(v.to_string());
-                p
-            })
-            .collect();
-        let mut m = Metric::from_label(pairs);
-        match def.kind {
-            Kind::Gauge => {
-                let mut g = Gauge::default();
-                g.set_value(value);
-                m.set_gauge(g);
-            }
-            Kind::Counter => {
-                let mut c = Counter::default();
-                c.set_value(value);
-                m.set_counter(c);
-            }
-        }
-        self.metrics.entry(name).or_default().push(m);
+        debug_assert!(
+            METRICS
+                .iter()
+                .any(|d| d.name == name && d.labels.len() == labels.len()),
+            "{name} is documented in METRICS with these labels"
+        );
+        self.metrics
+            .entry(name)
+            .or_default()
+            .push((labels.to_vec(), value));
     }
 
-    fn finish(mut self) -> Vec<MetricFamily> {
-        METRICS
-            .iter()
-            .filter_map(|d| {
-                let metrics = self.metrics.remove(d.name)?;
-                let mut f = MetricFamily::default();
-                f.set_name(d.name.to_string());
-                f.set_help(d.help.to_string());
-                f.set_field_type(match d.kind {
-                    Kind::Gauge => MetricType::GAUGE,
-                    Kind::Counter => MetricType::COUNTER,
-                });
-                f.set_metric(metrics);
-                Some(f)
-            })
-            .collect()
+    /// Encodes every family, in [`METRICS`] order, into the text exposition.
+    fn encode(mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for d in METRICS {
+            let Some(samples) = self.metrics.remove(d.name) else {
+                continue;
+            };
+            let mut f = MetricFamily::default();
+            f.set_name(d.name.to_string());
+            f.set_help(d.help.to_string());
+            f.set_field_type(match d.kind {
+                Kind::Gauge => MetricType::GAUGE,
+                Kind::Counter => MetricType::COUNTER,
+            });
+            f.set_metric(samples.into_iter().map(|s| metric(d.kind, s)).collect());
+            TextEncoder::new()
+                .encode(&[f], &mut out)
+                .expect("encoding well-formed families into memory cannot fail");
+        }
+        out
     }
+}
+
+/// The protobuf message of one series.
+fn metric(kind: Kind, (labels, value): Sample) -> Metric {
+    let pairs = labels
+        .into_iter()
+        .map(|(k, v)| {
+            let mut p = LabelPair::default();
+            p.set_name(k.to_string());
+            p.set_value(v.to_string());
+            p
+        })
+        .collect();
+    let mut m = Metric::from_label(pairs);
+    match kind {
+        Kind::Gauge => {
+            let mut g = Gauge::default();
+            g.set_value(value);
+            m.set_gauge(g);
+        }
+        Kind::Counter => {
+            let mut c = Counter::default();
+            c.set_value(value);
+            m.set_counter(c);
+        }
+    }
+    m
 }
 
 fn b(v: bool) -> f64 {
@@ -250,7 +269,7 @@ fn b(v: bool) -> f64 {
     }
 }
 
-fn add_snapshot(f: &mut Families, s: &DbSnapshot) {
+fn add_snapshot<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
     add_counters(f, s);
     add_litestream(f, s);
     // Counters survive a database going down; gauges are only exported while it is readable.
@@ -267,7 +286,7 @@ fn add_snapshot(f: &mut Families, s: &DbSnapshot) {
 
 /// What is exported whether or not the database is readable: up, the poll's own figures and
 /// the counters.
-fn add_counters(f: &mut Families, s: &DbSnapshot) {
+fn add_counters<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
     let db: &[(&str, &str)] = &[("db", &s.name)];
     f.add("sqlite_up", db, b(s.up));
     f.add(
@@ -304,7 +323,7 @@ fn add_counters(f: &mut Families, s: &DbSnapshot) {
     }
 }
 
-fn add_declared(f: &mut Families, s: &DbSnapshot) {
+fn add_declared<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
     let db: &[(&str, &str)] = &[("db", &s.name)];
     if let Some(n) = s.declared.backend_engineers {
         f.add("sqlite_declared_backend_engineers", db, f64::from(n));
@@ -315,7 +334,7 @@ fn add_declared(f: &mut Families, s: &DbSnapshot) {
 }
 
 /// The write lock's holders and every lock holder by role.
-fn add_writers(f: &mut Families, s: &DbSnapshot) {
+fn add_writers<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
     let db: &[(&str, &str)] = &[("db", &s.name)];
     if let Some(wl) = &s.write_lock {
         f.add(
@@ -347,7 +366,7 @@ fn add_writers(f: &mut Families, s: &DbSnapshot) {
 }
 
 /// The database file: its header facts, sizes and the filesystem it lives on.
-fn add_file(f: &mut Families, s: &DbSnapshot) {
+fn add_file<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
     let db: &[(&str, &str)] = &[("db", &s.name)];
     f.add(
         "sqlite_info",
@@ -386,7 +405,7 @@ fn add_file(f: &mut Families, s: &DbSnapshot) {
 }
 
 /// WAL mode: the WAL, checkpoints and the readers that hold them back.
-fn add_wal(f: &mut Families, name: &str, w: &WalSnapshot) {
+fn add_wal<'a>(f: &mut Families<'a>, name: &'a str, w: &'a WalSnapshot) {
     let db: &[(&str, &str)] = &[("db", name)];
     f.add("sqlite_wal_size_bytes", db, w.size_bytes as f64);
     f.add("sqlite_wal_frames", db, w.frames as f64);
@@ -432,7 +451,7 @@ fn add_wal(f: &mut Families, name: &str, w: &WalSnapshot) {
     }
 }
 
-fn add_litestream(f: &mut Families, s: &DbSnapshot) {
+fn add_litestream<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
     use crate::litestream::position::Position;
     if let Some(p) = &s.litestream_process {
         let db: &[(&str, &str)] = &[("db", &s.name)];
@@ -552,11 +571,7 @@ pub fn render(e: &Exposition) -> String {
         f.add("sqlite_ops_alertmanager_errors_total", l, n(&am.errors));
         f.add("sqlite_ops_alertmanager_pending_alerts", l, n(&am.pending));
     }
-    let mut out = Vec::new();
-    TextEncoder::new()
-        .encode(&f.finish(), &mut out)
-        .expect("encoding well-formed families into memory cannot fail");
-    String::from_utf8(out).expect("text exposition is UTF-8")
+    String::from_utf8(f.encode()).expect("text exposition is UTF-8")
 }
 
 /// Content type of [`render`]'s output.

@@ -17,12 +17,23 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-/// Proof that a database's folder was watched from a given moment: the watch's number and the
-/// queue's overflow count then.
+/// Proof that a database's folder was watched from a given moment: where its flag is kept,
+/// the number of that [`Changes::watch`], and the queue's overflow count then. Answering with
+/// it hashes nothing: ten thousand settled databases are looked at every poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Token {
-    watch: u64,
+    slot: usize,
+    stamp: u64,
     overflows: u64,
+}
+
+/// One database looked after.
+struct Slot {
+    /// The [`Changes::watch`] that last cleared it; a token of another is stale.
+    stamp: u64,
+    /// Its folder's watch, while that watch lasts.
+    folder: Option<u64>,
+    written: bool,
 }
 
 struct Folder {
@@ -35,9 +46,9 @@ pub struct Changes {
     inotify: Option<Inotify>,
     folders: HashMap<PathBuf, Folder>,
     by_wd: HashMap<WatchDescriptor, PathBuf>,
-    /// Each database looked after (by path), and whether its files were written since it was
-    /// last [`Changes::watch`]ed.
-    written: HashMap<PathBuf, bool>,
+    /// Each database looked after, by path: its slot.
+    slots_by_path: HashMap<PathBuf, usize>,
+    slots: Vec<Slot>,
     next_id: u64,
     overflows: u64,
     buffer: Vec<u8>,
@@ -73,7 +84,8 @@ impl Changes {
             inotify,
             folders: HashMap::new(),
             by_wd: HashMap::new(),
-            written: HashMap::new(),
+            slots_by_path: HashMap::new(),
+            slots: Vec::new(),
             next_id: 0,
             overflows: 0,
             buffer: vec![0; 64 * 1024],
@@ -118,9 +130,29 @@ impl Changes {
                 self.next_id
             }
         };
-        self.written.insert(db.to_path_buf(), false);
+        self.next_id += 1;
+        let stamp = self.next_id;
+        let slot = match self.slots_by_path.get(db) {
+            Some(&i) => i,
+            None => {
+                self.slots.push(Slot {
+                    stamp,
+                    folder: None,
+                    written: false,
+                });
+                self.slots_by_path
+                    .insert(db.to_path_buf(), self.slots.len() - 1);
+                self.slots.len() - 1
+            }
+        };
+        self.slots[slot] = Slot {
+            stamp,
+            folder: Some(id),
+            written: false,
+        };
         Some(Token {
-            watch: id,
+            slot,
+            stamp,
             overflows: self.overflows,
         })
     }
@@ -128,12 +160,10 @@ impl Changes {
     /// Whether `db`'s files were written since the [`Changes::watch`] that gave `token`;
     /// `None` when inotify can no longer say (see the module's comment). Call
     /// [`Changes::drain`] first.
-    pub fn written_since(&self, db: &Path, token: Token) -> Option<bool> {
-        let folder = self.folders.get(db.parent()?)?;
-        if folder.id != token.watch || self.overflows != token.overflows {
-            return None;
-        }
-        self.written.get(db).copied()
+    pub fn written_since(&self, token: Token) -> Option<bool> {
+        let slot = self.slots.get(token.slot)?;
+        (slot.stamp == token.stamp && slot.folder.is_some() && self.overflows == token.overflows)
+            .then_some(slot.written)
     }
 
     /// Reads every event queued so far, without waiting.
@@ -168,8 +198,8 @@ impl Changes {
                 {
                     lost.push(event.wd.clone());
                 } else if let Some(name) = event.name {
-                    if let Some(w) = self.written.get_mut(&folder.join(database_of(name))) {
-                        *w = true;
+                    if let Some(&i) = self.slots_by_path.get(&folder.join(database_of(name))) {
+                        self.slots[i].written = true;
                     }
                 }
             }
@@ -183,10 +213,29 @@ impl Changes {
     }
 
     /// Stops looking after every database not in `keep`, and unwatches folders left empty.
+    /// Slots are given anew: every token taken before is stale.
     pub fn retain(&mut self, keep: &std::collections::HashSet<&Path>) {
-        self.written.retain(|db, _| keep.contains(db.as_path()));
-        let folders: std::collections::HashSet<&Path> =
-            self.written.keys().filter_map(|db| db.parent()).collect();
+        let kept: Vec<PathBuf> = self
+            .slots_by_path
+            .keys()
+            .filter(|db| keep.contains(db.as_path()))
+            .cloned()
+            .collect();
+        self.slots.clear();
+        self.slots_by_path.clear();
+        for db in kept {
+            self.slots.push(Slot {
+                stamp: 0,
+                folder: None,
+                written: true,
+            });
+            self.slots_by_path.insert(db, self.slots.len() - 1);
+        }
+        let folders: std::collections::HashSet<&Path> = self
+            .slots_by_path
+            .keys()
+            .filter_map(|db| db.parent())
+            .collect();
         let gone: Vec<WatchDescriptor> = self
             .folders
             .iter()
@@ -202,8 +251,15 @@ impl Changes {
     }
 
     fn forget(&mut self, wd: &WatchDescriptor) {
-        if let Some(folder) = self.by_wd.remove(wd) {
-            self.folders.remove(&folder);
+        let Some(folder) = self.by_wd.remove(wd) else {
+            return;
+        };
+        if let Some(f) = self.folders.remove(&folder) {
+            for slot in &mut self.slots {
+                if slot.folder == Some(f.id) {
+                    slot.folder = None;
+                }
+            }
         }
     }
 
@@ -243,33 +299,37 @@ mod tests {
         let t = c.watch(&db).expect("inotify on a temporary folder");
         let t_other = c.watch(&other).unwrap();
         c.drain();
-        assert_eq!(c.written_since(&db, t), Some(false));
+        assert_eq!(c.written_since(t), Some(false));
         // Reading is not writing.
         std::fs::read(&db).unwrap();
         c.drain();
-        assert_eq!(c.written_since(&db, t), Some(false));
+        assert_eq!(c.written_since(t), Some(false));
         std::fs::write(dir.path().join("a.db-wal"), b"frames").unwrap();
         c.drain();
-        assert_eq!(c.written_since(&db, t), Some(true), "the -wal is the db's");
-        assert_eq!(c.written_since(&other, t_other), Some(false));
+        assert_eq!(c.written_since(t), Some(true), "the -wal is the db's");
+        assert_eq!(c.written_since(t_other), Some(false));
         // Watching again forgets; a rename over it is seen.
         let t = c.watch(&db).unwrap();
         std::fs::write(dir.path().join("new"), b"y").unwrap();
         c.drain();
-        assert_eq!(c.written_since(&db, t), Some(false), "another file");
+        assert_eq!(c.written_since(t), Some(false), "another file");
         std::fs::rename(dir.path().join("new"), &db).unwrap();
         c.drain();
-        assert_eq!(c.written_since(&db, t), Some(true));
+        assert_eq!(c.written_since(t), Some(true));
         // A stale token is no answer; a folder removed is no answer.
         let old = t;
         let t = c.watch(&db).unwrap();
-        assert_eq!(c.written_since(&db, old), Some(false), "same watch");
+        assert_eq!(
+            c.written_since(old),
+            None,
+            "a token older than the last watch is stale"
+        );
         c.retain(&[other.as_path()].into_iter().collect());
-        assert_eq!(c.written_since(&db, t), None, "no longer looked after");
+        assert_eq!(c.written_since(t), None, "no longer looked after");
         let t_other = c.watch(&other).unwrap();
         drop(dir);
         c.drain();
-        assert_eq!(c.written_since(&other, t_other), None, "folder gone");
+        assert_eq!(c.written_since(t_other), None, "folder gone");
         assert_eq!(c.folders(), 0);
     }
 }

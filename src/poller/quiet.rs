@@ -77,7 +77,7 @@ impl SeenBy {
     /// Whether the files were written since; a question inotify can no longer answer is a yes.
     pub fn written(&self, changes: &Changes, db: &Path, wal: &Path) -> bool {
         match *self {
-            SeenBy::Events(token) => changes.written_since(db, token) != Some(false),
+            SeenBy::Events(token) => changes.written_since(token) != Some(false),
             SeenBy::Stamps(stamps) => [Stamp::of(db), Stamp::of(wal)] != stamps,
         }
     }
