@@ -74,7 +74,8 @@ pub struct Filesystems {
     refreshed: Vec<bool>,
     /// What each folder asked about in this cycle was found on: a fleet's ten thousand
     /// databases in one folder are one search of the mounts a cycle, not ten thousand.
-    memo: std::collections::HashMap<PathBuf, Option<FsStat>>,
+    /// Keyed by the path's bytes: hashing a `Path` parses its components every time.
+    memo: std::collections::HashMap<std::ffi::OsString, Option<FsStat>>,
 }
 
 impl Default for Filesystems {
@@ -124,11 +125,12 @@ impl Filesystems {
     /// The filesystem holding `dir` (an absolute, canonical directory): the mount with the
     /// longest mount point that is a prefix of it.
     pub fn stat(&mut self, dir: &Path) -> Option<FsStat> {
-        if let Some(found) = self.memo.get(dir) {
+        if let Some(found) = self.memo.get(dir.as_os_str()) {
             return found.clone();
         }
         let found = self.search(dir);
-        self.memo.insert(dir.to_path_buf(), found.clone());
+        self.memo
+            .insert(dir.as_os_str().to_os_string(), found.clone());
         found
     }
 
