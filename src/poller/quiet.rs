@@ -89,32 +89,58 @@ pub struct Settled {
     pub snapshot: DbSnapshot,
     pub seen_by: SeenBy,
     pub at: Instant,
+    /// Replicators (Litestream) whose read transaction does not keep the database from
+    /// settling (see [`is_settled`]); their read marks are not a transaction in `/proc/locks`.
+    pub replicators: Vec<i32>,
 }
 
 /// Whether a full poll's snapshot leaves the database settled: readable, no writer holding the
-/// lock, no reader holding a snapshot, and not busy (`busy`: the monitor samples its write lock
-/// between polls).
-pub fn is_settled(s: &DbSnapshot, busy: bool) -> bool {
-    s.up && !busy
+/// lock, and not busy (`busy`: the monitor samples its write lock between polls); readers in a
+/// transaction only if each is a replicator whose snapshot pins nothing. Litestream holds a
+/// read transaction on every database it replicates: a fleet replicated by it would otherwise
+/// never settle. Returns the replicators' pids, `None` when not settled.
+pub fn is_settled(s: &DbSnapshot, busy: bool) -> Option<Vec<i32>> {
+    use crate::probe::process::Role;
+    let replicator = |pid: i32| {
+        s.processes.iter().any(|h| {
+            h.identity.pid == pid && matches!(h.identity.role, Role::Litestream | Role::Replicator)
+        })
+    };
+    let settled = s.up
+        && !busy
         && s.write_lock.as_ref().is_none_or(|w| w.holder_pid.is_none())
-        && s.wal.as_ref().is_none_or(|w| w.readers == 0)
+        && s.wal.as_ref().is_none_or(|w| {
+            w.readers == w.reader_slots.len() as u64
+                && w.reader_slots
+                    .iter()
+                    .all(|r| r.pinning_seconds == 0.0 && r.pid.is_some_and(replicator))
+        });
+    settled.then(|| {
+        s.wal
+            .iter()
+            .flat_map(|w| &w.reader_slots)
+            .filter_map(|r| r.pid)
+            .collect()
+    })
 }
 
 /// Whether `/proc/locks` shows a process in a transaction on the database: in WAL mode any
 /// lock on the `-shm`'s write or read-mark bytes (the "dead man switch" every connection holds
-/// does not count); in rollback mode a reserved, pending or exclusive lock. Unknown files count
-/// as in a transaction, so that they are polled in full.
+/// does not count), but the read marks of `replicators`; in rollback mode a reserved, pending
+/// or exclusive lock. Unknown files count as in a transaction, so that they are polled in full.
 pub fn in_transaction(
     locks: &Locks,
     journal: Option<JournalKind>,
     (shm, db): (Option<FileId>, Option<FileId>),
+    replicators: &[i32],
 ) -> bool {
     use crate::format::shm::lock_bytes as shm_bytes;
     match (journal, shm, db) {
-        (Some(JournalKind::Wal), Some(shm), _) => locks
-            .of(shm)
-            .iter()
-            .any(|l| (shm_bytes::WRITE..shm_bytes::DMS).any(|b| l.covers(b))),
+        (Some(JournalKind::Wal), Some(shm), _) => locks.of(shm).iter().any(|l| {
+            let write_side = (shm_bytes::WRITE..shm_bytes::READ_BASE).any(|b| l.covers(b));
+            let reading = (shm_bytes::READ_BASE..shm_bytes::DMS).any(|b| l.covers(b));
+            write_side || (reading && !replicators.contains(&l.pid))
+        }),
         (Some(JournalKind::Rollback), _, Some(db)) => locks.of(db).iter().any(|l| l.write),
         _ => true,
     }
@@ -146,24 +172,53 @@ mod tests {
         let with = |lines: Vec<LockLine>| Locks::from_lines(lines);
         // Every open connection holds the dead man switch (128): no transaction.
         let open = with(vec![lock(10, false, 128, Some(128))]);
-        assert!(!in_transaction(&open, wal, (Some(shm), Some(db))));
+        assert!(!in_transaction(&open, wal, (Some(shm), Some(db)), &[]));
         // A writer (120), a reader's mark (123..127), a checkpointer (121).
         for (write, byte) in [(true, 120), (false, 125), (true, 121)] {
             let l = with(vec![lock(10, write, byte, Some(byte))]);
-            assert!(in_transaction(&l, wal, (Some(shm), Some(db))), "{byte}");
+            assert!(
+                in_transaction(&l, wal, (Some(shm), Some(db)), &[]),
+                "{byte}"
+            );
         }
         // A lock to the end of the file from below covers them too.
         let l = with(vec![lock(10, false, 100, None)]);
-        assert!(in_transaction(&l, wal, (Some(shm), Some(db))));
+        assert!(in_transaction(&l, wal, (Some(shm), Some(db)), &[]));
         // Another file's locks do not count; an unknown file or mode counts as busy.
         let other = with(vec![lock(99, true, 120, Some(120))]);
-        assert!(!in_transaction(&other, wal, (Some(shm), Some(db))));
-        assert!(in_transaction(&other, wal, (None, Some(db))));
-        assert!(in_transaction(&other, None, (Some(shm), Some(db))));
+        assert!(!in_transaction(&other, wal, (Some(shm), Some(db)), &[]));
+        assert!(in_transaction(&other, wal, (None, Some(db)), &[]));
+        assert!(in_transaction(&other, None, (Some(shm), Some(db)), &[]));
         // Rollback mode: readers' shared locks are not a transaction; a write lock is.
         let shared = with(vec![lock(11, false, 1_073_741_826, Some(1_073_742_335))]);
-        assert!(!in_transaction(&shared, rollback, (None, Some(db))));
+        assert!(!in_transaction(&shared, rollback, (None, Some(db)), &[]));
         let reserved = with(vec![lock(11, true, 1_073_741_825, Some(1_073_741_825))]);
-        assert!(in_transaction(&reserved, rollback, (None, Some(db))));
+        assert!(in_transaction(&reserved, rollback, (None, Some(db)), &[]));
+        // A replicator's read mark (Litestream's standing transaction) is not one; its
+        // write lock, or another process's read mark, is.
+        let litestream = |write: bool, byte: u64, pid: i32| {
+            let mut l = lock(10, write, byte, Some(byte));
+            l.pid = pid;
+            with(vec![l])
+        };
+        let files = (Some(shm), Some(db));
+        assert!(!in_transaction(
+            &litestream(false, 124, 42),
+            wal,
+            files,
+            &[42]
+        ));
+        assert!(in_transaction(
+            &litestream(true, 120, 42),
+            wal,
+            files,
+            &[42]
+        ));
+        assert!(in_transaction(
+            &litestream(false, 124, 7),
+            wal,
+            files,
+            &[42]
+        ));
     }
 }

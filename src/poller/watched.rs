@@ -130,12 +130,13 @@ impl Watched {
             .as_ref()
             .is_some_and(|f| filesystem::local_writes_only(&f.fs_type));
         self.settled = before
-            .filter(|_| quiet::is_settled(&s, busy))
-            .and_then(|b| b.seen_by(self.events_trusted))
-            .map(|seen_by| Settled {
+            .zip(quiet::is_settled(&s, busy))
+            .and_then(|(b, replicators)| Some((b.seen_by(self.events_trusted)?, replicators)))
+            .map(|(seen_by, replicators)| Settled {
                 snapshot: s.clone(),
                 seen_by,
                 at: at.instant,
+                replicators,
             });
         s
     }
@@ -153,14 +154,23 @@ impl Watched {
     ) -> Option<DbSnapshot> {
         let settled = self.settled.as_ref()?;
         let (db, wal) = (self.probe.path(), self.probe.wal_path());
+        // One F_GETLK says whether anyone is in a transaction, but not who: with a replicator
+        // reading, /proc/locks (read every few seconds) tells its read mark from others'.
+        let in_transaction = || {
+            quiet::in_transaction(
+                locks,
+                settled.snapshot.journal_mode,
+                self.probe.lock_files(),
+                &settled.replicators,
+            )
+        };
+        let fast = settled
+            .replicators
+            .is_empty()
+            .then(|| self.probe.in_transaction())
+            .flatten();
         if at.instant.duration_since(settled.at) >= quiet::FULL_POLL_EVERY
-            || self.probe.in_transaction().unwrap_or_else(|| {
-                quiet::in_transaction(
-                    locks,
-                    settled.snapshot.journal_mode,
-                    self.probe.lock_files(),
-                )
-            })
+            || fast.unwrap_or_else(in_transaction)
         {
             self.settled = None;
             return None;
