@@ -20,6 +20,22 @@ fn wal_db(dir: &Path) -> PathBuf {
     db
 }
 
+/// A litestream.yml replicating `db` to the folder `replica` beside it, syncing every second
+/// (the list form, which v0.3 and v0.5 both read).
+fn file_replica_yml(dir: &Path, db: &Path) -> PathBuf {
+    let yml = dir.join("litestream.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "dbs:\n  - path: {}\n    replicas:\n      - type: file\n        path: {}\n        sync-interval: 1s\n",
+            db.display(),
+            dir.join("replica").display()
+        ),
+    )
+    .unwrap();
+    yml
+}
+
 /// Our config: fast polls, Litestream read twice a second, a low lag threshold.
 fn config(dir: &Path, litestream_yml: &Path) -> PathBuf {
     let config = dir.join("sqlite-ops.yaml");
@@ -242,16 +258,7 @@ fn v05_s3_replica_on_moto() {
 fn v03_file_replica() {
     let dir = tempfile::tempdir().unwrap();
     let db = wal_db(dir.path());
-    let yml = dir.path().join("litestream.yml");
-    std::fs::write(
-        &yml,
-        format!(
-            "dbs:\n  - path: {}\n    replicas:\n      - type: file\n        path: {}\n        sync-interval: 1s\n",
-            db.display(),
-            dir.path().join("replica").display()
-        ),
-    )
-    .unwrap();
+    let yml = file_replica_yml(dir.path(), &db);
     let _writer = Writer::start(&db);
     let d = daemon(dir.path(), &yml);
     let (figures, _litestream) =
@@ -575,16 +582,7 @@ fn v03_s3_replica_with_credentials_from_the_environment_and_a_meta_path() {
 fn an_idle_database_litestream_replicates_settles_and_a_commit_is_read_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = wal_db(dir.path());
-    let yml = dir.path().join("litestream.yml");
-    std::fs::write(
-        &yml,
-        format!(
-            "dbs:\n  - path: {}\n    replica:\n      type: file\n      path: {}\n      sync-interval: 1s\n",
-            db.display(),
-            dir.path().join("replica").display()
-        ),
-    )
-    .unwrap();
+    let yml = file_replica_yml(dir.path(), &db);
     let _litestream = Litestream::start("0.5.17", &yml);
     let d = daemon(dir.path(), &yml);
     let status = || -> serde_json::Value {

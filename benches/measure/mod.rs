@@ -69,14 +69,7 @@ pub fn create_wal_db(path: &Path) -> Connection {
 pub fn sql_per_scrape(db: &Path) -> (i64, i64, String) {
     let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .unwrap();
-    let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
-    let free: i64 = c
-        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
-        .unwrap();
-    let mode: String = c
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
-    (pages, free, mode)
+    sql_on_open_connection(&c)
 }
 
 /// The same PRAGMAs as [`sql_per_scrape`] on a read-only connection kept open between polls:
