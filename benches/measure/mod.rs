@@ -85,13 +85,14 @@ pub fn sql_on_open_connection(c: &Connection) -> (i64, i64, String) {
     (pages, free, mode)
 }
 
-/// The system calls a full poll of a WAL database makes, with no logic around them: `fstat`
-/// of the database, `-wal` and `-shm`, `pread` of the database header and the wal-index
-/// header, and one `F_GETLK` on the write-lock byte. The floor a poll cannot go below.
+/// The system calls a full poll of a WAL database makes (seen with strace), with no logic
+/// around them: `fstat` of the database, `-wal` and `-shm`, `pread` of the database header and
+/// the wal-index header, and three `F_GETLK` on the `-shm`: the "dead man switch" (is the
+/// wal-index in use?), the read marks, the write lock. The floor a poll cannot go below.
 pub fn syscall_floor(files: &[std::fs::File; 3]) -> u64 {
     use std::os::unix::fs::FileExt;
     use std::os::unix::io::AsRawFd;
-    let [db, wal, shm] = files;
+    let [db, _, shm] = files;
     let mut sum = 0;
     for f in files {
         sum += f.metadata().unwrap().len();
@@ -100,17 +101,19 @@ pub fn syscall_floor(files: &[std::fs::File; 3]) -> u64 {
     sum += db.read_at(&mut head, 0).unwrap() as u64;
     let mut index = [0u8; 136];
     sum += shm.read_at(&mut index, 0).unwrap() as u64;
-    let mut lock = libc::flock {
-        l_type: libc::F_WRLCK as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: 120,
-        l_len: 1,
-        l_pid: 0,
-    };
-    // SAFETY: F_GETLK on an open descriptor with a valid flock.
-    unsafe { libc::fcntl(shm.as_raw_fd(), libc::F_GETLK, &mut lock) };
-    let _ = wal;
-    sum + lock.l_type as u64
+    for (start, len) in [(128, 1), (123, 5), (120, 1)] {
+        let mut lock = libc::flock {
+            l_type: libc::F_WRLCK as libc::c_short,
+            l_whence: libc::SEEK_SET as libc::c_short,
+            l_start: start,
+            l_len: len,
+            l_pid: 0,
+        };
+        // SAFETY: F_GETLK on an open descriptor with a valid flock.
+        unsafe { libc::fcntl(shm.as_raw_fd(), libc::F_GETLK, &mut lock) };
+        sum += lock.l_type as u64;
+    }
+    sum
 }
 
 /// An application writing one small transaction to each of `conns` in turn, one every `gap`,

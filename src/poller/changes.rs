@@ -54,6 +54,9 @@ pub struct Changes {
     buffer: Vec<u8>,
 }
 
+/// Reads of the event queue in one [`Changes::drain`], 64 KiB each.
+const MAX_READS: usize = 64;
+
 impl Default for Changes {
     fn default() -> Self {
         Self::new()
@@ -168,11 +171,23 @@ impl Changes {
 
     /// Reads every event queued so far, without waiting.
     pub fn drain(&mut self) {
+        self.drain_at_most(MAX_READS);
+    }
+
+    fn drain_at_most(&mut self, max_reads: usize) {
         let Some(inotify) = self.inotify.as_mut() else {
             return;
         };
         let mut lost = Vec::new();
+        let mut reads = 0;
         loop {
+            // A folder written without pause (a log beside the databases) would keep this loop
+            // going forever: past a bound, what is left unread is as good as an overflow.
+            reads += 1;
+            if reads > max_reads {
+                self.overflows += 1;
+                break;
+            }
             let events = match inotify.read_events(&mut self.buffer) {
                 Ok(events) => events,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -331,5 +346,25 @@ mod tests {
         c.drain();
         assert_eq!(c.written_since(t_other), None, "folder gone");
         assert_eq!(c.folders(), 0);
+    }
+
+    #[test]
+    fn events_left_unread_past_the_bound_are_an_overflow() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("a.db");
+        std::fs::write(&db, b"x").unwrap();
+        let mut c = Changes::new();
+        let t = c.watch(&db).unwrap();
+        // Ten events of other files; a buffer that holds one at a time, two reads allowed.
+        for i in 0..10 {
+            std::fs::write(dir.path().join(format!("log{i}")), b"x").unwrap();
+        }
+        c.buffer = vec![0; 64];
+        c.drain_at_most(2);
+        assert_eq!(c.written_since(t), None, "unread events: no answer");
+        let t = c.watch(&db).unwrap();
+        c.buffer = vec![0; 64 * 1024];
+        c.drain();
+        assert_eq!(c.written_since(t), Some(false), "all read: an answer again");
     }
 }
