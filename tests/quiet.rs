@@ -113,3 +113,32 @@ fn a_settled_database_s_figures_move_with_time_without_its_files_being_read() {
         "{later}"
     );
 }
+
+#[test]
+fn a_tenant_added_does_not_make_the_settled_ones_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenants = dir.path().join("tenants");
+    std::fs::create_dir(&tenants).unwrap();
+    drop(common::wal_db(&tenants.join("a.db")));
+    let cfg = dir.path().join("sqlite-ops.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "poll_interval: 100ms\ndiscover_interval: 1s\ndatabases:\n  - glob: {}/*.db\n",
+            tenants.display()
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    settled(&d);
+    let read_at = status(&d)["files_read_at"].as_f64().unwrap();
+    // A new tenant: the poller is given a new list, in which `a` is kept.
+    drop(common::wal_db(&tenants.join("b.db")));
+    wait_for(STEP, "the new tenant", || {
+        (d.metrics().db("sqlite_up", "b") == Some(1.0)).then_some(())
+    });
+    d.wait_polls(3);
+    let a = status(&d);
+    assert_eq!(a["name"], "a");
+    assert_eq!(a["files_read_at"].as_f64().unwrap(), read_at, "{a}");
+}

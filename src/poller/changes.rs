@@ -49,6 +49,8 @@ pub struct Changes {
     /// Each database looked after, by path: its slot.
     slots_by_path: HashMap<PathBuf, usize>,
     slots: Vec<Slot>,
+    /// Slots no database holds.
+    free: Vec<usize>,
     next_id: u64,
     overflows: u64,
     buffer: Vec<u8>,
@@ -89,6 +91,7 @@ impl Changes {
             by_wd: HashMap::new(),
             slots_by_path: HashMap::new(),
             slots: Vec::new(),
+            free: Vec::new(),
             next_id: 0,
             overflows: 0,
             buffer: vec![0; 64 * 1024],
@@ -138,14 +141,16 @@ impl Changes {
         let slot = match self.slots_by_path.get(db) {
             Some(&i) => i,
             None => {
-                self.slots.push(Slot {
-                    stamp,
-                    folder: None,
-                    written: false,
+                let i = self.free.pop().unwrap_or_else(|| {
+                    self.slots.push(Slot {
+                        stamp,
+                        folder: None,
+                        written: false,
+                    });
+                    self.slots.len() - 1
                 });
-                self.slots_by_path
-                    .insert(db.to_path_buf(), self.slots.len() - 1);
-                self.slots.len() - 1
+                self.slots_by_path.insert(db.to_path_buf(), i);
+                i
             }
         };
         self.slots[slot] = Slot {
@@ -228,24 +233,23 @@ impl Changes {
     }
 
     /// Stops looking after every database not in `keep`, and unwatches folders left empty.
-    /// Slots are given anew: every token taken before is stale.
+    /// The tokens of those kept still answer: a tenant added to a fleet does not make the ten
+    /// thousand others read in full. Slots let go are taken again by the next databases.
     pub fn retain(&mut self, keep: &std::collections::HashSet<&Path>) {
-        let kept: Vec<PathBuf> = self
-            .slots_by_path
-            .keys()
-            .filter(|db| keep.contains(db.as_path()))
-            .cloned()
-            .collect();
-        self.slots.clear();
-        self.slots_by_path.clear();
-        for db in kept {
-            self.slots.push(Slot {
-                stamp: 0,
-                folder: None,
-                written: true,
-            });
-            self.slots_by_path.insert(db, self.slots.len() - 1);
-        }
+        let slots = &mut self.slots;
+        let free = &mut self.free;
+        self.slots_by_path.retain(|db, &mut i| {
+            let kept = keep.contains(db.as_path());
+            if !kept {
+                slots[i] = Slot {
+                    stamp: 0,
+                    folder: None,
+                    written: true,
+                };
+                free.push(i);
+            }
+            kept
+        });
         let folders: std::collections::HashSet<&Path> = self
             .slots_by_path
             .keys()
@@ -339,8 +343,13 @@ mod tests {
             None,
             "a token older than the last watch is stale"
         );
+        let t_other = c.watch(&other).unwrap();
         c.retain(&[other.as_path()].into_iter().collect());
         assert_eq!(c.written_since(t), None, "no longer looked after");
+        assert_eq!(c.written_since(t_other), Some(false), "kept: still answers");
+        let t_third = c.watch(&dir.path().join("c.db")).unwrap();
+        assert_eq!(c.written_since(t), None, "its slot is another's now");
+        assert_eq!(c.written_since(t_third), Some(false));
         let t_other = c.watch(&other).unwrap();
         drop(dir);
         c.drain();

@@ -127,7 +127,8 @@ pub fn is_settled(s: &DbSnapshot, busy: bool) -> Option<Vec<i32>> {
 /// Whether `/proc/locks` shows a process in a transaction on the database: in WAL mode any
 /// lock on the `-shm`'s write or read-mark bytes (the "dead man switch" every connection holds
 /// does not count), but the read marks of `replicators`; in rollback mode a reserved, pending
-/// or exclusive lock. Unknown files count as in a transaction, so that they are polled in full.
+/// or exclusive lock. In WAL mode without a `-shm`, nobody has the database open. Unknown files
+/// count as in a transaction, so that they are polled in full.
 pub fn in_transaction(
     locks: &Locks,
     journal: Option<JournalKind>,
@@ -141,6 +142,9 @@ pub fn in_transaction(
             let reading = (shm_bytes::READ_BASE..shm_bytes::DMS).any(|b| l.covers(b));
             write_side || (reading && !replicators.contains(&l.pid))
         }),
+        // No -shm: no connection has the database open (the first one creates it, which
+        // inotify or the -wal's stamp shows). Most tenants of a fleet are like this.
+        (Some(JournalKind::Wal), None, Some(_)) => false,
         (Some(JournalKind::Rollback), _, Some(db)) => locks.of(db).iter().any(|l| l.write),
         _ => true,
     }
@@ -187,7 +191,11 @@ mod tests {
         // Another file's locks do not count; an unknown file or mode counts as busy.
         let other = with(vec![lock(99, true, 120, Some(120))]);
         assert!(!in_transaction(&other, wal, (Some(shm), Some(db)), &[]));
-        assert!(in_transaction(&other, wal, (None, Some(db)), &[]));
+        assert!(
+            !in_transaction(&other, wal, (None, Some(db)), &[]),
+            "no -shm: closed"
+        );
+        assert!(in_transaction(&other, wal, (None, None), &[]));
         assert!(in_transaction(&other, None, (Some(shm), Some(db)), &[]));
         // Rollback mode: readers' shared locks are not a transaction; a write lock is.
         let shared = with(vec![lock(11, false, 1_073_741_826, Some(1_073_742_335))]);

@@ -43,15 +43,26 @@ impl Watched {
         )
     }
 
-    /// The same database under a reloaded config: files, counters and clocks are kept.
+    /// The same database under a reloaded config: files, counters and clocks are kept, and
+    /// so is its settled state if what it publishes of the config (declared facts, replicas)
+    /// did not change: discovery retargets the poller for every tenant added.
     pub(super) fn reconfigure(self, t: &Target) -> Self {
+        let replicas = t.replicas();
+        let settled = self.settled.filter(|s| {
+            s.snapshot.declared == t.declared
+                && s.snapshot
+                    .litestream
+                    .iter()
+                    .map(|r| (r.replica.clone(), r.kind.clone()))
+                    .eq(replicas.iter().cloned())
+        });
         Watched {
             probe: self.probe,
             monitor: self
                 .monitor
-                .reconfigure(t.declared, &t.replicas())
+                .reconfigure(t.declared, &replicas)
                 .with_autocheckpoint(t.wal_autocheckpoint),
-            settled: None,
+            settled,
             events_trusted: self.events_trusted,
         }
     }
