@@ -352,7 +352,12 @@ fn two_hundred_concurrent_scrapers_get_no_errors() {
 #[test]
 fn healthz_answers_503_while_the_poller_is_stuck_and_200_after() {
     let (_dir, db) = temp_db("stuck.db");
-    drop(writer(&db));
+    // A reader in a transaction keeps the database from settling: its files are read at every
+    // poll, as the pread the fault is injected into needs (a settled one is not read at all).
+    let reader = writer(&db);
+    reader
+        .execute_batch("BEGIN; SELECT count(*) FROM sqlite_master;")
+        .unwrap();
     let strace = common::program("strace", "strace");
     let daemon = Daemon::start_wrapped(
         &[
@@ -380,6 +385,7 @@ fn healthz_answers_503_while_the_poller_is_stuck_and_200_after() {
         200,
         "the server answered throughout"
     );
+    drop(reader);
 }
 
 /// Sends `head` on a fresh connection and returns the status line of the answer, or "closed"
