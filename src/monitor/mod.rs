@@ -237,10 +237,7 @@ impl Monitor {
     pub fn repeat(&mut self, last: &DbSnapshot, at: PollTime) -> DbSnapshot {
         let mut s = last.clone();
         s.polled_at = at.unix;
-        let total = self.tx.total().map(|t| t as f64);
-        s.write_transactions_per_second = total.and_then(|t| self.rate.observe(at.instant, t));
-        s.sustained.write_transactions_per_second =
-            total.and_then(|t| self.sustained_tx.observe(at.instant, t));
+        self.observe_write_rates(&mut s, at.instant);
         if s.write_lock.is_some() {
             self.write_lock.expire(at.instant);
             let mut wl = self.write_lock_snapshot(at.instant);
@@ -252,10 +249,7 @@ impl Monitor {
                 .filter(|w| w.role.is_application())
                 .count() as u64;
             s.write_lock = Some(wl);
-            s.sustained.write_lock_utilisation = self
-                .sustained_lock
-                .observe(at.instant, self.write_lock.held_seconds_total())
-                .map(|u| u.min(1.0));
+            self.observe_lock_utilisation(&mut s, at.instant);
         }
         // Frames waiting were dated by the wal-index path, the only one that leaves any.
         if let Some(w) = s.wal.as_mut().filter(|w| w.checkpoint_lag_frames > Some(0)) {
@@ -314,19 +308,29 @@ impl Monitor {
         if let (Some(c), Some(t)) = (&mut self.commits, self.tx.total()) {
             c.observe(at.unix, t);
         }
-        let total = self.tx.total().map(|t| t as f64);
-        s.write_transactions_per_second = total.and_then(|t| self.rate.observe(at.instant, t));
-        s.sustained.write_transactions_per_second =
-            total.and_then(|t| self.sustained_tx.observe(at.instant, t));
+        self.observe_write_rates(s, at.instant);
 
         match &sample.write_lock {
             Ok(h) => self.write_lock.sample(at.instant, h.map(|h| h.pid)),
             Err(e) => self.totals.count_error(e),
         }
         s.write_lock = Some(self.write_lock_snapshot(at.instant));
+        self.observe_lock_utilisation(s, at.instant);
+    }
+
+    /// The write rates, live and sustained, of the total so far at `now`.
+    fn observe_write_rates(&mut self, s: &mut DbSnapshot, now: Instant) {
+        let total = self.tx.total().map(|t| t as f64);
+        s.write_transactions_per_second = total.and_then(|t| self.rate.observe(now, t));
+        s.sustained.write_transactions_per_second =
+            total.and_then(|t| self.sustained_tx.observe(now, t));
+    }
+
+    /// The writer's sustained utilisation, from the time the lock was seen held by `now`.
+    fn observe_lock_utilisation(&mut self, s: &mut DbSnapshot, now: Instant) {
         s.sustained.write_lock_utilisation = self
             .sustained_lock
-            .observe(at.instant, self.write_lock.held_seconds_total())
+            .observe(now, self.write_lock.held_seconds_total())
             .map(|u| u.min(1.0));
     }
 
