@@ -283,9 +283,8 @@ impl Poller {
                 &mut self.changes,
             )
         }));
-        let now = Instant::now();
         self.busy = (0..self.monitors.len())
-            .filter(|&i| self.monitors[i].monitor.wants_fast_lock_sampling(now))
+            .filter(|&i| self.monitors[i].busy)
             .collect();
         out
     }

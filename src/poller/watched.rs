@@ -21,6 +21,9 @@ pub(super) struct Watched {
     /// Whether the last full poll found the database on a filesystem where inotify sees every
     /// write (see `filesystem::local_writes_only`).
     events_trusted: bool,
+    /// Whether the last poll found it busy (`Monitor::wants_fast_lock_sampling`): the poller
+    /// samples the write lock of these between polls. A settled database is not.
+    pub(super) busy: bool,
 }
 
 impl Watched {
@@ -32,6 +35,7 @@ impl Watched {
                 .with_autocheckpoint(t.wal_autocheckpoint),
             settled: None,
             events_trusted: false,
+            busy: false,
         }
     }
 
@@ -64,6 +68,7 @@ impl Watched {
                 .with_autocheckpoint(t.wal_autocheckpoint),
             settled,
             events_trusted: self.events_trusted,
+            busy: self.busy,
         }
     }
 
@@ -133,6 +138,7 @@ impl Watched {
         // Descriptors are kept where they pay: when they run short, a quiet database gives
         // its back and its next poll opens them again.
         let busy = self.monitor.wants_fast_lock_sampling(at.instant);
+        self.busy = busy;
         if descriptors::should_release(!busy) {
             self.probe.release();
         }
