@@ -3,14 +3,18 @@
 //! itself runs across reloads ([`Server`]). Shared by `run` and `demo`.
 
 use crate::discovery::Discovery;
-use crate::export::alertmanager::{self, Channel, NotifierSettings};
+use crate::export::alertmanager::{self, NotifierSettings};
+use crate::export::delivery::Channel;
+use crate::export::heartbeat::{self, HeartbeatSettings, HeartbeatStats};
 use crate::export::http::{self, Site, WebState};
 use crate::export::metrics::BuildInfo;
 use crate::export::web_config::WebSecurity;
+use crate::export::webhook::{self, Webhook};
+use crate::history::History;
 use crate::litestream::watcher::Watchers;
 use crate::poller::{self, Poller, Store, Target};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
 
@@ -37,14 +41,27 @@ pub struct Settings {
     pub state_file: Option<std::path::PathBuf>,
     /// How often `glob:` entries are walked again.
     pub discover_interval: Duration,
+    /// How many databases keep a history for the status page (config `history.databases`).
+    pub history_databases: usize,
+    /// Where alerts are POSTed without an Alertmanager (config `notify.webhooks`).
+    pub webhooks: Vec<Webhook>,
+    /// The dead-man's-switch ping (config `notify.heartbeat`).
+    pub heartbeat: Option<HeartbeatSettings>,
+    /// How this daemon names itself in webhook messages (`host:port`).
+    pub instance: String,
 }
 
 /// What a reload carries from one run to the next: the poller (monitors, counters, alert
-/// states) and each Alertmanager's delivery state. `Default` for a first start.
+/// states), each Alertmanager's delivery state and the databases' history. `Default` for a
+/// first start.
 #[derive(Default)]
 pub struct Carried {
     pub poller: Option<Poller>,
     pub channels: Vec<Arc<Channel>>,
+    pub history: Option<Arc<RwLock<History>>>,
+    /// Each webhook's delivery state, as `channels` for Alertmanagers.
+    pub webhooks: Vec<Arc<Channel>>,
+    pub heartbeat: Option<Arc<HeartbeatStats>>,
 }
 
 /// Why [`run`] returned.
@@ -73,6 +90,10 @@ impl Default for Settings {
             replicators: Vec::new(),
             state_file: None,
             discover_interval: defaults::DISCOVER_INTERVAL,
+            history_databases: crate::history::DEFAULT_DATABASES,
+            webhooks: Vec::new(),
+            heartbeat: None,
+            instance: "sqlite-ops".into(),
         }
     }
 }
@@ -120,7 +141,7 @@ pub async fn run(
     settings: &Settings,
     site: &Site,
     store: Arc<Store>,
-    carried: Carried,
+    mut carried: Carried,
     shutdown: impl Future<Output = Stopped>,
 ) -> std::io::Result<(Stopped, Carried)> {
     let (discovery, targets) = match first {
@@ -129,7 +150,7 @@ pub async fn run(
     };
     log_changes(&[], &targets);
     let targets = &targets;
-    let poller = poller_for(targets, settings, carried.poller);
+    let poller = poller_for(targets, settings, carried.poller.take());
     let board = poller.board();
     let mut watchers = Watchers::default();
     watchers.update(
@@ -143,28 +164,13 @@ pub async fn run(
         settings.lock_sample_interval,
         store.clone(),
     )?;
-    let urls = settings.alertmanager.as_ref().map_or(&[][..], |n| &n.urls);
-    let channels = Channel::for_urls(urls, &carried.channels);
-    let (stop_tasks, tasks_stopped) = tokio::sync::watch::channel(false);
-    let notifier = settings.alertmanager.clone().map(|n| {
-        let mut stopped = tasks_stopped.clone();
-        tokio::spawn(alertmanager::run(
-            n,
-            store.clone(),
-            channels.clone(),
-            async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            },
-        ))
-    });
-    let saver = settings.state_file.clone().map(|path| {
-        let mut stopped = tasks_stopped.clone();
-        tokio::spawn(save_alerts(path, store.clone(), async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }))
-    });
+    let companions = Companions::start(settings, &store, carried);
     let state = Arc::new(WebState {
-        alertmanagers: channels.iter().map(|c| c.stats.clone()).collect(),
+        alertmanagers: companions
+            .channels
+            .iter()
+            .map(|c| c.stats.clone())
+            .collect(),
         litestream_config: settings.litestream_config.clone(),
         exposition: std::sync::Mutex::new(None),
         store,
@@ -173,6 +179,13 @@ pub async fn run(
         build: BuildInfo::current(),
         started: SystemTime::now(),
         security: settings.security.clone(),
+        history: companions.history.clone(),
+        webhooks: companions
+            .webhooks
+            .iter()
+            .map(|c| c.stats.clone())
+            .collect(),
+        heartbeat: companions.heartbeat.clone(),
     });
     site.set(state);
     let why = tokio::select! {
@@ -185,12 +198,112 @@ pub async fn run(
         .await
         .ok()
         .flatten();
-    // Then the notifier and the state file, which have seen the poller's last publish.
-    let _ = stop_tasks.send(true);
-    for task in notifier.into_iter().chain(saver) {
-        let _ = task.await;
+    // Then the tasks beside it, which have seen its last publish.
+    let mut carried = companions.stop().await;
+    carried.poller = poller;
+    Ok((why, carried))
+}
+
+/// The tasks beside the poller, reading what it publishes: the Alertmanager push, the webhooks,
+/// the heartbeat, the history recorder and the state-file saver. They stop together, once the
+/// poller has published for the last time.
+struct Companions {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    channels: Vec<Arc<Channel>>,
+    webhooks: Vec<Arc<Channel>>,
+    heartbeat: Option<Arc<HeartbeatStats>>,
+    history: Arc<RwLock<History>>,
+}
+
+impl Companions {
+    /// Starts them, with the delivery states, counters and history a reload carried over.
+    fn start(settings: &Settings, store: &Arc<Store>, carried: Carried) -> Self {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }
+        };
+        let mut tasks = Vec::new();
+        let urls = settings.alertmanager.as_ref().map_or(&[][..], |n| &n.urls);
+        let channels = Channel::for_urls(urls, &carried.channels);
+        if let Some(n) = settings.alertmanager.clone() {
+            let channels = channels.clone();
+            tasks.push(tokio::spawn(alertmanager::run(
+                n,
+                store.clone(),
+                channels,
+                until_stopped(),
+            )));
+        }
+        let keys: Vec<_> = settings.webhooks.iter().map(Webhook::key).collect();
+        let webhooks = Channel::for_keys(&keys, &carried.webhooks);
+        if !webhooks.is_empty() {
+            tasks.push(tokio::spawn(webhook::run(
+                settings.webhooks.clone(),
+                settings.instance.clone(),
+                store.clone(),
+                webhooks.clone(),
+                until_stopped(),
+            )));
+        }
+        let heartbeat = settings.heartbeat.clone().map(|h| {
+            let stats = carried.heartbeat.clone().unwrap_or_default();
+            let poll = settings.poll_interval;
+            tasks.push(tokio::spawn(heartbeat::run(
+                h,
+                poll,
+                store.clone(),
+                stats.clone(),
+                until_stopped(),
+            )));
+            stats
+        });
+        let history = carried
+            .history
+            .unwrap_or_else(|| Arc::new(RwLock::new(History::new(settings.history_databases))));
+        history
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_limit(settings.history_databases);
+        tasks.push(tokio::spawn(record_history(
+            history.clone(),
+            store.clone(),
+            until_stopped(),
+        )));
+        if let Some(path) = settings.state_file.clone() {
+            tasks.push(tokio::spawn(save_alerts(
+                path,
+                store.clone(),
+                until_stopped(),
+            )));
+        }
+        Companions {
+            stop,
+            tasks,
+            channels,
+            webhooks,
+            heartbeat,
+            history,
+        }
     }
-    Ok((why, Carried { poller, channels }))
+
+    /// Stops them and gives back what the next run carries on (the poller aside).
+    async fn stop(self) -> Carried {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        Carried {
+            poller: None,
+            channels: self.channels,
+            webhooks: self.webhooks,
+            heartbeat: self.heartbeat,
+            history: Some(self.history),
+        }
+    }
 }
 
 /// The poller for `targets`: the one a reload carried over, reconfigured, or a new one with
@@ -369,6 +482,28 @@ async fn save_alerts(path: std::path::PathBuf, store: Arc<Store>, stop: impl Fut
             changed = published.changed() => if changed.is_err() { stopping = true },
             _ = &mut stop => stopping = true,
         }
+    }
+}
+
+/// Adds each published cycle to `history` until `stop` completes. Off the poller's thread: the
+/// page's readers and this writer share the lock, never the poll.
+async fn record_history(
+    history: Arc<RwLock<History>>,
+    store: Arc<Store>,
+    stop: impl Future<Output = ()>,
+) {
+    let mut published = store.subscribe();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            changed = published.changed() => if changed.is_err() { return },
+            _ = &mut stop => return,
+        }
+        let latest = store.latest();
+        history
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(&latest.snapshots);
     }
 }
 

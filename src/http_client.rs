@@ -1,18 +1,34 @@
-//! The one HTTP/1 client of the daemon, for its peers on a private network: Alertmanager (POST)
-//! and Litestream's metrics endpoint (GET). Every exchange has a deadline, and every error
-//! names the URL and keeps its cause.
+//! The one HTTP/1 client of the daemon: Alertmanager (POST), Litestream's metrics endpoint
+//! (GET), webhooks and the heartbeat. Plain HTTP or HTTPS (rustls, with the Mozilla roots built
+//! in, so a container with no CA bundle can still reach hooks.slack.com). Every exchange has a
+//! deadline, and every error names the URL, or what stands for it when the URL holds a secret,
+//! and keeps its cause.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
 use std::time::Duration;
 
-pub type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+pub type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 pub fn client() -> Client {
-    hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http()
+    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("the aws-lc-rs provider supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector)
 }
 
 /// Why an exchange with a peer failed.
@@ -51,14 +67,25 @@ pub async fn send(
     body: Bytes,
     timeout: Duration,
 ) -> Result<Bytes, HttpError> {
+    send_as(client, (url, url), builder, body, timeout).await
+}
+
+/// As [`send`] to `url`, naming it `shown` in errors (a webhook's URL is its password).
+pub async fn send_as(
+    client: &Client,
+    (url, shown): (&str, &str),
+    builder: hyper::http::request::Builder,
+    body: Bytes,
+    timeout: Duration,
+) -> Result<Bytes, HttpError> {
     let req = builder
         .uri(url)
         .body(Full::new(body))
         .map_err(|source| HttpError::Request {
-            url: url.to_string(),
+            url: shown.to_string(),
             source,
         })?;
-    let (status, answer) = exchange(client, url, req, timeout).await?;
+    let (status, answer) = exchange(client, shown, req, timeout).await?;
     if status.is_success() {
         Ok(answer)
     } else {
@@ -66,7 +93,7 @@ pub async fn send(
             .trim()
             .to_string();
         Err(HttpError::Status {
-            url: url.to_string(),
+            url: shown.to_string(),
             status,
             text,
         })

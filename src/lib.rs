@@ -21,6 +21,8 @@
 //!   checkpoint on close, retries), shared by `check` and `migrate`.
 //! - [`rules`]: every threshold defined once; alert states across polls.
 //! - [`state`]: the state file that carries alerts across restarts.
+//! - [`history`]: the recent past of each database in fixed rings (the last hour, day and
+//!   week), and the forecasts drawn from it; pure.
 //! - [`poller`]: polls every database on schedule (`poller/watched.rs`: one database's probe and
 //!   monitor, where the I/O meets the pure monitor), evaluates the rules, publishes the result.
 //! - [`discovery`]: which databases to watch now: the fixed ones, the SQLite files matching
@@ -65,6 +67,7 @@ pub mod daemon;
 pub mod discovery;
 pub mod export;
 pub mod format;
+pub mod history;
 pub mod http_client;
 pub mod litestream;
 pub mod migrate;

@@ -106,7 +106,7 @@ fn metrics_hold_the_right_values_and_broken_databases_are_isolated() {
     )));
 
     // Every documented metric is exposed for a WAL database, with HELP and TYPE, except those
-    // that need config or a firing alert (tests/alerts.rs sees them).
+    // that need config or a firing alert (tests/alerts.rs and tests/notify.rs see them).
     let names = m.names();
     let conditional = [
         "sqlite_declared_backend_engineers",
@@ -115,6 +115,12 @@ fn metrics_hold_the_right_values_and_broken_databases_are_isolated() {
         "sqlite_ops_alertmanager_sent_alerts_total",
         "sqlite_ops_alertmanager_errors_total",
         "sqlite_ops_alertmanager_pending_alerts",
+        "sqlite_ops_webhook_sent_alerts_total",
+        "sqlite_ops_webhook_errors_total",
+        "sqlite_ops_webhook_pending_alerts",
+        "sqlite_ops_heartbeat_sent_total",
+        "sqlite_ops_heartbeat_errors_total",
+        "sqlite_ops_heartbeat_withheld",
         "sqlite_ops_litestream_config_up",
     ];
     let conditional: Vec<&str> = conditional
@@ -195,7 +201,7 @@ fn metrics_hold_the_right_values_and_broken_databases_are_isolated() {
     assert_eq!(status, 200);
     assert!(
         page.contains("href=\"/metrics\"")
-            && page.contains("<td>app</td>")
+            && page.contains("<section class=\"db\" id=\"db-app\"")
             && page.contains("file not found")
     );
     assert_eq!(daemon.get("/healthz"), (200, "ok\n".to_string()));

@@ -176,12 +176,24 @@ fn tls_and_basic_auth_guard_every_endpoint_but_healthz() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("sqlite_up{db=\"app\"} 1"), "{body}");
     assert_eq!(frame, "DENY", "configured headers are sent");
+    // The status page and its data behind the same TLS and credentials.
+    let (status, _, _, page) = get(&client, &format!("{base}/"), good).unwrap();
+    assert!(
+        status == 200 && page.contains("<section class=\"db\" id=\"db-app\""),
+        "{page}"
+    );
+    let (status, _, _, history) = get(&client, &format!("{base}/api/v1/history"), good).unwrap();
+    assert!(
+        status == 200 && history.contains("\"db\":\"app\""),
+        "{history}"
+    );
 
     for (path, user) in [
         ("/metrics", None),
         ("/metrics", Some(("prometheus", "wrong"))),
         ("/metrics", Some(("nobody", "s3cret"))),
         ("/api/v1/status", None),
+        ("/api/v1/history", None),
         ("/", None),
     ] {
         let (status, challenge, frame, _) = get(&client, &format!("{base}{path}"), user).unwrap();

@@ -244,7 +244,8 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let db = dir.path().join("app.db");
     let mut workload = Workload::start(&db, &opts).await?;
     let listener = bind(opts.listen_address.as_deref()).await?;
-    let url = format!("http://{}/metrics", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    let url = format!("http://{addr}/metrics");
     let store = Arc::new(Store::default());
     let (stop_daemon, daemon_stop) = tokio::sync::oneshot::channel::<()>();
     let daemon = start_daemon(listener, &db, store.clone(), daemon_stop);
@@ -259,6 +260,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         opts.readers,
         db.display()
     );
+    println!("status page: http://{addr}/   (charts of the last hour, alerts, forecasts)");
     println!(
         "metrics: {url}   (Ctrl-C to stop{})",
         opts.duration.map_or(String::new(), |d| format!(

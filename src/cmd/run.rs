@@ -7,7 +7,9 @@ use crate::config::{self, Config};
 use crate::daemon::{self, Settings, Stopped};
 use crate::discovery::Discovery;
 use crate::export::alertmanager::NotifierSettings;
+use crate::export::heartbeat::HeartbeatSettings;
 use crate::export::web_config::WebSecurity;
+use crate::export::webhook::Webhook;
 use crate::poller::Store;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -136,6 +138,21 @@ fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {
     if let Some(am) = &alertmanager {
         tracing::info!(urls = ?am.urls, instance = %am.instance, "pushing alerts to Alertmanager");
     }
+    let notify = l.cfg.notify.clone().unwrap_or_default();
+    let webhooks: Vec<Webhook> = notify
+        .webhooks
+        .iter()
+        .enumerate()
+        .map(|(i, w)| Webhook::from_config(notify.webhook_name(i), w))
+        .collect();
+    for w in &webhooks {
+        tracing::info!(webhook = %w.name, format = ?w.format, "posting alerts to a webhook");
+    }
+    let heartbeat = notify.heartbeat.as_ref().map(|h| HeartbeatSettings {
+        url: h.url.clone(),
+        interval: h.interval,
+        timeout: h.timeout,
+    });
     Settings {
         poll_interval: opts.poll_interval.unwrap_or(l.cfg.poll_interval),
         lock_sample_interval: l.cfg.lock_sample_interval,
@@ -152,6 +169,10 @@ fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {
         replicators: l.replicators.clone(),
         state_file: l.cfg.state_file.clone(),
         discover_interval: l.cfg.discover_interval,
+        history_databases: l.cfg.history.databases,
+        webhooks,
+        heartbeat,
+        instance: format!("{}:{}", host_name(), bound.port()),
     }
 }
 

@@ -1,15 +1,14 @@
-//! The HTTP server: `/metrics` (path configurable), a landing page at `/`, `/healthz`,
-//! `/api/v1/status` and `/api/v1/alerts`. It takes an already-bound listener and a shutdown future, so tests bind
+//! The HTTP server: `/metrics` (path configurable), the status page at `/`, `/healthz`,
+//! `/api/v1/status`, `/api/v1/alerts` and `/api/v1/history`. It takes an already-bound listener and a shutdown future, so tests bind
 //! `127.0.0.1:0`. Handlers only read the last published snapshots: a scrape never waits on file
 //! I/O. TLS and basic auth come from `--web.config.file` ([`super::web_config`]); `/healthz`
 //! stays open so that liveness probes need no credentials (it tells nothing but "ok").
 
-use super::alertmanager::NotifierStats;
+use super::delivery::NotifierStats;
 use super::metrics::{self, BuildInfo};
 use super::web_config::WebSecurity;
-use crate::monitor::DbSnapshot;
+use crate::history::{History, Range};
 use crate::poller::Store;
-use crate::rules::{Alert, AlertState};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
@@ -47,6 +46,11 @@ pub struct WebState {
     pub exposition: std::sync::Mutex<Option<(u64, Bytes)>>,
     /// TLS, basic auth and extra response headers (`--web.config.file`).
     pub security: Arc<WebSecurity>,
+    /// The recent past of the databases, for the status page and `/api/v1/history`.
+    pub history: Arc<std::sync::RwLock<History>>,
+    /// Delivery counters of the webhooks, and of the heartbeat.
+    pub webhooks: Vec<Arc<NotifierStats>>,
+    pub heartbeat: Option<Arc<super::heartbeat::HeartbeatStats>>,
 }
 
 impl WebState {
@@ -61,6 +65,8 @@ impl WebState {
                     alerts: &published.alerts,
                     build: &self.build,
                     alertmanagers: &self.alertmanagers,
+                    webhooks: &self.webhooks,
+                    heartbeat: self.heartbeat.as_deref(),
                     litestream_config: self.litestream_config.as_ref(),
                 }));
                 *cached = Some((published.cycles, body.clone()));
@@ -275,11 +281,14 @@ fn handle(state: &WebState, req: Request<hyper::body::Incoming>) -> Response<Ful
         )
     } else {
         match path {
-            "/" => response(
-                StatusCode::OK,
-                "text/html; charset=utf-8",
-                landing_page(state, &published.snapshots, &published.alerts),
-            ),
+            "/" => match query_range(req.uri().query()) {
+                Ok(range) => response(
+                    StatusCode::OK,
+                    "text/html; charset=utf-8",
+                    status_page(state, &published, range),
+                ),
+                Err(e) => response(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", e),
+            },
             "/healthz" => {
                 // Healthy while the poller keeps publishing.
                 let fresh = published.at.is_some_and(|t| {
@@ -307,6 +316,10 @@ fn handle(state: &WebState, req: Request<hyper::body::Incoming>) -> Response<Ful
                 });
                 response(StatusCode::OK, "application/json", body.to_string())
             }
+            "/api/v1/history" => match history_json(state, &published, req.uri().query()) {
+                Ok(body) => response(StatusCode::OK, "application/json", body),
+                Err((status, e)) => response(status, "text/plain; charset=utf-8", e),
+            },
             "/api/v1/alerts" => {
                 let body = serde_json::json!({ "alerts": &*published.alerts });
                 response(StatusCode::OK, "application/json", body.to_string())
@@ -324,74 +337,108 @@ fn handle(state: &WebState, req: Request<hyper::body::Incoming>) -> Response<Ful
     r
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
-    v.map_or_else(|| "–".to_string(), |v| v.to_string())
-}
-
 /// Bytes in binary units, for people.
 pub fn human_bytes(n: u64) -> String {
     bytesize::ByteSize::b(n).display().iec().to_string()
 }
 
-/// Who holds the database's locks, for people: `4321 python3: open, writer; 77 app: open`.
-fn holders(s: &DbSnapshot) -> String {
-    s.processes
-        .iter()
-        .map(|p| p.describe(false))
-        .collect::<Vec<_>>()
-        .join("; ")
+/// The query's `name=value` pairs, decoded as a form is.
+fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (String, String)> + '_ {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
 }
 
-fn landing_page(state: &WebState, snapshots: &[DbSnapshot], alerts: &[Alert]) -> String {
-    let mut firing = String::new();
-    for a in alerts.iter().filter(|a| a.state == AlertState::Firing) {
-        firing.push_str(&format!(
-            "<li><b>{}</b> {} ({}): {} <a href=\"{}\">runbook</a></li>\n",
-            a.severity.as_str(),
-            esc(a.alert),
-            esc(&a.db),
-            esc(&a.summary),
-            esc(&a.runbook_url),
-        ));
+/// `range=1h|1d|7d` of the query (the last hour when absent).
+fn query_range(query: Option<&str>) -> Result<Range, String> {
+    match query_pairs(query).find(|(k, _)| k == "range") {
+        None => Ok(Range::Hour),
+        Some((_, v)) => Range::parse(&v)
+            .ok_or_else(|| format!("range={v:?} is not a range; expected 1h, 1d or 7d\n")),
     }
-    if firing.is_empty() {
-        firing.push_str("<li>none</li>");
+}
+
+fn now_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn status_page(state: &WebState, published: &crate::poller::Published, range: Range) -> String {
+    let history = state.history.read().unwrap_or_else(|e| e.into_inner());
+    super::status_page::render(&super::status_page::Page {
+        version: state.build.version,
+        sqlite_version: state.build.sqlite_version,
+        telemetry_path: &state.telemetry_path,
+        snapshots: &published.snapshots,
+        per_db: &published.per_db,
+        alerts: &published.alerts,
+        history: &history,
+        range: if range == Range::Week {
+            Range::Day
+        } else {
+            range
+        },
+        now: now_seconds(),
+        refresh_seconds: state.poll_interval.as_secs().clamp(5, 60),
+    })
+}
+
+/// `/api/v1/history[?db=NAME][&range=1h|1d|7d]`: per database with a history, its ranges and
+/// forecasts. A database watched without a history (beyond `history.databases`, or before
+/// its first poll) is left out; one not watched is a 404.
+fn history_json(
+    state: &WebState,
+    published: &crate::poller::Published,
+    query: Option<&str>,
+) -> Result<String, (StatusCode, String)> {
+    let db = query_pairs(query).find(|(k, _)| k == "db").map(|(_, v)| v);
+    let ranges = match query_pairs(query).find(|(k, _)| k == "range") {
+        None => Range::ALL.to_vec(),
+        Some(_) => vec![query_range(query).map_err(|e| (StatusCode::BAD_REQUEST, e))?],
+    };
+    let history = state.history.read().unwrap_or_else(|e| e.into_inner());
+    let now = now_seconds();
+    let databases: Vec<_> = published
+        .snapshots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| db.as_ref().is_none_or(|d| *d == s.name))
+        .filter_map(|(i, s)| {
+            let h = history.get(&s.name)?;
+            let thresholds = published
+                .per_db
+                .thresholds
+                .get(i)
+                .cloned()
+                .unwrap_or_default();
+            let ranges: serde_json::Map<String, serde_json::Value> = ranges
+                .iter()
+                .map(|r| {
+                    (
+                        r.as_str().to_string(),
+                        serde_json::json!(h.range_data(*r, now)),
+                    )
+                })
+                .collect();
+            Some(serde_json::json!({
+                "db": s.name,
+                "ranges": ranges,
+                "forecasts": crate::history::outlook::forecasts(h, s, &thresholds, now),
+            }))
+        })
+        .collect();
+    if let Some(d) = &db {
+        if !published.snapshots.iter().any(|s| s.name == *d) {
+            return Err((
+                StatusCode::NOT_FOUND,
+                format!("no database is named {d:?}\n"),
+            ));
+        }
     }
-    let mut rows = String::new();
-    for s in snapshots {
-        let wal = s.wal.as_ref();
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-            esc(&s.name),
-            esc(&s.path.display().to_string()),
-            if s.up { "up" } else { "<b>down</b>" },
-            opt(s.journal_mode.map(|j| j.as_str())),
-            opt(s.write_transactions_per_second.map(|r| format!("{r:.1}"))),
-            opt(s.database_size_bytes.map(human_bytes)),
-            opt(wal.map(|w| human_bytes(w.size_bytes))),
-            opt(wal.and_then(|w| w.checkpoint_lag_frames)),
-            opt(wal.and_then(|w| w.checkpoint_lag_seconds).map(|a| format!("{a:.0} s"))),
-            opt(wal.map(|w| w.readers)),
-            esc(&holders(s)),
-            esc(s.error.as_deref().unwrap_or("")),
-        ));
-    }
-    let metrics_path = esc(&state.telemetry_path);
-    format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>sqlite-ops</title>\
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head>\
-<body><h1>sqlite-ops {version}</h1><p>SQLite health and capacity exporter (bundled SQLite {sqlite}). \
-<a href=\"{metrics_path}\">Metrics</a> · <a href=\"/api/v1/status\">Status JSON</a> · <a href=\"/api/v1/alerts\">Alerts JSON</a> · <a href=\"/healthz\">Health</a></p>\
-<h2>Firing alerts</h2><ul>{firing}</ul><h2>Databases</h2>\
-<table><tr><th>Database</th><th>Status</th><th>Journal</th><th>Write tx/s</th><th>Size</th><th>WAL</th><th>Checkpoint lag (frames)</th><th>Lag age</th><th>Readers</th><th>Processes (pid name: roles)</th><th>Error</th></tr>\n{rows}</table></body></html>\n",
-        version = state.build.version,
-        sqlite = state.build.sqlite_version,
-    )
+    Ok(serde_json::json!({
+        "now": now,
+        "history_databases": history.limit(),
+        "databases": databases,
+    })
+    .to_string())
 }

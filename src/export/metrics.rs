@@ -3,7 +3,7 @@
 //! rules catalogue writes some of these names again in PromQL, as the dashboards do;
 //! `tests/dashboards.rs` checks that every name a rule or a dashboard uses is exported.
 
-use super::alertmanager::NotifierStats;
+use super::delivery::NotifierStats;
 use crate::monitor::groups::{Group, Groups};
 use crate::monitor::{DbSnapshot, WalSnapshot};
 use crate::rules::{Alert, AlertState};
@@ -104,6 +104,12 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_ops_alertmanager_sent_alerts_total", C, &["alertmanager"], "Alerts delivered to this Alertmanager (firing and resolved)."),
     def("sqlite_ops_alertmanager_errors_total", C, &["alertmanager"], "POSTs to this Alertmanager that failed: connection refused, timeout or a non-2xx answer."),
     def("sqlite_ops_alertmanager_pending_alerts", G, &["alertmanager"], "Alerts due for delivery to this Alertmanager that it has not acknowledged yet."),
+    def("sqlite_ops_webhook_sent_alerts_total", C, &["webhook"], "Alerts delivered to this webhook (firing and resolved); the label is its name, never its URL."),
+    def("sqlite_ops_webhook_errors_total", C, &["webhook"], "POSTs to this webhook that failed: connection refused, timeout or a non-2xx answer."),
+    def("sqlite_ops_webhook_pending_alerts", G, &["webhook"], "Alerts due for delivery to this webhook that it has not acknowledged yet."),
+    def("sqlite_ops_heartbeat_sent_total", C, &[], "Heartbeat requests answered with a 2xx status."),
+    def("sqlite_ops_heartbeat_errors_total", C, &[], "Heartbeat requests that failed: connection refused, timeout or a non-2xx answer."),
+    def("sqlite_ops_heartbeat_withheld", G, &[], "Whether heartbeats are held back (1) because a critical alert fires or the poller stopped publishing, or sent (0)."),
 ];
 
 /// Probe names always exported for `sqlite_ops_poll_errors_total`, so that rate() sees the
@@ -529,6 +535,8 @@ pub struct Exposition<'a> {
     pub alerts: &'a [Alert],
     pub build: &'a BuildInfo,
     pub alertmanagers: &'a [std::sync::Arc<NotifierStats>],
+    pub webhooks: &'a [std::sync::Arc<NotifierStats>],
+    pub heartbeat: Option<&'a super::heartbeat::HeartbeatStats>,
     pub litestream_config: Option<&'a Result<(), String>>,
 }
 
@@ -564,12 +572,39 @@ pub fn render(e: &Exposition) -> String {
     if let Some(r) = e.litestream_config {
         f.add("sqlite_ops_litestream_config_up", &[], b(r.is_ok()));
     }
-    for am in e.alertmanagers {
-        let l: &[(&str, &str)] = &[("alertmanager", &am.url)];
-        let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed) as f64;
-        f.add("sqlite_ops_alertmanager_sent_alerts_total", l, n(&am.sent));
-        f.add("sqlite_ops_alertmanager_errors_total", l, n(&am.errors));
-        f.add("sqlite_ops_alertmanager_pending_alerts", l, n(&am.pending));
+    let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed) as f64;
+    let destinations = [
+        (
+            "alertmanager",
+            e.alertmanagers,
+            [
+                "sqlite_ops_alertmanager_sent_alerts_total",
+                "sqlite_ops_alertmanager_errors_total",
+                "sqlite_ops_alertmanager_pending_alerts",
+            ],
+        ),
+        (
+            "webhook",
+            e.webhooks,
+            [
+                "sqlite_ops_webhook_sent_alerts_total",
+                "sqlite_ops_webhook_errors_total",
+                "sqlite_ops_webhook_pending_alerts",
+            ],
+        ),
+    ];
+    for (kind, stats, [sent, errors, pending]) in destinations {
+        for s in stats {
+            let l: &[(&str, &str)] = &[(kind, &s.url)];
+            f.add(sent, l, n(&s.sent));
+            f.add(errors, l, n(&s.errors));
+            f.add(pending, l, n(&s.pending));
+        }
+    }
+    if let Some(h) = e.heartbeat {
+        f.add("sqlite_ops_heartbeat_sent_total", &[], n(&h.sent));
+        f.add("sqlite_ops_heartbeat_errors_total", &[], n(&h.errors));
+        f.add("sqlite_ops_heartbeat_withheld", &[], n(&h.withheld));
     }
     String::from_utf8(f.encode()).expect("text exposition is UTF-8")
 }

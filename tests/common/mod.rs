@@ -2,7 +2,8 @@
 //! process group, the line-driven child), [`sqlite`] (the application side: Python's sqlite3, a
 //! writer, the monitor in this process), [`daemon`] (a `sqlite-ops run` child), [`scrape`]
 //! (HTTP and parsed scrapes), [`services`] (Prometheus, Alertmanager, Litestream, Postgres),
-//! [`mounts`] (a small tmpfs, a FUSE share);
+//! [`mounts`] (a small tmpfs, a FUSE share), [`receiver`] (an HTTP receiver for webhooks and
+//! heartbeats);
 //! here, waiting on conditions with deadlines and small utilities.
 //!
 //! The integration tests are one binary (`tests/tests.rs`), so every helper here is used by
@@ -12,6 +13,7 @@
 pub mod daemon;
 pub mod mounts;
 pub mod process;
+pub mod receiver;
 pub mod scrape;
 pub mod services;
 pub mod sqlite;
@@ -20,6 +22,7 @@ pub mod sqlite;
 pub use daemon::Daemon;
 pub use mounts::{Share, Tmpfs};
 pub use process::{Guard, LineChild};
+pub use receiver::Receiver;
 pub use scrape::get;
 pub use services::{Alertmanager, Litestream, Postgres, Prometheus, S3Server};
 pub use sqlite::{wal_db, PyDriver, Watch, Writer};

@@ -48,6 +48,11 @@ impl Metrics {
         }
     }
 
+    /// The sample keyed `name{labels}` exactly as exposed.
+    pub fn get(&self, key: &str) -> Option<f64> {
+        self.samples.get(key).copied()
+    }
+
     /// The sample of `name` for database `db` (its only label).
     pub fn db(&self, name: &str, db: &str) -> Option<f64> {
         self.samples.get(&format!("{name}{{db=\"{db}\"}}")).copied()

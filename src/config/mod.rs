@@ -15,6 +15,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod notify;
+pub use notify::{HeartbeatConfig, NotifyConfig, WebhookConfig, WebhookFormat};
+
 /// Shortest poll interval accepted.
 const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -67,6 +70,33 @@ pub struct Config {
     /// How long a glob match that is gone stays, down, before its series are dropped.
     #[serde(default = "default_discover_grace", with = "humantime_serde")]
     pub discover_grace: Duration,
+    /// The history kept in memory for the status page and `/api/v1/history`.
+    #[serde(default)]
+    pub history: HistoryConfig,
+    /// Webhooks and a heartbeat, for those without Alertmanager.
+    pub notify: Option<NotifyConfig>,
+}
+
+/// `history:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// How many databases keep a history (the first ones, in the order they are listed and
+    /// found); 0 keeps none. Each costs a fixed 17 KiB (see `history`).
+    #[serde(default = "default_history_databases")]
+    pub databases: usize,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            databases: default_history_databases(),
+        }
+    }
+}
+
+fn default_history_databases() -> usize {
+    crate::history::DEFAULT_DATABASES
 }
 
 /// One `replicators:` entry.
@@ -224,6 +254,8 @@ impl Default for Config {
             state_file: None,
             discover_interval: default_discover_interval(),
             discover_grace: default_discover_grace(),
+            history: HistoryConfig::default(),
+            notify: None,
         }
     }
 }
@@ -354,6 +386,9 @@ impl Config {
                 "discover_interval",
                 "is too short; expected a duration of at least 1s, like 10s",
             ));
+        }
+        if let Some(n) = &self.notify {
+            n.validate(source)?;
         }
         self.replicator_matches(source)?;
         self.discovery(&[], source).map(|_| ())

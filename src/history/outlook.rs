@@ -1,0 +1,349 @@
+//! The forecasts of one database: when its size reaches each migrate-to-Postgres threshold,
+//! when its disk fills, and its peak write rate of the day against the sustained-rate signal.
+//! Pure: drawn from its [`super::DbHistory`], its latest snapshot and its thresholds; shared by
+//! the status page, `/api/v1/history` and `check`.
+
+use super::forecast::{self, Eta};
+use super::{DbHistory, Range, FIGURES};
+use crate::monitor::DbSnapshot;
+use crate::rules::catalogue::format_value;
+use crate::rules::{DbThresholds, Severity, Unit};
+use serde::Serialize;
+
+/// One forecast.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Forecast {
+    /// What it is about: a threshold's key under `thresholds:` (`database_size`,
+    /// `write_tx_per_sec`) or `disk_full`.
+    pub signal: &'static str,
+    pub severity: Option<Severity>,
+    /// The limit it is about.
+    pub limit: f64,
+    /// The last value measured (the peak, for the write rate).
+    pub value: f64,
+    /// Whether the value is past the limit now.
+    pub reached: bool,
+    /// At the recent pace, in how many seconds the limit is reached; `None` when the figure is
+    /// not moving toward it, or nothing can be said yet.
+    pub eta_seconds: Option<f64>,
+    /// Seconds of history the forecast was drawn from.
+    pub basis_seconds: f64,
+    /// The same, for people.
+    pub text: String,
+}
+
+/// The shortest history a trend is drawn from, per range: a line through less says little.
+fn min_span(range: Range) -> f64 {
+    match range {
+        Range::Hour => 60.0,
+        Range::Day => 2.0 * 3600.0,
+        Range::Week => 86_400.0,
+    }
+}
+
+/// The points of `figure` over the longest range that holds enough of them.
+fn basis(h: &DbHistory, figure: usize, now: f64) -> Option<Vec<(f64, f64)>> {
+    [Range::Week, Range::Day, Range::Hour]
+        .into_iter()
+        .filter_map(|range| {
+            let points: Vec<_> = h.ring(figure, range)?.points(now).collect();
+            let span = points.last()?.0 - points.first()?.0;
+            (points.len() >= 3 && span >= min_span(range)).then_some(points)
+        })
+        .next()
+}
+
+fn figure(key: &str) -> usize {
+    FIGURES
+        .iter()
+        .position(|f| f.key == key)
+        .expect("a figure of FIGURES")
+}
+
+/// "the last 7 days'", "the last 2 hours'".
+fn over(span: f64) -> String {
+    if span >= 6.5 * 86_400.0 {
+        "the last 7 days'".to_string()
+    } else {
+        format!("the last {}'", forecast::human_duration(span))
+    }
+}
+
+/// Every forecast for `s`, as of `now` (seconds since the epoch).
+pub fn forecasts(
+    h: &DbHistory,
+    s: &DbSnapshot,
+    thresholds: &DbThresholds,
+    now: f64,
+) -> Vec<Forecast> {
+    let mut out = Vec::new();
+    let setting = |key: &str| thresholds.rules.iter().find(|r| r.rule.key == key);
+    if let (Some(size), Some(setting)) = (s.database_size_bytes, setting("database_size")) {
+        let levels: Vec<_> = setting.levels().collect();
+        for (severity, limit) in levels.into_iter().rev() {
+            out.push(toward(
+                h,
+                ("database_size", "database_size_bytes", "Database size"),
+                (size as f64, limit, Some(severity)),
+                now,
+            ));
+        }
+    }
+    if let Some(free) = s.filesystem.as_ref().and_then(|f| f.free_bytes) {
+        out.push(toward(
+            h,
+            ("disk_full", "filesystem_free_bytes", "Free disk"),
+            (free as f64, 0.0, None),
+            now,
+        ));
+    }
+    if let Some(setting) = setting("write_tx_per_sec") {
+        if let Some((severity, limit)) = setting.levels().last() {
+            out.extend(peak_write_rate(h, (severity, limit), setting.for_, now));
+        }
+    }
+    out
+}
+
+/// When the figure `key` reaches `limit` (rising toward it, or falling to it for free space).
+fn toward(
+    h: &DbHistory,
+    (signal, key, label): (&'static str, &str, &str),
+    (value, limit, severity): (f64, f64, Option<Severity>),
+    now: f64,
+) -> Forecast {
+    let rising = signal != "disk_full";
+    let shown = |v| format_value(Unit::Bytes, v);
+    let level = severity.map_or(String::new(), |s| format!(" ({})", s.as_str()));
+    let goal = if rising {
+        format!("{}{level}", shown(limit))
+    } else {
+        "full".to_string()
+    };
+    let mut f = Forecast {
+        signal,
+        severity,
+        limit,
+        value,
+        reached: false,
+        eta_seconds: None,
+        basis_seconds: 0.0,
+        text: String::new(),
+    };
+    let Some(points) = basis(h, figure(key), now) else {
+        f.reached = if rising {
+            value >= limit
+        } else {
+            value <= limit
+        };
+        f.text = if f.reached {
+            format!("{label} {}: past {goal}", shown(value))
+        } else {
+            format!(
+                "{label} {}: {goal} not forecast yet (a minute of history is needed)",
+                shown(value)
+            )
+        };
+        return f;
+    };
+    let trend = forecast::trend(&points).expect("a basis has 3 points over some time");
+    f.basis_seconds = trend.span;
+    let pace = if rising { "growth" } else { "pace" };
+    f.text = match forecast::eta(&trend, value, limit, rising) {
+        Eta::Reached => {
+            f.reached = true;
+            format!("{label} {}: past {goal}", shown(value))
+        }
+        Eta::In(secs) => {
+            f.eta_seconds = Some(secs);
+            let verb = if rising { "reaches " } else { "" };
+            format!(
+                "{label} {}: at {} {pace}, {verb}{goal} in {}",
+                shown(value),
+                over(trend.span),
+                forecast::human_duration(secs)
+            )
+        }
+        Eta::NotApproaching => {
+            let toward = if rising {
+                format!("not growing toward {goal}")
+            } else {
+                "not filling".to_string()
+            };
+            format!(
+                "{label} {}: {toward} over {}",
+                shown(value),
+                over(trend.span).trim_end_matches('\'')
+            )
+        }
+    };
+    f
+}
+
+/// The highest write rate of the last 24 hours against the sustained-rate threshold.
+fn peak_write_rate(
+    h: &DbHistory,
+    (severity, limit): (Severity, f64),
+    for_: std::time::Duration,
+    now: f64,
+) -> Option<Forecast> {
+    let key = figure("write_transactions_per_second");
+    let since = now - 86_400.0;
+    let points = [Range::Day, Range::Hour]
+        .into_iter()
+        .filter_map(|r| h.ring(key, r))
+        .flat_map(|r| {
+            r.points(now)
+                .filter(|&(t, _)| t >= since)
+                .collect::<Vec<_>>()
+        });
+    let (first, peak) = points.fold((f64::INFINITY, f64::NAN), |(first, peak), (t, v)| {
+        (first.min(t), if peak.is_nan() { v } else { peak.max(v) })
+    });
+    if peak.is_nan() {
+        return None;
+    }
+    let basis = (now - first).max(0.0);
+    let when = if basis >= 23.0 * 3600.0 {
+        "today".to_string()
+    } else {
+        format!("in the last {}", forecast::human_duration(basis.max(1.0)))
+    };
+    let rate = |v| format_value(Unit::PerSecond, v);
+    Some(Forecast {
+        signal: "write_tx_per_sec",
+        severity: Some(severity),
+        limit,
+        value: peak,
+        reached: peak > limit,
+        eta_seconds: None,
+        basis_seconds: basis,
+        text: format!(
+            "Peak write rate {when}: {} of {} ({}, when sustained for {})",
+            rate(peak),
+            rate(limit),
+            severity.as_str(),
+            humantime::format_duration(for_)
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::Declared;
+    use crate::probe::filesystem::FsStat;
+    use std::path::Path;
+
+    const GB: f64 = 1e9;
+
+    fn snapshot(at: f64, size: f64, free: f64, rate: f64) -> DbSnapshot {
+        let mut s = DbSnapshot::new("app", Path::new("/x"), Declared::default());
+        s.polled_at = at;
+        s.up = true;
+        s.database_size_bytes = Some(size as u64);
+        s.write_transactions_per_second = Some(rate);
+        s.filesystem = Some(FsStat {
+            mount_point: "/".into(),
+            fs_type: "ext4".into(),
+            free_bytes: Some(free as u64),
+            size_bytes: Some(1000.0 as u64 * GB as u64),
+        });
+        s
+    }
+
+    /// Eight days, one sample every 10 minutes: the size grows 1 GB a day, the disk loses
+    /// 2 GB a day, the write rate peaks at 320/s once.
+    fn eight_days() -> (DbHistory, DbSnapshot, f64) {
+        let mut h = DbHistory::default();
+        let t0 = 1_800_000_000.0;
+        let mut last = None;
+        for i in 0..(8 * 144) {
+            let t = t0 + f64::from(i) * 600.0;
+            let days = f64::from(i) / 144.0;
+            let rate = if i == 8 * 144 - 10 { 320.0 } else { 12.0 };
+            let s = snapshot(t, 9.0 * GB + days * GB, 40.0 * GB - 2.0 * days * GB, rate);
+            h.record(&s);
+            last = Some(s);
+        }
+        let s = last.unwrap();
+        let now = s.polled_at;
+        (h, s, now)
+    }
+
+    #[test]
+    fn a_week_of_growth_gives_the_days_to_each_threshold_and_to_a_full_disk() {
+        let (h, s, now) = eight_days();
+        let f = forecasts(&h, &s, &DbThresholds::default(), now);
+        let text: Vec<&str> = f.iter().map(|f| f.text.as_str()).collect();
+        // 50 GB at 1 GB a day from ~17 GB: 33 days; 100 GB: 83 days; 40 - 16 GB free at 2 GB
+        // a day: 12 days.
+        assert!(
+            text[0].contains("at the last 7 days' growth, reaches 50 GB (warning) in 33 days"),
+            "{text:?}"
+        );
+        assert!(
+            text[1].contains("100 GB (critical) in 3 months"),
+            "{text:?}"
+        );
+        assert!(
+            text[2].starts_with("Free disk 24 GB: at the last 7 days' pace, full in 12 days"),
+            "{text:?}"
+        );
+        assert_eq!(
+            text[3],
+            "Peak write rate today: 320/s of 500/s (warning, when sustained for 10m)"
+        );
+        assert!((f[0].eta_seconds.unwrap() / 86_400.0 - 33.0).abs() < 0.5);
+        assert!(f[0].basis_seconds > 6.5 * 86_400.0);
+        assert_eq!(f[3].value, 320.0);
+        assert!(!f[3].reached);
+    }
+
+    #[test]
+    fn too_little_history_says_so_and_a_past_threshold_says_past() {
+        let mut h = DbHistory::default();
+        let s = snapshot(1_800_000_000.0, 60.0 * GB, 5.0 * GB, 1.0);
+        h.record(&s);
+        let f = forecasts(&h, &s, &DbThresholds::default(), s.polled_at);
+        assert_eq!(f[0].text, "Database size 60 GB: past 50 GB (warning)");
+        assert!(f[0].reached);
+        assert!(
+            f[1].text.contains("100 GB (critical) not forecast yet"),
+            "{:?}",
+            f[1]
+        );
+        assert_eq!(
+            f[3].text,
+            "Peak write rate in the last 1 second: 1/s of 500/s (warning, when sustained for 10m)"
+        );
+    }
+
+    #[test]
+    fn a_shrinking_database_is_not_growing_toward_anything() {
+        let mut h = DbHistory::default();
+        let t0 = 1_800_000_000.0;
+        let mut s = snapshot(t0, 0.0, 0.0, 0.0);
+        for i in 0..30 {
+            s = snapshot(
+                t0 + f64::from(i) * 10.0,
+                2.0 * GB - f64::from(i) * 1e6,
+                50.0 * GB,
+                0.0,
+            );
+            h.record(&s);
+        }
+        let f = forecasts(&h, &s, &DbThresholds::default(), s.polled_at);
+        assert_eq!(f[0].eta_seconds, None);
+        assert!(
+            f[0].text
+                .contains("not growing toward 50 GB (warning) over the last 5 minutes"),
+            "{}",
+            f[0].text
+        );
+        assert_eq!(
+            f[2].text,
+            "Free disk 50 GB: not filling over the last 5 minutes"
+        );
+    }
+}

@@ -1,0 +1,241 @@
+//! The status page in a real browser (issue 20): Debian's headless Chromium loads `/` from a
+//! `sqlite-ops run` child watching three databases, one written by an application. Its DOM holds
+//! a chart per figure of each database with a history, with the points of the last minutes, the
+//! firing alert with its runbook link, the signals and the forecasts; Chromium's own network log
+//! shows that the page fetched nothing but the daemon. Screenshots at a phone's and a desktop's
+//! width are kept in `target/tmp/` for people to look at. `/api/v1/history` serves the same
+//! figures.
+
+use crate::common;
+
+use common::{wait_for, wal_db, Daemon, Guard, Writer};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs headless Chromium on `url` with `args`, to completion (within a minute). Chromium's own
+/// background requests go to a proxy on a closed local port, so nothing leaves the machine;
+/// the page's requests to 127.0.0.1 bypass it.
+fn chromium(url: &str, dir: &Path, args: &[&str]) -> String {
+    let out = dir.join(format!("chromium-{}.out", args.len()));
+    let mut child = Guard::spawn(
+        Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--proxy-server=http://127.0.0.1:9",
+            ])
+            .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+            .args(args)
+            .arg(url)
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(Stdio::null()),
+    )
+    .expect("chromium runs (scripts/test installs Debian's chromium)");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chromium did not finish within a minute"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "chromium failed: {status}");
+    std::fs::read_to_string(&out).unwrap()
+}
+
+/// The URLs the page itself requested, from Chromium's network log: requests whose network
+/// isolation key's top frame is this site (the browser's own requests carry none, or
+/// Google's).
+fn page_requests(net_log: &Path) -> Vec<String> {
+    let log: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(net_log).unwrap()).unwrap();
+    let start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"].clone();
+    log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == start_job)
+        .filter(|e| {
+            let key = e["params"]["network_isolation_key"].as_str().unwrap_or("");
+            key.split(' ').next() == Some("http://127.0.0.1")
+        })
+        .map(|e| e["params"]["url"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The `<svg>` charts of `db` in the DOM.
+fn charts_of<'a>(dom: &'a str, db: &str) -> Vec<&'a str> {
+    dom.split("<svg ")
+        .skip(1)
+        .filter_map(|t| t.split("</svg>").next())
+        .filter(|t| t.contains(&format!("data-db=\"{db}\"")))
+        .collect()
+}
+
+fn points(chart: &str) -> usize {
+    chart
+        .split("data-points=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn the_page_in_chromium_has_a_chart_per_database_and_loads_nothing_from_outside() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, quiet, extra) = (
+        dir.path().join("app.db"),
+        dir.path().join("quiet.db"),
+        dir.path().join("extra.db"),
+    );
+    let _conns = (wal_db(&app), wal_db(&quiet), wal_db(&extra));
+    let _writer = Writer::start(&app);
+    let config = dir.path().join("sqlite-ops.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "history: {{databases: 2}}\n\
+             thresholds:\n\
+             \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n\
+             databases:\n\
+             \x20 - {{path: {app}, name: app}}\n\
+             \x20 - {{path: {quiet}, name: quiet, thresholds: {{database_size: {{warning: 1KB, for: 0s}}}}}}\n\
+             \x20 - {{path: {extra}, name: extra}}\n",
+            app = app.display(),
+            quiet = quiet.display(),
+            extra = extra.display(),
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
+    let base = format!("http://{}", daemon.addr);
+
+    // Two 10 s steps of the application's writes in the history.
+    let history = wait_for(Duration::from_secs(45), "two steps of history", || {
+        let (status, body) = daemon.get("/api/v1/history?db=app&range=1h");
+        if status == 404 {
+            return None; // not polled yet
+        }
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(v["databases"].as_array().unwrap().len() <= 1, "{v}");
+        let rates =
+            v["databases"][0]["ranges"]["1h"]["series"]["write_transactions_per_second"].clone();
+        let filled = rates
+            .as_array()?
+            .iter()
+            .filter(|x| x.as_f64().is_some_and(|r| r > 0.0))
+            .count();
+        (filled >= 2).then_some(v)
+    });
+    let app_history = &history["databases"][0];
+    assert_eq!(app_history["db"], "app");
+    assert_eq!(app_history["ranges"]["1h"]["step_seconds"], 10);
+    assert!(app_history["forecasts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["signal"] == "write_tx_per_sec"));
+    let (_, all) = daemon.get("/api/v1/history");
+    let all: serde_json::Value = serde_json::from_str(&all).unwrap();
+    let names: Vec<_> = all["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["db"].clone())
+        .collect();
+    assert_eq!(
+        names,
+        ["app", "quiet"],
+        "history.databases: 2 keeps the first two"
+    );
+    assert_eq!(daemon.get("/api/v1/history?range=2h").0, 400);
+    let (status, extra_history) = daemon.get("/api/v1/history?db=extra");
+    assert_eq!(
+        (status, extra_history.contains("\"databases\":[]")),
+        (200, true),
+        "{extra_history}"
+    );
+    assert_eq!(daemon.get("/api/v1/history?db=nope").0, 404);
+
+    let net_log = dir.path().join("net.json");
+    let dom = chromium(
+        &format!("{base}/"),
+        dir.path(),
+        &[
+            &format!("--log-net-log={}", net_log.display()),
+            "--dump-dom",
+        ],
+    );
+    for db in ["app", "quiet"] {
+        let charts = charts_of(&dom, db);
+        assert_eq!(charts.len(), 6, "a chart per figure of {db}: {dom}");
+        assert!(dom.contains(&format!("<section class=\"db\" id=\"db-{db}\"")));
+    }
+    let writes = charts_of(&dom, "app")
+        .into_iter()
+        .find(|c| c.contains("data-figure=\"write_transactions_per_second\""))
+        .unwrap();
+    assert!(
+        points(writes) >= 2,
+        "the writes of the last minutes: {writes}"
+    );
+    assert!(writes.contains("<path d=\"M"), "a line is drawn: {writes}");
+    assert!(
+        charts_of(&dom, "extra").is_empty(),
+        "no history beyond history.databases"
+    );
+    assert!(dom.contains("Databases without charts") && dom.contains("<td>extra</td>"));
+    assert!(
+        dom.contains("SQLiteDatabaseLarge") && dom.contains("#sqlitedatabaselarge\">runbook</a>"),
+        "the firing alert and its runbook"
+    );
+    assert!(
+        dom.contains("Migrate-to-Postgres signals")
+            && dom.contains("write transactions per second")
+    );
+    assert!(dom.contains("Peak write rate in the last"), "the forecasts");
+
+    let requested = page_requests(&net_log);
+    assert!(requested.contains(&format!("{base}/")), "{requested:?}");
+    for url in &requested {
+        assert!(
+            url.starts_with(&base),
+            "the page fetched {url} from outside the daemon"
+        );
+    }
+
+    // For people: the page at a phone's width and at a desktop's.
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for (name, size) in [
+        ("status-page-phone.png", "412,2200"),
+        ("status-page.png", "1280,1800"),
+    ] {
+        let shot = shots.join(name);
+        let _ = std::fs::remove_file(&shot);
+        chromium(
+            &format!("{base}/"),
+            dir.path(),
+            &[
+                &format!("--screenshot={}", shot.display()),
+                &format!("--window-size={size}"),
+                "--hide-scrollbars",
+            ],
+        );
+        let png = std::fs::read(&shot).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{name}: {} bytes",
+            png.len()
+        );
+    }
+}
