@@ -437,3 +437,76 @@ fn a_database_on_a_network_share_is_flagged_and_its_space_never_read() {
         "{status:#}"
     );
 }
+
+#[test]
+fn forecasts_come_from_a_running_daemon_or_else_from_the_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_conn, db) = wal_db(dir.path());
+    let cfg = config(
+        dir.path(),
+        &format!("databases: [{{path: {db}, name: app}}]\nthresholds:\n{NO_DISK_RULE}"),
+    );
+    let daemon = common::Daemon::start(&["--config", &cfg]);
+    let served = common::wait_for(common::STEP, "the daemon's forecasts", || {
+        let (status, body) = daemon.get("/api/v1/history?db=app&range=1h");
+        let v = (status == 200).then(|| json(&body))?;
+        let f = v["databases"][0]["forecasts"].as_array()?.clone();
+        // The write rate's once two polls have measured one.
+        (f.len() == 4).then_some(f)
+    });
+    let url = format!("http://{}", daemon.addr);
+    let (code, out, err) = run_cli(&[
+        "check", "--config", &cfg, "--sample", "0s", "--format", "json", "--daemon", &url,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report = json(&out);
+    validate(&report);
+    assert_eq!(report["forecasts_from"], format!("daemon {url}"));
+    let signals = |f: &[serde_json::Value]| -> Vec<String> {
+        f.iter()
+            .map(|f| f["signal"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let printed = report["databases"][0]["forecasts"].as_array().unwrap();
+    assert_eq!(
+        signals(printed),
+        signals(&served),
+        "the daemon's forecasts: {printed:?}"
+    );
+    assert_eq!(
+        signals(printed),
+        [
+            "database_size",
+            "database_size",
+            "disk_full",
+            "write_tx_per_sec"
+        ]
+    );
+
+    // No daemon there: the sample's, and a note saying why.
+    let nobody = format!("http://127.0.0.1:{}", common::free_port());
+    let (_, out, _) = run_cli(&[
+        "check", "--config", &cfg, "--sample", "1s", "--format", "json", "--daemon", &nobody,
+    ]);
+    let report = json(&out);
+    validate(&report);
+    assert_eq!(report["forecasts_from"], "sample");
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("the daemon did not give its forecasts") && notes.contains(&nobody),
+        "{notes}"
+    );
+    let sampled = report["databases"][0]["forecasts"].as_array().unwrap();
+    assert!(
+        sampled[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("not forecast yet"),
+        "a second says nothing of growth: {sampled:?}"
+    );
+    let (_, human, _) = run_cli(&["check", "--config", &cfg, "--sample", "0s"]);
+    assert!(
+        human.contains("Forecasts (from this check's 0 s sample):\n  app: Database size"),
+        "{human}"
+    );
+}

@@ -5,10 +5,12 @@
 //! one-line fix; the worst status is the exit code, as monitoring plugins do.
 
 pub mod audits;
+pub mod forecasts;
 pub mod report;
 pub mod sql;
 
 use crate::config::Config;
+use crate::history::DbHistory;
 use crate::monitor::DbSnapshot;
 use crate::poller::{Poller, Target};
 use crate::rules::{self, Severity};
@@ -137,6 +139,8 @@ pub struct DbReport {
     pub findings: Vec<Finding>,
     /// The figures the findings were judged on.
     pub snapshot: DbSnapshot,
+    /// When it crosses its thresholds at its recent pace (see `forecasts_from`).
+    pub forecasts: Vec<crate::history::outlook::Forecast>,
 }
 
 /// The whole check. Its JSON form is documented in docs/check.md (schema `sqlite-ops/check/v1`).
@@ -150,6 +154,8 @@ pub struct Report {
     pub sample_seconds: f64,
     pub version: &'static str,
     pub databases: Vec<DbReport>,
+    /// `daemon <url>` when the forecasts are a running daemon's, else `sample`.
+    pub forecasts_from: String,
     /// Said once for the whole check.
     pub notes: Vec<String>,
     pub recommended_pragmas: &'static str,
@@ -168,6 +174,9 @@ pub struct CheckOptions {
     pub statement_timeout: Duration,
     /// Litestream's config, overriding `litestream.config` of the config file.
     pub litestream_config: Option<PathBuf>,
+    /// A running daemon (`http://127.0.0.1:9934`) whose forecasts, drawn from its history,
+    /// are printed instead of the sample's.
+    pub daemon: Option<String>,
 }
 
 /// Why the check could not run at all (a database that cannot be read is a finding instead).
@@ -198,11 +207,28 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
     }
     let replicators = cfg.replicator_matches(&source)?;
     let started = Instant::now();
-    let snapshots = sample(&targets, replicators, opts.sample)?;
+    let (snapshots, histories) = sample(&targets, replicators, opts.sample)?;
     let sample_seconds = started.elapsed().as_secs_f64();
+    let mut notes = vec![
+        "synchronous, mmap_size, cache_size, busy_timeout, wal_autocheckpoint and foreign_keys are per-connection settings that cannot be read from another process: set the recommended block on every connection.".into(),
+    ];
+    let daemon = match &opts.daemon {
+        None => None,
+        Some(url) => match forecasts::from_daemon(url) {
+            Ok(f) => Some((url, f)),
+            Err(e) => {
+                notes.push(format!("the daemon did not give its forecasts ({e}): they are drawn from this check's {sample_seconds:.0} s sample"));
+                None
+            }
+        },
+    };
     let mut databases = Vec::new();
-    for (target, snapshot) in targets.iter().zip(snapshots) {
+    for ((target, snapshot), history) in targets.iter().zip(snapshots).zip(&histories) {
         let findings = judge(target, &snapshot, opts);
+        let forecasts = daemon
+            .as_ref()
+            .and_then(|(_, f)| f.get(&target.name).cloned())
+            .unwrap_or_else(|| forecasts::from_sample(target, history, &snapshot));
         // Info is reported, never a state: a database with only info findings is OK.
         let status = findings
             .iter()
@@ -216,6 +242,7 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
             status,
             findings,
             snapshot,
+            forecasts,
         });
     }
     let status = databases
@@ -231,20 +258,27 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
         sample_seconds,
         version: env!("CARGO_PKG_VERSION"),
         databases,
-        notes: vec![
-            "synchronous, mmap_size, cache_size, busy_timeout, wal_autocheckpoint and foreign_keys are per-connection settings that cannot be read from another process: set the recommended block on every connection.".into(),
-        ],
+        forecasts_from: daemon
+            .map_or_else(|| "sample".to_string(), |(url, _)| format!("daemon {url}")),
+        notes,
         recommended_pragmas: RECOMMENDED_PRAGMAS,
     })
 }
 
-/// Watches every target for `duration` and returns the last snapshots. The probes are closed
-/// before any SQL audit opens a connection (closing a descriptor drops a process's POSIX locks).
+/// Watches every target for `duration` and returns the last snapshots, and each target's
+/// history over the sample. The probes are closed before any SQL audit opens a connection
+/// (closing a descriptor drops a process's POSIX locks).
 fn sample(
     targets: &[Target],
     replicators: Vec<crate::probe::process::ReplicatorMatch>,
     duration: Duration,
-) -> Result<Vec<DbSnapshot>, CheckError> {
+) -> Result<(Vec<DbSnapshot>, Vec<DbHistory>), CheckError> {
+    let mut histories = vec![DbHistory::default(); targets.len()];
+    let mut record = |snapshots: &[DbSnapshot]| {
+        for (h, s) in histories.iter_mut().zip(snapshots) {
+            h.record(s);
+        }
+    };
     let mut poller = Poller::new(targets, "").with_replicators(replicators);
     // Litestream replicas are read by their watchers meanwhile, as in the daemon; without
     // replicas there is nothing asynchronous to run.
@@ -274,14 +308,15 @@ fn sample(
         let now = Instant::now();
         if now >= deadline {
             let last = poller.poll_once();
+            record(&last);
             if let Some((r, watchers)) = runtime {
                 drop(watchers);
                 r.shutdown_background();
             }
-            return Ok(last);
+            return Ok((last, histories));
         }
         if now >= next_poll {
-            poller.poll_once();
+            record(&poller.poll_once());
             next_poll = now + SAMPLE_POLL;
         } else {
             poller.sample_locks(now);

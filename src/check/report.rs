@@ -67,6 +67,19 @@ pub fn human(report: &Report, colour: bool) -> String {
             }
         }
     }
+    let with_forecasts = report.databases.iter().filter(|d| !d.forecasts.is_empty());
+    for (i, db) in with_forecasts.enumerate() {
+        if i == 0 {
+            let from = match report.forecasts_from.strip_prefix("daemon ") {
+                Some(url) => format!("from the history of the daemon at {url}"),
+                None => format!("from this check's {:.0} s sample", report.sample_seconds),
+            };
+            let _ = writeln!(out, "\nForecasts ({from}):");
+        }
+        for f in &db.forecasts {
+            let _ = writeln!(out, "  {}: {}", db.db, f.text);
+        }
+    }
     for note in &report.notes {
         let _ = writeln!(out, "\nNote: {note}");
     }

@@ -31,6 +31,10 @@ pub struct Args {
     /// Litestream's config file: judge the replication of the databases it lists.
     #[arg(long = "litestream-config", value_name = "FILE")]
     pub litestream_config: Option<PathBuf>,
+    /// A running sqlite-ops (like http://127.0.0.1:9934): print its forecasts, drawn from its
+    /// history, instead of those of the sample.
+    #[arg(long, value_name = "URL")]
+    pub daemon: Option<String>,
 }
 
 /// Output format.
@@ -50,6 +54,7 @@ pub fn run(args: Args) -> u8 {
         integrity: args.integrity,
         statement_timeout: args.statement_timeout,
         litestream_config: args.litestream_config,
+        daemon: args.daemon,
     };
     match check::run(&opts) {
         Ok(r) => {

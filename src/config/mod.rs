@@ -360,7 +360,7 @@ impl Config {
                 ));
             }
             for (i, u) in am.urls.iter().enumerate() {
-                validate_http_url(u)
+                notify::check_url(u)
                     .map_err(|m| error(source, format!("alertmanager.urls[{i}]"), m))?;
             }
             if let Some(u) = &am.external_url {
@@ -660,14 +660,6 @@ fn load_litestream(path: &Path) -> Result<Litestream, ConfigError> {
         .map_err(|e| error(&source, "", format!("cannot read Litestream's config: {e}")))?;
     litestream::config::parse(&text, |name| std::env::var(name).ok())
         .map_err(|(field, m)| error(&source, field, m))
-}
-
-/// An Alertmanager address: plain HTTP, as sidecars reach it on a private network.
-fn validate_http_url(u: &str) -> Result<(), String> {
-    match u.strip_prefix("http://") {
-        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(()),
-        _ => Err(format!("{u:?} cannot be used; expected an http:// URL like http://127.0.0.1:9093 (https is not supported yet)")),
-    }
 }
 
 /// The metrics path must be absolute and must not shadow the other endpoints.

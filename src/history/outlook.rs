@@ -8,14 +8,14 @@ use super::{DbHistory, Range, FIGURES};
 use crate::monitor::DbSnapshot;
 use crate::rules::catalogue::format_value;
 use crate::rules::{DbThresholds, Severity, Unit};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One forecast.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Forecast {
     /// What it is about: a threshold's key under `thresholds:` (`database_size`,
     /// `write_tx_per_sec`) or `disk_full`.
-    pub signal: &'static str,
+    pub signal: String,
     pub severity: Option<Severity>,
     /// The limit it is about.
     pub limit: f64,
@@ -121,7 +121,7 @@ fn toward(
         "full".to_string()
     };
     let mut f = Forecast {
-        signal,
+        signal: signal.to_string(),
         severity,
         limit,
         value,
@@ -211,7 +211,7 @@ fn peak_write_rate(
     };
     let rate = |v| format_value(Unit::PerSecond, v);
     Some(Forecast {
-        signal: "write_tx_per_sec",
+        signal: "write_tx_per_sec".to_string(),
         severity: Some(severity),
         limit,
         value: peak,

@@ -1,0 +1,78 @@
+//! The forecasts `check` prints: those of a running daemon, which has hours or days of history,
+//! when one answers; else those its own sample can support (a few seconds say little of
+//! growth, and the forecasts say so).
+
+use crate::history::outlook::{self, Forecast};
+use crate::history::DbHistory;
+use crate::monitor::DbSnapshot;
+use crate::poller::Target;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// How long the daemon gets to answer.
+const DAEMON_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Per database name, the daemon's forecasts; an error says why there are none.
+pub fn from_daemon(base: &str) -> Result<HashMap<String, Vec<Forecast>>, String> {
+    let url = format!("{}/api/v1/history?range=1h", base.trim_end_matches('/'));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start an async runtime: {e}"))?;
+    let body = runtime
+        .block_on(async {
+            let client = crate::http_client::client();
+            crate::http_client::send(
+                &client,
+                &url,
+                hyper::Request::get(&url),
+                bytes::Bytes::new(),
+                DAEMON_TIMEOUT,
+            )
+            .await
+        })
+        .map_err(|e| e.to_string())?;
+    parse(&body).map_err(|e| format!("{url}: {e}"))
+}
+
+/// The forecasts of `/api/v1/history`, by database. Pure.
+pub fn parse(body: &[u8]) -> Result<HashMap<String, Vec<Forecast>>, String> {
+    #[derive(serde::Deserialize)]
+    struct Db {
+        db: String,
+        forecasts: Vec<Forecast>,
+    }
+    #[derive(serde::Deserialize)]
+    struct History {
+        databases: Vec<Db>,
+    }
+    let h: History =
+        serde_json::from_slice(body).map_err(|e| format!("not sqlite-ops history JSON ({e})"))?;
+    Ok(h.databases
+        .into_iter()
+        .map(|d| (d.db, d.forecasts))
+        .collect())
+}
+
+/// The forecasts the sample supports, for `target`.
+pub fn from_sample(target: &Target, history: &DbHistory, s: &DbSnapshot) -> Vec<Forecast> {
+    outlook::forecasts(history, s, &target.thresholds, s.polled_at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_forecasts_of_the_history_api() {
+        let body = br#"{"now": 1, "databases": [{"db": "app", "ranges": {}, "forecasts": [
+            {"signal": "disk_full", "severity": null, "limit": 0.0, "value": 5e9, "reached": false,
+             "eta_seconds": 864000.0, "basis_seconds": 604800.0, "text": "Free disk 5 GB: full in 10 days"}]}]}"#;
+        let f = parse(body).unwrap();
+        assert_eq!(f["app"][0].eta_seconds, Some(864000.0));
+        assert_eq!(f["app"][0].signal, "disk_full");
+        assert!(parse(b"<html>")
+            .unwrap_err()
+            .contains("not sqlite-ops history JSON"));
+    }
+}
