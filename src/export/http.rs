@@ -379,8 +379,19 @@ fn status_page(state: &WebState, published: &crate::poller::Published, range: Ra
             range
         },
         now: now_seconds(),
-        refresh_seconds: state.poll_interval.as_secs().clamp(5, 60),
+        refresh_seconds: refresh_seconds(state.poll_interval, history.len()),
     })
+}
+
+/// How often the page reloads: every poll (5 s at least) for a few databases; a page of many
+/// weighs 17 kB each, so less often for more (30 s past 10, 60 s past 50).
+fn refresh_seconds(poll: Duration, charted: usize) -> u64 {
+    let floor = match charted {
+        0..=10 => 5,
+        11..=50 => 30,
+        _ => 60,
+    };
+    poll.as_secs().clamp(floor, 60)
 }
 
 /// `/api/v1/history[?db=NAME][&range=1h|1d|7d]`: per database with a history, its ranges and

@@ -464,3 +464,23 @@ mod tests {
         assert_eq!(Range::Week.seconds(), 7.0 * 86_400.0);
     }
 }
+
+#[cfg(test)]
+mod size {
+    use super::*;
+
+    /// The figures the README and config.example.yaml state.
+    #[test]
+    fn a_database_and_a_replica_cost_what_the_readme_says() {
+        let mut h = DbHistory::default();
+        let bare = h.bytes();
+        let mut s = DbSnapshot::new("app", std::path::Path::new("/x"), Default::default());
+        s.litestream = vec![crate::monitor::ReplicaSnapshot {
+            replica: "s3".into(),
+            lag_seconds: Some(1.0),
+            ..Default::default()
+        }];
+        h.record(&s);
+        assert_eq!((bare, h.bytes() - bare), (17_552, 2_778));
+    }
+}
