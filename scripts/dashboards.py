@@ -233,8 +233,10 @@ def overview():
             [(f"sqlite_ops_poll_duration_seconds{{{SEL}}}", L)], "s", w=8, min_=0)
     b.panel("timeseries", "Probe errors", "Failed probes per second, by probe (database, header, wal, wal_index, locks, filesystem).",
             [(f"sum by (instance, db, probe) (rate(sqlite_ops_poll_errors_total{{{SEL}}}[$__rate_interval]))", "{{db}} {{probe}}")], "reqps", w=8, min_=0)
-    b.panel("timeseries", "Alertmanager delivery errors", "Failed POSTs to each Alertmanager per second; sqlite-ops retries with backoff.",
-            [(f"rate(sqlite_ops_alertmanager_errors_total{{{INST}}}[$__rate_interval])", "{{alertmanager}}")], "reqps", w=8, min_=0)
+    b.panel("timeseries", "Notification delivery errors", "Failed POSTs to each Alertmanager and each webhook, and failed heartbeats, per second; sqlite-ops retries with backoff. Heartbeats held back while a critical alert fires are not errors (sqlite_ops_heartbeat_withheld).",
+            [(f"rate(sqlite_ops_alertmanager_errors_total{{{INST}}}[$__rate_interval])", "{{alertmanager}}"),
+             (f"rate(sqlite_ops_webhook_errors_total{{{INST}}}[$__rate_interval])", "webhook {{webhook}}"),
+             (f"rate(sqlite_ops_heartbeat_errors_total{{{INST}}}[$__rate_interval])", "heartbeat")], "reqps", w=8, min_=0)
     return dashboard("sqlite-ops-overview", "SQLite overview (sqlite-ops)",
                      "Health, migrate-to-Postgres signals, WAL and checkpoints, Litestream and disk for the SQLite databases sqlite-ops watches.",
                      b.panels, links=[{"title": "Fleet", "type": "link", "url": "/d/sqlite-ops-fleet/sqlite-fleet-sqlite-ops?${datasource:queryparam}", "icon": "dashboard", "keepTime": True}])

@@ -180,17 +180,20 @@ fn every_panel_query_returns_data_on_a_real_prometheus() {
     .unwrap();
     let _litestream = Litestream::start("0.5.17", &yml);
     let config = dir.path().join("sqlite-ops.yaml");
-    // A lowered size threshold makes an alert fire; an Alertmanager that is not there gives the
-    // delivery metrics; declared facts give the team panel.
+    // A lowered size threshold makes an alert fire; an Alertmanager, a webhook and a heartbeat
+    // that are not there give the delivery metrics; declared facts give the team panel.
     std::fs::write(
         &config,
         format!(
             "poll_interval: 200ms\nlitestream: {{config: {}, interval: 500ms}}\n\
              team: {{backend_engineers: 2, regions: 1}}\n\
              thresholds:\n  database_size: {{warning: 1KB}}\n\
-             alertmanager: {{urls: ['http://127.0.0.1:{}'], resend_interval: 1s}}\n",
+             alertmanager: {{urls: ['http://127.0.0.1:{port}'], resend_interval: 1s}}\n\
+             notify:\n\
+             \x20 webhooks: [{{url: 'http://127.0.0.1:{port}/hook'}}]\n\
+             \x20 heartbeat: {{url: 'http://127.0.0.1:{port}/beat', interval: 1s}}\n",
             yml.display(),
-            free_port()
+            port = free_port()
         ),
     )
     .unwrap();

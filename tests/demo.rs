@@ -21,6 +21,10 @@ fn demo_runs_and_counts_exactly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("metrics: http://127.0.0.1:"), "{stdout}");
+    assert!(
+        stdout.contains("status page: http://127.0.0.1:"),
+        "{stdout}"
+    );
     // A line a second for 5 s (a loaded machine may print one late: at least 2 is certain).
     let live = stdout
         .lines()

@@ -205,6 +205,24 @@ fn the_page_in_chromium_has_a_chart_per_database_and_loads_nothing_from_outside(
     );
     assert!(dom.contains("Peak write rate in the last"), "the forecasts");
 
+    // It reloads itself: with time made to pass (Chromium's virtual time), its content is
+    // fetched again and replaced in place.
+    let later = chromium(
+        &format!("{base}/"),
+        dir.path(),
+        &["--virtual-time-budget=12000", "--dump-dom"],
+    );
+    assert!(
+        later.contains("<main data-range=\"1h\" data-reloads=\"")
+            || later.contains("data-reloads="),
+        "the page reloaded its content: {later}"
+    );
+    assert_eq!(
+        charts_of(&later, "app").len(),
+        6,
+        "and still has its charts"
+    );
+
     let requested = page_requests(&net_log);
     assert!(requested.contains(&format!("{base}/")), "{requested:?}");
     for url in &requested {

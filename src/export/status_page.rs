@@ -56,11 +56,12 @@ svg.chart{width:100%;height:auto;background:#fbfbfd;border:1px solid #eee}\
 .muted{color:#666}nav a{margin-right:.8em}ul{margin:.3em 0;padding-left:1.2em}";
 
 /// Reloads `main` in place every few seconds (keeping the scroll position), and stops
-/// quietly when the daemon cannot be reached; the next reload tries again.
-const SCRIPT: &str = "(function(){var s=document.currentScript.dataset.refresh*1000;\
+/// quietly when the daemon cannot be reached; the next reload tries again. Each new `main` is
+/// numbered (`data-reloads`), which the browser test reads.
+const SCRIPT: &str = "(function(){var s=document.currentScript.dataset.refresh*1000,n=0;\
 setInterval(function(){fetch(location.href,{cache:'no-store'}).then(function(r){return r.ok?r.text():null})\
 .then(function(t){if(!t)return;var d=new DOMParser().parseFromString(t,'text/html');\
-var m=d.querySelector('main');if(m){document.querySelector('main').replaceWith(m)}}).catch(function(){})},s)})();";
+var m=d.querySelector('main');if(m){m.dataset.reloads=++n;document.querySelector('main').replaceWith(m)}}).catch(function(){})},s)})();";
 
 /// The whole page.
 pub fn render(p: &Page) -> String {
