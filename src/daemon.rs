@@ -3,6 +3,7 @@
 //! itself runs across reloads ([`Server`]). Shared by `run` and `demo`.
 
 use crate::discovery::Discovery;
+use crate::drill;
 use crate::export::alertmanager::{self, NotifierSettings};
 use crate::export::delivery::Channel;
 use crate::export::heartbeat::{self, HeartbeatSettings, HeartbeatStats};
@@ -11,6 +12,7 @@ use crate::export::metrics::BuildInfo;
 use crate::export::web_config::WebSecurity;
 use crate::export::webhook::{self, Webhook};
 use crate::history::History;
+use crate::litestream::board::Board;
 use crate::litestream::watcher::Watchers;
 use crate::poller::{self, Poller, Store, Target};
 use std::future::Future;
@@ -49,6 +51,8 @@ pub struct Settings {
     pub heartbeat: Option<HeartbeatSettings>,
     /// How this daemon names itself in webhook messages (`host:port`).
     pub instance: String,
+    /// litestream.yml, when it could be read: restore drills pass it to `litestream restore`.
+    pub litestream_config_path: Option<std::path::PathBuf>,
 }
 
 /// What a reload carries from one run to the next: the poller (monitors, counters, alert
@@ -94,6 +98,7 @@ impl Default for Settings {
             webhooks: Vec::new(),
             heartbeat: None,
             instance: "sqlite-ops".into(),
+            litestream_config_path: None,
         }
     }
 }
@@ -164,7 +169,11 @@ pub async fn run(
         settings.lock_sample_interval,
         store.clone(),
     )?;
-    let companions = Companions::start(settings, &store, carried);
+    let (drill_jobs, jobs) = tokio::sync::watch::channel(drill::jobs(
+        targets,
+        settings.litestream_config_path.as_deref(),
+    ));
+    let companions = Companions::start(settings, &store, carried, (board.clone(), jobs));
     let state = Arc::new(WebState {
         alertmanagers: companions
             .channels
@@ -190,7 +199,7 @@ pub async fn run(
     site.set(state);
     let why = tokio::select! {
         why = shutdown => why,
-        never = rediscover(discovery, targets.clone(), settings, &poller, &mut watchers, &board) => match never {},
+        never = rediscover(discovery, targets.clone(), settings, &poller, (&mut watchers, &drill_jobs), &board) => match never {},
     };
     drop(watchers);
     // Stopping the poller joins its thread: do it off the async runtime.
@@ -217,8 +226,17 @@ struct Companions {
 }
 
 impl Companions {
-    /// Starts them, with the delivery states, counters and history a reload carried over.
-    fn start(settings: &Settings, store: &Arc<Store>, carried: Carried) -> Self {
+    /// Starts them, with the delivery states, counters and history a reload carried over, and
+    /// the restore drills of `jobs`, which post on `board`.
+    fn start(
+        settings: &Settings,
+        store: &Arc<Store>,
+        carried: Carried,
+        (board, jobs): (
+            Arc<Board>,
+            tokio::sync::watch::Receiver<Vec<drill::restore::Job>>,
+        ),
+    ) -> Self {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let until_stopped = || {
             let mut stopped = stopped.clone();
@@ -261,13 +279,7 @@ impl Companions {
             )));
             stats
         });
-        let history = carried
-            .history
-            .unwrap_or_else(|| Arc::new(RwLock::new(History::new(settings.history_databases))));
-        history
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .set_limit(settings.history_databases);
+        let history = history_for(settings, carried.history);
         tasks.push(tokio::spawn(record_history(
             history.clone(),
             store.clone(),
@@ -280,6 +292,12 @@ impl Companions {
                 until_stopped(),
             )));
         }
+        tasks.push(tokio::spawn(drill::run(
+            jobs,
+            board,
+            store.clone(),
+            until_stopped(),
+        )));
         Companions {
             stop,
             tasks,
@@ -357,8 +375,11 @@ async fn rediscover(
     mut current: Vec<Target>,
     settings: &Settings,
     poller: &poller::PollerHandle,
-    watchers: &mut Watchers,
-    board: &Arc<crate::litestream::board::Board>,
+    (watchers, drill_jobs): (
+        &mut Watchers,
+        &tokio::sync::watch::Sender<Vec<drill::restore::Job>>,
+    ),
+    board: &Arc<Board>,
 ) -> std::convert::Infallible {
     loop {
         if !discovery.rescans() {
@@ -376,6 +397,10 @@ async fn rediscover(
                 board,
             );
             poller.retarget(found.clone());
+            drill_jobs.send_replace(drill::jobs(
+                &found,
+                settings.litestream_config_path.as_deref(),
+            ));
             current = found;
         }
     }
@@ -483,6 +508,17 @@ async fn save_alerts(path: std::path::PathBuf, store: Arc<Store>, stop: impl Fut
             _ = &mut stop => stopping = true,
         }
     }
+}
+
+/// The history a reload carried over, or a new one, keeping `history.databases` databases.
+fn history_for(settings: &Settings, carried: Option<Arc<RwLock<History>>>) -> Arc<RwLock<History>> {
+    let history =
+        carried.unwrap_or_else(|| Arc::new(RwLock::new(History::new(settings.history_databases))));
+    history
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .set_limit(settings.history_databases);
+    history
 }
 
 /// Adds each published cycle to `history` until `stop` completes. Off the poller's thread: the

@@ -25,6 +25,8 @@
 //!   week), and the forecasts drawn from it; pure.
 //! - [`poller`]: polls every database on schedule (`poller/watched.rs`: one database's probe and
 //!   monitor, where the I/O meets the pure monitor), evaluates the rules, publishes the result.
+//! - [`drill`]: restore drills: the real `litestream restore` into a scratch folder, the copy
+//!   checked and deleted, one database at a time; results posted on the Litestream board.
 //! - [`discovery`]: which databases to watch now: the fixed ones, the SQLite files matching
 //!   `glob:` entries (walked again on an interval), those Litestream lists; the grace of a
 //!   tenant gone from disk.
@@ -65,6 +67,7 @@ pub mod cmd;
 pub mod config;
 pub mod daemon;
 pub mod discovery;
+pub mod drill;
 pub mod export;
 pub mod format;
 pub mod history;

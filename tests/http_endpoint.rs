@@ -125,12 +125,9 @@ fn metrics_hold_the_right_values_and_broken_databases_are_isolated() {
     ];
     let conditional: Vec<&str> = conditional
         .into_iter()
-        .chain(
-            METRICS
-                .iter()
-                .map(|d| d.name)
-                .filter(|n| n.starts_with("sqlite_litestream_")),
-        )
+        .chain(METRICS.iter().map(|d| d.name).filter(|n| {
+            n.starts_with("sqlite_litestream_") || n.starts_with("sqlite_restore_drill_")
+        }))
         .collect();
     for name in &conditional {
         assert!(!names.contains(*name), "{name} needs config or an alert");

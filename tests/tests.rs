@@ -28,6 +28,7 @@ mod notify;
 mod quiet;
 mod read_only;
 mod reload;
+mod restore_drill;
 mod status_page;
 mod web_security;
 mod write_lock;

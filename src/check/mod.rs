@@ -5,6 +5,7 @@
 //! one-line fix; the worst status is the exit code, as monitoring plugins do.
 
 pub mod audits;
+pub mod drill;
 pub mod forecasts;
 pub mod report;
 pub mod sql;
@@ -177,6 +178,8 @@ pub struct CheckOptions {
     /// A running daemon (`http://127.0.0.1:9934`) whose forecasts, drawn from its history,
     /// are printed instead of the sample's.
     pub daemon: Option<String>,
+    /// Run one restore drill of each replicated database now (`--restore-drill`).
+    pub restore_drill: bool,
 }
 
 /// Why the check could not run at all (a database that cannot be read is a finding instead).
@@ -198,8 +201,9 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
         None => (Config::default(), "command line".to_string()),
     };
     let mut discovery = cfg.discovery(&opts.databases, &source)?;
-    if let Some(path) = cfg.litestream_path(opts.litestream_config.as_deref()) {
-        cfg.attach_litestream_file(&source, &path, &mut discovery)?;
+    let litestream_yml = cfg.litestream_path(opts.litestream_config.as_deref());
+    if let Some(path) = &litestream_yml {
+        cfg.attach_litestream_file(&source, path, &mut discovery)?;
     }
     let targets = discovery.scan(Instant::now());
     if targets.is_empty() {
@@ -224,7 +228,10 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
     };
     let mut databases = Vec::new();
     for ((target, snapshot), history) in targets.iter().zip(snapshots).zip(&histories) {
-        let findings = judge(target, &snapshot, opts);
+        let mut findings = judge(target, &snapshot, opts);
+        if opts.restore_drill {
+            findings.extend(drill::finding(target, &snapshot, litestream_yml.as_deref()));
+        }
         let forecasts = daemon
             .as_ref()
             .and_then(|(_, f)| f.get(&target.name).cloned())

@@ -35,6 +35,10 @@ pub struct Args {
     /// history, instead of those of the sample.
     #[arg(long, value_name = "URL")]
     pub daemon: Option<String>,
+    /// Restore each replicated database from its Litestream replica now (into
+    /// restore_drill.scratch_dir), check the copy and report it as the restore_drill finding.
+    #[arg(long = "restore-drill")]
+    pub restore_drill: bool,
 }
 
 /// Output format.
@@ -55,6 +59,7 @@ pub fn run(args: Args) -> u8 {
         statement_timeout: args.statement_timeout,
         litestream_config: args.litestream_config,
         daemon: args.daemon,
+        restore_drill: args.restore_drill,
     };
     match check::run(&opts) {
         Ok(r) => {

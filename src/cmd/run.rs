@@ -61,6 +61,8 @@ struct Loaded {
     cfg: Config,
     telemetry_path: String,
     litestream_config: Option<Result<(), String>>,
+    /// litestream.yml, when it was read.
+    litestream_path: Option<PathBuf>,
     security: Arc<WebSecurity>,
 }
 
@@ -72,8 +74,9 @@ fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
     };
     let mut discovery = cfg.discovery(&opts.databases, &source)?;
     // A broken litestream.yml is reported (log, status, metric) while every database is served.
-    let litestream_config = cfg
-        .litestream_path(opts.litestream_config.as_deref())
+    let litestream_path = cfg.litestream_path(opts.litestream_config.as_deref());
+    let litestream_config = litestream_path
+        .clone()
         .map(|path| {
             cfg.attach_litestream_file(&source, &path, &mut discovery)
                 .map_err(|e| {
@@ -114,6 +117,7 @@ fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
         found,
         cfg,
         telemetry_path,
+        litestream_path: litestream_path.filter(|_| matches!(litestream_config, Some(Ok(())))),
         litestream_config,
     })
 }
@@ -173,6 +177,7 @@ fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {
         webhooks,
         heartbeat,
         instance: format!("{}:{}", host_name(), bound.port()),
+        litestream_config_path: l.litestream_path.clone(),
     }
 }
 

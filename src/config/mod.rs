@@ -15,7 +15,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod drill;
 mod notify;
+pub use drill::DrillConfig;
 pub use notify::{HeartbeatConfig, NotifyConfig, WebhookConfig, WebhookFormat};
 
 /// Shortest poll interval accepted.
@@ -75,6 +77,8 @@ pub struct Config {
     pub history: HistoryConfig,
     /// Webhooks and a heartbeat, for those without Alertmanager.
     pub notify: Option<NotifyConfig>,
+    /// Restore drills of the replicated databases (off unless an interval is set).
+    pub restore_drill: Option<DrillConfig>,
 }
 
 /// `history:`.
@@ -176,6 +180,8 @@ pub struct DatabaseConfig {
     pub team: Option<Declared>,
     /// The application's `PRAGMA wal_autocheckpoint` for this database, overriding the global.
     pub wal_autocheckpoint: Option<u32>,
+    /// Restore drills of this database (or each match), overriding the global field by field.
+    pub restore_drill: Option<DrillConfig>,
 }
 
 /// The defaults of the daemon's timing, in one place: the config file, `run` and `demo` take
@@ -256,6 +262,7 @@ impl Default for Config {
             discover_grace: default_discover_grace(),
             history: HistoryConfig::default(),
             notify: None,
+            restore_drill: None,
         }
     }
 }
@@ -450,6 +457,7 @@ impl Config {
             thresholds: self.global_thresholds(source)?,
             wal_autocheckpoint: self.wal_autocheckpoint,
             metrics: self.metrics_of(None, "", source)?,
+            restore_drill: drill::resolve(self.restore_drill.as_ref(), None, source)?,
             ..Target::new("", "")
         };
         discovery.set_litestream(listed, template);
@@ -509,6 +517,7 @@ impl Config {
                 thresholds,
                 metrics: self.metrics_of(Some(d), &field, source)?,
                 wal_autocheckpoint: d.wal_autocheckpoint.unwrap_or(self.wal_autocheckpoint),
+                restore_drill: self.drill_of(Some(d), &field, source)?,
                 ..Target::new("", "")
             },
             field,
@@ -550,6 +559,7 @@ impl Config {
             };
             out.push(Target {
                 metrics: self.metrics_of(db, &field, source)?,
+                restore_drill: self.drill_of(db, &field, source)?,
                 name,
                 path,
                 declared,
@@ -563,6 +573,17 @@ impl Config {
 }
 
 impl Config {
+    /// The restore drills of one database: its entry's `restore_drill:` over the file's.
+    fn drill_of(
+        &self,
+        d: Option<&DatabaseConfig>,
+        field: &str,
+        source: &str,
+    ) -> Result<Option<crate::litestream::drill::DrillSettings>, ConfigError> {
+        let own = d.and_then(|d| d.restore_drill.as_ref()).map(|o| (o, field));
+        drill::resolve(self.restore_drill.as_ref(), own, source)
+    }
+
     /// The groups of series exported for one database: its entry's `metrics:`, else the
     /// file's, else all.
     fn metrics_of(

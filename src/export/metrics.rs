@@ -89,6 +89,15 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_litestream_process_up", G, DB, "Whether Litestream's own metrics endpoint (addr: in litestream.yml) answered and listed this database (1) or not (0): 0 while writes go on means Litestream is not running."),
     def("sqlite_litestream_sync_errors_total", C, DB, "Sync errors Litestream itself counted for this database (its litestream_sync_error_count)."),
     def("sqlite_litestream_read_errors_total", C, &["db", "replica"], "Reads of this replica (listing, LTX header) that failed."),
+    def("sqlite_restore_drill_success", G, &["db", "replica"], "Whether the last restore drill (litestream restore into a scratch folder, integrity_check, row counts) succeeded (1) or failed (0)."),
+    def("sqlite_restore_drill_last_success_timestamp_seconds", G, &["db", "replica"], "When a restore drill of this database last succeeded (Unix seconds)."),
+    def("sqlite_restore_drill_duration_seconds", G, &["db", "replica"], "How long the last restore drill took, restore and checks: the restore time the size signal only guesses at."),
+    def("sqlite_restore_drill_restored_bytes", G, &["db", "replica"], "Size of the copy the last restore drill restored."),
+    def("sqlite_restore_drill_data_age_seconds", G, &["db", "replica"], "How old the newest data in the last drill's copy was when the replica was read (the replication lag then): the recovery point achieved."),
+    def("sqlite_restore_drill_skipped", G, &["db", "replica"], "1 when the last restore drill did not run (no room in the scratch folder, no usable Litestream binary, a replica type it cannot restore; the log says why), else 0."),
+    def("sqlite_restore_drill_stale_seconds", G, &["db", "replica"], "Seconds since a restore drill of this database last succeeded, or since drills began when none has: SQLiteRestoreDrillStale fires past two intervals."),
+    def("sqlite_restore_drill_runs_total", C, &["db", "replica"], "Restore drills of this database that ran to a verdict."),
+    def("sqlite_restore_drill_failures_total", C, &["db", "replica"], "Restore drills of this database that failed."),
     def("sqlite_filesystem_free_bytes", G, DB, "Bytes available to unprivileged users on the filesystem holding the database (statvfs f_bavail)."),
     def("sqlite_filesystem_size_bytes", G, DB, "Total size in bytes of the filesystem holding the database."),
     def("sqlite_fleet_databases", G, &["state"], "Databases watched, by state: up (readable at the last poll) or down. Exported whatever the metrics: groups."),
@@ -174,7 +183,9 @@ pub fn group_of(name: &str) -> Option<Group> {
         | "sqlite_write_lock_longest_hold_seconds"
         | "sqlite_writer_processes" => Group::Locks,
         "sqlite_ops_poll_duration_seconds" | "sqlite_ops_poll_errors_total" => Group::Poll,
-        n if n.starts_with("sqlite_litestream_") => Group::Litestream,
+        n if n.starts_with("sqlite_litestream_") || n.starts_with("sqlite_restore_drill_") => {
+            Group::Litestream
+        }
         _ => return None,
     })
 }
@@ -278,6 +289,7 @@ fn b(v: bool) -> f64 {
 fn add_snapshot<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
     add_counters(f, s);
     add_litestream(f, s);
+    add_drill(f, s);
     // Counters survive a database going down; gauges are only exported while it is readable.
     if !s.up {
         return;
@@ -454,6 +466,40 @@ fn add_wal<'a>(f: &mut Families<'a>, name: &'a str, w: &'a WalSnapshot) {
             &[("db", name), ("holder", w.pinned_holder())],
             v,
         );
+    }
+}
+
+/// The restore drills' figures, once drills are scheduled for the database.
+fn add_drill<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
+    let Some(d) = &s.restore_drill else { return };
+    let l: &[(&str, &str)] = &[("db", &s.name), ("replica", &d.replica)];
+    f.add("sqlite_restore_drill_skipped", l, b(d.refused.is_some()));
+    f.add(
+        "sqlite_restore_drill_stale_seconds",
+        l,
+        d.since_success(s.polled_at),
+    );
+    f.add("sqlite_restore_drill_runs_total", l, d.runs_total as f64);
+    f.add(
+        "sqlite_restore_drill_failures_total",
+        l,
+        d.failures_total as f64,
+    );
+    if let Some(at) = d.last_success_at {
+        f.add("sqlite_restore_drill_last_success_timestamp_seconds", l, at);
+    }
+    let Some(last) = &d.last else { return };
+    f.add("sqlite_restore_drill_success", l, b(last.success));
+    f.add(
+        "sqlite_restore_drill_duration_seconds",
+        l,
+        last.duration_seconds,
+    );
+    if let Some(n) = last.restored_bytes {
+        f.add("sqlite_restore_drill_restored_bytes", l, n as f64);
+    }
+    if let Some(age) = last.data_age_seconds {
+        f.add("sqlite_restore_drill_data_age_seconds", l, age);
     }
 }
 

@@ -415,6 +415,7 @@ impl Monitor {
     /// Reads the latest replica observations from `board` and computes each replica's lag
     /// against the commits seen so far. Call after [`Self::apply`].
     pub fn observe_replicas(&mut self, s: &mut DbSnapshot, board: &Board) {
+        s.restore_drill = board.drill(&self.name);
         let Some(commits) = &mut self.commits else {
             return;
         };

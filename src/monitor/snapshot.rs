@@ -174,6 +174,8 @@ pub struct DbSnapshot {
     pub processes: Vec<crate::probe::who::Holder>,
     /// What Litestream's own metrics endpoint says, when litestream.yml sets `addr:`.
     pub litestream_process: Option<crate::litestream::metrics::Process>,
+    /// What its restore drills found, when they are configured.
+    pub restore_drill: Option<crate::litestream::drill::DrillRecord>,
     pub filesystem: Option<FsStat>,
     pub poll_duration_seconds: f64,
     /// Failed probes by name since start.
@@ -212,6 +214,7 @@ impl DbSnapshot {
             write_lock: None,
             litestream: Vec::new(),
             litestream_process: None,
+            restore_drill: None,
             processes: Vec::new(),
             filesystem: None,
             poll_duration_seconds: 0.0,

@@ -34,6 +34,8 @@ pub struct Target {
     pub wal_autocheckpoint: u32,
     /// The groups of its series exported (config `metrics:`).
     pub metrics: crate::monitor::groups::Groups,
+    /// Its restore drills, when configured (config `restore_drill:`).
+    pub restore_drill: Option<crate::litestream::drill::DrillSettings>,
 }
 
 impl Target {
@@ -47,6 +49,7 @@ impl Target {
             litestream: None,
             wal_autocheckpoint: crate::monitor::DEFAULT_AUTOCHECKPOINT,
             metrics: Default::default(),
+            restore_drill: None,
         }
     }
 

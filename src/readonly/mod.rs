@@ -43,6 +43,12 @@ pub fn open_knowing(
     Ok((open(path, immutable)?, immutable.then_some(before)))
 }
 
+/// Opens a file nobody else uses (a restored copy) `immutable=1`: read-only, no locks, no
+/// `-wal` or `-shm` made beside it.
+pub fn open_immutable(path: &Path) -> rusqlite::Result<Connection> {
+    open(path, true)
+}
+
 /// Whether to read `path` with `immutable=1`: a WAL database (in normal locking mode) that
 /// nobody has open, whose `-wal`/`-shm` a read-only connection would otherwise create.
 fn read_immutable(path: &Path, wal_normal_locking: bool) -> bool {

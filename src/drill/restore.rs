@@ -1,0 +1,322 @@
+//! One restore drill, as a person would do it in a disaster: the real `litestream restore`
+//! into a folder of its own under the scratch folder, at idle CPU and I/O priority, then the
+//! copy checked ([`super::verify`]) and deleted. Blocking; run off the async runtime. Whatever
+//! happens (a failure, the timeout, the daemon stopping), the drill's folder is removed and
+//! Litestream's process group is killed before this returns.
+
+use super::verify;
+use crate::litestream::drill::{self, DrillResult, DrillSettings};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Names of the drills' folders in the scratch folder; leftovers of a killed daemon are
+/// removed at start (see [`clean_leftovers`]).
+pub const FOLDER_PREFIX: &str = "sqlite-ops-drill-";
+
+/// A database to drill.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub db: String,
+    pub path: PathBuf,
+    /// litestream.yml, passed to `litestream restore -config`.
+    pub litestream_yml: PathBuf,
+    /// The replica the copy comes from (its name and type): the database's first.
+    pub replica: (String, String),
+    pub settings: DrillSettings,
+}
+
+/// What the poller last saw of the live database.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Live {
+    pub size: Option<u64>,
+    pub commits: Option<u64>,
+    /// The replica's lag (0 when it held every commit).
+    pub lag: Option<f64>,
+}
+
+/// How a drill ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// It ran to a verdict.
+    Ran(DrillResult),
+    /// It did not run, for this reason (nothing was restored).
+    Refused(String),
+    /// The daemon is stopping: it was cut short and cleaned up.
+    Stopped,
+}
+
+/// Runs one drill of `job`; `before` is the live database as the poller saw it when the drill
+/// began, `after()` reads it again once the copy is checked.
+pub fn run(job: &Job, before: Live, after: impl Fn() -> Live, stop: &AtomicBool) -> Outcome {
+    if let Err(why) = preflight(job, before.size.unwrap_or(0)) {
+        return Outcome::Refused(why);
+    }
+    let folder = match Folder::create(&job.settings.scratch_dir, &job.db) {
+        Ok(f) => f,
+        Err(e) => return Outcome::Refused(e),
+    };
+    let started = Instant::now();
+    let deadline = started + job.settings.timeout;
+    let copy = folder.path.join("restored.db");
+    let log = folder.path.join("litestream.log");
+    let mut result = DrillResult {
+        data_age_seconds: before.lag,
+        ..Default::default()
+    };
+    let restored = restore(job, &copy, &log, deadline, stop);
+    let verdict = match restored {
+        Err(Ended::Stopped) => return Outcome::Stopped,
+        Err(Ended::Failed(e)) => Err(e),
+        Ok(()) => {
+            result.restored_bytes = std::fs::metadata(&copy).ok().map(|m| m.len());
+            let left = deadline.saturating_duration_since(Instant::now());
+            verify::copy(&copy, left).and_then(|counts| {
+                result.tables = Some(counts.len() as u64);
+                result.rows = Some(counts.values().sum());
+                compare(job, &counts, before, after(), &mut result.compared)
+            })
+        }
+    };
+    drop(folder);
+    result.duration_seconds = started.elapsed().as_secs_f64();
+    result.finished_at = now();
+    result.success = verdict.is_ok();
+    result.error = verdict.err();
+    Outcome::Ran(result)
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// What stops a drill before its copy is checked.
+enum Ended {
+    Failed(String),
+    Stopped,
+}
+
+/// Compares the copy's rows with the live database's when that means something, saying in
+/// `compared` what was compared; `Err` when they differ.
+fn compare(
+    job: &Job,
+    copy: &verify::Counts,
+    before: Live,
+    after: Live,
+    compared: &mut String,
+) -> Result<(), String> {
+    let lag = before.lag.unwrap_or(f64::INFINITY);
+    if lag > 0.0 {
+        *compared = if lag.is_finite() {
+            format!("not compared: the replica lacked the last {lag:.1} s of commits")
+        } else {
+            "not compared: the replica's lag was not known".into()
+        };
+        return Ok(());
+    }
+    if before.commits != after.commits || before.commits.is_none() {
+        *compared = "not compared: the database was written during the drill".into();
+        return Ok(());
+    }
+    match verify::live(&job.path) {
+        Err(why) => {
+            *compared = format!("not compared: {why}");
+            Ok(())
+        }
+        Ok(live) => {
+            *compared = "every table's rows equal the live database's (no commit since the replica was read)".into();
+            match verify::differences(copy, &live) {
+                None => Ok(()),
+                Some(d) => Err(format!("the restored copy differs from the live database, which the replica held in full: {d}")),
+            }
+        }
+    }
+}
+
+/// What is checked before anything is restored: the binary and its version, the replica's
+/// type, the room in the scratch folder.
+fn preflight(job: &Job, size: u64) -> Result<(), String> {
+    let bin = &job.settings.litestream;
+    let out = Command::new(bin)
+        .arg("version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run the Litestream binary {}: {e}", bin.display()))?;
+    let printed = String::from_utf8_lossy(&out.stdout);
+    drill::supported_version(&printed)?;
+    let (name, kind) = &job.replica;
+    if kind != "file" && kind != "s3" {
+        return Err(format!(
+            "replica {name} is of type {kind}, which restore drills do not restore (file and s3 only)"
+        ));
+    }
+    let scratch = &job.settings.scratch_dir;
+    std::fs::create_dir_all(scratch)
+        .map_err(|e| format!("cannot make the scratch folder {}: {e}", scratch.display()))?;
+    let free = crate::probe::filesystem::free_bytes(scratch)
+        .map_err(|e| format!("cannot read the free space of {}: {e}", scratch.display()))?;
+    let needed = drill::room_needed(size);
+    if free < needed {
+        let b = |n: u64| crate::rules::catalogue::format_value(crate::rules::Unit::Bytes, n as f64);
+        return Err(format!(
+            "not enough room in the scratch folder {}: {} free, {} needed for a {} database",
+            scratch.display(),
+            b(free),
+            b(needed),
+            b(size)
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `litestream restore` into `copy` until it exits, the deadline passes or `stop` is set.
+fn restore(
+    job: &Job,
+    copy: &Path,
+    log: &Path,
+    deadline: Instant,
+    stop: &AtomicBool,
+) -> Result<(), Ended> {
+    let log_file = std::fs::File::create(log)
+        .map_err(|e| Ended::Failed(format!("cannot write in the scratch folder: {e}")))?;
+    let mut cmd = Command::new(&job.settings.litestream);
+    cmd.arg("restore")
+        .arg("-config")
+        .arg(&job.litestream_yml)
+        .arg("-o")
+        .arg(copy)
+        .arg(&job.path)
+        .stdin(Stdio::null())
+        .stdout(
+            log_file
+                .try_clone()
+                .map_err(|e| Ended::Failed(e.to_string()))?,
+        )
+        .stderr(log_file)
+        .process_group(0);
+    // SAFETY: only async-signal-safe system calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            lower_priority();
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|e| {
+        Ended::Failed(format!(
+            "cannot start {}: {e}",
+            job.settings.litestream.display()
+        ))
+    })?;
+    let mut child = Group(child);
+    let status = loop {
+        match child.0.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => {
+                return Err(Ended::Failed(format!(
+                    "waiting for litestream restore: {e}"
+                )))
+            }
+        }
+        if stop.load(Ordering::Relaxed) {
+            return Err(Ended::Stopped);
+        }
+        if Instant::now() >= deadline {
+            return Err(Ended::Failed(format!(
+                "timed out after {}: litestream restore was killed",
+                humantime::format_duration(job.settings.timeout)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let said = std::fs::read_to_string(log).unwrap_or_default();
+    let said: Vec<&str> = said.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = said[said.len().saturating_sub(3)..].join(" / ");
+    Err(Ended::Failed(format!(
+        "litestream restore failed ({status}): {tail}"
+    )))
+}
+
+/// Idle CPU and I/O priority for the restore: it competes with nothing the application does.
+fn lower_priority() {
+    const IOPRIO_WHO_PROCESS: libc::c_long = 1;
+    const IOPRIO_CLASS_IDLE: libc::c_long = 3;
+    // SAFETY: plain system calls on this process; failures leave the priority as it was.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0,
+            IOPRIO_CLASS_IDLE << 13,
+        );
+    }
+}
+
+/// A child in a process group of its own, killed with the whole group unless it has exited.
+struct Group(Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            // SAFETY: signals the group this child leads; no memory is involved.
+            unsafe {
+                libc::kill(-(self.0.id() as i32), libc::SIGKILL);
+            }
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// A drill's folder in the scratch folder, removed with everything in it when dropped.
+struct Folder {
+    path: PathBuf,
+}
+
+impl Folder {
+    fn create(scratch: &Path, db: &str) -> Result<Self, String> {
+        static COUNT: AtomicU64 = AtomicU64::new(0);
+        let safe: String = db
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let path = scratch.join(format!("{FOLDER_PREFIX}{safe}-{}-{n}", std::process::id()));
+        std::fs::create_dir(&path)
+            .map_err(|e| format!("cannot make a folder in {}: {e}", scratch.display()))?;
+        Ok(Folder { path })
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+            tracing::warn!(folder = %self.path.display(), error = %e, "cannot remove a restore drill's folder");
+        }
+    }
+}
+
+/// Removes the drill folders a previous run left in `scratch` (a daemon killed mid-drill).
+pub fn clean_leftovers(scratch: &Path) {
+    let Ok(entries) = std::fs::read_dir(scratch) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(FOLDER_PREFIX) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}

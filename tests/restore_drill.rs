@@ -1,0 +1,423 @@
+//! Restore drills (issue 21) with the real Litestream, through `sqlite-ops run`: a drill of a
+//! file replica (Litestream 0.5.17 and 0.3.13) and of an S3 replica on 127.0.0.1 restores a
+//! copy holding every row, while the live database and its `-wal` stay byte-identical; a
+//! damaged replica fails with Litestream's own error; a missing binary and a scratch folder
+//! without room are refused with their reasons; a restore that outlives its timeout, or the
+//! daemon stopping mid-restore, leave nothing in the scratch folder and no process behind.
+
+use crate::common;
+
+use common::services::litestream_bin;
+use common::{wait_for, Daemon, Litestream, S3Server, Tmpfs, STEP};
+use std::path::{Path, PathBuf};
+
+/// A WAL database with 1,500 rows in two tables.
+fn app_db(path: &Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch(
+        "PRAGMA journal_mode=WAL; CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT);
+         CREATE TABLE posts(id INTEGER PRIMARY KEY, body TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+         INSERT INTO users(name) SELECT 'user ' || i FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+         INSERT INTO posts(body) SELECT hex(randomblob(100)) FROM n;",
+    )
+    .unwrap();
+    c
+}
+
+fn file_replica_yml(dir: &Path, db: &Path) -> PathBuf {
+    let yml = dir.join("litestream.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "dbs:\n  - path: {}\n    replicas:\n      - type: file\n        path: {}\n        sync-interval: 1s\n",
+            db.display(),
+            dir.join("replica").display()
+        ),
+    )
+    .unwrap();
+    yml
+}
+
+/// Our config: drills every `interval` with `drill` settings (flow YAML without braces).
+fn config(dir: &Path, yml: &Path, drill: &str) -> PathBuf {
+    let config = dir.join("sqlite-ops.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "poll_interval: 200ms\nlitestream: {{config: {}, interval: 500ms}}\n\
+             thresholds:\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n\
+             restore_drill: {{{drill}}}\n",
+            yml.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// The database's `restore_drill` in `/api/v1/status`.
+fn drill(d: &Daemon, db: &str) -> serde_json::Value {
+    let (_, body) = d.get("/api/v1/status");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == db)
+        .map(|s| s["restore_drill"].clone())
+        .unwrap_or_default()
+}
+
+/// Waits until `db` has had `runs` drills run to a verdict; returns its record.
+fn drilled(d: &Daemon, db: &str, runs: u64) -> serde_json::Value {
+    wait_for(STEP, &format!("{runs} drill(s) of {db}"), || {
+        let r = drill(d, db);
+        (r["runs_total"].as_u64() >= Some(runs)).then_some(r)
+    })
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until Litestream's replica holds the database (the daemon sees no lag).
+fn replicated(d: &Daemon, replica: &str) {
+    wait_for(STEP, "the replica caught up", || {
+        let m = d.metrics();
+        (m.get(&format!(
+            "sqlite_litestream_replication_lag_seconds{{db=\"app\",replica=\"{replica}\"}}"
+        )) == Some(0.0))
+        .then_some(())
+    });
+}
+
+#[test]
+fn a_drill_of_a_file_replica_restores_every_row_and_touches_nothing_live() {
+    for version in ["0.5.17", "0.3.13"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        let conn = app_db(&db);
+        let yml = file_replica_yml(dir.path(), &db);
+        let litestream = Litestream::start(version, &yml);
+        let scratch = dir.path().join("scratch");
+        let cfg = config(
+            dir.path(),
+            &yml,
+            &format!(
+                "interval: 1s, first_after: 0s, scratch_dir: {}, litestream: {}, timeout: 30s",
+                scratch.display(),
+                litestream_bin(version).display()
+            ),
+        );
+        let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+        replicated(&d, "file");
+        // Litestream stopped, so that nothing but the drill could touch the files.
+        litestream.signal(libc::SIGSTOP);
+        let read = |p: &str| std::fs::read(dir.path().join(p)).unwrap_or_default();
+        let before = (read("app.db"), read("app.db-wal"), read("app.db-shm"));
+        let runs = drill(&d, "app")["runs_total"].as_u64().unwrap_or(0);
+        let r = drilled(&d, "app", runs + 1);
+        assert_eq!(
+            before,
+            (read("app.db"), read("app.db-wal"), read("app.db-shm")),
+            "the live files are byte-identical through a drill ({version})"
+        );
+        litestream.signal(libc::SIGCONT);
+        let last = &r["last"];
+        assert_eq!(last["success"], true, "{version}: {r:#}");
+        assert_eq!(last["rows"], 1500, "{version}: {r:#}");
+        assert!(last["tables"].as_u64() >= Some(2), "{r:#}");
+        assert!(
+            last["compared"]
+                .as_str()
+                .unwrap()
+                .starts_with("every table's rows equal"),
+            "{r:#}"
+        );
+        assert_eq!(last["data_age_seconds"], 0.0);
+        assert!(last["restored_bytes"].as_u64().unwrap() > 100_000);
+        let m = d.metrics();
+        let l = "{db=\"app\",replica=\"file\"}";
+        assert_eq!(
+            m.get(&format!("sqlite_restore_drill_success{l}")),
+            Some(1.0)
+        );
+        assert_eq!(
+            m.get(&format!("sqlite_restore_drill_skipped{l}")),
+            Some(0.0)
+        );
+        assert!(
+            m.get(&format!(
+                "sqlite_restore_drill_last_success_timestamp_seconds{l}"
+            ))
+            .unwrap()
+                > 1.7e9
+        );
+        assert!(
+            m.get(&format!("sqlite_restore_drill_duration_seconds{l}"))
+                .unwrap()
+                < 30.0
+        );
+        assert!(
+            entries(&scratch).is_empty(),
+            "the copy is deleted: {:?}",
+            entries(&scratch)
+        );
+        drop(conn);
+    }
+}
+
+#[test]
+fn a_drill_of_an_s3_replica_restores_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let _conn = app_db(&db);
+    let s3 = S3Server::start("backups");
+    let yml = dir.path().join("litestream.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "access-key-id: test\nsecret-access-key: test\ndbs:\n  - path: {}\n    replica:\n      url: s3://backups/app/db\n      endpoint: {}\n      region: us-east-1\n      force-path-style: true\n      sync-interval: 1s\n",
+            db.display(),
+            s3.endpoint
+        ),
+    )
+    .unwrap();
+    let _litestream = Litestream::start("0.5.17", &yml);
+    let scratch = dir.path().join("scratch");
+    let cfg = config(
+        dir.path(),
+        &yml,
+        &format!(
+            "interval: 1s, first_after: 0s, scratch_dir: {}, litestream: {}",
+            scratch.display(),
+            litestream_bin("0.5.17").display()
+        ),
+    );
+    // The drill's Litestream inherits the daemon's environment, and Litestream's S3 client
+    // refuses to start with a custom CA bundle in it (as `Litestream::start` knows).
+    let d = Daemon::start_without_env(&["--config", cfg.to_str().unwrap()], &["AWS_CA_BUNDLE"]);
+    replicated(&d, "s3");
+    let deadline = std::time::Instant::now() + STEP;
+    let r = loop {
+        let r = drill(&d, "app");
+        if r["last"]["success"] == true {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no successful drill from S3: {r:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(r["replica"], "s3");
+    assert_eq!(r["last"]["rows"], 1500, "{r:#}");
+    assert!(entries(&scratch).is_empty());
+}
+
+#[test]
+fn a_damaged_replica_fails_with_litestream_s_own_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let conn = app_db(&db);
+    let yml = file_replica_yml(dir.path(), &db);
+    let litestream = Litestream::start("0.5.17", &yml);
+    // A second transaction, so the replica has two LTX files at level 0.
+    let cfg = config(
+        dir.path(),
+        &yml,
+        &format!(
+            "interval: 1h, first_after: 0s, scratch_dir: {}, litestream: {}",
+            dir.path().join("scratch").display(),
+            litestream_bin("0.5.17").display()
+        ),
+    );
+    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    replicated(&d, "file");
+    conn.execute("INSERT INTO users(name) VALUES ('late')", [])
+        .unwrap();
+    replicated(&d, "file");
+    litestream.signal(libc::SIGSTOP);
+    // Truncate the newest LTX file of level 0.
+    let level0 = dir.path().join("replica/ltx/0");
+    let mut ltx: Vec<_> = std::fs::read_dir(&level0)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    ltx.sort();
+    let newest = ltx.last().unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(newest)
+        .unwrap();
+    f.set_len(100).unwrap();
+    drop(f);
+    let (code, out, err) = common::run_cli(&[
+        "check",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--sample",
+        "0s",
+        "--restore-drill",
+        "--format",
+        "json",
+    ]);
+    let report: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    let finding = report["databases"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "restore_drill")
+        .cloned()
+        .unwrap_or_else(|| panic!("no restore_drill finding: {report:#}"));
+    assert_eq!(finding["status"], "critical", "{finding:#}");
+    assert_eq!(code, 2);
+    let summary = finding["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("litestream restore failed") && summary.contains("decode"),
+        "Litestream's own error: {summary}"
+    );
+    litestream.signal(libc::SIGCONT);
+    drop(d);
+}
+
+#[test]
+fn a_missing_binary_and_a_scratch_folder_without_room_are_refused_with_their_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let _conn = app_db(&db);
+    let yml = file_replica_yml(dir.path(), &db);
+    let _litestream = Litestream::start("0.5.17", &yml);
+    let tmpfs = Tmpfs::mount("4m");
+    for (drill_cfg, reason) in [
+        (
+            format!("interval: 1s, first_after: 0s, scratch_dir: {}, litestream: /nonexistent/litestream", dir.path().join("s").display()),
+            "cannot run the Litestream binary /nonexistent/litestream",
+        ),
+        (
+            format!("interval: 1s, first_after: 0s, scratch_dir: {}, litestream: {}", tmpfs.path.display(), litestream_bin("0.5.17").display()),
+            "not enough room in the scratch folder",
+        ),
+    ] {
+        let cfg = config(dir.path(), &yml, &drill_cfg);
+        let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+        let r = wait_for(STEP, reason, || {
+            let r = drill(&d, "app");
+            r["refused"].as_str().is_some_and(|w| w.contains(reason)).then_some(r)
+        });
+        assert_eq!(r["runs_total"], 0, "{r:#}");
+        assert_eq!(d.metrics().get("sqlite_restore_drill_skipped{db=\"app\",replica=\"file\"}"), Some(1.0));
+        d.wait_log("the refusal logged", |l| l.contains("restore drill skipped") && l.contains(reason));
+    }
+    assert!(
+        entries(&tmpfs.path).is_empty(),
+        "{:?}",
+        entries(&tmpfs.path)
+    );
+}
+
+/// A `litestream` that says it is 0.5.17, writes part of a copy and then hangs, marked so the
+/// test can look for it among the processes.
+fn hanging_litestream(dir: &Path) -> PathBuf {
+    let bin = dir.join("litestream");
+    std::fs::write(
+        &bin,
+        "#!/bin/sh\nif [ \"$1\" = version ]; then echo 0.5.17; exit 0; fi\n\
+         while [ $# -gt 1 ]; do [ \"$1\" = -o ] && out=$2; shift; done\n\
+         head -c 100000 /dev/zero > \"$out\"\nexec sleep 300 # hanging-litestream\n",
+    )
+    .unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&bin).unwrap().permissions(),
+        0o755,
+    );
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    bin
+}
+
+fn hanging_processes() -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("sleep\u{0}300"))
+        })
+        .count()
+}
+
+#[test]
+fn a_timeout_or_a_stop_mid_restore_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let _conn = app_db(&db);
+    let yml = file_replica_yml(dir.path(), &db);
+    let _litestream = Litestream::start("0.5.17", &yml);
+    let bin = hanging_litestream(dir.path());
+    let scratch = dir.path().join("scratch");
+    let before = hanging_processes();
+
+    // The timeout kills the restore and removes its folder.
+    let cfg = config(
+        dir.path(),
+        &yml,
+        &format!(
+            "interval: 1h, first_after: 0s, scratch_dir: {}, litestream: {}, timeout: 2s",
+            scratch.display(),
+            bin.display()
+        ),
+    );
+    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    wait_for(STEP, "the hanging restore started", || {
+        (hanging_processes() > before).then_some(())
+    });
+    assert_eq!(
+        entries(&scratch).len(),
+        1,
+        "the drill's folder while it runs"
+    );
+    let r = drilled(&d, "app", 1);
+    assert_eq!(r["last"]["success"], false);
+    assert!(
+        r["last"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 2s"),
+        "{r:#}"
+    );
+    assert!(entries(&scratch).is_empty(), "{:?}", entries(&scratch));
+    assert_eq!(
+        hanging_processes(),
+        before,
+        "the restore's process group was killed"
+    );
+    drop(d);
+
+    // The daemon stopping mid-restore does the same.
+    let cfg = config(
+        dir.path(),
+        &yml,
+        &format!(
+            "interval: 1h, first_after: 0s, scratch_dir: {}, litestream: {}, timeout: 1h",
+            scratch.display(),
+            bin.display()
+        ),
+    );
+    let mut d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    wait_for(STEP, "the hanging restore started", || {
+        (hanging_processes() > before).then_some(())
+    });
+    d.signal(libc::SIGTERM);
+    wait_for(STEP, "the daemon to exit", || d.try_wait());
+    assert!(entries(&scratch).is_empty(), "{:?}", entries(&scratch));
+    assert_eq!(hanging_processes(), before);
+}
