@@ -198,6 +198,33 @@ case(N, "fires at 2 writers", [series("sqlite_writer_processes", "2x30")], [
 ])
 case(N, "stays quiet at 1 writer", [series("sqlite_writer_processes", "1x30")], [(0, [])])
 
+FILE = '{db="app",replica="file"}'
+N = "SQLiteRestoreDrillFailed"
+case(N, "fires when the last drill failed", [series("sqlite_restore_drill_success", "0x30", FILE)], [
+    (0, [alert(N, "critical", "The last restore drill of app failed: its backup does not restore",
+               "sqlite-ops restored app from its Litestream replica with litestream restore and the copy failed: Litestream's own error, the integrity check, or rows missing against the live database (the reason is on /api/v1/status and in the log). A restore in a disaster would fail the same way.")]),
+])
+case(N, "stays quiet when it succeeded", [series("sqlite_restore_drill_success", "1x30", FILE)], [(0, [])])
+
+N = "SQLiteRestoreDrillStale"
+case(N, "fires at 3 daily intervals without a success",
+     [series("sqlite_restore_drill_stale_seconds", "259200x30", FILE), series("sqlite_restore_drill_interval_seconds", "86400x30", FILE)], [
+    (0, [alert(N, "warning", "No restore drill of app has succeeded for 3 drill intervals",
+               "No restore drill of app has succeeded for 3 of its intervals, above 2: drills fail, or are refused (no room in the scratch folder, no usable Litestream binary; sqlite_restore_drill_skipped and the log say why). Nobody knows whether the backup restores.")]),
+])
+case(N, "stays quiet at exactly 2 intervals",
+     [series("sqlite_restore_drill_stale_seconds", "172800x30", FILE), series("sqlite_restore_drill_interval_seconds", "86400x30", FILE)], [(0, [])])
+
+N = "SQLiteRestoreSlow"
+case(N, "fires when a successful restore took one second over 1h",
+     [series("sqlite_restore_drill_duration_seconds", "3601x30", FILE), series("sqlite_restore_drill_success", "1x30", FILE)], [
+    (0, [alert(N, "warning", "Restoring app from its backup takes 1h 0m 1s: plan the move to Postgres",
+               "The last successful restore drill of app took 1h 0m 1s, restore and checks, above 1h. This is the production guide's real reason behind its size limit: a restore this long is an outage this long.")]),
+])
+case(N, "stays quiet at exactly 1h, and for a failed drill however long",
+     [series("sqlite_restore_drill_duration_seconds", "3600x30", FILE), series("sqlite_restore_drill_success", "1x30", FILE),
+      series("sqlite_restore_drill_duration_seconds", "7200x30", '{db="other",replica="file"}'), series("sqlite_restore_drill_success", "0x30", '{db="other",replica="file"}')], [(0, [])])
+
 
 def main():
     doc = {"rule_files": ["sqlite-ops.rules.yml"], "evaluation_interval": "1m", "tests": TESTS}

@@ -220,6 +220,20 @@ def overview():
             thresholds=[(1, "green")], mappings=[{"type": "value", "options": {"0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}],
             options={"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}})
 
+    b.row("Restore drills")
+    b.panel("stat", "Last restore drill", "Whether the last restore drill (litestream restore into a scratch folder, integrity_check, row counts) gave a sound copy. Only databases with restore_drill: configured.",
+            [(f"sqlite_restore_drill_success{{{SEL}}}", "{{db}} {{replica}}")], "none", w=6,
+            base="red", thresholds=[(1, "green")], mappings=[{"type": "value", "options": {"0": {"text": "FAILED", "color": "red"}, "1": {"text": "RESTORES", "color": "green"}}}],
+            options={"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}})
+    b.panel("timeseries", "Restore time", "How long each drill took, restore and checks: what a disaster restore would take. SQLiteRestoreSlow past 1h.",
+            [(f"sqlite_restore_drill_duration_seconds{{{SEL}}}", "{{db}} {{replica}}")], "s", w=6,
+            thresholds=[(3600, "orange")], min_=0)
+    b.panel("timeseries", "Recovery point of the last drill", "How old the newest data in the last restored copy was when the replica was read: the data a restore then would have lost.",
+            [(f"sqlite_restore_drill_data_age_seconds{{{SEL}}}", "{{db}} {{replica}}")], "s", w=6, min_=0)
+    b.panel("stat", "Since the last successful drill", "Time since a restore drill last succeeded (or since drills began). SQLiteRestoreDrillStale past two intervals.",
+            [(f"sqlite_restore_drill_stale_seconds{{{SEL}}}", "{{db}} {{replica}}")], "s", w=6,
+            options={"reduceOptions": {"calcs": ["lastNotNull"]}})
+
     b.row("Disk")
     b.panel("timeseries", "Filesystem free", "Free share of the filesystem holding each database. Warning below 10%, critical below 5%.",
             [(f"sqlite_filesystem_free_bytes{{{SEL}}} / sqlite_filesystem_size_bytes{{{SEL}}}", L)], "percentunit", w=12,

@@ -181,7 +181,8 @@ fn every_panel_query_returns_data_on_a_real_prometheus() {
     let _litestream = Litestream::start("0.5.17", &yml);
     let config = dir.path().join("sqlite-ops.yaml");
     // A lowered size threshold makes an alert fire; an Alertmanager, a webhook and a heartbeat
-    // that are not there give the delivery metrics; declared facts give the team panel.
+    // that are not there give the delivery metrics; declared facts give the team panel;
+    // restore drills every 2 s give theirs.
     std::fs::write(
         &config,
         format!(
@@ -191,9 +192,12 @@ fn every_panel_query_returns_data_on_a_real_prometheus() {
              alertmanager: {{urls: ['http://127.0.0.1:{port}'], resend_interval: 1s}}\n\
              notify:\n\
              \x20 webhooks: [{{url: 'http://127.0.0.1:{port}/hook'}}]\n\
-             \x20 heartbeat: {{url: 'http://127.0.0.1:{port}/beat', interval: 1s}}\n",
+             \x20 heartbeat: {{url: 'http://127.0.0.1:{port}/beat', interval: 1s}}\n\
+             restore_drill: {{interval: 2s, first_after: 0s, scratch_dir: {scratch}, litestream: {bin}}}\n",
             yml.display(),
-            port = free_port()
+            port = free_port(),
+            scratch = dir.path().join("scratch").display(),
+            bin = common::services::litestream_bin("0.5.17").display(),
         ),
     )
     .unwrap();

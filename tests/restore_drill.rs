@@ -170,6 +170,11 @@ fn a_drill_of_a_file_replica_restores_every_row_and_touches_nothing_live() {
             "the copy is deleted: {:?}",
             entries(&scratch)
         );
+        let (_, page) = d.get("/");
+        assert!(
+            page.contains("<p class=\"drill ok\">Restore drill") && page.contains("1500 rows"),
+            "the status page shows it"
+        );
         drop(conn);
     }
 }
@@ -229,7 +234,6 @@ fn a_damaged_replica_fails_with_litestream_s_own_error() {
     let conn = app_db(&db);
     let yml = file_replica_yml(dir.path(), &db);
     let litestream = Litestream::start("0.5.17", &yml);
-    // A second transaction, so the replica has two LTX files at level 0.
     let cfg = config(
         dir.path(),
         &yml,
@@ -244,22 +248,11 @@ fn a_damaged_replica_fails_with_litestream_s_own_error() {
     conn.execute("INSERT INTO users(name) VALUES ('late')", [])
         .unwrap();
     replicated(&d, "file");
+    snapshot_written(dir.path());
     litestream.signal(libc::SIGSTOP);
-    // Truncate the newest LTX file of level 0.
-    let level0 = dir.path().join("replica/ltx/0");
-    let mut ltx: Vec<_> = std::fs::read_dir(&level0)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    ltx.sort();
-    let newest = ltx.last().unwrap();
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(newest)
-        .unwrap();
-    f.set_len(100).unwrap();
-    drop(f);
+    // The snapshot every restore starts from, truncated.
+    let intact = damage_snapshots(dir.path());
+    assert!(!intact.is_empty());
     let (code, out, err) = common::run_cli(&[
         "check",
         "--config",
@@ -420,4 +413,114 @@ fn a_timeout_or_a_stop_mid_restore_leaves_nothing_behind() {
     wait_for(STEP, "the daemon to exit", || d.try_wait());
     assert!(entries(&scratch).is_empty(), "{:?}", entries(&scratch));
     assert_eq!(hanging_processes(), before);
+}
+
+/// Waits until Litestream 0.5 has written a snapshot (level 9) to the replica.
+fn snapshot_written(dir: &Path) {
+    wait_for(STEP, "a snapshot in the replica", || {
+        (!entries(&dir.join("replica/ltx/9")).is_empty()).then_some(())
+    });
+}
+
+/// Truncates to 100 bytes every LTX file of the replica that starts at the first transaction
+/// (the level-9 snapshot, and a compacted level that reaches back as far): a restore must start
+/// from one of them. Returns them as they were, to put back.
+fn damage_snapshots(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let ltx = dir.join("replica/ltx");
+    let files: Vec<PathBuf> = std::fs::read_dir(&ltx)
+        .unwrap()
+        .flatten()
+        .flat_map(|level| std::fs::read_dir(level.path()).unwrap().flatten())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("0000000000000001-"))
+        })
+        .collect();
+    files
+        .into_iter()
+        .map(|f| {
+            let bytes = std::fs::read(&f).unwrap();
+            std::fs::write(&f, &bytes[..100]).unwrap();
+            (f, bytes)
+        })
+        .collect()
+}
+
+/// Waits until `alert` on app is active in Alertmanager with `severity`.
+fn fires(am: &common::Alertmanager, alert: &str, severity: &str) {
+    let a = wait_for(STEP, &format!("{alert} in Alertmanager"), || {
+        am.find(alert, "app")
+    });
+    assert_eq!(a["labels"]["severity"], severity, "{a}");
+}
+
+#[test]
+fn the_drill_alerts_fire_and_resolve_through_alertmanager() {
+    let dir = tempfile::tempdir().unwrap();
+    let am = common::Alertmanager::start(&dir.path().join("am"), common::free_port());
+    let db = dir.path().join("app.db");
+    let conn = app_db(&db);
+    let yml = file_replica_yml(dir.path(), &db);
+    let litestream = Litestream::start("0.5.17", &yml);
+    let scratch = dir.path().join("scratch");
+    let write_config = |bin: &Path, slow: &str| {
+        let drill = format!(
+            "interval: 1s, first_after: 0s, scratch_dir: {}, litestream: {}",
+            scratch.display(),
+            bin.display()
+        );
+        let cfg = config(dir.path(), &yml, &drill);
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(
+            &cfg,
+            format!(
+                "{text}alertmanager: {{urls: ['{}'], resend_interval: 1m}}\n\
+                 databases: [{{path: {}, name: app, thresholds: {{restore_duration: {{warning: {slow}}}}}}}]\n",
+                am.url,
+                db.display()
+            ),
+        )
+        .unwrap();
+        cfg
+    };
+    let good = litestream_bin("0.5.17");
+    let cfg = write_config(&good, "1ms");
+    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    replicated(&d, "file");
+    conn.execute("INSERT INTO users(name) VALUES ('late')", [])
+        .unwrap();
+    replicated(&d, "file");
+    snapshot_written(dir.path());
+    litestream.signal(libc::SIGSTOP);
+
+    // Every restore takes longer than 1ms: the migration signal.
+    fires(&am, "SQLiteRestoreSlow", "warning");
+    assert!(am.find("SQLiteRestoreDrillFailed", "app").is_none());
+
+    // A realistic threshold, and drills refused (no binary): Slow resolves, Stale fires once two
+    // intervals pass without a success.
+    write_config(Path::new("/nonexistent/litestream"), "1h");
+    d.signal(libc::SIGHUP);
+    am.wait_resolved("SQLiteRestoreSlow", "app", STEP);
+    fires(&am, "SQLiteRestoreDrillStale", "warning");
+
+    // The binary back, the replica damaged: the drills run and fail.
+    let intact = damage_snapshots(dir.path());
+    write_config(&good, "1h");
+    d.signal(libc::SIGHUP);
+    wait_for(STEP, "a failed drill", || {
+        let r = drill(&d, "app");
+        (r["last"]["success"] == false).then_some(())
+    });
+    fires(&am, "SQLiteRestoreDrillFailed", "critical");
+
+    // The replica repaired: the next drill succeeds and both resolve.
+    for (f, bytes) in &intact {
+        std::fs::write(f, bytes).unwrap();
+    }
+    am.wait_resolved("SQLiteRestoreDrillFailed", "app", STEP);
+    am.wait_resolved("SQLiteRestoreDrillStale", "app", STEP);
+    assert_eq!(drill(&d, "app")["last"]["success"], true);
+    litestream.signal(libc::SIGCONT);
 }

@@ -110,16 +110,16 @@ fn schedule(
         if cleaned.insert(j.settings.scratch_dir.clone()) {
             restore::clean_leftovers(&j.settings.scratch_dir);
         }
-        due.entry(j.db.clone()).or_insert_with(|| {
-            let replica = j.replica.0.clone();
-            board.post_drill(&j.db, |r| {
-                r.replica = replica;
-                if r.watched_since == 0.0 {
-                    r.watched_since = now();
-                }
-            });
-            Instant::now() + j.settings.first_after
+        let (replica, interval) = (j.replica.0.clone(), j.settings.interval.as_secs_f64());
+        board.post_drill(&j.db, |r| {
+            r.replica = replica;
+            r.interval_seconds = interval;
+            if r.watched_since == 0.0 {
+                r.watched_since = now();
+            }
         });
+        due.entry(j.db.clone())
+            .or_insert_with(|| Instant::now() + j.settings.first_after);
     }
 }
 

@@ -96,6 +96,7 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_restore_drill_data_age_seconds", G, &["db", "replica"], "How old the newest data in the last drill's copy was when the replica was read (the replication lag then): the recovery point achieved."),
     def("sqlite_restore_drill_skipped", G, &["db", "replica"], "1 when the last restore drill did not run (no room in the scratch folder, no usable Litestream binary, a replica type it cannot restore; the log says why), else 0."),
     def("sqlite_restore_drill_stale_seconds", G, &["db", "replica"], "Seconds since a restore drill of this database last succeeded, or since drills began when none has: SQLiteRestoreDrillStale fires past two intervals."),
+    def("sqlite_restore_drill_interval_seconds", G, &["db", "replica"], "How often this database is drilled (restore_drill.interval), in seconds."),
     def("sqlite_restore_drill_runs_total", C, &["db", "replica"], "Restore drills of this database that ran to a verdict."),
     def("sqlite_restore_drill_failures_total", C, &["db", "replica"], "Restore drills of this database that failed."),
     def("sqlite_filesystem_free_bytes", G, DB, "Bytes available to unprivileged users on the filesystem holding the database (statvfs f_bavail)."),
@@ -478,6 +479,11 @@ fn add_drill<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
         "sqlite_restore_drill_stale_seconds",
         l,
         d.since_success(s.polled_at),
+    );
+    f.add(
+        "sqlite_restore_drill_interval_seconds",
+        l,
+        d.interval_seconds,
     );
     f.add("sqlite_restore_drill_runs_total", l, d.runs_total as f64);
     f.add(

@@ -201,6 +201,9 @@ fn db_section(
     if !items.is_empty() {
         let _ = write!(out, "<ul class=\"alerts\">{items}</ul>");
     }
+    if let Some(line) = drill_line(s, p.now) {
+        out.push_str(&line);
+    }
     signals(out, p, s, thresholds);
     let forecasts = outlook::forecasts(h, s, thresholds, p.now);
     if !forecasts.is_empty() {
@@ -213,6 +216,38 @@ fn db_section(
     }
     charts(out, p, s, h, thresholds);
     out.push_str("</section>");
+}
+
+/// What the restore drills of the database found, when they are configured.
+fn drill_line(s: &DbSnapshot, now: f64) -> Option<String> {
+    let d = s.restore_drill.as_ref()?;
+    let ago = |t: f64| crate::history::forecast::human_duration((now - t).max(1.0));
+    let secs = |v: f64| esc(&format_value(Unit::Seconds, v));
+    let (class, text) = match (&d.refused, &d.last) {
+        (Some(why), _) => ("warning", format!("Restore drill skipped: {}", esc(why))),
+        (None, None) => ("muted", "Restore drill: the first is due soon".to_string()),
+        (None, Some(r)) if r.success => (
+            "ok",
+            format!(
+                "Restore drill {} ago: restored {} in {}, {} rows; recovery point {}",
+                ago(r.finished_at),
+                r.restored_bytes
+                    .map_or("–".into(), |b| esc(&format_value(Unit::Bytes, b as f64))),
+                secs(r.duration_seconds),
+                r.rows.unwrap_or(0),
+                r.data_age_seconds.map_or("unknown".into(), secs),
+            ),
+        ),
+        (None, Some(r)) => (
+            "critical",
+            format!(
+                "Restore drill failed {} ago: {}",
+                ago(r.finished_at),
+                esc(r.error.as_deref().unwrap_or(""))
+            ),
+        ),
+    };
+    Some(format!("<p class=\"drill {class}\">{text}</p>"))
 }
 
 /// The migrate-to-Postgres signals: value, thresholds, and whether an alert is on.

@@ -28,6 +28,8 @@ pub struct DrillSettings {
 pub struct DrillRecord {
     /// The replica the copy came from (the database's first).
     pub replica: String,
+    /// The drills' interval, in seconds.
+    pub interval_seconds: f64,
     /// When drills of this database began to be scheduled (seconds since the epoch): a drill
     /// is stale once no success came within two intervals of this or of the last success.
     pub watched_since: f64,

@@ -160,6 +160,18 @@ fn replica_up(s: &DbSnapshot) -> Option<f64> {
         .map(|r| if r.up { 1.0 } else { 0.0 })
         .min_by(f64::total_cmp)
 }
+fn drill_success(s: &DbSnapshot) -> Option<f64> {
+    let last = s.restore_drill.as_ref()?.last.as_ref()?;
+    Some(if last.success { 1.0 } else { 0.0 })
+}
+fn drill_stale(s: &DbSnapshot) -> Option<f64> {
+    let d = s.restore_drill.as_ref()?;
+    (d.interval_seconds > 0.0).then(|| d.since_success(s.polled_at) / d.interval_seconds)
+}
+fn restore_duration(s: &DbSnapshot) -> Option<f64> {
+    let last = s.restore_drill.as_ref()?.last.as_ref()?;
+    last.success.then_some(last.duration_seconds)
+}
 fn writer_processes(s: &DbSnapshot) -> Option<f64> {
     s.write_lock.as_ref().map(|w| w.application_writers as f64)
 }
@@ -403,6 +415,57 @@ pub const RULES: &[RuleDef] = &[
         summary: "{value} application processes wrote to {db} within a minute",
         description: "{value} distinct application processes held the write lock of {db} within the last minute, above {threshold} (Litestream and configured replicators are not counted). The guide routes every mutation through one write connection; several writers contend and get SQLITE_BUSY.",
         fix: "Route every mutation through one write connection in one process.",
+    },
+    RuleDef {
+        alert: "SQLiteRestoreDrillFailed",
+        key: "restore_drill_failed",
+        group: Group::Health,
+        unit: Unit::Count,
+        op: Op::Below,
+        warning: None,
+        critical: Some(1.0),
+        for_secs: 0,
+        settles: Settles::AtOnce,
+        promql: "min by (db) (sqlite_restore_drill_success{SEL})",
+        value: drill_success,
+        label: "last restore drill succeeded",
+        summary: "The last restore drill of {db} failed: its backup does not restore",
+        description: "sqlite-ops restored {db} from its Litestream replica with litestream restore and the copy failed: Litestream's own error, the integrity check, or rows missing against the live database (the reason is on /api/v1/status and in the log). A restore in a disaster would fail the same way.",
+        fix: "Run litestream restore by hand into a scratch folder, repair the replica (or start a new one), and run sqlite-ops check --restore-drill.",
+    },
+    RuleDef {
+        alert: "SQLiteRestoreDrillStale",
+        key: "restore_drill_stale",
+        group: Group::Health,
+        unit: Unit::Count,
+        op: Op::Above,
+        warning: Some(2.0),
+        critical: None,
+        for_secs: 0,
+        settles: Settles::AfterThreshold,
+        promql: "max by (db) (sqlite_restore_drill_stale_seconds{SEL} / sqlite_restore_drill_interval_seconds{SEL})",
+        value: drill_stale,
+        label: "drill intervals without a successful restore",
+        summary: "No restore drill of {db} has succeeded for {value} drill intervals",
+        description: "No restore drill of {db} has succeeded for {value} of its intervals, above {threshold}: drills fail, or are refused (no room in the scratch folder, no usable Litestream binary; sqlite_restore_drill_skipped and the log say why). Nobody knows whether the backup restores.",
+        fix: "See the drill's refusal or error on /api/v1/status; give it room and a Litestream 0.3 or 0.5 binary, or repair the replica.",
+    },
+    RuleDef {
+        alert: "SQLiteRestoreSlow",
+        key: "restore_duration",
+        group: Group::Migration,
+        unit: Unit::Seconds,
+        op: Op::Above,
+        warning: Some(3600.0),
+        critical: None,
+        for_secs: 0,
+        settles: Settles::AtOnce,
+        promql: "max by (db) (sqlite_restore_drill_duration_seconds{SEL} and sqlite_restore_drill_success{SEL} == 1)",
+        value: restore_duration,
+        label: "restore time",
+        summary: "Restoring {db} from its backup takes {value}: plan the move to Postgres",
+        description: "The last successful restore drill of {db} took {value}, restore and checks, above {threshold}. This is the production guide's real reason behind its size limit: a restore this long is an outage this long.",
+        fix: "Shrink the database (archive old rows, VACUUM), or plan the move to Postgres (sqlite-ops migrate-check).",
     },
 ];
 
