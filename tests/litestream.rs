@@ -5,6 +5,7 @@
 
 use crate::common;
 
+use common::services::{file_replica_yml, s3_replica_yml};
 use common::{free_port, run_cli, wait_for, Daemon, Litestream, S3Server, Writer, STEP};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -18,22 +19,6 @@ fn wal_db(dir: &Path) -> PathBuf {
     )
     .unwrap();
     db
-}
-
-/// A litestream.yml replicating `db` to the folder `replica` beside it, syncing every second
-/// (the list form, which v0.3 and v0.5 both read).
-fn file_replica_yml(dir: &Path, db: &Path) -> PathBuf {
-    let yml = dir.join("litestream.yml");
-    std::fs::write(
-        &yml,
-        format!(
-            "dbs:\n  - path: {}\n    replicas:\n      - type: file\n        path: {}\n        sync-interval: 1s\n",
-            db.display(),
-            dir.join("replica").display()
-        ),
-    )
-    .unwrap();
-    yml
 }
 
 /// Our config: fast polls, Litestream read twice a second, a low lag threshold.
@@ -218,16 +203,7 @@ fn v05_s3_replica_on_moto() {
     let dir = tempfile::tempdir().unwrap();
     let db = wal_db(dir.path());
     let s3 = S3Server::start("backups");
-    let yml = dir.path().join("litestream.yml");
-    std::fs::write(
-        &yml,
-        format!(
-            "access-key-id: test\nsecret-access-key: test\ndbs:\n  - path: {}\n    replica:\n      url: s3://backups/app/db\n      endpoint: {}\n      region: us-east-1\n      force-path-style: true\n      sync-interval: 1s\n",
-            db.display(),
-            s3.endpoint
-        ),
-    )
-    .unwrap();
+    let yml = s3_replica_yml(dir.path(), &db, &s3.endpoint);
     let _writer = Writer::start(&db);
     let d = daemon(dir.path(), &yml);
     let (figures, _litestream) =

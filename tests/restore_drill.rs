@@ -7,7 +7,7 @@
 
 use crate::common;
 
-use common::services::litestream_bin;
+use common::services::{file_replica_yml, litestream_bin, s3_replica_yml};
 use common::{wait_for, Daemon, Litestream, S3Server, Tmpfs, STEP};
 use std::path::{Path, PathBuf};
 
@@ -26,18 +26,30 @@ fn app_db(path: &Path) -> rusqlite::Connection {
     c
 }
 
-fn file_replica_yml(dir: &Path, db: &Path) -> PathBuf {
-    let yml = dir.join("litestream.yml");
-    std::fs::write(
-        &yml,
-        format!(
-            "dbs:\n  - path: {}\n    replicas:\n      - type: file\n        path: {}\n        sync-interval: 1s\n",
-            db.display(),
-            dir.join("replica").display()
-        ),
-    )
-    .unwrap();
-    yml
+/// A database with 1,500 rows, replicated by the real Litestream `version` to a file replica.
+struct Replicated {
+    dir: tempfile::TempDir,
+    db: PathBuf,
+    conn: rusqlite::Connection,
+    yml: PathBuf,
+    litestream: Litestream,
+}
+
+impl Replicated {
+    fn start(version: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        let conn = app_db(&db);
+        let yml = file_replica_yml(dir.path(), &db);
+        let litestream = Litestream::start(version, &yml);
+        Replicated {
+            dir,
+            db,
+            conn,
+            yml,
+            litestream,
+        }
+    }
 }
 
 /// Our config: drills every `interval` with `drill` settings (flow YAML without braces).
@@ -101,11 +113,13 @@ fn replicated(d: &Daemon, replica: &str) {
 #[test]
 fn a_drill_of_a_file_replica_restores_every_row_and_touches_nothing_live() {
     for version in ["0.5.17", "0.3.13"] {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("app.db");
-        let conn = app_db(&db);
-        let yml = file_replica_yml(dir.path(), &db);
-        let litestream = Litestream::start(version, &yml);
+        let Replicated {
+            dir,
+            db: _,
+            conn,
+            yml,
+            litestream,
+        } = Replicated::start(version);
         let scratch = dir.path().join("scratch");
         let cfg = config(
             dir.path(),
@@ -123,7 +137,8 @@ fn a_drill_of_a_file_replica_restores_every_row_and_touches_nothing_live() {
         let read = |p: &str| std::fs::read(dir.path().join(p)).unwrap_or_default();
         let before = (read("app.db"), read("app.db-wal"), read("app.db-shm"));
         let runs = drill(&d, "app")["runs_total"].as_u64().unwrap_or(0);
-        let r = drilled(&d, "app", runs + 1);
+        // Two more: the first may have begun before the files were read.
+        let r = drilled(&d, "app", runs + 2);
         assert_eq!(
             before,
             (read("app.db"), read("app.db-wal"), read("app.db-shm")),
@@ -185,16 +200,7 @@ fn a_drill_of_an_s3_replica_restores_every_row() {
     let db = dir.path().join("app.db");
     let _conn = app_db(&db);
     let s3 = S3Server::start("backups");
-    let yml = dir.path().join("litestream.yml");
-    std::fs::write(
-        &yml,
-        format!(
-            "access-key-id: test\nsecret-access-key: test\ndbs:\n  - path: {}\n    replica:\n      url: s3://backups/app/db\n      endpoint: {}\n      region: us-east-1\n      force-path-style: true\n      sync-interval: 1s\n",
-            db.display(),
-            s3.endpoint
-        ),
-    )
-    .unwrap();
+    let yml = s3_replica_yml(dir.path(), &db, &s3.endpoint);
     let _litestream = Litestream::start("0.5.17", &yml);
     let scratch = dir.path().join("scratch");
     let cfg = config(
@@ -229,11 +235,13 @@ fn a_drill_of_an_s3_replica_restores_every_row() {
 
 #[test]
 fn a_damaged_replica_fails_with_litestream_s_own_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("app.db");
-    let conn = app_db(&db);
-    let yml = file_replica_yml(dir.path(), &db);
-    let litestream = Litestream::start("0.5.17", &yml);
+    let Replicated {
+        dir,
+        db: _,
+        conn: _conn,
+        yml,
+        litestream,
+    } = Replicated::start("0.5.17");
     let cfg = config(
         dir.path(),
         &yml,
@@ -244,12 +252,7 @@ fn a_damaged_replica_fails_with_litestream_s_own_error() {
         ),
     );
     let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
-    replicated(&d, "file");
-    conn.execute("INSERT INTO users(name) VALUES ('late')", [])
-        .unwrap();
-    replicated(&d, "file");
-    snapshot_written(dir.path());
-    litestream.signal(libc::SIGSTOP);
+    frozen(&d, dir.path(), &litestream);
     // The snapshot every restore starts from, truncated.
     let intact = damage_snapshots(dir.path());
     assert!(!intact.is_empty());
@@ -285,11 +288,13 @@ fn a_damaged_replica_fails_with_litestream_s_own_error() {
 
 #[test]
 fn a_missing_binary_and_a_scratch_folder_without_room_are_refused_with_their_reasons() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("app.db");
-    let _conn = app_db(&db);
-    let yml = file_replica_yml(dir.path(), &db);
-    let _litestream = Litestream::start("0.5.17", &yml);
+    let Replicated {
+        dir,
+        db: _,
+        conn: _conn,
+        yml,
+        litestream: _litestream,
+    } = Replicated::start("0.5.17");
     let tmpfs = Tmpfs::mount("4m");
     for (drill_cfg, reason) in [
         (
@@ -350,11 +355,13 @@ fn hanging_processes() -> usize {
 
 #[test]
 fn a_timeout_or_a_stop_mid_restore_leaves_nothing_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("app.db");
-    let _conn = app_db(&db);
-    let yml = file_replica_yml(dir.path(), &db);
-    let _litestream = Litestream::start("0.5.17", &yml);
+    let Replicated {
+        dir,
+        db: _,
+        conn: _conn,
+        yml,
+        litestream: _litestream,
+    } = Replicated::start("0.5.17");
     let bin = hanging_litestream(dir.path());
     let scratch = dir.path().join("scratch");
     let before = hanging_processes();
@@ -415,11 +422,14 @@ fn a_timeout_or_a_stop_mid_restore_leaves_nothing_behind() {
     assert_eq!(hanging_processes(), before);
 }
 
-/// Waits until Litestream 0.5 has written a snapshot (level 9) to the replica.
-fn snapshot_written(dir: &Path) {
+/// Waits until the replica holds every commit and Litestream 0.5 has written its snapshot
+/// (level 9), then stops Litestream, so that only the test changes the replica.
+fn frozen(d: &Daemon, dir: &Path, litestream: &Litestream) {
+    replicated(d, "file");
     wait_for(STEP, "a snapshot in the replica", || {
         (!entries(&dir.join("replica/ltx/9")).is_empty()).then_some(())
     });
+    litestream.signal(libc::SIGSTOP);
 }
 
 /// Truncates to 100 bytes every LTX file of the replica that starts at the first transaction
@@ -457,12 +467,14 @@ fn fires(am: &common::Alertmanager, alert: &str, severity: &str) {
 
 #[test]
 fn the_drill_alerts_fire_and_resolve_through_alertmanager() {
-    let dir = tempfile::tempdir().unwrap();
+    let Replicated {
+        dir,
+        db,
+        conn: _conn,
+        yml,
+        litestream,
+    } = Replicated::start("0.5.17");
     let am = common::Alertmanager::start(&dir.path().join("am"), common::free_port());
-    let db = dir.path().join("app.db");
-    let conn = app_db(&db);
-    let yml = file_replica_yml(dir.path(), &db);
-    let litestream = Litestream::start("0.5.17", &yml);
     let scratch = dir.path().join("scratch");
     let write_config = |bin: &Path, slow: &str| {
         let drill = format!(
@@ -487,12 +499,7 @@ fn the_drill_alerts_fire_and_resolve_through_alertmanager() {
     let good = litestream_bin("0.5.17");
     let cfg = write_config(&good, "1ms");
     let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
-    replicated(&d, "file");
-    conn.execute("INSERT INTO users(name) VALUES ('late')", [])
-        .unwrap();
-    replicated(&d, "file");
-    snapshot_written(dir.path());
-    litestream.signal(libc::SIGSTOP);
+    frozen(&d, dir.path(), &litestream);
 
     // Every restore takes longer than 1ms: the migration signal.
     fires(&am, "SQLiteRestoreSlow", "warning");

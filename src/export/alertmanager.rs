@@ -5,7 +5,6 @@
 //! (the delivery loop of [`super::delivery`]).
 
 use super::delivery::{self, Channel, Destination, Post};
-use crate::http_client;
 use crate::poller::Store;
 use crate::rules::{Alert, AlertState};
 use bytes::Bytes;
@@ -123,27 +122,18 @@ pub async fn run(
     channels: Vec<Arc<Channel>>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let client = http_client::client();
     let settings = Arc::new(settings);
-    let tasks: Vec<_> = channels
+    let destinations = channels
         .into_iter()
         .map(|c| {
-            let destination = Arc::new(Alertmanager {
+            let am: Arc<dyn Destination> = Arc::new(Alertmanager {
                 endpoint: format!("{}/api/v2/alerts", c.stats.url.trim_end_matches('/')),
                 settings: settings.clone(),
             });
-            tokio::spawn(delivery::deliver(
-                destination,
-                client.clone(),
-                store.clone(),
-                c,
-            ))
+            (am, c)
         })
         .collect();
-    shutdown.await;
-    for t in tasks {
-        t.abort();
-    }
+    delivery::run(destinations, store, shutdown).await
 }
 
 #[cfg(test)]

@@ -147,6 +147,24 @@ pub trait Destination: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
 }
 
+/// Delivers to every destination (each with its channel) from its own task until `shutdown`
+/// completes.
+pub async fn run(
+    destinations: Vec<(Arc<dyn Destination>, Arc<Channel>)>,
+    store: Arc<Store>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let client = http_client::client();
+    let tasks: Vec<_> = destinations
+        .into_iter()
+        .map(|(d, c)| tokio::spawn(deliver(d, client.clone(), store.clone(), c)))
+        .collect();
+    shutdown.await;
+    for t in tasks {
+        t.abort();
+    }
+}
+
 /// Delivers the published alerts that are due to `channel`'s destination, until aborted.
 pub async fn deliver(
     destination: Arc<dyn Destination>,

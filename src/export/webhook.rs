@@ -5,7 +5,6 @@
 
 use super::delivery::{self, Channel, Destination, Post};
 use crate::config::{WebhookConfig, WebhookFormat};
-use crate::http_client;
 use crate::poller::Store;
 use crate::rules::{Alert, AlertState, Severity};
 use bytes::Bytes;
@@ -177,27 +176,18 @@ pub async fn run(
     channels: Vec<Arc<Channel>>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let client = http_client::client();
-    let tasks: Vec<_> = webhooks
+    let destinations = webhooks
         .into_iter()
         .zip(channels)
         .map(|(webhook, channel)| {
-            let hook = Arc::new(Hook {
+            let hook: Arc<dyn Destination> = Arc::new(Hook {
                 webhook,
                 instance: instance.clone(),
             });
-            tokio::spawn(delivery::deliver(
-                hook,
-                client.clone(),
-                store.clone(),
-                channel,
-            ))
+            (hook, channel)
         })
         .collect();
-    shutdown.await;
-    for t in tasks {
-        t.abort();
-    }
+    delivery::run(destinations, store, shutdown).await
 }
 
 #[cfg(test)]

@@ -219,7 +219,7 @@ fn backup(
 ) -> Result<(tempfile::NamedTempFile, BackupStats), BackupError> {
     use rusqlite::backup::StepResult;
     // The copy is as large as the database: refuse rather than fill the disk.
-    let free = free_bytes(dir).map_err(BackupError::FreeSpace)?;
+    let free = crate::probe::filesystem::free_bytes(dir).map_err(BackupError::FreeSpace)?;
     if free < size + size / 10 {
         return Err(BackupError::NoSpace {
             need_mb: size / 1_000_000,
@@ -267,19 +267,6 @@ fn backup(
     }
     stats.seconds = started.elapsed().as_secs_f64();
     Ok((copy, stats))
-}
-
-/// Bytes available to unprivileged users on the filesystem holding `dir`.
-fn free_bytes(dir: &Path) -> std::io::Result<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: statvfs reads the NUL-terminated path and writes into the zeroed struct we pass.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 /// Exit codes: 0 ready, 1 work, 2 the data cannot load as it is.

