@@ -141,12 +141,7 @@ fn compare(
 /// type, the room in the scratch folder.
 fn preflight(job: &Job, size: u64) -> Result<(), String> {
     let bin = &job.settings.litestream;
-    let out = Command::new(bin)
-        .arg("version")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run the Litestream binary {}: {e}", bin.display()))?;
-    let printed = String::from_utf8_lossy(&out.stdout);
+    let printed = version_of(bin)?;
     drill::supported_version(&printed)?;
     let (name, kind) = &job.replica;
     if kind != "file" && kind != "s3" {
@@ -171,6 +166,34 @@ fn preflight(job: &Job, size: u64) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// What `litestream version` prints, within 10 s (a binary that hangs is killed and refused).
+fn version_of(bin: &Path) -> Result<String, String> {
+    let cannot = |e: String| format!("cannot run the Litestream binary {}: {e}", bin.display());
+    let child = Command::new(bin)
+        .arg("version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| cannot(e.to_string()))?;
+    let mut child = Group(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match child.0.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => return Err(cannot("`version` did not answer within 10s".into())),
+            Err(e) => return Err(cannot(e.to_string())),
+        }
+    }
+    let mut out = String::new();
+    if let Some(mut stdout) = child.0.stdout.take() {
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
+    }
+    Ok(out)
 }
 
 /// Runs `litestream restore` into `copy` until it exits, the deadline passes or `stop` is set.

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-/// Longest a count of one live table may take: the drill never holds a read transaction on
-/// the live database longer than a short query.
+/// Longest the counts of the live database's tables may take in all (each table is its own
+/// statement, so no read transaction lasts longer than one short query).
 const LIVE_COUNT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Rows per table.

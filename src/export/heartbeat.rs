@@ -53,11 +53,19 @@ pub async fn run(
     stop: impl Future<Output = ()>,
 ) {
     let client = http_client::client();
+    tokio::pin!(stop);
+    // The first ping once the poller has published: a daemon still starting is not withheld.
+    let mut published = store.subscribe();
+    if store.latest().at.is_none() {
+        tokio::select! {
+            _ = published.changed() => {}
+            _ = &mut stop => return,
+        }
+    }
     let mut ticks = tokio::time::interval(settings.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // What was last logged, so a state is told once, not at every tick.
     let mut told: Option<String> = None;
-    tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
