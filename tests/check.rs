@@ -493,7 +493,7 @@ fn forecasts_come_from_a_running_daemon_or_else_from_the_sample() {
     assert_eq!(report["forecasts_from"], "sample");
     let notes = report["notes"].to_string();
     assert!(
-        notes.contains("the daemon did not give its forecasts") && notes.contains(&nobody),
+        notes.contains("the daemon did not answer") && notes.contains(&nobody),
         "{notes}"
     );
     let sampled = report["databases"][0]["forecasts"].as_array().unwrap();

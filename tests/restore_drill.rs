@@ -1,5 +1,5 @@
 //! Restore drills (issue 21) with the real Litestream, through `sqlite-ops run`: a drill of a
-//! file replica (Litestream 0.5.17 and 0.3.13) and of an S3 replica on 127.0.0.1 restores a
+//! file replica and of an S3 replica on 127.0.0.1 (Litestream 0.5.17 and 0.3.13) restores a
 //! copy holding every row, while the live database and its `-wal` stay byte-identical; a
 //! damaged replica fails with Litestream's own error; a missing binary and a scratch folder
 //! without room are refused with their reasons; a restore that outlives its timeout, or the
@@ -190,47 +190,95 @@ fn a_drill_of_a_file_replica_restores_every_row_and_touches_nothing_live() {
             page.contains("<p class=\"drill ok\">Restore drill") && page.contains("1500 rows"),
             "the status page shows it"
         );
+        // And check, asked to read the daemon, reports its last drill.
+        let url = format!("http://{}", d.addr);
+        let (_, out, err) = common::run_cli(&[
+            "check",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--sample",
+            "0s",
+            "--format",
+            "json",
+            "--daemon",
+            &url,
+        ]);
+        let report: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+        let finding = report["databases"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == "restore_drill")
+            .cloned()
+            .unwrap_or_else(|| panic!("{report:#}"));
+        assert_eq!(finding["status"], "ok", "{finding:#}");
+        assert!(
+            finding["summary"]
+                .as_str()
+                .unwrap()
+                .contains("by the daemon")
+                && finding["summary"].as_str().unwrap().contains("1500 rows"),
+            "{finding:#}"
+        );
         drop(conn);
     }
 }
 
 #[test]
 fn a_drill_of_an_s3_replica_restores_every_row() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("app.db");
-    let _conn = app_db(&db);
-    let s3 = S3Server::start("backups");
-    let yml = s3_replica_yml(dir.path(), &db, &s3.endpoint);
-    let _litestream = Litestream::start("0.5.17", &yml);
-    let scratch = dir.path().join("scratch");
-    let cfg = config(
-        dir.path(),
-        &yml,
-        &format!(
-            "interval: 1s, first_after: 0s, scratch_dir: {}, litestream: {}",
-            scratch.display(),
-            litestream_bin("0.5.17").display()
-        ),
-    );
-    // The drill's Litestream inherits the daemon's environment, and Litestream's S3 client
-    // refuses to start with a custom CA bundle in it (as `Litestream::start` knows).
-    let d = Daemon::start_without_env(&["--config", cfg.to_str().unwrap()], &["AWS_CA_BUNDLE"]);
-    replicated(&d, "s3");
-    let deadline = std::time::Instant::now() + STEP;
-    let r = loop {
-        let r = drill(&d, "app");
-        if r["last"]["success"] == true {
-            break r;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no successful drill from S3: {r:#}"
+    for version in ["0.5.17", "0.3.13"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        let _conn = app_db(&db);
+        let s3 = S3Server::start("backups");
+        // 0.5.17 reads the single replica: form, 0.3.13 the list (with credentials in the file).
+        let yml = if version == "0.5.17" {
+            s3_replica_yml(dir.path(), &db, &s3.endpoint)
+        } else {
+            let yml = dir.path().join("litestream.yml");
+            std::fs::write(
+                &yml,
+                format!(
+                    "access-key-id: test\nsecret-access-key: test\ndbs:\n  - path: {}\n    replicas:\n      - url: s3://backups/app\n        endpoint: {}\n        region: us-east-1\n        force-path-style: true\n        sync-interval: 1s\n",
+                    db.display(),
+                    s3.endpoint
+                ),
+            )
+            .unwrap();
+            yml
+        };
+        let _litestream = Litestream::start(version, &yml);
+        let scratch = dir.path().join("scratch");
+        let cfg = config(
+            dir.path(),
+            &yml,
+            &format!(
+                "interval: 1s, first_after: 0s, scratch_dir: {}, litestream: {}",
+                scratch.display(),
+                litestream_bin(version).display()
+            ),
         );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
-    assert_eq!(r["replica"], "s3");
-    assert_eq!(r["last"]["rows"], 1500, "{r:#}");
-    assert!(entries(&scratch).is_empty());
+        // The drill's Litestream inherits the daemon's environment, and Litestream's S3 client
+        // refuses to start with a custom CA bundle in it (as `Litestream::start` knows).
+        let d = Daemon::start_without_env(&["--config", cfg.to_str().unwrap()], &["AWS_CA_BUNDLE"]);
+        replicated(&d, "s3");
+        let deadline = std::time::Instant::now() + STEP;
+        let r = loop {
+            let r = drill(&d, "app");
+            if r["last"]["success"] == true {
+                break r;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no successful drill from S3 with {version}: {r:#}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        assert_eq!(r["replica"], "s3");
+        assert_eq!(r["last"]["rows"], 1500, "{version}: {r:#}");
+        assert!(entries(&scratch).is_empty());
+    }
 }
 
 #[test]

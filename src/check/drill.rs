@@ -4,7 +4,7 @@
 
 use super::{Finding, Status};
 use crate::drill::restore::{self, Job, Live, Outcome};
-use crate::litestream::drill::DrillSettings;
+use crate::litestream::drill::{DrillRecord, DrillResult, DrillSettings};
 use crate::monitor::DbSnapshot;
 use crate::poller::{Poller, Target};
 use crate::rules::catalogue::format_value;
@@ -61,27 +61,68 @@ pub fn finding(target: &Target, s: &DbSnapshot, litestream_yml: Option<&Path>) -
     };
     let outcome = restore::run(&job, before, after, &AtomicBool::new(false));
     Some(match outcome {
-        Outcome::Refused(why) => Finding::new("restore_drill", Status::Unknown, format!("the drill did not run: {why}"))
-            .fix("Give the drill a usable Litestream binary and a scratch folder with room (restore_drill: in config)."),
+        Outcome::Refused(why) => refused(&why),
         Outcome::Stopped => Finding::new("restore_drill", Status::Unknown, "the drill was stopped"),
-        Outcome::Ran(r) => {
-            let took = format!("{:.1} s", r.duration_seconds);
-            let bytes = r.restored_bytes.map_or("–".into(), |b| format_value(Unit::Bytes, b as f64));
-            if r.success {
-                let age = r.data_age_seconds.map_or("unknown".into(), |a| format_value(Unit::Seconds, a));
-                Finding::new(
-                    "restore_drill",
-                    Status::Ok,
-                    format!("restored {bytes} in {took}; {} rows in {} tables; data age {age}; {}", r.rows.unwrap_or(0), r.tables.unwrap_or(0), r.compared),
-                )
-                .value(format!("restored in {took}"))
-                .threshold("a sound copy")
-            } else {
-                Finding::new("restore_drill", Status::Critical, r.error.unwrap_or_default())
-                    .value(format!("failed after {took}"))
-                    .threshold("a sound copy")
-                    .fix("The backup does not restore: look at the replica (litestream restore by hand), fix what is missing, and drill again.")
-            }
-        }
+        Outcome::Ran(r) => from_result(&r, "now"),
     })
+}
+
+fn refused(why: &str) -> Finding {
+    Finding::new(
+        "restore_drill",
+        Status::Unknown,
+        format!("the drill did not run: {why}"),
+    )
+    .fix("Give the drill a usable Litestream binary and a scratch folder with room (restore_drill: in config).")
+}
+
+/// The finding of a drill that ran `when` ("now", or how long ago the daemon ran it).
+fn from_result(r: &DrillResult, when: &str) -> Finding {
+    let took = format!("{:.1} s", r.duration_seconds);
+    let bytes = r
+        .restored_bytes
+        .map_or("–".into(), |b| format_value(Unit::Bytes, b as f64));
+    if r.success {
+        let age = r
+            .data_age_seconds
+            .map_or("unknown".into(), |a| format_value(Unit::Seconds, a));
+        Finding::new(
+            "restore_drill",
+            Status::Ok,
+            format!(
+                "drill {when}: restored {bytes} in {took}; {} rows in {} tables; data age {age}; {}",
+                r.rows.unwrap_or(0),
+                r.tables.unwrap_or(0),
+                r.compared
+            ),
+        )
+        .value(format!("restored in {took}"))
+        .threshold("a sound copy")
+    } else {
+        Finding::new(
+            "restore_drill",
+            Status::Critical,
+            format!("drill {when}: {}", r.error.as_deref().unwrap_or("")),
+        )
+        .value(format!("failed after {took}"))
+        .threshold("a sound copy")
+        .fix("The backup does not restore: look at the replica (litestream restore by hand), fix what is missing, and drill again.")
+    }
+}
+
+/// The finding of what a running daemon's drills of the database last found (`check --daemon`
+/// without `--restore-drill`).
+pub fn from_daemon(d: &DrillRecord, now: f64) -> Finding {
+    match (&d.last, &d.refused) {
+        (_, Some(why)) => refused(why),
+        (None, None) => Finding::new(
+            "restore_drill",
+            Status::Info,
+            "the daemon has not drilled this database yet",
+        ),
+        (Some(r), None) => {
+            let ago = crate::history::forecast::human_duration((now - r.finished_at).max(1.0));
+            from_result(r, &format!("by the daemon {ago} ago"))
+        }
+    }
 }

@@ -1,9 +1,10 @@
-//! The forecasts `check` prints: those of a running daemon, which has hours or days of history,
-//! when one answers; else those its own sample can support (a few seconds say little of
-//! growth, and the forecasts say so).
+//! What `check` takes from a running daemon (`--daemon URL`): its forecasts, drawn from hours or
+//! days of history (else those the check's own sample can support: a few seconds say little of
+//! growth, and the forecasts say so), and what its restore drills last found.
 
 use crate::history::outlook::{self, Forecast};
 use crate::history::DbHistory;
+use crate::litestream::drill::DrillRecord;
 use crate::monitor::DbSnapshot;
 use crate::poller::Target;
 use std::collections::HashMap;
@@ -12,27 +13,53 @@ use std::time::Duration;
 /// How long the daemon gets to answer.
 const DAEMON_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Per database name, the daemon's forecasts; an error says why there are none.
-pub fn from_daemon(base: &str) -> Result<HashMap<String, Vec<Forecast>>, String> {
-    let url = format!("{}/api/v1/history?range=1h", base.trim_end_matches('/'));
+/// What a daemon said, per database name.
+#[derive(Debug, Default)]
+pub struct FromDaemon {
+    pub forecasts: HashMap<String, Vec<Forecast>>,
+    pub drills: HashMap<String, DrillRecord>,
+}
+
+/// Reads the daemon at `base`; an error says why nothing could be.
+pub fn from_daemon(base: &str) -> Result<FromDaemon, String> {
+    let base = base.trim_end_matches('/');
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start an async runtime: {e}"))?;
-    let body = runtime
-        .block_on(async {
+    let get = |path: &str| {
+        let url = format!("{base}{path}");
+        let body = runtime.block_on(async {
             let client = crate::http_client::client();
-            crate::http_client::send(
-                &client,
-                &url,
-                hyper::Request::get(&url),
-                bytes::Bytes::new(),
-                DAEMON_TIMEOUT,
-            )
-            .await
-        })
-        .map_err(|e| e.to_string())?;
-    parse(&body).map_err(|e| format!("{url}: {e}"))
+            let req = hyper::Request::get(&url);
+            crate::http_client::send(&client, &url, req, bytes::Bytes::new(), DAEMON_TIMEOUT).await
+        });
+        body.map_err(|e| e.to_string()).map(|b| (url, b))
+    };
+    let (url, history) = get("/api/v1/history?range=1h")?;
+    let forecasts = parse(&history).map_err(|e| format!("{url}: {e}"))?;
+    let (url, status) = get("/api/v1/status")?;
+    let drills = parse_drills(&status).map_err(|e| format!("{url}: {e}"))?;
+    Ok(FromDaemon { forecasts, drills })
+}
+
+/// The restore drills of `/api/v1/status`, by database. Pure.
+pub fn parse_drills(body: &[u8]) -> Result<HashMap<String, DrillRecord>, String> {
+    #[derive(serde::Deserialize)]
+    struct Db {
+        name: String,
+        restore_drill: Option<DrillRecord>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Status {
+        databases: Vec<Db>,
+    }
+    let s: Status =
+        serde_json::from_slice(body).map_err(|e| format!("not sqlite-ops status JSON ({e})"))?;
+    Ok(s.databases
+        .into_iter()
+        .filter_map(|d| Some((d.name, d.restore_drill?)))
+        .collect())
 }
 
 /// The forecasts of `/api/v1/history`, by database. Pure.

@@ -216,25 +216,21 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
     let mut notes = vec![
         "synchronous, mmap_size, cache_size, busy_timeout, wal_autocheckpoint and foreign_keys are per-connection settings that cannot be read from another process: set the recommended block on every connection.".into(),
     ];
-    let daemon = match &opts.daemon {
-        None => None,
-        Some(url) => match forecasts::from_daemon(url) {
-            Ok(f) => Some((url, f)),
-            Err(e) => {
-                notes.push(format!("the daemon did not give its forecasts ({e}): they are drawn from this check's {sample_seconds:.0} s sample"));
-                None
-            }
-        },
-    };
+    let daemon = read_daemon(opts, &mut notes, sample_seconds);
     let mut databases = Vec::new();
     for ((target, snapshot), history) in targets.iter().zip(snapshots).zip(&histories) {
         let mut findings = judge(target, &snapshot, opts);
         if opts.restore_drill {
             findings.extend(drill::finding(target, &snapshot, litestream_yml.as_deref()));
+        } else if let Some(d) = daemon
+            .as_ref()
+            .and_then(|(_, f)| f.drills.get(&target.name))
+        {
+            findings.push(drill::from_daemon(d, snapshot.polled_at));
         }
         let forecasts = daemon
             .as_ref()
-            .and_then(|(_, f)| f.get(&target.name).cloned())
+            .and_then(|(_, f)| f.forecasts.get(&target.name).cloned())
             .unwrap_or_else(|| forecasts::from_sample(target, history, &snapshot));
         // Info is reported, never a state: a database with only info findings is OK.
         let status = findings
@@ -270,6 +266,22 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
         notes,
         recommended_pragmas: RECOMMENDED_PRAGMAS,
     })
+}
+
+/// What the daemon of `--daemon` says, if one was named and answered; a note says why not.
+fn read_daemon<'a>(
+    opts: &'a CheckOptions,
+    notes: &mut Vec<String>,
+    sample_seconds: f64,
+) -> Option<(&'a String, forecasts::FromDaemon)> {
+    let url = opts.daemon.as_ref()?;
+    match forecasts::from_daemon(url) {
+        Ok(f) => Some((url, f)),
+        Err(e) => {
+            notes.push(format!("the daemon did not answer ({e}): the forecasts are drawn from this check's {sample_seconds:.0} s sample"));
+            None
+        }
+    }
 }
 
 /// Watches every target for `duration` and returns the last snapshots, and each target's

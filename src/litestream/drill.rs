@@ -3,7 +3,7 @@
 //! pure decisions: which Litestream versions can restore, whether the scratch folder has room.
 //! The drills themselves (processes, files, SQL) are in `crate::drill`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ pub struct DrillSettings {
 }
 
 /// What the last drills of one database found.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DrillRecord {
     /// The replica the copy came from (the database's first).
     pub replica: String,
@@ -45,7 +45,7 @@ pub struct DrillRecord {
 }
 
 /// One drill that ran.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DrillResult {
     pub success: bool,
     /// When it finished (seconds since the epoch).
