@@ -192,26 +192,7 @@ fn a_drill_of_a_file_replica_restores_every_row_and_touches_nothing_live() {
         );
         // And check, asked to read the daemon, reports its last drill.
         let url = format!("http://{}", d.addr);
-        let (_, out, err) = common::run_cli(&[
-            "check",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--sample",
-            "0s",
-            "--format",
-            "json",
-            "--daemon",
-            &url,
-        ]);
-        let report: serde_json::Value =
-            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
-        let finding = report["databases"][0]["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["id"] == "restore_drill")
-            .cloned()
-            .unwrap_or_else(|| panic!("{report:#}"));
+        let (_, finding) = check_drill(&["--config", cfg.to_str().unwrap(), "--daemon", &url]);
         assert_eq!(finding["status"], "ok", "{finding:#}");
         assert!(
             finding["summary"]
@@ -304,25 +285,7 @@ fn a_damaged_replica_fails_with_litestream_s_own_error() {
     // The snapshot every restore starts from, truncated.
     let intact = damage_snapshots(dir.path());
     assert!(!intact.is_empty());
-    let (code, out, err) = common::run_cli(&[
-        "check",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--sample",
-        "0s",
-        "--restore-drill",
-        "--format",
-        "json",
-    ]);
-    let report: serde_json::Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
-    let finding = report["databases"][0]["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "restore_drill")
-        .cloned()
-        .unwrap_or_else(|| panic!("no restore_drill finding: {report:#}"));
+    let (code, finding) = check_drill(&["--config", cfg.to_str().unwrap(), "--restore-drill"]);
     assert_eq!(finding["status"], "critical", "{finding:#}");
     assert_eq!(code, 2);
     let summary = finding["summary"].as_str().unwrap();
@@ -468,6 +431,24 @@ fn a_timeout_or_a_stop_mid_restore_leaves_nothing_behind() {
     wait_for(STEP, "the daemon to exit", || d.try_wait());
     assert!(entries(&scratch).is_empty(), "{:?}", entries(&scratch));
     assert_eq!(hanging_processes(), before);
+}
+
+/// `sqlite-ops check --sample 0s --format json` with `args`: its exit code and its
+/// `restore_drill` finding.
+fn check_drill(args: &[&str]) -> (i32, serde_json::Value) {
+    let mut all = vec!["check", "--sample", "0s", "--format", "json"];
+    all.extend_from_slice(args);
+    let (code, out, err) = common::run_cli(&all);
+    let report: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    let finding = report["databases"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "restore_drill")
+        .cloned()
+        .unwrap_or_else(|| panic!("no restore_drill finding: {report:#}"));
+    (code, finding)
 }
 
 /// Waits until the replica holds every commit and Litestream 0.5 has written its snapshot
