@@ -46,6 +46,7 @@ fn job(db: &Path, yml: &Path, scratch: &Path, kind: &str) -> Job {
         db: "bench".into(),
         path: db.to_path_buf(),
         litestream_yml: yml.to_path_buf(),
+        restore_yml: None,
         replica: (kind.into(), kind.into()),
         settings: DrillSettings {
             interval: Duration::from_secs(86_400),
@@ -61,12 +62,20 @@ fn job(db: &Path, yml: &Path, scratch: &Path, kind: &str) -> Job {
 fn drill_until_whole(job: &Job, size: u64) -> sqlite_ops::litestream::drill::DrillResult {
     let live = Live {
         size: Some(size),
-        commits: Some(1),
         lag: Some(0.0),
+    };
+    // A replica read and not empty, as the daemon's watcher would have it (no WAL position:
+    // the copy is checked, not compared).
+    let seen = || {
+        Some(sqlite_ops::litestream::board::Observation {
+            read_at: Some(0.0),
+            replica: Some(sqlite_ops::litestream::position::Position::V5 { txid: 1 }),
+            ..Default::default()
+        })
     };
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
-        if let Outcome::Ran(r) = restore::run(job, live, || live, &AtomicBool::new(false)) {
+        if let Outcome::Ran(r) = restore::run(job, live, seen, &AtomicBool::new(false)) {
             if r.success {
                 return r;
             }

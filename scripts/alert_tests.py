@@ -139,11 +139,11 @@ case(N, "fires after 1m with one replica of two down, not before",
 case(N, "stays quiet with every replica up", [series("sqlite_litestream_up", "1x30", S3)], [(5, [])])
 
 N = "SQLiteWalLarge"
-case(N, "fires one byte above 1 GiB", [series("sqlite_wal_size_bytes", "1073741825x30")], [
-    (0, [alert(N, "warning", "The WAL of app has grown past 1 GiB",
-               "The -wal file of app is 1.074GB, above 1 GiB. Checkpoints are not resetting it: a long reader, a checkpoint-starved writer or wal_autocheckpoint=0. Reads slow down as the WAL grows.")]),
+case(N, "fires one byte above 1 GB", [series("sqlite_wal_size_bytes", "1000000001x30")], [
+    (0, [alert(N, "warning", "The WAL of app has grown past 1 GB",
+               "The -wal file of app is 1GB, above 1 GB. Checkpoints are not resetting it: a long reader, a checkpoint-starved writer or wal_autocheckpoint=0. Reads slow down as the WAL grows.")]),
 ])
-case(N, "stays quiet at exactly 1 GiB", [series("sqlite_wal_size_bytes", "1073741824x30")], [(0, [])])
+case(N, "stays quiet at exactly 1 GB", [series("sqlite_wal_size_bytes", "1000000000x30")], [(0, [])])
 
 N = "SQLiteCheckpointStarved"
 case(N, "fires one second above 5m", [series("sqlite_checkpoint_starved_seconds", "301x30")], [

@@ -10,7 +10,7 @@
 use crate::common;
 
 use common::{
-    free_port, wait_for, Alertmanager, Daemon, Guard, LineChild, Litestream, PyDriver, STEP,
+    free_port, wait_for, Alertmanager, Daemon, Guard, GuideApp, Litestream, PyDriver, STEP,
 };
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -21,26 +21,6 @@ use std::time::{Duration, Instant};
 const SHORT: u64 = 20;
 /// The guide application's write rate while busy.
 const BUSY_RATE: u32 = 300;
-
-/// The guide-style application (tests/helpers/guide_app.py).
-struct GuideApp(LineChild);
-
-impl GuideApp {
-    fn start(db: &Path) -> Self {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/guide_app.py");
-        let app = LineChild::spawn(Command::new("python3").arg(script).arg(db));
-        assert_eq!(app.next_line("start"), "ready");
-        GuideApp(app)
-    }
-
-    fn cmd(&mut self, line: &str) -> String {
-        self.0.cmd(line)
-    }
-
-    fn pid(&self) -> i32 {
-        self.0.pid()
-    }
-}
 
 /// The whole stack: application, Litestream, Alertmanager and the daemon.
 struct Stack {

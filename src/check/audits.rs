@@ -146,7 +146,7 @@ fn page_size(s: &DbSnapshot) -> Finding {
             Status::Warning
         },
         if size >= 4096 {
-            "page size matches the storage's 4 KiB blocks".to_string()
+            "page size matches the storage's 4,096-byte blocks".to_string()
         } else {
             format!("page size {size} B is smaller than a disk block: more I/O per row")
         },

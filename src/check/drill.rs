@@ -3,10 +3,11 @@
 //! unknown when the drill could not run (and why).
 
 use super::{Finding, Status};
-use crate::drill::restore::{self, Job, Live, Outcome};
+use crate::drill::restore::{self, Live, Outcome};
+use crate::litestream::board::Board;
 use crate::litestream::drill::{DrillRecord, DrillResult, DrillSettings};
 use crate::monitor::DbSnapshot;
-use crate::poller::{Poller, Target};
+use crate::poller::Target;
 use crate::rules::catalogue::format_value;
 use crate::rules::Unit;
 use std::path::Path;
@@ -26,8 +27,13 @@ fn defaults() -> DrillSettings {
 }
 
 /// The finding of one drill of `target` (sampled as `s`); `None` when it is not replicated.
-pub fn finding(target: &Target, s: &DbSnapshot, litestream_yml: Option<&Path>) -> Option<Finding> {
-    let replica = target.replicas().into_iter().next()?;
+pub fn finding(
+    target: &Target,
+    s: &DbSnapshot,
+    litestream_yml: Option<&Path>,
+    board: &Board,
+) -> Option<Finding> {
+    target.replicas().into_iter().next()?;
     let Some(yml) = litestream_yml else {
         return Some(Finding::new(
             "restore_drill",
@@ -35,33 +41,18 @@ pub fn finding(target: &Target, s: &DbSnapshot, litestream_yml: Option<&Path>) -
             "no litestream.yml to restore with: give --litestream-config or litestream.config",
         ));
     };
-    let job = Job {
-        db: target.name.clone(),
-        path: target.path.clone(),
-        litestream_yml: yml.to_path_buf(),
-        replica,
-        settings: target.restore_drill.clone().unwrap_or_else(defaults),
-    };
-    // A poller of its own tells whether the database was written during the drill.
-    let mut poller = Poller::new(std::slice::from_ref(target), "");
-    let commits = |p: &mut Poller| {
-        p.poll_once()
-            .first()
-            .and_then(|s| s.write_transactions_total)
-    };
+    let settings = target.restore_drill.clone().unwrap_or_else(defaults);
+    let job = crate::drill::job(target, yml, settings)?;
     let before = Live {
         size: s.database_size_bytes,
-        commits: commits(&mut poller),
         lag: s.litestream.first().and_then(|r| r.lag_seconds),
     };
-    let poller = std::cell::RefCell::new(poller);
-    let after = || Live {
-        commits: commits(&mut poller.borrow_mut()),
-        ..before
-    };
-    let outcome = restore::run(&job, before, after, &AtomicBool::new(false));
+    // What the sample's watcher last read of the replica: where its newest file says the live
+    // WAL stood.
+    let seen = || board.get(&target.name, &job.replica.0);
+    let outcome = restore::run(&job, before, seen, &AtomicBool::new(false));
     Some(match outcome {
-        Outcome::Refused(why) => refused(&why),
+        Outcome::Refused(why) | Outcome::NotYet(why) => refused(&why),
         Outcome::Stopped => Finding::new("restore_drill", Status::Unknown, "the drill was stopped"),
         Outcome::Ran(r) => from_result(&r, "now"),
     })

@@ -31,7 +31,7 @@ PRAGMA synchronous = NORMAL;       -- durable at checkpoints; safe with WAL
 PRAGMA busy_timeout = 5000;        -- wait up to 5 s for the write lock
 PRAGMA foreign_keys = ON;          -- off by default, per connection
 PRAGMA cache_size = -20000;        -- 20 MB page cache per connection
-PRAGMA mmap_size = 268435456;      -- 256 MiB of memory-mapped reads
+PRAGMA mmap_size = 268435456;      -- 268 MB of memory-mapped reads
 PRAGMA wal_autocheckpoint = 1000;  -- checkpoint every 1000 pages (the default)
 PRAGMA temp_store = MEMORY;";
 
@@ -211,7 +211,7 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
     }
     let replicators = cfg.replicator_matches(&source)?;
     let started = Instant::now();
-    let (snapshots, histories) = sample(&targets, replicators, opts.sample)?;
+    let (snapshots, histories, board) = sample(&targets, replicators, opts.sample)?;
     let sample_seconds = started.elapsed().as_secs_f64();
     let mut notes = vec![
         "synchronous, mmap_size, cache_size, busy_timeout, wal_autocheckpoint and foreign_keys are per-connection settings that cannot be read from another process: set the recommended block on every connection.".into(),
@@ -221,7 +221,12 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
     for ((target, snapshot), history) in targets.iter().zip(snapshots).zip(&histories) {
         let mut findings = judge(target, &snapshot, opts);
         if opts.restore_drill {
-            findings.extend(drill::finding(target, &snapshot, litestream_yml.as_deref()));
+            findings.extend(drill::finding(
+                target,
+                &snapshot,
+                litestream_yml.as_deref(),
+                &board,
+            ));
         } else if let Some(d) = daemon
             .as_ref()
             .and_then(|(_, f)| f.drills.get(&target.name))
@@ -284,14 +289,20 @@ fn read_daemon<'a>(
     }
 }
 
-/// Watches every target for `duration` and returns the last snapshots, and each target's
-/// history over the sample. The probes are closed before any SQL audit opens a connection
+type Sampled = (
+    Vec<DbSnapshot>,
+    Vec<DbHistory>,
+    std::sync::Arc<crate::litestream::board::Board>,
+);
+
+/// Watches every target for `duration` and returns the last snapshots, each target's history
+/// over the sample, and the board with what the replicas' watchers last read. The probes are closed before any SQL audit opens a connection
 /// (closing a descriptor drops a process's POSIX locks).
 fn sample(
     targets: &[Target],
     replicators: Vec<crate::probe::process::ReplicatorMatch>,
     duration: Duration,
-) -> Result<(Vec<DbSnapshot>, Vec<DbHistory>), CheckError> {
+) -> Result<Sampled, CheckError> {
     let mut histories = vec![DbHistory::default(); targets.len()];
     let mut record = |snapshots: &[DbSnapshot]| {
         for (h, s) in histories.iter_mut().zip(snapshots) {
@@ -332,7 +343,7 @@ fn sample(
                 drop(watchers);
                 r.shutdown_background();
             }
-            return Ok((last, histories));
+            return Ok((last, histories, poller.board()));
         }
         if now >= next_poll {
             record(&poller.poll_once());

@@ -56,7 +56,7 @@ pub fn human(report: &Report, colour: bool) -> String {
                 f.value.as_deref().unwrap_or("-"),
                 f.threshold
                     .as_deref()
-                    .map(|t| format!("  (expected {t})"))
+                    .map(|t| format!("  ({})", condition(f, t)))
                     .unwrap_or_default(),
             );
             if f.status > Status::Ok || f.id == "processes" {
@@ -85,4 +85,20 @@ pub fn human(report: &Report, colour: bool) -> String {
     }
     let _ = writeln!(out, "{}", report.recommended_pragmas);
     out
+}
+
+/// A finding's threshold as what it means: the condition that alerts for an alert's threshold
+/// ("alerts above 50 GB"), what is expected for an audit ("expected wal"). Never the alert
+/// condition written as an expectation, which reads as its opposite.
+fn condition(f: &super::Finding, threshold: &str) -> String {
+    if f.alert.is_none() {
+        return format!("expected {threshold}");
+    }
+    if let Some(t) = threshold.strip_prefix("> ") {
+        format!("alerts above {t}")
+    } else if let Some(t) = threshold.strip_prefix("< ") {
+        format!("alerts below {t}")
+    } else {
+        format!("alerts unless {threshold}")
+    }
 }

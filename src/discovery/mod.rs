@@ -301,6 +301,7 @@ mod tests {
             metrics_url: None,
             meta_path: "/meta".into(),
             replicas: Vec::new(),
+            restore_yml: None,
         };
         let targets = vec![t("app", "/data/app.db"), t("jobs", "/data/jobs.db")];
         let listed = Litestream {

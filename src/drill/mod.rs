@@ -4,10 +4,12 @@
 //! in the database's snapshot (metrics, alerts, the status page). One drill at a time across
 //! all databases: a restore reads the whole replica and writes the whole database.
 
+pub mod position;
 pub mod restore;
 pub mod verify;
 
 use crate::litestream::board::Board;
+use crate::litestream::drill::DrillSettings;
 use crate::poller::{Store, Target};
 use restore::{Job, Live, Outcome};
 use std::collections::HashMap;
@@ -26,18 +28,21 @@ pub fn jobs(targets: &[Target], litestream_yml: Option<&Path>) -> Vec<Job> {
     };
     targets
         .iter()
-        .filter_map(|t| {
-            let settings = t.restore_drill.clone()?;
-            let replica = t.replicas().into_iter().next()?;
-            Some(Job {
-                db: t.name.clone(),
-                path: t.path.clone(),
-                litestream_yml: yml.to_path_buf(),
-                replica,
-                settings,
-            })
-        })
+        .filter_map(|t| job(t, yml, t.restore_drill.clone()?))
         .collect()
+}
+
+/// The drill of `target` with `settings`, restored with `litestream_yml` (or the config of its
+/// own a `dir:` entry gives it); `None` when it has no replica.
+pub fn job(target: &Target, litestream_yml: &Path, settings: DrillSettings) -> Option<Job> {
+    Some(Job {
+        db: target.name.clone(),
+        path: target.path.clone(),
+        litestream_yml: litestream_yml.to_path_buf(),
+        restore_yml: target.litestream.as_ref()?.restore_yml.clone(),
+        replica: target.replicas().into_iter().next()?,
+        settings,
+    })
 }
 
 fn now() -> f64 {
@@ -54,7 +59,6 @@ fn live(store: &Store, db: &str) -> Live {
     };
     Live {
         size: s.database_size_bytes,
-        commits: s.write_transactions_total,
         lag: s.litestream.first().and_then(|r| r.lag_seconds),
     }
 }
@@ -89,8 +93,12 @@ pub async fn run(
         let Some((_, job)) = next else { continue };
         let job = job.clone();
         due.insert(job.db.clone(), Instant::now() + job.settings.interval);
-        if !drill(&job, &board, &store, &mut stop).await {
-            return;
+        match drill(&job, &board, &store, &mut stop).await {
+            Done::Stopped => return,
+            Done::NotYet => {
+                due.insert(job.db.clone(), Instant::now() + not_yet_retry(&job));
+            }
+            Done::Ran => {}
         }
     }
 }
@@ -123,20 +131,32 @@ fn schedule(
     }
 }
 
-/// Runs one drill off the runtime and posts what it found; false when `stop` completed
-/// meanwhile (the drill was cut short).
+/// How soon a drill put off for a replica not read yet, or empty, is tried again.
+fn not_yet_retry(job: &Job) -> Duration {
+    job.settings.interval.min(Duration::from_secs(10))
+}
+
+/// How a drill ended, for the scheduler.
+enum Done {
+    Ran,
+    NotYet,
+    Stopped,
+}
+
+/// Runs one drill off the runtime and posts what it found.
 async fn drill(
     job: &Job,
-    board: &Board,
+    board: &Arc<Board>,
     store: &Arc<Store>,
     stop: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
-) -> bool {
+) -> Done {
     let cancel = Arc::new(AtomicBool::new(false));
     let task = {
         let (job, store, cancel) = (job.clone(), store.clone(), cancel.clone());
+        let board = board.clone();
         tokio::task::spawn_blocking(move || {
             let before = live(&store, &job.db);
-            restore::run(&job, before, || live(&store, &job.db), &cancel)
+            restore::run(&job, before, || board.get(&job.db, &job.replica.0), &cancel)
         })
     };
     tokio::pin!(task);
@@ -145,7 +165,7 @@ async fn drill(
         _ = stop.as_mut() => {
             cancel.store(true, std::sync::atomic::Ordering::Relaxed);
             let _ = task.await;
-            return false;
+            return Done::Stopped;
         }
     };
     let outcome = match outcome {
@@ -155,13 +175,19 @@ async fn drill(
     post(board, job, outcome)
 }
 
-/// Posts a drill's outcome on the board and logs it; false for a drill cut short.
-fn post(board: &Board, job: &Job, outcome: Outcome) -> bool {
+/// Posts a drill's outcome on the board and logs it.
+fn post(board: &Board, job: &Job, outcome: Outcome) -> Done {
+    let mut done = Done::Ran;
     match outcome {
-        Outcome::Stopped => return false,
+        Outcome::Stopped => return Done::Stopped,
         Outcome::Refused(why) => {
             tracing::warn!(db = %job.db, reason = %why, "restore drill skipped");
             board.post_drill(&job.db, |r| r.refused = Some(why));
+        }
+        Outcome::NotYet(why) => {
+            tracing::info!(db = %job.db, reason = %why, retry_in = ?not_yet_retry(job), "restore drill put off");
+            board.post_drill(&job.db, |r| r.refused = Some(why));
+            done = Done::NotYet;
         }
         Outcome::Ran(result) => {
             if result.success {
@@ -181,5 +207,5 @@ fn post(board: &Board, job: &Job, outcome: Outcome) -> bool {
             });
         }
     }
-    true
+    done
 }

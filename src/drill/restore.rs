@@ -4,7 +4,10 @@
 //! happens (a failure, the timeout, the daemon stopping), the drill's folder is removed and
 //! Litestream's process group is killed before this returns.
 
+use super::position::Position;
 use super::verify;
+use crate::format::shm::{self, IndexHeader};
+use crate::litestream::board::Observation;
 use crate::litestream::drill::{self, DrillResult, DrillSettings};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -23,6 +26,9 @@ pub struct Job {
     pub path: PathBuf,
     /// litestream.yml, passed to `litestream restore -config`.
     pub litestream_yml: PathBuf,
+    /// A config of the database's own, written into the drill's folder and passed instead,
+    /// when litestream.yml names it through a `dir:` entry (see `LitestreamDb::restore_yml`).
+    pub restore_yml: Option<String>,
     /// The replica the copy comes from (its name and type): the database's first.
     pub replica: (String, String),
     pub settings: DrillSettings,
@@ -32,8 +38,7 @@ pub struct Job {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Live {
     pub size: Option<u64>,
-    pub commits: Option<u64>,
-    /// The replica's lag (0 when it held every commit).
+    /// The replica's lag as the poller last measured it (0 when it held every commit).
     pub lag: Option<f64>,
 }
 
@@ -42,17 +47,47 @@ pub struct Live {
 pub enum Outcome {
     /// It ran to a verdict.
     Ran(DrillResult),
-    /// It did not run, for this reason (nothing was restored).
+    /// It did not run, or Litestream refused how it was asked, for this reason: nothing is
+    /// known of the backup.
     Refused(String),
+    /// Not yet: the replica has not been read, or holds nothing yet (a database Litestream
+    /// has only begun to replicate). Tried again soon; an empty replica that stays empty is
+    /// the replication alerts' to page, then the stale drill's.
+    NotYet(String),
     /// The daemon is stopping: it was cut short and cleaned up.
     Stopped,
 }
 
+/// Why a replica is not drilled yet, judged from the watcher's last read of it; `None` when it
+/// holds something to restore.
+fn not_yet(seen: Option<&Observation>) -> Option<String> {
+    match seen {
+        None => Some("the replica has not been read yet".into()),
+        Some(o) if o.read_at.is_none() => Some(match &o.error {
+            Some(e) => format!("the replica has not been read yet ({e})"),
+            None => "the replica has not been read yet".into(),
+        }),
+        Some(o) if o.replica.is_none() => {
+            Some("the replica holds nothing yet: Litestream has not written to it".into())
+        }
+        Some(_) => None,
+    }
+}
+
 /// Runs one drill of `job`; `before` is the live database as the poller saw it when the drill
-/// began, `after()` reads it again once the copy is checked.
-pub fn run(job: &Job, before: Live, after: impl Fn() -> Live, stop: &AtomicBool) -> Outcome {
+/// began, `replica()` the latest read of the replica (where its newest file says the live WAL
+/// stood, and the positions).
+pub fn run(
+    job: &Job,
+    before: Live,
+    replica: impl Fn() -> Option<Observation>,
+    stop: &AtomicBool,
+) -> Outcome {
     if let Err(why) = preflight(job, before.size.unwrap_or(0)) {
         return Outcome::Refused(why);
+    }
+    if let Some(why) = not_yet(replica().as_ref()) {
+        return Outcome::NotYet(why);
     }
     let folder = match Folder::create(&job.settings.scratch_dir, &job.db) {
         Ok(f) => f,
@@ -66,9 +101,14 @@ pub fn run(job: &Job, before: Live, after: impl Fn() -> Live, stop: &AtomicBool)
         data_age_seconds: before.lag,
         ..Default::default()
     };
-    let restored = restore(job, &copy, &log, deadline, stop);
+    // Where the live WAL stands, then where the replica said it stood: read before the restore,
+    // so that the copy cannot hold less than a replica that matched.
+    let wal_before = live_wal(&job.path);
+    let seen = replica();
+    let restored = restore(job, &folder.path, &copy, &log, deadline, stop);
     let verdict = match restored {
         Err(Ended::Stopped) => return Outcome::Stopped,
+        Err(Ended::Refused(why)) => return Outcome::Refused(why),
         Err(Ended::Failed(e)) => Err(e),
         Ok(()) => {
             result.restored_bytes = std::fs::metadata(&copy).ok().map(|m| m.len());
@@ -76,7 +116,11 @@ pub fn run(job: &Job, before: Live, after: impl Fn() -> Live, stop: &AtomicBool)
             verify::copy(&copy, left).and_then(|counts| {
                 result.tables = Some(counts.len() as u64);
                 result.rows = Some(counts.values().sum());
-                compare(job, &counts, before, after(), &mut result.compared)
+                let at = Position::read(wal_before, seen.as_ref(), before.lag);
+                if at.proven().is_some() {
+                    result.data_age_seconds = Some(0.0);
+                }
+                compare(job, &counts, &at, &mut result.compared)
             })
         }
     };
@@ -96,44 +140,70 @@ fn now() -> f64 {
 
 /// What stops a drill before its copy is checked.
 enum Ended {
+    /// Litestream ran the restore and it failed: the backup's fault until shown otherwise.
     Failed(String),
+    /// Litestream refused how sqlite-ops asked (a config form, a flag): nothing is known.
+    Refused(String),
     Stopped,
 }
 
-/// Compares the copy's rows with the live database's when that means something, saying in
-/// `compared` what was compared; `Err` when they differ.
+/// The live database's wal-index header, read from `-shm` as the poller reads it (a torn
+/// header is read again, a few times).
+fn live_wal(db: &Path) -> Result<IndexHeader, String> {
+    let mut shm_path = db.as_os_str().to_owned();
+    shm_path.push("-shm");
+    let mut last = String::new();
+    for _ in 0..20 {
+        let mut buf = [0u8; shm::SHM_HEADER_SIZE];
+        let read =
+            std::fs::File::open(&shm_path).and_then(|mut f| std::io::Read::read(&mut f, &mut buf));
+        match read {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(
+                    "nobody has the database open, so its WAL position cannot be read".into(),
+                )
+            }
+            Err(e) => return Err(format!("cannot read the live database's -shm: {e}")),
+            Ok(n) => match shm::parse(&buf[..n], shm::ByteOrder::NATIVE) {
+                Ok(idx) => return Ok(idx.header),
+                Err(e) if e.is_transient() => last = e.to_string(),
+                Err(e) => return Err(format!("the live database's -shm: {e}")),
+            },
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Err(format!("the live database's -shm: {last}"))
+}
+
+/// Compares the copy's rows with the live database's when its position is proven to be the
+/// live one ([`Position`]), saying in `compared` what was compared; `Err` when they differ.
 fn compare(
     job: &Job,
     copy: &verify::Counts,
-    before: Live,
-    after: Live,
+    at: &Position,
     compared: &mut String,
 ) -> Result<(), String> {
-    let lag = before.lag.unwrap_or(f64::INFINITY);
-    if lag > 0.0 {
-        *compared = if lag.is_finite() {
-            format!("not compared: the replica lacked the last {lag:.1} s of commits")
-        } else {
-            "not compared: the replica's lag was not known".into()
-        };
+    let Some(wal) = at.proven() else {
+        *compared = format!("not compared: {}", at.why_not());
         return Ok(());
-    }
-    if before.commits != after.commits || before.commits.is_none() {
+    };
+    let live = match verify::live(&job.path) {
+        Err(why) => {
+            *compared = format!("not compared: {why}");
+            return Ok(());
+        }
+        Ok(live) => live,
+    };
+    if live_wal(&job.path).ok() != Some(*wal) {
         *compared = "not compared: the database was written during the drill".into();
         return Ok(());
     }
-    match verify::live(&job.path) {
-        Err(why) => {
-            *compared = format!("not compared: {why}");
-            Ok(())
-        }
-        Ok(live) => {
-            *compared = "every table's rows equal the live database's (no commit since the replica was read)".into();
-            match verify::differences(copy, &live) {
-                None => Ok(()),
-                Some(d) => Err(format!("the restored copy differs from the live database, which the replica held in full: {d}")),
-            }
-        }
+    *compared = "every table's rows equal the live database's (the replica held the live WAL's last commit, and nothing was written during the drill)".into();
+    match verify::differences(copy, &live) {
+        None => Ok(()),
+        Some(d) => Err(format!(
+            "the restored copy differs from the live database, which the replica provably held in full: {d}"
+        )),
     }
 }
 
@@ -196,20 +266,34 @@ fn version_of(bin: &Path) -> Result<String, String> {
     Ok(out)
 }
 
+/// The litestream.yml to restore with: the user's, or the database's own written into the
+/// drill's folder.
+fn config_file(job: &Job, folder: &Path) -> Result<PathBuf, Ended> {
+    let Some(text) = &job.restore_yml else {
+        return Ok(job.litestream_yml.clone());
+    };
+    let own = folder.join("litestream.yml");
+    std::fs::write(&own, text)
+        .map_err(|e| Ended::Refused(format!("cannot write in the scratch folder: {e}")))?;
+    Ok(own)
+}
+
 /// Runs `litestream restore` into `copy` until it exits, the deadline passes or `stop` is set.
 fn restore(
     job: &Job,
+    folder: &Path,
     copy: &Path,
     log: &Path,
     deadline: Instant,
     stop: &AtomicBool,
 ) -> Result<(), Ended> {
+    let yml = config_file(job, folder)?;
     let log_file = std::fs::File::create(log)
-        .map_err(|e| Ended::Failed(format!("cannot write in the scratch folder: {e}")))?;
+        .map_err(|e| Ended::Refused(format!("cannot write in the scratch folder: {e}")))?;
     let mut cmd = Command::new(&job.settings.litestream);
     cmd.arg("restore")
         .arg("-config")
-        .arg(&job.litestream_yml)
+        .arg(&yml)
         .arg("-o")
         .arg(copy)
         .arg(&job.path)
@@ -217,7 +301,7 @@ fn restore(
         .stdout(
             log_file
                 .try_clone()
-                .map_err(|e| Ended::Failed(e.to_string()))?,
+                .map_err(|e| Ended::Refused(e.to_string()))?,
         )
         .stderr(log_file)
         .process_group(0);
@@ -229,7 +313,7 @@ fn restore(
         });
     }
     let child = cmd.spawn().map_err(|e| {
-        Ended::Failed(format!(
+        Ended::Refused(format!(
             "cannot start {}: {e}",
             job.settings.litestream.display()
         ))
@@ -240,7 +324,7 @@ fn restore(
             Ok(Some(status)) => break status,
             Ok(None) => {}
             Err(e) => {
-                return Err(Ended::Failed(format!(
+                return Err(Ended::Refused(format!(
                     "waiting for litestream restore: {e}"
                 )))
             }
@@ -262,9 +346,13 @@ fn restore(
     let said = std::fs::read_to_string(log).unwrap_or_default();
     let said: Vec<&str> = said.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = said[said.len().saturating_sub(3)..].join(" / ");
-    Err(Ended::Failed(format!(
-        "litestream restore failed ({status}): {tail}"
-    )))
+    let what = format!("litestream restore failed ({status}): {tail}");
+    match drill::refused_invocation(&tail) {
+        Some(why) => Err(Ended::Refused(format!(
+            "{what}: {why}, which says nothing about the backup"
+        ))),
+        None => Err(Ended::Failed(what)),
+    }
 }
 
 /// Idle CPU and I/O priority for the restore: it competes with nothing the application does.

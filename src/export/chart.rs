@@ -25,6 +25,8 @@ pub struct Chart<'a> {
     pub threshold: Option<f64>,
     /// How the left end of the time axis reads ("-1h").
     pub span_label: &'a str,
+    /// What the figure at the top right is: "now", "peak of the last 10s".
+    pub newest_is: &'a str,
 }
 
 fn esc(s: &str) -> String {
@@ -83,12 +85,13 @@ pub fn svg(c: &Chart) -> String {
 data-figure=\"{key}\" data-points=\"{drawn}\" aria-label=\"{title}\">\
 <title>{title}</title>\
 <text x=\"0\" y=\"11\" class=\"t\">{title}</text>\
-<text x=\"{WIDTH}\" y=\"11\" class=\"v\" text-anchor=\"end\">{now}</text>\
+<text x=\"{WIDTH}\" y=\"11\" class=\"v\" text-anchor=\"end\">{now} <tspan class=\"l\">({newest_is})</tspan></text>\
 <line x1=\"0\" y1=\"{base:.1}\" x2=\"{WIDTH}\" y2=\"{base:.1}\" class=\"axis\"/>",
         db = esc(c.db),
         key = esc(c.key),
         title = esc(c.title),
         now = last.map_or_else(|| "no data".to_string(), shown),
+        newest_is = esc(c.newest_is),
         base = TOP + plot,
     );
     if show_threshold {
@@ -126,6 +129,7 @@ mod tests {
             points,
             threshold,
             span_label: "-1h",
+            newest_is: "now",
         }
     }
 
@@ -145,7 +149,10 @@ mod tests {
         let d = s.split("d=\"").nth(1).unwrap().split('"').next().unwrap();
         assert_eq!(d.matches('M').count(), 2, "two runs: {d}");
         assert_eq!(d.matches('L').count(), 2, "{d}");
-        assert!(s.contains(">2/s<"), "the last value: {s}");
+        assert!(
+            s.contains(">2/s <tspan class=\"l\">(now)</tspan><"),
+            "the last value, saying what it is: {s}"
+        );
         assert!(s.contains("max 4/s"), "{s}");
         assert!(!s.contains("class=\"limit\""), "no threshold given");
     }

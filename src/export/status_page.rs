@@ -8,7 +8,7 @@ use super::chart::{self, Chart};
 use crate::history::{outlook, History, Range, FIGURES, REPLICATION_LAG};
 use crate::monitor::DbSnapshot;
 use crate::poller::PerDb;
-use crate::rules::catalogue::format_value;
+use crate::rules::catalogue::{format_value, Settles};
 use crate::rules::{Alert, AlertState, DbThresholds, Group, Unit};
 use std::fmt::Write;
 
@@ -272,9 +272,16 @@ fn signals(out: &mut String, p: &Page, s: &DbSnapshot, thresholds: &DbThresholds
             (None, None) if c.value.is_none() => ("muted", "not measured"),
             (None, None) => ("ok", "ok"),
         };
+        // Each figure says what it is: a window's average, a declared fact, or the last poll.
+        let window = match rule.settles {
+            Settles::Over(w) => format!("{} avg", humantime::format_duration(w)),
+            _ if matches!(rule.key, "backend_engineers" | "regions") => "declared".into(),
+            _ if rule.key == "restore_duration" => "last drill".into(),
+            _ => "now".into(),
+        };
         let _ = write!(
             rows,
-            "<tr><td>{label}</td><td>{value}</td><td>{warning}</td><td>{critical}</td><td class=\"{class}\">{word}</td></tr>",
+            "<tr><td>{label}</td><td>{value} <span class=\"muted\">({window})</span></td><td>{warning}</td><td>{critical}</td><td class=\"{class}\">{word}</td></tr>",
             label = esc(rule.label),
             value = shown(c.value),
             warning = shown(c.setting.warning),
@@ -285,7 +292,7 @@ fn signals(out: &mut String, p: &Page, s: &DbSnapshot, thresholds: &DbThresholds
         let _ = write!(
             out,
             "<h3>Migrate-to-Postgres signals</h3><div class=\"scroll\"><table class=\"signals\">\
-<tr><th>Signal</th><th>Now</th><th>Warning</th><th>Critical</th><th></th></tr>{rows}</table></div>"
+<tr><th>Signal</th><th>Value</th><th>Warning</th><th>Critical</th><th></th></tr>{rows}</table></div>"
         );
     }
 }
@@ -345,25 +352,27 @@ fn charts(
     h: &crate::history::DbHistory,
     thresholds: &DbThresholds,
 ) {
-    // (key, title, unit) of every chart of this database, and its buckets.
-    let mut series: Vec<(&str, String, Unit)> = Vec::new();
+    // (key, title, unit, what its newest figure is) of every chart of this database, and its
+    // buckets.
+    let mut series: Vec<(&str, String, Unit, String)> = Vec::new();
     let mut windows: Vec<Vec<(f64, f64)>> = Vec::new();
     for (i, f) in FIGURES.iter().enumerate() {
         if let Some(ring) = h.ring(i, p.range) {
-            series.push((f.key, f.label.to_string(), f.unit));
+            series.push((f.key, f.label.to_string(), f.unit, f.newest_is(p.range)));
             windows.push(ring.window(p.now).collect());
         }
     }
     for r in &h.replicas {
         if let Some(ring) = h.replica_ring(r, p.range) {
             let title = format!("Replication lag ({})", r.replica);
-            series.push((REPLICATION_LAG, title, Unit::Seconds));
+            let newest_is = crate::history::newest_is(crate::history::ring::Keep::Max, p.range);
+            series.push((REPLICATION_LAG, title, Unit::Seconds, newest_is));
             windows.push(ring.window(p.now).collect());
         }
     }
     let from = drawn_from(&windows, p.range);
     out.push_str("<div class=\"charts\">");
-    for ((key, title, unit), window) in series.iter().zip(&windows) {
+    for ((key, title, unit, newest_is), window) in series.iter().zip(&windows) {
         let points = &window[from..];
         out.push_str(&chart::svg(&Chart {
             db: &s.name,
@@ -373,6 +382,7 @@ fn charts(
             points,
             threshold: threshold_of(key, thresholds),
             span_label: &span_label(points.len(), p.range),
+            newest_is,
         }));
     }
     out.push_str("</div>");
@@ -416,7 +426,7 @@ fn others_section(out: &mut String, p: &Page, charted: usize) {
         out,
         "<section id=\"others\"><h2>Databases without charts</h2><p class=\"muted\">{charted} database(s) keep a \
 history (<code>history.databases: {limit}</code>); {n} other database(s) show their current figures only{more}.</p>\
-<div class=\"scroll\"><table><tr><th>Database</th><th>Status</th><th>Write tx/s</th><th>Size</th><th>Firing alerts</th></tr>{rows}</table></div></section>",
+<div class=\"scroll\"><table><tr><th>Database</th><th>Status</th><th>Write tx/s (last 5s)</th><th>Size (now)</th><th>Firing alerts</th></tr>{rows}</table></div></section>",
         limit = p.history.limit(),
         n = others.len(),
         more = if more > 0 { format!(" ({more} more are on /metrics and the fleet dashboard)") } else { String::new() },

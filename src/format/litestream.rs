@@ -3,7 +3,8 @@
 //! v0.5 writes LTX files named `<minTXID>-<maxTXID>.ltx` (16 lower-case hex digits each) under
 //! `ltx/<level>/` locally and on file replicas, and under `<%04x level>/` on S3. Each starts with a
 //! 100-byte header: magic `LTX1`, flags, page size, commit, min and max TXID, and the creation
-//! time in milliseconds since the epoch at bytes 32-39, all big-endian.
+//! time in milliseconds since the epoch at bytes 32-39, and (level-0 files) the WAL offset, size
+//! and salts it was read from at bytes 48-71, all big-endian.
 //!
 //! v0.3 keeps a `generation` file naming the current generation (16 hex digits), a shadow WAL
 //! `generations/<gen>/wal/<%08x index>.wal` locally, and replica segments
@@ -51,6 +52,17 @@ pub struct LtxHeader {
     pub max_txid: u64,
     /// Milliseconds since the Unix epoch when Litestream wrote the file.
     pub timestamp_ms: u64,
+    /// The stretch of the live WAL this file was made from (level-0 files of v0.5; compacted
+    /// files and snapshots leave it zero): where the database stood when Litestream read it.
+    pub wal: Option<WalMark>,
+}
+
+/// A position in a database's WAL: the byte just past the last frame read, and the WAL's
+/// salts as they stand in its header (bytes 16-23), which change at every WAL reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct WalMark {
+    pub end: u64,
+    pub salt: [u8; 8],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,6 +102,11 @@ pub fn parse_ltx_header(b: &[u8]) -> Result<LtxHeader, LtxError> {
         min_txid,
         max_txid,
         timestamp_ms: be64(b, 32),
+        // WALOffset (48), WALSize (56), WALSalt1 and WALSalt2 (64-71), after the checksum.
+        wal: (be64(b, 56) > 0).then(|| WalMark {
+            end: be64(b, 48).saturating_add(be64(b, 56)),
+            salt: b[64..72].try_into().expect("8 bytes"),
+        }),
     })
 }
 
@@ -178,9 +195,29 @@ mod tests {
             parse_ltx_header(&REAL_HEADER[..99]),
             Err(LtxError::Short(99))
         );
+        assert_eq!(h.wal, None, "a header without a WAL stretch");
         let mut bad = REAL_HEADER;
         bad[0] = b'X';
         assert_eq!(parse_ltx_header(&bad), Err(LtxError::BadMagic));
+    }
+
+    /// A level-0 file of Litestream 0.5.17 made from frames 7 (WAL offset 0x60b0, one 4 KiB
+    /// frame of 0x1018 bytes): the WAL stood at byte 28,872 = 32 + 7 × 4,120, the live `-shm`'s
+    /// mxFrame 7.
+    #[test]
+    fn a_level_0_header_says_where_the_wal_stood() {
+        let mut b = REAL_HEADER;
+        b[48..56].copy_from_slice(&0x60b0u64.to_be_bytes());
+        b[56..64].copy_from_slice(&0x1018u64.to_be_bytes());
+        b[64..72].copy_from_slice(&[0x98, 0x9e, 0x94, 0x72, 0x30, 0x01, 0x0a, 0x33]);
+        let h = parse_ltx_header(&b).unwrap();
+        assert_eq!(
+            h.wal,
+            Some(WalMark {
+                end: 28_872,
+                salt: [0x98, 0x9e, 0x94, 0x72, 0x30, 0x01, 0x0a, 0x33]
+            })
+        );
     }
 
     #[test]

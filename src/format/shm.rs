@@ -99,6 +99,19 @@ pub struct WalIndex {
     pub ckpt: CheckpointInfo,
 }
 
+impl IndexHeader {
+    /// Where the WAL ends after the last commit (32-byte header, then frames of a 24-byte
+    /// header and a page each) and its salts as the WAL header holds them: what Litestream's
+    /// LTX headers record.
+    pub fn wal_mark(&self) -> crate::format::litestream::WalMark {
+        let [a, b] = [self.salt[0].to_be_bytes(), self.salt[1].to_be_bytes()];
+        crate::format::litestream::WalMark {
+            end: 32 + u64::from(self.max_frame) * (u64::from(self.page_size) + 24),
+            salt: [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]],
+        }
+    }
+}
+
 impl WalIndex {
     /// Frames in the WAL that no checkpoint has copied back yet.
     pub fn checkpoint_lag_frames(&self) -> u32 {
@@ -361,6 +374,9 @@ pub(crate) mod tests {
         let wal = real.read("-wal");
         let be = |at: usize| u32::from_be_bytes(wal[at..at + 4].try_into().unwrap());
         assert_eq!(idx.header.salt, [be(16), be(20)], "the WAL header's salts");
+        let mark = idx.header.wal_mark();
+        assert_eq!(mark.end, wal.len() as u64, "no frame past the last commit");
+        assert_eq!(&mark.salt[..], &wal[16..24]);
     }
 
     proptest::proptest! {

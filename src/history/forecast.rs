@@ -63,6 +63,16 @@ pub enum Eta {
 /// Longest forecast worth a number: beyond it the pace says "not approaching".
 pub const HORIZON_SECONDS: f64 = 10.0 * 365.0 * 86_400.0;
 
+/// How far ahead a forecast may reach, in multiples of the history it is drawn from: a line
+/// through two minutes says nothing of next month. Four, as the node-mixin's disk alert
+/// predicts 24 h from 6 h of data (`predict_linear(...[6h], 24*3600)`).
+pub const EVIDENCE_MULTIPLE: f64 = 4.0;
+
+/// The furthest ahead a history of `span` seconds may forecast.
+pub fn reach(span: f64) -> f64 {
+    EVIDENCE_MULTIPLE * span
+}
+
 /// When `trend` reaches `limit`, coming from below when `rising`, from above otherwise.
 /// `latest` is the last value measured (it decides "already past", not the fitted line).
 pub fn eta(trend: &Trend, latest: f64, limit: f64, rising: bool) -> Eta {

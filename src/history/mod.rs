@@ -29,6 +29,22 @@ pub struct Figure {
     week: bool,
 }
 
+impl Figure {
+    /// What the newest bucket of `range` holds, for the figure shown beside a chart: the peak
+    /// of its step for rates and lags, the last sample (now) for levels.
+    pub fn newest_is(&self, range: Range) -> String {
+        newest_is(self.keep, range)
+    }
+}
+
+/// [`Figure::newest_is`] for a ring that keeps `keep`.
+pub fn newest_is(keep: Keep, range: Range) -> String {
+    match keep {
+        Keep::Last => "now".to_string(),
+        Keep::Max => format!("peak of the last {}s", range.shape().0),
+    }
+}
+
 /// Every figure kept, in the order of the page.
 pub static FIGURES: [Figure; 6] = [
     Figure {

@@ -28,6 +28,10 @@ pub struct Forecast {
     pub eta_seconds: Option<f64>,
     /// Seconds of history the forecast was drawn from.
     pub basis_seconds: f64,
+    /// When the pace points past what the history can tell ([`forecast::reach`] of it): the
+    /// limit is at least this many seconds away, and no more is claimed.
+    #[serde(default)]
+    pub eta_beyond_seconds: Option<f64>,
     /// The same, for people.
     pub text: String,
 }
@@ -128,31 +132,29 @@ fn toward(
         reached: false,
         eta_seconds: None,
         basis_seconds: 0.0,
+        eta_beyond_seconds: None,
         text: String::new(),
     };
     let Some(points) = basis(h, figure(key), now) else {
-        f.reached = if rising {
-            value >= limit
-        } else {
-            value <= limit
-        };
-        f.text = if f.reached {
-            format!("{label} {}: past {goal}", shown(value))
-        } else {
-            format!(
-                "{label} {}: {goal} not forecast yet (a minute of history is needed)",
-                shown(value)
-            )
-        };
-        return f;
+        return without_history(f, label, &goal, rising);
     };
     let trend = forecast::trend(&points).expect("a basis has 3 points over some time");
     f.basis_seconds = trend.span;
-    let pace = if rising { "growth" } else { "pace" };
+    let pace = ["pace", "growth"][usize::from(rising)];
     f.text = match forecast::eta(&trend, value, limit, rising) {
         Eta::Reached => {
             f.reached = true;
             format!("{label} {}: past {goal}", shown(value))
+        }
+        Eta::In(secs) if secs > forecast::reach(trend.span) => {
+            let reach = forecast::reach(trend.span);
+            f.eta_beyond_seconds = Some(reach);
+            format!(
+                "{label} {}: {goal} more than {} away; {} of history",
+                shown(value),
+                forecast::human_duration(reach),
+                forecast::human_duration(trend.span)
+            )
         }
         Eta::In(secs) => {
             f.eta_seconds = Some(secs);
@@ -165,16 +167,31 @@ fn toward(
             )
         }
         Eta::NotApproaching => {
-            let toward = if rising {
-                format!("not growing toward {goal}")
-            } else {
-                "not filling".to_string()
+            let toward = match rising {
+                true => format!("not growing toward {goal}"),
+                false => "not filling".to_string(),
             };
             format!(
                 "{label} {}: {toward} over {}",
                 shown(value),
                 over(trend.span).trim_end_matches('\'')
             )
+        }
+    };
+    f
+}
+
+/// A forecast with too little history for a trend: past the limit, or not forecast yet.
+fn without_history(mut f: Forecast, label: &str, goal: &str, rising: bool) -> Forecast {
+    let shown = format_value(Unit::Bytes, f.value);
+    f.reached = match rising {
+        true => f.value >= f.limit,
+        false => f.value <= f.limit,
+    };
+    f.text = match f.reached {
+        true => format!("{label} {shown}: past {goal}"),
+        false => {
+            format!("{label} {shown}: {goal} not forecast yet (a minute of history is needed)")
         }
     };
     f
@@ -218,6 +235,7 @@ fn peak_write_rate(
         reached: peak > limit,
         eta_seconds: None,
         basis_seconds: basis,
+        eta_beyond_seconds: None,
         text: format!(
             "Peak write rate {when}: {} of {} ({}, when sustained for {})",
             rate(peak),
@@ -252,7 +270,7 @@ mod tests {
         s
     }
 
-    /// Eight days, one sample every 10 minutes: the size grows 1 GB a day, the disk loses
+    /// Eight days, one sample every 10 minutes: the size grows 2 GB a day, the disk loses
     /// 2 GB a day, the write rate peaks at 320/s once.
     fn eight_days() -> (DbHistory, DbSnapshot, f64) {
         let mut h = DbHistory::default();
@@ -262,7 +280,12 @@ mod tests {
             let t = t0 + f64::from(i) * 600.0;
             let days = f64::from(i) / 144.0;
             let rate = if i == 8 * 144 - 10 { 320.0 } else { 12.0 };
-            let s = snapshot(t, 9.0 * GB + days * GB, 40.0 * GB - 2.0 * days * GB, rate);
+            let s = snapshot(
+                t,
+                9.0 * GB + 2.0 * days * GB,
+                40.0 * GB - 2.0 * days * GB,
+                rate,
+            );
             h.record(&s);
             last = Some(s);
         }
@@ -276,16 +299,18 @@ mod tests {
         let (h, s, now) = eight_days();
         let f = forecasts(&h, &s, &DbThresholds::default(), now);
         let text: Vec<&str> = f.iter().map(|f| f.text.as_str()).collect();
-        // 50 GB at 1 GB a day from ~17 GB: 33 days; 100 GB: 83 days; 40 - 16 GB free at 2 GB
-        // a day: 12 days.
+        // 50 GB at 2 GB a day from ~25 GB: 13 days; 100 GB: 38 days, past the 4 weeks that
+        // 7 days of history can tell; 40 - 16 GB free at 2 GB a day: 12 days.
         assert!(
-            text[0].contains("at the last 7 days' growth, reaches 50 GB (warning) in 33 days"),
+            text[0].contains("at the last 7 days' growth, reaches 50 GB (warning) in 13 days"),
             "{text:?}"
         );
-        assert!(
-            text[1].contains("100 GB (critical) in 3 months"),
-            "{text:?}"
+        assert_eq!(
+            text[1],
+            "Database size 25 GB: 100 GB (critical) more than 28 days away; 7 days of history"
         );
+        assert_eq!(f[1].eta_seconds, None);
+        assert!((f[1].eta_beyond_seconds.unwrap() / 86_400.0 - 28.0).abs() < 0.5);
         assert!(
             text[2].starts_with("Free disk 24 GB: at the last 7 days' pace, full in 12 days"),
             "{text:?}"
@@ -294,10 +319,50 @@ mod tests {
             text[3],
             "Peak write rate today: 320/s of 500/s (warning, when sustained for 10m)"
         );
-        assert!((f[0].eta_seconds.unwrap() / 86_400.0 - 33.0).abs() < 0.5);
+        assert!((f[0].eta_seconds.unwrap() / 86_400.0 - 12.6).abs() < 0.5);
         assert!(f[0].basis_seconds > 6.5 * 86_400.0);
         assert_eq!(f[3].value, 320.0);
         assert!(!f[3].reached);
+    }
+
+    /// A daemon two minutes old after a burst: a line through two minutes reaches eight
+    /// minutes ahead and no further, whatever it points at.
+    #[test]
+    fn no_forecast_reaches_past_four_times_its_history() {
+        let mut h = DbHistory::default();
+        let t0 = 1_800_000_000.0;
+        let mut s = snapshot(t0, 0.0, 0.0, 0.0);
+        for i in 0..=12 {
+            let t = t0 + f64::from(i) * 10.0;
+            s = snapshot(
+                t,
+                2e6 + f64::from(i) * 1e5,
+                80.1 * GB - f64::from(i) * 1e8,
+                5.0,
+            );
+            h.record(&s);
+        }
+        let f = forecasts(&h, &s, &DbThresholds::default(), s.polled_at);
+        for x in &f[..3] {
+            assert_eq!(x.eta_seconds, None, "{x:?}");
+            assert_eq!(x.eta_beyond_seconds, Some(4.0 * x.basis_seconds), "{x:?}");
+        }
+        assert_eq!(
+            f[2].text,
+            "Free disk 78.9 GB: full more than 8 minutes away; 2 minutes of history"
+        );
+        // And an ETA within the reach is given as it is: 10 MB a second toward a 3 GB limit.
+        let mut near = DbHistory::default();
+        for i in 0..=12 {
+            s = snapshot(t0 + f64::from(i) * 10.0, 1e9, 3e9 - f64::from(i) * 1e8, 0.0);
+            near.record(&s);
+        }
+        let f = forecasts(&near, &s, &DbThresholds::default(), s.polled_at);
+        assert!(
+            f[2].eta_seconds.unwrap() <= 4.0 * f[2].basis_seconds,
+            "{:?}",
+            f[2]
+        );
     }
 
     #[test]

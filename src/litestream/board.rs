@@ -18,6 +18,10 @@ pub struct Observation {
     pub replica: Option<Position>,
     /// Every commit made before this time is in the replica (seconds since the epoch).
     pub replicated_at: Option<f64>,
+    /// Where the live WAL stood when the replica's newest file was made (v0.5): a drill
+    /// compares its copy with the live database only when the WAL still stands there.
+    #[serde(skip)]
+    pub replica_wal: Option<crate::format::litestream::WalMark>,
     /// When the replica was last read successfully.
     pub read_at: Option<f64>,
     /// Why the last read failed; `None` when it succeeded.

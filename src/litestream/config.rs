@@ -52,6 +52,9 @@ pub struct LitestreamDb {
     /// Litestream's local state directory (`meta-path`, default `.<file>-litestream` beside it).
     pub meta_path: PathBuf,
     pub replicas: Vec<Replica>,
+    /// A litestream.yml of its own to restore it with, when litestream.yml names it only
+    /// through a `dir:` entry (`litestream restore -config` resolves `path:` entries only).
+    pub restore_yml: Option<String>,
 }
 
 impl LitestreamDb {
@@ -84,7 +87,63 @@ pub struct LitestreamDir {
     pub metrics_url: Option<String>,
     /// As configured: each database's replica is these with its relative path appended.
     pub replicas: Vec<Replica>,
+    /// The entry as written (before `$VAR` expansion, which Litestream does itself), to write
+    /// each database's own restore config from.
+    raw: RawDir,
     matcher: globset::GlobMatcher,
+}
+
+/// A `dir:` entry's replica settings and the file's top-level settings (credentials, ...), as
+/// written.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct RawDir {
+    top: serde_yaml::Mapping,
+    /// `replica` or `replicas`, and its value.
+    replicas: Option<(String, Value)>,
+}
+
+impl RawDir {
+    /// A litestream.yml with one `path:` entry for the database at `path`, whose replicas are
+    /// the directory's with `rel` appended to their path, as Litestream's directory form does.
+    fn restore_yml(&self, path: &Path, rel: &str) -> Option<String> {
+        let (key, value) = self.replicas.as_ref()?;
+        let value = match value {
+            Value::Sequence(rs) => Value::Sequence(rs.iter().map(|r| below(r, rel)).collect()),
+            r => below(r, rel),
+        };
+        let mut entry = serde_yaml::Mapping::new();
+        entry.insert("path".into(), path.to_string_lossy().into_owned().into());
+        entry.insert(key.as_str().into(), value);
+        let mut top = self.top.clone();
+        top.insert("dbs".into(), Value::Sequence(vec![Value::Mapping(entry)]));
+        serde_yaml::to_string(&top).ok()
+    }
+}
+
+/// A replica's settings with `rel` appended to where it writes: its `url:` (before any query),
+/// else its `path:`, else a new `path:`.
+fn below(replica: &Value, rel: &str) -> Value {
+    let mut r = replica.clone();
+    let Some(m) = r.as_mapping_mut() else {
+        return r;
+    };
+    let join = |base: &str| format!("{}/{rel}", base.trim_end_matches('/'));
+    if let Some(url) = m.get("url").and_then(Value::as_str) {
+        let (loc, query) = url
+            .split_once('?')
+            .map_or((url, None), |(l, q)| (l, Some(q)));
+        let url = match query {
+            Some(q) => format!("{}?{q}", join(loc)),
+            None => join(loc),
+        };
+        m.insert("url".into(), url.into());
+    } else if let Some(path) = m.get("path").and_then(Value::as_str) {
+        let path = join(path);
+        m.insert("path".into(), path.into());
+    } else {
+        m.insert("path".into(), rel.into());
+    }
+    r
 }
 
 impl PartialEq for LitestreamDir {
@@ -144,6 +203,7 @@ impl LitestreamDir {
             metrics_url: self.metrics_url.clone(),
             meta_path,
             replicas,
+            restore_yml: self.raw.restore_yml(path, &rel_text),
         })
     }
 }
@@ -230,6 +290,7 @@ pub fn parse(
     let expanded = expand_env(text, env);
     let root: Value = serde_yaml::from_str(&expanded)
         .map_err(|e| (String::new(), format!("not valid YAML: {e}")))?;
+    let raw: Option<Value> = serde_yaml::from_str(text).ok();
     let metrics_url = str_field(&root, "addr").map(metrics_url);
     let global_key = str_field(&root, "access-key-id").map(String::from);
     let global_secret = str_field(&root, "secret-access-key").map(String::from);
@@ -247,8 +308,9 @@ pub fn parse(
         let field = format!("dbs[{i}]");
         if let Some(dir) = str_field(db, "dir") {
             let replicas = parse_replicas(db, &field, &global_key, &global_secret)?;
-            out.dirs
-                .push(parse_dir(db, &field, dir, &metrics_url, replicas)?);
+            let mut parsed = parse_dir(db, &field, dir, &metrics_url, replicas)?;
+            parsed.raw = raw_dir(raw.as_ref(), &root, i);
+            out.dirs.push(parsed);
             continue;
         }
         let path = str_field(db, "path").ok_or_else(|| {
@@ -267,9 +329,28 @@ pub fn parse(
             metrics_url: metrics_url.clone(),
             meta_path,
             replicas,
+            restore_yml: None,
         });
     }
     Ok(out)
+}
+
+/// What `dbs[i]` of the file as written holds for a `dir:` entry (see [`RawDir`]); the expanded
+/// entry when the file does not parse before expansion.
+fn raw_dir(raw: Option<&Value>, expanded: &Value, i: usize) -> RawDir {
+    let root = raw.unwrap_or(expanded);
+    let mut top = root.as_mapping().cloned().unwrap_or_default();
+    // Litestream's own server settings play no part in a restore.
+    for key in ["dbs", "addr", "mcp-addr", "exec"] {
+        top.remove(key);
+    }
+    let entry = root.get("dbs").and_then(|d| d.get(i));
+    let replicas = ["replica", "replicas"].into_iter().find_map(|k| {
+        entry
+            .and_then(|e| e.get(k))
+            .map(|v| (k.to_string(), v.clone()))
+    });
+    RawDir { top, replicas }
 }
 
 /// A `dir:` entry: its pattern (required), `recursive:`, `meta-dir:`.
@@ -303,6 +384,7 @@ fn parse_dir(
         meta_dir: str_field(db, "meta-dir").map(PathBuf::from),
         metrics_url: metrics_url.clone(),
         replicas,
+        raw: RawDir::default(),
         matcher,
     })
 }
@@ -621,5 +703,61 @@ dbs:
         assert!(msg.contains("bucket"), "{msg}");
         assert!(parse("dbs: [", env).unwrap_err().1.contains("YAML"));
         assert_eq!(parse("addr: :9090", env).unwrap_err().0, "dbs");
+    }
+
+    /// `litestream restore -config` finds only `path:` entries: a database of a `dir:` entry
+    /// is restored with a config of its own, its replica below the directory's, `$VAR`s left
+    /// for Litestream to expand (no secret is written out) and nothing of the server kept.
+    #[test]
+    fn a_directory_database_gets_a_restore_config_of_its_own() {
+        let ls = parse(
+            r#"
+addr: ":9090"
+access-key-id: ${KEY}
+secret-access-key: $SECRET
+dbs:
+  - dir: /data/tenants
+    pattern: "*.db"
+    recursive: true
+    replica:
+      type: s3
+      bucket: $BUCKET
+      path: backups/
+      endpoint: http://127.0.0.1:9000
+      force-path-style: true
+  - dir: /data/url
+    pattern: "*.db"
+    replica:
+      url: s3://b/pre?endpoint=http://127.0.0.1:9000&forcePathStyle=true
+  - dir: /data/files
+    pattern: "*.db"
+    replicas:
+      - path: /backup/files
+"#,
+            env,
+        )
+        .unwrap();
+        let yml = |i: usize, db: &str| -> Value {
+            let text = ls.dirs[i].db(Path::new(db)).unwrap().restore_yml.unwrap();
+            serde_yaml::from_str(&text).unwrap()
+        };
+        let y = yml(0, "/data/tenants/eu/a.db");
+        assert_eq!(y["access-key-id"], "${KEY}");
+        assert_eq!(y["secret-access-key"], "$SECRET");
+        assert!(y.get("addr").is_none());
+        let db = &y["dbs"][0];
+        assert_eq!(db["path"], "/data/tenants/eu/a.db");
+        assert_eq!(db["replica"]["path"], "backups/eu/a.db");
+        assert_eq!(db["replica"]["bucket"], "$BUCKET");
+        assert_eq!(db["replica"]["force-path-style"], true);
+        assert_eq!(
+            yml(1, "/data/url/b.db")["dbs"][0]["replica"]["url"],
+            "s3://b/pre/b.db?endpoint=http://127.0.0.1:9000&forcePathStyle=true"
+        );
+        assert_eq!(
+            yml(2, "/data/files/c.db")["dbs"][0]["replicas"][0]["path"],
+            "/backup/files/c.db"
+        );
+        assert_eq!(ls.dirs[2].db(Path::new("/data/files/x/c.db")), None);
     }
 }

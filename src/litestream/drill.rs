@@ -79,6 +79,43 @@ pub fn supported_version(printed: &str) -> Result<String, String> {
     }
 }
 
+/// When what `litestream restore` printed shows that it refused how it was called (a config
+/// it cannot resolve the database in, a flag it does not know) rather than failing to restore
+/// the backup: why, in words. Pure.
+pub fn refused_invocation(said: &str) -> Option<&'static str> {
+    const REFUSALS: [(&str, &str); 6] = [
+        (
+            "database not found in config",
+            "Litestream did not find the database in the config it was given",
+        ),
+        (
+            "flag provided but not defined",
+            "this Litestream does not take a flag sqlite-ops gave it",
+        ),
+        (
+            "no replicas",
+            "the config it was given has no replica for the database",
+        ),
+        (
+            "replica not found",
+            "the config it was given has no such replica",
+        ),
+        (
+            "config file not found",
+            "Litestream did not find the config it was given",
+        ),
+        (
+            "cannot load aws config",
+            "Litestream could not set up its S3 client from its environment (0.5 refuses AWS_CA_BUNDLE, for one)",
+        ),
+    ];
+    let said = said.to_ascii_lowercase();
+    REFUSALS
+        .iter()
+        .find(|(text, _)| said.contains(text))
+        .map(|(_, why)| *why)
+}
+
 /// Room a drill needs in the scratch folder for a database of `size` bytes: the copy, plus a
 /// fifth of it or 16 MiB, whichever is more, for the WAL Litestream replays and the checks.
 pub fn room_needed(size: u64) -> u64 {
@@ -96,6 +133,17 @@ impl DrillRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_call_is_told_from_a_failed_restore() {
+        // What Litestream 0.5.17 prints for a database that only a dir: entry covers.
+        let refused = "time=… level=INFO msg=… / Error: database not found in config: /data/app.db";
+        assert!(refused_invocation(refused).is_some());
+        // A damaged replica: the backup's fault.
+        let failed = "Error: cannot calc restore plan: non-contiguous ltx files: have up to 0000000000000007 but next file starts at 0000000000000009";
+        assert_eq!(refused_invocation(failed), None);
+        assert_eq!(refused_invocation("decode ltx: unexpected EOF"), None);
+    }
 
     #[test]
     fn versions_0_3_and_0_5_are_supported_as_litestream_prints_them() {

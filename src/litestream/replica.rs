@@ -4,7 +4,7 @@
 
 use super::config::{ReplicaKind, S3Spec};
 use super::position::{self, Entry, Local, Newest, Position};
-use crate::format::litestream::{parse_ltx_header, LtxError, LTX_HEADER_SIZE};
+use crate::format::litestream::{parse_ltx_header, LtxError, WalMark, LTX_HEADER_SIZE};
 use futures::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
@@ -121,11 +121,20 @@ pub(super) async fn read_local(meta: &Path) -> Result<Local, ReplicaError> {
     Ok(tokio::task::spawn_blocking(move || position::local(&meta)).await??)
 }
 
-/// The replica's position and the time up to which it holds every commit; `None` when empty.
+/// What a replica holds: its newest position, the time up to which it holds every commit, and
+/// (v0.5, a level-0 file) where the live WAL stood when that file was made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Head {
+    pub position: Position,
+    pub at: f64,
+    pub wal: Option<WalMark>,
+}
+
+/// The replica's newest position ([`Head`]); `None` when empty.
 pub(super) async fn read_replica(
     reader: &Reader,
     generation: Option<String>,
-) -> Result<Option<(Position, f64)>, ReplicaError> {
+) -> Result<Option<Head>, ReplicaError> {
     match reader {
         Reader::File(root) => {
             let root = root.clone();
@@ -140,23 +149,20 @@ pub(super) async fn read_replica(
 }
 
 /// A replica in a directory (blocking I/O).
-fn read_directory(
-    root: &Path,
-    generation: Option<String>,
-) -> Result<Option<(Position, f64)>, ReplicaError> {
+fn read_directory(root: &Path, generation: Option<String>) -> Result<Option<Head>, ReplicaError> {
     let entries = position::file_listing(root)?;
     let Some(n) = position::newest(&entries, generation.as_deref()) else {
         return Ok(None);
     };
-    let at = dated(&n, || {
+    dated(n, |n| {
         let mut buf = [0u8; LTX_HEADER_SIZE];
         let path = root.join(&n.key);
         std::fs::File::open(&path)
             .and_then(|mut f| f.read_exact(&mut buf))
             .map(|_| buf.to_vec())
             .map_err(|source| ReplicaError::File { path, source })
-    })?;
-    Ok(Some((n.position, at)))
+    })
+    .map(Some)
 }
 
 /// A replica under `s3://bucket/prefix`: one listing, and one ranged read of the newest LTX
@@ -166,7 +172,7 @@ async fn read_s3(
     bucket: &str,
     prefix: &str,
     generation: Option<String>,
-) -> Result<Option<(Position, f64)>, ReplicaError> {
+) -> Result<Option<Head>, ReplicaError> {
     let base = object_store::path::Path::from(prefix);
     let objects: Vec<_> = store
         .list(if prefix.is_empty() { None } else { Some(&base) })
@@ -217,27 +223,31 @@ async fn read_s3(
     } else {
         None
     };
-    let at = dated(&n, move || header.unwrap_or(Ok(Vec::new())))?;
-    Ok(Some((n.position, at)))
+    dated(n, move |_| header.unwrap_or(Ok(Vec::new()))).map(Some)
 }
 
 /// The time up to which the newest entry covers commits: the LTX header's timestamp (v0.5,
 /// when Litestream read the WAL), or the segment's modification time (v0.3).
 fn dated(
-    n: &Newest,
-    header: impl FnOnce() -> Result<Vec<u8>, ReplicaError>,
-) -> Result<f64, ReplicaError> {
-    match n.position {
+    n: Newest,
+    header: impl FnOnce(&Newest) -> Result<Vec<u8>, ReplicaError>,
+) -> Result<Head, ReplicaError> {
+    let (at, wal) = match n.position {
         Position::V5 { .. } => {
-            let bytes = header()?;
+            let bytes = header(&n)?;
             let h = parse_ltx_header(&bytes).map_err(|source| ReplicaError::Ltx {
                 key: n.key.clone(),
                 source,
             })?;
-            Ok(h.timestamp_ms as f64 / 1000.0)
+            (h.timestamp_ms as f64 / 1000.0, h.wal)
         }
-        Position::V3 { .. } => Ok(epoch(n.modified)),
-    }
+        Position::V3 { .. } => (epoch(n.modified), None),
+    };
+    Ok(Head {
+        position: n.position,
+        at,
+        wal,
+    })
 }
 
 /// The first line of an object-store error, which otherwise carries a whole HTTP exchange.

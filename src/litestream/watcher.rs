@@ -5,8 +5,8 @@
 use super::board::{Board, Observation};
 use super::config::{LitestreamDb, Replica, ReplicaKind};
 use super::metrics::{self, Process};
-use super::position::{Local, Position};
-use super::replica::{epoch, read_local, read_replica, reader_of, ReplicaError};
+use super::position::Local;
+use super::replica::{epoch, read_local, read_replica, reader_of, Head, ReplicaError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -222,13 +222,14 @@ impl Said {
 }
 
 /// Records one read of the replica in its observation.
-fn record(o: &mut Observation, result: Result<Option<(Position, f64)>, String>, now: f64) {
+fn record(o: &mut Observation, result: Result<Option<Head>, String>, now: f64) {
     match result {
         Ok(found) => {
             o.error = None;
             o.read_at = Some(now);
-            o.replica = found.as_ref().map(|(pos, _)| pos.clone());
-            o.replicated_at = found.map(|(_, at)| at);
+            o.replicated_at = found.as_ref().map(|h| h.at);
+            o.replica_wal = found.as_ref().and_then(|h| h.wal);
+            o.replica = found.map(|h| h.position);
         }
         Err(e) => {
             o.error = Some(e);

@@ -110,7 +110,6 @@ pub struct RuleDef {
 }
 
 const GB: f64 = 1e9;
-const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 fn up(s: &DbSnapshot) -> Option<f64> {
     Some(if s.up { 1.0 } else { 0.0 })
@@ -303,7 +302,7 @@ pub const RULES: &[RuleDef] = &[
         group: Group::Health,
         unit: Unit::Bytes,
         op: Op::Above,
-        warning: Some(GIB),
+        warning: Some(GB),
         critical: None,
         for_secs: 0,
         settles: Settles::AtOnce,
@@ -497,24 +496,14 @@ pub fn format_value(unit: Unit, v: f64) -> String {
     }
 }
 
-/// Bytes in the unit they were most likely written in: at the largest unit `v` reaches,
-/// decimal (GB) or binary (GiB) when either is a whole number, else decimal with one decimal.
+/// Bytes in decimal (SI) units, the one system sqlite-ops shows bytes in (the page, `check`,
+/// logs, alert texts, README), as the migration thresholds are written (50 GB): the largest
+/// unit `v` reaches, with one decimal unless whole.
 fn format_bytes(v: f64) -> String {
-    const UNITS: [(f64, &str, f64, &str); 4] = [
-        (1e12, "TB", 1_099_511_627_776.0, "TiB"),
-        (1e9, "GB", 1_073_741_824.0, "GiB"),
-        (1e6, "MB", 1_048_576.0, "MiB"),
-        (1e3, "kB", 1024.0, "KiB"),
-    ];
-    for (si, si_name, iec, iec_name) in UNITS {
-        if v >= si {
-            return if v % si == 0.0 {
-                format!("{} {si_name}", v / si)
-            } else if v >= iec && v % iec == 0.0 {
-                format!("{} {iec_name}", v / iec)
-            } else {
-                format!("{} {si_name}", trim(v / si, 1))
-            };
+    const UNITS: [(f64, &str); 4] = [(1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")];
+    for (size, name) in UNITS {
+        if v >= size {
+            return format!("{} {name}", trim(v / size, 1));
         }
     }
     format!("{} B", trim(v, 0))
@@ -557,7 +546,8 @@ mod tests {
     #[test]
     fn values_read_as_written() {
         assert_eq!(format_value(Unit::Bytes, 50e9), "50 GB");
-        assert_eq!(format_value(Unit::Bytes, GIB), "1 GiB");
+        assert_eq!(format_value(Unit::Bytes, 1_073_741_824.0), "1.1 GB");
+        assert_eq!(format_value(Unit::Bytes, 4096.0), "4.1 kB");
         assert_eq!(format_value(Unit::Bytes, 1_234_567.0), "1.2 MB");
         assert_eq!(format_value(Unit::Bytes, 12.0), "12 B");
         assert_eq!(format_value(Unit::Seconds, 5.25), "5.2s");

@@ -21,11 +21,11 @@ pub mod sqlite;
 // What the tests use by its short name.
 pub use daemon::Daemon;
 pub use mounts::{Share, Tmpfs};
-pub use process::{Guard, LineChild};
+pub use process::Guard;
 pub use receiver::Receiver;
 pub use scrape::get;
 pub use services::{Alertmanager, Litestream, Postgres, Prometheus, S3Server};
-pub use sqlite::{wal_db, PyDriver, Watch, Writer};
+pub use sqlite::{wal_db, GuideApp, PyDriver, Watch, Writer};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -58,10 +58,16 @@ pub fn temp_db(name: &str) -> (tempfile::TempDir, PathBuf) {
 
 /// Runs `sqlite-ops` with `args` to completion; returns exit code, stdout and stderr.
 pub fn run_cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sqlite-ops"))
-        .args(args)
-        .output()
-        .expect("sqlite-ops runs");
+    run_cli_without_env(args, &[])
+}
+
+/// As [`run_cli`], with the variables `unset` removed from its environment.
+pub fn run_cli_without_env(args: &[&str], unset: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sqlite-ops"));
+    for name in unset {
+        cmd.env_remove(name);
+    }
+    let out = cmd.args(args).output().expect("sqlite-ops runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

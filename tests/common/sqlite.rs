@@ -29,6 +29,27 @@ impl PyDriver {
     }
 }
 
+/// The guide-style application (tests/helpers/guide_app.py): one writer and four readers with
+/// the guide's PRAGMAs, in another process with Python's SQLite, driven line by line.
+pub struct GuideApp(LineChild);
+
+impl GuideApp {
+    pub fn start(db: &Path) -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/guide_app.py");
+        let app = LineChild::spawn(Command::new("python3").arg(script).arg(db));
+        assert_eq!(app.next_line("start"), "ready");
+        GuideApp(app)
+    }
+
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.0.cmd(line)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.0.pid()
+    }
+}
+
 /// One database watched by the monitor in this process (the connections it watches must live in
 /// another process, such as a [`PyDriver`]).
 pub struct Watch(sqlite_ops::poller::Poller);
