@@ -192,8 +192,8 @@ def overview():
             thresholds=[(4, "red")], options={"reduceOptions": {"calcs": ["lastNotNull"]}})
 
     b.row("WAL and checkpoints")
-    b.panel("timeseries", "WAL size", "Size of the -wal file. It only shrinks when a checkpoint restarts it; above 1 GiB, checkpoints are not keeping up.",
-            [(f"sqlite_wal_size_bytes{{{SEL}}}", L)], "bytes", w=8, thresholds=[(1024 ** 3, "orange")], min_=0)
+    b.panel("timeseries", "WAL size", "Size of the -wal file. It only shrinks when a checkpoint restarts it; above 1 GB, checkpoints are not keeping up.",
+            [(f"sqlite_wal_size_bytes{{{SEL}}}", L)], "bytes", w=8, thresholds=[(10 ** 9, "orange")], min_=0)
     b.panel("timeseries", "Checkpoint lag (frames)", "WAL frames not yet copied back into the database (mxFrame - nBackfill). Readers must search the WAL for these pages.",
             [(f"sqlite_checkpoint_lag_frames{{{SEL}}}", L)], "none", w=8, min_=0)
     b.panel("timeseries", "Checkpoint starvation", "How long a due checkpoint (more frames waiting than wal_autocheckpoint) has made no progress while writes went on: above 5 minutes, SQLiteCheckpointStarved. The age of the oldest waiting frame is shown too; it also grows on an idle database, harmlessly.",
@@ -263,7 +263,7 @@ def fleet():
         ("writes", "Write rate / 500/s", f'{by} (rate(sqlite_write_transactions_total{{{SEL}}}[$__rate_interval])) / 500'),
         ("size", "Size / 50 GB", f'{by} (sqlite_database_size_bytes{{{SEL}}}) / 50e9'),
         ("writer", "Writer utilisation / 50%", f'{by} (rate(sqlite_write_lock_held_seconds_total{{{SEL}}}[$__rate_interval])) / 0.5'),
-        ("wal", "WAL / 1 GiB", f'{by} (sqlite_wal_size_bytes{{{SEL}}}) / 1073741824'),
+        ("wal", "WAL / 1 GB", f'{by} (sqlite_wal_size_bytes{{{SEL}}}) / 1e9'),
         ("lag", "Replication lag / 10 s", f'{by} (sqlite_litestream_replication_lag_seconds{{{SEL}}}) / 10'),
         ("disk", "Disk used / 90%", f'{by} (1 - sqlite_filesystem_free_bytes{{{SEL}}} / sqlite_filesystem_size_bytes{{{SEL}}}) / 0.9'),
     ]

@@ -18,6 +18,7 @@ mod descriptors;
 mod discovery;
 mod docs;
 mod every_alert;
+mod everything;
 mod guide_stack;
 mod hostile;
 mod http_endpoint;
