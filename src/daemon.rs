@@ -15,7 +15,9 @@ use crate::history::History;
 use crate::litestream::board::Board;
 use crate::litestream::watcher::Watchers;
 use crate::poller::{self, Poller, Store, Target};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
@@ -66,6 +68,10 @@ pub struct Carried {
     /// Each webhook's delivery state, as `channels` for Alertmanagers.
     pub webhooks: Vec<Arc<Channel>>,
     pub heartbeat: Option<Arc<HeartbeatStats>>,
+    /// The databases the previous run watched: a reload logs what changed, not a start.
+    pub targets: Option<Vec<Target>>,
+    /// Whether the config was read again for this run (a failed reload runs the old one on).
+    pub reloaded: bool,
 }
 
 /// Why [`run`] returned.
@@ -153,7 +159,11 @@ pub async fn run(
         Some(found) => (discovery, found),
         None => scan(discovery).await,
     };
-    log_changes(&[], &targets);
+    match (carried.targets.take(), carried.reloaded) {
+        (None, _) => log_changes(&[], &targets),
+        (Some(before), true) => log_reload(&before, &targets),
+        (Some(before), false) => log_changes(&before, &targets),
+    }
     let targets = &targets;
     let poller = poller_for(targets, settings, carried.poller.take());
     let board = poller.board();
@@ -210,6 +220,7 @@ pub async fn run(
     // Then the tasks beside it, which have seen its last publish.
     let mut carried = companions.stop().await;
     carried.poller = poller;
+    carried.targets = Some(targets.clone());
     Ok((why, carried))
 }
 
@@ -320,6 +331,8 @@ impl Companions {
             webhooks: self.webhooks,
             heartbeat: self.heartbeat,
             history: Some(self.history),
+            targets: None,
+            reloaded: false,
         }
     }
 }
@@ -404,6 +417,48 @@ async fn rediscover(
             current = found;
         }
     }
+}
+
+/// One line for a reload: the databases added and removed, and those whose thresholds changed.
+fn log_reload(before: &[Target], now: &[Target]) {
+    let old: HashMap<(&str, &Path), &Target> = before
+        .iter()
+        .map(|t| ((t.name.as_str(), t.path.as_path()), t))
+        .collect();
+    let new: HashSet<(&str, &Path)> = now
+        .iter()
+        .map(|t| (t.name.as_str(), t.path.as_path()))
+        .collect();
+    let added: Vec<&str> = now
+        .iter()
+        .filter(|t| !old.contains_key(&(t.name.as_str(), t.path.as_path())))
+        .map(|t| t.name.as_str())
+        .collect();
+    let removed: Vec<&str> = before
+        .iter()
+        .filter(|t| !new.contains(&(t.name.as_str(), t.path.as_path())))
+        .map(|t| t.name.as_str())
+        .collect();
+    let retuned: Vec<&str> = now
+        .iter()
+        .filter(|t| {
+            old.get(&(t.name.as_str(), t.path.as_path()))
+                .is_some_and(|o| o.thresholds.rules != t.thresholds.rules)
+        })
+        .map(|t| t.name.as_str())
+        .collect();
+    let few = |names: &[&str]| match names.len() {
+        0 => "none".to_string(),
+        n if n <= 10 => names.join(", "),
+        n => format!("{n} databases"),
+    };
+    tracing::info!(
+        watching = now.len(),
+        "config reloaded: databases added: {}; removed: {}; thresholds changed on: {}",
+        few(&added),
+        few(&removed),
+        few(&retuned)
+    );
 }
 
 /// Logs the databases that `now` watches and `before` did not, and those it no longer does:

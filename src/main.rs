@@ -146,6 +146,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `sqlite-ops man | head`: the reader had what it wanted.
+        Err(e) if cmd::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sqlite-ops: {e:#}");
             ExitCode::FAILURE

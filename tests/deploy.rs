@@ -187,4 +187,28 @@ fn completions_man_page_and_version() {
             "the man page lists {sub}"
         );
     }
+    // A reader that stops early (`| head -3`) ends it quietly with status 0, as with other
+    // Unix tools: nothing on stderr.
+    for args in [
+        &["man"][..],
+        &["rules"],
+        &["check", "--sample", "0s", "/nonexistent.db"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sqlite-ops"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("Broken pipe") && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+        if args[0] != "check" {
+            assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        }
+    }
 }

@@ -210,3 +210,83 @@ fn the_log_level_chooses_what_is_logged() {
         silent.log.lock().unwrap()
     );
 }
+
+/// The log an operator follows (issue 29): the start names the status page and /metrics; an
+/// alert going pending, firing and resolving is one line each with its value and threshold; a
+/// reload is one line saying what changed, and nothing that reads as a start; no `Some(...)`.
+#[test]
+fn the_log_tells_alerts_and_reloads_as_they_happen() {
+    let (dir, app) = temp_db("app.db");
+    Connection::open(&app)
+        .unwrap()
+        .execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x);")
+        .unwrap();
+    let hooks = common::Receiver::start();
+    let config = dir.path().join("c.yaml");
+    let write = |size_warning: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "poll_interval: 200ms\ndatabases: [{{path: {}, name: app}}]\n\
+                 thresholds:\n  database_down: {{for: 1s}}\n  database_size: {{warning: {size_warning}}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n\
+                 notify:\n  heartbeat: {{url: '{}/beat', interval: 1s}}\n",
+                app.display(),
+                hooks.url
+            ),
+        )
+        .unwrap()
+    };
+    write("50GB");
+    let d = Daemon::start(&["--config", config.to_str().unwrap()]);
+    let lines = |needle: &str| d.log_lines(|l| l.contains(needle));
+    d.wait_log("the heartbeat", |l| l.contains("heartbeat sent"));
+    assert_eq!(lines("(the status page; metrics at http://"), 1);
+    assert_eq!(lines("watching db=app"), 1);
+
+    // Down for a second and more: pending, then firing; back: resolved. One line each.
+    let aside = dir.path().join("aside.db");
+    std::fs::rename(&app, &aside).unwrap();
+    d.wait_log("firing", |l| {
+        l.contains("alert firing") && l.contains("SQLiteDatabaseDown") && l.contains("db=app")
+    });
+    std::fs::rename(&aside, &app).unwrap();
+    d.wait_log("resolved", |l| {
+        l.contains("alert resolved") && l.contains("SQLiteDatabaseDown")
+    });
+    assert_eq!(lines("alert pending"), 1);
+    assert_eq!(lines("alert firing"), 1);
+    assert_eq!(lines("alert resolved"), 1);
+    d.wait_log("the heartbeat again", |l| l.contains("heartbeat sent"));
+
+    // A reload that changes a threshold: one line saying so, nothing like a start.
+    let beats = lines("heartbeat sent");
+    write("40GB");
+    d.signal(libc::SIGHUP);
+    d.wait_log("the reload", |l| l.contains("config reloaded"));
+    d.wait_polls(3);
+    let reload = d
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|l| l.contains("config reloaded"))
+        .cloned();
+    assert!(
+        reload.as_deref().is_some_and(
+            |l| l.contains("databases added: none; removed: none; thresholds changed on: app")
+        ),
+        "{reload:?}"
+    );
+    assert_eq!(lines("listening on"), 1, "a reload is no start");
+    assert_eq!(lines("watching db=app"), 1, "a reload is no start");
+    let log = d.log.lock().unwrap().join("\n");
+    assert!(
+        !log.contains("Some("),
+        "errors and values as their text: {log}"
+    );
+    assert_eq!(
+        log.matches("heartbeat sent").count(),
+        beats,
+        "the heartbeat goes on, not told again: {log}"
+    );
+}

@@ -67,7 +67,7 @@ pub fn run(args: Args) -> u8 {
                 Format::Json => report::json(&r),
                 Format::Human => report::human(&r, std::io::stdout().is_terminal()),
             };
-            print!("{text}");
+            let _ = super::print_out(&text);
             r.exit_code
         }
         Err(e) => {

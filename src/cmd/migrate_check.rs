@@ -54,13 +54,10 @@ pub fn run(args: Args) -> u8 {
     };
     match migrate::run(&opts) {
         Ok(r) => {
-            print!(
-                "{}",
-                match args.format {
-                    Format::Json => report::json(&r),
-                    Format::Human => report::human(&r),
-                }
-            );
+            let _ = super::print_out(&match args.format {
+                Format::Json => report::json(&r),
+                Format::Human => report::human(&r),
+            });
             r.exit_code
         }
         Err(e) => {

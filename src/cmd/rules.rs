@@ -29,10 +29,7 @@ pub struct Args {
 
 /// Prints the rules `args` ask for.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    print!(
-        "{}",
-        render(args.config.as_deref(), args.format, &args.name)?
-    );
+    super::print_out(&render(args.config.as_deref(), args.format, &args.name)?)?;
     Ok(())
 }
 

@@ -140,7 +140,7 @@ fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {
         }
     });
     if let Some(am) = &alertmanager {
-        tracing::info!(urls = ?am.urls, instance = %am.instance, "pushing alerts to Alertmanager");
+        tracing::info!(urls = %am.urls.join(", "), instance = %am.instance, "pushing alerts to Alertmanager");
     }
     let notify = l.cfg.notify.clone().unwrap_or_default();
     let webhooks: Vec<Webhook> = notify
@@ -197,20 +197,24 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let server = daemon::Server::start(listener);
     let mut signals = daemon::Signals::install()?;
     let mut carried = daemon::Carried::default();
+    let mut first = true;
     loop {
         let settings = settings(&opts, &loaded, bound);
-        let scheme = if settings.security.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        tracing::info!(
-            address = %bound,
-            databases = loaded.found.len(),
-            poll_interval = %humantime::format_duration(settings.poll_interval),
-            basic_auth = settings.security.auth.is_some(),
-            "listening on {scheme}://{bound}{}", settings.telemetry_path
-        );
+        if std::mem::take(&mut first) {
+            let scheme = if settings.security.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            tracing::info!(
+                address = %bound,
+                databases = loaded.found.len(),
+                poll_interval = %humantime::format_duration(settings.poll_interval),
+                basic_auth = settings.security.auth.is_some(),
+                "listening on {scheme}://{bound}/ (the status page; metrics at {scheme}://{bound}{})",
+                settings.telemetry_path
+            );
+        }
         // A failed reload runs again with the loaded discovery, which walks afresh.
         let first = std::mem::take(&mut loaded.found);
         let (stopped, kept) = daemon::run(
@@ -233,11 +237,12 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                     if new.addr != loaded.addr {
                         tracing::warn!(address = %new.addr, "the listen address changes only on restart");
                     }
-                    tracing::info!("config reloaded");
                     plan_descriptors(new.found.len());
                     loaded = new;
+                    carried.reloaded = true;
                 }
                 Err(e) => {
+                    carried.reloaded = false;
                     tracing::error!(error = %format!("{e:#}"), "config not reloaded; keeping the running one")
                 }
             },

@@ -185,15 +185,16 @@ fn post(board: &Board, job: &Job, outcome: Outcome) -> Done {
             board.post_drill(&job.db, |r| r.refused = Some(why));
         }
         Outcome::NotYet(why) => {
-            tracing::info!(db = %job.db, reason = %why, retry_in = ?not_yet_retry(job), "restore drill put off");
+            tracing::info!(db = %job.db, reason = %why, retry_in = %humantime::format_duration(not_yet_retry(job)), "restore drill put off");
             board.post_drill(&job.db, |r| r.refused = Some(why));
             done = Done::NotYet;
         }
         Outcome::Ran(result) => {
             if result.success {
-                tracing::info!(db = %job.db, seconds = result.duration_seconds, bytes = ?result.restored_bytes, data_age_seconds = ?result.data_age_seconds, rows = ?result.rows, compared = %result.compared, "restore drill succeeded");
+                let shown = |v: Option<String>| v.unwrap_or_else(|| "unknown".into());
+                tracing::info!(db = %job.db, seconds = result.duration_seconds, bytes = %shown(result.restored_bytes.map(|b| b.to_string())), data_age_seconds = %shown(result.data_age_seconds.map(|a| a.to_string())), rows = %shown(result.rows.map(|r| r.to_string())), compared = %result.compared, "restore drill succeeded");
             } else {
-                tracing::warn!(db = %job.db, error = ?result.error, "restore drill failed");
+                tracing::warn!(db = %job.db, error = %result.error.as_deref().unwrap_or("unknown"), "restore drill failed");
             }
             board.post_drill(&job.db, |r| {
                 r.refused = None;

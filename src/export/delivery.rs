@@ -208,7 +208,7 @@ pub async fn deliver(
                         .saturating_mul(1 << failures.min(16))
                         .min(destination.max_backoff());
                     if failures == 1 || failures.is_power_of_two() {
-                        tracing::warn!(destination = kind, to = %stats.url, error = %e, failures, retry_in = ?backoff, "cannot deliver alerts");
+                        tracing::warn!(destination = kind, to = %stats.url, error = %e, failures, retry_in = %humantime::format_duration(backoff), "cannot deliver alerts");
                     }
                     retry_at = Some(tokio::time::Instant::now() + backoff);
                 }

@@ -27,6 +27,9 @@ pub struct HeartbeatStats {
     pub errors: AtomicU64,
     /// 1 while pings are held back (see [`withheld`]), else 0.
     pub withheld: AtomicU64,
+    /// What the log was last told ("heartbeat sent", "heartbeat withheld: ..."): carried over a
+    /// reload with the counters, so that a reload does not read as a start.
+    pub told: std::sync::Mutex<Option<String>>,
 }
 
 /// Why no ping is due now, if none is: the poller has stopped publishing, or a critical alert
@@ -64,8 +67,6 @@ pub async fn run(
     }
     let mut ticks = tokio::time::interval(settings.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // What was last logged, so a state is told once, not at every tick.
-    let mut told: Option<String> = None;
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -98,6 +99,8 @@ pub async fn run(
                 }
             }
         };
+        // What was last logged, so that a state is told once, not at every tick.
+        let mut told = stats.told.lock().unwrap_or_else(|e| e.into_inner());
         if told.as_deref() != Some(&now_state) {
             if now_state.starts_with("heartbeat sent") {
                 tracing::info!(
@@ -107,7 +110,7 @@ pub async fn run(
             } else {
                 tracing::warn!("{now_state}");
             }
-            told = Some(now_state);
+            *told = Some(now_state);
         }
     }
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use watched::Watched;
 
+mod alert_log;
 mod changes;
 mod quiet;
 mod thread;
@@ -105,6 +106,8 @@ pub struct Poller {
     processes: Processes,
     /// Which databases' files were written (inotify), for the settled ones.
     changes: changes::Changes,
+    /// What the log was last told of each alert.
+    said: alert_log::AlertLog,
     /// The monitors busy at the last cycle (see `Monitor::wants_fast_lock_sampling`): the
     /// only ones sampled between polls, so that ten thousand idle ones cost nothing then.
     busy: Vec<usize>,
@@ -183,6 +186,7 @@ impl Poller {
             (self.processes, self.changes),
         );
         p.engine = engine;
+        p.said = self.said;
         let (old, new) = (&self.replicated, &p.replicated);
         self.board.retain(
             |db, replica| {
@@ -232,6 +236,7 @@ impl Poller {
             locks: Default::default(),
             processes,
             changes,
+            said: Default::default(),
             busy: Vec::new(),
         }
     }
@@ -310,6 +315,7 @@ impl Poller {
             Instant::now(),
             SystemTime::now(),
         );
+        self.said.tell(&alerts);
         (snapshots, alerts)
     }
 }

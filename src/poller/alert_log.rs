@@ -1,0 +1,45 @@
+//! One log line when an alert goes pending, fires and resolves, naming the alert, the database,
+//! the value and the threshold: an operator following the log sees what the pages say.
+
+use crate::rules::catalogue::format_value;
+use crate::rules::{Alert, AlertState, RULES};
+use std::collections::HashMap;
+
+/// The state each alert was last logged in, by (db, alert, severity).
+#[derive(Debug, Default)]
+pub struct AlertLog {
+    told: HashMap<(String, &'static str, &'static str), AlertState>,
+}
+
+impl AlertLog {
+    /// Logs the alerts whose state changed since the last call, and forgets those gone.
+    pub fn tell(&mut self, alerts: &[Alert]) {
+        let mut seen = HashMap::with_capacity(alerts.len());
+        for a in alerts {
+            let key = (a.db.clone(), a.alert, a.severity.as_str());
+            if self.told.get(&key) != Some(&a.state) {
+                log(a);
+            }
+            seen.insert(key, a.state);
+        }
+        self.told = seen;
+    }
+}
+
+fn log(a: &Alert) {
+    let unit = RULES.iter().find(|r| r.alert == a.alert).map(|r| r.unit);
+    let shown = |v: f64| unit.map_or_else(|| v.to_string(), |u| format_value(u, v));
+    let (value, threshold) = (shown(a.value), shown(a.threshold));
+    let severity = a.severity.as_str();
+    match a.state {
+        AlertState::Pending => {
+            tracing::info!(alert = a.alert, db = %a.db, severity, value = %value, threshold = %threshold, "alert pending")
+        }
+        AlertState::Firing => {
+            tracing::warn!(alert = a.alert, db = %a.db, severity, value = %value, threshold = %threshold, "alert firing")
+        }
+        AlertState::Resolved => {
+            tracing::info!(alert = a.alert, db = %a.db, severity, value = %value, threshold = %threshold, "alert resolved")
+        }
+    }
+}
