@@ -153,9 +153,11 @@ case(N, "fires one second above 5m", [series("sqlite_checkpoint_starved_seconds"
 case(N, "stays quiet at exactly 5m", [series("sqlite_checkpoint_starved_seconds", "300x30")], [(0, [])])
 
 N = "SQLiteSnapshotPinned"
-case(N, "fires one second above 5m, naming the holder", [series("sqlite_snapshot_pinned_seconds", "301x30", '{db="app",holder="litestream"}')], [
-    (0, [alert(N, "warning", "A reader of app (litestream) has held checkpoints back for 5m 1s",
-               "A read transaction of a process with role litestream has kept checkpoints of app from copying past its snapshot for 5m 1s while writes went on, above 5m: the WAL grows without bound until it ends. Litestream's own guard on an idle or healthy database is not counted; a frozen Litestream is.",
+case(N, "fires one second above 5m, naming the holder and how long it has pinned", [
+    series("sqlite_snapshot_pinned_seconds", "301x30", '{db="app",holder="litestream"}'),
+    series("sqlite_oldest_snapshot_age_seconds", "720x30")], [
+    (0, [alert(N, "warning", "A reader of app (litestream) has pinned its snapshot for 12m 0s, holding a due checkpoint back for 5m 1s",
+               "A read transaction of a process with role litestream has kept its snapshot of app for 12m 0s while newer commits came, and has stopped a due checkpoint from copying past it for 5m 1s while writes went on, above 5m: the WAL grows without bound until it ends. The second clock starts when a checkpoint falls due (more frames waiting than wal_autocheckpoint), which at a few commits a second takes minutes. Litestream's own guard on an idle or healthy database is not counted; a frozen Litestream is.",
                holder="litestream")]),
 ])
 case(N, "stays quiet at exactly 5m", [series("sqlite_snapshot_pinned_seconds", "300x30", '{db="app",holder="application"}')], [(0, [])])

@@ -208,6 +208,10 @@ fn matchers(
     out
 }
 
+/// How long the oldest reader's snapshot of the alert's database has been pinned, read by the
+/// alert's template from the same host's series.
+const READER_OPEN: &str = "{{ with printf \"sqlite_oldest_snapshot_age_seconds{db=%q,instance=%q}\" $labels.db $labels.instance | query }}{{ . | first | value | humanizeDuration }}{{ else }}a while{{ end }}";
+
 fn make(
     rule: &RuleDef,
     severity: Severity,
@@ -229,6 +233,7 @@ fn make(
         template
             .replace("{db}", "{{ $labels.db }}")
             .replace("{holder}", "{{ $labels.holder }}")
+            .replace("{reader_open}", READER_OPEN)
             .replace("{value}", value_text)
             .replace(
                 "{threshold}",

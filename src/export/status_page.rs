@@ -137,13 +137,16 @@ fn alert_item(out: &mut String, a: &Alert, with_db: bool) {
     );
 }
 
-/// Firing first, critical first.
+/// Firing first, critical first; one item per alert and database, at its highest severity
+/// (a critical and a warning of the same alert are one condition).
 fn active(alerts: &[Alert]) -> Vec<&Alert> {
     let mut active: Vec<&Alert> = alerts
         .iter()
         .filter(|a| a.state != AlertState::Resolved)
         .collect();
     active.sort_by_key(|a| (a.state != AlertState::Firing, std::cmp::Reverse(a.severity)));
+    let mut seen = std::collections::HashSet::new();
+    active.retain(|a| seen.insert((a.db.as_str(), a.alert)));
     active
 }
 
@@ -186,7 +189,20 @@ fn db_section(
         path = esc(&s.path.display().to_string()),
         mode = opt(s.journal_mode.map(|j| format!("{} mode", j.as_str()))),
     );
-    let holders: Vec<String> = s.processes.iter().map(|p| p.describe(false)).collect();
+    // The process whose reader holds checkpoints back is marked: the one to look at.
+    let pinning = s
+        .wal
+        .as_ref()
+        .and_then(|w| w.pinned_by.as_ref())
+        .and_then(|p| p.pid);
+    let holders: Vec<String> = s
+        .processes
+        .iter()
+        .map(|p| match pinning == Some(p.identity.pid) {
+            true => format!("{} [holds checkpoints back]", p.describe(false)),
+            false => p.describe(false),
+        })
+        .collect();
     if !holders.is_empty() {
         let _ = write!(
             out,

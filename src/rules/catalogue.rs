@@ -343,8 +343,8 @@ pub const RULES: &[RuleDef] = &[
         promql: "sqlite_snapshot_pinned_seconds{SEL}",
         value: snapshot_pinned,
         label: "reader holding checkpoints back",
-        summary: "A reader of {db} ({holder}) has held checkpoints back for {value}",
-        description: "A read transaction of a process with role {holder} has kept checkpoints of {db} from copying past its snapshot for {value} while writes went on, above {threshold}: the WAL grows without bound until it ends. Litestream's own guard on an idle or healthy database is not counted; a frozen Litestream is.",
+        summary: "A reader of {db} ({holder}) has pinned its snapshot for {reader_open}, holding a due checkpoint back for {value}",
+        description: "A read transaction of a process with role {holder} has kept its snapshot of {db} for {reader_open} while newer commits came, and has stopped a due checkpoint from copying past it for {value} while writes went on, above {threshold}: the WAL grows without bound until it ends. The second clock starts when a checkpoint falls due (more frames waiting than wal_autocheckpoint), which at a few commits a second takes minutes. Litestream's own guard on an idle or healthy database is not counted; a frozen Litestream is.",
         fix: "End the long read transaction (pinned_by in /api/v1/status names the pid); if the holder is litestream, Litestream is stuck: check its log and restart it.",
     },
     RuleDef {
@@ -509,6 +509,22 @@ fn format_bytes(v: f64) -> String {
     format!("{} B", trim(v, 0))
 }
 
+/// `value` as [`format_value`] shows it, with more decimals where rounding would show it equal
+/// to the `threshold` it breaches ("10s, above 10s" reads as no breach at all).
+pub fn format_against(unit: Unit, value: f64, threshold: f64) -> String {
+    let shown = format_value(unit, value);
+    if value == threshold || shown != format_value(unit, threshold) {
+        return shown;
+    }
+    match unit {
+        Unit::Seconds => format!("{}s", trim(value, 2)),
+        Unit::Bytes => format!("{} B", trim(value, 0)),
+        Unit::Ratio => format!("{}%", trim(value * 100.0, 3)),
+        Unit::PerSecond => format!("{}/s", trim(value, 3)),
+        Unit::Count => trim(value, 2),
+    }
+}
+
 /// `v` with at most `decimals` decimals and no trailing zeros.
 fn trim(v: f64, decimals: usize) -> String {
     let s = format!("{v:.decimals$}");
@@ -555,5 +571,10 @@ mod tests {
         assert_eq!(format_value(Unit::Ratio, 0.05), "5%");
         assert_eq!(format_value(Unit::PerSecond, 512.34), "512.3/s");
         assert_eq!(format_value(Unit::Count, 3.0), "3");
+        // Beside the threshold it breaches, never the same words.
+        assert_eq!(format_against(Unit::Seconds, 10.04, 10.0), "10.04s");
+        assert_eq!(format_against(Unit::Seconds, 12.0, 10.0), "12s");
+        assert_eq!(format_against(Unit::Seconds, 300.4, 300.0), "300.4s");
+        assert_eq!(format_against(Unit::Bytes, 1e9 + 1.0, 1e9), "1000000001 B");
     }
 }

@@ -54,11 +54,30 @@ pub fn render_text(
 ) -> (String, String) {
     let rule = setting.rule;
     let holder = snapshot.wal.as_ref().map_or("none", |w| w.pinned_holder());
+    // How long the pinning reader's snapshot has been pinned (the oldest's when it is not
+    // known which reader pins).
+    let reader_open = snapshot.wal.as_ref().and_then(|w| {
+        let slot = w.pinned_by.as_ref().map(|p| p.slot);
+        w.reader_slots
+            .iter()
+            .find(|r| Some(r.slot) == slot)
+            .map(|r| r.pinning_seconds)
+            .or(w.oldest_snapshot_age_seconds)
+    });
     let fill = |template: &str| {
         template
             .replace("{db}", &snapshot.name)
             .replace("{holder}", holder)
-            .replace("{value}", &catalogue::format_value(rule.unit, value))
+            .replace(
+                "{reader_open}",
+                &reader_open.map_or("a while".into(), |s| {
+                    catalogue::format_value(Unit::Seconds, s)
+                }),
+            )
+            .replace(
+                "{value}",
+                &catalogue::format_against(rule.unit, value, threshold),
+            )
             .replace(
                 "{threshold}",
                 &catalogue::format_value(rule.unit, threshold),
