@@ -176,3 +176,125 @@ fn daemon_check_and_prometheus_agree_on_what_fires() {
     assert_eq!(from_daemon(), expected, "the daemon, later");
     assert_eq!(from_prometheus(), expected, "Prometheus, later");
 }
+
+/// During a fault too (issue 29): Litestream frozen while an application writes. The daemon
+/// and Prometheus fire SQLiteReplicationLag; `check`, even on a sample far shorter than the
+/// threshold, never says OK (the replica lacks commits and holds nothing newer than the
+/// threshold: UNKNOWN, or the lag itself); `check --daemon` says what the daemon says, and says
+/// so. Thawed, all three agree that nothing fires.
+#[test]
+fn daemon_check_and_prometheus_agree_while_litestream_is_frozen() {
+    use common::services::file_replica_yml;
+    use common::{GuideApp, Litestream};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let mut app = GuideApp::start(&db);
+    app.cmd("rate 20");
+    let yml = file_replica_yml(dir.path(), &db);
+    let litestream = Litestream::start("0.5.17", &yml);
+    let config = dir.path().join("sqlite-ops.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "poll_interval: 200ms\n\
+             litestream: {{config: {}, interval: 500ms}}\n\
+             databases: [{{path: {}, name: app}}]\n\
+             thresholds:\n\
+             \x20 replication_lag: {{warning: 4s, critical: 'off', for: 0s}}\n\
+             \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n",
+            yml.display(),
+            db.display()
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
+    let (code, rules, err) = run_cli(&["rules", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let rules_file = dir.path().join("rules.yml");
+    std::fs::write(&rules_file, rules).unwrap();
+    let prometheus = Prometheus::start_with_rules(
+        &dir.path().join("prometheus"),
+        &format!(
+            "  - job_name: sqlite-ops\n    static_configs: [{{targets: ['{}']}}]\n",
+            daemon.addr
+        ),
+        &[&rules_file],
+    );
+    let daemon_fires = || {
+        daemon
+            .alerts()
+            .iter()
+            .any(|a| a["alert"] == "SQLiteReplicationLag" && a["state"] == "firing")
+    };
+    let prometheus_fires = || {
+        !prometheus
+            .series("ALERTS{alertname=\"SQLiteReplicationLag\",alertstate=\"firing\"}")
+            .is_empty()
+    };
+    let lag_finding = |extra: &[&str]| {
+        let mut args = vec![
+            "check",
+            "--config",
+            config.to_str().unwrap(),
+            "--sample",
+            "1s",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let (_, out, err) = run_cli(&args);
+        let report: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+        report["databases"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == "replication_lag")
+            .cloned()
+            .unwrap()
+    };
+    let url = format!("http://{}", daemon.addr);
+    wait_for(STEP, "the replica keeping up, nothing firing", || {
+        let lag = daemon
+            .metrics()
+            .samples
+            .get("sqlite_litestream_replication_lag_seconds{db=\"app\",replica=\"file\"}")
+            .copied();
+        (lag.is_some_and(|l| l < 2.0) && !daemon_fires()).then_some(())
+    });
+
+    litestream.signal(libc::SIGSTOP);
+    wait_for(STEP, "the daemon fires", || daemon_fires().then_some(()));
+    wait_for(STEP, "Prometheus fires", || {
+        prometheus_fires().then_some(())
+    });
+    // A one-second sample cannot see a wait of four: it says so, never OK.
+    let alone = lag_finding(&[]);
+    assert!(
+        alone["status"] == "unknown" || alone["status"] == "warning",
+        "check alone: {alone:#}"
+    );
+    assert_eq!(alone["source"], "sample");
+    let told = lag_finding(&["--daemon", &url]);
+    assert_eq!(told["status"], "warning", "check --daemon: {told:#}");
+    assert_eq!(told["source"], "daemon");
+    assert!(
+        told["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("firing in the daemon"),
+        "{told:#}"
+    );
+
+    litestream.signal(libc::SIGCONT);
+    wait_for(STEP, "the daemon resolves", || {
+        (!daemon_fires()).then_some(())
+    });
+    wait_for(STEP, "Prometheus resolves", || {
+        (!prometheus_fires()).then_some(())
+    });
+    wait_for(STEP, "check agrees that nothing fires", || {
+        (lag_finding(&["--daemon", &url])["status"] == "ok").then_some(())
+    });
+    app.cmd("rate 0");
+}

@@ -57,6 +57,15 @@ pub fn threshold_finding(c: &Condition, s: &DbSnapshot) -> Option<Finding> {
             format!("{} over the sample", format_value(rule.unit, value)),
             threshold,
         )
+    } else if rule.key == "writer_processes" {
+        // The daemon counts the writers of the last minute; a sample of seconds sees fewer.
+        (
+            format!(
+                "{} seen writing in the sample",
+                format_value(rule.unit, value)
+            ),
+            threshold,
+        )
     } else {
         (format_value(rule.unit, value), threshold)
     };
@@ -65,6 +74,10 @@ pub fn threshold_finding(c: &Condition, s: &DbSnapshot) -> Option<Finding> {
             finding(severity.into(), render_text(c.setting, s, value, t).0).fix(rule.fix)
         }
         None if rule.key == "database_down" => finding(Status::Ok, "readable".into()),
+        None if rule.key == "replication_lag" && lag_untold(s, shown_level).is_some() => {
+            let why = lag_untold(s, shown_level).unwrap_or_default();
+            finding(Status::Unknown, why).fix("Ask the running daemon, which has watched longer (check --daemon URL), or sample longer (--sample).")
+        }
         None => finding(Status::Ok, format!("{} within threshold", rule.label)),
     };
     Some(Finding {
@@ -72,6 +85,34 @@ pub fn threshold_finding(c: &Condition, s: &DbSnapshot) -> Option<Finding> {
         limit: Some(shown_level),
         ..f.value(shown).threshold(threshold)
     })
+}
+
+/// Whether a replica of `s` lacks commits it was seen to miss (its lag is above 0).
+pub fn lacks_commits(s: &DbSnapshot) -> bool {
+    s.litestream
+        .iter()
+        .any(|r| r.lag_seconds.is_some_and(|l| l > 0.0))
+}
+
+/// Why a replication lag under `threshold` cannot be taken as OK from this sample: at its end
+/// (after the grace a healthy Litestream needs to upload) a replica still lacks commits and
+/// holds nothing newer than `threshold` ago, so the oldest commit it lacks may have waited
+/// longer than the sample could see.
+fn lag_untold(s: &DbSnapshot, threshold: f64) -> Option<String> {
+    s.litestream
+        .iter()
+        .filter(|r| r.lag_seconds.is_some_and(|l| l > 0.0))
+        .filter_map(|r| Some((r, s.polled_at - r.replicated_at?)))
+        .find(|(_, since)| *since >= threshold)
+        .map(|(r, since)| {
+            let secs = |v: f64| format_value(Unit::Seconds, v);
+            format!(
+                "replica {} lacks commits and holds nothing newer than {} ago; the oldest it lacks has waited at least {}, and this sample cannot tell whether longer",
+                r.replica,
+                secs(since),
+                secs(r.lag_seconds.unwrap_or(0.0))
+            )
+        })
 }
 
 /// Audits from the snapshot and the files' metadata.

@@ -18,6 +18,8 @@ const DAEMON_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct FromDaemon {
     pub forecasts: HashMap<String, Vec<Forecast>>,
     pub drills: HashMap<String, DrillRecord>,
+    /// Its pending and firing alerts, by (db, alert).
+    pub alerts: HashMap<(String, String), super::from_daemon::DaemonAlert>,
 }
 
 /// Reads the daemon at `base`; an error says why nothing could be.
@@ -40,7 +42,13 @@ pub fn from_daemon(base: &str) -> Result<FromDaemon, String> {
     let forecasts = parse(&history).map_err(|e| format!("{url}: {e}"))?;
     let (url, status) = get("/api/v1/status")?;
     let drills = parse_drills(&status).map_err(|e| format!("{url}: {e}"))?;
-    Ok(FromDaemon { forecasts, drills })
+    let (url, alerts) = get("/api/v1/alerts")?;
+    let alerts = super::from_daemon::parse_alerts(&alerts).map_err(|e| format!("{url}: {e}"))?;
+    Ok(FromDaemon {
+        forecasts,
+        drills,
+        alerts,
+    })
 }
 
 /// The restore drills of `/api/v1/status`, by database. Pure.

@@ -7,6 +7,7 @@
 pub mod audits;
 pub mod drill;
 pub mod forecasts;
+pub mod from_daemon;
 pub mod report;
 pub mod sql;
 
@@ -98,6 +99,9 @@ pub struct Finding {
     pub limit: Option<f64>,
     /// One line saying what to do; `null` when nothing needs doing.
     pub fix: Option<String>,
+    /// Where the verdict comes from: `sample` (this check's own), or `daemon` (the running
+    /// daemon's alerts, with `--daemon URL`).
+    pub source: &'static str,
 }
 
 impl Finding {
@@ -111,6 +115,7 @@ impl Finding {
             threshold: None,
             measured: None,
             limit: None,
+            source: "sample",
             fix: None,
         }
     }
@@ -220,6 +225,9 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
     let mut databases = Vec::new();
     for ((target, snapshot), history) in targets.iter().zip(snapshots).zip(&histories) {
         let mut findings = judge(target, &snapshot, opts);
+        if let Some((_, d)) = &daemon {
+            from_daemon::overlay(&mut findings, &target.name, &d.alerts);
+        }
         if opts.restore_drill {
             findings.extend(drill::finding(
                 target,
@@ -289,6 +297,9 @@ fn read_daemon<'a>(
     }
 }
 
+/// How much longer the sample runs while a replica lacks commits.
+const LAG_GRACE: Duration = Duration::from_secs(3);
+
 type Sampled = (
     Vec<DbSnapshot>,
     Vec<DbHistory>,
@@ -339,6 +350,12 @@ fn sample(
         if now >= deadline {
             let last = poller.poll_once();
             record(&last);
+            // A replica seen lacking commits gets a few seconds more: a healthy Litestream
+            // uploads within its sync interval, a stuck one does not (see `audits::lag_untold`).
+            if now < deadline + LAG_GRACE && last.iter().any(audits::lacks_commits) {
+                std::thread::sleep(SAMPLE_POLL);
+                continue;
+            }
             if let Some((r, watchers)) = runtime {
                 drop(watchers);
                 r.shutdown_background();

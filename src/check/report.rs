@@ -53,7 +53,10 @@ pub fn human(report: &Report, colour: bool) -> String {
                 "  {}{pad} {:<width$}  {}{}",
                 paint(f.status, colour),
                 f.id,
-                f.value.as_deref().unwrap_or("-"),
+                match (f.value.as_deref(), f.source) {
+                    (Some(v), "daemon") if f.status > Status::Ok => format!("{v} (the daemon's)"),
+                    (v, _) => v.unwrap_or("-").to_string(),
+                },
                 f.threshold
                     .as_deref()
                     .map(|t| format!("  ({})", condition(f, t)))

@@ -22,6 +22,9 @@ pub struct Observation {
     /// compares its copy with the live database only when the WAL still stands there.
     #[serde(skip)]
     pub replica_wal: Option<crate::format::litestream::WalMark>,
+    /// When Litestream read the first commit it holds locally and the replica lacks (the
+    /// timestamp of that local LTX file): the replica has lacked a commit at least since then.
+    pub unreplicated_since: Option<f64>,
     /// When the replica was last read successfully.
     pub read_at: Option<f64>,
     /// Why the last read failed; `None` when it succeeded.

@@ -178,6 +178,22 @@ pub struct Local {
     pub generation: Option<String>,
 }
 
+/// Litestream's local level-0 file holding the first transaction past `txid` (v0.5): it was
+/// read from the WAL before its header's timestamp, so a replica holding only `txid` has lacked
+/// it at least since then. `None` when there is none.
+pub fn local_after(meta: &Path, txid: u64) -> Option<PathBuf> {
+    let dir = meta.join("ltx").join("0");
+    std::fs::read_dir(&dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = parse_ltx_name(&e.file_name().to_string_lossy())?;
+            (name.max_txid > txid).then_some((name.min_txid, e.path()))
+        })
+        .min_by_key(|(min, _)| *min)
+        .map(|(_, path)| path)
+}
+
 /// Reads the meta directory: the highest local TXID (v0.5) or the current generation's shadow
 /// WAL index and size (v0.3).
 pub fn local(meta: &Path) -> Result<Local, ReadError> {

@@ -5,7 +5,7 @@
 use super::board::{Board, Observation};
 use super::config::{LitestreamDb, Replica, ReplicaKind};
 use super::metrics::{self, Process};
-use super::position::Local;
+use super::position::{Local, Position};
 use super::replica::{epoch, read_local, read_replica, reader_of, Head, ReplicaError};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -194,14 +194,42 @@ async fn watch(
             }
         });
         let now = epoch(SystemTime::now());
+        let unreplicated_since = unreplicated_since(&meta, local.as_ref(), result.as_ref().ok());
         board.post(&db, &replica.name, |o| {
             o.kind = kind_name.clone();
+            o.unreplicated_since = unreplicated_since;
             o.local = local.and_then(|l| l.position);
             o.local_error = local_error;
             record(o, result, now);
         });
         tokio::time::sleep(interval).await;
     }
+}
+
+/// When Litestream read the first commit it holds locally that the replica lacks (v0.5: the
+/// timestamp of that local LTX file); `None` when the replica holds all it has.
+fn unreplicated_since(
+    meta: &std::path::Path,
+    local: Option<&Local>,
+    read: Option<&Option<Head>>,
+) -> Option<f64> {
+    let local = match local?.position.as_ref()? {
+        Position::V5 { txid } => *txid,
+        Position::V3 { .. } => return None,
+    };
+    let held = match read?.as_ref().map(|h| &h.position) {
+        Some(Position::V5 { txid }) => *txid,
+        None => 0,
+        Some(Position::V3 { .. }) => return None,
+    };
+    if local <= held {
+        return None;
+    }
+    let path = super::position::local_after(meta, held)?;
+    let mut buf = [0u8; crate::format::litestream::LTX_HEADER_SIZE];
+    std::io::Read::read_exact(&mut std::fs::File::open(path).ok()?, &mut buf).ok()?;
+    let h = crate::format::litestream::parse_ltx_header(&buf).ok()?;
+    Some(h.timestamp_ms as f64 / 1000.0)
 }
 
 /// The last error logged, so that an error is logged when it starts or changes and its end

@@ -443,8 +443,11 @@ impl Monitor {
             r.up = r.error.is_none();
             // Never read (or empty): every commit seen counts as not replicated.
             let at = r.replicated_at.unwrap_or(0.0);
-            r.lag_seconds =
-                (o.read_at.is_some() || r.replicated_at.is_some()).then(|| commits.lag(at, now));
+            // A commit Litestream read locally and did not upload has waited at least since it
+            // read it: what a fresh start (or check's short sample) knows in one look.
+            let local_wait = o.unreplicated_since.map_or(0.0, |t| (now - t).max(0.0));
+            r.lag_seconds = (o.read_at.is_some() || r.replicated_at.is_some())
+                .then(|| commits.lag(at, now).max(local_wait));
             oldest = Some(oldest.map_or(at, |o: f64| o.min(at)));
         }
         if let Some(oldest) = oldest {

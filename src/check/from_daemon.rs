@@ -1,0 +1,138 @@
+//! `check --daemon URL`: the daemon's pending and firing alerts laid over the sample's threshold
+//! findings, so that `check` says what the running daemon says. The daemon has watched for
+//! hours; the sample for seconds. A finding taken from the daemon says so (`source`).
+
+use super::{Finding, Status};
+use crate::rules::catalogue::format_against;
+use crate::rules::{Severity, RULES};
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// One pending or firing alert of the daemon's `/api/v1/alerts`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct DaemonAlert {
+    pub db: String,
+    pub alert: String,
+    pub severity: Severity,
+    pub state: String,
+    pub value: f64,
+    pub threshold: f64,
+    pub summary: String,
+}
+
+/// The pending and firing alerts of `/api/v1/alerts`, by (db, alert), the highest severity of
+/// each (firing before pending). Pure.
+pub fn parse_alerts(body: &[u8]) -> Result<HashMap<(String, String), DaemonAlert>, String> {
+    #[derive(Deserialize)]
+    struct Alerts {
+        alerts: Vec<DaemonAlert>,
+    }
+    let all: Alerts =
+        serde_json::from_slice(body).map_err(|e| format!("not sqlite-ops alerts JSON ({e})"))?;
+    let rank = |a: &DaemonAlert| (a.state == "firing", a.severity);
+    let mut out: HashMap<(String, String), DaemonAlert> = HashMap::new();
+    for a in all.alerts.into_iter().filter(|a| a.state != "resolved") {
+        let key = (a.db.clone(), a.alert.clone());
+        if out.get(&key).is_none_or(|kept| rank(&a) > rank(kept)) {
+            out.insert(key, a);
+        }
+    }
+    Ok(out)
+}
+
+/// Lays the daemon's alerts on `db` over its threshold findings: a firing alert sets the
+/// status, value and summary; a pending one is said beside the sample's own verdict. Pure.
+pub fn overlay(
+    findings: &mut [Finding],
+    db: &str,
+    alerts: &HashMap<(String, String), DaemonAlert>,
+) {
+    for f in findings.iter_mut() {
+        let Some(name) = f.alert else { continue };
+        f.source = "daemon";
+        let Some(a) = alerts.get(&(db.to_string(), name.to_string())) else {
+            // The daemon evaluates every threshold: silence is its verdict.
+            if f.status > Status::Ok && f.status != Status::Unknown {
+                f.summary = format!(
+                    "{} (this sample only: the daemon, which has watched longer, does not alert)",
+                    f.summary
+                );
+                f.status = Status::Ok;
+            }
+            continue;
+        };
+        let unit = RULES.iter().find(|r| r.alert == name).map(|r| r.unit);
+        let shown = unit.map(|u| format_against(u, a.value, a.threshold));
+        if a.state == "firing" {
+            f.status = a.severity.into();
+            f.summary = format!("firing in the daemon: {}", a.summary);
+            f.value = shown.or(f.value.take());
+            f.measured = Some(a.value);
+            f.limit = Some(a.threshold);
+        } else {
+            f.summary = format!(
+                "{}; pending in the daemon at {} ({})",
+                f.summary,
+                shown.unwrap_or_else(|| a.value.to_string()),
+                a.severity.as_str()
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BODY: &str = r#"{"alerts": [
+      {"db": "app", "alert": "SQLiteReplicationLag", "severity": "warning", "state": "firing", "value": 181.2, "threshold": 10, "summary": "lag of app"},
+      {"db": "app", "alert": "SQLiteReplicationLag", "severity": "critical", "state": "firing", "value": 181.2, "threshold": 60, "summary": "lag of app, critical"},
+      {"db": "app", "alert": "SQLiteSnapshotPinned", "severity": "warning", "state": "pending", "value": 12, "threshold": 300, "summary": "pinned"},
+      {"db": "app", "alert": "SQLiteDatabaseDown", "severity": "critical", "state": "resolved", "value": 0, "threshold": 1, "summary": "down"}
+    ]}"#;
+
+    fn finding(id: &'static str, alert: &'static str, status: Status) -> Finding {
+        Finding {
+            alert: Some(alert),
+            ..Finding::new(id, status, "from the sample")
+        }
+    }
+
+    #[test]
+    fn the_daemon_s_firing_alert_decides_and_a_pending_one_is_said() {
+        let alerts = parse_alerts(BODY.as_bytes()).unwrap();
+        assert_eq!(alerts.len(), 2, "resolved ones are not kept: {alerts:?}");
+        let mut f = vec![
+            finding("replication_lag", "SQLiteReplicationLag", Status::Ok),
+            finding("snapshot_age", "SQLiteSnapshotPinned", Status::Ok),
+            finding("database_size", "SQLiteDatabaseLarge", Status::Warning),
+            Finding::new("journal_mode", Status::Ok, "WAL mode"),
+        ];
+        overlay(&mut f, "app", &alerts);
+        assert_eq!(
+            f[0].status,
+            Status::Critical,
+            "the critical one: {:?}",
+            f[0]
+        );
+        assert_eq!(f[0].value.as_deref(), Some("3m 1s"));
+        assert!(f[0].summary.contains("lag of app, critical"));
+        assert_eq!(f[1].status, Status::Ok);
+        assert!(
+            f[1].summary
+                .ends_with("pending in the daemon at 12s (warning)"),
+            "{}",
+            f[1].summary
+        );
+        assert_eq!(f[2].status, Status::Ok, "the daemon does not alert");
+        assert_eq!((f[0].source, f[3].source), ("daemon", "sample"));
+        // Another database's alerts are not this one's.
+        let mut other = vec![finding(
+            "replication_lag",
+            "SQLiteReplicationLag",
+            Status::Ok,
+        )];
+        overlay(&mut other, "jobs", &alerts);
+        assert_eq!(other[0].status, Status::Ok);
+    }
+}
