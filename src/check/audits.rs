@@ -51,6 +51,14 @@ pub fn threshold_finding(c: &Condition, s: &DbSnapshot) -> Option<Finding> {
             s.error.clone().unwrap_or_default()
         };
         (shown, "readable".to_string())
+    } else if rule.key == "replica_down" {
+        // 1 means every replica answers: say so, not a bare count a reader takes for "down".
+        let shown = if value >= 1.0 {
+            "every replica readable"
+        } else {
+            "a replica unreadable or empty"
+        };
+        (shown.to_string(), "readable".to_string())
     } else if matches!(rule.key, "write_tx_per_sec" | "writer_utilisation") {
         // check judges the sample, where the daemon waits for the rule's `for`.
         (
