@@ -25,6 +25,8 @@ use tokio::net::TcpListener;
 /// How the daemon runs.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The config's global thresholds (`sqlite_threshold` without `db`).
+    pub thresholds: crate::rules::DbThresholds,
     pub poll_interval: Duration,
     /// How often busy databases' write locks are sampled between polls.
     pub lock_sample_interval: Duration,
@@ -89,6 +91,7 @@ impl Default for Settings {
     fn default() -> Self {
         use crate::config::defaults;
         Settings {
+            thresholds: Default::default(),
             poll_interval: defaults::POLL_INTERVAL,
             lock_sample_interval: defaults::LOCK_SAMPLE_INTERVAL,
             telemetry_path: "/metrics".into(),
@@ -205,6 +208,7 @@ pub async fn run(
             .map(|c| c.stats.clone())
             .collect(),
         heartbeat: companions.heartbeat.clone(),
+        thresholds: settings.thresholds.clone(),
     });
     site.set(state);
     let why = tokio::select! {

@@ -1,17 +1,18 @@
 //! Alerts end to end: the generated Prometheus rules against promtool and the committed file,
 //! and pushes to real Alertmanagers (Debian's prometheus-alertmanager) as a database crosses a
-//! lowered size threshold and back, including an Alertmanager that is down for a while.
+//! lowered size threshold and back, including an Alertmanager that is down for a while; both
+//! alert paths into one Alertmanager make one alert per condition.
 
 use crate::common;
 
-use common::{free_port, program, run_cli, wait_for, Alertmanager, Daemon, STEP};
+use common::{free_port, program, run_cli, wait_for, Alertmanager, Daemon, Prometheus, STEP};
 use rusqlite::Connection;
 use std::path::Path;
 use std::process::Command;
 
 fn promtool_check(file: &Path) {
     let out = Command::new(program("promtool", "prometheus"))
-        .args(["check", "rules"])
+        .args(["check", "rules", "--lint=all", "--lint-fatal"])
         .arg(file)
         .output()
         .unwrap();
@@ -67,28 +68,35 @@ fn generated_rules_pass_promtool_and_match_the_committed_file() {
         assert!(rules.contains(&format!("alert: {alert}\n")), "{alert}");
     }
 
-    // Configured overrides: still valid, and they change the expressions.
+    // Configured overrides: the same one rule per alert and severity (the daemon exports each
+    // database's own level as sqlite_threshold), lint-clean; a global `for` changes the rule.
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.yaml");
     std::fs::write(
         &config,
-        "databases:\n  - {path: /data/app.db, thresholds: {database_size: {warning: 2GB}}}\n  - {path: /data/jobs.db}\nthresholds:\n  wal_size: {warning: 256MiB, for: 2m}\n",
+        "databases:\n  - {path: /data/app.db, thresholds: {database_size: {warning: 2GB}}}\n  - {path: /data/jobs.db}\n  - {glob: '/data/tenants/*.db'}\nthresholds:\n  wal_size: {warning: 256MiB, for: 2m}\n",
     )
     .unwrap();
     let (code, custom, err) = run_cli(&["rules", "--config", config.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        custom.matches("alert: SQLiteDatabaseLarge\n").count(),
+        2,
+        "one rule per severity: {custom}"
+    );
     assert!(
-        custom.contains(r#"sqlite_database_size_bytes{db=~"app"} > 2000000000"#),
+        custom.contains(r#"sqlite_database_size_bytes > on(job, instance, db) group_left() sqlite_threshold{alert="SQLiteDatabaseLarge",severity="warning",db!=""}"#),
         "{custom}"
     );
     assert!(
-        custom.contains(r#"sqlite_database_size_bytes{db!~"app"} > 50000000000"#),
-        "{custom}"
+        !custom.contains("by (db)"),
+        "no rule aggregates away the host: {custom}"
     );
-    assert!(
-        custom.contains("sqlite_wal_size_bytes > 268435456\n    for: 2m"),
-        "{custom}"
-    );
+    let wal = custom
+        .split("- alert: ")
+        .find(|r| r.starts_with("SQLiteWalLarge"))
+        .unwrap();
+    assert!(wal.contains("for: 2m"), "{wal}");
     let file = dir.path().join("custom.rules.yml");
     std::fs::write(&file, &custom).unwrap();
     promtool_check(&file);
@@ -235,4 +243,120 @@ fn size_alert_reaches_both_alertmanagers_resolves_and_survives_an_outage() {
         "Alertmanager 1 still holds the alert after it hung",
         || am1.find("SQLiteDatabaseLarge", "app"),
     );
+}
+
+/// One alert path or both (issue 37): Prometheus evaluating `sqlite-ops rules` and the daemon's
+/// own push, with `alertmanager.instance` set to the address Prometheus scrapes, reach one real
+/// Alertmanager as one alert per condition and severity (the same labels: alertname, db,
+/// severity, job, instance); the shipped inhibition (alerts/alertmanager-inhibit.yml) mutes the
+/// warning while the critical fires.
+#[test]
+fn both_alert_paths_make_one_alert_per_condition_and_critical_mutes_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE blobs(b BLOB);")
+        .unwrap();
+    grow(&conn, 300_000);
+    let inhibit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts/alertmanager-inhibit.yml"),
+    )
+    .unwrap();
+    let am = Alertmanager::start_with(&dir.path().join("am"), free_port(), &inhibit);
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let config = dir.path().join("sqlite-ops.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "poll_interval: 200ms\n\
+             databases: [{{path: {}, name: app}}]\n\
+             thresholds:\n  database_size: {{warning: 200KB, critical: 250KB}}\n\
+             \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n\
+             alertmanager: {{urls: ['{}'], resend_interval: 1s, instance: '{addr}', job: sqlite-ops}}\n",
+            db.display(),
+            am.url
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--web.listen-address",
+        &addr,
+    ]);
+    let (code, rules, err) = run_cli(&["rules", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let rules_file = dir.path().join("rules.yml");
+    std::fs::write(&rules_file, rules).unwrap();
+    let am_target = am.url.trim_start_matches("http://").to_string();
+    let prometheus = Prometheus::start_with_rules(
+        &dir.path().join("prometheus"),
+        &format!(
+            "  - job_name: sqlite-ops\n    static_configs: [{{targets: ['{addr}']}}]\n\
+             alerting:\n  alertmanagers:\n    - static_configs: [{{targets: ['{am_target}']}}]\n"
+        ),
+        &[&rules_file],
+    );
+    // Both paths delivered: Prometheus fires both levels, the daemon has pushed.
+    wait_for(STEP, "Prometheus fires both levels", || {
+        (prometheus
+            .series("ALERTS{alertname=\"SQLiteDatabaseLarge\",alertstate=\"firing\"}")
+            .len()
+            == 2)
+            .then_some(())
+    });
+    wait_for(STEP, "the daemon pushed", || {
+        daemon
+            .metrics()
+            .samples
+            .iter()
+            .any(|(k, v)| k.starts_with("sqlite_ops_alertmanager_sent_alerts_total") && *v > 0.0)
+            .then_some(())
+    });
+    // Prometheus sends to Alertmanager on its own clock: give it a few evaluations.
+    let from_prometheus = |a: &serde_json::Value| {
+        !a["generatorURL"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("/api/v1/alerts")
+    };
+    wait_for(STEP, "Prometheus's alerts in Alertmanager", || {
+        am.alerts().iter().any(from_prometheus).then_some(())
+    });
+    daemon.wait_polls(10);
+    let held: Vec<serde_json::Value> = am.alerts();
+    let keys: Vec<String> = held
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {} {} {} {}",
+                a["labels"]["alertname"],
+                a["labels"]["db"],
+                a["labels"]["severity"],
+                a["labels"]["job"],
+                a["labels"]["instance"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        held.len(),
+        2,
+        "one alert per condition and severity: {keys:?}"
+    );
+    let warning = held
+        .iter()
+        .find(|a| a["labels"]["severity"] == "warning")
+        .unwrap();
+    assert_eq!(warning["labels"]["instance"], addr.as_str());
+    assert_eq!(warning["labels"]["job"], "sqlite-ops");
+    assert_eq!(
+        warning["status"]["state"], "suppressed",
+        "the critical mutes the warning: {warning:#}"
+    );
+    let critical = held
+        .iter()
+        .find(|a| a["labels"]["severity"] == "critical")
+        .unwrap();
+    assert_eq!(critical["status"]["state"], "active", "{critical:#}");
 }

@@ -40,20 +40,18 @@ pub fn render(config: Option<&Path>, format: Format, name: &str) -> anyhow::Resu
         None => (Config::default(), "defaults".to_string()),
     };
     let global = cfg.global_thresholds(&source)?;
-    // The databases with their own thresholds: by name, and each glob: entry's matches by
-    // the labels its pattern gives.
-    let databases = prom_rules::Databases {
-        named: cfg
-            .targets(&[], &source)?
+    // Which levels the entries use: a level off globally but set for one still needs its rule.
+    let mut entries: Vec<_> = cfg
+        .targets(&[], &source)?
+        .into_iter()
+        .map(|t| t.thresholds)
+        .collect();
+    entries.extend(
+        cfg.glob_entries(&source)?
             .into_iter()
-            .map(|t| (t.name, t.thresholds))
-            .collect(),
-        globs: cfg
-            .glob_entries(&source)?
-            .into_iter()
-            .map(|g| (g.pattern.label_regex(), g.template.thresholds))
-            .collect(),
-    };
+            .map(|g| g.template.thresholds),
+    );
+    let databases = prom_rules::Databases { entries };
     Ok(match format {
         Format::Prometheus => prom_rules::render(&global, &databases, &cfg.runbook_base_url),
         Format::Kubernetes => {

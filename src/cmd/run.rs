@@ -64,6 +64,8 @@ struct Loaded {
     /// litestream.yml, when it was read.
     litestream_path: Option<PathBuf>,
     security: Arc<WebSecurity>,
+    /// The config's global thresholds, exported as `sqlite_threshold`.
+    thresholds: crate::rules::DbThresholds,
 }
 
 /// Reads and validates the config and litestream.yml.
@@ -111,6 +113,7 @@ fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
     };
     Ok(Loaded {
         replicators: cfg.replicator_matches(&source)?,
+        thresholds: cfg.global_thresholds(&source)?,
         security: Arc::new(security),
         addr,
         discovery,
@@ -137,6 +140,8 @@ fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {
                 .clone()
                 .unwrap_or_else(|| format!("http://{instance}")),
             instance,
+            job: am.job.clone(),
+            labels: am.labels.clone(),
         }
     });
     if let Some(am) = &alertmanager {
@@ -158,6 +163,7 @@ fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {
         timeout: h.timeout,
     });
     Settings {
+        thresholds: l.thresholds.clone(),
         poll_interval: opts.poll_interval.unwrap_or(l.cfg.poll_interval),
         lock_sample_interval: l.cfg.lock_sample_interval,
         telemetry_path: l.telemetry_path.clone(),

@@ -142,9 +142,22 @@ pub struct AlertmanagerConfig {
     #[serde(default = "default_alertmanager_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     /// The `instance` label of pushed alerts; defaults to this host's name and the listen port.
+    /// Set it to the address Prometheus scrapes this daemon at, so that the alerts Prometheus
+    /// evaluates from `sqlite-ops rules` and the pushed ones are the same alerts to Alertmanager.
     pub instance: Option<String>,
+    /// The `job` label of pushed alerts, as Prometheus's scrape job names it.
+    #[serde(default = "default_job")]
+    pub job: String,
+    /// More labels on every pushed alert (what Prometheus adds to its own: external labels,
+    /// target labels).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
     /// Base of each alert's generatorURL; defaults to http://<instance>.
     pub external_url: Option<String>,
+}
+
+fn default_job() -> String {
+    "sqlite-ops".to_string()
 }
 
 #[derive(Debug, Clone, Deserialize)]

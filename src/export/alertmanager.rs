@@ -27,6 +27,10 @@ pub struct NotifierSettings {
     pub timeout: Duration,
     /// The `instance` label.
     pub instance: String,
+    /// The `job` label.
+    pub job: String,
+    /// More labels on every alert (config `alertmanager.labels`).
+    pub labels: BTreeMap<String, String>,
     /// Base of `generatorURL`.
     pub external_url: String,
 }
@@ -34,7 +38,7 @@ pub struct NotifierSettings {
 /// One alert as Alertmanager's API v2 (`postableAlert`) takes it.
 #[derive(Debug, Serialize)]
 pub struct Postable {
-    pub labels: BTreeMap<&'static str, String>,
+    pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<&'static str, String>,
     #[serde(rename = "startsAt")]
     pub starts_at: String,
@@ -50,11 +54,16 @@ fn rfc3339(t: SystemTime) -> String {
 
 /// The API form of `alert` at `now`. Pure.
 pub fn postable(alert: &Alert, settings: &NotifierSettings, now: SystemTime) -> Postable {
-    let labels = BTreeMap::from([
-        ("alertname", alert.alert.to_string()),
-        ("db", alert.db.clone()),
-        ("severity", alert.severity.as_str().to_string()),
-        ("instance", settings.instance.clone()),
+    // The labels Prometheus gives the same alert from `sqlite-ops rules` (alertname, db,
+    // severity, job, instance, and what the user adds), so that Alertmanager holds one alert
+    // when both paths run.
+    let mut labels = settings.labels.clone();
+    labels.extend([
+        ("alertname".to_string(), alert.alert.to_string()),
+        ("db".to_string(), alert.db.clone()),
+        ("severity".to_string(), alert.severity.as_str().to_string()),
+        ("instance".to_string(), settings.instance.clone()),
+        ("job".to_string(), settings.job.clone()),
     ]);
     let annotations = BTreeMap::from([
         ("summary", alert.summary.clone()),
@@ -147,6 +156,8 @@ mod tests {
             resend_interval: Duration::from_secs(60),
             timeout: Duration::from_secs(1),
             instance: "host:9934".into(),
+            job: "sqlite-ops".into(),
+            labels: BTreeMap::from([("env".to_string(), "prod".to_string())]),
             external_url: "http://host:9934/".into(),
         }
     }
@@ -157,6 +168,8 @@ mod tests {
         let p = postable(&alert(AlertState::Firing), &settings(), now);
         assert_eq!(p.labels["alertname"], "SQLiteDatabaseLarge");
         assert_eq!(p.labels["instance"], "host:9934");
+        assert_eq!(p.labels["job"], "sqlite-ops");
+        assert_eq!(p.labels["env"], "prod");
         assert_eq!(p.starts_at, "2023-11-14T22:13:20.000Z");
         assert_eq!(p.ends_at, "2023-11-14T22:19:00.000Z");
         assert_eq!(p.generator_url, "http://host:9934/api/v1/alerts");

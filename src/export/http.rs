@@ -33,6 +33,8 @@ const MAX_CONNECTIONS: usize = 512;
 
 /// What the handlers need.
 pub struct WebState {
+    /// The config's global thresholds, exported as `sqlite_threshold`.
+    pub thresholds: crate::rules::DbThresholds,
     pub store: Arc<Store>,
     pub telemetry_path: String,
     pub poll_interval: Duration,
@@ -68,6 +70,7 @@ impl WebState {
                     webhooks: &self.webhooks,
                     heartbeat: self.heartbeat.as_deref(),
                     litestream_config: self.litestream_config.as_ref(),
+                    thresholds: &self.thresholds,
                 }));
                 *cached = Some((published.cycles, body.clone()));
                 body

@@ -6,7 +6,8 @@
 use super::delivery::NotifierStats;
 use crate::monitor::groups::{Group, Groups};
 use crate::monitor::{DbSnapshot, WalSnapshot};
-use crate::rules::{Alert, AlertState};
+use crate::rules::catalogue::Op;
+use crate::rules::{Alert, AlertState, DbThresholds, Severity};
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, TextEncoder};
 use std::collections::HashMap;
@@ -75,6 +76,7 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_writer_processes", G, DB, "Distinct application processes seen holding the write lock within the last minute; more than one breaks single-writer discipline. Litestream and configured replicators write their own bookkeeping and are not counted."),
     def("sqlite_declared_backend_engineers", G, DB, "Backend engineers working against this database, as declared in config (team.backend_engineers); drives SQLiteTeamOutgrown."),
     def("sqlite_declared_regions", G, DB, "Regions the application must serve writes from, as declared in config (team.regions); drives SQLiteMultiRegion."),
+    def("sqlite_threshold", G, &["alert", "severity", "db"], "The configured threshold of each alert and severity, in the base unit of the figure it judges (bytes, seconds, a 0-1 ratio, per second, a count): one series without db for the config's global level (absent when that level is off), and one per database whose own level differs (+Inf or -Inf where it is off). The rules of `sqlite-ops rules` and the dashboards compare against it, so they always judge by this host's config."),
     def("sqlite_alert", G, &["db", "alert", "severity"], "1 while the alert fires, as evaluated by sqlite-ops's own rules (the same thresholds as `sqlite-ops rules` and `sqlite-ops check`)."),
     def("sqlite_litestream_up", G, &["db", "replica"], "Whether the last read of this Litestream replica succeeded and found replicated data (1) or not (0)."),
     def("sqlite_litestream_replication_lag_seconds", G, &["db", "replica"], "How long the oldest commit this replica does not hold has waited, in seconds; 0 when it holds every commit sqlite-ops has seen."),
@@ -218,9 +220,9 @@ impl<'a> Families<'a> {
             return;
         }
         debug_assert!(
-            METRICS
-                .iter()
-                .any(|d| d.name == name && d.labels.len() == labels.len()),
+            METRICS.iter().any(|d| d.name == name
+                && d.labels.len() >= labels.len()
+                && labels.iter().zip(d.labels).all(|((k, _), d)| k == d)),
             "{name} is documented in METRICS with these labels"
         );
         self.metrics
@@ -590,6 +592,8 @@ pub struct Exposition<'a> {
     pub webhooks: &'a [std::sync::Arc<NotifierStats>],
     pub heartbeat: Option<&'a super::heartbeat::HeartbeatStats>,
     pub litestream_config: Option<&'a Result<(), String>>,
+    /// The config's global thresholds (`thresholds:`).
+    pub thresholds: &'a DbThresholds,
 }
 
 /// Renders the text exposition format (version 0.0.4).
@@ -610,6 +614,7 @@ pub fn render(e: &Exposition) -> String {
     }
     f.groups = Groups::ALL;
     super::fleet::add(&mut |name, labels, v| f.add(name, labels, v), e);
+    add_thresholds(&mut f, e);
     for a in e.alerts.iter().filter(|a| a.state == AlertState::Firing) {
         f.add(
             "sqlite_alert",
@@ -661,6 +666,40 @@ pub fn render(e: &Exposition) -> String {
     String::from_utf8(f.encode()).expect("text exposition is UTF-8")
 }
 
+/// `sqlite_threshold`: each rule's global levels, and each database's where they differ.
+fn add_thresholds<'a>(f: &mut Families<'a>, e: &Exposition<'a>) {
+    let off = |op: Op| match op {
+        Op::Above => f64::INFINITY,
+        Op::Below => f64::NEG_INFINITY,
+    };
+    for global in e.thresholds.rules.iter() {
+        for severity in [Severity::Warning, Severity::Critical] {
+            let labels = [
+                ("alert", global.rule.alert),
+                ("severity", severity.as_str()),
+            ];
+            let level = global.threshold(severity);
+            if let Some(t) = level {
+                f.add("sqlite_threshold", &labels, t);
+            }
+            for (s, own) in e.snapshots.iter().zip(&e.per_db.thresholds) {
+                let Some(own) = own.get(global.rule.key) else {
+                    continue;
+                };
+                let own_level = own.threshold(severity);
+                if own_level != level {
+                    let v = own_level.unwrap_or(off(global.rule.op));
+                    f.add(
+                        "sqlite_threshold",
+                        &[labels[0], labels[1], ("db", &s.name)],
+                        v,
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Content type of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -674,6 +713,7 @@ mod tests {
             assert!(d.name.starts_with("sqlite_"), "{}", d.name);
             assert!(
                 d.labels.first() == Some(&"db")
+                    || d.name == "sqlite_threshold"
                     || d.name.starts_with("sqlite_ops_")
                     || d.name.starts_with("sqlite_fleet_")
                     || d.labels.is_empty(),

@@ -1,7 +1,9 @@
 //! Prometheus alerting rules with the same meaning as the engine's thresholds, generated from
-//! the rule catalogue (`sqlite-ops rules`). Per-database overrides become rules of their own,
-//! and the default rule excludes those databases, so each database is judged exactly once per
-//! severity, by the threshold the engine uses for it.
+//! the rule catalogue (`sqlite-ops rules`). One rule per alert and severity: each compares the
+//! figure with the `sqlite_threshold` series the daemon exports from its own config (a
+//! database's own level where it has one, else the global), so per-database and per-host
+//! overrides need no rules of their own and a central Prometheus never applies one host's
+//! overrides to another's databases. Every rule keeps `job`, `instance` and `db`.
 
 use crate::rules::catalogue::{self, RuleDef, Severity, Unit, RULES};
 use crate::rules::{DbThresholds, Group};
@@ -30,15 +32,11 @@ struct Rule {
     annotations: BTreeMap<&'static str, String>,
 }
 
-/// The databases with thresholds of their own, in the daemon's order of precedence: a
-/// database is judged by the first that matches its `db` label.
+/// The thresholds of the databases the config lists: which levels are used anywhere (a level
+/// off globally but set for one entry still needs its rule).
 #[derive(Debug, Default)]
 pub struct Databases {
-    /// By name (`path:` entries): exact, and first.
-    pub named: Vec<(String, DbThresholds)>,
-    /// `glob:` entries in config order, each as a regular expression over the labels of its
-    /// matches (`Pattern::label_regex`).
-    pub globs: Vec<(String, DbThresholds)>,
+    pub entries: Vec<DbThresholds>,
 }
 
 /// The rules file for `global` thresholds (any database not listed) and the configured
@@ -102,149 +100,98 @@ fn rules(global: &DbThresholds, databases: &Databases, runbook_base_url: &str) -
             Group::Migration => 0,
             Group::Health => 1,
         };
+        let setting = global.get(rule.key).expect("every rule has a setting");
         for severity in [Severity::Warning, Severity::Critical] {
-            let level = |t: &DbThresholds| {
-                let s = t.get(rule.key).expect("every rule has a setting");
-                (s.threshold(severity), s.for_)
-            };
-            for (sel, (threshold, for_)) in selectors(databases, level(global), level) {
-                if let Some(threshold) = threshold {
-                    groups[group].rules.push(make(
-                        rule,
-                        severity,
-                        &sel,
-                        threshold,
-                        for_,
-                        runbook_base_url,
-                    ));
-                }
+            let used = setting.threshold(severity).is_some()
+                || databases.entries.iter().any(|t| {
+                    t.get(rule.key)
+                        .is_some_and(|s| s.threshold(severity).is_some())
+                });
+            if used {
+                groups[group]
+                    .rules
+                    .push(make(rule, severity, setting.for_, runbook_base_url));
             }
         }
     }
     File { groups }
 }
 
-/// A threshold (none when off) and its `for`.
-type Level = (Option<f64>, Duration);
-
-/// Which `db` labels one rule covers: those matching `only` (all when `None`) and not `except`.
-/// Regular expressions, anchored by PromQL.
-#[derive(Debug, Default)]
-struct Matcher {
-    only: Option<String>,
-    except: Option<String>,
+/// The figure a rule judges, one series per (job, instance, db).
+fn figure(rule: &RuleDef) -> String {
+    rule.promql
+        .replace("{SEL}", "")
+        .replace("WINDOW", &catalogue::window())
+        .replace("by (db)", "by (job, instance, db)")
 }
 
-impl Matcher {
-    /// As a PromQL label selector (empty when it takes every database).
-    fn selector(&self) -> String {
-        let quote = |re: &str| re.replace('\\', "\\\\").replace('"', "\\\"");
-        let parts: Vec<String> = [("=~", &self.only), ("!~", &self.except)]
-            .iter()
-            .filter_map(|(op, re)| re.as_ref().map(|re| format!("db{op}\"{}\"", quote(re))))
-            .collect();
-        match parts.is_empty() {
-            true => String::new(),
-            false => format!("{{{}}}", parts.join(",")),
-        }
+/// The comparison of `value` with the threshold series of `rule` at `severity`: the database's
+/// own level where the daemon exports one, else its host's global level.
+fn compared(rule: &RuleDef, severity: Severity, value: &str) -> String {
+    let t = format!(
+        "sqlite_threshold{{alert=\"{}\",severity=\"{}\"",
+        rule.alert,
+        severity.as_str()
+    );
+    let op = rule.op.promql();
+    format!(
+        "({value} {op} on(job, instance, db) group_left() {t},db!=\"\"}}) or ({value} {op} on(job, instance) group_left() {t},db=\"\"}} unless on(job, instance, db) {t},db!=\"\"}})"
+    )
+}
+
+/// A value in `unit` as Prometheus's templates show it (`$value` or a queried sample).
+fn shown(unit: Unit, of: &str) -> String {
+    match unit {
+        Unit::Bytes => format!("{{{{ {of} | humanize }}}}B"),
+        Unit::Seconds => format!("{{{{ {of} | humanizeDuration }}}}"),
+        Unit::Ratio => format!("{{{{ {of} | humanizePercentage }}}}"),
+        Unit::PerSecond => format!("{{{{ {of} | printf \"%.1f\" }}}}/s"),
+        Unit::Count => format!("{{{{ {of} | printf \"%.0f\" }}}}"),
     }
 }
 
-/// The label selectors of one rule and severity, with their levels (see [`matchers`]).
-fn selectors(
-    databases: &Databases,
-    default: Level,
-    level: impl Fn(&DbThresholds) -> Level,
-) -> Vec<(String, Level)> {
-    matchers(databases, default, level)
-        .into_iter()
-        .map(|(m, l)| (m.selector(), l))
-        .collect()
-}
-
-/// The matchers of one rule and severity, each with its level: the default first (every
-/// database no entry claims), then the named databases grouped by level, then each glob minus
-/// what the entries before it claim, as the daemon decides. Without globs, named databases at
-/// the default level are left to the default rule.
-fn matchers(
-    databases: &Databases,
-    default: Level,
-    level: impl Fn(&DbThresholds) -> Level,
-) -> Vec<(Matcher, Level)> {
-    let globs = !databases.globs.is_empty();
-    let mut named: BTreeMap<String, (Level, Vec<String>)> = BTreeMap::new();
-    for (name, t) in &databases.named {
-        let own = level(t);
-        if own != default || globs {
-            named
-                .entry(format!("{own:?}"))
-                .or_insert((own, Vec::new()))
-                .1
-                .push(escape(name));
-        }
-    }
-    let any = |res: &[String]| (!res.is_empty()).then(|| res.join("|"));
-    let mut claimed: Vec<String> = named.values().flat_map(|(_, n)| n.clone()).collect();
-    let mut out: Vec<(Matcher, Level)> = named
-        .into_values()
-        .map(|(own, names)| {
-            let only = any(&names);
-            (Matcher { only, except: None }, own)
-        })
-        .collect();
-    for (re, t) in &databases.globs {
-        let m = Matcher {
-            only: Some(re.clone()),
-            except: any(&claimed),
-        };
-        out.push((m, level(t)));
-        claimed.push(re.clone());
-    }
-    let rest = Matcher {
-        only: None,
-        except: any(&claimed),
+/// The threshold the alert's database is judged by, read by the template from the same host's
+/// `sqlite_threshold` (its own level, else the global).
+fn threshold_text(rule: &RuleDef, severity: Severity) -> String {
+    let query = |db: &str| {
+        format!(
+            "printf `sqlite_threshold{{alert=\"{}\",severity=\"{}\",job=\"%s\",instance=\"%s\",db=\"{db}\"}}` $labels.job $labels.instance",
+            rule.alert,
+            severity.as_str()
+        )
     };
-    out.insert(0, (rest, default));
-    out
+    let own = query("%s").replace("$labels.instance", "$labels.instance $labels.db");
+    let v = shown(rule.unit, ". | value");
+    format!(
+        "{{{{ with {own} | query }}}}{{{{ with first . }}}}{v}{{{{ end }}}}{{{{ else }}}}{{{{ with {} | query }}}}{{{{ with first . }}}}{v}{{{{ end }}}}{{{{ end }}}}{{{{ end }}}}",
+        query("")
+    )
 }
+
+/// The holder of the reader that pins the WAL longest, read from the same host's series.
+const HOLDER: &str = "{{ with printf `sqlite_snapshot_pinned_seconds{job=\"%s\",instance=\"%s\",db=\"%s\"} > 0` $labels.job $labels.instance $labels.db | query }}{{ with first . }}{{ label \"holder\" . }}{{ end }}{{ else }}unknown{{ end }}";
 
 /// How long the oldest reader's snapshot of the alert's database has been pinned, read by the
 /// alert's template from the same host's series.
-const READER_OPEN: &str = "{{ with printf \"sqlite_oldest_snapshot_age_seconds{db=%q,instance=%q}\" $labels.db $labels.instance | query }}{{ . | first | value | humanizeDuration }}{{ else }}a while{{ end }}";
+const READER_OPEN: &str = "{{ with printf `sqlite_oldest_snapshot_age_seconds{job=\"%s\",instance=\"%s\",db=\"%s\"}` $labels.job $labels.instance $labels.db | query }}{{ with first . }}{{ value . | humanizeDuration }}{{ end }}{{ else }}a while{{ end }}";
 
-fn make(
-    rule: &RuleDef,
-    severity: Severity,
-    sel: &str,
-    threshold: f64,
-    for_: Duration,
-    runbook_base_url: &str,
-) -> Rule {
+fn make(rule: &RuleDef, severity: Severity, for_: Duration, runbook_base_url: &str) -> Rule {
     let window = catalogue::window();
-    let value = rule.promql.replace("{SEL}", sel).replace("WINDOW", &window);
-    let value_text = match rule.unit {
-        Unit::Bytes => "{{ $value | humanize }}B",
-        Unit::Seconds => "{{ $value | humanizeDuration }}",
-        Unit::Ratio => "{{ $value | humanizePercentage }}",
-        Unit::PerSecond => "{{ $value | printf \"%.1f\" }}/s",
-        Unit::Count => "{{ $value | printf \"%.0f\" }}",
-    };
+    let value_text = shown(rule.unit, "$value");
+    let threshold = threshold_text(rule, severity);
     let text = |template: &str| {
         template
-            .replace("{db}", "{{ $labels.db }}")
-            .replace("{holder}", "{{ $labels.holder }}")
+            .replace("{db}", "{{ $labels.db }} on {{ $labels.instance }}")
+            .replace("{holder}", HOLDER)
             .replace("{reader_open}", READER_OPEN)
-            .replace("{value}", value_text)
-            .replace(
-                "{threshold}",
-                &catalogue::format_value(rule.unit, threshold),
-            )
+            .replace("{value}", &value_text)
+            .replace("{threshold}", &threshold)
             .replace("{for}", &humantime::format_duration(for_).to_string())
             .replace("WINDOW", &window)
     };
     Rule {
         alert: rule.alert,
-        expr: format!("{value} {} {threshold}", rule.op.promql()),
+        expr: compared(rule, severity, &figure(rule)),
         for_: (!for_.is_zero()).then(|| humantime::format_duration(for_).to_string()),
         labels: BTreeMap::from([("severity", severity.as_str())]),
         annotations: BTreeMap::from([
@@ -258,115 +205,35 @@ fn make(
     }
 }
 
-/// The regular expression matching exactly `name` (RE2's metacharacters escaped).
-fn escape(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        if r"\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::ThresholdsConfig;
-
-    /// Every label is judged by exactly one matcher, the one of the entry the daemon would
-    /// use: a named database first, then the first glob whose labels take it, else the default.
-    #[test]
-    fn each_label_falls_under_the_entry_the_daemon_uses() {
-        let level = |gb: f64| (Some(gb * 1e9), Duration::ZERO);
-        let default = level(50.0);
-        let t = |gb: f64| {
-            let layer: ThresholdsConfig =
-                serde_yaml::from_str(&format!("database_size: {{warning: {gb}GB}}\n")).unwrap();
-            DbThresholds::resolve(&[("t", &layer)]).unwrap()
-        };
-        let dbs = Databases {
-            named: vec![
-                ("app".into(), DbThresholds::default()),
-                ("eu/acme".into(), t(5.0)),
-                ("big.one".into(), t(5.0)),
-            ],
-            globs: vec![
-                ("eu/[^/]*".into(), t(2.0)),
-                ("(?:.*/)?[^/]*".into(), t(1.0)),
-            ],
-        };
-        let size = |t: &DbThresholds| {
-            let s = t.get("database_size").unwrap();
-            (s.threshold(Severity::Warning), s.for_)
-        };
-        let ms = matchers(&dbs, default, size);
-        let judged = |label: &str| -> Vec<Level> {
-            let full = |re: &String| regex::Regex::new(&format!("^(?:{re})$")).unwrap();
-            ms.iter()
-                .filter(|(m, _)| {
-                    m.only.as_ref().is_none_or(|re| full(re).is_match(label))
-                        && !m.except.as_ref().is_some_and(|re| full(re).is_match(label))
-                })
-                .map(|(_, l)| *l)
-                .collect()
-        };
-        assert_eq!(
-            judged("app"),
-            [default],
-            "a named database at the default level"
-        );
-        assert_eq!(judged("eu/acme"), [level(5.0)]);
-        assert_eq!(judged("big.one"), [level(5.0)]);
-        assert_eq!(
-            judged("bigxone"),
-            [level(1.0)],
-            "the dot of a name is literal"
-        );
-        assert_eq!(judged("eu/beta"), [level(2.0)], "the first glob");
-        assert_eq!(judged("us/x/y"), [level(1.0)], "the second glob");
-        // Without globs, the default rule takes every database not overridden.
-        let named = Databases {
-            named: dbs.named.clone(),
-            globs: Vec::new(),
-        };
-        let ms = matchers(&named, default, size);
-        assert_eq!(ms.len(), 2);
-        assert_eq!(ms[0].0.selector(), r#"{db!~"eu/acme|big\\.one"}"#);
-    }
 
     #[test]
-    fn overrides_become_their_own_rules_and_the_default_excludes_them() {
-        let layer: ThresholdsConfig =
-            serde_yaml::from_str("database_size: {warning: 1GB, critical: 'off'}\n").unwrap();
-        let own = DbThresholds::resolve(&[("t", &layer)]).unwrap();
-        let dbs = Databases {
-            named: vec![
-                ("app.v2".to_string(), own),
-                ("jobs".to_string(), DbThresholds::default()),
-            ],
-            globs: Vec::new(),
-        };
-        let out = render(&DbThresholds::default(), &dbs, "https://r");
+    fn one_rule_per_alert_and_severity_keeping_the_host() {
+        let text = render(
+            &DbThresholds::default(),
+            &Databases::default(),
+            "https://x/runbooks",
+        );
+        let file: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for g in file["groups"].as_sequence().unwrap() {
+            for r in g["rules"].as_sequence().unwrap() {
+                let key = (
+                    r["alert"].as_str().unwrap().to_string(),
+                    r["labels"]["severity"].as_str().unwrap().to_string(),
+                );
+                assert!(seen.insert(key.clone()), "{key:?} twice");
+                let expr = r["expr"].as_str().unwrap();
+                assert!(!expr.contains("by (db)"), "{expr}");
+                assert!(expr.contains("sqlite_threshold{alert="), "{expr}");
+            }
+        }
+        assert!(seen.contains(&("SQLiteDatabaseLarge".into(), "critical".into())));
         assert!(
-            out.contains(r#"expr: sqlite_database_size_bytes{db!~"app\\.v2"} > 50000000000"#),
-            "{out}"
+            !seen.contains(&("SQLiteDatabaseDown".into(), "warning".into())),
+            "a level used nowhere has no rule"
         );
-        assert!(
-            out.contains(r#"expr: sqlite_database_size_bytes{db=~"app\\.v2"} > 1000000000"#),
-            "{out}"
-        );
-        assert!(
-            out.contains(r#"expr: sqlite_database_size_bytes{db!~"app\\.v2"} > 100000000000"#),
-            "{out}"
-        );
-        assert_eq!(
-            out.matches("sqlite_database_size_bytes").count(),
-            3,
-            "no critical rule for app.v2: {out}"
-        );
-        assert!(out.contains("rate(sqlite_write_transactions_total[5m]) > 500"));
-        assert!(out.contains("runbook_url: https://r#sqlitedatabaselarge"));
     }
 }

@@ -340,7 +340,7 @@ pub const RULES: &[RuleDef] = &[
         critical: None,
         for_secs: 0,
         settles: Settles::AfterThreshold,
-        promql: "sqlite_snapshot_pinned_seconds{SEL}",
+        promql: "max by (db) (sqlite_snapshot_pinned_seconds{SEL})",
         value: snapshot_pinned,
         label: "reader holding checkpoints back",
         summary: "A reader of {db} ({holder}) has pinned its snapshot for {reader_open}, holding a due checkpoint back for {value}",

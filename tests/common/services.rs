@@ -158,11 +158,16 @@ pub struct Alertmanager {
 impl Alertmanager {
     /// Starts one on `port`, keeping its state in `dir`, and waits until it is ready.
     pub fn start(dir: &Path, port: u16) -> Self {
+        Self::start_with(dir, port, "")
+    }
+
+    /// As [`Alertmanager::start`], with `more` appended to its config (top-level YAML).
+    pub fn start_with(dir: &Path, port: u16, more: &str) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let config = dir.join("alertmanager.yml");
         std::fs::write(
             &config,
-            "route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n",
+            format!("route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n{more}"),
         )
         .unwrap();
         let mut cmd = Command::new(program(
