@@ -152,6 +152,15 @@ def dashboard(uid, title, description, panels, with_db=True, links=None):
     }
 
 
+def with_threshold(v, alert, op):
+    """`v OP threshold`, where the threshold is the one sqlite-ops judges `v`'s database by: its
+    own level (sqlite_threshold with db) where its host exports one, else its host's global level
+    (the same series the rules of `sqlite-ops rules` read). `v` carries job, instance and db."""
+    t = f'sqlite_threshold{{alert="{alert}",severity="warning"'
+    return (f'(({v}) {op} on(job, instance, db) group_left() {t},db!=""}}) or '
+            f'(({v}) {op} on(job, instance) group_left() {t},db=""}} unless on(job, instance, db) {t},db!=""}})')
+
+
 def overview():
     b = Board()
     L = "{{instance}} {{db}}"
@@ -180,12 +189,12 @@ def overview():
     b.panel("timeseries", "Writer utilisation", "Share of time SQLite's write lock was held (rate of sqlite_write_lock_held_seconds_total). Above 50% sustained, writers queue behind each other.",
             [(f"rate(sqlite_write_lock_held_seconds_total{{{SEL}}}[$__rate_interval])", L)], "percentunit", w=8,
             thresholds=[(0.5, "red")], min_=0, max_=1)
-    b.panel("bargauge", "Headroom: write rate", "The write rate over the last 5 minutes (the window of SQLiteWriteRateHigh) as a share of the 500/s migration threshold.",
-            [(f"increase(sqlite_write_transactions_total{{{SEL}}}[5m]) / 300 / 500", L)], "percentunit", w=8, h=6,
+    b.panel("bargauge", "Write rate against its threshold", "The write rate over the last 5 minutes (the window of SQLiteWriteRateHigh) as a share of the write_tx_per_sec warning threshold this host's config sets for the database (sqlite_threshold; 500/s by default): 100% is the threshold.",
+            [(with_threshold(f"increase(sqlite_write_transactions_total{{{SEL}}}[5m]) / 300", "SQLiteWriteRateHigh", "/"), L)], "percentunit", w=8, h=6,
             thresholds=[(0.7, "orange"), (1, "red")], min_=0, max_=1,
             options={"orientation": "horizontal", "displayMode": "gradient", "reduceOptions": {"calcs": ["lastNotNull"]}})
-    b.panel("stat", "Time until 50 GB", "At the database's growth rate over the last 6 hours, how long until it passes 50 GB (the warning). Shown as a very long time when it does not grow.",
-            [(f"(50e9 - sqlite_database_size_bytes{{{SEL}}}) / clamp_min(deriv(sqlite_database_size_bytes{{{SEL}}}[6h]), 1e-9)", L)], "s", w=8, h=6,
+    b.panel("stat", "Time until the size threshold", "At the database's growth rate over the last 6 hours, how long until it passes the database_size warning threshold this host's config sets for it (sqlite_threshold; 50 GB by default). 0 once past it; no value for a database that does not grow; a value over 24 hours says more than its 6 hours of history can (the status page's forecasts never reach past four times their history).",
+            [(f"clamp_min(-({with_threshold(f'sqlite_database_size_bytes{{{SEL}}}', 'SQLiteDatabaseLarge', '-')}) / (deriv(sqlite_database_size_bytes{{{SEL}}}[6h]) > 0), 0)", L)], "s", w=8, h=6,
             base="red", thresholds=[(30 * 86400, "orange"), (90 * 86400, "green")], options={"reduceOptions": {"calcs": ["lastNotNull"]}})
     b.panel("stat", "Declared team", "Backend engineers and regions as declared in sqlite-ops's config (team:). Above 3 engineers or 1 region, the production guide moves to Postgres.",
             [(f"sqlite_declared_backend_engineers{{{SEL}}}", "engineers {{db}}"), (f"sqlite_declared_regions{{{SEL}}}", "regions {{db}}")], "none", w=8, h=6,
@@ -258,20 +267,23 @@ def overview():
 
 def fleet():
     b = Board()
-    by = "max by (instance, db)"
+    by = "max by (job, instance, db)"
+    # Each signal as its value over the warning threshold this host's config sets for the
+    # database (sqlite_threshold): 1 is the threshold, whatever the config says.
     signals = [
-        ("writes", "Write rate / 500/s", f'{by} (rate(sqlite_write_transactions_total{{{SEL}}}[$__rate_interval])) / 500'),
-        ("size", "Size / 50 GB", f'{by} (sqlite_database_size_bytes{{{SEL}}}) / 50e9'),
-        ("writer", "Writer utilisation / 50%", f'{by} (rate(sqlite_write_lock_held_seconds_total{{{SEL}}}[$__rate_interval])) / 0.5'),
-        ("wal", "WAL / 1 GB", f'{by} (sqlite_wal_size_bytes{{{SEL}}}) / 1e9'),
-        ("lag", "Replication lag / 10 s", f'{by} (sqlite_litestream_replication_lag_seconds{{{SEL}}}) / 10'),
-        ("disk", "Disk used / 90%", f'{by} (1 - sqlite_filesystem_free_bytes{{{SEL}}} / sqlite_filesystem_size_bytes{{{SEL}}}) / 0.9'),
+        ("writes", "Write rate / threshold", with_threshold(f'{by} (rate(sqlite_write_transactions_total{{{SEL}}}[$__rate_interval]))', "SQLiteWriteRateHigh", "/")),
+        ("size", "Size / threshold", with_threshold(f'{by} (sqlite_database_size_bytes{{{SEL}}})', "SQLiteDatabaseLarge", "/")),
+        ("writer", "Writer utilisation / threshold", with_threshold(f'{by} (rate(sqlite_write_lock_held_seconds_total{{{SEL}}}[$__rate_interval]))', "SQLiteWriterSaturated", "/")),
+        ("wal", "WAL / threshold", with_threshold(f'{by} (sqlite_wal_size_bytes{{{SEL}}})', "SQLiteWalLarge", "/")),
+        ("lag", "Replication lag / threshold", with_threshold(f'{by} (sqlite_litestream_replication_lag_seconds{{{SEL}}})', "SQLiteReplicationLag", "/")),
+        # Free space alerts below its threshold: its nearness is the threshold over the free share.
+        ("disk", "Disk: free threshold / free", with_threshold(f'{by} (sqlite_filesystem_size_bytes{{{SEL}}} / sqlite_filesystem_free_bytes{{{SEL}}})', "SQLiteFilesystemLowSpace", "*")),
     ]
     nearest = " or ".join(f'label_replace({expr}, "signal", "{name}", "", "")' for name, _, expr in signals)
     b.row("Every database, nearest threshold first")
     b.panel("table", "Databases by the signal nearest its threshold",
-            "One row per database, from the per-database series (the health group gives writes, size, WAL and disk; locks and litestream add the writer and lag). Each signal is its value divided by its warning threshold (1 = at the threshold); Nearest is the largest of them. Sorted by Nearest, so the database closest to an alert or to the move to Postgres is on top. Click a database for its overview.",
-            [(f'max by (instance, db) ({nearest})', "nearest")] + [(expr, name) for name, _, expr in signals]
+            "One row per database, from the per-database series (the health group gives writes, size, WAL and disk; locks and litestream add the writer and lag). Each signal is its value divided by the warning threshold this host's config sets for the database (sqlite_threshold; 1 = at the threshold); Nearest is the largest of them, and its signal column names which. Sorted by Nearest, so the database closest to an alert or to the move to Postgres is on top. Click a database for its overview.",
+            [(f'topk by (job, instance, db) (1, {nearest})', "nearest")] + [(expr, name) for name, _, expr in signals]
             + [(f'{by} (sqlite_up{{{SEL}}})', "up")],
             "percentunit", w=24, h=16, thresholds=[(0.7, "orange"), (1, "red")],
             transformations=[

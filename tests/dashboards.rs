@@ -167,6 +167,21 @@ fn every_panel_query_returns_data_on_a_real_prometheus() {
         )
         .unwrap();
     let _writer = Writer::start(&db);
+    // And the file itself grows, for the time-until-threshold panel: Litestream holds a reader
+    // that keeps other checkpoints out and checkpoints itself past 1000 waiting pages, so
+    // each insert brings it a hundred.
+    let growing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let grower = {
+        let (db, growing) = (db.clone(), growing.clone());
+        std::thread::spawn(move || {
+            let c = Connection::open(&db).unwrap();
+            c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+            while growing.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = c.execute("INSERT INTO events(at) VALUES (zeroblob(400000))", []);
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        })
+    };
     let yml = dir.path().join("litestream.yml");
     std::fs::write(
         &yml,
@@ -229,6 +244,35 @@ fn every_panel_query_returns_data_on_a_real_prometheus() {
             ));
         }
     }
+    // The values read the config: the fleet table's size signal divides by this host's 1 KB
+    // threshold (sqlite_threshold), not a 50 GB written into the dashboard, so a database of
+    // a hundred kilobytes reads far above 1; the nearest keeps the signal's name.
+    let fleet = load("dashboards/sqlite-ops-fleet.json");
+    let target = |legend: &str| -> String {
+        fleet["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+            .find(|t| t["legendFormat"] == legend)
+            .unwrap_or_else(|| panic!("a fleet target {legend}"))["expr"]
+            .as_str()
+            .unwrap()
+            .replace("$job", ".*")
+            .replace("$instance", ".*")
+            .replace("$db", ".*")
+            .replace("$__rate_interval", "15s")
+    };
+    let size = prometheus.instant_values(&target("size"));
+    assert!(
+        size.first().is_some_and(|(_, v)| *v > 50.0),
+        "size over its 1 KB threshold: {size:?}"
+    );
+    let nearest = prometheus.series(&target("nearest"));
+    assert_eq!(nearest.len(), 1, "{nearest:?}");
+    assert_eq!(nearest[0]["signal"], "size", "{nearest:?}");
+    growing.store(false, std::sync::atomic::Ordering::Relaxed);
+    grower.join().unwrap();
     assert!(
         failures.is_empty(),
         "panels without data:\n{}",

@@ -109,6 +109,23 @@ impl Prometheus {
         panic!("prometheus could not listen on five free ports in a row")
     }
 
+    /// An instant query's series, as (labels, value).
+    pub fn instant_values(&self, expr: &str) -> Vec<(serde_json::Value, f64)> {
+        self.instant(expr)["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let v = r["value"][1]
+                    .as_str()
+                    .unwrap_or("NaN")
+                    .parse()
+                    .unwrap_or(f64::NAN);
+                (r["metric"].clone(), v)
+            })
+            .collect()
+    }
+
     /// An instant query's whole answer.
     fn instant(&self, expr: &str) -> serde_json::Value {
         let agent: ureq::Agent = ureq::Agent::config_builder()
