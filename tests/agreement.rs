@@ -113,18 +113,8 @@ fn daemon_check_and_prometheus_agree_on_what_fires() {
     });
 
     // Prometheus, evaluating the rules generated for this config against the daemon's metrics.
-    let (code, rules, err) = run_cli(&["rules", "--config", config.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    let rules_file = dir.path().join("rules.yml");
-    std::fs::write(&rules_file, rules).unwrap();
-    let prometheus = Prometheus::start_with_rules(
-        &dir.path().join("prometheus"),
-        &format!(
-            "  - job_name: sqlite-ops\n    static_configs: [{{targets: ['{}']}}]\n",
-            daemon.addr
-        ),
-        &[&rules_file],
-    );
+    let prometheus =
+        Prometheus::evaluating_rules(&dir.path().join("prometheus"), &config, &daemon.addr, "");
     let from_prometheus = || -> Firing {
         prometheus
             .series("ALERTS{alertstate=\"firing\"}")
@@ -208,18 +198,8 @@ fn daemon_check_and_prometheus_agree_while_litestream_is_frozen() {
     )
     .unwrap();
     let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
-    let (code, rules, err) = run_cli(&["rules", "--config", config.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    let rules_file = dir.path().join("rules.yml");
-    std::fs::write(&rules_file, rules).unwrap();
-    let prometheus = Prometheus::start_with_rules(
-        &dir.path().join("prometheus"),
-        &format!(
-            "  - job_name: sqlite-ops\n    static_configs: [{{targets: ['{}']}}]\n",
-            daemon.addr
-        ),
-        &[&rules_file],
-    );
+    let prometheus =
+        Prometheus::evaluating_rules(&dir.path().join("prometheus"), &config, &daemon.addr, "");
     let daemon_fires = || {
         daemon
             .alerts()

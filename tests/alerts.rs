@@ -285,18 +285,14 @@ fn both_alert_paths_make_one_alert_per_condition_and_critical_mutes_warning() {
         "--web.listen-address",
         &addr,
     ]);
-    let (code, rules, err) = run_cli(&["rules", "--config", config.to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    let rules_file = dir.path().join("rules.yml");
-    std::fs::write(&rules_file, rules).unwrap();
     let am_target = am.url.trim_start_matches("http://").to_string();
-    let prometheus = Prometheus::start_with_rules(
+    let prometheus = Prometheus::evaluating_rules(
         &dir.path().join("prometheus"),
+        &config,
+        &addr,
         &format!(
-            "  - job_name: sqlite-ops\n    static_configs: [{{targets: ['{addr}']}}]\n\
-             alerting:\n  alertmanagers:\n    - static_configs: [{{targets: ['{am_target}']}}]\n"
+            "alerting:\n  alertmanagers:\n    - static_configs: [{{targets: ['{am_target}']}}]\n"
         ),
-        &[&rules_file],
     );
     // Both paths delivered: Prometheus fires both levels, the daemon has pushed.
     wait_for(STEP, "Prometheus fires both levels", || {

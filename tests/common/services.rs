@@ -109,6 +109,24 @@ impl Prometheus {
         panic!("prometheus could not listen on five free ports in a row")
     }
 
+    /// Scrapes the daemon at `target` as job `sqlite-ops`, evaluating the rules `sqlite-ops
+    /// rules --config config` prints (written into `dir`), with `more` appended to its config
+    /// (top-level YAML, such as `alerting:`).
+    pub fn evaluating_rules(dir: &Path, config: &Path, target: &str, more: &str) -> Self {
+        let (code, rules, err) = super::run_cli(&["rules", "--config", config.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        let rules_file = dir.join("rules.yml");
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(&rules_file, rules).unwrap();
+        Self::start_with_rules(
+            dir,
+            &format!(
+                "  - job_name: sqlite-ops\n    static_configs: [{{targets: ['{target}']}}]\n{more}"
+            ),
+            &[&rules_file],
+        )
+    }
+
     /// An instant query's series, as (labels, value).
     pub fn instant_values(&self, expr: &str) -> Vec<(serde_json::Value, f64)> {
         self.instant(expr)["data"]["result"]
