@@ -27,7 +27,7 @@ THRESHOLDS = {
     "SQLiteWriteRateHigh": {"warning": 500},
     "SQLiteDatabaseLarge": {"warning": 50e9, "critical": 100e9},
     "SQLiteTeamOutgrown": {"warning": 3},
-    "SQLiteMultiRegion": {"critical": 1},
+    "SQLiteMultiRegion": {"warning": 1},
     "SQLiteWriterSaturated": {"warning": 0.5},
     "SQLiteReplicationLag": {"warning": 10, "critical": 60},
     "SQLiteReplicaUnreachable": {"warning": 1},
@@ -145,7 +145,7 @@ case(N, "stays quiet at 3 engineers", [series("sqlite_declared_backend_engineers
 
 N = "SQLiteMultiRegion"
 case(N, "fires at 2 regions", [series("sqlite_declared_regions", "2x30")], [
-    (0, [alert(N, "critical", "app on h1:9934 is declared to serve several regions; SQLite is single-node",
+    (0, [alert(N, "warning", "app on h1:9934 is declared to serve several regions; SQLite is single-node",
                "The config declares 2 regions for app on h1:9934, above 1. SQLite has one writer on one machine: writes from other regions cross the network, and failover is a restore.")]),
 ])
 case(N, "stays quiet at 1 region", [series("sqlite_declared_regions", "1x30")], [(0, [])])

@@ -135,7 +135,7 @@ fn every_alert_fires_and_resolves_through_alertmanager() {
     write_config(5, 2);
     daemon.signal(libc::SIGHUP);
     fires(&am, "SQLiteTeamOutgrown", "team", "warning");
-    fires(&am, "SQLiteMultiRegion", "team", "critical");
+    fires(&am, "SQLiteMultiRegion", "team", "warning");
 
     // The database file is deleted.
     std::fs::remove_file(&gone).unwrap();

@@ -251,8 +251,9 @@ pub const RULES: &[RuleDef] = &[
         group: Group::Migration,
         unit: Unit::Count,
         op: Op::Above,
-        warning: None,
-        critical: Some(1.0),
+        // A fact written in the config: planning, not a page.
+        warning: Some(1.0),
+        critical: None,
         for_secs: 0,
         settles: Settles::AtOnce,
         promql: "sqlite_declared_regions{SEL}",
