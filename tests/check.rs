@@ -510,3 +510,56 @@ fn forecasts_come_from_a_running_daemon_or_else_from_the_sample() {
         "{human}"
     );
 }
+
+/// A reader that pinned the WAL before the sample began, while writes go on (issue 29 and a
+/// walkthrough: `check` said `OK snapshot_age 5s` while the daemon fired): the pin clock ran
+/// through the whole sample, which cannot tell how long before it started, so the finding is
+/// UNKNOWN with why, never OK.
+#[test]
+fn a_pin_older_than_the_sample_is_unknown_never_ok() {
+    let dir = tempfile::tempdir().unwrap();
+    let (conn, db) = wal_db(dir.path());
+    drop(conn);
+    let mut py = common::PyDriver::start();
+    py.open("r", Path::new(&db), "");
+    py.cmd("exec r BEGIN");
+    py.cmd("exec r SELECT count(*) FROM users");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, db) = (stop.clone(), db.clone());
+        std::thread::spawn(move || {
+            let conn = Connection::open(&db).unwrap();
+            conn.busy_timeout(Duration::from_secs(5)).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                conn.execute("INSERT INTO users(name) VALUES (hex(randomblob(2000)))", [])
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let cfg = config(
+        dir.path(),
+        &format!("databases: [{{path: {db}}}]\nthresholds:\n  snapshot_age: {{warning: 20s}}\n  checkpoint_lag_age: {{warning: 20s}}\n{NO_DISK_RULE}"),
+    );
+    // Past the point where a checkpoint is due (1000 frames waiting), then a 3 s sample.
+    common::wait_for(common::STEP, "a checkpoint due", || {
+        let c = Connection::open(&db).ok()?;
+        let frames: i64 = c
+            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+            .ok()?;
+        (frames > 1200).then_some(())
+    });
+    let (_, out, _) = run_cli(&[
+        "check", "--config", &cfg, "--sample", "3s", "--format", "json",
+    ]);
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    py.cmd("end r");
+    let report = json(&out);
+    let f = finding(&report, "snapshot_age");
+    assert_eq!(f["status"], "unknown", "{f:#}");
+    assert!(
+        f["summary"].as_str().unwrap().contains("whole 3s sample"),
+        "{f:#}"
+    );
+}

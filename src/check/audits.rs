@@ -5,6 +5,7 @@
 use super::{Finding, Status};
 use crate::format::db_header::JournalKind;
 use crate::monitor::DbSnapshot;
+use crate::rules::catalogue::Settles;
 use crate::rules::catalogue::{format_value, Unit};
 use crate::rules::{render_text, Condition};
 use std::os::unix::fs::MetadataExt;
@@ -17,7 +18,7 @@ const FREELIST_MIN_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A threshold as a finding; `None` for figures that do not apply (WAL figures of a rollback
 /// database).
-pub fn threshold_finding(c: &Condition, s: &DbSnapshot) -> Option<Finding> {
+pub fn threshold_finding(c: &Condition, s: &DbSnapshot, sampled: f64) -> Option<Finding> {
     let rule = c.setting.rule;
     let shown_level = c
         .breached
@@ -44,7 +45,47 @@ pub fn threshold_finding(c: &Condition, s: &DbSnapshot) -> Option<Finding> {
                 ))
         });
     };
-    let (shown, threshold) = if rule.key == "database_down" {
+    let (shown, threshold) = shown_value(rule, value, s, threshold);
+    let f = match c.breached {
+        Some((severity, t)) => {
+            finding(severity.into(), render_text(c.setting, s, value, t).0).fix(rule.fix)
+        }
+        None if rule.key == "database_down" => finding(Status::Ok, "readable".into()),
+        None if rule.key == "replication_lag" && lag_untold(s, shown_level).is_some() => {
+            let why = lag_untold(s, shown_level).unwrap_or_default();
+            finding(Status::Unknown, why).fix("Ask the running daemon, which has watched longer (check --daemon URL), or sample longer (--sample).")
+        }
+        // A clock that ran through the whole sample started before it: the sample cannot tell
+        // how long it has really run (a reader pinning the WAL for minutes reads as the sample's
+        // few seconds).
+        None if rule.settles == Settles::AfterThreshold && value >= 1.0 && value >= 0.9 * sampled => {
+            finding(
+                Status::Unknown,
+                format!(
+                    "{} for the whole {} sample: it began before the sample, which cannot tell how long ago",
+                    rule.label,
+                    format_value(Unit::Seconds, sampled)
+                ),
+            )
+            .fix("Ask the running daemon, which has watched longer (check --daemon URL), or sample longer than the threshold (--sample).")
+        }
+        None => finding(Status::Ok, format!("{} within threshold", rule.label)),
+    };
+    Some(Finding {
+        measured: Some(value),
+        limit: Some(shown_level),
+        ..f.value(shown).threshold(threshold)
+    })
+}
+
+/// A threshold finding's value and threshold as people read them.
+fn shown_value(
+    rule: &crate::rules::RuleDef,
+    value: f64,
+    s: &DbSnapshot,
+    threshold: String,
+) -> (String, String) {
+    if rule.key == "database_down" {
         let shown = if s.up {
             "readable".to_string()
         } else {
@@ -76,23 +117,7 @@ pub fn threshold_finding(c: &Condition, s: &DbSnapshot) -> Option<Finding> {
         )
     } else {
         (format_value(rule.unit, value), threshold)
-    };
-    let f = match c.breached {
-        Some((severity, t)) => {
-            finding(severity.into(), render_text(c.setting, s, value, t).0).fix(rule.fix)
-        }
-        None if rule.key == "database_down" => finding(Status::Ok, "readable".into()),
-        None if rule.key == "replication_lag" && lag_untold(s, shown_level).is_some() => {
-            let why = lag_untold(s, shown_level).unwrap_or_default();
-            finding(Status::Unknown, why).fix("Ask the running daemon, which has watched longer (check --daemon URL), or sample longer (--sample).")
-        }
-        None => finding(Status::Ok, format!("{} within threshold", rule.label)),
-    };
-    Some(Finding {
-        measured: Some(value),
-        limit: Some(shown_level),
-        ..f.value(shown).threshold(threshold)
-    })
+    }
 }
 
 /// Whether a replica of `s` lacks commits it was seen to miss (its lag is above 0).

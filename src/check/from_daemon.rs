@@ -3,7 +3,7 @@
 //! hours; the sample for seconds. A finding taken from the daemon says so (`source`).
 
 use super::{Finding, Status};
-use crate::rules::catalogue::format_against;
+use crate::rules::catalogue::{format_against, format_value};
 use crate::rules::{Severity, RULES};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -52,7 +52,7 @@ pub fn overlay(
         f.source = "daemon";
         let Some(a) = alerts.get(&(db.to_string(), name.to_string())) else {
             // The daemon evaluates every threshold: silence is its verdict.
-            if f.status > Status::Ok && f.status != Status::Unknown {
+            if matches!(f.status, Status::Warning | Status::Critical) {
                 f.summary = format!(
                     "{} (this sample only: the daemon, which has watched longer, does not alert)",
                     f.summary
@@ -61,14 +61,22 @@ pub fn overlay(
             }
             continue;
         };
-        let unit = RULES.iter().find(|r| r.alert == name).map(|r| r.unit);
-        let shown = unit.map(|u| format_against(u, a.value, a.threshold));
+        let rule = RULES.iter().find(|r| r.alert == name);
+        let shown = rule.map(|r| format_against(r.unit, a.value, a.threshold));
         if a.state == "firing" {
             f.status = a.severity.into();
             f.summary = format!("firing in the daemon: {}", a.summary);
             f.value = shown.or(f.value.take());
             f.measured = Some(a.value);
             f.limit = Some(a.threshold);
+            if let Some(r) = rule {
+                f.threshold = Some(format!(
+                    "{} {}",
+                    r.op.promql(),
+                    format_value(r.unit, a.threshold)
+                ));
+                f.fix = Some(r.fix.to_string());
+            }
         } else {
             f.summary = format!(
                 "{}; pending in the daemon at {} ({})",
@@ -107,6 +115,7 @@ mod tests {
             finding("snapshot_age", "SQLiteSnapshotPinned", Status::Ok),
             finding("database_size", "SQLiteDatabaseLarge", Status::Warning),
             Finding::new("journal_mode", Status::Ok, "WAL mode"),
+            finding("regions", "SQLiteMultiRegion", Status::Info),
         ];
         overlay(&mut f, "app", &alerts);
         assert_eq!(
@@ -116,6 +125,17 @@ mod tests {
             f[0]
         );
         assert_eq!(f[0].value.as_deref(), Some("3m 1s"));
+        assert_eq!(
+            f[0].threshold.as_deref(),
+            Some("> 1m"),
+            "the level that fires"
+        );
+        assert!(
+            f[0].fix.as_deref().is_some_and(|x| !x.contains("--daemon")),
+            "{:?}",
+            f[0].fix
+        );
+        assert_eq!(f[4].status, Status::Info, "not declared stays said");
         assert!(f[0].summary.contains("lag of app, critical"));
         assert_eq!(f[1].status, Status::Ok);
         assert!(

@@ -376,7 +376,7 @@ fn sample(
 fn judge(target: &Target, s: &DbSnapshot, opts: &CheckOptions) -> Vec<Finding> {
     let mut out = Vec::new();
     for c in rules::conditions(s, &target.thresholds) {
-        if let Some(f) = audits::threshold_finding(&c, s) {
+        if let Some(f) = audits::threshold_finding(&c, s, opts.sample.as_secs_f64()) {
             out.push(f);
         }
     }

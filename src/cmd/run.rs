@@ -144,9 +144,6 @@ fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {
             labels: am.labels.clone(),
         }
     });
-    if let Some(am) = &alertmanager {
-        tracing::info!(urls = %am.urls.join(", "), instance = %am.instance, "pushing alerts to Alertmanager");
-    }
     let notify = l.cfg.notify.clone().unwrap_or_default();
     let webhooks: Vec<Webhook> = notify
         .webhooks
@@ -154,9 +151,6 @@ fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {
         .enumerate()
         .map(|(i, w)| Webhook::from_config(notify.webhook_name(i), w))
         .collect();
-    for w in &webhooks {
-        tracing::info!(webhook = %w.name, format = ?w.format, "posting alerts to a webhook");
-    }
     let heartbeat = notify.heartbeat.as_ref().map(|h| HeartbeatSettings {
         url: h.url.clone(),
         interval: h.interval,
@@ -220,6 +214,12 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
                 "listening on {scheme}://{bound}/ (the status page; metrics at {scheme}://{bound}{})",
                 settings.telemetry_path
             );
+            if let Some(am) = &settings.alertmanager {
+                tracing::info!(urls = %am.urls.join(", "), instance = %am.instance, job = %am.job, "pushing alerts to Alertmanager");
+            }
+            for w in &settings.webhooks {
+                tracing::info!(webhook = %w.name, format = ?w.format, "posting alerts to a webhook");
+            }
         }
         // A failed reload runs again with the loaded discovery, which walks afresh.
         let first = std::mem::take(&mut loaded.found);

@@ -553,9 +553,12 @@ impl Config {
                 Some(d),
             ))
         });
-        let from_cli = extra
-            .iter()
-            .map(|p| ("--db".to_string(), "command line", p.clone(), None, None));
+        // A path given relative to where the command runs names the same file as the absolute
+        // one litestream.yml or a glob gives: made absolute, so that they meet.
+        let from_cli = extra.iter().map(|p| {
+            let p = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+            ("--db".to_string(), "command line", p, None, None)
+        });
         for (field, src, path, name, db) in from_file.chain(from_cli) {
             let name = target_name(&field, src, &path, name)?;
             if !seen.insert(name.clone()) {

@@ -82,7 +82,7 @@ fn behind(seen: &Observation, lag: Option<f64>) -> String {
             let s = if n == 1 { "" } else { "s" };
             format!("the copy is {n} transaction{s}{about} behind")
         }
-        _ if !about.is_empty() => format!("the copy is{about} behind"),
+        _ if !about.is_empty() => format!("the copy is {} behind", about.trim().trim_start_matches('(').trim_end_matches(')')),
         _ => "the replica's newest file was made at another WAL position than the live one (Litestream had not yet read the newest commits, or a checkpoint reset the WAL)".into(),
     }
 }

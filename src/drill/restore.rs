@@ -117,9 +117,13 @@ pub fn run(
                 result.tables = Some(counts.len() as u64);
                 result.rows = Some(counts.values().sum());
                 let at = Position::read(wal_before, seen.as_ref(), before.lag);
-                if at.proven().is_some() {
-                    result.data_age_seconds = Some(0.0);
-                }
+                // The recovery point: 0 when proven; else the lag the poller measured, and
+                // unknown rather than 0 when that read 0 but the copy could not be shown whole.
+                result.data_age_seconds = match (at.proven(), before.lag) {
+                    (Some(_), _) => Some(0.0),
+                    (None, Some(l)) if l > 0.0 => Some(l),
+                    (None, _) => None,
+                };
                 compare(job, &counts, &at, &mut result.compared)
             })
         }

@@ -98,6 +98,15 @@ fn headline(a: &Alert) -> (&'static str, &'static str) {
     }
 }
 
+/// What a line says of the alert: its summary while it fires, what it was once resolved (the
+/// summary is the last breach's, which read alone says the problem goes on).
+fn said(a: &Alert) -> String {
+    match a.state {
+        AlertState::Resolved => format!("resolved; it was: {}", a.summary),
+        _ => a.summary.clone(),
+    }
+}
+
 /// Slack's mrkdwn: `&`, `<` and `>` are escaped, links are `<url|text>`.
 fn slack_line(a: &Alert) -> String {
     let esc = |s: &str| {
@@ -111,7 +120,7 @@ fn slack_line(a: &Alert) -> String {
         a.severity.as_str(),
         a.alert,
         esc(&a.db),
-        esc(&a.summary),
+        esc(&said(a)),
         a.runbook_url
     )
 }
@@ -124,7 +133,7 @@ fn discord_line(a: &Alert) -> String {
         a.severity.as_str(),
         a.alert,
         a.db.replace('`', "'"),
-        a.summary,
+        said(a),
         a.runbook_url
     )
 }
@@ -221,7 +230,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(
             v["content"],
-            "sqlite-ops on h:\n✅ **RESOLVED** warning SQLiteDatabaseLarge on `app`: s ([runbook](<https://x/runbooks.md#sqlitedatabaselarge>))"
+            "sqlite-ops on h:\n✅ **RESOLVED** warning SQLiteDatabaseLarge on `app`: resolved; it was: s ([runbook](<https://x/runbooks.md#sqlitedatabaselarge>))"
         );
     }
 

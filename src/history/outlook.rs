@@ -206,17 +206,28 @@ fn peak_write_rate(
 ) -> Option<Forecast> {
     let key = figure("write_transactions_per_second");
     let since = now - 86_400.0;
-    let points = [Range::Day, Range::Hour]
-        .into_iter()
-        .filter_map(|r| h.ring(key, r))
-        .flat_map(|r| {
-            r.points(now)
-                .filter(|&(t, _)| t >= since)
-                .collect::<Vec<_>>()
-        });
-    let (first, peak) = points.fold((f64::INFINITY, f64::NAN), |(first, peak), (t, v)| {
-        (first.min(t), if peak.is_nan() { v } else { peak.max(v) })
-    });
+    let points = |r: Range| -> Vec<(f64, f64)> {
+        h.ring(key, r)
+            .map(|ring| ring.points(now).filter(|&(t, _)| t >= since).collect())
+            .unwrap_or_default()
+    };
+    let (hour, day) = (points(Range::Hour), points(Range::Day));
+    let peak = hour
+        .iter()
+        .chain(&day)
+        .map(|&(_, v)| v)
+        .fold(
+            f64::NAN,
+            |peak, v| if peak.is_nan() { v } else { peak.max(v) },
+        );
+    // Since when the peak was looked for: a day's 5-minute step begins before the daemon did,
+    // so while the hour's 10 s steps hold the whole history they date its start.
+    let first_of = |p: &[(f64, f64)]| p.first().map(|&(t, _)| t);
+    let first = match (first_of(&hour), first_of(&day)) {
+        // Nothing in the day older than the hour (and its step): the history is younger.
+        (Some(h), Some(d)) if d > now - 3_600.0 - 300.0 => h,
+        (h, d) => h.into_iter().chain(d).fold(f64::INFINITY, f64::min),
+    };
     if peak.is_nan() {
         return None;
     }
@@ -362,6 +373,27 @@ mod tests {
             f[2].eta_seconds.unwrap() <= 4.0 * f[2].basis_seconds,
             "{:?}",
             f[2]
+        );
+    }
+
+    /// A daemon 31 s old, its first samples in a day step that began minutes earlier: the peak
+    /// is said of the 31 s it has, not of the step.
+    #[test]
+    fn the_peak_is_said_of_the_history_there_is() {
+        let mut h = DbHistory::default();
+        let t0 = 1_800_000_040.0; // 40 s into a 5-minute step
+        let mut s = snapshot(t0, 1e6, 50.0 * GB, 50.0);
+        for i in 0..=31 {
+            s = snapshot(t0 + f64::from(i), 1e6, 50.0 * GB, 50.0);
+            h.record(&s);
+        }
+        let f = forecasts(&h, &s, &DbThresholds::default(), s.polled_at);
+        let peak = f.last().unwrap();
+        assert!(peak.basis_seconds <= 41.0, "{peak:?}");
+        assert!(
+            peak.text.starts_with("Peak write rate in the last 3"),
+            "{}",
+            peak.text
         );
     }
 

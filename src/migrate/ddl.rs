@@ -2,6 +2,7 @@
 //! cycles do not matter), identity sequences, views. What cannot be carried over is written as
 //! a comment with the reason, so the file applies cleanly as it is. Pure.
 
+use super::literals::literal_strings;
 use super::plan::{index_sql, not_verbatim, ColumnPlan, FkCheck, Plan, TablePlan};
 use super::scan::{quote, ScanStats};
 use super::schema::{Column, Index, Schema, Table};
@@ -77,6 +78,11 @@ fn create_table(out: &mut String, schema: &Schema, t: &Table, tp: &TablePlan) {
     );
 }
 
+/// The names in scope in a table's expressions: its columns.
+fn column_names(t: &Table) -> Vec<&str> {
+    t.columns.iter().map(|c| c.name.as_str()).collect()
+}
+
 fn column_line(schema: &Schema, t: &Table, c: &Column, cp: &ColumnPlan) -> String {
     let mut line = format!("  {} {}", quote(&c.name), cp.pg);
     if cp.pg == PgType::Identity {
@@ -84,6 +90,7 @@ fn column_line(schema: &Schema, t: &Table, c: &Column, cp: &ColumnPlan) -> Strin
     }
     if let Some((expr, _)) = &c.generated {
         if not_verbatim(schema, &[expr]).is_none() {
+            let expr = literal_strings(expr, &column_names(t));
             let _ = write!(line, " GENERATED ALWAYS AS ({expr}) STORED");
         }
     } else if let Some(d) = &c.default {
@@ -123,7 +130,7 @@ fn create_index(out: &mut String, schema: &Schema, plan: &Plan, i: &Index) {
                     format!("lower({})", quote(c))
                 }
                 Some(c) => quote(c),
-                None => format!("({})", term.text),
+                None => format!("({})", literal_strings(&term.text, &column_names(t))),
             };
             if term.desc {
                 format!("{body} DESC")
@@ -141,7 +148,7 @@ fn create_index(out: &mut String, schema: &Schema, plan: &Plan, i: &Index) {
         terms.join(", ")
     );
     if let Some(w) = &i.partial {
-        let _ = write!(sql, " WHERE {w}");
+        let _ = write!(sql, " WHERE {}", literal_strings(w, &column_names(t)));
     }
     sql.push(';');
     if not_verbatim(schema, &index_sql(i)).is_none() {

@@ -12,6 +12,7 @@
 
 pub mod ddl;
 pub mod error;
+pub mod literals;
 pub mod plan;
 pub mod report;
 pub mod scan;

@@ -137,6 +137,18 @@ pub fn plan(schema: &Schema) -> Plan {
         .collect();
     other_objects_findings(schema, &mut findings);
     mixed_case_finding(schema, &mut findings);
+    if !schema.left_behind.is_empty() {
+        findings.push(finding(
+            "left_behind",
+            Level::Info,
+            &schema.left_behind.join(", "),
+            format!(
+                "left behind: Litestream's bookkeeping ({}), not the application's data: not in the DDL or the copy",
+                schema.left_behind.join(", ")
+            ),
+            "",
+        ));
+    }
     Plan { tables, findings }
 }
 

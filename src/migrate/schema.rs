@@ -14,6 +14,15 @@ pub struct Schema {
     pub virtual_tables: Vec<Named>,
     /// AUTOINCREMENT's high-water marks (`sqlite_sequence`).
     pub sequences: HashMap<String, i64>,
+    /// Tables of tools rather than the application (Litestream's `_litestream_*`), left out of
+    /// the DDL and the copy: their names.
+    pub left_behind: Vec<String>,
+}
+
+/// Whether a table belongs to a tool rather than the application: Litestream's bookkeeping
+/// (`_litestream_seq`, `_litestream_lock`), which must not move to Postgres.
+pub fn is_tool_table(name: &str) -> bool {
+    name.to_ascii_lowercase().starts_with("_litestream_")
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +126,10 @@ pub fn read(conn: &Connection) -> rusqlite::Result<Schema> {
         )
     };
     for (name, kind, without_rowid, strict) in entries {
+        if is_tool_table(&name) {
+            schema.left_behind.push(name);
+            continue;
+        }
         match kind.as_str() {
             "table" => {
                 let sql = sql_of("table", &name)?;
@@ -138,6 +151,24 @@ pub fn read(conn: &Connection) -> rusqlite::Result<Schema> {
     for t in &schema.tables {
         schema.indexes.extend(read_indexes(conn, &t.name)?);
     }
+    read_views_and_triggers(conn, &mut schema)?;
+    let has_sequence: bool = conn.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_sequence'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_sequence {
+        let mut s = conn.prepare("SELECT name, seq FROM sqlite_sequence")?;
+        for row in s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+            let (name, seq): (String, i64) = row?;
+            schema.sequences.insert(name, seq);
+        }
+    }
+    Ok(schema)
+}
+
+/// The views and triggers of `sqlite_schema`, but those on tools' tables.
+fn read_views_and_triggers(conn: &Connection, schema: &mut Schema) -> rusqlite::Result<()> {
     let mut others = conn.prepare(
         "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema \
          WHERE type IN ('view', 'trigger') ORDER BY rowid",
@@ -154,25 +185,16 @@ pub fn read(conn: &Connection) -> rusqlite::Result<Schema> {
     })?;
     for row in rows {
         let (kind, named) = row?;
+        if is_tool_table(&named.on) {
+            continue;
+        }
         if kind == "view" {
             schema.views.push(named);
         } else {
             schema.triggers.push(named);
         }
     }
-    let has_sequence: bool = conn.query_row(
-        "SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_sequence'",
-        [],
-        |r| r.get(0),
-    )?;
-    if has_sequence {
-        let mut s = conn.prepare("SELECT name, seq FROM sqlite_sequence")?;
-        for row in s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
-            let (name, seq): (String, i64) = row?;
-            schema.sequences.insert(name, seq);
-        }
-    }
-    Ok(schema)
+    Ok(())
 }
 
 fn read_table(

@@ -267,7 +267,9 @@ fn push_unique(v: &mut Vec<String>, s: String) {
 
 /// A column default in Postgres terms, or why it cannot be carried over.
 pub fn default_for(default: &str, pg: &PgType) -> Result<String, String> {
-    let d = default.trim();
+    // No column is in scope in a DEFAULT: a double-quoted token there is a string to SQLite.
+    let literal = super::literals::literal_strings(default.trim(), &[]);
+    let d = literal.as_str();
     let upper = d.to_ascii_uppercase();
     let utc_now = "(now() AT TIME ZONE 'utc')";
     match upper.as_str() {

@@ -1,7 +1,8 @@
-//! One log line when an alert goes pending, fires and resolves, naming the alert, the database,
-//! the value and the threshold: an operator following the log sees what the pages say.
+//! One log line when an alert goes pending, fires, resolves or stops pending, naming the alert,
+//! the database, the value and the threshold: an operator following the log sees what the pages
+//! say.
 
-use crate::rules::catalogue::format_value;
+use crate::rules::catalogue::{format_against, format_value};
 use crate::rules::{Alert, AlertState, RULES};
 use std::collections::HashMap;
 
@@ -22,6 +23,13 @@ impl AlertLog {
             }
             seen.insert(key, a.state);
         }
+        // A pending alert whose condition cleared before its `for` leaves the list unresolved.
+        for ((db, alert, severity), state) in &self.told {
+            if *state == AlertState::Pending && !seen.contains_key(&(db.clone(), *alert, *severity))
+            {
+                tracing::info!(alert, db = %db, severity, "alert no longer pending: the condition cleared before it fired");
+            }
+        }
         self.told = seen;
     }
 }
@@ -29,7 +37,11 @@ impl AlertLog {
 fn log(a: &Alert) {
     let unit = RULES.iter().find(|r| r.alert == a.alert).map(|r| r.unit);
     let shown = |v: f64| unit.map_or_else(|| v.to_string(), |u| format_value(u, v));
-    let (value, threshold) = (shown(a.value), shown(a.threshold));
+    let value = unit.map_or_else(
+        || a.value.to_string(),
+        |u| format_against(u, a.value, a.threshold),
+    );
+    let threshold = shown(a.threshold);
     let severity = a.severity.as_str();
     match a.state {
         AlertState::Pending => {
@@ -39,7 +51,7 @@ fn log(a: &Alert) {
             tracing::warn!(alert = a.alert, db = %a.db, severity, value = %value, threshold = %threshold, "alert firing")
         }
         AlertState::Resolved => {
-            tracing::info!(alert = a.alert, db = %a.db, severity, value = %value, threshold = %threshold, "alert resolved")
+            tracing::info!(alert = a.alert, db = %a.db, severity, last_breach = %value, threshold = %threshold, "alert resolved")
         }
     }
 }
