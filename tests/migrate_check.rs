@@ -628,3 +628,90 @@ fn work_only_exits_1_and_a_backup_without_room_is_refused() {
         "nothing was written there"
     );
 }
+
+/// A schema nobody here wrote (issue 35): PocketBase's data.db (Go, its own SQLite build, string
+/// defaults written in double quotes: `DEFAULT "base"`, which Postgres would read as a column),
+/// written through its API and replicated by the real Litestream 0.5.17 (which adds its
+/// `_litestream_seq` and `_litestream_lock`). The DDL applies on Postgres with ON_ERROR_STOP,
+/// Litestream's tables are left behind and said once, and every row loads but those a blocker
+/// finding named beforehand.
+#[test]
+fn pocketbase_s_schema_applies_on_postgres_and_its_rows_load() {
+    use common::services::file_replica_yml;
+    use common::{Litestream, PocketBase};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("pb");
+    std::fs::create_dir_all(&data).unwrap();
+    let db = data.join("data.db");
+    let mut app = PocketBase::start(&data);
+    app.cmd("rate 200");
+    wait_for(STEP, "200 records", || {
+        (app.number("created") >= 200).then_some(())
+    });
+    app.cmd("rate 0");
+    let yml = file_replica_yml(dir.path(), &db);
+    let litestream = Litestream::start("0.5.17", &yml);
+    wait_for(STEP, "Litestream's tables", || {
+        let c =
+            Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+        let n: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name LIKE '\\_litestream\\_%' ESCAPE '\\'",
+                [],
+                |r| r.get(0),
+            )
+            .ok()?;
+        (n == 2).then_some(())
+    });
+    drop(litestream);
+    drop(app);
+
+    let ddl = dir.path().join("pb.sql");
+    let (_, report, _) =
+        migrate_check(&[db.to_str().unwrap(), "--emit-ddl", ddl.to_str().unwrap()]);
+    let sql = std::fs::read_to_string(&ddl).unwrap();
+    assert!(
+        !sql.contains("_litestream"),
+        "Litestream's tables stay behind"
+    );
+    assert!(
+        sql.contains("DEFAULT 'base'"),
+        "a double-quoted default is a string"
+    );
+    let tables: Vec<String> = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !tables.iter().any(|t| t.starts_with("_litestream")),
+        "{tables:?}"
+    );
+    assert!(tables.iter().any(|t| t == "events"), "{tables:?}");
+    let left: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "left_behind")
+        .collect();
+    assert_eq!(left.len(), 1, "said once: {left:?}");
+    assert!(left[0]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("Litestream's bookkeeping"));
+
+    let pg = Postgres::start(dir.path());
+    let mut client = pg.client("pb");
+    let (ok, err) = pg.psql_file("pb", &ddl);
+    assert!(ok, "the DDL applies: {err}");
+    let names: Vec<&str> = tables.iter().map(String::as_str).collect();
+    let (rejected, loaded) = load(&db, &mut client, &names);
+    let flagged = flagged(&report);
+    assert!(
+        rejected.is_subset(&flagged),
+        "Postgres rejected rows no finding named: {:?}",
+        rejected.difference(&flagged).collect::<Vec<_>>()
+    );
+    assert!(loaded >= 200, "{loaded} rows loaded");
+}

