@@ -715,3 +715,76 @@ fn pocketbase_s_schema_applies_on_postgres_and_its_rows_load() {
     );
     assert!(loaded >= 200, "{loaded} rows loaded");
 }
+
+/// A framework's own tables (issue 35): a Django project (`startproject`, `migrate`, 51 users
+/// through the ORM, on Python's SQLite). The DDL applies on Postgres with ON_ERROR_STOP and every
+/// row loads but those a blocker finding named.
+#[test]
+fn django_s_tables_apply_on_postgres_and_their_rows_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("python3")
+            .args(args)
+            .current_dir(&site)
+            .env("DJANGO_SETTINGS_MODULE", "mysite.settings")
+            .output()
+            .expect("python3 runs (scripts/test installs Django)");
+        assert!(
+            out.status.success(),
+            "python3 {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["-m", "django", "startproject", "mysite", "."]);
+    run(&["manage.py", "migrate", "--noinput"]);
+    run(&[
+        "manage.py",
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User\n\
+         for i in range(51): User.objects.create_user(f'user{i}', f'u{i}@example.com', None, first_name='Ünïcode')",
+    ]);
+    let db = site.join("db.sqlite3");
+    let ddl = dir.path().join("django.sql");
+    let (_, report, _) =
+        migrate_check(&[db.to_str().unwrap(), "--emit-ddl", ddl.to_str().unwrap()]);
+    let tables: Vec<String> = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(tables.iter().any(|t| t == "auth_user"), "{tables:?}");
+    let pg = Postgres::start(dir.path());
+    let mut client = pg.client("django");
+    let (ok, err) = pg.psql_file("django", &ddl);
+    assert!(ok, "the DDL applies: {err}");
+    // Parents before children: the DDL's foreign keys are checked as rows arrive.
+    let mut ordered: Vec<&str> = tables.iter().map(String::as_str).collect();
+    ordered.sort_by_key(|t| {
+        [
+            "django_content_type",
+            "auth_permission",
+            "auth_group",
+            "auth_user",
+        ]
+        .iter()
+        .position(|p| p == t)
+        .unwrap_or(9)
+    });
+    let (rejected, loaded) = load(&db, &mut client, &ordered);
+    let flagged = flagged(&report);
+    assert!(
+        rejected.is_subset(&flagged),
+        "Postgres rejected rows no finding named: {:?}",
+        rejected.difference(&flagged).collect::<Vec<_>>()
+    );
+    let users: i64 = client
+        .query_one("SELECT count(*) FROM auth_user", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(users, 51, "{loaded} rows loaded");
+}

@@ -157,7 +157,13 @@ fn a_drill_of_a_file_replica_restores_every_row_and_touches_nothing_live() {
         } else {
             assert!(compared.contains("0.3 replica does not record"), "{r:#}");
         }
-        assert_eq!(last["data_age_seconds"], 0.0);
+        // The recovery point is 0 where the copy was proven whole, unknown where it could not
+        // be (0.3), never a 0 that was not shown.
+        if version.starts_with("0.5") {
+            assert_eq!(last["data_age_seconds"], 0.0);
+        } else {
+            assert_eq!(last["data_age_seconds"], serde_json::Value::Null, "{r:#}");
+        }
         assert!(last["restored_bytes"].as_u64().unwrap() > 100_000);
         let m = d.metrics();
         let l = "{db=\"app\",replica=\"file\"}";

@@ -245,13 +245,14 @@ fn drill_line(s: &DbSnapshot, now: f64) -> Option<String> {
         (None, Some(r)) if r.success => (
             "ok",
             format!(
-                "Restore drill {} ago: restored {} in {}, {} rows; recovery point {}",
+                "Restore drill {} ago: restored {} in {}, {} rows; recovery point {}; {}",
                 ago(r.finished_at),
                 r.restored_bytes
                     .map_or("–".into(), |b| esc(&format_value(Unit::Bytes, b as f64))),
                 secs(r.duration_seconds),
                 r.rows.unwrap_or(0),
                 r.data_age_seconds.map_or("unknown".into(), secs),
+                esc(&r.compared),
             ),
         ),
         (None, Some(r)) => (
