@@ -438,6 +438,38 @@ fn a_timeout_or_a_stop_mid_restore_leaves_nothing_behind() {
     wait_for(STEP, "the daemon to exit", || d.try_wait());
     assert!(entries(&scratch).is_empty(), "{:?}", entries(&scratch));
     assert_eq!(hanging_processes(), before);
+    drop(d);
+
+    // Killed outright (no cleanup runs): the restore dies with it, and the folder it leaves is
+    // removed by the next start.
+    let mut d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    wait_for(STEP, "the hanging restore started", || {
+        (hanging_processes() > before).then_some(())
+    });
+    d.signal(libc::SIGKILL);
+    wait_for(STEP, "the daemon to die", || d.try_wait());
+    wait_for(STEP, "the restore to die with it", || {
+        (hanging_processes() == before).then_some(())
+    });
+    assert_eq!(
+        entries(&scratch).len(),
+        1,
+        "a killed daemon leaves its folder"
+    );
+    drop(d);
+    let cfg = config(
+        dir.path(),
+        &yml,
+        &format!(
+            "interval: 1h, first_after: 1h, scratch_dir: {}, litestream: {}, timeout: 1h",
+            scratch.display(),
+            bin.display()
+        ),
+    );
+    let _d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    wait_for(STEP, "the next start removes it", || {
+        entries(&scratch).is_empty().then_some(())
+    });
 }
 
 /// `sqlite-ops check --sample 0s --format json` with `args`: its exit code and its

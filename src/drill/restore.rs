@@ -245,14 +245,18 @@ fn preflight(job: &Job, size: u64) -> Result<(), String> {
 /// What `litestream version` prints, within 10 s (a binary that hangs is killed and refused).
 fn version_of(bin: &Path) -> Result<String, String> {
     let cannot = |e: String| format!("cannot run the Litestream binary {}: {e}", bin.display());
-    let child = Command::new(bin)
-        .arg("version")
+    let mut cmd = Command::new(bin);
+    cmd.arg("version")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| cannot(e.to_string()))?;
+        .process_group(0);
+    // SAFETY: only async-signal-safe system calls between fork and exec.
+    unsafe {
+        let parent = libc::getpid();
+        cmd.pre_exec(move || die_with_parent(parent));
+    }
+    let child = cmd.spawn().map_err(|e| cannot(e.to_string()))?;
     let mut child = Group(child);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -311,9 +315,10 @@ fn restore(
         .process_group(0);
     // SAFETY: only async-signal-safe system calls between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
+        let parent = libc::getpid();
+        cmd.pre_exec(move || {
             lower_priority();
-            Ok(())
+            die_with_parent(parent)
         });
     }
     let child = cmd.spawn().map_err(|e| {
@@ -373,6 +378,23 @@ fn lower_priority() {
             IOPRIO_CLASS_IDLE << 13,
         );
     }
+}
+
+/// Makes the child die with the thread that started it: a daemon killed outright (SIGKILL, an
+/// OOM kill) runs no cleanup, and a restore in a process group of its own would outlive it.
+/// Called between fork and exec; `parent` is the daemon's pid, read before the fork, so that a
+/// parent gone before the call is caught too.
+fn die_with_parent(parent: libc::pid_t) -> std::io::Result<()> {
+    // SAFETY: async-signal-safe system calls on this process only.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::getppid() != parent {
+            libc::_exit(1);
+        }
+    }
+    Ok(())
 }
 
 /// A child in a process group of its own, killed with the whole group unless it has exited.
