@@ -94,6 +94,9 @@ fn everything_at_once_on_pocketbase_pages_nobody_when_healthy_and_pages_each_fau
     let am = Alertmanager::start(&dir.path().join("am"), free_port());
     let hooks = Receiver::start();
     let config = dir.path().join("sqlite-ops.yaml");
+    // Drills every 15 s: two databases drilled one at a time on a loaded 2-core machine take a
+    // few seconds each, and at 5 s they fell behind their own interval and SQLiteRestoreDrillStale
+    // (no success within two intervals) fired, truly, on a run beside a release build.
     std::fs::write(
         &config,
         format!(
@@ -103,7 +106,7 @@ fn everything_at_once_on_pocketbase_pages_nobody_when_healthy_and_pages_each_fau
              alertmanager: {{urls: ['{am}'], resend_interval: 1m}}\n\
              notify:\n  webhooks:\n    - {{url: '{r}/hook'}}\n  heartbeat: {{url: '{r}/beat', interval: 1s, timeout: 2s}}\n\
              state_file: {state}\n\
-             restore_drill: {{interval: 5s, first_after: 0s, scratch_dir: {scratch}, litestream: {bin}, timeout: 60s}}\n\
+             restore_drill: {{interval: 15s, first_after: 0s, scratch_dir: {scratch}, litestream: {bin}, timeout: 60s}}\n\
              thresholds:\n  snapshot_age: {{warning: {short}s}}\n  checkpoint_lag_age: {{warning: {short}s}}\n\
              \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n",
             data = data.display(),
