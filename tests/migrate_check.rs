@@ -252,6 +252,39 @@ fn load(
     (rejected, loaded)
 }
 
+/// The tables a report plans, in its order.
+fn table_names(report: &serde_json::Value) -> Vec<String> {
+    report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Applies `ddl` to a new Postgres database `name` and loads `tables` of `db` in that order;
+/// asserts that the DDL applies and that Postgres rejected only rows a blocker finding of
+/// `report` named. Returns the client and the rows loaded.
+fn applies_and_loads(
+    pg: &Postgres,
+    name: &str,
+    (db, ddl): (&Path, &Path),
+    report: &serde_json::Value,
+    tables: &[&str],
+) -> (postgres::Client, u64) {
+    let mut client = pg.client(name);
+    let (ok, err) = pg.psql_file(name, ddl);
+    assert!(ok, "the DDL applies: {err}");
+    let (rejected, loaded) = load(db, &mut client, tables);
+    let flagged = flagged(report);
+    assert!(
+        rejected.is_subset(&flagged),
+        "Postgres rejected rows no finding named: {:?}",
+        rejected.difference(&flagged).collect::<Vec<_>>()
+    );
+    (client, loaded)
+}
+
 fn ids(report: &serde_json::Value, level: &str) -> BTreeSet<String> {
     report["findings"]
         .as_array()
@@ -678,12 +711,7 @@ fn pocketbase_s_schema_applies_on_postgres_and_its_rows_load() {
         sql.contains("DEFAULT 'base'"),
         "a double-quoted default is a string"
     );
-    let tables: Vec<String> = report["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect();
+    let tables = table_names(&report);
     assert!(
         !tables.iter().any(|t| t.starts_with("_litestream")),
         "{tables:?}"
@@ -702,17 +730,8 @@ fn pocketbase_s_schema_applies_on_postgres_and_its_rows_load() {
         .contains("Litestream's bookkeeping"));
 
     let pg = Postgres::start(dir.path());
-    let mut client = pg.client("pb");
-    let (ok, err) = pg.psql_file("pb", &ddl);
-    assert!(ok, "the DDL applies: {err}");
     let names: Vec<&str> = tables.iter().map(String::as_str).collect();
-    let (rejected, loaded) = load(&db, &mut client, &names);
-    let flagged = flagged(&report);
-    assert!(
-        rejected.is_subset(&flagged),
-        "Postgres rejected rows no finding named: {:?}",
-        rejected.difference(&flagged).collect::<Vec<_>>()
-    );
+    let (_, loaded) = applies_and_loads(&pg, "pb", (&db, &ddl), &report, &names);
     assert!(loaded >= 200, "{loaded} rows loaded");
 }
 
@@ -751,17 +770,9 @@ fn django_s_tables_apply_on_postgres_and_their_rows_load() {
     let ddl = dir.path().join("django.sql");
     let (_, report, _) =
         migrate_check(&[db.to_str().unwrap(), "--emit-ddl", ddl.to_str().unwrap()]);
-    let tables: Vec<String> = report["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect();
+    let tables = table_names(&report);
     assert!(tables.iter().any(|t| t == "auth_user"), "{tables:?}");
     let pg = Postgres::start(dir.path());
-    let mut client = pg.client("django");
-    let (ok, err) = pg.psql_file("django", &ddl);
-    assert!(ok, "the DDL applies: {err}");
     // Parents before children: the DDL's foreign keys are checked as rows arrive.
     let mut ordered: Vec<&str> = tables.iter().map(String::as_str).collect();
     ordered.sort_by_key(|t| {
@@ -775,13 +786,7 @@ fn django_s_tables_apply_on_postgres_and_their_rows_load() {
         .position(|p| p == t)
         .unwrap_or(9)
     });
-    let (rejected, loaded) = load(&db, &mut client, &ordered);
-    let flagged = flagged(&report);
-    assert!(
-        rejected.is_subset(&flagged),
-        "Postgres rejected rows no finding named: {:?}",
-        rejected.difference(&flagged).collect::<Vec<_>>()
-    );
+    let (mut client, loaded) = applies_and_loads(&pg, "django", (&db, &ddl), &report, &ordered);
     let users: i64 = client
         .query_one("SELECT count(*) FROM auth_user", &[])
         .unwrap()
