@@ -237,7 +237,7 @@ fn everything_at_once_on_pocketbase_pages_nobody_when_healthy_and_pages_each_fau
     reader.cmd("exec r BEGIN");
     reader.cmd("exec r SELECT count(*) FROM events");
     wait_for(
-        Duration::from_secs(120),
+        Duration::from_secs(100 + short()),
         "SQLiteSnapshotPinned paged",
         || am.find("SQLiteSnapshotPinned", "data"),
     );
