@@ -70,20 +70,20 @@ impl Position {
 
 /// How far behind the live database the replica was, in the words a reader needs.
 fn behind(seen: &Observation, lag: Option<f64>) -> String {
-    let about = match lag {
-        Some(l) if l > 0.0 => format!(" (about {l:.1} s)"),
-        _ => String::new(),
-    };
+    let lag = lag.filter(|l| *l > 0.0);
     match (&seen.local, &seen.replica) {
         (Some(Replicated::V5 { txid: local }), Some(Replicated::V5 { txid: held }))
             if local > held =>
         {
             let n = local - held;
             let s = if n == 1 { "" } else { "s" };
+            let about = lag.map_or(String::new(), |l| format!(" (about {l:.1} s)"));
             format!("the copy is {n} transaction{s}{about} behind")
         }
-        _ if !about.is_empty() => format!("the copy is {} behind", about.trim().trim_start_matches('(').trim_end_matches(')')),
-        _ => "the replica's newest file was made at another WAL position than the live one (Litestream had not yet read the newest commits, or a checkpoint reset the WAL)".into(),
+        _ => match lag {
+            Some(l) => format!("the copy is about {l:.1} s behind"),
+            None => "the replica's newest file was made at another WAL position than the live one (Litestream had not yet read the newest commits, or a checkpoint reset the WAL)".into(),
+        },
     }
 }
 

@@ -6,7 +6,7 @@
 
 use super::position::Position;
 use super::verify;
-use crate::format::shm::{self, IndexHeader};
+use crate::format::shm::IndexHeader;
 use crate::litestream::board::Observation;
 use crate::litestream::drill::{self, DrillResult, DrillSettings};
 use std::os::unix::process::CommandExt;
@@ -156,27 +156,19 @@ enum Ended {
 fn live_wal(db: &Path) -> Result<IndexHeader, String> {
     let mut shm_path = db.as_os_str().to_owned();
     shm_path.push("-shm");
-    let mut last = String::new();
-    for _ in 0..20 {
-        let mut buf = [0u8; shm::SHM_HEADER_SIZE];
-        let read =
-            std::fs::File::open(&shm_path).and_then(|mut f| std::io::Read::read(&mut f, &mut buf));
-        match read {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(
-                    "nobody has the database open, so its WAL position cannot be read".into(),
-                )
-            }
-            Err(e) => return Err(format!("cannot read the live database's -shm: {e}")),
-            Ok(n) => match shm::parse(&buf[..n], shm::ByteOrder::NATIVE) {
-                Ok(idx) => return Ok(idx.header),
-                Err(e) if e.is_transient() => last = e.to_string(),
-                Err(e) => return Err(format!("the live database's -shm: {e}")),
-            },
+    let shm_path = PathBuf::from(shm_path);
+    let file = match std::fs::File::open(&shm_path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err("nobody has the database open, so its WAL position cannot be read".into())
         }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    Err(format!("the live database's -shm: {last}"))
+        Err(e) => return Err(format!("cannot read the live database's -shm: {e}")),
+        Ok(f) => f,
+    };
+    crate::probe::read_wal_index(&shm_path, |buf| {
+        std::os::unix::fs::FileExt::read_at(&file, buf, 0)
+    })
+    .map(|idx| idx.header)
+    .map_err(|e| format!("the live database's -shm: {e}"))
 }
 
 /// Compares the copy's rows with the live database's when its position is proven to be the

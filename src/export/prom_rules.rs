@@ -153,18 +153,16 @@ fn shown(unit: Unit, of: &str) -> String {
 /// The threshold the alert's database is judged by, read by the template from the same host's
 /// `sqlite_threshold` (its own level, else the global).
 fn threshold_text(rule: &RuleDef, severity: Severity) -> String {
-    let query = |db: &str| {
-        format!(
-            "printf `sqlite_threshold{{alert=\"{}\",severity=\"{}\",job=\"%s\",instance=\"%s\",db=\"{db}\"}}` $labels.job $labels.instance",
-            rule.alert,
-            severity.as_str()
-        )
-    };
-    let own = query("%s").replace("$labels.instance", "$labels.instance $labels.db");
+    let series = format!(
+        "sqlite_threshold{{alert=\"{}\",severity=\"{}\",job=\"%s\",instance=\"%s\"",
+        rule.alert,
+        severity.as_str()
+    );
+    let own = format!("printf `{series},db=\"%s\"}}` $labels.job $labels.instance $labels.db");
+    let global = format!("printf `{series},db=\"\"}}` $labels.job $labels.instance");
     let v = shown(rule.unit, ". | value");
     format!(
-        "{{{{ with {own} | query }}}}{{{{ with first . }}}}{v}{{{{ end }}}}{{{{ else }}}}{{{{ with {} | query }}}}{{{{ with first . }}}}{v}{{{{ end }}}}{{{{ end }}}}{{{{ end }}}}",
-        query("")
+        "{{{{ with {own} | query }}}}{{{{ with first . }}}}{v}{{{{ end }}}}{{{{ else }}}}{{{{ with {global} | query }}}}{{{{ with first . }}}}{v}{{{{ end }}}}{{{{ end }}}}{{{{ end }}}}"
     )
 }
 

@@ -155,14 +155,19 @@ fn read_directory(root: &Path, generation: Option<String>) -> Result<Option<Head
         return Ok(None);
     };
     dated(n, |n| {
-        let mut buf = [0u8; LTX_HEADER_SIZE];
         let path = root.join(&n.key);
-        std::fs::File::open(&path)
-            .and_then(|mut f| f.read_exact(&mut buf))
-            .map(|_| buf.to_vec())
+        ltx_head(&path)
+            .map(|b| b.to_vec())
             .map_err(|source| ReplicaError::File { path, source })
     })
     .map(Some)
+}
+
+/// The first bytes of the LTX file at `path`: its header.
+pub(super) fn ltx_head(path: &Path) -> std::io::Result<[u8; LTX_HEADER_SIZE]> {
+    let mut buf = [0u8; LTX_HEADER_SIZE];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut buf))?;
+    Ok(buf)
 }
 
 /// A replica under `s3://bucket/prefix`: one listing, and one ranged read of the newest LTX

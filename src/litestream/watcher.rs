@@ -226,8 +226,7 @@ fn unreplicated_since(
         return None;
     }
     let path = super::position::local_after(meta, held)?;
-    let mut buf = [0u8; crate::format::litestream::LTX_HEADER_SIZE];
-    std::io::Read::read_exact(&mut std::fs::File::open(path).ok()?, &mut buf).ok()?;
+    let buf = super::replica::ltx_head(&path).ok()?;
     let h = crate::format::litestream::parse_ltx_header(&buf).ok()?;
     Some(h.timestamp_ms as f64 / 1000.0)
 }

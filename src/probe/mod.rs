@@ -101,6 +101,28 @@ impl fmt::Display for IndexError {
     }
 }
 
+/// Reads the wal-index header of the `-shm` at `path` through `read_at` (its first bytes) as
+/// SQLite's reader does, retrying a torn read a few times. An I/O error is reported as such,
+/// with the file: never as a short header.
+pub fn read_wal_index(
+    path: &Path,
+    read_at: impl Fn(&mut [u8]) -> std::io::Result<usize>,
+) -> Result<WalIndex, IndexError> {
+    let mut buf = [0u8; shm::SHM_HEADER_SIZE];
+    let mut last = ShmError::Incomplete { len: 0 };
+    for _ in 0..SHM_READ_ATTEMPTS {
+        let n = read_at(&mut buf)
+            .map_err(|e| IndexError::Io(format!("cannot read {}: {e}", path.display())))?;
+        match shm::parse(&buf[..n], shm::ByteOrder::NATIVE) {
+            Ok(idx) => return Ok(idx),
+            Err(e) if e.is_transient() => last = e,
+            Err(e) => return Err(IndexError::Format(e)),
+        }
+        std::thread::yield_now();
+    }
+    Err(IndexError::Format(last))
+}
+
 /// What the frame scanner found in this poll (exclusive locking mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameCount {
@@ -398,20 +420,7 @@ impl DbProbe {
     /// Reads the wal-index header as SQLite's reader does, retrying a torn read a few times.
     /// An I/O error is reported as such, with the file: never as a short header.
     fn read_index(&mut self) -> Result<WalIndex, IndexError> {
-        let mut buf = [0u8; shm::SHM_HEADER_SIZE];
-        let mut last = ShmError::Incomplete { len: 0 };
-        for _ in 0..SHM_READ_ATTEMPTS {
-            let n = self.shm.read_at(&mut buf, 0).map_err(|e| {
-                IndexError::Io(format!("cannot read {}: {e}", self.shm.path().display()))
-            })?;
-            match shm::parse(&buf[..n], shm::ByteOrder::NATIVE) {
-                Ok(idx) => return Ok(idx),
-                Err(e) if e.is_transient() => last = e,
-                Err(e) => return Err(IndexError::Format(e)),
-            }
-            std::thread::yield_now();
-        }
-        Err(IndexError::Format(last))
+        read_wal_index(self.shm.path(), |buf| self.shm.read_at(buf, 0))
     }
 
     /// Counts commit frames appended to the WAL since the previous poll.
