@@ -294,7 +294,13 @@ pub fn default_for(default: &str, pg: &PgType) -> Result<String, String> {
         _ => {}
     }
     if *pg == PgType::Boolean {
-        return match upper.as_str() {
+        // Quoted too: knex writes `boolean default '0'`, and a BOOLEAN column's numeric affinity
+        // stores the text '0' as the integer 0.
+        let unquoted = upper
+            .strip_prefix('\'')
+            .and_then(|u| u.strip_suffix('\''))
+            .unwrap_or(&upper);
+        return match unquoted {
             "0" | "FALSE" => Ok("false".into()),
             "1" | "TRUE" => Ok("true".into()),
             _ => Err(format!("{d} is not a boolean")),
@@ -385,6 +391,10 @@ mod tests {
             .unwrap()
             .starts_with("to_char("));
         assert_eq!(default_for("0", &PgType::Boolean).unwrap(), "false");
+        // knex's `boolean default '0'`.
+        assert_eq!(default_for("'0'", &PgType::Boolean).unwrap(), "false");
+        assert_eq!(default_for("'1'", &PgType::Boolean).unwrap(), "true");
+        assert!(default_for("'yes please'", &PgType::Boolean).is_err());
         assert_eq!(default_for("-1.5", &PgType::Double).unwrap(), "-1.5");
         assert_eq!(default_for("'new'", &PgType::Text).unwrap(), "'new'");
         assert_eq!(
