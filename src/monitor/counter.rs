@@ -62,6 +62,18 @@ impl TxCounter {
         delta
     }
 
+    /// A source that does not exist yet (a WAL database whose wal-index no connection has
+    /// created): nothing was committed through it, so the total starts at 0 now and the
+    /// counter's first value, once it exists, is commits made since. A database nobody writes
+    /// has a `sqlite_write_transactions_total` from its first poll, so that rates over a fleet
+    /// leave nobody out. Does nothing once a total exists.
+    pub fn absent(&mut self, source: Source) {
+        if self.total.is_none() {
+            self.total = Some(0);
+            self.last = Some((source, 0));
+        }
+    }
+
     /// Adds commits counted directly (commit frames in the WAL). The first count after a change
     /// of source is a baseline unless nothing was counted before.
     pub fn add_frames(&mut self, commits: u64) -> u64 {
@@ -95,6 +107,18 @@ mod tests {
         assert_eq!(c.total(), Some(40));
         assert_eq!(c.observe(WalIndex, 177, Continues), 137);
         assert_eq!(c.total(), Some(177));
+    }
+
+    #[test]
+    fn a_source_seen_absent_first_counts_from_zero() {
+        let mut c = TxCounter::default();
+        c.absent(WalIndex);
+        assert_eq!(c.total(), Some(0));
+        // The wal-index appears, rebuilt from nothing, after 3 commits.
+        assert_eq!(c.observe(WalIndex, 3, RestartedFromZero), 3);
+        assert_eq!(c.total(), Some(3));
+        c.absent(WalIndex);
+        assert_eq!(c.total(), Some(3), "a total is never reset");
     }
 
     #[test]

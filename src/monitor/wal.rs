@@ -151,6 +151,7 @@ impl Monitor {
 
     /// No -shm and no valid WAL: no connection is open and nothing waits to be copied.
     fn without_index(&mut self) -> WalSnapshot {
+        self.tx.absent(Source::WalIndex);
         let w = &mut self.wal;
         w.index.expect_rebuild();
         w.pins.reset();
