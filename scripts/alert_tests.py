@@ -25,9 +25,9 @@ HOST = 'job="sqlite-ops",instance="h1:9934"'
 THRESHOLDS = {
     "SQLiteDatabaseDown": {"critical": 1},
     "SQLiteWriteRateHigh": {"warning": 500},
-    "SQLiteDatabaseLarge": {"warning": 50e9, "critical": 100e9},
-    "SQLiteTeamOutgrown": {"warning": 3},
-    "SQLiteMultiRegion": {"warning": 1},
+    "SQLiteDatabaseLarge": {"info": 50e9, "warning": 100e9},
+    "SQLiteTeamOutgrown": {"info": 3},
+    "SQLiteMultiRegion": {"info": 1},
     "SQLiteWriterSaturated": {"warning": 0.5},
     "SQLiteReplicationLag": {"warning": 10, "critical": 60},
     "SQLiteReplicaUnreachable": {"warning": 1},
@@ -41,6 +41,29 @@ THRESHOLDS = {
     "SQLiteRestoreDrillStale": {"warning": 2},
     "SQLiteRestoreSlow": {"warning": 3600},
 }
+
+
+# Each rule's `for:` in minutes, written out: a case checks the minute before it (quiet) and the
+# minute it is reached (firing). 30s rules fire at the first evaluation after 30 s, 1m here.
+FOR = {
+    "SQLiteDatabaseDown": 1, "SQLiteWriteRateHigh": 10, "SQLiteDatabaseLarge": 15,
+    "SQLiteTeamOutgrown": 15, "SQLiteMultiRegion": 15, "SQLiteWriterSaturated": 10,
+    "SQLiteReplicationLag": 1, "SQLiteReplicaUnreachable": 1, "SQLiteWalLarge": 5,
+    "SQLiteCheckpointStarved": 1, "SQLiteSnapshotPinned": 1, "SQLiteFilesystemLowSpace": 10,
+    "SQLiteLongWriteTransaction": 1, "SQLiteMultipleWriters": 1, "SQLiteRestoreDrillFailed": 1,
+    "SQLiteRestoreDrillStale": 5, "SQLiteRestoreSlow": 15,
+}
+
+
+def after_for(name, alerts, start=0):
+    """Quiet the minute before the rule's `for` is reached, `alerts` once it is; the condition
+    holds from minute `start`."""
+    return [(start + FOR[name] - 1, []), (start + FOR[name], alerts)]
+
+
+def quiet(name, start=0):
+    """Nothing fires even once the rule's `for` has passed (counted from minute `start`)."""
+    return [(start + FOR[name] + 1, [])]
 
 
 def series(metric, values, labels='{db="app"}'):
@@ -85,40 +108,28 @@ def case(name, title, inputs, checks):
 # of a counter that starts at 0 (4/5 of the slope at 4m), so the condition holds from 5m: pending
 # from 5m, firing from 15m.
 N = "SQLiteWriteRateHigh"
-case(N, "fires just above 500/s, not before its for", [series("sqlite_write_transactions_total", "0+30030x30")], [
-    (14, []),
-    (15, [alert(N, "warning",
+case(N, "fires just above 500/s, not before its for", [series("sqlite_write_transactions_total", "0+30030x30")], after_for(N, start=5, alerts=[alert(N, "warning",
                 "SQLite database app on h1:9934 sustains more write transactions than one writer should: plan the move to Postgres",
-                "app on h1:9934 commits 500.5/s write transactions (rate over 5m), above 500.0/s for 10m. SQLite serializes writers; at this rate lock contention is measurable and growth has no headroom.")]),
-])
-case(N, "stays quiet just below 500/s", [series("sqlite_write_transactions_total", "0+29970x30")], [(25, [])])
+                "app on h1:9934 commits 500.5/s write transactions (rate over 5m), above 500.0/s for 10m. SQLite serializes writers; at this rate lock contention is measurable and growth has no headroom.")]))
+case(N, "stays quiet just below 500/s", [series("sqlite_write_transactions_total", "0+29970x30")], quiet(N, start=5))
 
 N = "SQLiteWriterSaturated"
-case(N, "fires just above 50%, not before its for", [series("sqlite_write_lock_held_seconds_total", "0+30.6x30")], [
-    (14, []),
-    (15, [alert(N, "warning",
+case(N, "fires just above 50%, not before its for", [series("sqlite_write_lock_held_seconds_total", "0+30.6x30")], after_for(N, start=5, alerts=[alert(N, "warning",
                 "The write lock of app on h1:9934 is held 51% of the time: writers queue",
-                "SQLite's write lock on app on h1:9934 was held 51% of the time over 5m, above 50% for 10m. Writers wait on each other; latency grows before throughput does.")]),
-])
-case(N, "stays quiet just below 50%", [series("sqlite_write_lock_held_seconds_total", "0+29.4x30")], [(25, [])])
+                "SQLite's write lock on app on h1:9934 was held 51% of the time over 5m, above 50% for 10m. Writers wait on each other; latency grows before throughput does.")]))
+case(N, "stays quiet just below 50%", [series("sqlite_write_lock_held_seconds_total", "0+29.4x30")], quiet(N, start=5))
 
 N = "SQLiteDatabaseLarge"
 LARGE = "Backups, restores, VACUUM and schema changes grow with the file; past this size the production guide moves to Postgres."
-case(N, "fires at warning just above 50 GB", [series("sqlite_database_size_bytes", "50.1e9x30")], [
-    (0, [alert(N, "warning", "SQLite database app on h1:9934 is larger than 50GB: plan the move to Postgres",
-               f"The database file of app on h1:9934 is 50.1GB, above 50GB. {LARGE}")]),
-])
-case(N, "stays quiet at exactly 50 GB", [series("sqlite_database_size_bytes", "50e9x30")], [(0, [])])
-case(N, "fires at warning only at exactly 100 GB", [series("sqlite_database_size_bytes", "100e9x30")], [
-    (0, [alert(N, "warning", "SQLite database app on h1:9934 is larger than 50GB: plan the move to Postgres",
-               f"The database file of app on h1:9934 is 100GB, above 50GB. {LARGE}")]),
-])
-case(N, "fires at both levels just above 100 GB", [series("sqlite_database_size_bytes", "100.1e9x30")], [
-    (0, [alert(N, "warning", "SQLite database app on h1:9934 is larger than 50GB: plan the move to Postgres",
+case(N, "fires at info just above 50 GB", [series("sqlite_database_size_bytes", "50.1e9x30")], after_for(N, [alert(N, "info", "SQLite database app on h1:9934 is larger than 50GB: plan the move to Postgres",
+               f"The database file of app on h1:9934 is 50.1GB, above 50GB. {LARGE}")]))
+case(N, "stays quiet at exactly 50 GB", [series("sqlite_database_size_bytes", "50e9x30")], quiet(N))
+case(N, "fires at info only at exactly 100 GB", [series("sqlite_database_size_bytes", "100e9x30")], after_for(N, [alert(N, "info", "SQLite database app on h1:9934 is larger than 50GB: plan the move to Postgres",
+               f"The database file of app on h1:9934 is 100GB, above 50GB. {LARGE}")]))
+case(N, "fires at both levels just above 100 GB", [series("sqlite_database_size_bytes", "100.1e9x30")], after_for(N, [alert(N, "info", "SQLite database app on h1:9934 is larger than 50GB: plan the move to Postgres",
                f"The database file of app on h1:9934 is 100.1GB, above 50GB. {LARGE}"),
-         alert(N, "critical", "SQLite database app on h1:9934 is larger than 100GB: plan the move to Postgres",
-               f"The database file of app on h1:9934 is 100.1GB, above 100GB. {LARGE}")]),
-])
+         alert(N, "warning", "SQLite database app on h1:9934 is larger than 100GB: plan the move to Postgres",
+               f"The database file of app on h1:9934 is 100.1GB, above 100GB. {LARGE}")]))
 
 # Two hosts with a database of the same name: each is judged by its own host's thresholds (h2
 # exports a level of its own for its app), and the alert names its host.
@@ -127,90 +138,65 @@ case(N, "judges each host's app by that host's threshold", [
     series("sqlite_database_size_bytes", "45e9x30"),
     series("sqlite_database_size_bytes", "45e9x30", "{db=\"app\"," + H2 + "}"),
     *thresholds(N, H2),
-    {"series": 'sqlite_threshold{alert="SQLiteDatabaseLarge",severity="warning",db="app",' + H2 + '}', "values": "40e9x30"}], [
-    (0, [alert(N, "warning", "SQLite database app on h2:9934 is larger than 40GB: plan the move to Postgres",
-               f"The database file of app on h2:9934 is 45GB, above 40GB. {LARGE}", instance="h2:9934")]),
-])
+    {"series": 'sqlite_threshold{alert="SQLiteDatabaseLarge",severity="info",db="app",' + H2 + '}', "values": "40e9x30"}], after_for(N, [alert(N, "info", "SQLite database app on h2:9934 is larger than 40GB: plan the move to Postgres",
+               f"The database file of app on h2:9934 is 45GB, above 40GB. {LARGE}", instance="h2:9934")]))
 case(N, "turned off for one database by its host", [
     series("sqlite_database_size_bytes", "60e9x30"),
-    {"series": 'sqlite_threshold{alert="SQLiteDatabaseLarge",severity="warning",db="app",' + HOST + '}', "values": "+Inf+0x30"}], [
-    (0, [])])
+    {"series": 'sqlite_threshold{alert="SQLiteDatabaseLarge",severity="info",db="app",' + HOST + '}', "values": "+Inf+0x30"}], quiet(N))
 
 N = "SQLiteTeamOutgrown"
-case(N, "fires at 4 engineers", [series("sqlite_declared_backend_engineers", "4x30")], [
-    (0, [alert(N, "warning", "More backend engineers work on app on h1:9934 than one SQLite writer suits",
-               "The config declares 4 backend engineers for app on h1:9934, above 3. Several teams shipping migrations and write paths against one single-writer database is where the production guide moves to Postgres.")]),
-])
-case(N, "stays quiet at 3 engineers", [series("sqlite_declared_backend_engineers", "3x30")], [(0, [])])
+case(N, "fires at 4 engineers", [series("sqlite_declared_backend_engineers", "4x30")], after_for(N, [alert(N, "info", "More backend engineers work on app on h1:9934 than one SQLite writer suits",
+               "The config declares 4 backend engineers for app on h1:9934, above 3. Several teams shipping migrations and write paths against one single-writer database is where the production guide moves to Postgres.")]))
+case(N, "stays quiet at 3 engineers", [series("sqlite_declared_backend_engineers", "3x30")], quiet(N))
 
 N = "SQLiteMultiRegion"
-case(N, "fires at 2 regions", [series("sqlite_declared_regions", "2x30")], [
-    (0, [alert(N, "warning", "app on h1:9934 is declared to serve several regions; SQLite is single-node",
-               "The config declares 2 regions for app on h1:9934, above 1. SQLite has one writer on one machine: writes from other regions cross the network, and failover is a restore.")]),
-])
-case(N, "stays quiet at 1 region", [series("sqlite_declared_regions", "1x30")], [(0, [])])
+case(N, "fires at 2 regions", [series("sqlite_declared_regions", "2x30")], after_for(N, [alert(N, "info", "app on h1:9934 is declared to serve several regions; SQLite is single-node",
+               "The config declares 2 regions for app on h1:9934, above 1. SQLite has one writer on one machine: writes from other regions cross the network, and failover is a restore.")]))
+case(N, "stays quiet at 1 region", [series("sqlite_declared_regions", "1x30")], quiet(N))
 
 N = "SQLiteDatabaseDown"
-case(N, "fires after 1m down, not before", [series("sqlite_up", "0x30")], [
-    (0, []),
-    (1, [alert(N, "critical", "SQLite database app on h1:9934 cannot be read",
-               "sqlite-ops has not been able to read the database file or header of app on h1:9934 for 1m. The file, its directory or its permissions changed, or it is not an SQLite database. The error is on /api/v1/status and counted in sqlite_ops_poll_errors_total.")]),
-])
-case(N, "stays quiet while up", [series("sqlite_up", "1x30")], [(5, [])])
+case(N, "fires after 1m down, not before", [series("sqlite_up", "0x30")], after_for(N, [alert(N, "critical", "SQLite database app on h1:9934 cannot be read",
+               "sqlite-ops has not been able to read the database file or header of app on h1:9934 for 1m. The file, its directory or its permissions changed, or it is not an SQLite database. The error is on /api/v1/status and counted in sqlite_ops_poll_errors_total.")]))
+case(N, "stays quiet while up", [series("sqlite_up", "1x30")], quiet(N))
 
 N = "SQLiteReplicationLag"
 LAG = "Writes go on and the replica does not advance: Litestream stopped, or cannot reach its replica. A restore now would lose those commits."
 S3 = '{db="app",replica="s3"}'
-case(N, "fires at warning just above 10s", [series("sqlite_litestream_replication_lag_seconds", "10.5x30", S3)], [
-    (0, [alert(N, "warning", "Litestream replication of app on h1:9934 is 10.5s behind",
-               f"The oldest commit to app on h1:9934 that its Litestream replica does not hold has waited 10.5s, above 10s. {LAG}")]),
-])
-case(N, "stays quiet at exactly 10s", [series("sqlite_litestream_replication_lag_seconds", "10x30", S3)], [(0, [])])
-case(N, "fires at warning only at exactly 1m", [series("sqlite_litestream_replication_lag_seconds", "60x30", S3)], [
-    (0, [alert(N, "warning", "Litestream replication of app on h1:9934 is 1m 0s behind",
-               f"The oldest commit to app on h1:9934 that its Litestream replica does not hold has waited 1m 0s, above 10s. {LAG}")]),
-])
+case(N, "fires at warning just above 10s", [series("sqlite_litestream_replication_lag_seconds", "10.5x30", S3)], after_for(N, [alert(N, "warning", "Litestream replication of app on h1:9934 is 10.5s behind",
+               f"The oldest commit to app on h1:9934 that its Litestream replica does not hold has waited 10.5s, above 10s. {LAG}")]))
+case(N, "stays quiet at exactly 10s", [series("sqlite_litestream_replication_lag_seconds", "10x30", S3)], quiet(N))
+case(N, "fires at warning only at exactly 1m", [series("sqlite_litestream_replication_lag_seconds", "60x30", S3)], after_for(N, [alert(N, "warning", "Litestream replication of app on h1:9934 is 1m 0s behind",
+               f"The oldest commit to app on h1:9934 that its Litestream replica does not hold has waited 1m 0s, above 10s. {LAG}")]))
 case(N, "fires at both levels at 61s, the worst replica deciding",
      [series("sqlite_litestream_replication_lag_seconds", "61x30", S3),
-      series("sqlite_litestream_replication_lag_seconds", "1x30", '{db="app",replica="file"}')], [
-    (0, [alert(N, "warning", "Litestream replication of app on h1:9934 is 1m 1s behind",
+      series("sqlite_litestream_replication_lag_seconds", "1x30", '{db="app",replica="file"}')], after_for(N, [alert(N, "warning", "Litestream replication of app on h1:9934 is 1m 1s behind",
                f"The oldest commit to app on h1:9934 that its Litestream replica does not hold has waited 1m 1s, above 10s. {LAG}"),
          alert(N, "critical", "Litestream replication of app on h1:9934 is 1m 1s behind",
-               f"The oldest commit to app on h1:9934 that its Litestream replica does not hold has waited 1m 1s, above 1m 0s. {LAG}")]),
-])
+               f"The oldest commit to app on h1:9934 that its Litestream replica does not hold has waited 1m 1s, above 1m 0s. {LAG}")]))
 
 N = "SQLiteReplicaUnreachable"
 case(N, "fires after 1m with one replica of two down, not before",
-     [series("sqlite_litestream_up", "0x30", S3), series("sqlite_litestream_up", "1x30", '{db="app",replica="file"}')], [
-    (0, []),
-    (1, [alert(N, "warning", "A Litestream replica of app on h1:9934 cannot be read, or is empty",
-               "sqlite-ops could not read a Litestream replica of app on h1:9934 for 1m, or found nothing replicated there: the bucket or directory is unreachable, the credentials are wrong, or the replica's path is not where Litestream writes. Replication lag cannot be measured meanwhile.")]),
-])
-case(N, "stays quiet with every replica up", [series("sqlite_litestream_up", "1x30", S3)], [(5, [])])
+     [series("sqlite_litestream_up", "0x30", S3), series("sqlite_litestream_up", "1x30", '{db="app",replica="file"}')], after_for(N, [alert(N, "warning", "A Litestream replica of app on h1:9934 cannot be read, or is empty",
+               "sqlite-ops could not read a Litestream replica of app on h1:9934 for 1m, or found nothing replicated there: the bucket or directory is unreachable, the credentials are wrong, or the replica's path is not where Litestream writes. Replication lag cannot be measured meanwhile.")]))
+case(N, "stays quiet with every replica up", [series("sqlite_litestream_up", "1x30", S3)], quiet(N))
 
 N = "SQLiteWalLarge"
-case(N, "fires one byte above 1 GB", [series("sqlite_wal_size_bytes", "1000000001x30")], [
-    (0, [alert(N, "warning", "The WAL of app on h1:9934 has grown past 1GB",
-               "The -wal file of app on h1:9934 is 1GB, above 1GB. Checkpoints are not resetting it: a long reader, a checkpoint-starved writer or wal_autocheckpoint=0. Reads slow down as the WAL grows.")]),
-])
-case(N, "stays quiet at exactly 1 GB", [series("sqlite_wal_size_bytes", "1000000000x30")], [(0, [])])
+case(N, "fires one byte above 1 GB", [series("sqlite_wal_size_bytes", "1000000001x30")], after_for(N, [alert(N, "warning", "The WAL of app on h1:9934 has grown past 1GB",
+               "The -wal file of app on h1:9934 is 1GB, above 1GB. Checkpoints are not resetting it: a long reader, a checkpoint-starved writer or wal_autocheckpoint=0. Reads slow down as the WAL grows.")]))
+case(N, "stays quiet at exactly 1 GB", [series("sqlite_wal_size_bytes", "1000000000x30")], quiet(N))
 
 N = "SQLiteCheckpointStarved"
-case(N, "fires one second above 5m", [series("sqlite_checkpoint_starved_seconds", "301x30")], [
-    (0, [alert(N, "warning", "Checkpoints of app on h1:9934 have made no progress for 5m 1s while writes go on",
-               "More frames than wal_autocheckpoint have waited in the WAL of app on h1:9934 for 5m 1s without a checkpoint making progress while writes went on, above 5m 0s. The WAL grows without bound until one can: a reader pins an old snapshot, the checkpointer stopped (Litestream frozen, wal_autocheckpoint=0), or it cannot keep up. Frames waiting on an idle database are not counted.")]),
-])
-case(N, "stays quiet at exactly 5m", [series("sqlite_checkpoint_starved_seconds", "300x30")], [(0, [])])
+case(N, "fires one second above 5m", [series("sqlite_checkpoint_starved_seconds", "301x30")], after_for(N, [alert(N, "warning", "Checkpoints of app on h1:9934 have made no progress for 5m 1s while writes go on",
+               "More frames than wal_autocheckpoint have waited in the WAL of app on h1:9934 for 5m 1s without a checkpoint making progress while writes went on, above 5m 0s. The WAL grows without bound until one can: a reader pins an old snapshot, the checkpointer stopped (Litestream frozen, wal_autocheckpoint=0), or it cannot keep up. Frames waiting on an idle database are not counted.")]))
+case(N, "stays quiet at exactly 5m", [series("sqlite_checkpoint_starved_seconds", "300x30")], quiet(N))
 
 N = "SQLiteSnapshotPinned"
 case(N, "fires one second above 5m, naming the holder and how long it has pinned", [
     series("sqlite_snapshot_pinned_seconds", "301x30", '{db="app",holder="litestream"}'),
-    series("sqlite_oldest_snapshot_age_seconds", "720x30")], [
-    (0, [alert(N, "warning", "A reader of app on h1:9934 (litestream) has pinned its snapshot for 12m 0s, holding a due checkpoint back for 5m 1s",
+    series("sqlite_oldest_snapshot_age_seconds", "720x30")], after_for(N, [alert(N, "warning", "A reader of app on h1:9934 (litestream) has pinned its snapshot for 12m 0s, holding a due checkpoint back for 5m 1s",
                "A read transaction of a process with role litestream has kept its snapshot of app on h1:9934 for 12m 0s while newer commits came, and has stopped a due checkpoint from copying past it for 5m 1s while writes went on, above 5m 0s: the WAL grows without bound until it ends. The second clock starts when a checkpoint falls due (more frames waiting than wal_autocheckpoint), which at a few commits a second takes minutes. Litestream's own guard on an idle or healthy database is not counted; a frozen Litestream is.",
-               )]),
-])
-case(N, "stays quiet at exactly 5m", [series("sqlite_snapshot_pinned_seconds", "300x30", '{db="app",holder="application"}')], [(0, [])])
+               )]))
+case(N, "stays quiet at exactly 5m", [series("sqlite_snapshot_pinned_seconds", "300x30", '{db="app",holder="application"}')], quiet(N))
 
 N = "SQLiteFilesystemLowSpace"
 FULL = "A full disk fails every write, and a checkpoint or VACUUM needs room to run."
@@ -220,62 +206,46 @@ def disk(free):
     return [series("sqlite_filesystem_free_bytes", f"{free}x30"), series("sqlite_filesystem_size_bytes", "100x30")]
 
 
-case(N, "fires at warning just below 10% free", disk(9.9), [
-    (0, [alert(N, "warning", "The filesystem holding app on h1:9934 has 9.9% free",
-               f"The filesystem holding app on h1:9934 has 9.9% of its space free, below 10%. {FULL}")]),
-])
-case(N, "stays quiet at exactly 10% free", disk(10), [(0, [])])
-case(N, "fires at warning only at exactly 5% free", disk(5), [
-    (0, [alert(N, "warning", "The filesystem holding app on h1:9934 has 5% free",
-               f"The filesystem holding app on h1:9934 has 5% of its space free, below 10%. {FULL}")]),
-])
-case(N, "fires at both levels just below 5% free", disk(4.9), [
-    (0, [alert(N, "warning", "The filesystem holding app on h1:9934 has 4.9% free",
+case(N, "fires at warning just below 10% free", disk(9.9), after_for(N, [alert(N, "warning", "The filesystem holding app on h1:9934 has 9.9% free",
+               f"The filesystem holding app on h1:9934 has 9.9% of its space free, below 10%. {FULL}")]))
+case(N, "stays quiet at exactly 10% free", disk(10), quiet(N))
+case(N, "fires at warning only at exactly 5% free", disk(5), after_for(N, [alert(N, "warning", "The filesystem holding app on h1:9934 has 5% free",
+               f"The filesystem holding app on h1:9934 has 5% of its space free, below 10%. {FULL}")]))
+case(N, "fires at both levels just below 5% free", disk(4.9), after_for(N, [alert(N, "warning", "The filesystem holding app on h1:9934 has 4.9% free",
                f"The filesystem holding app on h1:9934 has 4.9% of its space free, below 10%. {FULL}"),
          alert(N, "critical", "The filesystem holding app on h1:9934 has 4.9% free",
-               f"The filesystem holding app on h1:9934 has 4.9% of its space free, below 5%. {FULL}")]),
-])
+               f"The filesystem holding app on h1:9934 has 4.9% of its space free, below 5%. {FULL}")]))
 
 N = "SQLiteLongWriteTransaction"
-case(N, "fires just above 5s", [series("sqlite_write_lock_longest_hold_seconds", "5.1x30")], [
-    (0, [alert(N, "warning", "A write transaction on app on h1:9934 held the lock for 5.1s",
-               "One process held the write lock of app on h1:9934 for 5.1s within the last minute, above 5s (the guide's busy_timeout): every other writer got SQLITE_BUSY meanwhile. Keep write transactions short and do no I/O inside them.")]),
-])
-case(N, "stays quiet at exactly 5s", [series("sqlite_write_lock_longest_hold_seconds", "5x30")], [(0, [])])
+case(N, "fires just above 5s", [series("sqlite_write_lock_longest_hold_seconds", "5.1x30")], after_for(N, [alert(N, "warning", "A write transaction on app on h1:9934 held the lock for 5.1s",
+               "One process held the write lock of app on h1:9934 for 5.1s within the last minute, above 5s (the guide's busy_timeout): every other writer got SQLITE_BUSY meanwhile. Keep write transactions short and do no I/O inside them.")]))
+case(N, "stays quiet at exactly 5s", [series("sqlite_write_lock_longest_hold_seconds", "5x30")], quiet(N))
 
 N = "SQLiteMultipleWriters"
-case(N, "fires at 2 writers", [series("sqlite_writer_processes", "2x30")], [
-    (0, [alert(N, "warning", "2 application processes wrote to app on h1:9934 within a minute",
-               "2 distinct application processes held the write lock of app on h1:9934 within the last minute, above 1 (Litestream and configured replicators are not counted). The guide routes every mutation through one write connection; several writers contend and get SQLITE_BUSY.")]),
-])
-case(N, "stays quiet at 1 writer", [series("sqlite_writer_processes", "1x30")], [(0, [])])
+case(N, "fires at 2 writers", [series("sqlite_writer_processes", "2x30")], after_for(N, [alert(N, "warning", "2 application processes wrote to app on h1:9934 within a minute",
+               "2 distinct application processes held the write lock of app on h1:9934 within the last minute, above 1 (Litestream and configured replicators are not counted). The guide routes every mutation through one write connection; several writers contend and get SQLITE_BUSY.")]))
+case(N, "stays quiet at 1 writer", [series("sqlite_writer_processes", "1x30")], quiet(N))
 
 FILE = '{db="app",replica="file"}'
 N = "SQLiteRestoreDrillFailed"
-case(N, "fires when the last drill failed", [series("sqlite_restore_drill_success", "0x30", FILE)], [
-    (0, [alert(N, "critical", "The last restore drill of app on h1:9934 failed: its backup does not restore",
-               "sqlite-ops restored app on h1:9934 from its Litestream replica with litestream restore and the copy failed: Litestream's own error, the integrity check, or rows missing against the live database (the reason is on /api/v1/status and in the log). A restore in a disaster would fail the same way.")]),
-])
-case(N, "stays quiet when it succeeded", [series("sqlite_restore_drill_success", "1x30", FILE)], [(0, [])])
+case(N, "fires when the last drill failed", [series("sqlite_restore_drill_success", "0x30", FILE)], after_for(N, [alert(N, "critical", "The last restore drill of app on h1:9934 failed: its backup does not restore",
+               "sqlite-ops restored app on h1:9934 from its Litestream replica with litestream restore and the copy failed: Litestream's own error, the integrity check, or rows missing against the live database (the reason is on /api/v1/status and in the log). A restore in a disaster would fail the same way.")]))
+case(N, "stays quiet when it succeeded", [series("sqlite_restore_drill_success", "1x30", FILE)], quiet(N))
 
 N = "SQLiteRestoreDrillStale"
 case(N, "fires at 3 daily intervals without a success",
-     [series("sqlite_restore_drill_stale_seconds", "259200x30", FILE), series("sqlite_restore_drill_interval_seconds", "86400x30", FILE)], [
-    (0, [alert(N, "warning", "No restore drill of app on h1:9934 has succeeded for 3 drill intervals",
-               "No restore drill of app on h1:9934 has succeeded for 3 of its intervals, above 2: drills fail, or are refused (no room in the scratch folder, no usable Litestream binary; sqlite_restore_drill_skipped and the log say why). Nobody knows whether the backup restores.")]),
-])
+     [series("sqlite_restore_drill_stale_seconds", "259200x30", FILE), series("sqlite_restore_drill_interval_seconds", "86400x30", FILE)], after_for(N, [alert(N, "warning", "No restore drill of app on h1:9934 has succeeded for 3 drill intervals",
+               "No restore drill of app on h1:9934 has succeeded for 3 of its intervals, above 2: drills fail, or are refused (no room in the scratch folder, no usable Litestream binary; sqlite_restore_drill_skipped and the log say why). Nobody knows whether the backup restores.")]))
 case(N, "stays quiet at exactly 2 intervals",
-     [series("sqlite_restore_drill_stale_seconds", "172800x30", FILE), series("sqlite_restore_drill_interval_seconds", "86400x30", FILE)], [(0, [])])
+     [series("sqlite_restore_drill_stale_seconds", "172800x30", FILE), series("sqlite_restore_drill_interval_seconds", "86400x30", FILE)], quiet(N))
 
 N = "SQLiteRestoreSlow"
 case(N, "fires when a successful restore took one second over 1h",
-     [series("sqlite_restore_drill_duration_seconds", "3601x30", FILE), series("sqlite_restore_drill_success", "1x30", FILE)], [
-    (0, [alert(N, "warning", "Restoring app on h1:9934 from its backup takes 1h 0m 1s: plan the move to Postgres",
-               "The last successful restore drill of app on h1:9934 took 1h 0m 1s, restore and checks, above 1h 0m 0s. This is the production guide's real reason behind its size limit: a restore this long is an outage this long.")]),
-])
+     [series("sqlite_restore_drill_duration_seconds", "3601x30", FILE), series("sqlite_restore_drill_success", "1x30", FILE)], after_for(N, [alert(N, "warning", "Restoring app on h1:9934 from its backup takes 1h 0m 1s: plan the move to Postgres",
+               "The last successful restore drill of app on h1:9934 took 1h 0m 1s, restore and checks, above 1h 0m 0s. This is the production guide's real reason behind its size limit: a restore this long is an outage this long.")]))
 case(N, "stays quiet at exactly 1h, and for a failed drill however long",
      [series("sqlite_restore_drill_duration_seconds", "3600x30", FILE), series("sqlite_restore_drill_success", "1x30", FILE),
-      series("sqlite_restore_drill_duration_seconds", "7200x30", '{db="other",replica="file"}'), series("sqlite_restore_drill_success", "0x30", '{db="other",replica="file"}')], [(0, [])])
+      series("sqlite_restore_drill_duration_seconds", "7200x30", '{db="other",replica="file"}'), series("sqlite_restore_drill_success", "0x30", '{db="other",replica="file"}')], quiet(N))
 
 
 def main():

@@ -17,8 +17,12 @@ INST = 'job=~"$job",instance=~"$instance"'
 GB = 1e9
 
 
+# How many databases the overview draws by default: the worst by their nearest threshold.
+WORST = 10
+
+
 def variables(with_db=True):
-    def query_var(name, label, query, multi=True):
+    def query_var(name, label, query, multi=True, all_value=".*", regex=""):
         return {
             "name": name,
             "label": label,
@@ -29,11 +33,15 @@ def variables(with_db=True):
             "refresh": 2,
             "multi": multi,
             "includeAll": True,
-            "allValue": ".*",
+            "allValue": all_value,
+            "allowCustomValue": True,
+            "regex": regex,
             "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
             "sort": 1,
         }
 
+    # Hosts and jobs from sqlite_ops_build_info: exported whatever `metrics:` says, so a fleet
+    # exporting `metrics: []` still lists its hosts.
     out = [
         {
             "name": "datasource",
@@ -43,11 +51,18 @@ def variables(with_db=True):
             "current": {},
             "hide": 0,
         },
-        query_var("job", "Job", "label_values(sqlite_up, job)"),
-        query_var("instance", "Instance", 'label_values(sqlite_up{job=~"$job"}, instance)'),
+        query_var("job", "Job", "label_values(sqlite_ops_build_info, job)"),
+        query_var("instance", "Instance", 'label_values(sqlite_ops_build_info{job=~"$job"}, instance)'),
     ]
     if with_db:
-        out.append(query_var("db", "Database", 'label_values(sqlite_up{job=~"$job",instance=~"$instance"}, db)'))
+        # The worst databases by how near they are to a threshold (sqlite_fleet_*, exported
+        # whatever `metrics:` says), not every database: "All" means these (no allValue, so
+        # Grafana joins the listed names), and a panel draws at most WORST databases' series on
+        # a host of 10,000. Any other name can be typed into the box.
+        out.append(query_var(
+            "db", f"Database (worst {WORST}; type any name)",
+            f'query_result(topk({WORST}, max by (db) (sqlite_fleet_threshold_nearest_ratio{{job=~"$job",instance=~"$instance"}})))',
+            all_value=None, regex='/db="([^"]*)"/'))
     return out
 
 
@@ -153,12 +168,18 @@ def dashboard(uid, title, description, panels, with_db=True, links=None):
 
 
 def with_threshold(v, alert, op):
-    """`v OP threshold`, where the threshold is the one sqlite-ops judges `v`'s database by: its
-    own level (sqlite_threshold with db) where its host exports one, else its host's global level
-    (the same series the rules of `sqlite-ops rules` read). `v` carries job, instance and db."""
-    t = f'sqlite_threshold{{alert="{alert}",severity="warning"'
-    return (f'(({v}) {op} on(job, instance, db) group_left() {t},db!=""}}) or '
-            f'(({v}) {op} on(job, instance) group_left() {t},db=""}} unless on(job, instance, db) {t},db!=""}})')
+    """`v OP threshold`, where the threshold is the first level (of info, warning, critical) that
+    sqlite-ops judges `v`'s database by: its own levels (sqlite_threshold with db) where its host
+    exports them, else its host's global levels (the same series the rules of `sqlite-ops rules`
+    read). The first level is the lowest for a figure that alerts above it, the highest for free
+    space; a level that is off is absent (global) or infinite (per database), so it never wins.
+    `v` carries job, instance and db."""
+    agg = "max" if alert == "SQLiteFilesystemLowSpace" else "min"
+
+    def t(db):
+        return f'{agg} without (severity) (sqlite_threshold{{alert="{alert}",db{db}""}})'
+    return (f'(({v}) {op} on(job, instance, db) group_left() {t("!=")}) or '
+            f'(({v}) {op} on(job, instance) group_left() {t("=")} unless on(job, instance, db) {t("!=")})')
 
 
 def overview():
@@ -183,7 +204,7 @@ def overview():
     b.panel("timeseries", "Write transactions per second", "Committed write transactions per second, counted exactly from SQLite's own counters. The production guide plans the move to Postgres above 500/s sustained (the red line).",
             [(f"rate(sqlite_write_transactions_total{{{SEL}}}[$__rate_interval])", L)], "ops", w=8,
             thresholds=[(500, "red")], min_=0)
-    b.panel("timeseries", "Database size", "Size of the database file. Warning above 50 GB, critical above 100 GB: past these, backups, restores and VACUUM take too long for one file.",
+    b.panel("timeseries", "Database size", "Size of the database file. By default info above 50 GB (plan the move), warning above 100 GB: past these, backups, restores and VACUUM take too long for one file.",
             [(f"sqlite_database_size_bytes{{{SEL}}}", L)], "decbytes", w=8,
             thresholds=[(50 * GB, "orange"), (100 * GB, "red")], min_=0)
     b.panel("timeseries", "Writer utilisation", "Share of time SQLite's write lock was held (rate of sqlite_write_lock_held_seconds_total). Above 50% sustained, writers queue behind each other.",
@@ -193,7 +214,7 @@ def overview():
             [(with_threshold(f"increase(sqlite_write_transactions_total{{{SEL}}}[5m]) / 300", "SQLiteWriteRateHigh", "/"), L)], "percentunit", w=8, h=6,
             thresholds=[(0.7, "orange"), (1, "red")], min_=0, max_=1,
             options={"orientation": "horizontal", "displayMode": "gradient", "reduceOptions": {"calcs": ["lastNotNull"]}})
-    b.panel("stat", "Time until the size threshold", "At the database's growth rate over the last 6 hours, how long until it passes the database_size warning threshold this host's config sets for it (sqlite_threshold; 50 GB by default). 0 once past it; no value for a database that does not grow; a value over 24 hours says more than its 6 hours of history can (the status page's forecasts never reach past four times their history).",
+    b.panel("stat", "Time until the size threshold", "At the database's growth rate over the last 6 hours, how long until it passes the first database_size level this host's config sets for it (sqlite_threshold; 50 GB, info, by default). 0 once past it; no value for a database that does not grow; a value over 24 hours says more than its 6 hours of history can (the status page's forecasts never reach past four times their history).",
             [(f"clamp_min(-({with_threshold(f'sqlite_database_size_bytes{{{SEL}}}', 'SQLiteDatabaseLarge', '-')}) / (deriv(sqlite_database_size_bytes{{{SEL}}}[6h]) > 0), 0)", L)], "s", w=8, h=6,
             base="red", thresholds=[(30 * 86400, "orange"), (90 * 86400, "green")], options={"reduceOptions": {"calcs": ["lastNotNull"]}})
     b.panel("stat", "Declared team", "Backend engineers and regions as declared in sqlite-ops's config (team:). Above 3 engineers or 1 region, the production guide moves to Postgres.",
@@ -308,7 +329,7 @@ def fleet():
             [(f'sum(sqlite_fleet_databases{{{fleet_sel}}})', "watched"), (f'sum(sqlite_fleet_databases{{{fleet_sel},state="down"}}) or vector(0)', "down")], "none", w=6, h=5,
             options={"reduceOptions": {"calcs": ["lastNotNull"]}})
     b.panel("stat", "Alerts firing", "Alerts firing across the fleet, by severity (sqlite_fleet_alerts).",
-            [(f'sum(sqlite_fleet_alerts{{{fleet_sel},severity="critical"}}) or vector(0)', "critical"), (f'sum(sqlite_fleet_alerts{{{fleet_sel},severity="warning"}}) or vector(0)', "warning")], "none", w=6, h=5,
+            [(f'sum(sqlite_fleet_alerts{{{fleet_sel},severity="{sev}"}}) or vector(0)', sev) for sev in ("critical", "warning", "info")], "none", w=6, h=5,
             thresholds=[(1, "red")], options={"reduceOptions": {"calcs": ["lastNotNull"]}})
     b.panel("stat", "Write transactions per second", "All watched databases together, over the last few seconds (sqlite_fleet_write_transactions_per_second).",
             [(f"sum(sqlite_fleet_write_transactions_per_second{{{fleet_sel}}})", "total")], "ops", w=6, h=5,

@@ -135,7 +135,7 @@ fn size_alert_reaches_both_alertmanagers_resolves_and_survives_an_outage() {
         format!(
             "poll_interval: 100ms\n\
              databases: [{{path: {}, name: app}}]\n\
-             thresholds:\n  database_size: {{warning: 200KB, critical: 'off'}}\n\
+             thresholds:\n  database_size: {{warning: 200KB, critical: 'off', for: 0s}}\n\
              \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n\
              team: {{backend_engineers: 2, regions: 1}}\n\
              alertmanager:\n  urls: [{}, {}]\n  resend_interval: 1s\n  instance: test-instance\n",
@@ -249,7 +249,7 @@ fn size_alert_reaches_both_alertmanagers_resolves_and_survives_an_outage() {
 /// own push, with `alertmanager.instance` set to the address Prometheus scrapes, reach one real
 /// Alertmanager as one alert per condition and severity (the same labels: alertname, db,
 /// severity, job, instance); the shipped inhibition (alerts/alertmanager-inhibit.yml) mutes the
-/// warning while the critical fires.
+/// warning and the info while the critical fires.
 #[test]
 fn both_alert_paths_make_one_alert_per_condition_and_critical_mutes_warning() {
     let dir = tempfile::tempdir().unwrap();
@@ -271,7 +271,7 @@ fn both_alert_paths_make_one_alert_per_condition_and_critical_mutes_warning() {
         format!(
             "poll_interval: 200ms\n\
              databases: [{{path: {}, name: app}}]\n\
-             thresholds:\n  database_size: {{warning: 200KB, critical: 250KB}}\n\
+             thresholds:\n  database_size: {{info: 150KB, warning: 200KB, critical: 250KB, for: 0s}}\n\
              \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n\
              alertmanager: {{urls: ['{}'], resend_interval: 1s, instance: '{addr}', job: sqlite-ops}}\n",
             db.display(),
@@ -294,12 +294,12 @@ fn both_alert_paths_make_one_alert_per_condition_and_critical_mutes_warning() {
             "alerting:\n  alertmanagers:\n    - static_configs: [{{targets: ['{am_target}']}}]\n"
         ),
     );
-    // Both paths delivered: Prometheus fires both levels, the daemon has pushed.
-    wait_for(STEP, "Prometheus fires both levels", || {
+    // Both paths delivered: Prometheus fires the three levels, the daemon has pushed.
+    wait_for(STEP, "Prometheus fires the three levels", || {
         (prometheus
             .series("ALERTS{alertname=\"SQLiteDatabaseLarge\",alertstate=\"firing\"}")
             .len()
-            == 2)
+            == 3)
             .then_some(())
     });
     wait_for(STEP, "the daemon pushed", || {
@@ -337,19 +337,21 @@ fn both_alert_paths_make_one_alert_per_condition_and_critical_mutes_warning() {
         .collect();
     assert_eq!(
         held.len(),
-        2,
+        3,
         "one alert per condition and severity: {keys:?}"
     );
-    let warning = held
-        .iter()
-        .find(|a| a["labels"]["severity"] == "warning")
-        .unwrap();
-    assert_eq!(warning["labels"]["instance"], addr.as_str());
-    assert_eq!(warning["labels"]["job"], "sqlite-ops");
-    assert_eq!(
-        warning["status"]["state"], "suppressed",
-        "the critical mutes the warning: {warning:#}"
-    );
+    for milder in ["warning", "info"] {
+        let a = held
+            .iter()
+            .find(|a| a["labels"]["severity"] == milder)
+            .unwrap();
+        assert_eq!(a["labels"]["instance"], addr.as_str());
+        assert_eq!(a["labels"]["job"], "sqlite-ops");
+        assert_eq!(
+            a["status"]["state"], "suppressed",
+            "the critical mutes the {milder}: {a:#}"
+        );
+    }
     let critical = held
         .iter()
         .find(|a| a["labels"]["severity"] == "critical")

@@ -30,7 +30,7 @@ fn groups_choose_the_series_and_the_fleet_series_name_the_nearest() {
         &cfg,
         format!(
             "poll_interval: 100ms\nmetrics: [health]\n\
-             thresholds:\n  database_size: {{warning: 150KB, critical: off}}\n\
+             thresholds:\n  database_size: {{warning: 150KB, critical: off, for: 0s}}\n\
              databases:\n  - glob: {}/*.db\n  - path: {}\n    metrics: [all]\n",
             tenants.display(),
             solo.display()

@@ -136,6 +136,16 @@ fn dashboards_are_generated_and_pass_lint() {
                     expr.contains("instance=~\"$instance\""),
                     "{d}: {title} filters by $instance: {expr}"
                 );
+                // The overview draws per-database series only for the databases $db lists.
+                if d.ends_with("overview.json")
+                    && !expr.contains("sqlite_fleet_")
+                    && !expr.contains("sqlite_ops_")
+                {
+                    assert!(
+                        expr.contains("db=~\"$db\""),
+                        "{d}: {title} filters by $db: {expr}"
+                    );
+                }
                 for (i, _) in expr.match_indices("rate(") {
                     if expr[..i].ends_with("i") {
                         continue; // irate is not used; nothing else ends in rate(
@@ -203,7 +213,7 @@ fn every_panel_query_returns_data_on_a_real_prometheus() {
         format!(
             "poll_interval: 200ms\nlitestream: {{config: {}, interval: 500ms}}\n\
              team: {{backend_engineers: 2, regions: 1}}\n\
-             thresholds:\n  database_size: {{warning: 1KB}}\n\
+             thresholds:\n  database_size: {{warning: 1KB, for: 0s}}\n\
              alertmanager: {{urls: ['http://127.0.0.1:{port}'], resend_interval: 1s}}\n\
              notify:\n\
              \x20 webhooks: [{{url: 'http://127.0.0.1:{port}/hook'}}]\n\
@@ -271,6 +281,31 @@ fn every_panel_query_returns_data_on_a_real_prometheus() {
     let nearest = prometheus.series(&target("nearest"));
     assert_eq!(nearest.len(), 1, "{nearest:?}");
     assert_eq!(nearest[0]["signal"], "size", "{nearest:?}");
+    // The overview's $db lists the worst databases, from fleet series every `metrics:` choice
+    // exports: at most 10 whatever the fleet's size, and "All" means those (Grafana joins the
+    // listed names when allValue is null), so no panel asks for 10,000 databases' series.
+    let overview = load("dashboards/sqlite-ops-overview.json");
+    let db_var = overview["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "db")
+        .unwrap()
+        .clone();
+    assert!(db_var["allValue"].is_null(), "{db_var}");
+    let q = db_var["query"]["query"].as_str().unwrap();
+    let inner = q
+        .strip_prefix("query_result(")
+        .and_then(|q| q.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{q}"))
+        .replace("$job", ".*")
+        .replace("$instance", ".*");
+    assert!(inner.starts_with("topk(10,"), "{inner}");
+    let worst = prometheus.series(&inner);
+    assert!(
+        (1..=10).contains(&worst.len()) && worst.iter().all(|s| s["db"].is_string()),
+        "{worst:?}"
+    );
     growing.store(false, std::sync::atomic::Ordering::Relaxed);
     grower.join().unwrap();
     assert!(

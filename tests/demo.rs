@@ -50,4 +50,15 @@ fn example_config_is_valid() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.yaml");
     let cfg = sqlite_ops::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert!(!cfg.databases.is_empty());
+    // Its thresholds: block lists every rule with its defaults, as it says.
+    let example = sqlite_ops::rules::DbThresholds::resolve(&[("thresholds", &cfg.thresholds)])
+        .unwrap_or_else(|(f, m)| panic!("{f}: {m}"));
+    assert_eq!(example, sqlite_ops::rules::DbThresholds::default());
+    for rule in sqlite_ops::rules::RULES {
+        assert!(
+            cfg.thresholds.contains_key(rule.key),
+            "{} is listed",
+            rule.key
+        );
+    }
 }

@@ -77,7 +77,7 @@ impl Stack {
                 "poll_interval: 1s\n\
                  litestream: {{config: {}, interval: 1s}}\n\
                  alertmanager: {{urls: ['{}'], resend_interval: 1m}}\n\
-                 thresholds:\n  snapshot_age: {{warning: {SHORT}s, for: 0s}}\n  checkpoint_lag_age: {{warning: {SHORT}s, for: 0s}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n",
+                 thresholds:\n  snapshot_age: {{warning: {SHORT}s, for: 0s}}\n  checkpoint_lag_age: {{warning: {SHORT}s, for: 0s}}\n  replication_lag: {{for: 0s}}\n  writer_processes: {{for: 0s}}\n  write_lock_hold: {{for: 0s}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n",
                 yml.display(),
                 am.url
             ),

@@ -28,7 +28,7 @@ fn config(dir: &Path, litestream_yml: &Path) -> PathBuf {
         &config,
         format!(
             "poll_interval: 200ms\nlitestream: {{config: {}, interval: 500ms}}\n\
-             thresholds:\n  replication_lag: {{warning: 3s, critical: 'off'}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n",
+             thresholds:\n  replication_lag: {{warning: 3s, critical: 'off', for: 0s}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n",
             litestream_yml.display()
         ),
     )

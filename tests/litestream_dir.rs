@@ -57,7 +57,7 @@ fn follows_a_directory(replica_yaml: &str, replica_name: &str, head: &str) {
         format!(
             "poll_interval: 200ms\ndiscover_interval: 1s\n\
              litestream: {{config: {}, interval: 500ms}}\n\
-             thresholds:\n  replication_lag: {{warning: 5s, critical: 'off'}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n\
+             thresholds:\n  replication_lag: {{warning: 5s, critical: 'off', for: 0s}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n\
              restore_drill: {{interval: 2s, first_after: 0s, scratch_dir: {}, litestream: {}, timeout: 60s}}\n",
             yml.display(),
             dir.path().join("scratch").display(),

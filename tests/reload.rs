@@ -70,7 +70,7 @@ fn sighup_reloads_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
         std::fs::write(
             &config,
             format!(
-                "databases: [{{path: {}}}]\nthresholds:\n  database_size: {{warning: {threshold}, critical: 'off'}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n",
+                "databases: [{{path: {}}}]\nthresholds:\n  database_size: {{warning: {threshold}, critical: 'off', for: 0s}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n",
                 b.display()
             ),
         )
@@ -228,7 +228,7 @@ fn the_log_tells_alerts_and_reloads_as_they_happen() {
             &config,
             format!(
                 "poll_interval: 200ms\ndatabases: [{{path: {}, name: app}}]\n\
-                 thresholds:\n  database_down: {{for: 1s}}\n  database_size: {{warning: {size_warning}}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n\
+                 thresholds:\n  database_down: {{for: 1s}}\n  database_size: {{warning: {size_warning}, for: 0s}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n\
                  notify:\n  heartbeat: {{url: '{}/beat', interval: 1s}}\n",
                 app.display(),
                 hooks.url

@@ -60,6 +60,7 @@ fn config(dir: &Path, yml: &Path, drill: &str) -> PathBuf {
         format!(
             "poll_interval: 200ms\nlitestream: {{config: {}, interval: 500ms}}\n\
              thresholds:\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n\
+             \x20 restore_drill_failed: {{for: 0s}}\n  restore_drill_stale: {{for: 0s}}\n  restore_duration: {{for: 0s}}\n\
              restore_drill: {{{drill}}}\n",
             yml.display()
         ),

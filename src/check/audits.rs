@@ -20,11 +20,7 @@ const FREELIST_MIN_BYTES: u64 = 64 * 1024 * 1024;
 /// database).
 pub fn threshold_finding(c: &Condition, s: &DbSnapshot, sampled: f64) -> Option<Finding> {
     let rule = c.setting.rule;
-    let shown_level = c
-        .breached
-        .map(|(_, t)| t)
-        .or(c.setting.warning)
-        .or(c.setting.critical)?;
+    let shown_level = c.breached.map(|(_, t)| t).or(c.setting.mildest())?;
     let threshold = format!(
         "{} {}",
         rule.op.promql(),

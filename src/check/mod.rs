@@ -73,6 +73,7 @@ impl Status {
 impl From<Severity> for Status {
     fn from(s: Severity) -> Self {
         match s {
+            Severity::Info => Status::Info,
             Severity::Warning => Status::Warning,
             Severity::Critical => Status::Critical,
         }

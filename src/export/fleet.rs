@@ -64,11 +64,8 @@ pub fn add<'e>(add: &mut Sink<'_, 'e>, e: &Exposition<'e>) {
 fn firing(e: &Exposition) -> BTreeMap<(&'static str, Severity), u64> {
     let mut out = BTreeMap::new();
     for r in RULES {
-        for (severity, level) in [
-            (Severity::Warning, r.warning),
-            (Severity::Critical, r.critical),
-        ] {
-            if level.is_some() {
+        for severity in Severity::ALL {
+            if r.default_level(severity).is_some() {
                 out.insert((r.alert, severity), 0);
             }
         }

@@ -673,7 +673,7 @@ fn add_thresholds<'a>(f: &mut Families<'a>, e: &Exposition<'a>) {
         Op::Below => f64::NEG_INFINITY,
     };
     for global in e.thresholds.rules.iter() {
-        for severity in [Severity::Warning, Severity::Critical] {
+        for severity in Severity::ALL {
             let labels = [
                 ("alert", global.rule.alert),
                 ("severity", severity.as_str()),

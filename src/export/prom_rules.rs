@@ -26,8 +26,9 @@ struct RuleGroup {
 struct Rule {
     alert: &'static str,
     expr: String,
-    #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
-    for_: Option<String>,
+    /// Always written, `0s` included: a rule without `for:` reads as an oversight.
+    #[serde(rename = "for")]
+    for_: String,
     labels: BTreeMap<&'static str, &'static str>,
     annotations: BTreeMap<&'static str, String>,
 }
@@ -101,7 +102,7 @@ fn rules(global: &DbThresholds, databases: &Databases, runbook_base_url: &str) -
             Group::Health => 1,
         };
         let setting = global.get(rule.key).expect("every rule has a setting");
-        for severity in [Severity::Warning, Severity::Critical] {
+        for severity in Severity::ALL {
             let used = setting.threshold(severity).is_some()
                 || databases.entries.iter().any(|t| {
                     t.get(rule.key)
@@ -190,7 +191,7 @@ fn make(rule: &RuleDef, severity: Severity, for_: Duration, runbook_base_url: &s
     Rule {
         alert: rule.alert,
         expr: compared(rule, severity, &figure(rule)),
-        for_: (!for_.is_zero()).then(|| humantime::format_duration(for_).to_string()),
+        for_: humantime::format_duration(for_).to_string(),
         labels: BTreeMap::from([("severity", severity.as_str())]),
         annotations: BTreeMap::from([
             ("summary", text(rule.summary)),
@@ -223,12 +224,14 @@ mod tests {
                     r["labels"]["severity"].as_str().unwrap().to_string(),
                 );
                 assert!(seen.insert(key.clone()), "{key:?} twice");
+                assert!(r["for"].as_str().is_some(), "{key:?} has no for:");
                 let expr = r["expr"].as_str().unwrap();
                 assert!(!expr.contains("by (db)"), "{expr}");
                 assert!(expr.contains("sqlite_threshold{alert="), "{expr}");
             }
         }
-        assert!(seen.contains(&("SQLiteDatabaseLarge".into(), "critical".into())));
+        assert!(seen.contains(&("SQLiteDatabaseLarge".into(), "warning".into())));
+        assert!(seen.contains(&("SQLiteTeamOutgrown".into(), "info".into())));
         assert!(
             !seen.contains(&("SQLiteDatabaseDown".into(), "warning".into())),
             "a level used nowhere has no rule"

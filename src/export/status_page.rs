@@ -298,9 +298,10 @@ fn signals(out: &mut String, p: &Page, s: &DbSnapshot, thresholds: &DbThresholds
         };
         let _ = write!(
             rows,
-            "<tr><td>{label}</td><td>{value} <span class=\"muted\">({window})</span></td><td>{warning}</td><td>{critical}</td><td class=\"{class}\">{word}</td></tr>",
+            "<tr><td>{label}</td><td>{value} <span class=\"muted\">({window})</span></td><td>{info}</td><td>{warning}</td><td>{critical}</td><td class=\"{class}\">{word}</td></tr>",
             label = esc(rule.label),
             value = shown(c.value),
+            info = shown(c.setting.info),
             warning = shown(c.setting.warning),
             critical = shown(c.setting.critical),
         );
@@ -309,12 +310,12 @@ fn signals(out: &mut String, p: &Page, s: &DbSnapshot, thresholds: &DbThresholds
         let _ = write!(
             out,
             "<h3>Migrate-to-Postgres signals</h3><div class=\"scroll\"><table class=\"signals\">\
-<tr><th>Signal</th><th>Value</th><th>Warning</th><th>Critical</th><th></th></tr>{rows}</table></div>"
+<tr><th>Signal</th><th>Value</th><th>Info</th><th>Warning</th><th>Critical</th><th></th></tr>{rows}</table></div>"
         );
     }
 }
 
-/// The threshold a chart shows: the warning level of the rule that reads the same figure.
+/// The threshold a chart shows: the mildest level of the rule that reads the same figure.
 fn threshold_of(key: &str, thresholds: &DbThresholds) -> Option<f64> {
     let rule = match key {
         "write_transactions_per_second" => "write_tx_per_sec",
@@ -328,7 +329,7 @@ fn threshold_of(key: &str, thresholds: &DbThresholds) -> Option<f64> {
         .rules
         .iter()
         .find(|r| r.rule.key == rule)
-        .and_then(|r| r.warning.or(r.critical))
+        .and_then(|r| r.mildest())
 }
 
 /// Buckets a chart shows at least: 5 minutes of the hour, 2 hours of the day.

@@ -95,6 +95,7 @@ fn headline(a: &Alert) -> (&'static str, &'static str) {
         (AlertState::Resolved, _) => ("RESOLVED", "✅"),
         (_, Severity::Critical) => ("FIRING", "🚨"),
         (_, Severity::Warning) => ("FIRING", "⚠️"),
+        (_, Severity::Info) => ("FIRING", "ℹ️"),
     }
 }
 

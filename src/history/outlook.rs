@@ -313,12 +313,12 @@ mod tests {
         // 50 GB at 2 GB a day from ~25 GB: 13 days; 100 GB: 38 days, past the 4 weeks that
         // 7 days of history can tell; 40 - 16 GB free at 2 GB a day: 12 days.
         assert!(
-            text[0].contains("at the last 7 days' growth, reaches 50 GB (warning) in 13 days"),
+            text[0].contains("at the last 7 days' growth, reaches 50 GB (info) in 13 days"),
             "{text:?}"
         );
         assert_eq!(
             text[1],
-            "Database size 25 GB: 100 GB (critical) more than 28 days away; 7 days of history"
+            "Database size 25 GB: 100 GB (warning) more than 28 days away; 7 days of history"
         );
         assert_eq!(f[1].eta_seconds, None);
         assert!((f[1].eta_beyond_seconds.unwrap() / 86_400.0 - 28.0).abs() < 0.5);
@@ -403,10 +403,10 @@ mod tests {
         let s = snapshot(1_800_000_000.0, 60.0 * GB, 5.0 * GB, 1.0);
         h.record(&s);
         let f = forecasts(&h, &s, &DbThresholds::default(), s.polled_at);
-        assert_eq!(f[0].text, "Database size 60 GB: past 50 GB (warning)");
+        assert_eq!(f[0].text, "Database size 60 GB: past 50 GB (info)");
         assert!(f[0].reached);
         assert!(
-            f[1].text.contains("100 GB (critical) not forecast yet"),
+            f[1].text.contains("100 GB (warning) not forecast yet"),
             "{:?}",
             f[1]
         );
@@ -434,7 +434,7 @@ mod tests {
         assert_eq!(f[0].eta_seconds, None);
         assert!(
             f[0].text
-                .contains("not growing toward 50 GB (warning) over the last 5 minutes"),
+                .contains("not growing toward 50 GB (info) over the last 5 minutes"),
             "{}",
             f[0].text
         );

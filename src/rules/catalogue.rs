@@ -12,13 +12,21 @@ use serde::Serialize;
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Planning: a fact to act on in weeks (declared team size, a database past 50 GB).
+    Info,
+    /// Act within hours: something degrades.
     Warning,
+    /// Act now: data or availability is at risk.
     Critical,
 }
 
 impl Severity {
+    /// Mildest first; `severity as usize` indexes it.
+    pub const ALL: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
+
     pub fn as_str(self) -> &'static str {
         match self {
+            Severity::Info => "info",
             Severity::Warning => "warning",
             Severity::Critical => "critical",
         }
@@ -91,6 +99,7 @@ pub struct RuleDef {
     pub group: Group,
     pub unit: Unit,
     pub op: Op,
+    pub info: Option<f64>,
     pub warning: Option<f64>,
     pub critical: Option<f64>,
     /// How long the condition must hold before the alert fires, in seconds.
@@ -107,6 +116,17 @@ pub struct RuleDef {
     pub description: &'static str,
     /// One line saying what to do.
     pub fix: &'static str,
+}
+
+impl RuleDef {
+    /// The built-in threshold of one level.
+    pub fn default_level(&self, severity: Severity) -> Option<f64> {
+        match severity {
+            Severity::Info => self.info,
+            Severity::Warning => self.warning,
+            Severity::Critical => self.critical,
+        }
+    }
 }
 
 const GB: f64 = 1e9;
@@ -183,6 +203,7 @@ pub const RULES: &[RuleDef] = &[
         group: Group::Health,
         unit: Unit::Count,
         op: Op::Below,
+        info: None,
         warning: None,
         critical: Some(1.0),
         for_secs: 60,
@@ -200,6 +221,7 @@ pub const RULES: &[RuleDef] = &[
         group: Group::Migration,
         unit: Unit::PerSecond,
         op: Op::Above,
+        info: None,
         warning: Some(500.0),
         critical: None,
         for_secs: 600,
@@ -217,9 +239,10 @@ pub const RULES: &[RuleDef] = &[
         group: Group::Migration,
         unit: Unit::Bytes,
         op: Op::Above,
-        warning: Some(50.0 * GB),
-        critical: Some(100.0 * GB),
-        for_secs: 0,
+        info: Some(50.0 * GB),
+        warning: Some(100.0 * GB),
+        critical: None,
+        for_secs: 900,
         settles: Settles::AtOnce,
         promql: "sqlite_database_size_bytes{SEL}",
         value: database_size,
@@ -234,9 +257,10 @@ pub const RULES: &[RuleDef] = &[
         group: Group::Migration,
         unit: Unit::Count,
         op: Op::Above,
-        warning: Some(3.0),
+        info: Some(3.0),
+        warning: None,
         critical: None,
-        for_secs: 0,
+        for_secs: 900,
         settles: Settles::AtOnce,
         promql: "sqlite_declared_backend_engineers{SEL}",
         value: backend_engineers,
@@ -251,10 +275,10 @@ pub const RULES: &[RuleDef] = &[
         group: Group::Migration,
         unit: Unit::Count,
         op: Op::Above,
-        // A fact written in the config: planning, not a page.
-        warning: Some(1.0),
+        info: Some(1.0),
+        warning: None,
         critical: None,
-        for_secs: 0,
+        for_secs: 900,
         settles: Settles::AtOnce,
         promql: "sqlite_declared_regions{SEL}",
         value: regions,
@@ -269,9 +293,10 @@ pub const RULES: &[RuleDef] = &[
         group: Group::Health,
         unit: Unit::Seconds,
         op: Op::Above,
+        info: None,
         warning: Some(10.0),
         critical: Some(60.0),
-        for_secs: 0,
+        for_secs: 60,
         settles: Settles::AfterThreshold,
         promql: "max by (db) (sqlite_litestream_replication_lag_seconds{SEL})",
         value: replication_lag,
@@ -286,6 +311,7 @@ pub const RULES: &[RuleDef] = &[
         group: Group::Health,
         unit: Unit::Count,
         op: Op::Below,
+        info: None,
         warning: Some(1.0),
         critical: None,
         for_secs: 60,
@@ -303,9 +329,10 @@ pub const RULES: &[RuleDef] = &[
         group: Group::Health,
         unit: Unit::Bytes,
         op: Op::Above,
+        info: None,
         warning: Some(GB),
         critical: None,
-        for_secs: 0,
+        for_secs: 300,
         settles: Settles::AtOnce,
         promql: "sqlite_wal_size_bytes{SEL}",
         value: wal_size,
@@ -320,9 +347,10 @@ pub const RULES: &[RuleDef] = &[
         group: Group::Health,
         unit: Unit::Seconds,
         op: Op::Above,
+        info: None,
         warning: Some(300.0),
         critical: None,
-        for_secs: 0,
+        for_secs: 60,
         settles: Settles::AfterThreshold,
         promql: "sqlite_checkpoint_starved_seconds{SEL}",
         value: checkpoint_starved,
@@ -337,9 +365,10 @@ pub const RULES: &[RuleDef] = &[
         group: Group::Health,
         unit: Unit::Seconds,
         op: Op::Above,
+        info: None,
         warning: Some(300.0),
         critical: None,
-        for_secs: 0,
+        for_secs: 60,
         settles: Settles::AfterThreshold,
         promql: "max by (db) (sqlite_snapshot_pinned_seconds{SEL})",
         value: snapshot_pinned,
@@ -354,9 +383,10 @@ pub const RULES: &[RuleDef] = &[
         group: Group::Health,
         unit: Unit::Ratio,
         op: Op::Below,
+        info: None,
         warning: Some(0.10),
         critical: Some(0.05),
-        for_secs: 0,
+        for_secs: 600,
         settles: Settles::AtOnce,
         promql: "sqlite_filesystem_free_bytes{SEL} / sqlite_filesystem_size_bytes{SEL}",
         value: filesystem_free,
@@ -371,6 +401,7 @@ pub const RULES: &[RuleDef] = &[
         group: Group::Migration,
         unit: Unit::Ratio,
         op: Op::Above,
+        info: None,
         warning: Some(0.5),
         critical: None,
         for_secs: 600,
@@ -388,9 +419,10 @@ pub const RULES: &[RuleDef] = &[
         group: Group::Health,
         unit: Unit::Seconds,
         op: Op::Above,
+        info: None,
         warning: Some(5.0),
         critical: None,
-        for_secs: 0,
+        for_secs: 30,
         settles: Settles::AfterThreshold,
         promql: "sqlite_write_lock_longest_hold_seconds{SEL}",
         value: write_lock_hold,
@@ -405,9 +437,10 @@ pub const RULES: &[RuleDef] = &[
         group: Group::Health,
         unit: Unit::Count,
         op: Op::Above,
+        info: None,
         warning: Some(1.0),
         critical: None,
-        for_secs: 0,
+        for_secs: 30,
         settles: Settles::Over(WRITE_LOCK_WINDOW),
         promql: "sqlite_writer_processes{SEL}",
         value: writer_processes,
@@ -422,9 +455,10 @@ pub const RULES: &[RuleDef] = &[
         group: Group::Health,
         unit: Unit::Count,
         op: Op::Below,
+        info: None,
         warning: None,
         critical: Some(1.0),
-        for_secs: 0,
+        for_secs: 60,
         settles: Settles::AtOnce,
         promql: "min by (db) (sqlite_restore_drill_success{SEL})",
         value: drill_success,
@@ -439,9 +473,10 @@ pub const RULES: &[RuleDef] = &[
         group: Group::Health,
         unit: Unit::Count,
         op: Op::Above,
+        info: None,
         warning: Some(2.0),
         critical: None,
-        for_secs: 0,
+        for_secs: 300,
         settles: Settles::AfterThreshold,
         promql: "max by (db) (sqlite_restore_drill_stale_seconds{SEL} / sqlite_restore_drill_interval_seconds{SEL})",
         value: drill_stale,
@@ -456,9 +491,10 @@ pub const RULES: &[RuleDef] = &[
         group: Group::Migration,
         unit: Unit::Seconds,
         op: Op::Above,
+        info: None,
         warning: Some(3600.0),
         critical: None,
-        for_secs: 0,
+        for_secs: 900,
         settles: Settles::AtOnce,
         promql: "max by (db) (sqlite_restore_drill_duration_seconds{SEL} and sqlite_restore_drill_success{SEL} == 1)",
         value: restore_duration,
@@ -548,7 +584,11 @@ mod tests {
         assert_eq!(keys.len(), RULES.len(), "keys are unique");
         for r in RULES {
             assert!(r.alert.starts_with("SQLite"), "{}", r.alert);
-            assert!(r.warning.is_some() || r.critical.is_some(), "{}", r.alert);
+            assert!(
+                Severity::ALL.iter().any(|&s| r.default_level(s).is_some()),
+                "{}",
+                r.alert
+            );
             assert!(r.promql.contains("{SEL}"), "{} takes a selector", r.alert);
             if let (Some(w), Some(c)) = (r.warning, r.critical) {
                 assert!(

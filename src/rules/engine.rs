@@ -433,7 +433,7 @@ mod tests {
         let a = e.evaluate([(&snapshot(1500), &t)], t0 + Duration::from_secs(12), w0);
         assert_eq!(a[0].state, AlertState::Pending, "the clock restarted");
 
-        let t = thresholds("database_size: {warning: 1000, critical: 2000}\n");
+        let t = thresholds("database_size: {warning: 1000, critical: 2000, for: 0s}\n");
         let a = Engine::new("r").evaluate([(&snapshot(2500), &t)], t0, w0);
         assert_eq!(
             states(&a),

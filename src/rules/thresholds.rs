@@ -13,6 +13,8 @@ use std::time::Duration;
 pub struct LevelsConfig {
     /// A value in the rule's unit, or `off`.
     #[serde(default)]
+    pub info: Option<serde_yaml::Value>,
+    #[serde(default)]
     pub warning: Option<serde_yaml::Value>,
     #[serde(default)]
     pub critical: Option<serde_yaml::Value>,
@@ -27,6 +29,7 @@ pub type ThresholdsConfig = BTreeMap<String, LevelsConfig>;
 #[derive(Debug, Clone)]
 pub struct RuleSetting {
     pub rule: &'static RuleDef,
+    pub info: Option<f64>,
     pub warning: Option<f64>,
     pub critical: Option<f64>,
     pub for_: Duration,
@@ -35,8 +38,8 @@ pub struct RuleSetting {
 impl PartialEq for RuleSetting {
     fn eq(&self, other: &Self) -> bool {
         self.rule.key == other.rule.key
-            && (self.warning, self.critical, self.for_)
-                == (other.warning, other.critical, other.for_)
+            && (self.info, self.warning, self.critical, self.for_)
+                == (other.info, other.warning, other.critical, other.for_)
     }
 }
 
@@ -46,13 +49,28 @@ impl RuleSetting {
         [
             self.critical.map(|t| (Severity::Critical, t)),
             self.warning.map(|t| (Severity::Warning, t)),
+            self.info.map(|t| (Severity::Info, t)),
         ]
         .into_iter()
         .flatten()
     }
 
+    /// The first level a worsening value reaches.
+    pub fn mildest(&self) -> Option<f64> {
+        self.levels().last().map(|(_, t)| t)
+    }
+
+    fn level_mut(&mut self, severity: Severity) -> &mut Option<f64> {
+        match severity {
+            Severity::Info => &mut self.info,
+            Severity::Warning => &mut self.warning,
+            Severity::Critical => &mut self.critical,
+        }
+    }
+
     pub fn threshold(&self, severity: Severity) -> Option<f64> {
         match severity {
+            Severity::Info => self.info,
             Severity::Warning => self.warning,
             Severity::Critical => self.critical,
         }
@@ -73,6 +91,7 @@ impl Default for DbThresholds {
                 .iter()
                 .map(|rule| RuleSetting {
                     rule,
+                    info: rule.info,
                     warning: rule.warning,
                     critical: rule.critical,
                     for_: Duration::from_secs(rule.for_secs),
@@ -96,36 +115,27 @@ impl DbThresholds {
                         format!("unknown threshold; expected one of {}", known.join(", ")),
                     )
                 })?;
-                let setting = out
-                    .iter_mut()
-                    .find(|s| s.rule.key == rule.key)
+                let i = out
+                    .iter()
+                    .position(|s| s.rule.key == rule.key)
                     .expect("every rule has a setting");
-                let parse = |level: &str, v: &serde_yaml::Value| {
-                    parse_level(rule.unit, v).map_err(|m| (format!("{field}.{key}.{level}"), m))
-                };
-                if let Some(v) = &levels.warning {
-                    setting.warning = parse("warning", v)?;
-                }
-                if let Some(v) = &levels.critical {
-                    setting.critical = parse("critical", v)?;
+                let setting = &mut out[i];
+                // The levels this layer sets; one from below (a default, or a broader layer)
+                // left out of order beside them is dropped.
+                let mut written = [false; 3];
+                let given = [&levels.info, &levels.warning, &levels.critical];
+                for (severity, value) in Severity::ALL.into_iter().zip(given) {
+                    if let Some(v) = value {
+                        *setting.level_mut(severity) = parse_level(rule.unit, v)
+                            .map_err(|m| (format!("{field}.{key}.{}", severity.as_str()), m))?;
+                        written[severity as usize] = true;
+                    }
                 }
                 if let Some(d) = levels.for_ {
                     setting.for_ = d;
                 }
-                if let (Some(w), Some(c)) = (setting.warning, setting.critical) {
-                    if !rule.op.breached(c, w) && c != w {
-                        return Err((
-                            format!("{field}.{key}"),
-                            format!(
-                                "critical must be {} warning",
-                                match rule.op {
-                                    super::catalogue::Op::Above => "above",
-                                    super::catalogue::Op::Below => "below",
-                                }
-                            ),
-                        ));
-                    }
-                }
+                drop_defaults_out_of_order(setting, written);
+                check_order(setting).map_err(|m| (format!("{field}.{key}"), m))?;
             }
         }
         Ok(DbThresholds { rules: out.into() })
@@ -134,6 +144,54 @@ impl DbThresholds {
     pub fn get(&self, key: &str) -> Option<&RuleSetting> {
         self.rules.iter().find(|s| s.rule.key == key)
     }
+}
+
+/// A level this layer did not set (a default, or a broader layer's), that would fire before a
+/// milder level this layer set (or after a more severe one), is turned off:
+/// `database_size: {warning: 40MB}` means a 40 MB warning, not an error for the 50 GB info
+/// level beneath it.
+fn drop_defaults_out_of_order(setting: &mut RuleSetting, written: [bool; 3]) {
+    let op = setting.rule.op;
+    for default in Severity::ALL {
+        let Some(d) = setting.threshold(default) else {
+            continue;
+        };
+        let clashes = Severity::ALL.into_iter().any(|set| {
+            let Some(v) = setting.threshold(set) else {
+                return false;
+            };
+            written[set as usize]
+                && v != d
+                && (if set > default {
+                    op.breached(d, v)
+                } else {
+                    op.breached(v, d)
+                })
+        });
+        if !written[default as usize] && clashes {
+            *setting.level_mut(default) = None;
+        }
+    }
+}
+
+/// Each level set must lie beyond the milder ones (equal is allowed: both fire).
+fn check_order(setting: &RuleSetting) -> Result<(), String> {
+    let set: Vec<(Severity, f64)> = setting.levels().collect();
+    for pair in set.windows(2) {
+        let ((worse, w), (milder, m)) = (pair[0], pair[1]);
+        if w != m && !setting.rule.op.breached(w, m) {
+            let side = match setting.rule.op {
+                super::catalogue::Op::Above => "above",
+                super::catalogue::Op::Below => "below",
+            };
+            return Err(format!(
+                "{} must be {side} {}",
+                worse.as_str(),
+                milder.as_str()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Parses one level: a value in `unit`, or `off` (also `false`) to disable the level.
@@ -203,6 +261,21 @@ mod tests {
             (Some(500.0), Duration::from_secs(30))
         );
         assert_eq!(t.get("wal_size"), DbThresholds::default().get("wal_size"));
+    }
+
+    #[test]
+    fn a_level_set_below_an_untouched_default_turns_the_default_off_not_the_config_down() {
+        let global = layer("database_size: {warning: 40MB}\nbackend_engineers: {info: 5}\n");
+        let t = DbThresholds::resolve(&[("thresholds", &global)]).unwrap();
+        let size = t.get("database_size").unwrap();
+        // The 50 GB info level would fire only after the 40 MB warning: it is dropped.
+        assert_eq!((size.info, size.warning), (None, Some(40e6)));
+        assert_eq!(t.get("backend_engineers").unwrap().info, Some(5.0));
+        // Levels config sets itself must be in order.
+        let bad = layer("database_size: {info: 60GB, warning: 40GB}\n");
+        let (field, message) = DbThresholds::resolve(&[("thresholds", &bad)]).unwrap_err();
+        assert_eq!(field, "thresholds.database_size");
+        assert_eq!(message, "warning must be above info");
     }
 
     #[test]
