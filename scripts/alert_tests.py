@@ -199,22 +199,36 @@ case(N, "fires one second above 5m, naming the holder and how long it has pinned
 case(N, "stays quiet at exactly 5m", [series("sqlite_snapshot_pinned_seconds", "300x30", '{db="app",holder="application"}')], quiet(N))
 
 N = "SQLiteFilesystemLowSpace"
-FULL = "A full disk fails every write, and a checkpoint or VACUUM needs room to run."
+FULL = "A full disk fails every write, and a checkpoint or VACUUM needs room to run. One alert per filesystem, however many databases it holds."
 
 
-def disk(free):
-    return [series("sqlite_filesystem_free_bytes", f"{free}x30"), series("sqlite_filesystem_size_bytes", "100x30")]
+def disk(free, dbs=("app",), mount="/data"):
+    """Every database of `dbs` on the filesystem mounted at `mount`, with `free` of 100 bytes."""
+    out = []
+    for db in dbs:
+        labels = f'{{db="{db}",mountpoint="{mount}"}}'
+        out += [series("sqlite_filesystem_free_bytes", f"{free}x30", labels),
+                series("sqlite_filesystem_size_bytes", "100x30", labels)]
+    return out
 
 
-case(N, "fires at warning just below 10% free", disk(9.9), after_for(N, [alert(N, "warning", "The filesystem holding app on h1:9934 has 9.9% free",
-               f"The filesystem holding app on h1:9934 has 9.9% of its space free, below 10%. {FULL}")]))
+def low(severity, free, below, mount="/data"):
+    """The disk alert: about the filesystem (mountpoint), no database."""
+    a = alert(N, severity, f"The filesystem at {mount} on h1:9934 has {free} free",
+              f"The filesystem at {mount} on h1:9934, which holds watched SQLite databases, has {free} of its space free, below {below}. {FULL}",
+              mountpoint=mount)
+    del a["exp_labels"]["db"]
+    return a
+
+
+case(N, "fires at warning just below 10% free", disk(9.9), after_for(N, [low("warning", "9.9%", "10%")]))
 case(N, "stays quiet at exactly 10% free", disk(10), quiet(N))
-case(N, "fires at warning only at exactly 5% free", disk(5), after_for(N, [alert(N, "warning", "The filesystem holding app on h1:9934 has 5% free",
-               f"The filesystem holding app on h1:9934 has 5% of its space free, below 10%. {FULL}")]))
-case(N, "fires at both levels just below 5% free", disk(4.9), after_for(N, [alert(N, "warning", "The filesystem holding app on h1:9934 has 4.9% free",
-               f"The filesystem holding app on h1:9934 has 4.9% of its space free, below 10%. {FULL}"),
-         alert(N, "critical", "The filesystem holding app on h1:9934 has 4.9% free",
-               f"The filesystem holding app on h1:9934 has 4.9% of its space free, below 5%. {FULL}")]))
+case(N, "fires at warning only at exactly 5% free", disk(5), after_for(N, [low("warning", "5%", "10%")]))
+case(N, "fires at both levels just below 5% free", disk(4.9), after_for(N, [low("warning", "4.9%", "10%"), low("critical", "4.9%", "5%")]))
+# Three tenants on one volume and one on another: one alert per filesystem, not per database.
+case(N, "fires once per filesystem, not once per database",
+     disk(8, ("t1", "t2", "t3")) + disk(50, ("solo",), "/other"),
+     after_for(N, [low("warning", "8%", "10%")]))
 
 N = "SQLiteLongWriteTransaction"
 case(N, "fires just above 5s", [series("sqlite_write_lock_longest_hold_seconds", "5.1x30")], after_for(N, [alert(N, "warning", "A write transaction on app on h1:9934 held the lock for 5.1s",

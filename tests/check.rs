@@ -419,7 +419,7 @@ fn a_database_on_a_network_share_is_flagged_and_its_space_never_read() {
         "sqlite_filesystem_size_bytes",
     ] {
         assert_eq!(
-            m.db(gauge, "app"),
+            m.of_db(gauge, "app"),
             None,
             "{gauge} of a share is not exported"
         );

@@ -62,7 +62,7 @@ fn every_alert_fires_and_resolves_through_alertmanager() {
                 "poll_interval: 100ms\n\
                  alertmanager: {{urls: ['{am}'], resend_interval: 1m}}\n\
                  thresholds:\n\
-                 \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n\
+                 \x20 filesystem_free: {{warning: 10%, critical: 'off', for: 0s}}\n\
                  \x20 database_down: {{for: 0s}}\n\
                  \x20 backend_engineers: {{for: 0s}}\n\
                  \x20 regions: {{for: 0s}}\n\
@@ -70,7 +70,7 @@ fn every_alert_fires_and_resolves_through_alertmanager() {
                  \x20 - {{path: {gone}, name: gone}}\n\
                  \x20 - {{path: {team}, name: team, team: {{backend_engineers: {engineers}, regions: {regions}}}}}\n\
                  \x20 - {{path: {wal}, name: wal, thresholds: {{wal_size: {{warning: 64KB, for: 0s}}}}}}\n\
-                 \x20 - {{path: {low}, name: low, thresholds: {{filesystem_free: {{warning: 10%, critical: 'off', for: 0s}}}}}}\n\
+                 \x20 - {{path: {low}, name: low}}\n\
                  \x20 - {{path: {busy}, name: busy, thresholds: {{write_tx_per_sec: {{warning: 100, for: 0s}}}}}}\n\
                  \x20 - {{path: {duty}, name: duty, thresholds: {{writer_utilisation: {{warning: 30%, for: 0s}}}}}}\n",
                 am = am.url,
@@ -153,7 +153,9 @@ fn every_alert_fires_and_resolves_through_alertmanager() {
     // The filesystem fills up to less than 10 % free.
     let filler = tmpfs.path.join("filler");
     std::fs::write(&filler, vec![1u8; 3_900_000]).unwrap();
-    fires(&am, "SQLiteFilesystemLowSpace", "low", "warning");
+    // One alert about the filesystem (its mount point), not about the database on it.
+    let mount = tmpfs.path.display().to_string();
+    fires(&am, "SQLiteFilesystemLowSpace", &mount, "warning");
 
     // Every condition goes away; every alert is resolved by a push.
     write_config(2, 1);
@@ -165,11 +167,17 @@ fn every_alert_fires_and_resolves_through_alertmanager() {
     py.cmd("checkpoint w TRUNCATE");
     am.wait_resolved("SQLiteWalLarge", "wal", STEP);
     std::fs::remove_file(&filler).unwrap();
-    am.wait_resolved("SQLiteFilesystemLowSpace", "low", STEP);
+    am.wait_resolved("SQLiteFilesystemLowSpace", &mount, STEP);
     // Rates over the 5-minute window (here, since watching began) fall as time passes.
     am.wait_resolved("SQLiteWriteRateHigh", "busy", 4 * STEP);
     am.wait_resolved("SQLiteWriterSaturated", "duty", 4 * STEP);
-    assert!(am.alerts().is_empty(), "{:?}", am.alerts());
+    // The machine's own disk is not under test (CI disks have been seen nearly full).
+    let left: Vec<_> = am
+        .alerts()
+        .into_iter()
+        .filter(|a| a["labels"]["alertname"] != "SQLiteFilesystemLowSpace")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

@@ -95,7 +95,16 @@ fn metrics_hold_the_right_values_and_broken_databases_are_isolated() {
         v("sqlite_checkpoint_lag_frames") * 4096.0
     );
     assert!(v("sqlite_wal_written_bytes_total") > 0.0);
-    assert!(v("sqlite_filesystem_size_bytes") >= v("sqlite_filesystem_free_bytes"));
+    let fs = |name: &str| {
+        m.of_db(name, "app")
+            .unwrap_or_else(|| panic!("{name} for app"))
+    };
+    assert!(fs("sqlite_filesystem_size_bytes") >= fs("sqlite_filesystem_free_bytes"));
+    assert!(
+        m.text
+            .contains("sqlite_filesystem_free_bytes{db=\"app\",mountpoint=\""),
+        "the filesystem's series name it"
+    );
     assert!(
         m.text.contains("journal_mode=\"wal\""),
         "sqlite_info names the journal mode"

@@ -54,13 +54,16 @@ fn rfc3339(t: SystemTime) -> String {
 
 /// The API form of `alert` at `now`. Pure.
 pub fn postable(alert: &Alert, settings: &NotifierSettings, now: SystemTime) -> Postable {
-    // The labels Prometheus gives the same alert from `sqlite-ops rules` (alertname, db,
-    // severity, job, instance, and what the user adds), so that Alertmanager holds one alert
+    // The labels Prometheus gives the same alert from `sqlite-ops rules` (alertname, db or
+    // mountpoint, severity, job, instance, and what the user adds), so that Alertmanager holds one alert
     // when both paths run.
     let mut labels = settings.labels.clone();
     labels.extend([
         ("alertname".to_string(), alert.alert.to_string()),
-        ("db".to_string(), alert.db.clone()),
+        (
+            crate::rules::catalogue::subject_label(alert.alert).to_string(),
+            alert.db.clone(),
+        ),
         ("severity".to_string(), alert.severity.as_str().to_string()),
         ("instance".to_string(), settings.instance.clone()),
         ("job".to_string(), settings.job.clone()),

@@ -45,6 +45,7 @@ const fn def(
 
 use Kind::{Counter as C, Gauge as G};
 const DB: &[&str] = &["db"];
+const DB_MOUNT: &[&str] = &["db", "mountpoint"];
 
 /// Every metric sqlite-ops exports, in exposition order.
 pub const METRICS: &[MetricDef] = &[
@@ -77,7 +78,7 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_declared_backend_engineers", G, DB, "Backend engineers working against this database, as declared in config (team.backend_engineers); drives SQLiteTeamOutgrown."),
     def("sqlite_declared_regions", G, DB, "Regions the application must serve writes from, as declared in config (team.regions); drives SQLiteMultiRegion."),
     def("sqlite_threshold", G, &["alert", "severity", "db"], "The configured threshold of each alert and severity, in the base unit of the figure it judges (bytes, seconds, a 0-1 ratio, per second, a count): one series without db for the config's global level (absent when that level is off), and one per database whose own level differs (+Inf or -Inf where it is off). The rules of `sqlite-ops rules` and the dashboards compare against it, so they always judge by this host's config."),
-    def("sqlite_alert", G, &["db", "alert", "severity"], "1 while the alert fires, as evaluated by sqlite-ops's own rules (the same thresholds as `sqlite-ops rules` and `sqlite-ops check`)."),
+    def("sqlite_alert", G, &["db", "alert", "severity", "mountpoint"], "1 while the alert fires, as evaluated by sqlite-ops's own rules (the same thresholds as `sqlite-ops rules` and `sqlite-ops check`)."),
     def("sqlite_litestream_up", G, &["db", "replica"], "Whether the last read of this Litestream replica succeeded and found replicated data (1) or not (0)."),
     def("sqlite_litestream_replication_lag_seconds", G, &["db", "replica"], "How long the oldest commit this replica does not hold has waited, in seconds; 0 when it holds every commit sqlite-ops has seen."),
     def("sqlite_litestream_last_replicated_timestamp_seconds", G, &["db", "replica"], "Every commit made before this time (Unix seconds) is in the replica: the timestamp of its newest LTX file (v0.5) or the time its newest WAL segment was written (v0.3)."),
@@ -101,8 +102,8 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_restore_drill_interval_seconds", G, &["db", "replica"], "How often this database is drilled (restore_drill.interval), in seconds."),
     def("sqlite_restore_drill_runs_total", C, &["db", "replica"], "Restore drills of this database that ran to a verdict."),
     def("sqlite_restore_drill_failures_total", C, &["db", "replica"], "Restore drills of this database that failed."),
-    def("sqlite_filesystem_free_bytes", G, DB, "Bytes available to unprivileged users on the filesystem holding the database (statvfs f_bavail)."),
-    def("sqlite_filesystem_size_bytes", G, DB, "Total size in bytes of the filesystem holding the database."),
+    def("sqlite_filesystem_free_bytes", G, DB_MOUNT, "Bytes available to unprivileged users on the filesystem holding the database (statvfs f_bavail); mountpoint names the filesystem."),
+    def("sqlite_filesystem_size_bytes", G, DB_MOUNT, "Total size in bytes of the filesystem holding the database; mountpoint names the filesystem."),
     def("sqlite_fleet_databases", G, &["state"], "Databases watched, by state: up (readable at the last poll) or down. Exported whatever the metrics: groups."),
     def("sqlite_fleet_database_size_bytes", G, &[], "Sum of the sizes of the readable databases' main files, in bytes."),
     def("sqlite_fleet_wal_size_bytes", G, &[], "Sum of the sizes of the readable databases' -wal files, in bytes."),
@@ -220,9 +221,9 @@ impl<'a> Families<'a> {
             return;
         }
         debug_assert!(
-            METRICS.iter().any(|d| d.name == name
-                && d.labels.len() >= labels.len()
-                && labels.iter().zip(d.labels).all(|((k, _), d)| k == d)),
+            METRICS
+                .iter()
+                .any(|d| d.name == name && labels.iter().all(|(k, _)| d.labels.contains(k))),
             "{name} is documented in METRICS with these labels"
         );
         self.metrics
@@ -409,18 +410,24 @@ fn add_file<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
         ("sqlite_page_size_bytes", s.page_size_bytes.map(u64::from)),
         ("sqlite_pages", s.pages),
         ("sqlite_freelist_pages", s.freelist_pages),
-        (
-            "sqlite_filesystem_free_bytes",
-            s.filesystem.as_ref().and_then(|fs| fs.free_bytes),
-        ),
-        (
-            "sqlite_filesystem_size_bytes",
-            s.filesystem.as_ref().and_then(|fs| fs.size_bytes),
-        ),
     ];
     for (name, v) in gauges {
         if let Some(v) = v {
             f.add(name, db, v as f64);
+        }
+    }
+    // With the filesystem's mount point: the disk alert is one per filesystem (`min by
+    // (job, instance, mountpoint)`), however many databases it holds.
+    if let Some(fs) = &s.filesystem {
+        let mount = fs.mount_point.to_str().unwrap_or_default();
+        let labels = [db[0], ("mountpoint", mount)];
+        for (name, v) in [
+            ("sqlite_filesystem_free_bytes", fs.free_bytes),
+            ("sqlite_filesystem_size_bytes", fs.size_bytes),
+        ] {
+            if let Some(v) = v {
+                f.add(name, &labels, v as f64);
+            }
         }
     }
 }
@@ -616,15 +623,21 @@ pub fn render(e: &Exposition) -> String {
     super::fleet::add(&mut |name, labels, v| f.add(name, labels, v), e);
     add_thresholds(&mut f, e);
     for a in e.alerts.iter().filter(|a| a.state == AlertState::Firing) {
-        f.add(
-            "sqlite_alert",
-            &[
-                ("db", &a.db),
-                ("alert", a.alert),
-                ("severity", a.severity.as_str()),
-            ],
-            1.0,
-        );
+        let subject = crate::rules::catalogue::subject_label(a.alert);
+        let labels = [("alert", a.alert), ("severity", a.severity.as_str())];
+        if subject == "db" {
+            f.add(
+                "sqlite_alert",
+                &[&[("db", a.db.as_str())], &labels[..]].concat(),
+                1.0,
+            );
+        } else {
+            f.add(
+                "sqlite_alert",
+                &[&labels[..], &[(subject, a.db.as_str())]].concat(),
+                1.0,
+            );
+        }
     }
     if let Some(r) = e.litestream_config {
         f.add("sqlite_ops_litestream_config_up", &[], b(r.is_ok()));

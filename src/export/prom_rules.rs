@@ -5,7 +5,7 @@
 //! overrides need no rules of their own and a central Prometheus never applies one host's
 //! overrides to another's databases. Every rule keeps `job`, `instance` and `db`.
 
-use crate::rules::catalogue::{self, RuleDef, Severity, Unit, RULES};
+use crate::rules::catalogue::{self, RuleDef, Scope, Severity, Unit, RULES};
 use crate::rules::{DbThresholds, Group};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -118,12 +118,29 @@ fn rules(global: &DbThresholds, databases: &Databases, runbook_base_url: &str) -
     File { groups }
 }
 
-/// The figure a rule judges, one series per (job, instance, db).
+/// The figure a rule judges, one series per (job, instance, db), or per (job, instance,
+/// mountpoint) for a filesystem's: the lowest of its databases' (they read the same statvfs).
 fn figure(rule: &RuleDef) -> String {
-    rule.promql
+    let f = rule
+        .promql
         .replace("{SEL}", "")
         .replace("WINDOW", &catalogue::window())
-        .replace("by (db)", "by (job, instance, db)")
+        .replace("by (db)", "by (job, instance, db)");
+    match rule.scope {
+        Scope::Database => f,
+        Scope::Filesystem => format!("min by (job, instance, mountpoint) ({f})"),
+    }
+}
+
+/// The comparison of a filesystem's `value` with its host's global level (a filesystem has no
+/// level of its own: config refuses one per database).
+fn compared_global(rule: &RuleDef, severity: Severity, value: &str) -> String {
+    format!(
+        "{value} {} on(job, instance) group_left() sqlite_threshold{{alert=\"{}\",severity=\"{}\",db=\"\"}}",
+        rule.op.promql(),
+        rule.alert,
+        severity.as_str()
+    )
 }
 
 /// The comparison of `value` with the threshold series of `rule` at `severity`: the database's
@@ -162,6 +179,11 @@ fn threshold_text(rule: &RuleDef, severity: Severity) -> String {
     let own = format!("printf `{series},db=\"%s\"}}` $labels.job $labels.instance $labels.db");
     let global = format!("printf `{series},db=\"\"}}` $labels.job $labels.instance");
     let v = shown(rule.unit, ". | value");
+    if rule.scope == Scope::Filesystem {
+        return format!(
+            "{{{{ with {global} | query }}}}{{{{ with first . }}}}{v}{{{{ end }}}}{{{{ end }}}}"
+        );
+    }
     format!(
         "{{{{ with {own} | query }}}}{{{{ with first . }}}}{v}{{{{ end }}}}{{{{ else }}}}{{{{ with {global} | query }}}}{{{{ with first . }}}}{v}{{{{ end }}}}{{{{ end }}}}{{{{ end }}}}"
     )
@@ -181,6 +203,10 @@ fn make(rule: &RuleDef, severity: Severity, for_: Duration, runbook_base_url: &s
     let text = |template: &str| {
         template
             .replace("{db}", "{{ $labels.db }} on {{ $labels.instance }}")
+            .replace(
+                "{mountpoint}",
+                "{{ $labels.mountpoint }} on {{ $labels.instance }}",
+            )
             .replace("{holder}", HOLDER)
             .replace("{reader_open}", READER_OPEN)
             .replace("{value}", &value_text)
@@ -190,7 +216,10 @@ fn make(rule: &RuleDef, severity: Severity, for_: Duration, runbook_base_url: &s
     };
     Rule {
         alert: rule.alert,
-        expr: compared(rule, severity, &figure(rule)),
+        expr: match rule.scope {
+            Scope::Database => compared(rule, severity, &figure(rule)),
+            Scope::Filesystem => compared_global(rule, severity, &figure(rule)),
+        },
         for_: humantime::format_duration(for_).to_string(),
         labels: BTreeMap::from([("severity", severity.as_str())]),
         annotations: BTreeMap::from([

@@ -9,7 +9,7 @@ use crate::history::{outlook, History, Range, FIGURES, REPLICATION_LAG};
 use crate::monitor::DbSnapshot;
 use crate::poller::PerDb;
 use crate::rules::catalogue::{format_value, Settles};
-use crate::rules::{Alert, AlertState, DbThresholds, Group, Unit};
+use crate::rules::{Alert, AlertState, DbThresholds, Group, Unit, RULES};
 use std::fmt::Write;
 
 /// What the page is drawn from.
@@ -121,7 +121,9 @@ fn alert_item(out: &mut String, a: &Alert, with_db: bool) {
         AlertState::Pending => "pending",
         AlertState::Resolved => return,
     };
-    let db = if with_db {
+    let db = if crate::rules::catalogue::subject_label(a.alert) != "db" {
+        format!(" on the filesystem at {}", esc(&a.db))
+    } else if with_db {
         format!(" on <a href=\"#db-{0}\">{0}</a>", esc(&a.db))
     } else {
         String::new()
@@ -211,7 +213,12 @@ fn db_section(
         );
     }
     let mut items = String::new();
-    for a in active(p.alerts).into_iter().filter(|a| a.db == s.name) {
+    // Its own alerts, and its filesystem's (the disk alert is one per filesystem).
+    let about_it = |a: &&Alert| match RULES.iter().find(|r| r.alert == a.alert) {
+        Some(rule) => crate::rules::subject(rule, s).as_deref() == Some(a.db.as_str()),
+        None => a.db == s.name,
+    };
+    for a in active(p.alerts).into_iter().filter(about_it) {
         alert_item(&mut items, a, false);
     }
     if !items.is_empty() {

@@ -43,15 +43,25 @@ fn log(a: &Alert) {
     );
     let threshold = shown(a.threshold);
     let severity = a.severity.as_str();
-    match a.state {
-        AlertState::Pending => {
-            tracing::info!(alert = a.alert, db = %a.db, severity, value = %value, threshold = %threshold, "alert pending")
-        }
-        AlertState::Firing => {
-            tracing::warn!(alert = a.alert, db = %a.db, severity, value = %value, threshold = %threshold, "alert firing")
-        }
-        AlertState::Resolved => {
-            tracing::info!(alert = a.alert, db = %a.db, severity, last_breach = %value, threshold = %threshold, "alert resolved")
-        }
+    // The subject under its own label: `db=app`, or `mountpoint=/var/lib` for the disk.
+    macro_rules! log {
+        ($subject:ident) => {
+            match a.state {
+                AlertState::Pending => {
+                    tracing::info!(alert = a.alert, $subject = %a.db, severity, value = %value, threshold = %threshold, "alert pending")
+                }
+                AlertState::Firing => {
+                    tracing::warn!(alert = a.alert, $subject = %a.db, severity, value = %value, threshold = %threshold, "alert firing")
+                }
+                AlertState::Resolved => {
+                    tracing::info!(alert = a.alert, $subject = %a.db, severity, last_breach = %value, threshold = %threshold, "alert resolved")
+                }
+            }
+        };
+    }
+    if crate::rules::catalogue::subject_label(a.alert) == "db" {
+        log!(db)
+    } else {
+        log!(mountpoint)
     }
 }

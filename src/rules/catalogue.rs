@@ -41,6 +41,27 @@ pub enum Group {
     Health,
 }
 
+/// What one alert of a rule is about: a database, or the filesystem that holds databases (ten
+/// thousand tenants on one volume are one disk alert, not ten thousand).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Labelled `db`: the database's name.
+    Database,
+    /// Labelled `mountpoint`: where the filesystem is mounted. Its threshold is the global one.
+    Filesystem,
+}
+
+impl Scope {
+    /// The label naming an alert's subject.
+    pub fn label(self) -> &'static str {
+        match self {
+            Scope::Database => "db",
+            Scope::Filesystem => "mountpoint",
+        }
+    }
+}
+
 /// The unit of a rule's value: decides how config values are parsed and values are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
@@ -88,8 +109,9 @@ impl Op {
     }
 }
 
-/// One threshold. Text templates take `{db}`, `{value}`, `{threshold}`, `{for}` and `{holder}`
-/// (the role of the reader holding checkpoints back, the `holder` label in PromQL).
+/// One threshold. Text templates take `{db}`, `{value}`, `{threshold}`, `{for}`, `{holder}`
+/// (the role of the reader holding checkpoints back, the `holder` label in PromQL) and
+/// `{mountpoint}` (the filesystem of a [`Scope::Filesystem`] rule).
 #[derive(Debug)]
 pub struct RuleDef {
     /// The alert name (CamelCase, prefix `SQLite`), also the runbook anchor in lower case.
@@ -97,6 +119,7 @@ pub struct RuleDef {
     /// The key under `thresholds:` in config.
     pub key: &'static str,
     pub group: Group,
+    pub scope: Scope,
     pub unit: Unit,
     pub op: Op,
     pub info: Option<f64>,
@@ -201,6 +224,7 @@ pub const RULES: &[RuleDef] = &[
         alert: "SQLiteDatabaseDown",
         key: "database_down",
         group: Group::Health,
+        scope: Scope::Database,
         unit: Unit::Count,
         op: Op::Below,
         info: None,
@@ -219,6 +243,7 @@ pub const RULES: &[RuleDef] = &[
         alert: "SQLiteWriteRateHigh",
         key: "write_tx_per_sec",
         group: Group::Migration,
+        scope: Scope::Database,
         unit: Unit::PerSecond,
         op: Op::Above,
         info: None,
@@ -237,6 +262,7 @@ pub const RULES: &[RuleDef] = &[
         alert: "SQLiteDatabaseLarge",
         key: "database_size",
         group: Group::Migration,
+        scope: Scope::Database,
         unit: Unit::Bytes,
         op: Op::Above,
         info: Some(50.0 * GB),
@@ -255,6 +281,7 @@ pub const RULES: &[RuleDef] = &[
         alert: "SQLiteTeamOutgrown",
         key: "backend_engineers",
         group: Group::Migration,
+        scope: Scope::Database,
         unit: Unit::Count,
         op: Op::Above,
         info: Some(3.0),
@@ -273,6 +300,7 @@ pub const RULES: &[RuleDef] = &[
         alert: "SQLiteMultiRegion",
         key: "regions",
         group: Group::Migration,
+        scope: Scope::Database,
         unit: Unit::Count,
         op: Op::Above,
         info: Some(1.0),
@@ -291,6 +319,7 @@ pub const RULES: &[RuleDef] = &[
         alert: "SQLiteReplicationLag",
         key: "replication_lag",
         group: Group::Health,
+        scope: Scope::Database,
         unit: Unit::Seconds,
         op: Op::Above,
         info: None,
@@ -309,6 +338,7 @@ pub const RULES: &[RuleDef] = &[
         alert: "SQLiteReplicaUnreachable",
         key: "replica_down",
         group: Group::Health,
+        scope: Scope::Database,
         unit: Unit::Count,
         op: Op::Below,
         info: None,
@@ -327,6 +357,7 @@ pub const RULES: &[RuleDef] = &[
         alert: "SQLiteWalLarge",
         key: "wal_size",
         group: Group::Health,
+        scope: Scope::Database,
         unit: Unit::Bytes,
         op: Op::Above,
         info: None,
@@ -345,6 +376,7 @@ pub const RULES: &[RuleDef] = &[
         alert: "SQLiteCheckpointStarved",
         key: "checkpoint_lag_age",
         group: Group::Health,
+        scope: Scope::Database,
         unit: Unit::Seconds,
         op: Op::Above,
         info: None,
@@ -363,6 +395,7 @@ pub const RULES: &[RuleDef] = &[
         alert: "SQLiteSnapshotPinned",
         key: "snapshot_age",
         group: Group::Health,
+        scope: Scope::Database,
         unit: Unit::Seconds,
         op: Op::Above,
         info: None,
@@ -381,6 +414,7 @@ pub const RULES: &[RuleDef] = &[
         alert: "SQLiteFilesystemLowSpace",
         key: "filesystem_free",
         group: Group::Health,
+        scope: Scope::Filesystem,
         unit: Unit::Ratio,
         op: Op::Below,
         info: None,
@@ -391,14 +425,15 @@ pub const RULES: &[RuleDef] = &[
         promql: "sqlite_filesystem_free_bytes{SEL} / sqlite_filesystem_size_bytes{SEL}",
         value: filesystem_free,
         label: "filesystem free",
-        summary: "The filesystem holding {db} has {value} free",
-        description: "The filesystem holding {db} has {value} of its space free, below {threshold}. A full disk fails every write, and a checkpoint or VACUUM needs room to run.",
+        summary: "The filesystem at {mountpoint} has {value} free",
+        description: "The filesystem at {mountpoint}, which holds watched SQLite databases, has {value} of its space free, below {threshold}. A full disk fails every write, and a checkpoint or VACUUM needs room to run. One alert per filesystem, however many databases it holds.",
         fix: "Free or add disk space before writes and checkpoints fail.",
     },
     RuleDef {
         alert: "SQLiteWriterSaturated",
         key: "writer_utilisation",
         group: Group::Migration,
+        scope: Scope::Database,
         unit: Unit::Ratio,
         op: Op::Above,
         info: None,
@@ -417,6 +452,7 @@ pub const RULES: &[RuleDef] = &[
         alert: "SQLiteLongWriteTransaction",
         key: "write_lock_hold",
         group: Group::Health,
+        scope: Scope::Database,
         unit: Unit::Seconds,
         op: Op::Above,
         info: None,
@@ -435,6 +471,7 @@ pub const RULES: &[RuleDef] = &[
         alert: "SQLiteMultipleWriters",
         key: "writer_processes",
         group: Group::Health,
+        scope: Scope::Database,
         unit: Unit::Count,
         op: Op::Above,
         info: None,
@@ -453,6 +490,7 @@ pub const RULES: &[RuleDef] = &[
         alert: "SQLiteRestoreDrillFailed",
         key: "restore_drill_failed",
         group: Group::Health,
+        scope: Scope::Database,
         unit: Unit::Count,
         op: Op::Below,
         info: None,
@@ -471,6 +509,7 @@ pub const RULES: &[RuleDef] = &[
         alert: "SQLiteRestoreDrillStale",
         key: "restore_drill_stale",
         group: Group::Health,
+        scope: Scope::Database,
         unit: Unit::Count,
         op: Op::Above,
         info: None,
@@ -489,6 +528,7 @@ pub const RULES: &[RuleDef] = &[
         alert: "SQLiteRestoreSlow",
         key: "restore_duration",
         group: Group::Migration,
+        scope: Scope::Database,
         unit: Unit::Seconds,
         op: Op::Above,
         info: None,
@@ -508,6 +548,15 @@ pub const RULES: &[RuleDef] = &[
 /// The rule with this config key.
 pub fn by_key(key: &str) -> Option<&'static RuleDef> {
     RULES.iter().find(|r| r.key == key)
+}
+
+/// The label naming the subject of an alert called `alert` (`db` unless its rule says
+/// otherwise).
+pub fn subject_label(alert: &str) -> &'static str {
+    RULES
+        .iter()
+        .find(|r| r.alert == alert)
+        .map_or("db", |r| r.scope.label())
 }
 
 /// The window of the sustained rates, as PromQL writes it (`5m`).

@@ -26,9 +26,11 @@ pub enum AlertState {
     Resolved,
 }
 
-/// One alert of one database at one severity.
+/// One alert of one database (or filesystem) at one severity.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
+    /// The subject: the database's name, or the filesystem's mount point for a rule of
+    /// [`super::Scope::Filesystem`] (labelled `mountpoint` then, see `catalogue::subject_label`).
     pub db: String,
     pub alert: &'static str,
     pub severity: Severity,
@@ -139,18 +141,22 @@ fn breaches<'a>(
     for (snapshot, thresholds) in dbs {
         for c in conditions(snapshot, thresholds) {
             let Some(value) = c.value else { continue };
+            // The database's name, or (for the disk) its filesystem's mount point: the first
+            // database seen on a filesystem speaks for all of them, which share its figure and,
+            // the threshold being global, its level.
+            let Some(subject) = super::subject(c.setting.rule, snapshot) else {
+                continue;
+            };
             for (severity, threshold) in c.setting.levels() {
                 if c.setting.rule.op.breached(value, threshold) {
-                    out.insert(
-                        (snapshot.name.clone(), c.setting.rule.alert, severity),
-                        Breach {
+                    out.entry((subject.clone(), c.setting.rule.alert, severity))
+                        .or_insert(Breach {
                             value,
                             threshold,
                             for_: c.setting.for_,
                             setting: c.setting,
                             snapshot,
-                        },
-                    );
+                        });
                 }
             }
         }
@@ -332,7 +338,13 @@ impl Engine {
     /// resolves it by the new threshold. Everything else keeps its state and start time.
     pub fn settings_changed(&mut self, changed: &HashSet<(String, &'static str)>) {
         self.tracks.retain(|(db, alert, _), t| {
-            t.alert.state != AlertState::Pending || !changed.contains(&(db.clone(), *alert))
+            // A filesystem's alert follows the global setting every database shares.
+            let changed_here = if super::catalogue::subject_label(alert) == "db" {
+                changed.contains(&(db.clone(), *alert))
+            } else {
+                changed.iter().any(|(_, a)| a == alert)
+            };
+            t.alert.state != AlertState::Pending || !changed_here
         });
     }
 
@@ -371,6 +383,44 @@ mod tests {
             .iter()
             .map(|a| (a.alert, a.severity, a.state))
             .collect()
+    }
+
+    #[test]
+    fn the_disk_alert_is_one_per_filesystem_however_many_databases_it_holds() {
+        let on = |name: &str, mount: &str, free: u64| {
+            let mut s = snapshot(10);
+            s.name = name.into();
+            s.filesystem = Some(crate::probe::filesystem::FsStat {
+                mount_point: mount.into(),
+                fs_type: "ext4".into(),
+                free_bytes: Some(free),
+                size_bytes: Some(100),
+            });
+            s
+        };
+        let t = thresholds("filesystem_free: {warning: 10%, critical: 'off', for: 0s}\n");
+        let dbs = [
+            on("a", "/data", 5),
+            on("b", "/data", 5),
+            on("c", "/other", 5),
+        ];
+        let alerts = Engine::new("r").evaluate(
+            dbs.iter().map(|s| (s, &t)),
+            Instant::now(),
+            SystemTime::now(),
+        );
+        let disk: Vec<(&str, &str)> = alerts
+            .iter()
+            .filter(|a| a.alert == "SQLiteFilesystemLowSpace")
+            .map(|a| (a.db.as_str(), a.summary.as_str()))
+            .collect();
+        assert_eq!(
+            disk,
+            [
+                ("/data", "The filesystem at /data has 5% free"),
+                ("/other", "The filesystem at /other has 5% free")
+            ]
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ pub mod catalogue;
 pub mod engine;
 pub mod thresholds;
 
-pub use catalogue::{Group, RuleDef, Severity, Unit, RULES};
+pub use catalogue::{Group, RuleDef, Scope, Severity, Unit, RULES};
 pub use engine::{Alert, AlertState, Engine, SavedAlert};
 pub use thresholds::{DbThresholds, LevelsConfig, RuleSetting, ThresholdsConfig};
 
@@ -45,6 +45,18 @@ pub fn conditions<'a>(snapshot: &DbSnapshot, thresholds: &'a DbThresholds) -> Ve
         .collect()
 }
 
+/// What an alert of `rule` read from `snapshot` is about: the database's name, or the mount
+/// point of its filesystem (`None` when that is not known).
+pub fn subject(rule: &RuleDef, snapshot: &DbSnapshot) -> Option<String> {
+    match rule.scope {
+        Scope::Database => Some(snapshot.name.clone()),
+        Scope::Filesystem => snapshot
+            .filesystem
+            .as_ref()
+            .map(|fs| fs.mount_point.display().to_string()),
+    }
+}
+
 /// The summary and description of a breach, with the values filled in.
 pub fn render_text(
     setting: &RuleSetting,
@@ -67,6 +79,10 @@ pub fn render_text(
     let fill = |template: &str| {
         template
             .replace("{db}", &snapshot.name)
+            .replace(
+                "{mountpoint}",
+                &subject(rule, snapshot).unwrap_or_else(|| "?".into()),
+            )
             .replace("{holder}", holder)
             .replace(
                 "{reader_open}",

@@ -2,7 +2,7 @@
 //! each rule's unit, merged over the built-in defaults. Errors are `(field, message)` pairs;
 //! `config` adds the file name.
 
-use super::catalogue::{by_key, RuleDef, Severity, Unit, RULES};
+use super::catalogue::{by_key, RuleDef, Scope, Severity, Unit, RULES};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -106,7 +106,7 @@ impl DbThresholds {
     /// database's own). `fields` names each layer in errors, like `thresholds`.
     pub fn resolve(layers: &[(&str, &ThresholdsConfig)]) -> Result<DbThresholds, (String, String)> {
         let mut out = DbThresholds::default().rules.to_vec();
-        for (field, layer) in layers {
+        for (n, (field, layer)) in layers.iter().enumerate() {
             for (key, levels) in layer.iter() {
                 let rule = by_key(key).ok_or_else(|| {
                     let known: Vec<_> = RULES.iter().map(|r| r.key).collect();
@@ -115,6 +115,14 @@ impl DbThresholds {
                         format!("unknown threshold; expected one of {}", known.join(", ")),
                     )
                 })?;
+                if n > 0 && rule.scope == Scope::Filesystem {
+                    return Err((
+                        format!("{field}.{key}"),
+                        "judged once per filesystem, for every database on it: set it under the \
+                         global thresholds:"
+                            .into(),
+                    ));
+                }
                 let i = out
                     .iter()
                     .position(|s| s.rule.key == rule.key)
@@ -248,6 +256,16 @@ mod tests {
     fn defaults_then_global_then_database() {
         let global = layer("database_size: {warning: 1GB}\nfilesystem_free: {warning: 20%, critical: 'off'}\nwrite_tx_per_sec: {for: 30s}\n");
         let db = layer("database_size: {critical: 2GiB}\n");
+        let (field, message) = DbThresholds::resolve(&[
+            ("thresholds", &global),
+            (
+                "databases[0].thresholds",
+                &layer("filesystem_free: {warning: 5%}\n"),
+            ),
+        ])
+        .unwrap_err();
+        assert_eq!(field, "databases[0].thresholds.filesystem_free");
+        assert!(message.contains("per filesystem"), "{message}");
         let t = DbThresholds::resolve(&[("thresholds", &global), ("databases[0].thresholds", &db)])
             .unwrap();
         let size = t.get("database_size").unwrap();

@@ -58,6 +58,16 @@ impl Metrics {
         self.samples.get(&format!("{name}{{db=\"{db}\"}}")).copied()
     }
 
+    /// The one series of `name` for `db` whatever its other labels (the filesystem's carry
+    /// `mountpoint`); `None` when there is none.
+    pub fn of_db(&self, name: &str, db: &str) -> Option<f64> {
+        let prefix = format!("{name}{{db=\"{db}\"");
+        let mut found = self.samples.iter().filter(|(k, _)| k.starts_with(&prefix));
+        let (_, v) = found.next()?;
+        assert!(found.next().is_none(), "one {name} series for {db}");
+        Some(*v)
+    }
+
     /// Metric names present in the scrape.
     pub fn names(&self) -> std::collections::BTreeSet<String> {
         self.samples

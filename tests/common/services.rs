@@ -235,10 +235,12 @@ impl Alertmanager {
     }
 
     /// The active alert with these label values, if any.
+    /// The active alert `alertname` about `db`: a database's name, or a filesystem's mount point
+    /// for the disk alert (labelled `mountpoint`).
     pub fn find(&self, alertname: &str, db: &str) -> Option<serde_json::Value> {
         let found = self.alerts().into_iter().find(|a| {
             a["labels"]["alertname"] == alertname
-                && a["labels"]["db"] == db
+                && (a["labels"]["db"] == db || a["labels"]["mountpoint"] == db)
                 && a["status"]["state"] == "active"
         })?;
         let ends = ends_at(&found);
