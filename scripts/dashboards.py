@@ -17,11 +17,7 @@ INST = 'job=~"$job",instance=~"$instance"'
 GB = 1e9
 
 
-# How many databases the overview draws by default: the worst by their nearest threshold.
-WORST = 10
-
-
-def variables(with_db=True):
+def variables(with_db=True, worst=10):
     def query_var(name, label, query, multi=True, all_value=".*", regex=""):
         return {
             "name": name,
@@ -55,13 +51,14 @@ def variables(with_db=True):
         query_var("instance", "Instance", 'label_values(sqlite_ops_build_info{job=~"$job"}, instance)'),
     ]
     if with_db:
-        # The worst databases by how near they are to a threshold (sqlite_fleet_*, exported
-        # whatever `metrics:` says), not every database: "All" means these (no allValue, so
-        # Grafana joins the listed names), and a panel draws at most WORST databases' series on
-        # a host of 10,000. Any other name can be typed into the box.
+        # The databases nearest a threshold (sqlite_fleet_*, exported whatever `metrics:` says),
+        # then any others (sqlite_up, at 0) up to `worst`: a small fleet lists every database, a
+        # large one its worst, never all of them. "All" means these (no allValue, so Grafana
+        # joins the listed names), and a panel draws at most `worst` databases' series on a host
+        # of 10,000. Any other name can be typed into the box.
         out.append(query_var(
-            "db", f"Database (worst {WORST}; type any name)",
-            f'query_result(topk({WORST}, max by (db) (sqlite_fleet_threshold_nearest_ratio{{job=~"$job",instance=~"$instance"}})))',
+            "db", f"Database (nearest {worst} to a threshold; type any name)",
+            f'query_result(topk({worst}, max by (db) (sqlite_fleet_threshold_nearest_ratio{{{INST}}}) or 0 * max by (db) (sqlite_up{{{INST}}})))',
             all_value=None, regex='/db="([^"]*)"/'))
     return out
 
@@ -142,7 +139,7 @@ class Board:
         self.row_h = max(self.row_h, h)
 
 
-def dashboard(uid, title, description, panels, with_db=True, links=None):
+def dashboard(uid, title, description, panels, with_db=True, links=None, worst=10):
     return {
         "__inputs": [],
         "__requires": [
@@ -160,7 +157,7 @@ def dashboard(uid, title, description, panels, with_db=True, links=None):
         "schemaVersion": 38,
         "version": 1,
         "time": {"from": "now-6h", "to": "now"},
-        "templating": {"list": variables(with_db)},
+        "templating": {"list": variables(with_db, worst)},
         "annotations": {"list": []},
         "links": links or [],
         "panels": panels,
@@ -214,9 +211,9 @@ def overview():
             [(with_threshold(f"increase(sqlite_write_transactions_total{{{SEL}}}[5m]) / 300", "SQLiteWriteRateHigh", "/"), L)], "percentunit", w=8, h=6,
             thresholds=[(0.7, "orange"), (1, "red")], min_=0, max_=1,
             options={"orientation": "horizontal", "displayMode": "gradient", "reduceOptions": {"calcs": ["lastNotNull"]}})
-    b.panel("stat", "Time until the size threshold", "At the database's growth rate over the last 6 hours, how long until it passes the first database_size level this host's config sets for it (sqlite_threshold; 50 GB, info, by default). 0 once past it; no value for a database that does not grow; a value over 24 hours says more than its 6 hours of history can (the status page's forecasts never reach past four times their history).",
-            [(f"clamp_min(-({with_threshold(f'sqlite_database_size_bytes{{{SEL}}}', 'SQLiteDatabaseLarge', '-')}) / (deriv(sqlite_database_size_bytes{{{SEL}}}[6h]) > 0), 0)", L)], "s", w=8, h=6,
-            base="red", thresholds=[(30 * 86400, "orange"), (90 * 86400, "green")], options={"reduceOptions": {"calcs": ["lastNotNull"]}})
+    b.panel("stat", "Time until the size threshold", "At the database's growth rate over the last 6 hours, how long until it passes the first database_size level this host's config sets for it (sqlite_threshold; 50 GB, info, by default). 0 once past it. No value for a database that does not grow, nor for one further than 24 hours away: four times the 6 hours of history read is as far as a forecast may reach (the status page's forecasts, from up to 7 days of history, reach further).",
+            [(f"clamp_min(-({with_threshold(f'sqlite_database_size_bytes{{{SEL}}}', 'SQLiteDatabaseLarge', '-')}) / (deriv(sqlite_database_size_bytes{{{SEL}}}[6h]) > 0), 0) <= 86400", L)], "s", w=8, h=6,
+            base="red", thresholds=[(6 * 3600, "orange")], options={"reduceOptions": {"calcs": ["lastNotNull"]}})
     b.panel("stat", "Declared team", "Backend engineers and regions as declared in sqlite-ops's config (team:). Above 3 engineers or 1 region, the production guide moves to Postgres.",
             [(f"sqlite_declared_backend_engineers{{{SEL}}}", "engineers {{db}}"), (f"sqlite_declared_regions{{{SEL}}}", "regions {{db}}")], "none", w=8, h=6,
             thresholds=[(4, "red")], options={"reduceOptions": {"calcs": ["lastNotNull"]}})
@@ -226,8 +223,8 @@ def overview():
             [(f"sqlite_wal_size_bytes{{{SEL}}}", L)], "bytes", w=8, thresholds=[(10 ** 9, "orange")], min_=0)
     b.panel("timeseries", "Checkpoint lag (frames)", "WAL frames not yet copied back into the database (mxFrame - nBackfill). Readers must search the WAL for these pages.",
             [(f"sqlite_checkpoint_lag_frames{{{SEL}}}", L)], "none", w=8, min_=0)
-    b.panel("timeseries", "Checkpoint starvation", "How long a due checkpoint (more frames waiting than wal_autocheckpoint) has made no progress while writes went on: above 5 minutes, SQLiteCheckpointStarved. The age of the oldest waiting frame is shown too; it also grows on an idle database, harmlessly.",
-            [(f"sqlite_checkpoint_starved_seconds{{{SEL}}}", "starved {{db}}"), (f"sqlite_checkpoint_lag_seconds{{{SEL}}}", "oldest frame {{db}}")], "s", w=8, thresholds=[(300, "orange")], min_=0)
+    b.panel("timeseries", "Checkpoint starvation", "How long a due checkpoint (more frames waiting than wal_autocheckpoint) has made no progress while writes went on: above 5 minutes, SQLiteCheckpointStarved. 0 on an idle database, however old its waiting frames.",
+            [(f"sqlite_checkpoint_starved_seconds{{{SEL}}}", L)], "s", w=8, thresholds=[(300, "orange")], min_=0)
     b.panel("timeseries", "Readers holding checkpoints back", "How long a reader has stopped a due checkpoint while writes went on, by the reader's role (application, litestream, ...): above 5 minutes, SQLiteSnapshotPinned. Litestream's guard on a healthy database stays at 0.",
             [(f"sqlite_snapshot_pinned_seconds{{{SEL}}}", "{{db}} {{holder}}")], "s", w=8, thresholds=[(300, "orange")], min_=0)
     b.panel("timeseries", "WAL resets", "Times the WAL restarted from its beginning (after a complete checkpoint), per interval.",
@@ -275,12 +272,12 @@ def overview():
     b.row("sqlite-ops itself")
     b.panel("timeseries", "Poll duration", "Wall time of the last poll of each database: a few stat, pread and fcntl calls, normally tens of microseconds.",
             [(f"sqlite_ops_poll_duration_seconds{{{SEL}}}", L)], "s", w=8, min_=0)
-    b.panel("timeseries", "Probe errors", "Failed probes per second, by probe (database, header, wal, wal_index, locks, filesystem).",
-            [(f"sum by (instance, db, probe) (rate(sqlite_ops_poll_errors_total{{{SEL}}}[$__rate_interval]))", "{{db}} {{probe}}")], "reqps", w=8, min_=0)
+    b.panel("timeseries", "Probe errors", "Failed probes per second, by database and probe (database, header, wal, wal_index, locks, filesystem): the 10 highest.",
+            [(f"topk(10, sum by (instance, db, probe) (rate(sqlite_ops_poll_errors_total{{{SEL}}}[$__rate_interval])))", "{{db}} {{probe}}")], "short", w=8, min_=0)
     b.panel("timeseries", "Notification delivery errors", "Failed POSTs to each Alertmanager and each webhook, and failed heartbeats, per second; sqlite-ops retries with backoff. Heartbeats held back while a critical alert fires are not errors (sqlite_ops_heartbeat_withheld).",
             [(f"rate(sqlite_ops_alertmanager_errors_total{{{INST}}}[$__rate_interval])", "{{alertmanager}}"),
              (f"rate(sqlite_ops_webhook_errors_total{{{INST}}}[$__rate_interval])", "webhook {{webhook}}"),
-             (f"rate(sqlite_ops_heartbeat_errors_total{{{INST}}}[$__rate_interval])", "heartbeat")], "reqps", w=8, min_=0)
+             (f"rate(sqlite_ops_heartbeat_errors_total{{{INST}}}[$__rate_interval])", "heartbeat")], "short", w=8, min_=0)
     return dashboard("sqlite-ops-overview", "SQLite overview (sqlite-ops)",
                      "Health, migrate-to-Postgres signals, WAL and checkpoints, Litestream and disk for the SQLite databases sqlite-ops watches.",
                      b.panels, links=[{"title": "Fleet", "type": "link", "url": "/d/sqlite-ops-fleet/sqlite-fleet-sqlite-ops?${datasource:queryparam}", "icon": "dashboard", "keepTime": True}])
@@ -301,9 +298,9 @@ def fleet():
         ("disk", "Disk: free threshold / free", with_threshold(f'{by} (sqlite_filesystem_size_bytes{{{SEL}}} / sqlite_filesystem_free_bytes{{{SEL}}})', "SQLiteFilesystemLowSpace", "*")),
     ]
     nearest = " or ".join(f'label_replace({expr}, "signal", "{name}", "", "")' for name, _, expr in signals)
-    b.row("Every database, nearest threshold first")
+    b.row("The databases nearest a threshold, nearest first")
     b.panel("table", "Databases by the signal nearest its threshold",
-            "One row per database, from the per-database series (the health group gives writes, size, WAL and disk; locks and litestream add the writer and lag). Each signal is its value divided by the warning threshold this host's config sets for the database (sqlite_threshold; 1 = at the threshold); Nearest is the largest of them, and its signal column names which. Sorted by Nearest, so the database closest to an alert or to the move to Postgres is on top. Click a database for its overview.",
+            "One row per database listed in Database (the 50 nearest a threshold by default, so a host of 10,000 draws 50 rows), from the per-database series (the health group gives writes, size, WAL and disk; locks and litestream add the writer and lag). Each signal is its value divided by the warning threshold this host's config sets for the database (sqlite_threshold; 1 = at the threshold); Nearest is the largest of them, and its signal column names which. Sorted by Nearest, so the database closest to an alert or to the move to Postgres is on top. Click a database for its overview.",
             [(f'topk by (job, instance, db) (1, {nearest})', "nearest")] + [(expr, name) for name, _, expr in signals]
             + [(f'{by} (sqlite_up{{{SEL}}})', "up")],
             "percentunit", w=24, h=16, thresholds=[(0.7, "orange"), (1, "red")],
@@ -350,8 +347,8 @@ def fleet():
                 {"matcher": {"id": "byName", "options": "Nearest"}, "properties": [{"id": "custom.cellOptions", "value": {"type": "color-background"}}]},
             ])
     return dashboard("sqlite-ops-fleet", "SQLite fleet (sqlite-ops)",
-                     "Every SQLite database sqlite-ops watches, sorted by the signal nearest its threshold, with links to the overview.",
-                     b.panels, links=[{"title": "Overview", "type": "link", "url": "/d/sqlite-ops-overview/sqlite-overview-sqlite-ops?${datasource:queryparam}", "icon": "dashboard", "keepTime": True}])
+                     "The SQLite databases sqlite-ops watches nearest their thresholds (up to 50, from the fleet series; type any other name into Database), sorted by the signal nearest its threshold, with links to the overview; and the fleet's totals.",
+                     b.panels, worst=50, links=[{"title": "Overview", "type": "link", "url": "/d/sqlite-ops-overview/sqlite-overview-sqlite-ops?${datasource:queryparam}", "icon": "dashboard", "keepTime": True}])
 
 
 def main():
