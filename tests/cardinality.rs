@@ -21,6 +21,10 @@ fn groups_choose_the_series_and_the_fleet_series_name_the_nearest() {
         }
         c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
     }
+    // Three more, empty: eight databases, so that "the five nearest" leaves some out.
+    for i in 0..3 {
+        drop(wal_db(&tenants.join(format!("e{i}.db"))));
+    }
     let solo = dir.path().join("solo.db");
     drop(wal_db(&solo));
     // The fleet exports health only; the named database keeps everything. Databases above
@@ -38,14 +42,14 @@ fn groups_choose_the_series_and_the_fleet_series_name_the_nearest() {
     )
     .unwrap();
     let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
-    let m = wait_for(STEP, "five databases and two alerts", || {
+    let m = wait_for(STEP, "eight databases and two alerts", || {
         let m = d.metrics();
         let firing = m
             .samples
             .get("sqlite_fleet_alerts{alert=\"SQLiteDatabaseLarge\",severity=\"warning\"}")?;
         (*firing == 2.0).then_some(m)
     });
-    assert_eq!(m.samples["sqlite_fleet_databases{state=\"up\"}"], 5.0);
+    assert_eq!(m.samples["sqlite_fleet_databases{state=\"up\"}"], 8.0);
     assert_eq!(m.samples["sqlite_fleet_databases{state=\"down\"}"], 0.0);
 
     // Health only for the tenants: up and size, no WAL, lock, info or poll series.
@@ -77,8 +81,9 @@ fn groups_choose_the_series_and_the_fleet_series_name_the_nearest() {
         assert_eq!(m.samples.get(&key), Some(&1.0), "{key}");
     }
 
-    // The total size is the sum of the five.
-    let sizes: f64 = ["t0", "t1", "t2", "t3", "solo"]
+    // The total size is the sum of the eight.
+    const ALL: [&str; 8] = ["t0", "t1", "t2", "t3", "e0", "e1", "e2", "solo"];
+    let sizes: f64 = ALL
         .iter()
         .map(|t| m.db("sqlite_database_size_bytes", t).unwrap())
         .sum();
@@ -104,7 +109,14 @@ fn groups_choose_the_series_and_the_fleet_series_name_the_nearest() {
             k.starts_with("sqlite_fleet_threshold_nearest_ratio{alert=\"SQLiteDatabaseLarge\"")
         })
         .count();
-    assert_eq!(listed, 5);
+    assert_eq!(listed, 5, "at most five of the eight");
+    // And they are the five nearest: none left out is nearer than one listed (judged from the
+    // sizes the same scrape exports).
+    let ratio = |db: &str| m.db("sqlite_database_size_bytes", db).unwrap() / 150e3;
+    let (shown, left): (Vec<&str>, Vec<&str>) = ALL.iter().partition(|db| nearest(db).is_some());
+    let least_shown = shown.iter().map(|d| ratio(d)).fold(f64::INFINITY, f64::min);
+    let most_left = left.iter().map(|d| ratio(d)).fold(0.0, f64::max);
+    assert!(least_shown >= most_left, "{shown:?} listed, {left:?} not");
 }
 
 #[test]
@@ -130,4 +142,44 @@ fn an_unknown_group_is_refused_naming_the_field() {
             && err.contains("health, info, wal"),
         "{err}"
     );
+}
+
+/// README's table of series per WAL database without Litestream, per `metrics:` group, which
+/// operators size their Prometheus by: counted here on a real `/metrics`.
+#[test]
+fn each_group_exports_the_series_count_the_readme_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let conn = wal_db(&db);
+    conn.execute("INSERT INTO t(v) VALUES ('x')", []).unwrap();
+    for (groups, expected) in [
+        ("[all]", 35),
+        ("[health]", 7),
+        ("[info]", 4),
+        ("[wal]", 10),
+        ("[locks]", 7),
+        ("[poll]", 7),
+        ("[]", 0),
+    ] {
+        let cfg = dir.path().join("sqlite-ops.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "poll_interval: 100ms\nmetrics: {groups}\n\
+                 databases: [{{path: {}, name: app}}]\n",
+                db.display()
+            ),
+        )
+        .unwrap();
+        let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+        d.wait_polls(3);
+        let m = d.metrics();
+        let series: Vec<&String> = m
+            .samples
+            .keys()
+            .filter(|k| k.contains("db=\"app\"") && !k.starts_with("sqlite_fleet_"))
+            .filter(|k| !k.starts_with("sqlite_threshold") && !k.starts_with("sqlite_alert"))
+            .collect();
+        assert_eq!(series.len(), expected, "{groups}: {series:#?}");
+    }
 }

@@ -99,11 +99,32 @@ fn two_thousand_databases_under_a_limit_of_1024_are_all_up_and_exact() {
     for (k, &i) in written.iter().enumerate() {
         assert_eq!(total(i), before[k] + 20.0, "db{i} counted exactly");
     }
+    // The kernel's count, not the daemon's: descriptors open on the watched files, sampled
+    // across several polls, never take the quarter of the limit kept for HTTP, Alertmanager,
+    // Litestream and /proc (README: 1,024 - 256 = 768 for watched files).
     let pid = daemon.pid();
-    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count();
-    assert!(open < 1_024, "{open} descriptors open");
+    let watched = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|fds| {
+                fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                    .filter(|target| target.starts_with(dir.path()))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let mut most = 0;
+    for _ in 0..3 {
+        for _ in 0..10 {
+            most = most.max(watched());
+            std::thread::sleep(std::time::Duration::from_millis(30));
+        }
+        daemon.wait_polls(1);
+    }
+    assert!(most > 0, "the daemon keeps some watched files open");
+    assert!(
+        most <= 1_024 - 256,
+        "{most} descriptors on watched files: the reserve is taken"
+    );
     assert_eq!(daemon.get("/healthz").0, 200);
 }
 

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::{wait_for, wal_db, Daemon, PyDriver, STEP};
+use common::{free_port, wait_for, wal_db, Alertmanager, Daemon, PyDriver, STEP};
 use std::path::Path;
 
 /// The `db` labels of every `sqlite_up` series, sorted.
@@ -43,11 +43,18 @@ fn tenants_come_and_go_while_the_daemon_runs() {
     let litestream_folder = tenants.join(".acme.db-litestream");
     std::fs::create_dir(&litestream_folder).unwrap();
     drop(wal_db(&litestream_folder.join("inside.db")));
+    // README: the grace is shorter than SQLiteDatabaseDown's `for`, so deleting a tenant never
+    // pages. Here 3 s against 6 s, with a real Alertmanager to see that nothing arrives.
+    let am = Alertmanager::start(&dir.path().join("am"), free_port());
     let cfg = config(
         dir.path(),
         &format!(
             "poll_interval: 100ms\ndiscover_interval: 1s\ndiscover_grace: 3s\n\
+             thresholds:\n  database_down: {{for: 6s}}\n  backend_engineers: {{info: 'off'}}\n\
+             \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n\
+             alertmanager: {{urls: ['{}'], resend_interval: 1s}}\n\
              databases:\n  - glob: {}/**/*.db\n    team: {{backend_engineers: 7}}\n",
+            am.url,
             tenants.display()
         ),
     );
@@ -105,6 +112,15 @@ fn tenants_come_and_go_while_the_daemon_runs() {
     wait_for(STEP, "acme down", || {
         (d.metrics().db("sqlite_up", "acme") == Some(0.0)).then_some(())
     });
+    // Seen: SQLiteDatabaseDown pending for it (so what follows is not a vacuous pass).
+    wait_for(STEP, "SQLiteDatabaseDown pending for acme", || {
+        d.alerts()
+            .iter()
+            .any(|a| {
+                a["alert"] == "SQLiteDatabaseDown" && a["db"] == "acme" && a["state"] == "pending"
+            })
+            .then_some(())
+    });
     wait_for(STEP, "acme forgotten after the grace", || {
         (!watched(&d).contains(&"acme".to_string())).then_some(())
     });
@@ -116,6 +132,14 @@ fn tenants_come_and_go_while_the_daemon_runs() {
         "no series of a forgotten tenant"
     );
     assert_eq!(watched(&d), ["eu/beta", "gamma"]);
+    // Past the alert's `for` since the deletion: it never fired, nothing was pushed.
+    d.wait_polls(70);
+    assert!(
+        !d.alerts().iter().any(|a| a["db"] == "acme"),
+        "{:?}",
+        d.alerts()
+    );
+    assert!(am.alerts().is_empty(), "{:?}", am.alerts());
 }
 
 #[test]

@@ -660,3 +660,78 @@ fn drills_beside_steady_writes_never_fail_a_healthy_backup() {
         (said.starts_with("every table") && r["last"]["data_age_seconds"] == 0.0).then_some(())
     });
 }
+
+/// README: "Drills of different databases never run at once." Two databases, drills every
+/// second each, through a `litestream` wrapper that takes an exclusive lock for each restore
+/// (flock, the kernel's word) and notes any restore that found it taken.
+#[test]
+fn drills_of_different_databases_never_run_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+    let _conns = (app_db(&a), app_db(&b));
+    let yml = dir.path().join("litestream.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "dbs:\n\
+             \x20 - path: {}\n    replicas: [{{type: file, path: {}, sync-interval: 1s}}]\n\
+             \x20 - path: {}\n    replicas: [{{type: file, path: {}, sync-interval: 1s}}]\n",
+            a.display(),
+            dir.path().join("replica-a").display(),
+            b.display(),
+            dir.path().join("replica-b").display()
+        ),
+    )
+    .unwrap();
+    let _litestream = Litestream::start("0.5.17", &yml);
+    let log = dir.path().join("restores.log");
+    let wrapper = dir.path().join("litestream");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = version ]; then exec {real} version; fi\n\
+             exec 9>>{lock}\nflock -n 9 || echo overlap >> {log}\necho start >> {log}\n\
+             {real} \"$@\"\nrc=$?\necho end >> {log}\nexit $rc\n",
+            real = litestream_bin("0.5.17").display(),
+            lock = dir.path().join("restores.lock").display(),
+            log = log.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let scratch = dir.path().join("scratch");
+    let cfg = dir.path().join("sqlite-ops.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "poll_interval: 200ms\nlitestream: {{config: {}, interval: 500ms}}\n\
+             thresholds:\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n\
+             restore_drill: {{interval: 1s, first_after: 0s, scratch_dir: {}, litestream: {}}}\n\
+             databases: [{{path: {}, name: a}}, {{path: {}, name: b}}]\n",
+            yml.display(),
+            scratch.display(),
+            wrapper.display(),
+            a.display(),
+            b.display()
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    for db in ["a", "b"] {
+        let r = wait_for(STEP, &format!("three drills of {db}"), || {
+            let r = drill(&d, db);
+            (r["runs_total"].as_u64() >= Some(3)).then_some(r)
+        });
+        assert_eq!(r["failures_total"], 0, "{r:#}");
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.matches("start").count() >= 6, "{text}");
+    assert!(
+        !text.contains("overlap"),
+        "two restores ran at once:\n{text}"
+    );
+}

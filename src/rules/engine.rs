@@ -465,7 +465,8 @@ mod tests {
         let a = e.evaluate([(&small, &t)], i, w);
         assert_eq!(a[0].state, AlertState::Resolved);
         assert_eq!(a[0].resolved_at, Some(w));
-        let later = RESOLVED_RETENTION.as_secs() + 12;
+        // Prometheus's 15 minutes, written out.
+        let later = 15 * 60 + 12;
         let (i, w) = at(later);
         assert!(e.evaluate([(&small, &t)], i, w).is_empty());
     }
@@ -562,12 +563,13 @@ mod tests {
         assert!(a
             .iter()
             .all(|a| a.active_since == since && a.summary == "s"));
-        let (i, w) = at(SETTLE.as_secs());
+        // README: held until the value has had its time to be measured again, plus 30 s.
+        let (i, w) = at(30);
         let a = e.evaluate([(&healthy, &t)], i, w);
         let state = |name: &str| a.iter().find(|a| a.alert == name).unwrap().state;
         assert_eq!(state("SQLiteDatabaseLarge"), AlertState::Resolved);
         assert_eq!(state("SQLiteCheckpointStarved"), AlertState::Firing);
-        let (i, w) = at(300 + SETTLE.as_secs());
+        let (i, w) = at(300 + 30);
         let a = e.evaluate([(&healthy, &t)], i, w);
         assert!(a.iter().all(|a| a.state == AlertState::Resolved), "{a:?}");
     }
@@ -593,9 +595,23 @@ mod tests {
         assert_eq!(a[0].state, AlertState::Firing, "9 minutes before, 1 after");
         assert_eq!(a[0].active_since, pending_since);
 
-        let mut e = Engine::new("r");
-        e.restore(&s, w0 - RESTORE_TOLERANCE - Duration::from_secs(1), t0, w0);
-        assert!(e.evaluate([], t0, w0).is_empty(), "too old to carry over");
+        // README: "State saved more than an hour ago is ignored" (the figures written out here,
+        // not the constant under test).
+        let since_after_restore = |saved_at: SystemTime| {
+            let mut e = Engine::new("r");
+            e.restore(&s, saved_at, t0, w0);
+            e.evaluate([(&big, &t)], t0, w0)[0].active_since
+        };
+        assert_eq!(
+            since_after_restore(w0 - Duration::from_secs(3600 + 1)),
+            w0,
+            "too old to carry over: a new episode"
+        );
+        assert_eq!(
+            since_after_restore(w0 - Duration::from_secs(3600 - 60)),
+            pending_since,
+            "59 minutes old is carried over"
+        );
     }
 
     #[test]
