@@ -121,9 +121,13 @@ fn two_thousand_databases_under_a_limit_of_1024_are_all_up_and_exact() {
         daemon.wait_polls(1);
     }
     assert!(most > 0, "the daemon keeps some watched files open");
+    eprintln!("at most {most} descriptors on watched files");
+    // Their share is what the reserve leaves (1,024 - 256); past half of it, quiet databases
+    // give theirs back after each poll: half the share, the five written databases' 15, and the
+    // three of the one being polled.
     assert!(
-        most <= 1_024 - 256,
-        "{most} descriptors on watched files: the reserve is taken"
+        most <= (1_024 - 256) / 2 + 15 + 3,
+        "{most} descriptors on watched files: more than half their share is kept"
     );
     assert_eq!(daemon.get("/healthz").0, 200);
 }
