@@ -284,6 +284,14 @@ fn litestream_killed_raises_replication_lag() {
     std::thread::sleep(Duration::from_secs(SHORT + 3));
     let active = s.am_alerts();
     assert_eq!(active, vec!["SQLiteReplicationLag"], "{active:?}");
+    // Started again: it catches up and the alert is resolved by a push.
+    s.litestream = Some(Litestream::start(
+        "0.5.17",
+        &s._dir.path().join("litestream.yml"),
+    ));
+    let back = Instant::now();
+    let b = s.wait_resolved("SQLiteReplicationLag", back);
+    println!("RESOLVED Litestream started again: lag in {b:.1} s");
 }
 
 /// Litestream frozen (SIGSTOP): it keeps its read lock, copies nothing and checkpoints
@@ -324,7 +332,8 @@ fn frozen(version: &str) {
     ls.signal(libc::SIGCONT);
     let thawed = Instant::now();
     let a = s.wait_resolved("SQLiteSnapshotPinned", thawed);
-    println!("RESOLVED Litestream {version} thawed: snapshot alert in {a:.1} s");
+    let b = s.wait_resolved("SQLiteReplicationLag", thawed);
+    println!("RESOLVED Litestream {version} thawed: snapshot alert in {a:.1} s, lag in {b:.1} s");
 }
 
 #[test]
@@ -372,6 +381,13 @@ while time.time() < end:
             .starts_with("2 application processes"),
         "{a}"
     );
+    // The second writer gone: once it has left the one-minute window, resolved by a push.
+    let gone = Instant::now();
+    s.am.wait_resolved("SQLiteMultipleWriters", "app", Duration::from_secs(100));
+    println!(
+        "RESOLVED second writer gone: in {:.1} s",
+        gone.elapsed().as_secs_f64()
+    );
 }
 
 /// A write transaction held past the guide's busy_timeout (5 s).
@@ -391,6 +407,12 @@ fn a_write_transaction_past_busy_timeout_is_caught() {
     assert!(
         !active.contains(&"SQLiteMultipleWriters".to_string()),
         "{active:?}"
+    );
+    // The long hold has left the one-minute window: resolved by a push.
+    s.am.wait_resolved(
+        "SQLiteLongWriteTransaction",
+        "app",
+        Duration::from_secs(100),
     );
 }
 
