@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Fails when the top-level modules of src/ import each other in a cycle.
+"""Fails when the top-level modules of src/ import each other in a cycle, or the files of one
+folder module do (`super::x` and `crate::folder::x` between siblings).
 
 The layers read one way (format <- probe <- monitor <- rules <- poller/export <- cmd): a module
 may use what is below it, never what is above. Every `crate::NAME` path in a module's files
@@ -50,6 +51,29 @@ def graph(root: Path):
     return modules, edges
 
 
+def file_graph(folder: Path):
+    """The files of one folder module (`mod.rs` left out: it declares the others) and their
+    imports of each other."""
+    name = folder.name
+    files = {p.stem for p in folder.glob("*.rs") if p.stem != "mod"}
+    files |= {p.name for p in folder.iterdir() if p.is_dir()}
+    edges = defaultdict(lambda: defaultdict(list))
+    for path in sorted(folder.glob("*.rs")):
+        src = path.stem
+        if src == "mod":
+            continue
+        text = re.sub(r"(super|crate::\w+)::\{[^}]*\}", lambda m: m.group(0).replace("\n", " "), path.read_text())
+        for number, line in code_lines(text):
+            found = set(re.findall(r"\bsuper::(\w+)", line))
+            found |= set(re.findall(rf"crate::{name}::(\w+)", line))
+            for group in re.findall(rf"(?:\bsuper|crate::{name})::\{{([^}}]*)\}}", line):
+                found.update(re.findall(r"(?:^|,)\s*(\w+)", group))
+            for dst in found:
+                if dst in files and dst != src:
+                    edges[src][dst].append(f"{path}:{number}")
+    return files, edges
+
+
 def components(modules, edges):
     """Tarjan's strongly connected components."""
     index, low, stack, on, out = {}, {}, [], set(), []
@@ -98,6 +122,11 @@ def self_test():
         found = components(modules, edges)
         assert found == [["a", "b"]], found
         assert "c" not in edges["a"], "comments are not imports"
+        (root / "a" / "x.rs").write_text("use super::y::Y;\n")
+        (root / "a" / "y.rs").write_text("fn f() { crate::a::x::g() }\n")
+        (root / "a" / "z.rs").write_text("use super::{x, y};\n")
+        files, edges = file_graph(root / "a")
+        assert components(files, edges) == [["x", "y"]], components(files, edges)
 
 
 def main():
@@ -105,9 +134,22 @@ def main():
         self_test()
     modules, edges = graph(Path("src"))
     cycles = components(modules, edges)
-    if not cycles:
-        print(f"module_cycles: no import cycle among {len(modules)} modules")
+    folders = [d for d in sorted(Path("src").iterdir()) if d.is_dir()]
+    inner = []
+    for folder in folders:
+        files, fedges = file_graph(folder)
+        inner += [(folder, comp, fedges) for comp in components(files, fedges)]
+    for folder, comp, fedges in inner:
+        print(f"module_cycles: these files of {folder} import each other: {', '.join(comp)}")
+        for src in comp:
+            for dst in sorted(fedges[src]):
+                if dst in comp:
+                    print(f"  {src} -> {dst}: {', '.join(fedges[src][dst][:3])}")
+    if not cycles and not inner:
+        print(f"module_cycles: no import cycle among {len(modules)} modules, nor among the files of {len(folders)} folders")
         return 0
+    if not cycles:
+        return 1
     for comp in cycles:
         print(f"module_cycles: these modules import each other: {', '.join(comp)}")
         for src in comp:

@@ -53,7 +53,7 @@
 //!   `probe/process.rs`; `sqlite_lock_holder_processes`: `poller/watched.rs` (the holders in
 //!   `/proc/locks`, `probe/who.rs`).
 //! - `sqlite_filesystem_*`: `probe/filesystem.rs`.
-//! - `sqlite_declared_*`: `config.rs` (`team:`).
+//! - `sqlite_declared_*`: `config` (`team:`).
 //! - `sqlite_alert`: `rules/engine.rs`, thresholds in `rules/catalogue.rs`.
 //! - `sqlite_litestream_*`: `monitor/replication.rs` (lag) from `litestream/replica.rs` (read
 //!   by `litestream/watcher.rs`) and `litestream/metrics.rs` (Litestream's own figures).

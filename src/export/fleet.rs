@@ -3,7 +3,7 @@
 //! Computed at scrape time from the published snapshots, thresholds and alerts: a fleet that
 //! is never scraped costs nothing here.
 
-use super::metrics::Exposition;
+use super::exposition::Exposition;
 use crate::rules::catalogue::{Op, Unit, RULES};
 use crate::rules::{conditions, AlertState, Severity};
 use std::collections::BTreeMap;

@@ -3,11 +3,11 @@
 //! rules catalogue writes some of these names again in PromQL, as the dashboards do;
 //! `tests/dashboards.rs` checks that every name a rule or a dashboard uses is exported.
 
-use super::delivery::NotifierStats;
+pub use super::exposition::{BuildInfo, Exposition};
 use crate::monitor::groups::{Group, Groups};
 use crate::monitor::{DbSnapshot, WalSnapshot};
 use crate::rules::catalogue::Op;
-use crate::rules::{Alert, AlertState, DbThresholds, Severity};
+use crate::rules::{AlertState, Severity};
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, TextEncoder};
 use std::collections::HashMap;
@@ -135,22 +135,6 @@ pub const PROBES: &[&str] = &[
     "locks",
     "filesystem",
 ];
-
-/// Facts about this exporter.
-#[derive(Debug, Clone)]
-pub struct BuildInfo {
-    pub version: &'static str,
-    pub sqlite_version: &'static str,
-}
-
-impl BuildInfo {
-    pub fn current() -> Self {
-        BuildInfo {
-            version: env!("CARGO_PKG_VERSION"),
-            sqlite_version: rusqlite::version(),
-        }
-    }
-}
 
 /// The groups (`metrics:` in config) each per-database metric is exported in; `None` for
 /// those always exported: `sqlite_alert` (only while an alert fires) and the rest, which carry
@@ -586,21 +570,6 @@ fn add_litestream<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
         }
         local_done = true;
     }
-}
-
-/// What one scrape shows.
-pub struct Exposition<'a> {
-    pub snapshots: &'a [DbSnapshot],
-    /// Their thresholds and exported groups, in the same order.
-    pub per_db: &'a crate::poller::PerDb,
-    pub alerts: &'a [Alert],
-    pub build: &'a BuildInfo,
-    pub alertmanagers: &'a [std::sync::Arc<NotifierStats>],
-    pub webhooks: &'a [std::sync::Arc<NotifierStats>],
-    pub heartbeat: Option<&'a super::heartbeat::HeartbeatStats>,
-    pub litestream_config: Option<&'a Result<(), String>>,
-    /// The config's global thresholds (`thresholds:`).
-    pub thresholds: &'a DbThresholds,
 }
 
 /// Renders the text exposition format (version 0.0.4).

@@ -7,6 +7,7 @@ pub mod alertmanager;
 pub mod basic_auth;
 pub mod chart;
 pub mod delivery;
+pub mod exposition;
 pub mod fleet;
 pub mod heartbeat;
 pub mod http;

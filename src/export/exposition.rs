@@ -1,0 +1,38 @@
+//! What one scrape shows: the snapshots, their settings and alerts, and the daemon's own
+//! figures. Read by the text renderer (`metrics`) and the fleet series (`fleet`), neither of
+//! which owns it.
+
+use super::delivery::NotifierStats;
+use crate::monitor::DbSnapshot;
+use crate::rules::{Alert, DbThresholds};
+
+/// Facts about this exporter.
+#[derive(Debug, Clone)]
+pub struct BuildInfo {
+    pub version: &'static str,
+    pub sqlite_version: &'static str,
+}
+
+impl BuildInfo {
+    pub fn current() -> Self {
+        BuildInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            sqlite_version: rusqlite::version(),
+        }
+    }
+}
+
+/// What one scrape shows.
+pub struct Exposition<'a> {
+    pub snapshots: &'a [DbSnapshot],
+    /// Their thresholds and exported groups, in the same order.
+    pub per_db: &'a crate::poller::PerDb,
+    pub alerts: &'a [Alert],
+    pub build: &'a BuildInfo,
+    pub alertmanagers: &'a [std::sync::Arc<NotifierStats>],
+    pub webhooks: &'a [std::sync::Arc<NotifierStats>],
+    pub heartbeat: Option<&'a super::heartbeat::HeartbeatStats>,
+    pub litestream_config: Option<&'a Result<(), String>>,
+    /// The config's global thresholds (`thresholds:`).
+    pub thresholds: &'a DbThresholds,
+}
