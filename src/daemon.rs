@@ -4,16 +4,16 @@
 
 use crate::discovery::Discovery;
 use crate::drill;
-use crate::export::alertmanager::{self, NotifierSettings};
-use crate::export::delivery::Channel;
-use crate::export::heartbeat::{self, HeartbeatSettings, HeartbeatStats};
 use crate::export::http::{self, Site, WebState};
 use crate::export::metrics::BuildInfo;
 use crate::export::web_config::WebSecurity;
-use crate::export::webhook::{self, Webhook};
 use crate::history::History;
 use crate::litestream::board::Board;
 use crate::litestream::watcher::Watchers;
+use crate::notify::alertmanager::{self, NotifierSettings};
+use crate::notify::delivery::Channel;
+use crate::notify::heartbeat::{self, HeartbeatSettings, HeartbeatStats};
+use crate::notify::webhook::{self, Webhook};
 use crate::poller::{self, Poller, Store, Target};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

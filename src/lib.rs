@@ -31,7 +31,9 @@
 //!   `glob:` entries (walked again on an interval), those Litestream lists; the grace of a
 //!   tenant gone from disk.
 //! - [`config`]: the YAML configuration, its validation and the defaults.
-//! - [`export`]: Prometheus text, the HTTP server, Alertmanager pushes, Prometheus rules.
+//! - [`notify`]: the Alertmanager push, webhooks and the heartbeat, each with its own delivery
+//!   task and counters.
+//! - [`export`]: Prometheus text, the HTTP server and status page, Prometheus rules.
 //! - [`check`]: the one-shot audit of `sqlite-ops check`.
 //! - [`migrate`]: `sqlite-ops migrate-check`, what will break when the database moves to
 //!   Postgres.
@@ -59,7 +61,7 @@
 //!   by `litestream/watcher.rs`) and `litestream/metrics.rs` (Litestream's own figures).
 //! - `sqlite_ops_poll_errors_total`: `monitor/mod.rs`; `sqlite_ops_poll_duration_seconds`:
 //!   `poller/watched.rs`; `sqlite_ops_alertmanager_*`:
-//!   `export/alertmanager.rs`; `sqlite_ops_litestream_config_up`: `cmd/run.rs`;
+//!   `notify/alertmanager.rs`; `sqlite_ops_litestream_config_up`: `cmd/run.rs`;
 //!   `sqlite_ops_build_info`: `export/metrics.rs`.
 
 pub mod check;
@@ -75,6 +77,7 @@ pub mod http_client;
 pub mod litestream;
 pub mod migrate;
 pub mod monitor;
+pub mod notify;
 pub mod poller;
 pub mod probe;
 pub mod readonly;

@@ -6,10 +6,10 @@
 use crate::config::{self, Config};
 use crate::daemon::{self, Settings, Stopped};
 use crate::discovery::Discovery;
-use crate::export::alertmanager::NotifierSettings;
-use crate::export::heartbeat::HeartbeatSettings;
 use crate::export::web_config::WebSecurity;
-use crate::export::webhook::Webhook;
+use crate::notify::alertmanager::NotifierSettings;
+use crate::notify::heartbeat::HeartbeatSettings;
+use crate::notify::webhook::Webhook;
 use crate::poller::Store;
 use anyhow::Context;
 use std::net::SocketAddr;

@@ -2,8 +2,8 @@
 //! figures. Read by the text renderer (`metrics`) and the fleet series (`fleet`), neither of
 //! which owns it.
 
-use super::delivery::NotifierStats;
 use crate::monitor::DbSnapshot;
+use crate::notify::delivery::NotifierStats;
 use crate::rules::{Alert, DbThresholds};
 
 /// Facts about this exporter.
@@ -31,7 +31,7 @@ pub struct Exposition<'a> {
     pub build: &'a BuildInfo,
     pub alertmanagers: &'a [std::sync::Arc<NotifierStats>],
     pub webhooks: &'a [std::sync::Arc<NotifierStats>],
-    pub heartbeat: Option<&'a super::heartbeat::HeartbeatStats>,
+    pub heartbeat: Option<&'a crate::notify::heartbeat::HeartbeatStats>,
     pub litestream_config: Option<&'a Result<(), String>>,
     /// The config's global thresholds (`thresholds:`).
     pub thresholds: &'a DbThresholds,

@@ -4,10 +4,10 @@
 //! I/O. TLS and basic auth come from `--web.config.file` ([`super::web_config`]); `/healthz`
 //! stays open so that liveness probes need no credentials (it tells nothing but "ok").
 
-use super::delivery::NotifierStats;
 use super::metrics::{self, BuildInfo};
 use super::web_config::WebSecurity;
 use crate::history::{History, Range};
+use crate::notify::delivery::NotifierStats;
 use crate::poller::Store;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -52,7 +52,7 @@ pub struct WebState {
     pub history: Arc<std::sync::RwLock<History>>,
     /// Delivery counters of the webhooks, and of the heartbeat.
     pub webhooks: Vec<Arc<NotifierStats>>,
-    pub heartbeat: Option<Arc<super::heartbeat::HeartbeatStats>>,
+    pub heartbeat: Option<Arc<crate::notify::heartbeat::HeartbeatStats>>,
 }
 
 impl WebState {

@@ -203,7 +203,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::delivery::tests::alert;
+    use crate::notify::delivery::tests::alert;
 
     #[test]
     fn json_carries_the_alerts_as_the_api_serves_them() {

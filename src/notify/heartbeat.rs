@@ -118,7 +118,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::delivery::tests::alert;
+    use crate::notify::delivery::tests::alert;
 
     #[test]
     fn a_ping_is_held_back_by_a_stale_poller_or_a_critical_alert_only() {

@@ -151,7 +151,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::delivery::tests::alert;
+    use crate::notify::delivery::tests::alert;
 
     fn settings() -> NotifierSettings {
         NotifierSettings {
