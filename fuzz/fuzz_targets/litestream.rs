@@ -1,5 +1,6 @@
 #![no_main]
-//! Litestream's names and LTX header parsers, and litestream.yml, never panic.
+//! Litestream's names and LTX header parsers, litestream.yml and the chain check of a listing
+//! (one key per line) never panic, and a chain judged whole ends at a listed file's TXID.
 use libfuzzer_sys::fuzz_target;
 use sqlite_ops::format::litestream as ls;
 
@@ -16,5 +17,12 @@ fuzz_target!(|data: &[u8]| {
         let _ = ls::parse_shadow_wal_name(s);
         let _ = ls::parse_generation(s);
         let _ = sqlite_ops::litestream::config::parse(s, |_| Some("x".into()));
+        use sqlite_ops::litestream::chain::{check, Chain};
+        if let Chain::Whole { txid } = check(s.lines()) {
+            assert!(s
+                .lines()
+                .filter_map(|k| ls::parse_ltx_name(k.rsplit('/').next()?))
+                .any(|n| n.max_txid == txid));
+        }
     }
 });

@@ -25,6 +25,9 @@ pub struct Observation {
     /// When Litestream read the first commit it holds locally and the replica lacks (the
     /// timestamp of that local LTX file): the replica has lacked a commit at least since then.
     pub unreplicated_since: Option<f64>,
+    /// Why a restore would refuse the replica's LTX files (a gap in the chain, naming the file
+    /// after it), from the last successful read; `None` when whole or not judged (v0.3).
+    pub chain_gap: Option<String>,
     /// When the replica was last read successfully.
     pub read_at: Option<f64>,
     /// Why the last read failed; `None` when it succeeded.

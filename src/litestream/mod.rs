@@ -6,6 +6,7 @@
 //! settings and results; `crate::drill` runs them).
 
 pub mod board;
+pub mod chain;
 pub mod config;
 pub mod drill;
 pub mod metrics;

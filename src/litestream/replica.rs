@@ -128,6 +128,8 @@ pub struct Head {
     pub position: Position,
     pub at: f64,
     pub wal: Option<WalMark>,
+    /// Whether a restore would find an unbroken run of LTX files (v0.5), from the same listing.
+    pub chain: super::chain::Chain,
 }
 
 /// The replica's newest position ([`Head`]); `None` when empty.
@@ -151,10 +153,11 @@ pub(super) async fn read_replica(
 /// A replica in a directory (blocking I/O).
 fn read_directory(root: &Path, generation: Option<String>) -> Result<Option<Head>, ReplicaError> {
     let entries = position::file_listing(root)?;
+    let chain = super::chain::check(entries.iter().map(|e| e.key.as_str()));
     let Some(n) = position::newest(&entries, generation.as_deref()) else {
         return Ok(None);
     };
-    dated(n, |n| {
+    dated(n, chain, |n| {
         let path = root.join(&n.key);
         ltx_head(&path)
             .map(|b| b.to_vec())
@@ -202,6 +205,7 @@ async fn read_s3(
             }
         })
         .collect();
+    let chain = super::chain::check(entries.iter().map(|e| e.key.as_str()));
     let Some(n) = position::newest(&entries, generation.as_deref()) else {
         return Ok(None);
     };
@@ -228,13 +232,14 @@ async fn read_s3(
     } else {
         None
     };
-    dated(n, move |_| header.unwrap_or(Ok(Vec::new()))).map(Some)
+    dated(n, chain, move |_| header.unwrap_or(Ok(Vec::new()))).map(Some)
 }
 
 /// The time up to which the newest entry covers commits: the LTX header's timestamp (v0.5,
 /// when Litestream read the WAL), or the segment's modification time (v0.3).
 fn dated(
     n: Newest,
+    chain: super::chain::Chain,
     header: impl FnOnce(&Newest) -> Result<Vec<u8>, ReplicaError>,
 ) -> Result<Head, ReplicaError> {
     let (at, wal) = match n.position {
@@ -252,6 +257,7 @@ fn dated(
         position: n.position,
         at,
         wal,
+        chain,
     })
 }
 

@@ -256,6 +256,7 @@ fn record(o: &mut Observation, result: Result<Option<Head>, String>, now: f64) {
             o.read_at = Some(now);
             o.replicated_at = found.as_ref().map(|h| h.at);
             o.replica_wal = found.as_ref().and_then(|h| h.wal);
+            o.chain_gap = found.as_ref().and_then(|h| h.chain.describe());
             o.replica = found.map(|h| h.position);
         }
         Err(e) => {

@@ -1,0 +1,183 @@
+//! Would a restore of a v0.5 replica find an unbroken run of LTX files, from its newest snapshot
+//! to its newest file? Pure: over the names of one listing (the one that already gives the
+//! replica's position, so the check costs no request of its own).
+//!
+//! This is our reading of how `litestream restore` plans (its `CalcRestorePlan`): start at the
+//! newest snapshot (level 9), then take, among the files of levels 0 to 8 that start at most one
+//! past what is held and end beyond it, the one reaching furthest, until none does. A file left
+//! over beyond that point starts after a gap: the restore refuses the replica ("non-contiguous ltx
+//! files: have up to X but next file starts at Y"). A missing file that later compacted levels
+//! cover is no gap, as it is none to the restore.
+
+use crate::format::litestream::{parse_level, parse_ltx_name};
+
+/// The snapshot level of Litestream 0.5.
+pub const SNAPSHOT_LEVEL: u32 = 9;
+
+/// What a listing says of the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chain {
+    /// Not a v0.5 listing (v0.3, or no LTX file): not judged here.
+    NotLtx,
+    /// Every transaction from the newest snapshot (or the first file) up to `txid` is covered.
+    Whole { txid: u64 },
+    /// The run stops at `have`; the next file, `next` (its key in the listing), starts at
+    /// `starts`, past `have + 1`.
+    Gap {
+        have: u64,
+        starts: u64,
+        next: String,
+    },
+}
+
+impl Chain {
+    /// The chain as a restore would read it, for people.
+    pub fn describe(&self) -> Option<String> {
+        match self {
+            Chain::Gap { have, starts, next } => Some(format!(
+                "LTX files are missing: the chain holds transactions up to {have:016x}, and the next file, {next}, starts at {starts:016x}"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// One LTX file of a listing.
+#[derive(Debug, Clone, Copy)]
+struct File<'a> {
+    level: u32,
+    min: u64,
+    max: u64,
+    key: &'a str,
+}
+
+/// Judges the LTX files among `keys` (`…/<level>/<min>-<max>.ltx`; other keys are ignored).
+pub fn check<'a>(keys: impl IntoIterator<Item = &'a str>) -> Chain {
+    let files: Vec<File> = keys
+        .into_iter()
+        .filter_map(|key| {
+            let mut parts = key.rsplit('/');
+            let name = parse_ltx_name(parts.next()?)?;
+            let level = parse_level(parts.next()?)?;
+            Some(File {
+                level,
+                min: name.min_txid,
+                max: name.max_txid,
+                key,
+            })
+        })
+        .collect();
+    if files.is_empty() {
+        return Chain::NotLtx;
+    }
+    let snapshot = files
+        .iter()
+        .filter(|f| f.level == SNAPSHOT_LEVEL)
+        .map(|f| f.max)
+        .max();
+    let mut rest: Vec<File> = files
+        .into_iter()
+        .filter(|f| f.level < SNAPSHOT_LEVEL)
+        .collect();
+    rest.sort_by_key(|f| (f.min, std::cmp::Reverse(f.max)));
+    let mut have = snapshot.unwrap_or(0);
+    // Files sorted by where they start: those that can extend the run are a prefix of what
+    // is left, and the one reaching furthest among them is taken.
+    let mut i = 0;
+    loop {
+        let mut best: Option<u64> = None;
+        while i < rest.len() && rest[i].min <= have.saturating_add(1) {
+            if rest[i].max > have {
+                best = best.max(Some(rest[i].max));
+            }
+            i += 1;
+        }
+        match best {
+            Some(max) => have = max,
+            None => break,
+        }
+    }
+    match rest[i..].iter().find(|f| f.max > have) {
+        Some(f) => Chain::Gap {
+            have,
+            starts: f.min,
+            next: f.key.to_string(),
+        },
+        None => Chain::Whole { txid: have },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(level: u32, min: u64, max: u64) -> String {
+        format!("ltx/{level}/{min:016x}-{max:016x}.ltx")
+    }
+
+    fn judge(files: &[(u32, u64, u64)]) -> Chain {
+        let keys: Vec<String> = files.iter().map(|&(l, a, b)| k(l, a, b)).collect();
+        check(keys.iter().map(String::as_str))
+    }
+
+    #[test]
+    fn a_whole_chain_from_the_snapshot_to_the_newest_file() {
+        // A snapshot to 5, level 1 compacted 6-8, level 0 still holding 6-8 and then 9, 10.
+        let files = [
+            (9, 1, 5),
+            (1, 6, 8),
+            (0, 6, 6),
+            (0, 7, 8),
+            (0, 9, 9),
+            (0, 10, 10),
+        ];
+        assert_eq!(judge(&files), Chain::Whole { txid: 10 });
+        // No snapshot yet: the run starts at the first transaction.
+        assert_eq!(judge(&[(0, 1, 1), (0, 2, 3)]), Chain::Whole { txid: 3 });
+    }
+
+    #[test]
+    fn a_file_removed_from_the_middle_is_named() {
+        // As tried with Litestream 0.5.17: "have up to 0000000000000007 but next file starts at
+        // 0000000000000009".
+        let files = [(9, 1, 5), (0, 6, 6), (0, 7, 7), (0, 9, 9), (0, 10, 10)];
+        assert_eq!(
+            judge(&files),
+            Chain::Gap {
+                have: 7,
+                starts: 9,
+                next: k(0, 9, 9)
+            }
+        );
+        let said = judge(&files).describe().unwrap();
+        assert!(
+            said.contains("0000000000000007") && said.contains(&k(0, 9, 9)),
+            "{said}"
+        );
+    }
+
+    #[test]
+    fn a_gap_a_compacted_level_covers_is_no_gap() {
+        // Level 0 lost 8, but level 1 holds 6-9: the restore takes it.
+        let files = [
+            (9, 1, 5),
+            (1, 6, 9),
+            (0, 6, 6),
+            (0, 7, 7),
+            (0, 9, 9),
+            (0, 10, 10),
+        ];
+        assert_eq!(judge(&files), Chain::Whole { txid: 10 });
+        // Files older than the snapshot, gaps among them included, do not matter.
+        let files = [(0, 1, 1), (0, 3, 3), (9, 1, 5), (0, 6, 6)];
+        assert_eq!(judge(&files), Chain::Whole { txid: 6 });
+    }
+
+    #[test]
+    fn other_listings_are_not_judged() {
+        assert_eq!(
+            check(["generations/abc/wal/00000001/00000000.wal.lz4", "x.txt"]),
+            Chain::NotLtx
+        );
+    }
+}
