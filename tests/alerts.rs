@@ -68,7 +68,7 @@ fn generated_rules_pass_promtool_and_match_the_committed_file() {
         assert!(rules.contains(&format!("alert: {alert}\n")), "{alert}");
     }
 
-    // Configured overrides: the same one rule per alert and severity (the daemon exports each
+    // Configured overrides: the same one rule per alert and level (the daemon exports each
     // database's own level as sqlite_threshold), lint-clean; a global `for` changes the rule.
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.yaml");
@@ -81,8 +81,12 @@ fn generated_rules_pass_promtool_and_match_the_committed_file() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         custom.matches("alert: SQLiteDatabaseLarge\n").count(),
-        2,
-        "one rule per severity: {custom}"
+        3,
+        "one rule per level (info, warning, critical): {custom}"
+    );
+    assert!(
+        custom.replace("for: 2m", "for: 5m") == rules,
+        "per-database levels change no rule; only a global `for:` does"
     );
     assert!(
         custom.contains(r#"sqlite_database_size_bytes > on(job, instance, db) group_left() sqlite_threshold{alert="SQLiteDatabaseLarge",severity="warning",db!=""}"#),
@@ -370,4 +374,55 @@ fn both_alert_paths_make_one_alert_per_condition_and_critical_mutes_warning() {
         .find(|a| a["labels"]["severity"] == "critical")
         .unwrap();
     assert_eq!(critical["status"]["state"], "active", "{critical:#}");
+}
+
+/// The shipped inhibition, in a real Alertmanager, keeps filesystems apart: the disk alert
+/// carries `mountpoint`, not `db`, and a label absent from both alerts counts as equal, so one
+/// filesystem's critical must not mute another's warning (a walkthrough found it did).
+#[test]
+fn the_shipped_inhibition_mutes_a_milder_level_of_the_same_filesystem_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let inhibit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts/alertmanager-inhibit.yml"),
+    )
+    .unwrap();
+    let am = Alertmanager::start_with(&dir.path().join("am"), free_port(), &inhibit);
+    let alert = |mount: &str, severity: &str| {
+        serde_json::json!({"labels": {
+            "alertname": "SQLiteFilesystemLowSpace", "mountpoint": mount, "severity": severity,
+            "job": "sqlite-ops", "instance": "h1:9934"}})
+    };
+    let body = serde_json::json!([
+        alert("/a", "critical"),
+        alert("/a", "warning"),
+        alert("/b", "warning")
+    ])
+    .to_string();
+    let addr = am.url.trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        s,
+        "POST /api/v2/alerts HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let state = |mount: &str, severity: &str| -> Option<String> {
+        am.alerts()
+            .iter()
+            .find(|a| a["labels"]["mountpoint"] == mount && a["labels"]["severity"] == severity)
+            .map(|a| a["status"]["state"].as_str().unwrap().to_string())
+    };
+    wait_for(STEP, "the three alerts, inhibition applied", || {
+        (state("/a", "warning").as_deref() == Some("suppressed")).then_some(())
+    });
+    assert_eq!(state("/a", "critical").as_deref(), Some("active"));
+    assert_eq!(
+        state("/b", "warning").as_deref(),
+        Some("active"),
+        "another filesystem's warning is not muted"
+    );
 }

@@ -41,16 +41,26 @@ pub fn parse_alerts(body: &[u8]) -> Result<HashMap<(String, String), DaemonAlert
 }
 
 /// Lays the daemon's alerts on `db` over its threshold findings: a firing alert sets the
-/// status, value and summary; a pending one is said beside the sample's own verdict. Pure.
+/// status, value and summary; a pending one is said beside the sample's own verdict. The disk
+/// alert is the filesystem's: looked up by `mountpoint`, the one `db` is on (left to the sample
+/// when that is not known). Pure.
 pub fn overlay(
     findings: &mut [Finding],
-    db: &str,
+    (db, mountpoint): (&str, Option<&str>),
     alerts: &HashMap<(String, String), DaemonAlert>,
 ) {
     for f in findings.iter_mut() {
         let Some(name) = f.alert else { continue };
+        let rule = RULES.iter().find(|r| r.alert == name);
+        let subject = match rule.map(|r| r.scope) {
+            Some(crate::rules::Scope::Filesystem) => match mountpoint {
+                Some(m) => m,
+                None => continue,
+            },
+            _ => db,
+        };
         f.source = "daemon";
-        let Some(a) = alerts.get(&(db.to_string(), name.to_string())) else {
+        let Some(a) = alerts.get(&(subject.to_string(), name.to_string())) else {
             // The daemon evaluates every threshold: silence is its verdict.
             if matches!(f.status, Status::Warning | Status::Critical) {
                 f.summary = format!(
@@ -61,7 +71,6 @@ pub fn overlay(
             }
             continue;
         };
-        let rule = RULES.iter().find(|r| r.alert == name);
         let shown = rule.map(|r| format_against(r.unit, a.value, a.threshold));
         if a.state == "firing" {
             f.status = a.severity.into();
@@ -117,7 +126,7 @@ mod tests {
             Finding::new("journal_mode", Status::Ok, "WAL mode"),
             finding("regions", "SQLiteMultiRegion", Status::Info),
         ];
-        overlay(&mut f, "app", &alerts);
+        overlay(&mut f, ("app", None), &alerts);
         assert_eq!(
             f[0].status,
             Status::Critical,
@@ -152,7 +161,37 @@ mod tests {
             "SQLiteReplicationLag",
             Status::Ok,
         )];
-        overlay(&mut other, "jobs", &alerts);
+        overlay(&mut other, ("jobs", None), &alerts);
         assert_eq!(other[0].status, Status::Ok);
+    }
+
+    #[test]
+    fn the_disk_alert_is_found_by_the_database_s_mountpoint() {
+        let body = r#"{"alerts": [{"db": "/data", "alert": "SQLiteFilesystemLowSpace", "severity": "critical", "state": "firing", "value": 0.048, "threshold": 0.05, "summary": "The filesystem at /data has 4.8% free"}]}"#;
+        let alerts = parse_alerts(body.as_bytes()).unwrap();
+        let disk = || {
+            vec![finding(
+                "filesystem_free",
+                "SQLiteFilesystemLowSpace",
+                Status::Ok,
+            )]
+        };
+        let mut on = disk();
+        overlay(&mut on, ("app", Some("/data")), &alerts);
+        assert_eq!(on[0].status, Status::Critical, "{:?}", on[0]);
+        let mut elsewhere = disk();
+        overlay(&mut elsewhere, ("app", Some("/other")), &alerts);
+        assert_eq!(elsewhere[0].status, Status::Ok);
+        let mut unknown = vec![finding(
+            "filesystem_free",
+            "SQLiteFilesystemLowSpace",
+            Status::Warning,
+        )];
+        overlay(&mut unknown, ("app", None), &alerts);
+        assert_eq!(
+            (unknown[0].status, unknown[0].source),
+            (Status::Warning, "sample"),
+            "left to the sample"
+        );
     }
 }

@@ -80,6 +80,24 @@ impl From<Severity> for Status {
     }
 }
 
+/// A database's status: its worst finding. Info is reported, never a state: a database with only
+/// info findings is OK.
+fn status_of(findings: &[Finding]) -> Status {
+    findings
+        .iter()
+        .map(|f| f.status)
+        .filter(|s| *s != Status::Info)
+        .max()
+        .unwrap_or(Status::Ok)
+}
+
+/// The mount point of the filesystem `s` is on, when known (the disk alert's subject).
+fn mount_of(s: &DbSnapshot) -> Option<String> {
+    s.filesystem
+        .as_ref()
+        .map(|fs| fs.mount_point.display().to_string())
+}
+
 /// One audit result.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
@@ -227,7 +245,8 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
     for ((target, snapshot), history) in targets.iter().zip(snapshots).zip(&histories) {
         let mut findings = judge(target, &snapshot, opts);
         if let Some((_, d)) = &daemon {
-            from_daemon::overlay(&mut findings, &target.name, &d.alerts);
+            let mount = mount_of(&snapshot);
+            from_daemon::overlay(&mut findings, (&target.name, mount.as_deref()), &d.alerts);
         }
         if opts.restore_drill {
             findings.extend(drill::finding(
@@ -246,17 +265,10 @@ pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
             .as_ref()
             .and_then(|(_, f)| f.forecasts.get(&target.name).cloned())
             .unwrap_or_else(|| forecasts::from_sample(target, history, &snapshot));
-        // Info is reported, never a state: a database with only info findings is OK.
-        let status = findings
-            .iter()
-            .map(|f| f.status)
-            .filter(|s| *s != Status::Info)
-            .max()
-            .unwrap_or(Status::Ok);
         databases.push(DbReport {
             db: target.name.clone(),
             path: target.path.clone(),
-            status,
+            status: status_of(&findings),
             findings,
             snapshot,
             forecasts,

@@ -40,22 +40,14 @@ pub fn render(config: Option<&Path>, format: Format, name: &str) -> anyhow::Resu
         None => (Config::default(), "defaults".to_string()),
     };
     let global = cfg.global_thresholds(&source)?;
-    // Which levels the entries use: a level off globally but set for one still needs its rule.
-    let mut entries: Vec<_> = cfg
-        .targets(&[], &source)?
-        .into_iter()
-        .map(|t| t.thresholds)
-        .collect();
-    entries.extend(
-        cfg.glob_entries(&source)?
-            .into_iter()
-            .map(|g| g.template.thresholds),
-    );
-    let databases = prom_rules::Databases { entries };
+    // Every database's levels are checked as the daemon would check them (the rules themselves
+    // do not depend on them: every level has its rule).
+    cfg.targets(&[], &source)?;
+    cfg.glob_entries(&source)?;
     Ok(match format {
-        Format::Prometheus => prom_rules::render(&global, &databases, &cfg.runbook_base_url),
+        Format::Prometheus => prom_rules::render(&global, &cfg.runbook_base_url),
         Format::Kubernetes => {
-            prom_rules::render_prometheus_rule(&global, &databases, &cfg.runbook_base_url, name)
+            prom_rules::render_prometheus_rule(&global, &cfg.runbook_base_url, name)
         }
     })
 }

@@ -559,7 +559,14 @@ impl Config {
             let p = std::path::absolute(p).unwrap_or_else(|_| p.clone());
             ("--db".to_string(), "command line", p, None, None)
         });
+        let mut paths = HashSet::new();
         for (field, src, path, name, db) in from_file.chain(from_cli) {
+            // A database the file lists, named again on the command line, is the file's entry
+            // (with its name and settings), not a second database under the same name.
+            let same_file = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            if !paths.insert(same_file) && db.is_none() {
+                continue;
+            }
             let name = target_name(&field, src, &path, name)?;
             if !seen.insert(name.clone()) {
                 return Err(error(src, format!("{field}.name"), format!(
@@ -727,6 +734,12 @@ mod tests {
         assert_eq!(t[0].name, "app");
         assert_eq!(t[1].name, "other");
         assert_eq!(Config::parse("", "empty.yaml").unwrap().databases.len(), 0);
+        // The file's database named again on the command line is the file's entry.
+        let t = c
+            .targets(&[PathBuf::from("/data/app.db")], "c.yaml")
+            .unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].name, "app");
     }
 
     #[test]

@@ -108,7 +108,7 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_fleet_database_size_bytes", G, &[], "Sum of the sizes of the readable databases' main files, in bytes."),
     def("sqlite_fleet_wal_size_bytes", G, &[], "Sum of the sizes of the readable databases' -wal files, in bytes."),
     def("sqlite_fleet_write_transactions_per_second", G, &[], "Sum of every database's write transactions per second over the last few seconds."),
-    def("sqlite_fleet_alerts", G, &["alert", "severity"], "Databases this alert fires for, at this severity; 0 for every level of the catalogue when none does."),
+    def("sqlite_fleet_alerts", G, &["alert", "severity"], "Databases this alert fires for (filesystems, for the disk alert), at this severity; 0 for every level of the catalogue when none does."),
     def("sqlite_fleet_threshold_nearest_ratio", G, &["alert", "db"], "The five databases nearest each alert's first threshold: the value as a fraction of the threshold (1 at it, above 1 past it; for free space, the threshold over the value). Computed at scrape time from the same thresholds as sqlite-ops's own rules."),
     def("sqlite_ops_build_info", G, &["version", "sqlite_version"], "Constant 1, labelled with the sqlite-ops version and the version of its bundled SQLite library."),
     def("sqlite_ops_poll_duration_seconds", G, DB, "Wall time the last poll of this database took, in seconds."),

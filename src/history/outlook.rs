@@ -141,7 +141,7 @@ fn toward(
     let trend = forecast::trend(&points).expect("a basis has 3 points over some time");
     f.basis_seconds = trend.span;
     let pace = ["pace", "growth"][usize::from(rising)];
-    f.text = match forecast::eta(&trend, value, limit, rising) {
+    f.text = match steady_eta(&points, &trend, value, limit, rising) {
         Eta::Reached => {
             f.reached = true;
             format!("{label} {}: past {goal}", shown(value))
@@ -179,6 +179,28 @@ fn toward(
         }
     };
     f
+}
+
+/// The ETA at the trend's pace, if the later half of `points` heads the same way: a single step
+/// (a bulk import, a file copied onto the disk) followed by a flat line is no pace to forecast
+/// from.
+fn steady_eta(
+    points: &[(f64, f64)],
+    trend: &forecast::Trend,
+    value: f64,
+    limit: f64,
+    rising: bool,
+) -> Eta {
+    let recent = &points[points.len() / 2..];
+    let steady = recent.len() < 3
+        || forecast::trend(recent).is_none_or(|t| {
+            !matches!(forecast::eta(&t, value, limit, rising), Eta::NotApproaching)
+        });
+    if steady {
+        forecast::eta(trend, value, limit, rising)
+    } else {
+        Eta::NotApproaching
+    }
 }
 
 /// A forecast with too little history for a trend: past the limit, or not forecast yet.
@@ -414,6 +436,23 @@ mod tests {
             f[3].text,
             "Peak write rate in the last 1 second: 1/s of 500/s (warning, when sustained for 10m)"
         );
+    }
+
+    #[test]
+    fn a_step_then_a_flat_line_is_no_pace() {
+        // A walkthrough: one file copied onto a small disk, then nothing; the fit over the
+        // whole range said "full in 8 seconds".
+        let mut h = DbHistory::default();
+        let t0 = 1_800_000_000.0;
+        let mut s = snapshot(t0, 0.0, 0.0, 0.0);
+        for i in 0..18 {
+            let free = if i < 3 { 4.0e6 } else { 0.2e6 };
+            s = snapshot(t0 + f64::from(i) * 10.0, 1e6, free, 0.0);
+            h.record(&s);
+        }
+        let f = forecasts(&h, &s, &DbThresholds::default(), s.polled_at);
+        assert_eq!(f[2].eta_seconds, None, "{}", f[2].text);
+        assert!(f[2].text.contains("not filling"), "{}", f[2].text);
     }
 
     #[test]

@@ -95,7 +95,7 @@ impl Problem {
                 "values other than 0 and 1 in a BOOLEAN column; Postgres rejects them"
             }
             Problem::NotADate => {
-                "values Postgres cannot read as a date/time (unix seconds, Julian days, other text): convert them (to_timestamp) or load as text"
+                "values Postgres cannot read as a date/time: integers (unix seconds; or milliseconds, as JavaScript Dates stored by knex and most Node drivers are, from about 10^11 up), Julian days, other text. Convert them: to_timestamp(v) for seconds, to_timestamp(v / 1000.0) for milliseconds; or load as text"
             }
             Problem::InvalidJson => "values that are not valid JSON text; jsonb rejects them",
             Problem::NumericOverflow => "numbers too large for the declared NUMERIC(p,s)",

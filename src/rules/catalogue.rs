@@ -602,13 +602,19 @@ pub fn format_against(unit: Unit, value: f64, threshold: f64) -> String {
     if value == threshold || shown != format_value(unit, threshold) {
         return shown;
     }
-    match unit {
-        Unit::Seconds => format!("{}s", trim(value, 2)),
-        Unit::Bytes => format!("{} B", trim(value, 0)),
-        Unit::Ratio => format!("{}%", trim(value * 100.0, 3)),
-        Unit::PerSecond => format!("{}/s", trim(value, 3)),
-        Unit::Count => trim(value, 2),
-    }
+    // As many decimals as it takes to tell the two apart (a clock just past its threshold is
+    // 10.004s), up to nine.
+    let (scale, suffix, least) = match unit {
+        Unit::Seconds => (1.0, "s", 2),
+        Unit::Bytes => (1.0, " B", 0),
+        Unit::Ratio => (100.0, "%", 3),
+        Unit::PerSecond => (1.0, "/s", 3),
+        Unit::Count => (1.0, "", 2),
+    };
+    let decimals = (least..=9)
+        .find(|&d| trim(value * scale, d) != trim(threshold * scale, d))
+        .unwrap_or(9);
+    format!("{}{suffix}", trim(value * scale, decimals))
 }
 
 /// `v` with at most `decimals` decimals and no trailing zeros.
@@ -664,6 +670,7 @@ mod tests {
         // Beside the threshold it breaches, never the same words.
         assert_eq!(format_against(Unit::Seconds, 10.04, 10.0), "10.04s");
         assert_eq!(format_against(Unit::Seconds, 12.0, 10.0), "12s");
+        assert_eq!(format_against(Unit::Seconds, 10.0004, 10.0), "10.0004s");
         assert_eq!(format_against(Unit::Seconds, 300.4, 300.0), "300.4s");
         assert_eq!(format_against(Unit::Bytes, 1e9 + 1.0, 1e9), "1000000001 B");
     }
