@@ -426,3 +426,41 @@ fn the_shipped_inhibition_mutes_a_milder_level_of_the_same_filesystem_only() {
         "another filesystem's warning is not muted"
     );
 }
+
+/// README's `prometheus.yml` block, as written, is a configuration Prometheus accepts, with the
+/// rules `sqlite-ops rules` prints at the path it names.
+#[test]
+fn the_readme_s_prometheus_config_is_valid() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let block = readme
+        .split("<!-- prometheus.yml -->\n```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README holds the prometheus.yml block");
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("sqlite-ops.yml");
+    let (code, text, err) = run_cli(&["rules"]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(&rules, text).unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        block.replace(
+            "/etc/prometheus/rules/sqlite-ops.yml",
+            rules.to_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(program("promtool", "prometheus"))
+        .args(["check", "config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check config: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
