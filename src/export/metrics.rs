@@ -92,6 +92,7 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_litestream_process_up", G, DB, "Whether Litestream's own metrics endpoint (addr: in litestream.yml) answered and listed this database (1) or not (0): 0 while writes go on means Litestream is not running."),
     def("sqlite_litestream_sync_errors_total", C, DB, "Sync errors Litestream itself counted for this database (its litestream_sync_error_count)."),
     def("sqlite_litestream_read_errors_total", C, &["db", "replica"], "Reads of this replica (listing, LTX header) that failed."),
+    def("sqlite_litestream_chain_intact", G, &["db", "replica"], "Whether a restore would find an unbroken run of LTX files from the replica's newest snapshot to its newest file (1) or a gap (0), judged from its last listing (Litestream 0.5; absent for 0.3)."),
     def("sqlite_restore_drill_success", G, &["db", "replica"], "Whether the last restore drill (litestream restore into a scratch folder, integrity_check, row counts) succeeded (1) or failed (0)."),
     def("sqlite_restore_drill_last_success_timestamp_seconds", G, &["db", "replica"], "When a restore drill of this database last succeeded (Unix seconds)."),
     def("sqlite_restore_drill_duration_seconds", G, &["db", "replica"], "How long the last restore drill took, restore and checks: the restore time the size signal only guesses at."),
@@ -524,6 +525,9 @@ fn add_litestream<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
         );
         if let Some(lag) = r.lag_seconds {
             f.add("sqlite_litestream_replication_lag_seconds", l, lag);
+        }
+        if let Some(chain) = &r.chain {
+            f.add("sqlite_litestream_chain_intact", l, b(chain.is_ok()));
         }
         if let Some(at) = r.replicated_at {
             f.add("sqlite_litestream_last_replicated_timestamp_seconds", l, at);

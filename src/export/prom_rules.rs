@@ -191,6 +191,10 @@ fn make(rule: &RuleDef, severity: Severity, for_: Duration, runbook_base_url: &s
                 "{{ $labels.mountpoint }} on {{ $labels.instance }}",
             )
             .replace("{holder}", HOLDER)
+            .replace(
+                "{gap}",
+                "an LTX file is missing from its chain (the daemon's /api/v1/status names it)",
+            )
             .replace("{reader_open}", READER_OPEN)
             .replace("{value}", &value_text)
             .replace("{threshold}", &threshold)

@@ -25,9 +25,15 @@ pub struct Observation {
     /// When Litestream read the first commit it holds locally and the replica lacks (the
     /// timestamp of that local LTX file): the replica has lacked a commit at least since then.
     pub unreplicated_since: Option<f64>,
-    /// Why a restore would refuse the replica's LTX files (a gap in the chain, naming the file
-    /// after it), from the last successful read; `None` when whole or not judged (v0.3).
-    pub chain_gap: Option<String>,
+    /// Whether a restore would find an unbroken run of LTX files (v0.5), from the last
+    /// successful read: `Ok` when whole, the gap said (naming the file after it) when not;
+    /// `None` when not judged (v0.3, or not read yet).
+    pub chain: Option<Result<(), String>>,
+    /// A gap seen by the last listing only: a listing taken while Litestream compacts can see a
+    /// level's old files gone before it sees the file that replaced them, so a gap counts once
+    /// two listings in a row show it.
+    #[serde(skip)]
+    pub chain_unconfirmed: Option<String>,
     /// When the replica was last read successfully.
     pub read_at: Option<f64>,
     /// Why the last read failed; `None` when it succeeded.

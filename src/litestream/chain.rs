@@ -31,6 +31,15 @@ pub enum Chain {
 }
 
 impl Chain {
+    /// `Ok` when whole, the gap said when not, `None` when not judged.
+    pub fn verdict(&self) -> Option<Result<(), String>> {
+        match self {
+            Chain::NotLtx => None,
+            Chain::Whole { .. } => Some(Ok(())),
+            Chain::Gap { .. } => self.describe().map(Err),
+        }
+    }
+
     /// The chain as a restore would read it, for people.
     pub fn describe(&self) -> Option<String> {
         match self {

@@ -248,6 +248,21 @@ impl Said {
     }
 }
 
+/// The chain's verdict after a listing that saw `seen`: a gap is reported once two listings in
+/// a row show the same one (the second value: a gap seen once, held until then). Pure.
+fn confirmed(
+    before: Option<Result<(), String>>,
+    unconfirmed: Option<String>,
+    seen: Option<Result<(), String>>,
+) -> (Option<Result<(), String>>, Option<String>) {
+    match seen {
+        Some(Err(gap)) if unconfirmed.as_ref() == Some(&gap) => (Some(Err(gap)), None),
+        Some(Err(gap)) if matches!(before, Some(Err(_))) => (Some(Err(gap)), None),
+        Some(Err(gap)) => (before, Some(gap)),
+        other => (other, None),
+    }
+}
+
 /// Records one read of the replica in its observation.
 fn record(o: &mut Observation, result: Result<Option<Head>, String>, now: f64) {
     match result {
@@ -256,12 +271,36 @@ fn record(o: &mut Observation, result: Result<Option<Head>, String>, now: f64) {
             o.read_at = Some(now);
             o.replicated_at = found.as_ref().map(|h| h.at);
             o.replica_wal = found.as_ref().and_then(|h| h.wal);
-            o.chain_gap = found.as_ref().and_then(|h| h.chain.describe());
+            let seen = found.as_ref().and_then(|h| h.chain.verdict());
+            (o.chain, o.chain_unconfirmed) =
+                confirmed(o.chain.take(), o.chain_unconfirmed.take(), seen);
             o.replica = found.map(|h| h.position);
         }
         Err(e) => {
             o.error = Some(e);
             o.errors_total += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::confirmed;
+
+    #[test]
+    fn a_gap_counts_once_two_listings_in_a_row_show_it() {
+        let gap = || Some(Err("gap at 9".to_string()));
+        // Whole, then a gap seen once (mid-compaction): still whole.
+        let (now, held) = confirmed(Some(Ok(())), None, gap());
+        assert_eq!(now, Some(Ok(())));
+        // The next listing whole again: the gap is forgotten.
+        let (now, held) = confirmed(now, held, Some(Ok(())));
+        assert_eq!((now, held), (Some(Ok(())), None));
+        // Seen twice in a row: reported.
+        let (now, held) = confirmed(Some(Ok(())), None, gap());
+        let (now, _) = confirmed(now, held, gap());
+        assert_eq!(now, gap());
+        // Not judged (v0.3) is said at once.
+        assert_eq!(confirmed(Some(Ok(())), None, None).0, None);
     }
 }

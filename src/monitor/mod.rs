@@ -435,6 +435,7 @@ impl Monitor {
             r.position = o.replica;
             r.replicated_at = o.replicated_at;
             r.errors_total = o.errors_total;
+            r.chain = o.chain;
             r.error = o.error.or_else(|| {
                 r.position
                     .is_none()

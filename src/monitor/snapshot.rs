@@ -135,6 +135,9 @@ pub struct ReplicaSnapshot {
     pub replicated_at: Option<f64>,
     /// How long the oldest commit the replica does not hold has waited; 0 when it holds all.
     pub lag_seconds: Option<f64>,
+    /// Whether a restore would find an unbroken run of LTX files (v0.5): `Ok`, or the gap said
+    /// (naming the file after it); `None` when not judged (v0.3, not read yet).
+    pub chain: Option<Result<(), String>>,
     pub errors_total: u64,
 }
 

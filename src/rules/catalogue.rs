@@ -110,8 +110,9 @@ impl Op {
 }
 
 /// One threshold. Text templates take `{db}`, `{value}`, `{threshold}`, `{for}`, `{holder}`
-/// (the role of the reader holding checkpoints back, the `holder` label in PromQL) and
-/// `{mountpoint}` (the filesystem of a [`Scope::Filesystem`] rule).
+/// (the role of the reader holding checkpoints back, the `holder` label in PromQL),
+/// `{mountpoint}` (the filesystem of a [`Scope::Filesystem`] rule) and `{gap}` (where a
+/// replica's chain of LTX files breaks).
 #[derive(Debug)]
 pub struct RuleDef {
     /// The alert name (CamelCase, prefix `SQLite`), also the runbook anchor in lower case.
@@ -205,6 +206,13 @@ fn replica_up(s: &DbSnapshot) -> Option<f64> {
 fn drill_success(s: &DbSnapshot) -> Option<f64> {
     let last = s.restore_drill.as_ref()?.last.as_ref()?;
     Some(if last.success { 1.0 } else { 0.0 })
+}
+fn chain_intact(s: &DbSnapshot) -> Option<f64> {
+    s.litestream
+        .iter()
+        .filter_map(|r| r.chain.as_ref())
+        .map(|c| if c.is_ok() { 1.0 } else { 0.0 })
+        .min_by(f64::total_cmp)
 }
 fn drill_stale(s: &DbSnapshot) -> Option<f64> {
     let d = s.restore_drill.as_ref()?;
@@ -504,6 +512,26 @@ pub const RULES: &[RuleDef] = &[
         summary: "The last restore drill of {db} failed: its backup does not restore",
         description: "sqlite-ops restored {db} from its Litestream replica with litestream restore and the copy failed: Litestream's own error, the integrity check, or rows missing against the live database (the reason is on /api/v1/status and in the log). A restore in a disaster would fail the same way.",
         fix: "Run litestream restore by hand into a scratch folder, repair the replica (or start a new one), and run sqlite-ops check --restore-drill.",
+    },
+    RuleDef {
+        alert: "SQLiteReplicaChainBroken",
+        key: "replica_chain",
+        group: Group::Health,
+        scope: Scope::Database,
+        unit: Unit::Count,
+        op: Op::Below,
+        info: None,
+        warning: None,
+        critical: Some(1.0),
+        // A listing taken while Litestream compacts may miss a file for a moment.
+        for_secs: 60,
+        settles: Settles::AtOnce,
+        promql: "min by (db) (sqlite_litestream_chain_intact{SEL})",
+        value: chain_intact,
+        label: "Litestream replica's LTX chain unbroken",
+        summary: "The Litestream replica of {db} would not restore: its chain of LTX files is broken",
+        description: "A restore of {db} from its Litestream replica would stop partway: {gap}. litestream restore refuses such a replica (\"non-contiguous ltx files\"), so the backup does not restore until the file is back or a newer snapshot starts past the gap. Found from the replica's listing, between restore drills.",
+        fix: "Put the missing LTX file back if a copy exists; otherwise have Litestream write a new snapshot past the gap (restart it against a fresh replica path), then run sqlite-ops check --restore-drill.",
     },
     RuleDef {
         alert: "SQLiteRestoreDrillStale",

@@ -76,6 +76,14 @@ pub fn render_text(
             .map(|r| r.pinning_seconds)
             .or(w.oldest_snapshot_age_seconds)
     });
+    // Where the first broken replica's chain breaks, as the listing showed it.
+    let gap = snapshot
+        .litestream
+        .iter()
+        .find_map(|r| r.chain.as_ref().and_then(|c| c.as_ref().err()))
+        .map_or("a file of its chain is missing".to_string(), |g| {
+            g.trim_start_matches("LTX files are missing: ").to_string()
+        });
     let fill = |template: &str| {
         template
             .replace("{db}", &snapshot.name)
@@ -84,6 +92,7 @@ pub fn render_text(
                 &subject(rule, snapshot).unwrap_or_else(|| "?".into()),
             )
             .replace("{holder}", holder)
+            .replace("{gap}", &gap)
             .replace(
                 "{reader_open}",
                 &reader_open.map_or("a while".into(), |s| {
