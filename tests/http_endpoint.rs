@@ -509,3 +509,87 @@ fn at_most_512_connections_are_served_at_once() {
     );
     assert_eq!(silent.len(), 511, "the others still hold their slots");
 }
+
+/// The daemon's own process as every exporter shows it (issue 36): client_golang's names and
+/// units, each checked against the kernel's own account of the process, and a scrape that
+/// `promtool check metrics` accepts.
+#[test]
+fn the_process_series_match_what_the_kernel_says() {
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let (dir, db) = temp_db("proc.db");
+    drop(writer(&db));
+    let prlimit = common::program("prlimit", "util-linux");
+    let daemon = Daemon::start_wrapped(
+        &[prlimit.to_str().unwrap(), "--nofile=2048:2048", "--"],
+        &["--db", db.to_str().unwrap()],
+        &[],
+    );
+    daemon.wait_polls(3);
+    let m = daemon.metrics();
+    let v = |name: &str| m.get(name).unwrap_or_else(|| panic!("{name}"));
+    let pid = daemon.pid();
+    assert_eq!(v("process_max_fds"), 2048.0, "the limit prlimit set");
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as f64;
+    assert!(
+        (v("process_open_fds") - fds).abs() <= 4.0,
+        "{} open descriptors said, {fds} in /proc",
+        v("process_open_fds")
+    );
+    let start = v("process_start_time_seconds");
+    assert!(
+        start >= started - 2.0 && start <= started + 60.0,
+        "started at {start}, the test at {started}"
+    );
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib = |key: &str| -> f64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let rss = v("process_resident_memory_bytes");
+    assert!(
+        (rss / (kib("VmRSS:") * 1024.0) - 1.0).abs() < 0.25,
+        "{rss} bytes resident, /proc says {} kB",
+        kib("VmRSS:")
+    );
+    // Read a moment apart from the scrape: a thread or a mapping may come or go in between.
+    let vm = v("process_virtual_memory_bytes");
+    assert!(
+        (vm / (kib("VmSize:") * 1024.0) - 1.0).abs() < 0.1,
+        "{vm} bytes virtual, /proc says {} kB",
+        kib("VmSize:")
+    );
+    assert!((v("process_threads") - kib("Threads:")).abs() <= 2.0);
+    // CPU seconds: at most what /proc/PID/stat says a moment later (utime + stime, in the
+    // kernel's 100 ticks a second), and not much less.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit(") ").next().unwrap().split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let cpu = v("process_cpu_seconds_total");
+    assert!(
+        cpu <= ticks / 100.0 + 1e-9 && cpu >= ticks / 100.0 - 0.5,
+        "{cpu} s said, {ticks} ticks in /proc"
+    );
+    let file = dir.path().join("scrape.txt");
+    std::fs::write(&file, &m.text).unwrap();
+    let out = std::process::Command::new(common::program("promtool", "prometheus"))
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

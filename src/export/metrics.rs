@@ -112,6 +112,13 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_fleet_alerts", G, &["alert", "severity"], "Databases this alert fires for (filesystems, for the disk alert), at this severity; 0 for every level of the catalogue when none does."),
     def("sqlite_fleet_threshold_nearest_ratio", G, &["alert", "db"], "The five databases nearest each alert's first threshold: the value as a fraction of the threshold (1 at it, above 1 past it; for free space, the threshold over the value). Computed at scrape time from the same thresholds as sqlite-ops's own rules."),
     def("sqlite_ops_build_info", G, &["version", "sqlite_version"], "Constant 1, labelled with the sqlite-ops version and the version of its bundled SQLite library."),
+    def("process_cpu_seconds_total", C, &[], "Total user and system CPU time spent by sqlite-ops, in seconds (client_golang's name and meaning)."),
+    def("process_resident_memory_bytes", G, &[], "Resident memory size of sqlite-ops in bytes."),
+    def("process_virtual_memory_bytes", G, &[], "Virtual memory size of sqlite-ops in bytes."),
+    def("process_open_fds", G, &[], "Open file descriptors of sqlite-ops."),
+    def("process_max_fds", G, &[], "The limit on open file descriptors of sqlite-ops (its soft limit, which it raises to the hard one at start)."),
+    def("process_start_time_seconds", G, &[], "When sqlite-ops started, in seconds since the Unix epoch."),
+    def("process_threads", G, &[], "Operating system threads of the sqlite-ops process."),
     def("sqlite_ops_poll_duration_seconds", G, DB, "Wall time the last poll of this database took, in seconds."),
     def("sqlite_ops_poll_errors_total", C, &["db", "probe"], "Probes of this database that failed, by probe (database, header, wal, wal_index, locks, filesystem)."),
     def("sqlite_ops_litestream_config_up", G, &[], "Whether Litestream's config (litestream.yml) could be read and parsed (1) or not (0); only exported when one is given."),
@@ -594,6 +601,7 @@ pub fn render(e: &Exposition) -> String {
     }
     f.groups = Groups::ALL;
     super::fleet::add(&mut |name, labels, v| f.add(name, labels, v), e);
+    super::process::add(&mut |name, labels, v| f.add(name, labels, v));
     add_thresholds(&mut f, e);
     for a in e.alerts.iter().filter(|a| a.state == AlertState::Firing) {
         let subject = crate::rules::catalogue::subject_label(a.alert);
@@ -696,7 +704,13 @@ mod tests {
     #[test]
     fn names_follow_conventions() {
         for d in METRICS {
-            assert!(d.name.starts_with("sqlite_"), "{}", d.name);
+            // Ours, or the standard process series every exporter shares (with no labels).
+            assert!(
+                d.name.starts_with("sqlite_")
+                    || (d.name.starts_with("process_") && d.labels.is_empty()),
+                "{}",
+                d.name
+            );
             assert!(
                 d.labels.first() == Some(&"db")
                     || d.name == "sqlite_threshold"

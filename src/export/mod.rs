@@ -9,6 +9,7 @@ pub mod exposition;
 pub mod fleet;
 pub mod http;
 pub mod metrics;
+pub mod process;
 pub mod prom_rules;
 pub mod status_page;
 pub mod web_config;
