@@ -3,7 +3,7 @@
 //! Defaults come from the production guide (../shared/DESIGN.md, "Thresholds").
 
 use crate::monitor::write_lock::WINDOW as WRITE_LOCK_WINDOW;
-use crate::monitor::{DbSnapshot, SUSTAINED_WINDOW};
+use crate::monitor::{DbSnapshot, ReplicaSnapshot, SUSTAINED_WINDOW};
 use serde::Serialize;
 
 /// Alert severity, as the `severity` label.
@@ -196,23 +196,24 @@ fn replication_lag(s: &DbSnapshot) -> Option<f64> {
         .filter_map(|r| r.lag_seconds)
         .max_by(f64::total_cmp)
 }
-fn replica_up(s: &DbSnapshot) -> Option<f64> {
+/// 0 when any replica judged by `ok` (`None`: not judged) fails it, 1 when all pass; `None`
+/// when none is judged.
+fn every_replica(s: &DbSnapshot, ok: impl Fn(&ReplicaSnapshot) -> Option<bool>) -> Option<f64> {
     s.litestream
         .iter()
-        .filter(|r| r.observed)
-        .map(|r| if r.up { 1.0 } else { 0.0 })
+        .filter_map(ok)
+        .map(|ok| if ok { 1.0 } else { 0.0 })
         .min_by(f64::total_cmp)
+}
+fn replica_up(s: &DbSnapshot) -> Option<f64> {
+    every_replica(s, |r| r.observed.then_some(r.up))
 }
 fn drill_success(s: &DbSnapshot) -> Option<f64> {
     let last = s.restore_drill.as_ref()?.last.as_ref()?;
     Some(if last.success { 1.0 } else { 0.0 })
 }
 fn chain_intact(s: &DbSnapshot) -> Option<f64> {
-    s.litestream
-        .iter()
-        .filter_map(|r| r.chain.as_ref())
-        .map(|c| if c.is_ok() { 1.0 } else { 0.0 })
-        .min_by(f64::total_cmp)
+    every_replica(s, |r| r.chain.as_ref().map(Result::is_ok))
 }
 fn drill_stale(s: &DbSnapshot) -> Option<f64> {
     let d = s.restore_drill.as_ref()?;
