@@ -449,3 +449,66 @@ pub fn clean_leftovers(scratch: &Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A WAL database of three rows held open by a writer (so its `-shm` stays), and a job
+    /// naming it.
+    fn live_db(dir: &Path) -> (rusqlite::Connection, Job) {
+        let path = dir.join("app.db");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;
+             CREATE TABLE t(v); INSERT INTO t VALUES (1), (2), (3);",
+        )
+        .unwrap();
+        let job = Job {
+            db: "app".into(),
+            path,
+            litestream_yml: dir.join("litestream.yml"),
+            restore_yml: None,
+            replica: ("file".into(), "file".into()),
+            settings: DrillSettings {
+                interval: Duration::from_secs(60),
+                first_after: Duration::ZERO,
+                scratch_dir: dir.to_path_buf(),
+                litestream: "litestream".into(),
+                timeout: Duration::from_secs(10),
+            },
+        };
+        (conn, job)
+    }
+
+    fn copy(rows: u64) -> verify::Counts {
+        [("t".to_string(), rows)].into()
+    }
+
+    /// Issue 29's false failure: the copy counted, then a commit, then the live counts. The
+    /// commit moves the live WAL past the position the copy was proven at, so nothing is
+    /// compared (and nothing fails); without it, a copy short of a row fails.
+    #[test]
+    fn a_commit_between_the_copy_and_the_live_counts_is_not_a_difference() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conn, job) = live_db(dir.path());
+        let at = Position::Proven(live_wal(&job.path).unwrap());
+
+        let mut compared = String::new();
+        assert_eq!(compare(&job, &copy(3), &at, &mut compared), Ok(()));
+        assert!(compared.starts_with("every table's rows equal"), "{compared}");
+
+        // Nothing written since: a copy missing a row is a failed drill.
+        let short = compare(&job, &copy(2), &at, &mut compared).unwrap_err();
+        assert!(short.contains("t has 2 rows, the live database 3"), "{short}");
+
+        // One commit lands after the copy was counted: the live database has 4 rows, the
+        // copy 3, and that is the live database moving on, not the backup losing a row.
+        conn.execute("INSERT INTO t VALUES (4)", []).unwrap();
+        assert_eq!(compare(&job, &copy(3), &at, &mut compared), Ok(()));
+        assert_eq!(
+            compared,
+            "not compared: the database was written during the drill"
+        );
+    }
+}
