@@ -130,6 +130,7 @@ fn metrics_hold_the_right_values_and_broken_databases_are_isolated() {
         "sqlite_ops_heartbeat_sent_total",
         "sqlite_ops_heartbeat_errors_total",
         "sqlite_ops_heartbeat_withheld",
+        "sqlite_ops_heartbeat_held_back_total",
         "sqlite_ops_litestream_config_up",
     ];
     let conditional: Vec<&str> = conditional

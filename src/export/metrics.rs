@@ -131,6 +131,7 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_ops_heartbeat_sent_total", C, &[], "Heartbeat requests answered with a 2xx status."),
     def("sqlite_ops_heartbeat_errors_total", C, &[], "Heartbeat requests that failed: connection refused, timeout or a non-2xx answer."),
     def("sqlite_ops_heartbeat_withheld", G, &[], "Whether heartbeats are held back (1) because a critical alert fires or the poller stopped publishing, or sent (0)."),
+    def("sqlite_ops_heartbeat_held_back_total", C, &[], "Heartbeat intervals at which the ping was held back (a critical alert fired or the poller had stopped)."),
 ];
 
 /// Probe names always exported for `sqlite_ops_poll_errors_total`, so that rate() sees the
@@ -656,6 +657,7 @@ pub fn render(e: &Exposition) -> String {
         f.add("sqlite_ops_heartbeat_sent_total", &[], n(&h.sent));
         f.add("sqlite_ops_heartbeat_errors_total", &[], n(&h.errors));
         f.add("sqlite_ops_heartbeat_withheld", &[], n(&h.withheld));
+        f.add("sqlite_ops_heartbeat_held_back_total", &[], n(&h.held_back));
     }
     String::from_utf8(f.encode()).expect("text exposition is UTF-8")
 }

@@ -27,6 +27,8 @@ pub struct HeartbeatStats {
     pub errors: AtomicU64,
     /// 1 while pings are held back (see [`withheld`]), else 0.
     pub withheld: AtomicU64,
+    /// Ticks at which the ping was held back: how long the beats stopped, in intervals.
+    pub held_back: AtomicU64,
     /// What the log was last told ("heartbeat sent", "heartbeat withheld: ..."): carried over a
     /// reload with the counters, so that a reload does not read as a start.
     pub told: std::sync::Mutex<Option<String>>,
@@ -76,6 +78,9 @@ pub async fn run(
         stats
             .withheld
             .store(u64::from(reason.is_some()), Ordering::Relaxed);
+        if reason.is_some() {
+            stats.held_back.fetch_add(1, Ordering::Relaxed);
+        }
         let now_state = match reason {
             Some(why) => format!("heartbeat withheld: {why}"),
             None => {
