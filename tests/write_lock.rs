@@ -146,7 +146,10 @@ fn a_writer_busy_half_the_time_is_credited_the_time_it_held_the_lock() {
     // idle machine; on a loaded one it is what a 10 ms sleeper here took meanwhile (90th
     // percentile), so a slow machine widens the slack by what it shows, not by a guess.
     let slack = holds * 2.0 * gap;
-    println!("{holds} holds, sampling gap {:.1} ms, slack {slack:.3} s", gap * 1e3);
+    println!(
+        "{holds} holds, sampling gap {:.1} ms, slack {slack:.3} s",
+        gap * 1e3
+    );
     assert!(
         (least - slack..=most + slack).contains(&credited),
         "credited {credited} s for {holds} holds of {least}..{most} s (slack {slack} s)"
@@ -183,7 +186,10 @@ impl Gaps {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut gaps = self.thread.join().unwrap();
         gaps.sort_by(f64::total_cmp);
-        gaps.get(gaps.len() * 9 / 10).copied().unwrap_or(0.0).max(0.010)
+        gaps.get(gaps.len() * 9 / 10)
+            .copied()
+            .unwrap_or(0.0)
+            .max(0.010)
     }
 }
 

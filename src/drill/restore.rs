@@ -496,11 +496,17 @@ mod tests {
 
         let mut compared = String::new();
         assert_eq!(compare(&job, &copy(3), &at, &mut compared), Ok(()));
-        assert!(compared.starts_with("every table's rows equal"), "{compared}");
+        assert!(
+            compared.starts_with("every table's rows equal"),
+            "{compared}"
+        );
 
         // Nothing written since: a copy missing a row is a failed drill.
         let short = compare(&job, &copy(2), &at, &mut compared).unwrap_err();
-        assert!(short.contains("t has 2 rows, the live database 3"), "{short}");
+        assert!(
+            short.contains("t has 2 rows, the live database 3"),
+            "{short}"
+        );
 
         // One commit lands after the copy was counted: the live database has 4 rows, the
         // copy 3, and that is the live database moving on, not the backup losing a row.
