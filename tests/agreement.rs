@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::{run_cli, wait_for, wal_db, Daemon, Prometheus, PyDriver, STEP};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 type Firing = BTreeSet<(String, String)>;
 
@@ -175,55 +175,46 @@ fn daemon_check_and_prometheus_agree_on_what_fires() {
     assert_eq!(from_prometheus(), expected, "Prometheus, later");
 }
 
-/// During a fault too (issue 29): Litestream frozen while an application writes. The daemon
-/// and Prometheus fire SQLiteReplicationLag; `check`, even on a sample far shorter than the
-/// threshold, never says OK (the replica lacks commits and holds nothing newer than the
-/// threshold: UNKNOWN, or the lag itself); `check --daemon` says what the daemon says, and says
-/// so. Thawed, all three agree that nothing fires.
-#[test]
-fn daemon_check_and_prometheus_agree_while_litestream_is_frozen() {
-    use common::services::file_replica_yml;
-    use common::{GuideApp, Litestream};
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("app.db");
-    let mut app = GuideApp::start(&db);
-    app.cmd("rate 20");
-    let yml = file_replica_yml(dir.path(), &db);
-    let litestream = Litestream::start("0.5.17", &yml);
-    let config = dir.path().join("sqlite-ops.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "poll_interval: 200ms\n\
-             litestream: {{config: {}, interval: 500ms}}\n\
-             databases: [{{path: {}, name: app}}]\n\
-             thresholds:\n\
-             \x20 replication_lag: {{warning: 4s, critical: 'off', for: 0s}}\n\
-             \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n",
-            yml.display(),
-            db.display()
-        ),
-    )
-    .unwrap();
-    let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
-    let prometheus =
-        Prometheus::evaluating_rules(&dir.path().join("prometheus"), &config, &daemon.addr, "");
-    let daemon_fires = || {
-        daemon
+/// What the three say of one database, `app`, on one config: the alerts firing in the daemon
+/// and in Prometheus (evaluating `sqlite-ops rules` against the daemon's metrics), and the
+/// findings of `check`, alone (its own sample, and its own drill) and told the daemon's verdicts
+/// (`--daemon`).
+struct Three<'a> {
+    daemon: &'a Daemon,
+    prometheus: &'a Prometheus,
+    config: &'a std::path::Path,
+}
+
+type Names = BTreeSet<String>;
+
+fn names(items: &[&str]) -> Names {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+impl Three<'_> {
+    fn daemon(&self) -> Names {
+        self.daemon
             .alerts()
             .iter()
-            .any(|a| a["alert"] == "SQLiteReplicationLag" && a["state"] == "firing")
-    };
-    let prometheus_fires = || {
-        !prometheus
-            .series("ALERTS{alertname=\"SQLiteReplicationLag\",alertstate=\"firing\"}")
-            .is_empty()
-    };
-    let lag_finding = |extra: &[&str]| {
+            .filter(|a| a["state"] == "firing" && a["db"] == "app")
+            .map(|a| a["alert"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn prometheus(&self) -> Names {
+        self.prometheus
+            .series("ALERTS{alertstate=\"firing\"}")
+            .iter()
+            .map(|m| m["alertname"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// `check --sample 1s` with `extra`: app's findings, by id.
+    fn check(&self, extra: &[&str]) -> BTreeMap<String, serde_json::Value> {
         let mut args = vec![
             "check",
             "--config",
-            config.to_str().unwrap(),
+            self.config.to_str().unwrap(),
             "--sample",
             "1s",
             "--format",
@@ -237,52 +228,193 @@ fn daemon_check_and_prometheus_agree_while_litestream_is_frozen() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|f| f["id"] == "replication_lag")
-            .cloned()
-            .unwrap()
-    };
-    let url = format!("http://{}", daemon.addr);
-    wait_for(STEP, "the replica keeping up, nothing firing", || {
-        let lag = daemon
-            .metrics()
-            .samples
-            .get("sqlite_litestream_replication_lag_seconds{db=\"app\",replica=\"file\"}")
-            .copied();
-        (lag.is_some_and(|l| l < 2.0) && !daemon_fires()).then_some(())
-    });
+            .map(|f| (f["id"].as_str().unwrap().to_string(), f.clone()))
+            .collect()
+    }
 
-    litestream.signal(libc::SIGSTOP);
-    wait_for(STEP, "the daemon fires", || daemon_fires().then_some(()));
-    wait_for(STEP, "Prometheus fires", || {
-        prometheus_fires().then_some(())
+    /// `check --daemon URL`, which says the daemon's verdicts.
+    fn told(&self) -> BTreeMap<String, serde_json::Value> {
+        self.check(&["--daemon", &format!("http://{}", self.daemon.addr)])
+    }
+
+    /// The alerts `check`'s findings stand for at warning or critical (a drill's finding is
+    /// SQLiteRestoreDrillFailed's).
+    fn raised(findings: &BTreeMap<String, serde_json::Value>) -> Names {
+        findings
+            .values()
+            .filter(|f| f["status"] == "warning" || f["status"] == "critical")
+            .filter_map(|f| match f["id"].as_str() {
+                Some("restore_drill") => Some("SQLiteRestoreDrillFailed"),
+                _ => f["alert"].as_str(),
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits until the daemon, Prometheus and `check --daemon` each say exactly `expected`;
+    /// then `check` alone, on its own one-second sample and its own drill, raises nothing
+    /// outside it. Returns what `check` alone found.
+    fn agree(&self, phase: &str, expected: &[&str]) -> BTreeMap<String, serde_json::Value> {
+        let expected = names(expected);
+        wait_for(
+            STEP,
+            &format!("{phase}: the daemon says {expected:?}"),
+            || (self.daemon() == expected).then_some(()),
+        );
+        wait_for(
+            STEP,
+            &format!("{phase}: Prometheus says {expected:?}"),
+            || (self.prometheus() == expected).then_some(()),
+        );
+        wait_for(
+            STEP,
+            &format!("{phase}: check --daemon says {expected:?}"),
+            || (Self::raised(&self.told()) == expected).then_some(()),
+        );
+        let alone = self.check(&["--restore-drill"]);
+        let raised = Self::raised(&alone);
+        assert!(
+            raised.is_subset(&expected),
+            "{phase}: check alone raises {raised:?} beside {expected:?}: {alone:#?}"
+        );
+        // Still, once more: none of the three moved on while check ran.
+        assert_eq!(self.daemon(), expected, "{phase}: the daemon, later");
+        assert_eq!(self.prometheus(), expected, "{phase}: Prometheus, later");
+        alone
+    }
+}
+
+/// Agreement at rest and while each fault holds (issues 29 and 38), on one guide-style
+/// application (Python's system SQLite, writing 5 commits/s, 200 during a fault), the real Litestream 0.5.17 and a
+/// drill every 2 s: a reader pinning a snapshot; Litestream frozen (lag, and the snapshot it
+/// pins) while its replica's snapshot is damaged (a failing drill); a write transaction held
+/// past its threshold. At each, the daemon, Prometheus and `check --daemon` fire the same
+/// alerts, written out here, and `check` alone raises nothing else; where its one-second sample
+/// cannot tell (a clock that began before it), it says UNKNOWN, never OK.
+#[test]
+fn daemon_check_and_prometheus_agree_at_rest_and_while_each_fault_holds() {
+    use common::services::{damage_snapshots, file_replica_yml, litestream_bin};
+    use common::{GuideApp, Litestream};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let mut app = GuideApp::start(&db);
+    app.cmd("rate 5");
+    let yml = file_replica_yml(dir.path(), &db);
+    let litestream = Litestream::start("0.5.17", &yml);
+    let scratch = dir.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    let config = dir.path().join("sqlite-ops.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "poll_interval: 200ms\n\
+             litestream: {{config: {}, interval: 500ms}}\n\
+             databases: [{{path: {}, name: app}}]\n\
+             restore_drill: {{interval: 2s, first_after: 0s, scratch_dir: {}, litestream: {}, timeout: 30s}}\n\
+             thresholds:\n\
+             \x20 replication_lag: {{warning: 4s, critical: 'off', for: 0s}}\n\
+             \x20 snapshot_age: {{warning: 3s, for: 0s}}\n\
+             \x20 write_lock_hold: {{warning: 2s, for: 0s}}\n\
+             \x20 writer_processes: {{for: 0s}}\n\
+             \x20 restore_drill_failed: {{for: 0s}}\n\
+             \x20 checkpoint_lag_age: {{warning: 'off'}}\n\
+             \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n",
+            yml.display(),
+            db.display(),
+            scratch.display(),
+            litestream_bin("0.5.17").display(),
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
+    let prometheus =
+        Prometheus::evaluating_rules(&dir.path().join("prometheus"), &config, &daemon.addr, "");
+    let three = Three {
+        daemon: &daemon,
+        prometheus: &prometheus,
+        config: &config,
+    };
+    let status = |f: &BTreeMap<String, serde_json::Value>, id: &str| f[id]["status"].clone();
+
+    // At rest: the replica keeps up and a drill has passed; nothing fires anywhere.
+    wait_for(STEP, "a drill that passed", || {
+        let d = daemon
+            .metrics()
+            .of_db("sqlite_restore_drill_success", "app");
+        (d == Some(1.0)).then_some(())
     });
-    // A one-second sample cannot see a wait of four: it says so, never OK.
-    let alone = lag_finding(&[]);
-    assert!(
-        alone["status"] == "unknown" || alone["status"] == "warning",
-        "check alone: {alone:#}"
+    let alone = three.agree("at rest", &[]);
+    assert_eq!(status(&alone, "restore_drill"), "ok", "{alone:#?}");
+
+    // A reader pins a snapshot while the application writes. (The pin's clock starts once a
+    // checkpoint falls due, past wal_autocheckpoint's 1,000 frames: seconds at 200 commits/s.)
+    app.cmd("rate 200");
+    app.cmd("hold_read");
+    let alone = three.agree("a pinned snapshot", &["SQLiteSnapshotPinned"]);
+    let pin = status(&alone, "snapshot_age");
+    assert!(pin == "unknown" || pin == "warning", "{alone:#?}");
+    app.cmd("release_read");
+    app.cmd("rate 5");
+    three.agree("released", &[]);
+
+    // Litestream frozen (outside its brief write-lock holds, or the application stalls
+    // behind it) with its replica's snapshot damaged: lag, the snapshot Litestream's read
+    // transaction pins, and a drill that fails.
+    wait_for(STEP, "a snapshot in the replica", || {
+        std::fs::read_dir(dir.path().join("replica/ltx/9"))
+            .is_ok_and(|mut d| d.next().is_some())
+            .then_some(())
+    });
+    wait_for(STEP, "Litestream frozen without the write lock", || {
+        litestream.signal(libc::SIGSTOP);
+        daemon.wait_polls(2);
+        let holder = daemon.get("/api/v1/status").1;
+        let holder: serde_json::Value = serde_json::from_str(&holder).unwrap();
+        if holder["databases"][0]["write_lock"]["holder_pid"].as_i64()
+            == Some(i64::from(litestream.pid()))
+        {
+            litestream.signal(libc::SIGCONT);
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            None
+        } else {
+            Some(())
+        }
+    });
+    let intact = damage_snapshots(&dir.path().join("replica"));
+    app.cmd("rate 200");
+    let alone = three.agree(
+        "Litestream frozen, its snapshot damaged",
+        &[
+            "SQLiteReplicationLag",
+            "SQLiteSnapshotPinned",
+            "SQLiteRestoreDrillFailed",
+        ],
     );
-    assert_eq!(alone["source"], "sample");
-    let told = lag_finding(&["--daemon", &url]);
-    assert_eq!(told["status"], "warning", "check --daemon: {told:#}");
-    assert_eq!(told["source"], "daemon");
+    assert_eq!(status(&alone, "restore_drill"), "critical", "{alone:#?}");
+    for id in ["replication_lag", "snapshot_age"] {
+        let s = status(&alone, id);
+        assert!(s == "unknown" || s == "warning", "{id}: {alone:#?}");
+        assert_eq!(alone[id]["source"], "sample");
+    }
+    let told = three.told();
+    assert_eq!(told["replication_lag"]["source"], "daemon");
     assert!(
-        told["summary"]
+        told["replication_lag"]["summary"]
             .as_str()
             .unwrap()
             .starts_with("firing in the daemon"),
-        "{told:#}"
+        "{told:#?}"
     );
-
+    for (path, bytes) in intact {
+        std::fs::write(path, bytes).unwrap();
+    }
+    app.cmd("rate 5");
     litestream.signal(libc::SIGCONT);
-    wait_for(STEP, "the daemon resolves", || {
-        (!daemon_fires()).then_some(())
-    });
-    wait_for(STEP, "Prometheus resolves", || {
-        (!prometheus_fires()).then_some(())
-    });
-    wait_for(STEP, "check agrees that nothing fires", || {
-        (lag_finding(&["--daemon", &url])["status"] == "ok").then_some(())
-    });
+    three.agree("thawed and mended", &[]);
+
+    // A write transaction held 4 s against a threshold of 2: it fires, and goes on firing in
+    // all three for the minute over which the longest hold is taken.
     app.cmd("rate 0");
+    app.cmd("hold_write 4000");
+    three.agree("a long write transaction", &["SQLiteLongWriteTransaction"]);
 }

@@ -7,7 +7,7 @@
 
 use crate::common;
 
-use common::services::{file_replica_yml, litestream_bin, s3_replica_yml};
+use common::services::{damage_snapshots, file_replica_yml, litestream_bin, s3_replica_yml};
 use common::{wait_for, Daemon, Litestream, S3Server, Tmpfs, STEP};
 use std::path::{Path, PathBuf};
 
@@ -291,7 +291,7 @@ fn a_damaged_replica_fails_with_litestream_s_own_error() {
     let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
     frozen(&d, dir.path(), &litestream);
     // The snapshot every restore starts from, truncated.
-    let intact = damage_snapshots(dir.path());
+    let intact = damage_snapshots(&dir.path().join("replica"));
     assert!(!intact.is_empty());
     let (code, finding) = check_drill(&["--config", cfg.to_str().unwrap(), "--restore-drill"]);
     assert_eq!(finding["status"], "critical", "{finding:#}");
@@ -501,31 +501,6 @@ fn frozen(d: &Daemon, dir: &Path, litestream: &Litestream) {
     litestream.signal(libc::SIGSTOP);
 }
 
-/// Truncates to 100 bytes every LTX file of the replica that starts at the first transaction
-/// (the level-9 snapshot, and a compacted level that reaches back as far): a restore must start
-/// from one of them. Returns them as they were, to put back.
-fn damage_snapshots(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let ltx = dir.join("replica/ltx");
-    let files: Vec<PathBuf> = std::fs::read_dir(&ltx)
-        .unwrap()
-        .flatten()
-        .flat_map(|level| std::fs::read_dir(level.path()).unwrap().flatten())
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("0000000000000001-"))
-        })
-        .collect();
-    files
-        .into_iter()
-        .map(|f| {
-            let bytes = std::fs::read(&f).unwrap();
-            std::fs::write(&f, &bytes[..100]).unwrap();
-            (f, bytes)
-        })
-        .collect()
-}
-
 /// Waits until `alert` on app is active in Alertmanager with `severity`.
 fn fires(am: &common::Alertmanager, alert: &str, severity: &str) {
     let a = wait_for(STEP, &format!("{alert} in Alertmanager"), || {
@@ -582,7 +557,7 @@ fn the_drill_alerts_fire_and_resolve_through_alertmanager() {
     fires(&am, "SQLiteRestoreDrillStale", "warning");
 
     // The binary back, the replica damaged: the drills run and fail.
-    let intact = damage_snapshots(dir.path());
+    let intact = damage_snapshots(&dir.path().join("replica"));
     write_config(&good, "1h");
     d.signal(libc::SIGHUP);
     wait_for(STEP, "a failed drill", || {

@@ -286,6 +286,31 @@ pub fn file_replica_yml(dir: &Path, db: &Path) -> PathBuf {
     yml
 }
 
+/// Truncates to 100 bytes every LTX file of the file replica at `replica` (Litestream 0.5) that
+/// starts at the first transaction (the level-9 snapshot, and a compacted level that reaches
+/// back as far): a restore must start from one of them. Returns them as they were, to put back.
+pub fn damage_snapshots(replica: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let ltx = replica.join("ltx");
+    let files: Vec<PathBuf> = std::fs::read_dir(&ltx)
+        .unwrap()
+        .flatten()
+        .flat_map(|level| std::fs::read_dir(level.path()).unwrap().flatten())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("0000000000000001-"))
+        })
+        .collect();
+    files
+        .into_iter()
+        .map(|f| {
+            let bytes = std::fs::read(&f).unwrap();
+            std::fs::write(&f, &bytes[..100]).unwrap();
+            (f, bytes)
+        })
+        .collect()
+}
+
 /// A litestream.yml (v0.5's single `replica:` form) replicating `db` to the bucket `backups`
 /// of the S3 server at `endpoint`, syncing every second.
 pub fn s3_replica_yml(dir: &Path, db: &Path, endpoint: &str) -> PathBuf {
