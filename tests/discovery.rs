@@ -158,7 +158,7 @@ fn sighup_walks_the_globs_at_once() {
         (watched(&d) == ["one"]).then_some(())
     });
     drop(wal_db(&dir.path().join("two.sqlite")));
-    d.wait_polls(3);
+    d.wait_polls(20);
     assert_eq!(watched(&d), ["one"], "no walk before the hour is up");
     d.signal(libc::SIGHUP);
     wait_for(STEP, "the second tenant after SIGHUP", || {
