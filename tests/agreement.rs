@@ -343,6 +343,12 @@ fn daemon_check_and_prometheus_agree_at_rest_and_while_each_fault_holds() {
             .of_db("sqlite_restore_drill_success", "app");
         (d == Some(1.0)).then_some(())
     });
+    // Nothing firing is agreement only once Prometheus has scraped and evaluated a while.
+    wait_for(STEP, "Prometheus's five scrapes of app", || {
+        let seen = prometheus.instant_values("count_over_time(sqlite_up{db=\"app\"}[1m])");
+        seen.iter().any(|(_, n)| *n >= 5.0).then_some(())
+    });
+    daemon.wait_polls(10);
     let alone = three.agree("at rest", &[]);
     assert_eq!(status(&alone, "restore_drill"), "ok", "{alone:#?}");
 
