@@ -27,11 +27,14 @@ fn watched_files_stay_byte_identical_and_nothing_is_checkpointed() {
     assert_eq!(backfill, 0, "nothing checkpointed before watching");
 
     let daemon = Daemon::start(&["--db", db.to_str().unwrap(), "--poll-interval", "20ms"]);
-    // While it polls, /proc/locks never shows a lock of the daemon's (F_GETLK only asks).
+    // While it polls twenty times, /proc/locks never shows a lock of the daemon's (F_GETLK
+    // only asks).
     let pid = daemon.pid().to_string();
     let mut looks = 0;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-    while std::time::Instant::now() < deadline {
+    let until = daemon.poll_cycles() + 20;
+    let deadline = std::time::Instant::now() + common::STEP;
+    while daemon.poll_cycles() < until {
+        assert!(std::time::Instant::now() < deadline, "20 polls in 30 s");
         let locks = std::fs::read_to_string("/proc/locks").unwrap();
         let held: Vec<&str> = locks
             .lines()
@@ -132,7 +135,7 @@ fn strace_shows_no_write_open_in_any_journal_mode() {
             "-o",
             log.to_str().unwrap(),
         ];
-        let daemon = Daemon::start_wrapped(
+        let mut daemon = Daemon::start_wrapped(
             &wrapper,
             &["--db", db.to_str().unwrap(), "--poll-interval", "20ms"],
             &[],
@@ -145,6 +148,20 @@ fn strace_shows_no_write_open_in_any_journal_mode() {
             Some(1.0),
             "{mode}"
         );
+        // The daemon told to stop, strace ends with it and flushes its log; killed, strace
+        // could lose the end of it, and with it a write.
+        let strace_pid = daemon.pid();
+        let traced_pid: i32 =
+            std::fs::read_to_string(format!("/proc/{strace_pid}/task/{strace_pid}/children"))
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .expect("strace's child, the daemon")
+                .parse()
+                .unwrap();
+        // SAFETY: kill has no memory preconditions; the pid is strace's live child.
+        assert_eq!(unsafe { libc::kill(traced_pid, libc::SIGTERM) }, 0);
+        common::wait_for(common::STEP, "strace to stop", || daemon.try_wait());
         drop(daemon);
         let path = db.to_str().unwrap();
         let writer = common::Writer::start(&db);

@@ -138,15 +138,19 @@ impl Daemon {
         Metrics::parse(&body)
     }
 
+    /// The poll cycles the daemon has completed.
+    pub fn poll_cycles(&self) -> u64 {
+        let (_, body) = self.get("/api/v1/status");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["poll_cycles"]
+            .as_u64()
+            .unwrap()
+    }
+
     /// Waits until the daemon has completed at least `n` more poll cycles.
     pub fn wait_polls(&self, n: u64) {
-        let cycles = || {
-            let (_, body) = self.get("/api/v1/status");
-            serde_json::from_str::<serde_json::Value>(&body).unwrap()["poll_cycles"]
-                .as_u64()
-                .unwrap()
-        };
-        let target = cycles() + n;
-        wait_for(STEP, "poll cycles", || (cycles() >= target).then_some(()));
+        let target = self.poll_cycles() + n;
+        wait_for(STEP, "poll cycles", || {
+            (self.poll_cycles() >= target).then_some(())
+        });
     }
 }
