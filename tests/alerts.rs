@@ -151,6 +151,8 @@ fn size_alert_reaches_both_alertmanagers_resolves_and_survives_an_outage() {
     .unwrap();
     let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
     daemon.wait_polls(3);
+    let raised = daemon.raised();
+    assert!(raised.is_empty(), "raised under 200 KB: {raised:?}");
     assert!(am1.find("SQLiteDatabaseLarge", "app").is_none());
     let m = daemon.metrics();
     assert_eq!(m.db("sqlite_declared_backend_engineers", "app"), Some(2.0));

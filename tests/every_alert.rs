@@ -88,7 +88,10 @@ fn every_alert_fires_and_resolves_through_alertmanager() {
     let mut py = PyDriver::start();
     py.open("w", &wal, "journal_mode=WAL wal_autocheckpoint=0");
     let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
+    // Every threshold here has for: 0s, so a poll is enough to raise what is due.
     daemon.wait_polls(3);
+    let raised = daemon.raised();
+    assert!(raised.is_empty(), "raised on the healthy start: {raised:?}");
     assert!(
         am.alerts().is_empty(),
         "nothing fires on the healthy start: {:?}",
@@ -227,6 +230,8 @@ fn an_unreachable_replica_fires_and_resolves_through_alertmanager() {
         (up() == Some(1.0)).then_some(())
     });
     daemon.wait_polls(5);
+    let raised = daemon.raised();
+    assert!(raised.is_empty(), "raised while readable: {raised:?}");
     assert!(am.alerts().is_empty(), "{:?}", am.alerts());
 
     // The replica's directory goes away and a file stands in its place.

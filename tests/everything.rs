@@ -49,15 +49,6 @@ fn first_files(root: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Pending and firing alerts of the daemon, as `name on db (state)`.
-fn active(d: &Daemon) -> Vec<String> {
-    d.alerts()
-        .iter()
-        .filter(|a| a["state"] != "resolved")
-        .map(|a| format!("{} on {} ({})", a["alert"], a["db"], a["state"]))
-        .collect()
-}
-
 /// Whether the webhook was told `alert` on `db` in `state`.
 fn told(r: &Receiver, alert: &str, db: &str, state: &str) -> bool {
     r.at("/hook").iter().any(|p| {
@@ -135,7 +126,7 @@ fn everything_at_once_on_pocketbase_pages_nobody_when_healthy_and_pages_each_fau
     assert!(records >= BUSY_RECORDS, "PocketBase counts {records}");
     let idle = std::time::Instant::now();
     while idle.elapsed() < Duration::from_secs(short() + 10) {
-        let now = active(&d);
+        let now = d.raised();
         assert!(now.is_empty(), "a healthy application raised {now:?}");
         std::thread::sleep(Duration::from_millis(500));
     }

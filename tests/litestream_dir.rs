@@ -91,12 +91,7 @@ fn follows_a_directory(replica_yaml: &str, replica_name: &str, head: &str) {
             assert_eq!(up, Some(1.0), "{db}");
             assert!(lag.is_some_and(|l| l < 5.0), "{db}: lag {lag:?}");
         }
-        let firing: Vec<String> = d
-            .alerts()
-            .iter()
-            .filter(|a| a["state"] != "resolved")
-            .map(|a| format!("{} on {}", a["alert"], a["db"]))
-            .collect();
+        let firing = d.raised();
         assert!(
             firing.is_empty(),
             "a healthy fleet raised {firing:?}: {:?}",

@@ -122,6 +122,18 @@ impl Daemon {
         v["alerts"].as_array_mut().map(std::mem::take).unwrap()
     }
 
+    /// The alerts pending or firing, as `name on db (state)`.
+    pub fn raised(&self) -> Vec<String> {
+        self.alerts()
+            .iter()
+            .filter(|a| a["state"] != "resolved")
+            .map(|a| {
+                let text = |k: &str| a[k].as_str().unwrap_or("?").to_string();
+                format!("{} on {} ({})", text("alert"), text("db"), text("state"))
+            })
+            .collect()
+    }
+
     /// The exit status, once the daemon has exited.
     pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait()
