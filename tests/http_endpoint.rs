@@ -485,6 +485,18 @@ fn at_most_512_connections_are_served_at_once() {
     let mut silent: Vec<std::net::TcpStream> = (0..512)
         .map(|_| std::net::TcpStream::connect(&daemon.addr).unwrap())
         .collect();
+    // Every one of them accepted (the kernel's count of the daemon's sockets: theirs and the
+    // listener), so that the next one waits for a slot, not for accept().
+    let sockets = || {
+        std::fs::read_dir(format!("/proc/{}/fd", daemon.pid()))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|t| t.to_string_lossy().starts_with("socket:"))
+            .count()
+    };
+    wait_for(STEP, "512 connections accepted", || {
+        (sockets() > 512).then_some(())
+    });
     use std::io::{Read, Write};
     let mut next = std::net::TcpStream::connect(&daemon.addr).unwrap();
     next.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
@@ -499,9 +511,11 @@ fn at_most_512_connections_are_served_at_once() {
             .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
         "the 513th client waits while 512 are served: {waiting:?}"
     );
-    // One of them leaves: the waiting client is served.
+    // One of them leaves: the waiting client is served then, well before the silent ones are
+    // dropped for their silence (10 s), which would serve it with no cap at all.
     drop(silent.pop());
-    next.set_read_timeout(Some(STEP)).unwrap();
+    next.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
     let n = next.read(&mut buf).unwrap();
     assert!(
         String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
