@@ -319,14 +319,16 @@ fn frozen(version: &str) {
     // Freeze it outside its brief write-lock holds (its checkpoints), as a stall usually is.
     let t0 = wait_for(STEP, "Litestream frozen without the write lock", || {
         ls.signal(libc::SIGSTOP);
-        std::thread::sleep(Duration::from_millis(1100));
+        let stopped = Instant::now();
+        // A whole poll after the stop: what it saw of the lock is the frozen process's.
+        s.daemon.wait_polls(2);
         let holder = s.status()["write_lock"]["holder_pid"].as_i64();
         if holder == Some(i64::from(ls.pid())) {
             ls.signal(libc::SIGCONT);
-            std::thread::sleep(Duration::from_millis(200));
+            s.daemon.wait_polls(1);
             None
         } else {
-            Some(Instant::now() - Duration::from_millis(1100))
+            Some(stopped)
         }
     });
     let within = Duration::from_secs(SHORT + 30);
