@@ -710,3 +710,98 @@ fn drills_of_different_databases_never_run_at_once() {
         "two restores ran at once:\n{text}"
     );
 }
+
+/// The process groups whose leaders wrote their pid into a file: killed whole when dropped (a
+/// drill's restore runs in a group of its own, which a daemon killed with SIGKILL leaves behind).
+struct Groups(PathBuf);
+
+impl Drop for Groups {
+    fn drop(&mut self) {
+        let pids = std::fs::read_to_string(&self.0).unwrap_or_default();
+        for pid in pids
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            // SAFETY: killpg has no memory preconditions; the group is one a drill started.
+            unsafe { libc::killpg(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// README: "a daemon killed mid-drill leaves a folder named `sqlite-ops-drill-*` that the next
+/// start removes", never another running daemon's. The restore, through a wrapper, waits a
+/// minute: a second daemon sharing the scratch folder starts and drills beside the first and
+/// leaves its folder alone; the first is killed, and the next start removes what it left.
+#[test]
+fn a_folder_left_by_a_daemon_killed_mid_drill_is_removed_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    let _conn = app_db(&db);
+    let yml = file_replica_yml(dir.path(), &db);
+    let _litestream = Litestream::start("0.5.17", &yml);
+    let pids = dir.path().join("restores.pids");
+    let _groups = Groups(pids.clone());
+    let wrapper = dir.path().join("litestream");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = version ]; then exec {real} version; fi\n\
+             echo $$ >> {pids}\nexec sleep 60\n",
+            real = litestream_bin("0.5.17").display(),
+            pids = pids.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let scratch = dir.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    let cfg = dir.path().join("sqlite-ops.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "poll_interval: 200ms\nlitestream: {{config: {}, interval: 500ms}}\n\
+             thresholds:\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n\
+             restore_drill: {{interval: 1s, first_after: 0s, scratch_dir: {}, litestream: {}, timeout: 120s}}\n\
+             databases: [{{path: {}, name: app}}]\n",
+            yml.display(),
+            scratch.display(),
+            wrapper.display(),
+            db.display()
+        ),
+    )
+    .unwrap();
+    let folders = || -> Vec<PathBuf> {
+        std::fs::read_dir(&scratch)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("sqlite-ops-drill-"))
+            })
+            .collect()
+    };
+    let first = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    let left = wait_for(STEP, "a drill under way", || {
+        let restoring = std::fs::read_to_string(&pids).is_ok_and(|p| !p.trim().is_empty());
+        folders().pop().filter(|_| restoring)
+    });
+    // A second daemon over the same scratch folder: once its own drill is under way (it
+    // cleaned before scheduling), the first's folder is still there.
+    let second = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    wait_for(STEP, "the second daemon's drill under way", || {
+        (folders().len() >= 2).then_some(())
+    });
+    assert!(left.exists(), "a running daemon's folder was removed");
+    drop(first); // SIGKILL: no cleanup of its own
+    drop(second);
+    assert!(left.exists(), "the killed daemon's folder is still there");
+    let _next = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    wait_for(STEP, "the left folder removed", || {
+        (!left.exists()).then_some(())
+    });
+}

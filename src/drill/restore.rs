@@ -438,21 +438,50 @@ impl Drop for Folder {
     }
 }
 
-/// Removes the drill folders a previous run left in `scratch` (a daemon killed mid-drill).
+/// Removes the drill folders a previous run left in `scratch` (a daemon killed mid-drill);
+/// never those of a daemon still running, which may share the scratch folder.
 pub fn clean_leftovers(scratch: &Path) {
     let Ok(entries) = std::fs::read_dir(scratch) else {
         return;
     };
+    let alive = |pid: u32| Path::new(&format!("/proc/{pid}")).exists();
     for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with(FOLDER_PREFIX) {
+        if is_leftover(&e.file_name().to_string_lossy(), alive) {
             let _ = std::fs::remove_dir_all(e.path());
         }
+    }
+}
+
+/// Whether `name` is a drill folder whose daemon is gone: `{FOLDER_PREFIX}{db}-{pid}-{n}`, its
+/// pid not `alive`. A drill folder whose name does not parse is not ours to judge: kept. Pure.
+fn is_leftover(name: &str, alive: impl Fn(u32) -> bool) -> bool {
+    let Some(rest) = name.strip_prefix(FOLDER_PREFIX) else {
+        return false;
+    };
+    let mut fields = rest.rsplitn(3, '-');
+    let (Some(n), Some(pid), Some(_db)) = (fields.next(), fields.next(), fields.next()) else {
+        return false;
+    };
+    match (n.parse::<u64>(), pid.parse::<u32>()) {
+        (Ok(_), Ok(pid)) => !alive(pid),
+        _ => false,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folder_is_left_over_only_when_its_daemon_is_gone() {
+        let alive = |pid: u32| pid == 42;
+        assert!(is_leftover("sqlite-ops-drill-app-7-0", alive));
+        assert!(is_leftover("sqlite-ops-drill-eu_beta-x-7-12", alive));
+        assert!(!is_leftover("sqlite-ops-drill-app-42-3", alive), "running");
+        assert!(!is_leftover("sqlite-ops-drill-app-x-3", alive), "no pid");
+        assert!(!is_leftover("sqlite-ops-drill-app", alive));
+        assert!(!is_leftover("other-app-7-0", alive));
+    }
 
     /// A WAL database of three rows held open by a writer (so its `-shm` stays), and a job
     /// naming it.
