@@ -104,13 +104,10 @@ fn two_thousand_databases_under_a_limit_of_1024_are_all_up_and_exact() {
     // Litestream and /proc (README: 1,024 - 256 = 768 for watched files).
     let pid = daemon.pid();
     let watched = || {
-        std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .map(|fds| {
-                fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-                    .filter(|target| target.starts_with(dir.path()))
-                    .count()
-            })
-            .unwrap_or(0)
+        common::fd_targets(pid)
+            .iter()
+            .filter(|target| target.starts_with(dir.path()))
+            .count()
     };
     let mut most = 0;
     for _ in 0..3 {

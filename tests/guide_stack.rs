@@ -100,19 +100,6 @@ impl Stack {
         }
     }
 
-    /// The daemon's pending and firing alerts, as `name (state)`.
-    fn daemon_alerts(&self) -> Vec<String> {
-        self.daemon
-            .alerts()
-            .iter()
-            .filter(|a| a["state"] != "resolved")
-            .map(|a| {
-                let state = a["state"].as_str().unwrap_or("?");
-                format!("{} ({state})", a["alert"].as_str().unwrap())
-            })
-            .collect()
-    }
-
     /// Names of the alerts active in Alertmanager.
     fn am_alerts(&self) -> Vec<String> {
         self.am
@@ -150,12 +137,12 @@ impl Stack {
     }
 
     /// Waits until the stack has run `seconds` with no alert pending or firing but `allowed`
-    /// (`name (state)`), at every look and at two polls after the last (a loaded machine polls
+    /// (`name on db (state)`), at every look and at two polls after the last (a loaded machine polls
     /// late: the window is the daemon's, not only the clock's).
     fn only_for(&self, seconds: u64, allowed: &[&str]) {
         let until = Instant::now() + Duration::from_secs(seconds);
         let look = || {
-            let seen = self.daemon_alerts();
+            let seen = self.daemon.raised();
             assert!(
                 seen.iter().all(|a| allowed.contains(&a.as_str())),
                 "raised {seen:?} beside {allowed:?}; replicas: {}",
@@ -297,7 +284,7 @@ fn litestream_killed_raises_replication_lag() {
     let (_, secs) = s.wait_for_alert("SQLiteReplicationLag", t0, Duration::from_secs(40));
     fault("Litestream killed", "SQLiteReplicationLag", secs);
     // Nothing else comes of it over the shortened thresholds (a dead Litestream pins nothing).
-    s.only_for(SHORT + 3, &["SQLiteReplicationLag (firing)"]);
+    s.only_for(SHORT + 3, &["SQLiteReplicationLag on app (firing)"]);
     let active = s.am_alerts();
     assert_eq!(active, vec!["SQLiteReplicationLag"], "{active:?}");
     // Started again: it catches up and the alert is resolved by a push.

@@ -488,9 +488,8 @@ fn at_most_512_connections_are_served_at_once() {
     // Every one of them accepted (the kernel's count of the daemon's sockets: theirs and the
     // listener), so that the next one waits for a slot, not for accept().
     let sockets = || {
-        std::fs::read_dir(format!("/proc/{}/fd", daemon.pid()))
-            .unwrap()
-            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        common::fd_targets(daemon.pid())
+            .iter()
             .filter(|t| t.to_string_lossy().starts_with("socket:"))
             .count()
     };

@@ -21,7 +21,7 @@ pub mod sqlite;
 // What the tests use by its short name.
 pub use daemon::Daemon;
 pub use mounts::{Share, Tmpfs};
-pub use process::Guard;
+pub use process::{fd_targets, Guard};
 pub use receiver::Receiver;
 pub use scrape::get;
 pub use services::{Alertmanager, Litestream, Postgres, Prometheus, S3Server};

@@ -112,3 +112,14 @@ impl Drop for LineChild {
         // Then the guard kills whatever is left of its group.
     }
 }
+
+/// What process `pid`'s descriptors point at (`/proc/PID/fd`, the kernel's account): paths,
+/// `socket:[inode]`, `pipe:[inode]`. Empty when the process is gone.
+pub fn fd_targets(pid: u32) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -31,11 +31,8 @@ fn serve_ready(cmd: &mut Command, port: u16, what: &str) -> Option<(Guard, Strin
 /// Whether process `pid` holds a listening TCP socket on `port` (from /proc: its descriptors'
 /// socket inodes against /proc/net/tcp's listeners).
 fn listens(pid: u32, port: u16) -> bool {
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
-    };
-    let inodes: std::collections::HashSet<String> = fds
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+    let inodes: std::collections::HashSet<String> = super::fd_targets(pid)
+        .into_iter()
         .filter_map(|l| {
             let l = l.to_string_lossy().into_owned();
             Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
