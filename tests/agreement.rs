@@ -285,8 +285,8 @@ impl Three<'_> {
 }
 
 /// Agreement at rest and while each fault holds (issues 29 and 38), on one guide-style
-/// application (Python's system SQLite, writing 5 commits/s, 200 during a fault), the real Litestream 0.5.17 and a
-/// drill every 2 s: a reader pinning a snapshot; Litestream frozen (lag, and the snapshot it
+/// application (Python's system SQLite, writing 5 commits/s, 200 during a fault), the real
+/// Litestream 0.5.17 and a drill every 2 s: a reader pinning a snapshot; Litestream frozen (lag, and the snapshot it
 /// pins) while its replica's snapshot is damaged (a failing drill); a write transaction held
 /// past its threshold. At each, the daemon, Prometheus and `check --daemon` fire the same
 /// alerts, written out here, and `check` alone raises nothing else; where its one-second sample
