@@ -8,7 +8,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use sqlite_ops::format::{db_header, shm, wal};
-use sqlite_ops::poller::{Poller, Target};
+use sqlite_ops::poller::Poller;
+use sqlite_ops::target::Target;
 
 // The benches borrow a few of the tests' helpers (a daemon, the Python application): each
 // uses a part of them, and of `measure`.

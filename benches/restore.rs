@@ -14,7 +14,7 @@ mod common;
 use common::services::litestream_bin;
 use common::{Litestream, S3Server};
 use sqlite_ops::drill::restore::{self, Job, Live, Outcome};
-use sqlite_ops::litestream::drill::DrillSettings;
+use sqlite_ops::drill::DrillSettings;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -59,7 +59,7 @@ fn job(db: &Path, yml: &Path, scratch: &Path, kind: &str) -> Job {
 }
 
 /// Drills until the copy holds every row (the replica has caught up); returns the last result.
-fn drill_until_whole(job: &Job, size: u64) -> sqlite_ops::litestream::drill::DrillResult {
+fn drill_until_whole(job: &Job, size: u64) -> sqlite_ops::drill::DrillResult {
     let live = Live {
         size: Some(size),
         lag: Some(0.0),

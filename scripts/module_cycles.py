@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Fails when the top-level modules of src/ import each other in a cycle, or the files of one
-folder module do (`super::x` and `crate::folder::x` between siblings).
+folder module do (`super::x` and `crate::folder::x` between siblings, in folders at any depth),
+or when a module uses one listed below it in the layout of src/lib.rs (which must name every
+module: it is the map a new reader starts from).
 
 The layers read one way (format <- probe <- monitor <- rules <- poller/export <- cmd): a module
 may use what is below it, never what is above. Every `crate::NAME` path in a module's files
@@ -51,10 +53,10 @@ def graph(root: Path):
     return modules, edges
 
 
-def file_graph(folder: Path):
+def file_graph(folder: Path, root: Path = Path("src")):
     """The files of one folder module (`mod.rs` left out: it declares the others) and their
     imports of each other."""
-    name = folder.name
+    name = "::".join(folder.relative_to(root).parts)
     files = {p.stem for p in folder.glob("*.rs") if p.stem != "mod"}
     files |= {p.name for p in folder.iterdir() if p.is_dir()}
     edges = defaultdict(lambda: defaultdict(list))
@@ -109,6 +111,23 @@ def components(modules, edges):
     return [c for c in out if len(c) > 1]
 
 
+def layout(lib: str):
+    """The modules in the order the `# Layout` list of lib.rs names them."""
+    section = lib.split("# Layout", 1)[-1].split("\n//! # ", 1)[0]
+    return re.findall(r"^//! - \[`(\w+)`\]", section, re.M)
+
+
+def out_of_order(order, modules, edges):
+    """Lines saying which module the layout leaves out, and which import points down it."""
+    rank = {m: i for i, m in enumerate(order)}
+    problems = [f"src/lib.rs's layout does not name module {m}" for m in sorted(modules) if m not in rank]
+    for src in sorted(edges):
+        for dst in sorted(edges[src]):
+            if src in rank and dst in rank and rank[dst] > rank[src]:
+                problems.append(f"{src} uses {dst}, listed below it in src/lib.rs's layout: {', '.join(edges[src][dst][:3])}")
+    return problems
+
+
 def self_test():
     import tempfile
 
@@ -125,8 +144,12 @@ def self_test():
         (root / "a" / "x.rs").write_text("use super::y::Y;\n")
         (root / "a" / "y.rs").write_text("fn f() { crate::a::x::g() }\n")
         (root / "a" / "z.rs").write_text("use super::{x, y};\n")
-        files, edges = file_graph(root / "a")
+        files, edges = file_graph(root / "a", root)
         assert components(files, edges) == [["x", "y"]], components(files, edges)
+        lib = "//! # Layout\n//! - [`c`]: c.\n//! - [`b`]: b.\n//!\n//! # Other\n//! - [`a`]: no.\n"
+        assert layout(lib) == ["c", "b"], layout(lib)
+        found = out_of_order(["b", "c"], {"b", "c", "d"}, {"c": {"b": ["x"]}, "b": {"c": ["y"]}})
+        assert found == ["src/lib.rs's layout does not name module d", "b uses c, listed below it in src/lib.rs's layout: y"], found
 
 
 def main():
@@ -134,7 +157,7 @@ def main():
         self_test()
     modules, edges = graph(Path("src"))
     cycles = components(modules, edges)
-    folders = [d for d in sorted(Path("src").iterdir()) if d.is_dir()]
+    folders = sorted(d for d in Path("src").rglob("*") if d.is_dir())
     inner = []
     for folder in folders:
         files, fedges = file_graph(folder)
@@ -145,8 +168,11 @@ def main():
             for dst in sorted(fedges[src]):
                 if dst in comp:
                     print(f"  {src} -> {dst}: {', '.join(fedges[src][dst][:3])}")
-    if not cycles and not inner:
-        print(f"module_cycles: no import cycle among {len(modules)} modules, nor among the files of {len(folders)} folders")
+    order = out_of_order(layout(Path("src/lib.rs").read_text()), modules, edges)
+    for line in order:
+        print(f"module_cycles: {line}")
+    if not cycles and not inner and not order:
+        print(f"module_cycles: no import cycle among {len(modules)} modules, nor among the files of {len(folders)} folders; each uses only those above it in src/lib.rs's layout")
         return 0
     if not cycles:
         return 1

@@ -14,7 +14,8 @@ use crate::notify::alertmanager::{self, NotifierSettings};
 use crate::notify::delivery::Channel;
 use crate::notify::heartbeat::{self, HeartbeatSettings, HeartbeatStats};
 use crate::notify::webhook::{self, Webhook};
-use crate::poller::{self, Poller, Store, Target};
+use crate::poller::{self, Poller, Store};
+use crate::target::Target;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::Path;
@@ -169,10 +170,10 @@ pub async fn run(
     }
     let targets = &targets;
     let poller = poller_for(targets, settings, carried.poller.take());
-    let board = poller.board();
+    let (board, drills) = (poller.board(), poller.drills());
     let mut watchers = Watchers::default();
     watchers.update(
-        poller::replicated(targets),
+        crate::target::replicated(targets),
         settings.litestream_interval,
         &board,
     );
@@ -182,11 +183,11 @@ pub async fn run(
         settings.lock_sample_interval,
         store.clone(),
     )?;
-    let (drill_jobs, jobs) = tokio::sync::watch::channel(drill::jobs(
+    let (drill_jobs, jobs) = tokio::sync::watch::channel(crate::target::drill_jobs(
         targets,
         settings.litestream_config_path.as_deref(),
     ));
-    let companions = Companions::start(settings, &store, carried, (board.clone(), jobs));
+    let companions = Companions::start(settings, &store, carried, (board.clone(), drills, jobs));
     let state = Arc::new(WebState {
         alertmanagers: companions
             .channels
@@ -240,15 +241,22 @@ struct Companions {
     history: Arc<RwLock<History>>,
 }
 
+/// What the poller last published of each database, for the drills to compare their copies with.
+fn live_figures(store: Arc<Store>) -> drill::LiveFigures {
+    Arc::new(move |db: &str| store.latest().live_figures(db))
+}
+
 impl Companions {
     /// Starts them, with the delivery states, counters and history a reload carried over, and
-    /// the restore drills of `jobs`, which post on `board`.
+    /// the restore drills of `jobs`, which read replicas' observations on `board` and keep
+    /// what they find in `drills`.
     fn start(
         settings: &Settings,
         store: &Arc<Store>,
         carried: Carried,
-        (board, jobs): (
+        (board, drills, jobs): (
             Arc<Board>,
+            Arc<drill::Records>,
             tokio::sync::watch::Receiver<Vec<drill::restore::Job>>,
         ),
     ) -> Self {
@@ -307,12 +315,9 @@ impl Companions {
                 until_stopped(),
             )));
         }
-        tasks.push(tokio::spawn(drill::run(
-            jobs,
-            board,
-            store.clone(),
-            until_stopped(),
-        )));
+        let live = live_figures(store.clone());
+        let drilling = drill::run(jobs, board, drills, live, until_stopped());
+        tasks.push(tokio::spawn(drilling));
         Companions {
             stop,
             tasks,
@@ -409,12 +414,12 @@ async fn rediscover(
         if found != current {
             log_changes(&current, &found);
             watchers.update(
-                poller::replicated(&found),
+                crate::target::replicated(&found),
                 settings.litestream_interval,
                 board,
             );
             poller.retarget(found.clone());
-            drill_jobs.send_replace(drill::jobs(
+            drill_jobs.send_replace(crate::target::drill_jobs(
                 &found,
                 settings.litestream_config_path.as_deref(),
             ));

@@ -3,30 +3,36 @@
 //! poll path), exports what it measures as Prometheus metrics, and never changes what it watches.
 //!
 //! # Layout
-//! Each module uses only those listed above it (`scripts/module_cycles.py` keeps the imports free
-//! of cycles):
+//! Each module uses only those listed above it; `scripts/module_cycles.py` fails on an import
+//! that points down this list, on a cycle at any depth, and on a module the list leaves out:
 //! - [`format`]: pure parsers of the database header, the WAL and the wal-index (`-shm`),
 //!   Litestream's files, `/proc/locks`, `/proc/self/mountinfo` and Go build information.
+//! - [`units`]: how a figure is written for people (bytes, durations, rates).
 //! - [`http_client`]: the one HTTP client (Alertmanager pushes, Litestream's metrics).
 //! - [`probe`]: the I/O for one database (files kept open, `pread`, lock tests, disk space),
 //!   returning plain samples; who holds the locks, and in what role (`probe::process`: the
 //!   application, Litestream, a configured replicator); the open-file budget
 //!   (`probe::descriptors`).
-//! - [`litestream`]: litestream.yml, replica positions, the watchers that read replicas off the
-//!   poll path, and the board they post on.
-//! - [`monitor`]: state across polls (monotonic counters, checkpoint-lag age, rates), turning
-//!   each probe sample into one plain [`monitor::DbSnapshot`] per database; no I/O
-//!   (`Monitor::apply(sample, now)`).
 //! - [`readonly`]: read-only SQL connections to a database others use (a read-only VFS, no
 //!   checkpoint on close, retries), shared by `check` and `migrate`.
+//! - [`litestream`]: litestream.yml, replica positions, the watchers that read replicas off the
+//!   poll path, and the board they post on.
+//! - [`drill`]: restore drills: the real `litestream restore` into a scratch folder, the copy
+//!   checked and deleted, one database at a time; their settings and what they found
+//!   ([`drill::Records`]).
+//! - [`monitor`]: state across polls (monotonic counters, checkpoint-lag age, rates), turning
+//!   each probe sample into one plain [`monitor::DbSnapshot`] per database; reads nothing: the
+//!   poll time, the sample and the replicas' observations are handed in
+//!   (`Monitor::apply(sample, at)`, `Monitor::observe_replicas`).
 //! - [`rules`]: every threshold defined once; alert states across polls.
+//! - [`target`]: a database to watch, resolved (name, path, declared facts, thresholds, replicas,
+//!   drills): built by `config` and `discovery`, consumed by the poller, drills and `check`.
 //! - [`state`]: the state file that carries alerts across restarts.
 //! - [`history`]: the recent past of each database in fixed rings (the last hour, day and
 //!   week), and the forecasts drawn from it; pure.
 //! - [`poller`]: polls every database on schedule (`poller/watched.rs`: one database's probe and
-//!   monitor, where the I/O meets the pure monitor), evaluates the rules, publishes the result.
-//! - [`drill`]: restore drills: the real `litestream restore` into a scratch folder, the copy
-//!   checked and deleted, one database at a time; results posted on the Litestream board.
+//!   monitor, where the I/O and the clocks meet the pure monitor), evaluates the rules,
+//!   publishes the result.
 //! - [`discovery`]: which databases to watch now: the fixed ones, the SQLite files matching
 //!   `glob:` entries (walked again on an interval), those Litestream lists; the grace of a
 //!   tenant gone from disk.
@@ -83,3 +89,5 @@ pub mod probe;
 pub mod readonly;
 pub mod rules;
 pub mod state;
+pub mod target;
+pub mod units;

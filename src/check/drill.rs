@@ -3,28 +3,15 @@
 //! unknown when the drill could not run (and why).
 
 use super::{Finding, Status};
-use crate::drill::restore::{self, Live, Outcome};
+use crate::drill::restore::{self, Outcome};
+use crate::drill::{DrillRecord, DrillResult, DrillSettings};
 use crate::litestream::board::Board;
-use crate::litestream::drill::{DrillRecord, DrillResult, DrillSettings};
 use crate::monitor::DbSnapshot;
-use crate::poller::Target;
-use crate::rules::catalogue::format_value;
 use crate::rules::Unit;
+use crate::target::Target;
+use crate::units::format_value;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
-
-/// The settings a drill gets when `restore_drill:` is not configured: the defaults of the
-/// config file.
-fn defaults() -> DrillSettings {
-    DrillSettings {
-        interval: Duration::from_secs(86_400),
-        first_after: Duration::ZERO,
-        scratch_dir: "/var/tmp/sqlite-ops".into(),
-        litestream: "litestream".into(),
-        timeout: Duration::from_secs(3600),
-    }
-}
 
 /// The finding of one drill of `target` (sampled as `s`); `None` when it is not replicated.
 pub fn finding(
@@ -41,12 +28,12 @@ pub fn finding(
             "no litestream.yml to restore with: give --litestream-config or litestream.config",
         ));
     };
-    let settings = target.restore_drill.clone().unwrap_or_else(defaults);
-    let job = crate::drill::job(target, yml, settings)?;
-    let before = Live {
-        size: s.database_size_bytes,
-        lag: s.litestream.first().and_then(|r| r.lag_seconds),
-    };
+    let settings = target
+        .restore_drill
+        .clone()
+        .unwrap_or_else(DrillSettings::one_off);
+    let job = target.drill_job(yml, settings)?;
+    let before = s.live_figures();
     // What the sample's watcher last read of the replica: where its newest file says the live
     // WAL stood.
     let seen = || board.get(&target.name, &job.replica.0);
@@ -112,7 +99,7 @@ pub fn from_daemon(d: &DrillRecord, now: f64) -> Finding {
             "the daemon has not drilled this database yet",
         ),
         (Some(r), None) => {
-            let ago = crate::history::forecast::human_duration((now - r.finished_at).max(1.0));
+            let ago = crate::units::human_duration((now - r.finished_at).max(1.0));
             from_result(r, &format!("by the daemon {ago} ago"))
         }
     }

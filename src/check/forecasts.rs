@@ -2,11 +2,11 @@
 //! days of history (else those the check's own sample can support: a few seconds say little of
 //! growth, and the forecasts say so), and what its restore drills last found.
 
+use crate::drill::DrillRecord;
 use crate::history::outlook::{self, Forecast};
 use crate::history::DbHistory;
-use crate::litestream::drill::DrillRecord;
 use crate::monitor::DbSnapshot;
-use crate::poller::Target;
+use crate::target::Target;
 use std::collections::HashMap;
 use std::time::Duration;
 

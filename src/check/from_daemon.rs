@@ -3,8 +3,8 @@
 //! hours; the sample for seconds. A finding taken from the daemon says so (`source`).
 
 use super::{Finding, Status};
-use crate::rules::catalogue::{format_against, format_value};
 use crate::rules::{Severity, RULES};
+use crate::units::{format_against, format_value};
 use serde::Deserialize;
 use std::collections::HashMap;
 

@@ -14,8 +14,9 @@ pub mod sql;
 use crate::config::Config;
 use crate::history::DbHistory;
 use crate::monitor::DbSnapshot;
-use crate::poller::{Poller, Target};
+use crate::poller::Poller;
 use crate::rules::{self, Severity};
+use crate::target::Target;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -346,7 +347,7 @@ fn sample(
         {
             let _entered = runtime.enter();
             watchers.update(
-                crate::poller::replicated(targets),
+                crate::target::replicated(targets),
                 SAMPLE_POLL * 5,
                 &poller.board(),
             );

@@ -57,7 +57,7 @@ struct Loaded {
     discovery: Discovery,
     /// What the first walk found: the descriptor budget is planned for it, and the daemon
     /// starts with it rather than walk the globs again.
-    found: Vec<crate::poller::Target>,
+    found: Vec<crate::target::Target>,
     cfg: Config,
     telemetry_path: String,
     litestream_config: Option<Result<(), String>>,

@@ -2,7 +2,7 @@
 //! checked (global, and per database field by field). Off unless an `interval` is set.
 
 use super::{error, ConfigError};
-use crate::litestream::drill::DrillSettings;
+use crate::drill::record::{DrillSettings, DEFAULT_LITESTREAM, DEFAULT_SCRATCH, DEFAULT_TIMEOUT};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,8 +26,6 @@ pub struct DrillConfig {
     pub first_after: Option<Duration>,
 }
 
-const DEFAULT_SCRATCH: &str = "/var/tmp/sqlite-ops";
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 const DEFAULT_FIRST_AFTER: Duration = Duration::from_secs(60);
 
 /// The settings of one database: `own` field by field over `global`; `None` when neither sets
@@ -81,7 +79,7 @@ pub fn resolve(
     let litestream = own
         .and_then(|(o, _)| o.litestream.clone())
         .or_else(|| global.and_then(|g| g.litestream.clone()))
-        .unwrap_or_else(|| PathBuf::from("litestream"));
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_LITESTREAM));
     let first_after = pick(|c| c.first_after)
         .unwrap_or(DEFAULT_FIRST_AFTER)
         .min(interval);

@@ -6,8 +6,8 @@ use crate::discovery::{Discovery, GlobEntry};
 use crate::litestream::{self, config::Litestream};
 use crate::monitor::groups::Groups;
 use crate::monitor::Declared;
-use crate::poller::Target;
 use crate::rules::{DbThresholds, ThresholdsConfig};
+use crate::target::Target;
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::fmt;
@@ -602,7 +602,7 @@ impl Config {
         d: Option<&DatabaseConfig>,
         field: &str,
         source: &str,
-    ) -> Result<Option<crate::litestream::drill::DrillSettings>, ConfigError> {
+    ) -> Result<Option<crate::drill::DrillSettings>, ConfigError> {
         let own = d.and_then(|d| d.restore_drill.as_ref()).map(|o| (o, field));
         drill::resolve(self.restore_drill.as_ref(), own, source)
     }

@@ -9,7 +9,7 @@ pub mod pattern;
 mod walk;
 
 use crate::litestream::config::Litestream;
-use crate::poller::Target;
+use crate::target::Target;
 use pattern::Pattern;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -1,49 +1,28 @@
 //! Restore drills: every `restore_drill.interval`, each replicated database is restored from
 //! its replica with the real Litestream, the copy checked and deleted ([`restore`],
-//! [`verify`]), and the result posted on the Litestream board, from which the poller puts it
-//! in the database's snapshot (metrics, alerts, the status page). One drill at a time across
-//! all databases: a restore reads the whole replica and writes the whole database.
+//! [`verify`]), and the result kept in [`Records`], from which the poller puts it in the
+//! database's snapshot. One drill at a time across all databases: a restore reads the whole
+//! replica and writes the whole database.
 
 pub mod position;
+pub mod record;
 pub mod restore;
 pub mod verify;
 
+pub use record::{DrillRecord, DrillResult, DrillSettings, Records};
+
 use crate::litestream::board::Board;
-use crate::litestream::drill::DrillSettings;
-use crate::poller::{Store, Target};
 use restore::{Job, Live, Outcome};
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
-/// The drills `targets` call for: replicated databases with `restore_drill:` set, when
-/// Litestream's config is known.
-pub fn jobs(targets: &[Target], litestream_yml: Option<&Path>) -> Vec<Job> {
-    let Some(yml) = litestream_yml else {
-        return Vec::new();
-    };
-    targets
-        .iter()
-        .filter_map(|t| job(t, yml, t.restore_drill.clone()?))
-        .collect()
-}
-
-/// The drill of `target` with `settings`, restored with `litestream_yml` (or the config of its
-/// own a `dir:` entry gives it); `None` when it has no replica.
-pub fn job(target: &Target, litestream_yml: &Path, settings: DrillSettings) -> Option<Job> {
-    Some(Job {
-        db: target.name.clone(),
-        path: target.path.clone(),
-        litestream_yml: litestream_yml.to_path_buf(),
-        restore_yml: target.litestream.as_ref()?.restore_yml.clone(),
-        replica: target.replicas().into_iter().next()?,
-        settings,
-    })
-}
+/// What the poller last published of a database, by name: the figures a drill's copy is
+/// compared with.
+pub type LiveFigures = Arc<dyn Fn(&str) -> Live + Send + Sync>;
 
 fn now() -> f64 {
     SystemTime::now()
@@ -51,24 +30,13 @@ fn now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// What the poller last published of database `db`.
-fn live(store: &Store, db: &str) -> Live {
-    let published = store.latest();
-    let Some(s) = published.snapshots.iter().find(|s| s.name == db) else {
-        return Live::default();
-    };
-    Live {
-        size: s.database_size_bytes,
-        lag: s.litestream.first().and_then(|r| r.lag_seconds),
-    }
-}
-
 /// Runs the drills of `jobs` (a new list replaces the old, as discovery finds databases) one at
 /// a time, until `stop` completes; a drill in progress is then cut short and cleaned up.
 pub async fn run(
     mut jobs: tokio::sync::watch::Receiver<Vec<Job>>,
     board: Arc<Board>,
-    store: Arc<Store>,
+    records: Arc<Records>,
+    live: LiveFigures,
     stop: impl Future<Output = ()>,
 ) {
     tokio::pin!(stop);
@@ -76,7 +44,7 @@ pub async fn run(
     let mut cleaned = std::collections::HashSet::new();
     loop {
         let current = jobs.borrow_and_update().clone();
-        schedule(&current, &mut due, &board, &mut cleaned);
+        schedule(&current, &mut due, &records, &mut cleaned);
         let next = current
             .iter()
             .filter_map(|j| due.get(&j.db).map(|t| (*t, j)))
@@ -93,7 +61,7 @@ pub async fn run(
         let Some((_, job)) = next else { continue };
         let job = job.clone();
         due.insert(job.db.clone(), Instant::now() + job.settings.interval);
-        match drill(&job, &board, &store, &mut stop).await {
+        match drill(&job, (&board, &records), &live, &mut stop).await {
             Done::Stopped => return,
             Done::NotYet => {
                 due.insert(job.db.clone(), Instant::now() + not_yet_retry(&job));
@@ -108,18 +76,18 @@ pub async fn run(
 fn schedule(
     jobs: &[Job],
     due: &mut HashMap<String, Instant>,
-    board: &Board,
+    records: &Records,
     cleaned: &mut std::collections::HashSet<std::path::PathBuf>,
 ) {
     let names: std::collections::HashSet<&str> = jobs.iter().map(|j| j.db.as_str()).collect();
     due.retain(|db, _| names.contains(db.as_str()));
-    board.retain_drills(|db| names.contains(db));
+    records.retain(|db| names.contains(db));
     for j in jobs {
         if cleaned.insert(j.settings.scratch_dir.clone()) {
             restore::clean_leftovers(&j.settings.scratch_dir);
         }
         let (replica, interval) = (j.replica.0.clone(), j.settings.interval.as_secs_f64());
-        board.post_drill(&j.db, |r| {
+        records.post(&j.db, |r| {
             r.replica = replica;
             r.interval_seconds = interval;
             if r.watched_since == 0.0 {
@@ -146,16 +114,16 @@ enum Done {
 /// Runs one drill off the runtime and posts what it found.
 async fn drill(
     job: &Job,
-    board: &Arc<Board>,
-    store: &Arc<Store>,
+    (board, records): (&Arc<Board>, &Records),
+    live: &LiveFigures,
     stop: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> Done {
     let cancel = Arc::new(AtomicBool::new(false));
     let task = {
-        let (job, store, cancel) = (job.clone(), store.clone(), cancel.clone());
+        let (job, live, cancel) = (job.clone(), live.clone(), cancel.clone());
         let board = board.clone();
         tokio::task::spawn_blocking(move || {
-            let before = live(&store, &job.db);
+            let before = live(&job.db);
             restore::run(&job, before, || board.get(&job.db, &job.replica.0), &cancel)
         })
     };
@@ -172,21 +140,21 @@ async fn drill(
         Ok(o) => o,
         Err(e) => Outcome::Refused(format!("the drill panicked: {e}")),
     };
-    post(board, job, outcome)
+    post(records, job, outcome)
 }
 
-/// Posts a drill's outcome on the board and logs it.
-fn post(board: &Board, job: &Job, outcome: Outcome) -> Done {
+/// Keeps a drill's outcome in the records and logs it.
+fn post(records: &Records, job: &Job, outcome: Outcome) -> Done {
     let mut done = Done::Ran;
     match outcome {
         Outcome::Stopped => return Done::Stopped,
         Outcome::Refused(why) => {
             tracing::warn!(db = %job.db, reason = %why, "restore drill skipped");
-            board.post_drill(&job.db, |r| r.refused = Some(why));
+            records.post(&job.db, |r| r.refused = Some(why));
         }
         Outcome::NotYet(why) => {
             tracing::info!(db = %job.db, reason = %why, retry_in = %humantime::format_duration(not_yet_retry(job)), "restore drill put off");
-            board.post_drill(&job.db, |r| r.refused = Some(why));
+            records.post(&job.db, |r| r.refused = Some(why));
             done = Done::NotYet;
         }
         Outcome::Ran(result) => {
@@ -196,7 +164,7 @@ fn post(board: &Board, job: &Job, outcome: Outcome) -> Done {
             } else {
                 tracing::warn!(db = %job.db, error = %result.error.as_deref().unwrap_or("unknown"), "restore drill failed");
             }
-            board.post_drill(&job.db, |r| {
+            records.post(&job.db, |r| {
                 r.refused = None;
                 r.runs_total += 1;
                 if result.success {

@@ -5,10 +5,10 @@
 //! Litestream's process group is killed before this returns.
 
 use super::position::Position;
+use super::record::{self as drill, DrillResult, DrillSettings};
 use super::verify;
 use crate::format::shm::IndexHeader;
 use crate::litestream::board::Observation;
-use crate::litestream::drill::{self, DrillResult, DrillSettings};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -222,7 +222,7 @@ fn preflight(job: &Job, size: u64) -> Result<(), String> {
         .map_err(|e| format!("cannot read the free space of {}: {e}", scratch.display()))?;
     let needed = drill::room_needed(size);
     if free < needed {
-        let b = |n: u64| crate::rules::catalogue::format_value(crate::rules::Unit::Bytes, n as f64);
+        let b = |n: u64| crate::units::format_value(crate::units::Unit::Bytes, n as f64);
         return Err(format!(
             "not enough room in the scratch folder {}: {} free, {} needed for a {} database",
             scratch.display(),

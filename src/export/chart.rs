@@ -1,8 +1,8 @@
 //! Line charts drawn on the server as inline SVG, so that the status page needs nothing from
 //! outside the daemon (no script library, no font, no network). Pure.
 
-use crate::rules::catalogue::format_value;
 use crate::rules::Unit;
+use crate::units::format_value;
 use std::fmt::Write;
 
 /// Drawing area, in SVG user units (the chart scales to its box).

@@ -342,7 +342,7 @@ fn handle(state: &WebState, req: Request<hyper::body::Incoming>) -> Response<Ful
 
 /// Bytes in binary units, for people.
 pub fn human_bytes(n: u64) -> String {
-    crate::rules::catalogue::format_value(crate::rules::Unit::Bytes, n as f64)
+    crate::units::format_value(crate::units::Unit::Bytes, n as f64)
 }
 
 /// The query's `name=value` pairs, decoded as a form is.

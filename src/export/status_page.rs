@@ -8,8 +8,9 @@ use super::chart::{self, Chart};
 use crate::history::{outlook, History, Range, FIGURES, REPLICATION_LAG};
 use crate::monitor::DbSnapshot;
 use crate::poller::PerDb;
-use crate::rules::catalogue::{format_value, Settles};
+use crate::rules::catalogue::Settles;
 use crate::rules::{Alert, AlertState, DbThresholds, Group, Unit, RULES};
+use crate::units::format_value;
 use std::fmt::Write;
 
 /// What the page is drawn from.
@@ -244,7 +245,7 @@ fn db_section(
 /// What the restore drills of the database found, when they are configured.
 fn drill_line(s: &DbSnapshot, now: f64) -> Option<String> {
     let d = s.restore_drill.as_ref()?;
-    let ago = |t: f64| crate::history::forecast::human_duration((now - t).max(1.0));
+    let ago = |t: f64| crate::units::human_duration((now - t).max(1.0));
     let secs = |v: f64| esc(&format_value(Unit::Seconds, v));
     let (class, text) = match (&d.refused, &d.last) {
         (Some(why), _) => ("warning", format!("Restore drill skipped: {}", esc(why))),

@@ -95,26 +95,6 @@ pub fn eta(trend: &Trend, latest: f64, limit: f64, rising: bool) -> Eta {
     }
 }
 
-/// A duration for people, rounded to what the pace can tell: "41 days", "5 h", "12 min".
-pub fn human_duration(secs: f64) -> String {
-    let plural = |n: f64, unit: &str| {
-        let n = n.round().max(1.0);
-        if n == 1.0 {
-            format!("1 {unit}")
-        } else {
-            format!("{n} {unit}s")
-        }
-    };
-    match secs {
-        s if s < 90.0 => plural(s, "second"),
-        s if s < 90.0 * 60.0 => plural(s / 60.0, "minute"),
-        s if s < 36.0 * 3600.0 => plural(s / 3600.0, "hour"),
-        s if s < 60.0 * 86_400.0 => plural(s / 86_400.0, "day"),
-        s if s < 2.0 * 365.0 * 86_400.0 => plural(s / (30.44 * 86_400.0), "month"),
-        s => plural(s / (365.25 * 86_400.0), "year"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,15 +147,5 @@ mod tests {
         assert_eq!(eta(&falling, 50.0, 100.0, true), Eta::NotApproaching);
         let crawling = Trend { slope: 1e-9, ..t };
         assert_eq!(eta(&crawling, 0.0, 1e9, true), Eta::NotApproaching);
-    }
-
-    #[test]
-    fn durations_read_as_people_say_them() {
-        assert_eq!(human_duration(1.0), "1 second");
-        assert_eq!(human_duration(600.0), "10 minutes");
-        assert_eq!(human_duration(5.0 * 3600.0), "5 hours");
-        assert_eq!(human_duration(41.0 * 86_400.0), "41 days");
-        assert_eq!(human_duration(200.0 * 86_400.0), "7 months");
-        assert_eq!(human_duration(5.0 * 365.25 * 86_400.0), "5 years");
     }
 }

@@ -6,8 +6,8 @@
 use super::forecast::{self, Eta};
 use super::{DbHistory, Range, FIGURES};
 use crate::monitor::DbSnapshot;
-use crate::rules::catalogue::format_value;
 use crate::rules::{DbThresholds, Severity, Unit};
+use crate::units::format_value;
 use serde::{Deserialize, Serialize};
 
 /// One forecast.
@@ -69,7 +69,7 @@ fn over(span: f64) -> String {
     if span >= 6.5 * 86_400.0 {
         "the last 7 days'".to_string()
     } else {
-        format!("the last {}'", forecast::human_duration(span))
+        format!("the last {}'", crate::units::human_duration(span))
     }
 }
 
@@ -152,8 +152,8 @@ fn toward(
             format!(
                 "{label} {}: {goal} more than {} away; {} of history",
                 shown(value),
-                forecast::human_duration(reach),
-                forecast::human_duration(trend.span)
+                crate::units::human_duration(reach),
+                crate::units::human_duration(trend.span)
             )
         }
         Eta::In(secs) => {
@@ -163,7 +163,7 @@ fn toward(
                 "{label} {}: at {} {pace}, {verb}{goal} in {}",
                 shown(value),
                 over(trend.span),
-                forecast::human_duration(secs)
+                crate::units::human_duration(secs)
             )
         }
         Eta::NotApproaching => {
@@ -257,7 +257,10 @@ fn peak_write_rate(
     let when = if basis >= 23.0 * 3600.0 {
         "today".to_string()
     } else {
-        format!("in the last {}", forecast::human_duration(basis.max(1.0)))
+        format!(
+            "in the last {}",
+            crate::units::human_duration(basis.max(1.0))
+        )
     };
     let rate = |v| format_value(Unit::PerSecond, v);
     Some(Forecast {

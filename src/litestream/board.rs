@@ -2,7 +2,6 @@
 //! observation of every replica and what Litestream's own metrics say of each database. It
 //! imports neither the poller nor the monitor; both depend on it.
 
-use super::drill::DrillRecord;
 use super::metrics::Process;
 use super::position::Position;
 use serde::Serialize;
@@ -50,33 +49,9 @@ pub struct Observation {
 pub struct Board {
     inner: Mutex<HashMap<(String, String), Observation>>,
     processes: Mutex<HashMap<String, Process>>,
-    /// What the restore drills of each database found.
-    drills: Mutex<HashMap<String, DrillRecord>>,
 }
 
 impl Board {
-    pub fn drill(&self, db: &str) -> Option<DrillRecord> {
-        self.drills
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(db)
-            .cloned()
-    }
-
-    /// Changes the drill record of `db` (made when there is none).
-    pub fn post_drill(&self, db: &str, f: impl FnOnce(&mut DrillRecord)) {
-        let mut map = self.drills.lock().unwrap_or_else(|e| e.into_inner());
-        f(map.entry(db.to_string()).or_default());
-    }
-
-    /// Forgets the drill records of databases `keep` does not name.
-    pub fn retain_drills(&self, keep: impl Fn(&str) -> bool) {
-        self.drills
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|db, _| keep(db));
-    }
-
     pub fn process(&self, db: &str) -> Option<Process> {
         self.processes
             .lock()

@@ -23,8 +23,10 @@ pub use snapshot::{
     Writer,
 };
 
+use crate::drill::DrillRecord;
 use crate::format::db_header;
-use crate::litestream::board::Board;
+use crate::litestream::board::Observation;
+use crate::litestream::metrics::Process;
 use crate::litestream::position::Position;
 use crate::probe::locks::Holder;
 use crate::probe::process::Role;
@@ -32,9 +34,9 @@ use crate::probe::{ProbeError, Sample};
 use counter::{Continuity, Source, TxCounter};
 use rate::RateWindow;
 use replication::CommitHistory;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use write_lock::WriteLockStats;
 
 /// SQLite's default `wal_autocheckpoint`, in pages: a checkpoint is due once this many frames
@@ -54,15 +56,14 @@ pub struct PollTime {
     pub unix: f64,
 }
 
-impl PollTime {
-    pub fn now() -> Self {
-        PollTime {
-            instant: Instant::now(),
-            unix: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
-        }
-    }
+/// What was seen of a database's replication away from its files, gathered by the poller for
+/// [`Monitor::observe_replicas`]: the latest read of each replica, by name; Litestream's own
+/// figures; what the restore drills found.
+#[derive(Debug, Default)]
+pub struct Replication {
+    pub observations: HashMap<String, Observation>,
+    pub process: Option<Process>,
+    pub drill: Option<DrillRecord>,
 }
 
 /// Counters published with every snapshot, kept here so that a poll that finds the database
@@ -412,19 +413,24 @@ impl Monitor {
         }
     }
 
-    /// Reads the latest replica observations from `board` and computes each replica's lag
-    /// against the commits seen so far. Call after [`Self::apply`].
-    pub fn observe_replicas(&mut self, s: &mut DbSnapshot, board: &Board) {
-        s.restore_drill = board.drill(&self.name);
+    /// The names of the replicas whose observations [`Self::observe_replicas`] takes.
+    pub fn replica_names(&self) -> impl Iterator<Item = &str> {
+        self.replicas.iter().map(|r| r.replica.as_str())
+    }
+
+    /// Takes what was `seen` of the replicas and computes each one's lag against the commits
+    /// seen so far. Call after [`Self::apply`].
+    pub fn observe_replicas(&mut self, s: &mut DbSnapshot, mut seen: Replication) {
+        s.restore_drill = seen.drill;
         let Some(commits) = &mut self.commits else {
             return;
         };
         let now = s.polled_at;
-        self.litestream_process = board.process(&self.name);
+        self.litestream_process = seen.process;
         let process_txid = self.litestream_process.as_ref().and_then(|p| p.txid);
         let mut oldest: Option<f64> = None;
         for r in &mut self.replicas {
-            let Some(o) = board.get(&self.name, &r.replica) else {
+            let Some(o) = seen.observations.remove(&r.replica) else {
                 continue;
             };
             r.kind = o.kind;

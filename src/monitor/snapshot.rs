@@ -178,7 +178,7 @@ pub struct DbSnapshot {
     /// What Litestream's own metrics endpoint says, when litestream.yml sets `addr:`.
     pub litestream_process: Option<crate::litestream::metrics::Process>,
     /// What its restore drills found, when they are configured.
-    pub restore_drill: Option<crate::litestream::drill::DrillRecord>,
+    pub restore_drill: Option<crate::drill::DrillRecord>,
     pub filesystem: Option<FsStat>,
     pub poll_duration_seconds: f64,
     /// Failed probes by name since start.
@@ -191,6 +191,14 @@ pub struct DbSnapshot {
 }
 
 impl DbSnapshot {
+    /// What a restore drill compares its copy with: the size and the first replica's lag.
+    pub fn live_figures(&self) -> crate::drill::restore::Live {
+        crate::drill::restore::Live {
+            size: self.database_size_bytes,
+            lag: self.litestream.first().and_then(|r| r.lag_seconds),
+        }
+    }
+
     /// A database not polled yet.
     pub fn new(name: &str, path: &Path, declared: Declared) -> Self {
         DbSnapshot {

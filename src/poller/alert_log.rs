@@ -2,8 +2,8 @@
 //! the database, the value and the threshold: an operator following the log sees what the pages
 //! say.
 
-use crate::rules::catalogue::{format_against, format_value};
 use crate::rules::{Alert, AlertState, RULES};
+use crate::units::{format_against, format_value};
 use std::collections::HashMap;
 
 /// The state each alert was last logged in, by (db, alert, severity).

@@ -2,12 +2,14 @@
 //! blocking and short) and publishes the snapshots. Readers (HTTP, demo) take the last published
 //! set and never wait on file I/O.
 
+use crate::drill::Records;
 use crate::litestream::board::Board;
-use crate::litestream::config::{LitestreamDb, ReplicaKind};
-use crate::monitor::{DbSnapshot, Declared};
+use crate::litestream::config::LitestreamDb;
+use crate::monitor::DbSnapshot;
 use crate::probe::filesystem::Filesystems;
 use crate::probe::process::{Processes, ReplicatorMatch};
 use crate::rules::{Alert, DbThresholds, Engine};
+use crate::target::Target;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,62 +23,6 @@ mod thread;
 mod watched;
 
 pub use thread::{spawn, PollerHandle, Published, Store};
-
-/// A database to watch: its name (the `db` label), path, declared facts and thresholds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Target {
-    pub name: String,
-    pub path: PathBuf,
-    pub declared: Declared,
-    pub thresholds: DbThresholds,
-    /// Where Litestream replicates it, from litestream.yml.
-    pub litestream: Option<LitestreamDb>,
-    /// The application's `PRAGMA wal_autocheckpoint` (pages): a checkpoint is due past it.
-    pub wal_autocheckpoint: u32,
-    /// The groups of its series exported (config `metrics:`).
-    pub metrics: crate::monitor::groups::Groups,
-    /// Its restore drills, when configured (config `restore_drill:`).
-    pub restore_drill: Option<crate::litestream::drill::DrillSettings>,
-}
-
-impl Target {
-    /// A database with no declared facts and the default thresholds.
-    pub fn new(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
-        Target {
-            name: name.into(),
-            path: path.into(),
-            declared: Declared::default(),
-            thresholds: DbThresholds::default(),
-            litestream: None,
-            wal_autocheckpoint: crate::monitor::DEFAULT_AUTOCHECKPOINT,
-            metrics: Default::default(),
-            restore_drill: None,
-        }
-    }
-
-    /// The Litestream replicas as (label, type) pairs.
-    pub fn replicas(&self) -> Vec<(String, String)> {
-        self.litestream
-            .iter()
-            .flat_map(|l| &l.replicas)
-            .map(|r| {
-                let kind = match &r.kind {
-                    ReplicaKind::File { .. } => "file".to_string(),
-                    ReplicaKind::S3(_) => "s3".to_string(),
-                    ReplicaKind::Unsupported { kind } => kind.clone(),
-                };
-                (r.name.clone(), kind)
-            })
-            .collect()
-    }
-}
-
-/// The replicated databases among `targets`: (name, where Litestream replicates it).
-pub fn replicated(targets: &[Target]) -> impl Iterator<Item = (&str, &LitestreamDb)> {
-    targets
-        .iter()
-        .filter_map(|t| t.litestream.as_ref().map(|l| (t.name.as_str(), l)))
-}
 
 /// What the config says of each database, in the order of the snapshots: published beside
 /// them, for the fleet series and the groups of series exported.
@@ -95,6 +41,8 @@ pub struct Poller {
     fs: Filesystems,
     /// What the Litestream watchers found (see `litestream::watcher`).
     board: Arc<Board>,
+    /// What the restore drills found (see `crate::drill`).
+    drills: Arc<Records>,
     /// Where Litestream replicates each database, by name: what the board's observations are
     /// of, so that a reload keeps only those that still hold.
     replicated: HashMap<String, LitestreamDb>,
@@ -196,6 +144,7 @@ impl Poller {
             |db| matches!((old.get(db), new.get(db)), (Some(o), Some(n)) if o.same_process(n)),
         );
         p.board = self.board;
+        p.drills = self.drills;
         p
     }
 
@@ -229,8 +178,9 @@ impl Poller {
             engine: Engine::new(runbook_base_url),
             fs,
             board: Arc::new(Board::default()),
+            drills: Arc::new(Records::default()),
             runbook_base_url: runbook_base_url.to_string(),
-            replicated: replicated(targets)
+            replicated: crate::target::replicated(targets)
                 .map(|(name, ls)| (name.to_string(), ls.clone()))
                 .collect(),
             locks: Default::default(),
@@ -249,6 +199,11 @@ impl Poller {
     /// Where Litestream watchers post what they find for this poller's databases.
     pub fn board(&self) -> Arc<Board> {
         self.board.clone()
+    }
+
+    /// Where the restore drills keep what they found, and this poller reads it.
+    pub fn drills(&self) -> Arc<Records> {
+        self.drills.clone()
     }
 
     /// Samples the write lock of the databases that are busy (see
@@ -287,7 +242,7 @@ impl Poller {
                 &mut self.fs,
                 locks,
                 processes,
-                &self.board,
+                (&self.board, &self.drills),
                 &mut self.changes,
             )
         }));

@@ -1,9 +1,10 @@
 //! The poller's thread and what it publishes: the latest snapshots and alerts, read by HTTP
 //! handlers and the notifier without ever waiting on file I/O.
 
-use super::{PerDb, Poller, Target};
+use super::{PerDb, Poller};
 use crate::monitor::DbSnapshot;
 use crate::rules::Alert;
+use crate::target::Target;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
@@ -20,6 +21,17 @@ pub struct Published {
     /// When the last cycle finished; `None` before the first.
     pub at: Option<Instant>,
     pub cycles: u64,
+}
+
+impl Published {
+    /// What was last published of database `db` that its drills compare their copy with.
+    pub fn live_figures(&self, db: &str) -> crate::drill::restore::Live {
+        self.snapshots
+            .iter()
+            .find(|s| s.name == db)
+            .map(DbSnapshot::live_figures)
+            .unwrap_or_default()
+    }
 }
 
 /// The latest snapshots, shared by the poller (one writer) and any number of readers.

@@ -4,13 +4,14 @@
 
 use super::changes::Changes;
 use super::quiet::{self, Before, Settled};
-use super::Target;
+use crate::drill::Records;
 use crate::format::db_header::JournalKind;
 use crate::litestream::board::Board;
-use crate::monitor::{DbSnapshot, Monitor, PollTime};
+use crate::monitor::{DbSnapshot, Monitor, PollTime, Replication};
 use crate::probe::filesystem::{self, Filesystems};
 use crate::probe::process::Processes;
 use crate::probe::{descriptors, who, DbProbe};
+use crate::target::Target;
 use std::time::Instant;
 
 pub(super) struct Watched {
@@ -93,11 +94,11 @@ impl Watched {
         fs: &mut Filesystems,
         locks: &who::Locks,
         processes: &mut Processes,
-        board: &Board,
+        seen: (&Board, &Records),
         changes: &mut Changes,
     ) -> DbSnapshot {
-        let at = PollTime::now();
-        if let Some(s) = self.unchanged(fs, locks, board, changes, at) {
+        let at = now();
+        if let Some(s) = self.unchanged(fs, locks, seen, changes, at) {
             return s;
         }
         let busy = self.monitor.wants_fast_lock_sampling(at.instant);
@@ -134,7 +135,8 @@ impl Watched {
             .collect();
         self.monitor
             .name_roles(&mut s, &mut |pid| processes.identify(pid).role, at);
-        self.monitor.observe_replicas(&mut s, board);
+        self.monitor
+            .observe_replicas(&mut s, self.replication(seen));
         // Descriptors are kept where they pay: when they run short, a quiet database gives
         // its back and its next poll opens them again.
         let busy = self.monitor.wants_fast_lock_sampling(at.instant);
@@ -165,7 +167,7 @@ impl Watched {
         &mut self,
         fs: &mut Filesystems,
         locks: &who::Locks,
-        board: &Board,
+        seen: (&Board, &Records),
         changes: &Changes,
         at: PollTime,
     ) -> Option<DbSnapshot> {
@@ -203,8 +205,23 @@ impl Watched {
             s.filesystem = Some(f);
         }
         s.poll_duration_seconds = at.instant.elapsed().as_secs_f64();
-        self.monitor.observe_replicas(&mut s, board);
+        self.monitor
+            .observe_replicas(&mut s, self.replication(seen));
         Some(s)
+    }
+
+    /// What the Litestream watchers and the drills last posted of this database.
+    fn replication(&self, (board, drills): (&Board, &Records)) -> Replication {
+        let db = self.monitor.name();
+        Replication {
+            observations: self
+                .monitor
+                .replica_names()
+                .filter_map(|r| Some((r.to_string(), board.get(db, r)?)))
+                .collect(),
+            process: board.process(db),
+            drill: drills.get(db),
+        }
     }
 
     /// Every process holding one of the database's locks, with what it holds: those
@@ -230,5 +247,15 @@ impl Watched {
             holders.insert(0, (0, unseen));
         }
         holders
+    }
+}
+
+/// When a poll runs: read here, at the edge, so that the monitor reads no clock.
+fn now() -> PollTime {
+    PollTime {
+        instant: std::time::Instant::now(),
+        unix: std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64()),
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::monitor::write_lock::WINDOW as WRITE_LOCK_WINDOW;
 use crate::monitor::{DbSnapshot, ReplicaSnapshot, SUSTAINED_WINDOW};
+pub use crate::units::Unit;
 use serde::Serialize;
 
 /// Alert severity, as the `severity` label.
@@ -60,17 +61,6 @@ impl Scope {
             Scope::Filesystem => "mountpoint",
         }
     }
-}
-
-/// The unit of a rule's value: decides how config values are parsed and values are shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
-    Bytes,
-    Seconds,
-    /// A fraction; written as a percentage in config and text.
-    Ratio,
-    PerSecond,
-    Count,
 }
 
 /// How soon after the daemon starts a rule's value means again what it meant before it stopped.
@@ -593,69 +583,6 @@ pub fn window() -> String {
     humantime::format_duration(SUSTAINED_WINDOW).to_string()
 }
 
-/// Shows a value in the rule's unit, as people read it.
-pub fn format_value(unit: Unit, v: f64) -> String {
-    match unit {
-        Unit::Bytes => format_bytes(v),
-        Unit::Seconds => {
-            if v < 60.0 {
-                format!("{}s", trim(v, 1))
-            } else {
-                humantime::format_duration(std::time::Duration::from_secs(v.round() as u64))
-                    .to_string()
-            }
-        }
-        Unit::Ratio => format!("{}%", trim(v * 100.0, 1)),
-        Unit::PerSecond => format!("{}/s", trim(v, 1)),
-        Unit::Count => trim(v, 0),
-    }
-}
-
-/// Bytes in decimal (SI) units, the one system sqlite-ops shows bytes in (the page, `check`,
-/// logs, alert texts, README), as the migration thresholds are written (50 GB): the largest
-/// unit `v` reaches, with one decimal unless whole.
-fn format_bytes(v: f64) -> String {
-    const UNITS: [(f64, &str); 4] = [(1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")];
-    for (size, name) in UNITS {
-        if v >= size {
-            return format!("{} {name}", trim(v / size, 1));
-        }
-    }
-    format!("{} B", trim(v, 0))
-}
-
-/// `value` as [`format_value`] shows it, with more decimals where rounding would show it equal
-/// to the `threshold` it breaches ("10s, above 10s" reads as no breach at all).
-pub fn format_against(unit: Unit, value: f64, threshold: f64) -> String {
-    let shown = format_value(unit, value);
-    if value == threshold || shown != format_value(unit, threshold) {
-        return shown;
-    }
-    // As many decimals as it takes to tell the two apart (a clock just past its threshold is
-    // 10.004s), up to nine.
-    let (scale, suffix, least) = match unit {
-        Unit::Seconds => (1.0, "s", 2),
-        Unit::Bytes => (1.0, " B", 0),
-        Unit::Ratio => (100.0, "%", 3),
-        Unit::PerSecond => (1.0, "/s", 3),
-        Unit::Count => (1.0, "", 2),
-    };
-    let decimals = (least..=9)
-        .find(|&d| trim(value * scale, d) != trim(threshold * scale, d))
-        .unwrap_or(9);
-    format!("{}{suffix}", trim(value * scale, decimals))
-}
-
-/// `v` with at most `decimals` decimals and no trailing zeros.
-fn trim(v: f64, decimals: usize) -> String {
-    let s = format!("{v:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -682,25 +609,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn values_read_as_written() {
-        assert_eq!(format_value(Unit::Bytes, 50e9), "50 GB");
-        assert_eq!(format_value(Unit::Bytes, 1_073_741_824.0), "1.1 GB");
-        assert_eq!(format_value(Unit::Bytes, 4096.0), "4.1 kB");
-        assert_eq!(format_value(Unit::Bytes, 1_234_567.0), "1.2 MB");
-        assert_eq!(format_value(Unit::Bytes, 12.0), "12 B");
-        assert_eq!(format_value(Unit::Seconds, 5.25), "5.2s");
-        assert_eq!(format_value(Unit::Seconds, 300.0), "5m");
-        assert_eq!(format_value(Unit::Ratio, 0.05), "5%");
-        assert_eq!(format_value(Unit::PerSecond, 512.34), "512.3/s");
-        assert_eq!(format_value(Unit::Count, 3.0), "3");
-        // Beside the threshold it breaches, never the same words.
-        assert_eq!(format_against(Unit::Seconds, 10.04, 10.0), "10.04s");
-        assert_eq!(format_against(Unit::Seconds, 12.0, 10.0), "12s");
-        assert_eq!(format_against(Unit::Seconds, 10.0004, 10.0), "10.0004s");
-        assert_eq!(format_against(Unit::Seconds, 300.4, 300.0), "300.4s");
-        assert_eq!(format_against(Unit::Bytes, 1e9 + 1.0, 1e9), "1000000001 B");
     }
 }

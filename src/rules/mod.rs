@@ -96,16 +96,16 @@ pub fn render_text(
             .replace(
                 "{reader_open}",
                 &reader_open.map_or("a while".into(), |s| {
-                    catalogue::format_value(Unit::Seconds, s)
+                    crate::units::format_value(Unit::Seconds, s)
                 }),
             )
             .replace(
                 "{value}",
-                &catalogue::format_against(rule.unit, value, threshold),
+                &crate::units::format_against(rule.unit, value, threshold),
             )
             .replace(
                 "{threshold}",
-                &catalogue::format_value(rule.unit, threshold),
+                &crate::units::format_value(rule.unit, threshold),
             )
             .replace(
                 "{for}",

@@ -90,7 +90,7 @@ impl Watch {
     pub fn new(path: &Path) -> Self {
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
         Watch(sqlite_ops::poller::Poller::new(
-            &[sqlite_ops::poller::Target::new(name, path)],
+            &[sqlite_ops::target::Target::new(name, path)],
             "",
         ))
     }

@@ -1,11 +1,19 @@
-//! Restore drills, the plain part: how a drill is configured, what it found (posted on the
-//! board beside the replicas' observations, read by the poller into each snapshot), and the
-//! pure decisions: which Litestream versions can restore, whether the scratch folder has room.
-//! The drills themselves (processes, files, SQL) are in `crate::drill`.
+//! Restore drills, the plain part: how a drill is set up, what the drills of each database
+//! found (kept in [`Records`], read by the poller into each snapshot), and the pure decisions:
+//! which Litestream versions can restore, whether the scratch folder has room.
 
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
+
+/// Where restored copies live while they are checked, unless `restore_drill.scratch_dir` says.
+pub const DEFAULT_SCRATCH: &str = "/var/tmp/sqlite-ops";
+/// Longest one drill may take, unless `restore_drill.timeout` says.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The Litestream binary, looked up in PATH, unless `restore_drill.litestream` says.
+pub const DEFAULT_LITESTREAM: &str = "litestream";
 
 /// How a database is drilled (config `restore_drill:`, global or per database).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +29,20 @@ pub struct DrillSettings {
     pub litestream: PathBuf,
     /// Longest a drill may take, restore and checks together.
     pub timeout: Duration,
+}
+
+impl DrillSettings {
+    /// One drill now with the defaults of `restore_drill:` (`check --restore-drill` of a
+    /// database for which none is configured).
+    pub fn one_off() -> Self {
+        DrillSettings {
+            interval: Duration::from_secs(86_400),
+            first_after: Duration::ZERO,
+            scratch_dir: DEFAULT_SCRATCH.into(),
+            litestream: DEFAULT_LITESTREAM.into(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
 }
 
 /// What the last drills of one database found.
@@ -120,6 +142,35 @@ pub fn refused_invocation(said: &str) -> Option<&'static str> {
 /// fifth of it or 16 MiB, whichever is more, for the WAL Litestream replays and the checks.
 pub fn room_needed(size: u64) -> u64 {
     size.saturating_add((size / 5).max(16 << 20))
+}
+
+/// What the drills of every database found: posted by the drills, read by the poller into each
+/// database's snapshot.
+#[derive(Debug, Default)]
+pub struct Records(Mutex<HashMap<String, DrillRecord>>);
+
+impl Records {
+    pub fn get(&self, db: &str) -> Option<DrillRecord> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(db)
+            .cloned()
+    }
+
+    /// Changes the record of `db` (made when there is none).
+    pub fn post(&self, db: &str, f: impl FnOnce(&mut DrillRecord)) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(map.entry(db.to_string()).or_default());
+    }
+
+    /// Forgets the records of databases `keep` does not name.
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|db, _| keep(db));
+    }
 }
 
 impl DrillRecord {
