@@ -57,3 +57,60 @@ fn ci_runs_the_readme_test_command() {
     assert_eq!(command, "scripts/test");
     assert!(read(".ci/run").contains("exec scripts/test"));
 }
+
+/// Lines of `folder`'s files, tests left out, that read a clock, take a lock or open a file.
+fn reads_the_world(folder: &str) -> Vec<String> {
+    let world = [
+        "Instant::now",
+        "SystemTime::now",
+        "Mutex",
+        "RwLock",
+        "std::fs",
+        "File::",
+        "OpenOptions",
+    ];
+    // Files that mod.rs declares under #[cfg(test)] are tests.
+    let module = std::fs::read_to_string(format!("{folder}/mod.rs")).unwrap();
+    let test_only: Vec<String> = module
+        .split("#[cfg(test)]")
+        .skip(1)
+        .filter_map(|after| {
+            let decl = after.trim_start().lines().next()?;
+            let name = decl.strip_suffix(';')?.rsplit(' ').next()?;
+            decl.contains("mod ").then(|| format!("{name}.rs"))
+        })
+        .collect();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .is_some_and(|n| test_only.iter().any(|t| n == t.as_str()))
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            let line = line.split("//").next().unwrap_or("");
+            if world.iter().any(|w| line.contains(w)) {
+                found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_monitor_and_the_parsers_read_nothing() {
+    // lib.rs: the monitor is handed the poll time, the sample and the replicas' observations;
+    // the parsers are functions over bytes.
+    for folder in ["src/monitor", "src/format"] {
+        let found = reads_the_world(folder);
+        assert!(
+            found.is_empty(),
+            "{folder} reads the world:\n{}",
+            found.join("\n")
+        );
+    }
+}
