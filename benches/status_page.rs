@@ -4,11 +4,11 @@
 //! `cargo bench --bench status_page`; the figures are in BENCHMARKS.md.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use sqlite_ops::export::status_page::{self, Page};
 use sqlite_ops::history::{outlook, History, Range};
 use sqlite_ops::monitor::{DbSnapshot, Declared, ReplicaSnapshot};
 use sqlite_ops::poller::PerDb;
 use sqlite_ops::probe::filesystem::FsStat;
+use sqlite_ops::web::status_page::{self, Page};
 use std::path::Path;
 
 const DATABASES: usize = 100;

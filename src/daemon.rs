@@ -4,9 +4,7 @@
 
 use crate::discovery::Discovery;
 use crate::drill;
-use crate::export::http::{self, Site, WebState};
 use crate::export::metrics::BuildInfo;
-use crate::export::web_config::WebSecurity;
 use crate::history::History;
 use crate::litestream::board::Board;
 use crate::litestream::watcher::Watchers;
@@ -16,6 +14,8 @@ use crate::notify::heartbeat::{self, HeartbeatSettings, HeartbeatStats};
 use crate::notify::webhook::{self, Webhook};
 use crate::poller::{self, Poller, Store};
 use crate::target::Target;
+use crate::web::server::{self as http, Site, WebState};
+use crate::web::web_config::WebSecurity;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::Path;

@@ -39,7 +39,10 @@
 //! - [`config`]: the YAML configuration, its validation and the defaults.
 //! - [`notify`]: the Alertmanager push, webhooks and the heartbeat, each with its own delivery
 //!   task and counters.
-//! - [`export`]: Prometheus text, the HTTP server and status page, Prometheus rules.
+//! - [`export`]: snapshots turned into Prometheus text (and the fleet and `process_*` series)
+//!   and into Prometheus rules.
+//! - [`web`]: the HTTP server (`/metrics`, the status page and its charts, the JSON API), TLS
+//!   and basic auth.
 //! - [`check`]: the one-shot audit of `sqlite-ops check`.
 //! - [`migrate`]: `sqlite-ops migrate-check`, what will break when the database moves to
 //!   Postgres.
@@ -91,3 +94,4 @@ pub mod rules;
 pub mod state;
 pub mod target;
 pub mod units;
+pub mod web;

@@ -3,7 +3,7 @@
 //! exporter-toolkit's format) or an error naming the file.
 use libfuzzer_sys::fuzz_target;
 use sqlite_ops::config::Config;
-use sqlite_ops::export::web_config;
+use sqlite_ops::web::web_config;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(s) = std::str::from_utf8(data) {

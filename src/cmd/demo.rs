@@ -6,10 +6,10 @@
 use crate::config;
 use crate::daemon::{self, Settings};
 use crate::discovery::Discovery;
-use crate::export::http::human_bytes;
 use crate::monitor::DbSnapshot;
 use crate::poller::Store;
 use crate::target::Target;
+use crate::web::server::human_bytes;
 use anyhow::{bail, Context};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

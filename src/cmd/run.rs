@@ -6,11 +6,11 @@
 use crate::config::{self, Config};
 use crate::daemon::{self, Settings, Stopped};
 use crate::discovery::Discovery;
-use crate::export::web_config::WebSecurity;
 use crate::notify::alertmanager::NotifierSettings;
 use crate::notify::heartbeat::HeartbeatSettings;
 use crate::notify::webhook::Webhook;
 use crate::poller::Store;
+use crate::web::web_config::WebSecurity;
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,15 +1,9 @@
-//! Outputs built from snapshots: Prometheus text (`metrics`, from `exposition`, with the fleet
-//! series of `fleet`), the HTTP server (`http`, secured by `web_config` and `basic_auth`) and its
-//! status page (`status_page`, charts by `chart`), and the Prometheus rules (`prom_rules`).
-//! Notifications live in `crate::notify`.
+//! Snapshots turned into Prometheus's formats: the text exposition (`metrics`, from what one
+//! scrape shows, `exposition`, with the fleet series of `fleet` and the daemon's own `process`
+//! series) and the alerting rules (`prom_rules`). Served by `crate::web`.
 
-pub mod basic_auth;
-pub mod chart;
 pub mod exposition;
 pub mod fleet;
-pub mod http;
 pub mod metrics;
 pub mod process;
 pub mod prom_rules;
-pub mod status_page;
-pub mod web_config;

@@ -4,8 +4,8 @@
 //! I/O. TLS and basic auth come from `--web.config.file` ([`super::web_config`]); `/healthz`
 //! stays open so that liveness probes need no credentials (it tells nothing but "ok").
 
-use super::metrics::{self, BuildInfo};
 use super::web_config::WebSecurity;
+use crate::export::metrics::{self, BuildInfo};
 use crate::history::{History, Range};
 use crate::notify::delivery::NotifierStats;
 use crate::poller::Store;
