@@ -51,8 +51,9 @@ fn example_config_is_valid() {
     let cfg = sqlite_ops::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert!(!cfg.databases.is_empty());
     // Its thresholds: block lists every rule with its defaults, as it says.
-    let example = sqlite_ops::rules::DbThresholds::resolve(&[("thresholds", &cfg.thresholds)])
-        .unwrap_or_else(|(f, m)| panic!("{f}: {m}"));
+    let example = cfg
+        .global_thresholds(&path.display().to_string())
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(example, sqlite_ops::rules::DbThresholds::default());
     for rule in sqlite_ops::rules::RULES {
         assert!(

@@ -6,7 +6,7 @@ use crate::discovery::{Discovery, GlobEntry};
 use crate::litestream::{self, config::Litestream};
 use crate::monitor::groups::Groups;
 use crate::monitor::Declared;
-use crate::rules::{DbThresholds, ThresholdsConfig};
+use crate::rules::DbThresholds;
 use crate::target::Target;
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -17,8 +17,10 @@ use std::time::Duration;
 
 mod drill;
 mod notify;
+mod thresholds;
 pub use drill::DrillConfig;
 pub use notify::{HeartbeatConfig, NotifyConfig, WebhookConfig, WebhookFormat};
+pub use thresholds::{LevelsConfig, ThresholdsConfig};
 
 /// Shortest poll interval accepted.
 const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
@@ -479,8 +481,8 @@ impl Config {
 
     /// The global thresholds, as `--db` databases get them.
     pub fn global_thresholds(&self, source: &str) -> Result<DbThresholds, ConfigError> {
-        DbThresholds::resolve(&[("thresholds", &self.thresholds)])
-            .map_err(|(field, m)| error(source, field, m))
+        DbThresholds::resolve(&[("thresholds", &thresholds::layer(&self.thresholds))])
+            .map_err(|e| error(source, e.field, e.message))
     }
 
     /// What to watch: the `path:` databases of the file and `extra` paths from the command
@@ -633,10 +635,13 @@ impl Config {
         source: &str,
     ) -> Result<(DbThresholds, Declared), ConfigError> {
         let thresholds = DbThresholds::resolve(&[
-            ("thresholds", &self.thresholds),
-            (&format!("{field}.thresholds"), &d.thresholds),
+            ("thresholds", &thresholds::layer(&self.thresholds)),
+            (
+                &format!("{field}.thresholds"),
+                &thresholds::layer(&d.thresholds),
+            ),
         ])
-        .map_err(|(f, m)| error(source, f, m))?;
+        .map_err(|e| error(source, e.field, e.message))?;
         let team = d.team.unwrap_or_default();
         let declared = Declared {
             backend_engineers: team.backend_engineers.or(self.team.backend_engineers),

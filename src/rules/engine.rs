@@ -363,7 +363,6 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::monitor::Declared;
-    use crate::rules::ThresholdsConfig;
     use std::path::Path;
 
     fn snapshot(size: u64) -> DbSnapshot {
@@ -373,8 +372,8 @@ mod tests {
         s
     }
 
-    fn thresholds(yaml: &str) -> DbThresholds {
-        let layer: ThresholdsConfig = serde_yaml::from_str(yaml).unwrap();
+    fn thresholds(text: &str) -> DbThresholds {
+        let layer = crate::rules::thresholds::layer(text);
         DbThresholds::resolve(&[("thresholds", &layer)]).unwrap()
     }
 

@@ -9,7 +9,7 @@ pub mod thresholds;
 
 pub use catalogue::{Group, RuleDef, Scope, Severity, Unit, RULES};
 pub use engine::{Alert, AlertState, Engine, SavedAlert};
-pub use thresholds::{DbThresholds, LevelsConfig, RuleSetting, ThresholdsConfig};
+pub use thresholds::{DbThresholds, Layer, Levels, RuleSetting, ThresholdError, Written};
 
 use crate::monitor::DbSnapshot;
 

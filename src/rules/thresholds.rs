@@ -1,29 +1,40 @@
-//! Threshold settings from config: the `thresholds:` map (globally and per database) parsed in
-//! each rule's unit, merged over the built-in defaults. Errors are `(field, message)` pairs;
-//! `config` adds the file name.
+//! Threshold settings: each rule's levels as written (globally and per database), read in the
+//! rule's unit and merged over the built-in defaults. `config` reads the YAML and names the file.
 
 use super::catalogue::{by_key, RuleDef, Scope, Severity, Unit, RULES};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// One rule's settings as written in config; anything left out keeps the default.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LevelsConfig {
-    /// A value in the rule's unit, or `off`.
-    #[serde(default)]
-    pub info: Option<serde_yaml::Value>,
-    #[serde(default)]
-    pub warning: Option<serde_yaml::Value>,
-    #[serde(default)]
-    pub critical: Option<serde_yaml::Value>,
-    #[serde(default, rename = "for", with = "humantime_serde")]
+/// One level as written, before it is read in its rule's unit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Written {
+    /// `off` (or `false`): the level is turned off.
+    Off,
+    Number(f64),
+    Text(String),
+    /// Anything else (a list, `true`), as written, for the error that names it.
+    Other(String),
+}
+
+/// One rule's levels as written; anything left out keeps the level beneath.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Levels {
+    pub info: Option<Written>,
+    pub warning: Option<Written>,
+    pub critical: Option<Written>,
     pub for_: Option<Duration>,
 }
 
-/// `thresholds:` as written: rule key to settings.
-pub type ThresholdsConfig = BTreeMap<String, LevelsConfig>;
+/// One layer of settings (the global `thresholds:`, or a database's own): rule key to levels.
+pub type Layer = BTreeMap<String, Levels>;
+
+/// A threshold setting that cannot be used: the field it is at, and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ThresholdError {
+    pub field: String,
+    pub message: String,
+}
 
 /// One rule's effective settings for one database.
 #[derive(Debug, Clone)]
@@ -104,19 +115,20 @@ impl Default for DbThresholds {
 impl DbThresholds {
     /// The defaults, overridden by `layers` in order (global `thresholds:`, then the
     /// database's own). `fields` names each layer in errors, like `thresholds`.
-    pub fn resolve(layers: &[(&str, &ThresholdsConfig)]) -> Result<DbThresholds, (String, String)> {
+    pub fn resolve(layers: &[(&str, &Layer)]) -> Result<DbThresholds, ThresholdError> {
+        let error = |field: String, message: String| ThresholdError { field, message };
         let mut out = DbThresholds::default().rules.to_vec();
         for (n, (field, layer)) in layers.iter().enumerate() {
             for (key, levels) in layer.iter() {
                 let rule = by_key(key).ok_or_else(|| {
                     let known: Vec<_> = RULES.iter().map(|r| r.key).collect();
-                    (
+                    error(
                         format!("{field}.{key}"),
                         format!("unknown threshold; expected one of {}", known.join(", ")),
                     )
                 })?;
                 if n > 0 && rule.scope == Scope::Filesystem {
-                    return Err((
+                    return Err(error(
                         format!("{field}.{key}"),
                         "judged once per filesystem, for every database on it: set it under the \
                          global thresholds:"
@@ -134,8 +146,9 @@ impl DbThresholds {
                 let given = [&levels.info, &levels.warning, &levels.critical];
                 for (severity, value) in Severity::ALL.into_iter().zip(given) {
                     if let Some(v) = value {
-                        *setting.level_mut(severity) = parse_level(rule.unit, v)
-                            .map_err(|m| (format!("{field}.{key}.{}", severity.as_str()), m))?;
+                        *setting.level_mut(severity) = parse_level(rule.unit, v).map_err(|m| {
+                            error(format!("{field}.{key}.{}", severity.as_str()), m)
+                        })?;
                         written[severity as usize] = true;
                     }
                 }
@@ -143,7 +156,7 @@ impl DbThresholds {
                     setting.for_ = d;
                 }
                 drop_defaults_out_of_order(setting, written);
-                check_order(setting).map_err(|m| (format!("{field}.{key}"), m))?;
+                check_order(setting).map_err(|m| error(format!("{field}.{key}"), m))?;
             }
         }
         Ok(DbThresholds { rules: out.into() })
@@ -202,20 +215,19 @@ fn check_order(setting: &RuleSetting) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses one level: a value in `unit`, or `off` (also `false`) to disable the level.
-fn parse_level(unit: Unit, v: &serde_yaml::Value) -> Result<Option<f64>, String> {
-    use serde_yaml::Value;
-    if matches!(v, Value::Bool(false)) || v.as_str() == Some("off") {
-        return Ok(None);
-    }
-    let number = v.as_f64().filter(|n| n.is_finite() && *n >= 0.0);
-    let text = v.as_str().map(str::trim);
+/// Reads one level: a value in `unit`, or `off` to disable the level.
+fn parse_level(unit: Unit, v: &Written) -> Result<Option<f64>, String> {
+    let (number, text) = match v {
+        Written::Off => return Ok(None),
+        Written::Number(n) => (Some(*n).filter(|n| n.is_finite() && *n >= 0.0), None),
+        Written::Text(t) => (None, Some(t.trim())),
+        Written::Other(_) => (None, None),
+    };
     let shown = || match v {
-        Value::String(s) => format!("{s:?}"),
-        other => serde_yaml::to_string(other)
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
+        Written::Text(s) => format!("{s:?}"),
+        Written::Number(n) => n.to_string(),
+        Written::Other(s) => s.clone(),
+        Written::Off => "off".into(),
     };
     let parsed = match unit {
         Unit::Bytes => number.or_else(|| {
@@ -244,19 +256,45 @@ fn parse_level(unit: Unit, v: &serde_yaml::Value) -> Result<Option<f64>, String>
     })
 }
 
+/// A layer written one rule a line as in config, `key: {level: value, for: 10s}`, as config
+/// reads it (for tests; config reads YAML).
+#[cfg(test)]
+pub(crate) fn layer(text: &str) -> Layer {
+    let mut out = Layer::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let (key, rest) = line.split_once(": {").expect("key: {...}");
+        let levels = out.entry(key.trim().to_string()).or_default();
+        for pair in rest.trim_end().trim_end_matches('}').split(", ") {
+            let (name, value) = pair.split_once(": ").expect("name: value");
+            let value = value.trim_matches('\'');
+            let written = match value.parse::<f64>() {
+                _ if value == "off" => Written::Off,
+                Ok(n) => Written::Number(n),
+                Err(_) => Written::Text(value.to_string()),
+            };
+            match name {
+                "info" => levels.info = Some(written),
+                "warning" => levels.warning = Some(written),
+                "critical" => levels.critical = Some(written),
+                "for" => levels.for_ = Some(humantime::parse_duration(value).unwrap()),
+                other => panic!("unknown level {other}"),
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn layer(yaml: &str) -> ThresholdsConfig {
-        serde_yaml::from_str(yaml).unwrap()
-    }
-
     #[test]
     fn defaults_then_global_then_database() {
-        let global = layer("database_size: {warning: 1GB}\nfilesystem_free: {warning: 20%, critical: 'off'}\nwrite_tx_per_sec: {for: 30s}\n");
+        let global = layer(
+            "database_size: {warning: 1GB}\nfilesystem_free: {warning: 20%, critical: 'off'}\nwrite_tx_per_sec: {for: 30s}\n",
+        );
         let db = layer("database_size: {critical: 2GiB}\n");
-        let (field, message) = DbThresholds::resolve(&[
+        let ThresholdError { field, message } = DbThresholds::resolve(&[
             ("thresholds", &global),
             (
                 "databases[0].thresholds",
@@ -291,7 +329,8 @@ mod tests {
         assert_eq!(t.get("backend_engineers").unwrap().info, Some(5.0));
         // Levels config sets itself must be in order.
         let bad = layer("database_size: {info: 60GB, warning: 40GB}\n");
-        let (field, message) = DbThresholds::resolve(&[("thresholds", &bad)]).unwrap_err();
+        let ThresholdError { field, message } =
+            DbThresholds::resolve(&[("thresholds", &bad)]).unwrap_err();
         assert_eq!(field, "thresholds.database_size");
         assert_eq!(message, "warning must be above info");
     }
@@ -299,15 +338,23 @@ mod tests {
     #[test]
     fn errors_name_the_field_and_the_expectation() {
         let bad = layer("database_size: {warning: lots}\n");
-        let (field, msg) = DbThresholds::resolve(&[("thresholds", &bad)]).unwrap_err();
+        let ThresholdError {
+            field,
+            message: msg,
+        } = DbThresholds::resolve(&[("thresholds", &bad)]).unwrap_err();
         assert_eq!(field, "thresholds.database_size.warning");
         assert!(msg.contains("\"lots\"") && msg.contains("50GB"), "{msg}");
         let unknown = layer("db_size: {warning: 1GB}\n");
-        let (field, msg) = DbThresholds::resolve(&[("thresholds", &unknown)]).unwrap_err();
+        let ThresholdError {
+            field,
+            message: msg,
+        } = DbThresholds::resolve(&[("thresholds", &unknown)]).unwrap_err();
         assert_eq!(field, "thresholds.db_size");
         assert!(msg.contains("database_size"), "{msg}");
         let inverted = layer("filesystem_free: {warning: 5%, critical: 10%}\n");
-        let (field, _) = DbThresholds::resolve(&[("thresholds", &inverted)]).unwrap_err();
+        let field = DbThresholds::resolve(&[("thresholds", &inverted)])
+            .unwrap_err()
+            .field;
         assert_eq!(field, "thresholds.filesystem_free");
         assert!(
             DbThresholds::resolve(&[("t", &layer("checkpoint_lag_age: {warning: 2m}\n"))])
