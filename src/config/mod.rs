@@ -16,9 +16,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod drill;
+mod invalid;
 mod notify;
 mod thresholds;
 pub use drill::DrillConfig;
+pub use invalid::InvalidValue;
 pub use notify::{HeartbeatConfig, NotifyConfig, WebhookConfig, WebhookFormat};
 pub use thresholds::{LevelsConfig, ThresholdsConfig};
 
@@ -304,15 +306,11 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-pub(crate) fn error(
-    source: &str,
-    field: impl Into<String>,
-    message: impl Into<String>,
-) -> ConfigError {
+pub(crate) fn error(source: &str, field: impl Into<String>, message: impl ToString) -> ConfigError {
     ConfigError {
         source: source.to_string(),
         field: field.into(),
-        message: message.into(),
+        message: message.to_string(),
     }
 }
 
@@ -382,7 +380,7 @@ impl Config {
                 ));
             }
             for (i, u) in am.urls.iter().enumerate() {
-                notify::check_url(u)
+                invalid::check_url(u)
                     .map_err(|m| error(source, format!("alertmanager.urls[{i}]"), m))?;
             }
             if let Some(u) = &am.external_url {
@@ -690,7 +688,7 @@ fn target_name(
 }
 
 /// Parses `host:port`, or `:port` meaning every interface, as Prometheus exporters do.
-pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
+pub fn parse_listen_address(s: &str) -> Result<SocketAddr, InvalidValue> {
     let full = if s.starts_with(':') {
         format!("0.0.0.0{s}")
     } else {
@@ -699,7 +697,7 @@ pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
     full.to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
-        .ok_or_else(|| format!("{s:?} is not an address; expected host:port or :port, like :9934 or 127.0.0.1:9934"))
+        .ok_or_else(|| InvalidValue::Address(s.into()))
 }
 
 /// Reads litestream.yml at `path`. Errors name the file and the field.
@@ -708,13 +706,13 @@ fn load_litestream(path: &Path) -> Result<Litestream, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| error(&source, "", format!("cannot read Litestream's config: {e}")))?;
     litestream::config::parse(&text, |name| std::env::var(name).ok())
-        .map_err(|(field, m)| error(&source, field, m))
+        .map_err(|e| error(&source, e.field, e.message))
 }
 
 /// The metrics path must be absolute and must not shadow the other endpoints.
-pub fn validate_telemetry_path(p: &str) -> Result<(), String> {
+pub fn validate_telemetry_path(p: &str) -> Result<(), InvalidValue> {
     if !p.starts_with('/') || p == "/" || p == "/healthz" || p.starts_with("/api/") {
-        return Err(format!("{p:?} cannot be used; expected an absolute path other than /, /healthz and /api/..., like /metrics"));
+        return Err(InvalidValue::TelemetryPath(p.into()));
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `notify:`: where alerts go without an Alertmanager (webhooks), and the heartbeat that tells
 //! a dead-man's-switch service the daemon is alive and nothing critical fires.
 
+use super::invalid::{at_least, check_url};
 use super::{error, ConfigError};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -61,32 +62,6 @@ fn default_timeout() -> Duration {
 
 fn default_heartbeat_interval() -> Duration {
     Duration::from_secs(60)
-}
-
-/// An http(s) URL with a host (an Alertmanager's too; https is verified against the Mozilla
-/// roots built in).
-pub(super) fn check_url(u: &str) -> Result<(), String> {
-    let uri: hyper::Uri = u
-        .parse()
-        .map_err(|e| format!("{u:?} is not a URL ({e}); expected https://host/path"))?;
-    match (uri.scheme_str(), uri.host()) {
-        (Some("http" | "https"), Some(h)) if !h.is_empty() => Ok(()),
-        _ => Err(format!(
-            "{u:?} is not an http or https URL with a host; expected https://host/path"
-        )),
-    }
-}
-
-fn at_least(d: Duration, min: Duration, example: &str) -> Result<(), String> {
-    if d < min {
-        Err(format!(
-            "{} is too short; expected at least {}, like {example}",
-            humantime::format_duration(d),
-            humantime::format_duration(min)
-        ))
-    } else {
-        Ok(())
-    }
 }
 
 impl NotifyConfig {

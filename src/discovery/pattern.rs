@@ -32,10 +32,23 @@ fn is_wild(component: &str) -> bool {
     component.contains(['*', '?', '[', '{'])
 }
 
+/// Why a `glob:` pattern cannot be used; each says what was expected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PatternError {
+    #[error("{0:?} cannot be used; expected no .. in the pattern")]
+    ParentDir(String),
+    #[error("{0:?} has no wildcard; expected a pattern like /data/tenants/*.db (use path: for one database)")]
+    NoWildcard(String),
+    #[error("{text:?} is not a valid pattern: {kind}")]
+    Invalid {
+        text: String,
+        kind: globset::ErrorKind,
+    },
+}
+
 impl Pattern {
     /// Parses `text`: `*` and `?` within one folder, `**` across folders, `[abc]` and `{a,b}`.
-    /// The error says what was expected.
-    pub fn parse(text: &str) -> Result<Pattern, String> {
+    pub fn parse(text: &str) -> Result<Pattern, PatternError> {
         let path = Path::new(text);
         let mut root = PathBuf::new();
         let mut rest = Vec::new();
@@ -43,9 +56,7 @@ impl Pattern {
             let s = c.as_os_str().to_string_lossy();
             if rest.is_empty() && !is_wild(&s) {
                 if matches!(c, Component::ParentDir) {
-                    return Err(format!(
-                        "{text:?} cannot be used; expected no .. in the pattern"
-                    ));
+                    return Err(PatternError::ParentDir(text.into()));
                 }
                 root.push(c);
             } else {
@@ -53,9 +64,7 @@ impl Pattern {
             }
         }
         if rest.is_empty() {
-            return Err(format!(
-                "{text:?} has no wildcard; expected a pattern like /data/tenants/*.db (use path: for one database)"
-            ));
+            return Err(PatternError::NoWildcard(text.into()));
         }
         let implicit_root = root.as_os_str().is_empty();
         if implicit_root {
@@ -67,7 +76,10 @@ impl Pattern {
         let matcher = GlobBuilder::new(text)
             .literal_separator(true)
             .build()
-            .map_err(|e| format!("{text:?} is not a valid pattern: {}", e.kind()))?
+            .map_err(|e| PatternError::Invalid {
+                text: text.into(),
+                kind: e.kind().clone(),
+            })?
             .compile_matcher();
         Ok(Pattern {
             text: text.to_string(),
@@ -291,12 +303,15 @@ mod tests {
     fn errors_say_what_was_expected() {
         assert!(Pattern::parse("/data/app.db")
             .unwrap_err()
+            .to_string()
             .contains("use path: for one database"));
         assert!(Pattern::parse("/data/../*.db")
             .unwrap_err()
+            .to_string()
             .contains("no .."));
         assert!(Pattern::parse("/data/[*.db")
             .unwrap_err()
+            .to_string()
             .contains("not a valid pattern"));
     }
 

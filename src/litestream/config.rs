@@ -281,28 +281,53 @@ fn bool_field(v: &Value, key: &str) -> Option<bool> {
     }
 }
 
-/// Parses litestream.yml text (already read; `source` names it in errors). Errors are
-/// `(field, message)`.
+/// What is wrong in litestream.yml: the field (empty for the file as a whole) and what was
+/// expected there.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct LitestreamConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+fn bad(field: impl Into<String>, message: impl Into<String>) -> LitestreamConfigError {
+    LitestreamConfigError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// What is wrong with one replica's settings; its field is added by the caller.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReplicaSpecError {
+    #[error("url {0:?} is not a URL; expected s3://bucket/path or file:///path")]
+    NotAUrl(String),
+    #[error("has no type, url or path; expected type: file or type: s3")]
+    NoType,
+    #[error("type file needs path:")]
+    NoPath,
+    #[error("type s3 needs bucket: (or url: s3://bucket/path)")]
+    NoBucket,
+}
+
+/// Parses litestream.yml text (already read; the caller names the file in errors).
 pub fn parse(
     text: &str,
     env: impl Fn(&str) -> Option<String>,
-) -> Result<Litestream, (String, String)> {
+) -> Result<Litestream, LitestreamConfigError> {
     let expanded = expand_env(text, env);
-    let root: Value = serde_yaml::from_str(&expanded)
-        .map_err(|e| (String::new(), format!("not valid YAML: {e}")))?;
+    let root: Value =
+        serde_yaml::from_str(&expanded).map_err(|e| bad("", format!("not valid YAML: {e}")))?;
     let raw: Option<Value> = serde_yaml::from_str(text).ok();
     let metrics_url = str_field(&root, "addr").map(metrics_url);
     let global_key = str_field(&root, "access-key-id").map(String::from);
     let global_secret = str_field(&root, "secret-access-key").map(String::from);
     let Some(dbs) = root.get("dbs") else {
-        return Err(("dbs".into(), "missing; expected a list of databases".into()));
+        return Err(bad("dbs", "missing; expected a list of databases"));
     };
-    let dbs = dbs.as_sequence().ok_or_else(|| {
-        (
-            "dbs".to_string(),
-            "expected a list of databases".to_string(),
-        )
-    })?;
+    let dbs = dbs
+        .as_sequence()
+        .ok_or_else(|| bad("dbs", "expected a list of databases"))?;
     let mut out = Litestream::default();
     for (i, db) in dbs.iter().enumerate() {
         let field = format!("dbs[{i}]");
@@ -314,9 +339,9 @@ pub fn parse(
             continue;
         }
         let path = str_field(db, "path").ok_or_else(|| {
-            (
+            bad(
                 format!("{field}.path"),
-                "missing; expected the path of the database (or dir: and pattern:)".to_string(),
+                "missing; expected the path of the database (or dir: and pattern:)",
             )
         })?;
         let replicas = parse_replicas(db, &field, &global_key, &global_secret)?;
@@ -360,18 +385,18 @@ fn parse_dir(
     dir: &str,
     metrics_url: &Option<String>,
     replicas: Vec<Replica>,
-) -> Result<LitestreamDir, (String, String)> {
+) -> Result<LitestreamDir, LitestreamConfigError> {
     let pattern = str_field(db, "pattern").ok_or_else(|| {
-        (
+        bad(
             format!("{field}.pattern"),
-            "missing; dir: needs a pattern like \"*.db\"".to_string(),
+            "missing; dir: needs a pattern like \"*.db\"",
         )
     })?;
     let matcher = globset::GlobBuilder::new(pattern)
         .literal_separator(true)
         .build()
         .map_err(|e| {
-            (
+            bad(
                 format!("{field}.pattern"),
                 format!("{pattern:?} is not a valid pattern: {}", e.kind()),
             )
@@ -395,7 +420,7 @@ fn parse_replicas(
     field: &str,
     global_key: &Option<String>,
     global_secret: &Option<String>,
-) -> Result<Vec<Replica>, (String, String)> {
+) -> Result<Vec<Replica>, LitestreamConfigError> {
     let mut specs: Vec<(String, &Value)> = Vec::new();
     if let Some(r) = db.get("replica") {
         specs.push((format!("{field}.replica"), r));
@@ -403,7 +428,7 @@ fn parse_replicas(
     if let Some(rs) = db.get("replicas") {
         let rs = rs
             .as_sequence()
-            .ok_or_else(|| (format!("{field}.replicas"), "expected a list".to_string()))?;
+            .ok_or_else(|| bad(format!("{field}.replicas"), "expected a list"))?;
         specs.extend(
             rs.iter()
                 .enumerate()
@@ -413,7 +438,7 @@ fn parse_replicas(
     let mut replicas: Vec<Replica> = Vec::new();
     for (rfield, r) in specs {
         let mut replica =
-            parse_replica(r, global_key, global_secret).map_err(|m| (rfield.clone(), m))?;
+            parse_replica(r, global_key, global_secret).map_err(|e| bad(&rfield, e.to_string()))?;
         if replicas.iter().any(|o| o.name == replica.name) {
             replica.name = format!("{}{}", replica.name, replicas.len() + 1);
         }
@@ -426,14 +451,13 @@ fn parse_replica(
     r: &Value,
     global_key: &Option<String>,
     global_secret: &Option<String>,
-) -> Result<Replica, String> {
+) -> Result<Replica, ReplicaSpecError> {
     let url = str_field(r, "url");
     let (scheme, url_rest) = match url.and_then(|u| u.split_once("://")) {
         Some((s, rest)) => (Some(s.to_string()), Some(rest)),
         None if url.is_some() => {
-            return Err(format!(
-                "url {:?} is not a URL; expected s3://bucket/path or file:///path",
-                url.unwrap_or_default()
+            return Err(ReplicaSpecError::NotAUrl(
+                url.unwrap_or_default().to_string(),
             ))
         }
         None => (None, None),
@@ -442,7 +466,7 @@ fn parse_replica(
         .map(String::from)
         .or(scheme)
         .or_else(|| str_field(r, "path").map(|_| "file".to_string()))
-        .ok_or("has no type, url or path; expected type: file or type: s3")?;
+        .ok_or(ReplicaSpecError::NoType)?;
     let sync_interval =
         str_field(r, "sync-interval").and_then(|s| humantime::parse_duration(s).ok());
     let kind = match kind.as_str() {
@@ -450,7 +474,7 @@ fn parse_replica(
             let path = url_rest
                 .map(String::from)
                 .or_else(|| str_field(r, "path").map(String::from))
-                .ok_or("type file needs path:")?;
+                .ok_or(ReplicaSpecError::NoPath)?;
             ReplicaKind::File {
                 path: PathBuf::from(path),
             }
@@ -481,7 +505,7 @@ fn s3_spec(
     url_rest: Option<&str>,
     global_key: &Option<String>,
     global_secret: &Option<String>,
-) -> Result<S3Spec, String> {
+) -> Result<S3Spec, ReplicaSpecError> {
     let (mut bucket, mut prefix, mut query) = (None, None, "");
     if let Some(rest) = url_rest {
         let (loc, q) = rest.split_once('?').unwrap_or((rest, ""));
@@ -501,7 +525,7 @@ fn s3_spec(
     let bucket = field("bucket")
         .or(bucket)
         .filter(|b| !b.is_empty())
-        .ok_or("type s3 needs bucket: (or url: s3://bucket/path)")?;
+        .ok_or(ReplicaSpecError::NoBucket)?;
     let prefix = field("path")
         .or(prefix)
         .unwrap_or_default()
@@ -687,7 +711,10 @@ dbs:
             db.meta_path,
             PathBuf::from("/var/lib/ls-meta/t-1.db-litestream")
         );
-        let (field, msg) = parse("dbs: [{dir: /d}]", env).unwrap_err();
+        let LitestreamConfigError {
+            field,
+            message: msg,
+        } = parse("dbs: [{dir: /d}]", env).unwrap_err();
         assert_eq!(field, "dbs[0].pattern");
         assert!(msg.contains("pattern"), "{msg}");
     }
@@ -695,14 +722,19 @@ dbs:
     #[test]
     fn errors_name_the_field() {
         assert_eq!(
-            parse("dbs: [{replica: {type: s3}}]", env).unwrap_err().0,
+            parse("dbs: [{replica: {type: s3}}]", env)
+                .unwrap_err()
+                .field,
             "dbs[0].path"
         );
-        let (field, msg) = parse("dbs: [{path: /a.db, replica: {type: s3}}]", env).unwrap_err();
+        let LitestreamConfigError {
+            field,
+            message: msg,
+        } = parse("dbs: [{path: /a.db, replica: {type: s3}}]", env).unwrap_err();
         assert_eq!(field, "dbs[0].replica");
         assert!(msg.contains("bucket"), "{msg}");
-        assert!(parse("dbs: [", env).unwrap_err().1.contains("YAML"));
-        assert_eq!(parse("addr: :9090", env).unwrap_err().0, "dbs");
+        assert!(parse("dbs: [", env).unwrap_err().message.contains("YAML"));
+        assert_eq!(parse("addr: :9090", env).unwrap_err().field, "dbs");
     }
 
     /// `litestream restore -config` finds only `path:` entries: a database of a `dir:` entry
