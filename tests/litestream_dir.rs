@@ -58,15 +58,17 @@ fn follows_a_directory(replica_yaml: &str, replica_name: &str, head: &str) {
             "poll_interval: 200ms\ndiscover_interval: 1s\n\
              litestream: {{config: {}, interval: 500ms}}\n\
              thresholds:\n  replication_lag: {{warning: 5s, critical: 'off', for: 0s}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n\
-             restore_drill: {{interval: 2s, first_after: 0s, scratch_dir: {}, litestream: {}, timeout: 60s}}\n",
+             restore_drill: {{interval: 5s, first_after: 0s, scratch_dir: {}, litestream: {}, timeout: 60s}}\n",
             yml.display(),
             dir.path().join("scratch").display(),
             litestream_bin("0.5.17").display()
         ),
     )
     .unwrap();
-    // Litestream 0.5.17's S3 client refuses to start with a custom CA bundle in its
-    // environment, which drills inherit from the daemon (README, restore drills).
+    // Drills every 5 s: one at a time, an S3 drill takes up to 2.2 s on a loaded machine, so at
+    // 2 s two tenants' drills could not each succeed within two intervals, and the stale alert
+    // would be right to say so. Litestream 0.5.17's S3 client refuses to start with a custom CA
+    // bundle in its environment, which drills inherit from the daemon (README, restore drills).
     let d = Daemon::start_without_env(&["--config", config.to_str().unwrap()], &["AWS_CA_BUNDLE"]);
     let replicated = |db: &str| {
         wait_for(
