@@ -39,7 +39,7 @@ pub struct Settings {
     /// How often Litestream replicas are read.
     pub litestream_interval: Duration,
     /// Whether a litestream.yml was given, and why it could not be used if so.
-    pub litestream_config: Option<Result<(), String>>,
+    pub litestream_config: Option<Result<(), crate::config::ConfigError>>,
     /// TLS, basic auth and response headers for the HTTP server.
     pub security: Arc<WebSecurity>,
     /// Processes that are replicators rather than the application (config `replicators:`).

@@ -22,28 +22,44 @@ pub struct FromDaemon {
     pub alerts: HashMap<(String, String), super::from_daemon::DaemonAlert>,
 }
 
-/// Reads the daemon at `base`; an error says why nothing could be.
-pub fn from_daemon(base: &str) -> Result<FromDaemon, String> {
+/// Why `check --daemon` took nothing from the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot start an async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Http(#[from] crate::http_client::HttpError),
+    #[error("{url}: not sqlite-ops {what} JSON ({source})")]
+    NotOurs {
+        url: String,
+        what: &'static str,
+        source: serde_json::Error,
+    },
+}
+
+/// Reads the daemon at `base`.
+pub fn from_daemon(base: &str) -> Result<FromDaemon, DaemonError> {
     let base = base.trim_end_matches('/');
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start an async runtime: {e}"))?;
-    let get = |path: &str| {
+        .map_err(DaemonError::Runtime)?;
+    let get = |path: &str, what: &'static str| {
         let url = format!("{base}{path}");
         let body = runtime.block_on(async {
             let client = crate::http_client::client();
             let req = hyper::Request::get(&url);
             crate::http_client::send(&client, &url, req, bytes::Bytes::new(), DAEMON_TIMEOUT).await
-        });
-        body.map_err(|e| e.to_string()).map(|b| (url, b))
+        })?;
+        let not_ours = move |source| DaemonError::NotOurs { url, what, source };
+        Ok::<_, DaemonError>((body, not_ours))
     };
-    let (url, history) = get("/api/v1/history?range=1h")?;
-    let forecasts = parse(&history).map_err(|e| format!("{url}: {e}"))?;
-    let (url, status) = get("/api/v1/status")?;
-    let drills = parse_drills(&status).map_err(|e| format!("{url}: {e}"))?;
-    let (url, alerts) = get("/api/v1/alerts")?;
-    let alerts = super::from_daemon::parse_alerts(&alerts).map_err(|e| format!("{url}: {e}"))?;
+    let (history, not_ours) = get("/api/v1/history?range=1h", "history")?;
+    let forecasts = parse(&history).map_err(not_ours)?;
+    let (status, not_ours) = get("/api/v1/status", "status")?;
+    let drills = parse_drills(&status).map_err(not_ours)?;
+    let (alerts, not_ours) = get("/api/v1/alerts", "alerts")?;
+    let alerts = super::from_daemon::parse_alerts(&alerts).map_err(not_ours)?;
     Ok(FromDaemon {
         forecasts,
         drills,
@@ -51,39 +67,36 @@ pub fn from_daemon(base: &str) -> Result<FromDaemon, String> {
     })
 }
 
+/// The `databases` list that `/api/v1/status` and `/api/v1/history` both answer with. Pure.
+fn databases<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Vec<T>, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct Envelope<T> {
+        databases: Vec<T>,
+    }
+    serde_json::from_slice::<Envelope<T>>(body).map(|e| e.databases)
+}
+
 /// The restore drills of `/api/v1/status`, by database. Pure.
-pub fn parse_drills(body: &[u8]) -> Result<HashMap<String, DrillRecord>, String> {
+pub fn parse_drills(body: &[u8]) -> Result<HashMap<String, DrillRecord>, serde_json::Error> {
     #[derive(serde::Deserialize)]
     struct Db {
         name: String,
         restore_drill: Option<DrillRecord>,
     }
-    #[derive(serde::Deserialize)]
-    struct Status {
-        databases: Vec<Db>,
-    }
-    let s: Status =
-        serde_json::from_slice(body).map_err(|e| format!("not sqlite-ops status JSON ({e})"))?;
-    Ok(s.databases
+    Ok(databases::<Db>(body)?
         .into_iter()
         .filter_map(|d| Some((d.name, d.restore_drill?)))
         .collect())
 }
 
 /// The forecasts of `/api/v1/history`, by database. Pure.
-pub fn parse(body: &[u8]) -> Result<HashMap<String, Vec<Forecast>>, String> {
+pub fn parse(body: &[u8]) -> Result<HashMap<String, Vec<Forecast>>, serde_json::Error> {
     #[derive(serde::Deserialize)]
     struct Db {
         db: String,
         forecasts: Vec<Forecast>,
     }
-    #[derive(serde::Deserialize)]
-    struct History {
-        databases: Vec<Db>,
-    }
-    let h: History =
-        serde_json::from_slice(body).map_err(|e| format!("not sqlite-ops history JSON ({e})"))?;
-    Ok(h.databases
+    Ok(databases::<Db>(body)?
         .into_iter()
         .map(|d| (d.db, d.forecasts))
         .collect())
@@ -106,8 +119,7 @@ mod tests {
         let f = parse(body).unwrap();
         assert_eq!(f["app"][0].eta_seconds, Some(864000.0));
         assert_eq!(f["app"][0].signal, "disk_full");
-        assert!(parse(b"<html>")
-            .unwrap_err()
-            .contains("not sqlite-ops history JSON"));
+        assert!(parse(b"<html>").is_err());
+        assert!(parse(br#"{"forecasts": []}"#).is_err(), "no databases list");
     }
 }

@@ -22,13 +22,14 @@ pub struct DaemonAlert {
 
 /// The pending and firing alerts of `/api/v1/alerts`, by (db, alert), the highest severity of
 /// each (firing before pending). Pure.
-pub fn parse_alerts(body: &[u8]) -> Result<HashMap<(String, String), DaemonAlert>, String> {
+pub fn parse_alerts(
+    body: &[u8],
+) -> Result<HashMap<(String, String), DaemonAlert>, serde_json::Error> {
     #[derive(Deserialize)]
     struct Alerts {
         alerts: Vec<DaemonAlert>,
     }
-    let all: Alerts =
-        serde_json::from_slice(body).map_err(|e| format!("not sqlite-ops alerts JSON ({e})"))?;
+    let all: Alerts = serde_json::from_slice(body)?;
     let rank = |a: &DaemonAlert| (a.state == "firing", a.severity);
     let mut out: HashMap<(String, String), DaemonAlert> = HashMap::new();
     for a in all.alerts.into_iter().filter(|a| a.state != "resolved") {

@@ -60,7 +60,7 @@ struct Loaded {
     found: Vec<crate::target::Target>,
     cfg: Config,
     telemetry_path: String,
-    litestream_config: Option<Result<(), String>>,
+    litestream_config: Option<Result<(), crate::config::ConfigError>>,
     /// litestream.yml, when it was read.
     litestream_path: Option<PathBuf>,
     security: Arc<WebSecurity>,
@@ -81,9 +81,8 @@ fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
         .clone()
         .map(|path| {
             cfg.attach_litestream_file(&source, &path, &mut discovery)
-                .map_err(|e| {
+                .inspect_err(|e| {
                     tracing::error!(error = %e, "cannot use Litestream's config; replication is not measured");
-                    e.to_string()
                 })
         });
     if discovery.is_empty() {

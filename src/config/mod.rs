@@ -480,7 +480,7 @@ impl Config {
     /// The global thresholds, as `--db` databases get them.
     pub fn global_thresholds(&self, source: &str) -> Result<DbThresholds, ConfigError> {
         DbThresholds::resolve(&[("thresholds", &thresholds::layer(&self.thresholds))])
-            .map_err(|e| error(source, e.field, e.message))
+            .map_err(|e| error(source, e.field, e.problem))
     }
 
     /// What to watch: the `path:` databases of the file and `extra` paths from the command
@@ -639,7 +639,7 @@ impl Config {
                 &thresholds::layer(&d.thresholds),
             ),
         ])
-        .map_err(|e| error(source, e.field, e.message))?;
+        .map_err(|e| error(source, e.field, e.problem))?;
         let team = d.team.unwrap_or_default();
         let declared = Declared {
             backend_engineers: team.backend_engineers.or(self.team.backend_engineers),

@@ -4,11 +4,13 @@
 //! database's snapshot. One drill at a time across all databases: a restore reads the whole
 //! replica and writes the whole database.
 
+pub mod error;
 pub mod position;
 pub mod record;
 pub mod restore;
 pub mod verify;
 
+pub use error::DrillError;
 pub use record::{DrillRecord, DrillResult, DrillSettings, Records};
 
 use crate::litestream::board::Board;

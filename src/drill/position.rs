@@ -4,6 +4,7 @@
 //! WAL stood exactly where the live `-shm` says it stands, the replica held every commit.
 //! Anything less (a lag of a second, v0.3, a checkpoint in between) is said, never guessed. Pure.
 
+use super::error::DrillError;
 use crate::format::shm::IndexHeader;
 use crate::litestream::board::Observation;
 use crate::litestream::position::Position as Replicated;
@@ -21,13 +22,13 @@ impl Position {
     /// Judges the live wal-index header (or why it was not read) against what the replica's
     /// newest file says (`seen`), with the poller's last lag reading for the words.
     pub fn read(
-        live: Result<IndexHeader, String>,
+        live: Result<IndexHeader, DrillError>,
         seen: Option<&Observation>,
         lag: Option<f64>,
     ) -> Position {
         let live = match live {
             Ok(h) => h,
-            Err(why) => return Position::Unproven(why),
+            Err(why) => return Position::Unproven(why.to_string()),
         };
         let Some(seen) = seen else {
             return Position::Unproven("the replica had not been read yet".into());
@@ -137,10 +138,13 @@ mod tests {
 
     #[test]
     fn what_cannot_be_proven_says_why() {
-        let why = |live: Result<IndexHeader, String>, o: Option<&Observation>| {
+        let why = |live: Result<IndexHeader, DrillError>, o: Option<&Observation>| {
             Position::read(live, o, None).why_not().to_string()
         };
-        assert_eq!(why(Err("no -shm".into()), None), "no -shm");
+        assert_eq!(
+            why(Err(DrillError::NotOpen), None),
+            DrillError::NotOpen.to_string()
+        );
         assert_eq!(why(Ok(live(7)), None), "the replica had not been read yet");
         let v3 = Observation {
             replica: Some(Replicated::V3 {

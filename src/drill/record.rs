@@ -89,15 +89,13 @@ pub struct DrillResult {
 
 /// Litestream versions whose `restore -config FILE -o OUT DB` the drills use: 0.3 and 0.5,
 /// as `litestream version` prints them (`v0.3.13`, `0.5.17`). Pure.
-pub fn supported_version(printed: &str) -> Result<String, String> {
+pub fn supported_version(printed: &str) -> Result<String, super::error::DrillError> {
     let v = printed.trim();
     let bare = v.strip_prefix('v').unwrap_or(v);
     let mut parts = bare.split('.');
     match (parts.next(), parts.next()) {
         (Some("0"), Some("3" | "5")) => Ok(v.to_string()),
-        _ => Err(format!(
-            "Litestream {v:?} is not a version restore drills support (0.3 or 0.5)"
-        )),
+        _ => Err(super::error::DrillError::Version(v.to_string())),
     }
 }
 
@@ -202,6 +200,7 @@ mod tests {
         assert_eq!(supported_version("0.5.17").unwrap(), "0.5.17");
         assert!(supported_version("0.4.0")
             .unwrap_err()
+            .to_string()
             .contains("(0.3 or 0.5)"));
         assert!(supported_version("development build").is_err());
         assert!(supported_version("").is_err());

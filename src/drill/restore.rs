@@ -4,6 +4,7 @@
 //! happens (a failure, the timeout, the daemon stopping), the drill's folder is removed and
 //! Litestream's process group is killed before this returns.
 
+use super::error::DrillError;
 use super::position::Position;
 use super::record::{self as drill, DrillResult, DrillSettings};
 use super::verify;
@@ -84,14 +85,14 @@ pub fn run(
     stop: &AtomicBool,
 ) -> Outcome {
     if let Err(why) = preflight(job, before.size.unwrap_or(0)) {
-        return Outcome::Refused(why);
+        return Outcome::Refused(why.to_string());
     }
     if let Some(why) = not_yet(replica().as_ref()) {
         return Outcome::NotYet(why);
     }
     let folder = match Folder::create(&job.settings.scratch_dir, &job.db) {
         Ok(f) => f,
-        Err(e) => return Outcome::Refused(e),
+        Err(e) => return Outcome::Refused(e.to_string()),
     };
     let started = Instant::now();
     let deadline = started + job.settings.timeout;
@@ -109,7 +110,7 @@ pub fn run(
     let verdict = match restored {
         Err(Ended::Stopped) => return Outcome::Stopped,
         Err(Ended::Refused(why)) => return Outcome::Refused(why),
-        Err(Ended::Failed(e)) => Err(e),
+        Err(Ended::Failed(e)) => Err(DrillError::Restore(e)),
         Ok(()) => {
             result.restored_bytes = std::fs::metadata(&copy).ok().map(|m| m.len());
             let left = deadline.saturating_duration_since(Instant::now());
@@ -132,7 +133,7 @@ pub fn run(
     result.duration_seconds = started.elapsed().as_secs_f64();
     result.finished_at = now();
     result.success = verdict.is_ok();
-    result.error = verdict.err();
+    result.error = verdict.err().map(|e| e.to_string());
     Outcome::Ran(result)
 }
 
@@ -153,22 +154,20 @@ enum Ended {
 
 /// The live database's wal-index header, read from `-shm` as the poller reads it (a torn
 /// header is read again, a few times).
-fn live_wal(db: &Path) -> Result<IndexHeader, String> {
+fn live_wal(db: &Path) -> Result<IndexHeader, DrillError> {
     let mut shm_path = db.as_os_str().to_owned();
     shm_path.push("-shm");
     let shm_path = PathBuf::from(shm_path);
     let file = match std::fs::File::open(&shm_path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err("nobody has the database open, so its WAL position cannot be read".into())
-        }
-        Err(e) => return Err(format!("cannot read the live database's -shm: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(DrillError::NotOpen),
+        Err(e) => return Err(DrillError::Shm(e)),
         Ok(f) => f,
     };
     crate::probe::read_wal_index(&shm_path, |buf| {
         std::os::unix::fs::FileExt::read_at(&file, buf, 0)
     })
     .map(|idx| idx.header)
-    .map_err(|e| format!("the live database's -shm: {e}"))
+    .map_err(DrillError::WalIndex)
 }
 
 /// Compares the copy's rows with the live database's when its position is proven to be the
@@ -178,7 +177,7 @@ fn compare(
     copy: &verify::Counts,
     at: &Position,
     compared: &mut String,
-) -> Result<(), String> {
+) -> Result<(), DrillError> {
     let Some(wal) = at.proven() else {
         *compared = format!("not compared: {}", at.why_not());
         return Ok(());
@@ -197,46 +196,51 @@ fn compare(
     *compared = "every table's rows equal the live database's (the replica held the live WAL's last commit, and nothing was written during the drill)".into();
     match verify::differences(copy, &live) {
         None => Ok(()),
-        Some(d) => Err(format!(
-            "the restored copy differs from the live database, which the replica provably held in full: {d}"
-        )),
+        Some(d) => Err(DrillError::Differs(d)),
     }
 }
 
 /// What is checked before anything is restored: the binary and its version, the replica's
 /// type, the room in the scratch folder.
-fn preflight(job: &Job, size: u64) -> Result<(), String> {
+fn preflight(job: &Job, size: u64) -> Result<(), DrillError> {
     let bin = &job.settings.litestream;
     let printed = version_of(bin)?;
     drill::supported_version(&printed)?;
     let (name, kind) = &job.replica;
     if kind != "file" && kind != "s3" {
-        return Err(format!(
-            "replica {name} is of type {kind}, which restore drills do not restore (file and s3 only)"
-        ));
+        return Err(DrillError::ReplicaType {
+            name: name.clone(),
+            kind: kind.clone(),
+        });
     }
     let scratch = &job.settings.scratch_dir;
-    std::fs::create_dir_all(scratch)
-        .map_err(|e| format!("cannot make the scratch folder {}: {e}", scratch.display()))?;
-    let free = crate::probe::filesystem::free_bytes(scratch)
-        .map_err(|e| format!("cannot read the free space of {}: {e}", scratch.display()))?;
+    std::fs::create_dir_all(scratch).map_err(|source| DrillError::Scratch {
+        path: scratch.clone(),
+        source,
+    })?;
+    let free =
+        crate::probe::filesystem::free_bytes(scratch).map_err(|source| DrillError::FreeSpace {
+            path: scratch.clone(),
+            source,
+        })?;
     let needed = drill::room_needed(size);
     if free < needed {
-        let b = |n: u64| crate::units::format_value(crate::units::Unit::Bytes, n as f64);
-        return Err(format!(
-            "not enough room in the scratch folder {}: {} free, {} needed for a {} database",
-            scratch.display(),
-            b(free),
-            b(needed),
-            b(size)
-        ));
+        return Err(DrillError::NoRoom {
+            path: scratch.clone(),
+            free,
+            needed,
+            size,
+        });
     }
     Ok(())
 }
 
 /// What `litestream version` prints, within 10 s (a binary that hangs is killed and refused).
-fn version_of(bin: &Path) -> Result<String, String> {
-    let cannot = |e: String| format!("cannot run the Litestream binary {}: {e}", bin.display());
+fn version_of(bin: &Path) -> Result<String, DrillError> {
+    let cannot = |why: String| DrillError::Binary {
+        path: bin.to_path_buf(),
+        why,
+    };
     let mut cmd = Command::new(bin);
     cmd.arg("version")
         .stdin(Stdio::null())
@@ -410,7 +414,7 @@ struct Folder {
 }
 
 impl Folder {
-    fn create(scratch: &Path, db: &str) -> Result<Self, String> {
+    fn create(scratch: &Path, db: &str) -> Result<Self, DrillError> {
         static COUNT: AtomicU64 = AtomicU64::new(0);
         let safe: String = db
             .chars()
@@ -424,8 +428,10 @@ impl Folder {
             .collect();
         let n = COUNT.fetch_add(1, Ordering::Relaxed);
         let path = scratch.join(format!("{FOLDER_PREFIX}{safe}-{}-{n}", std::process::id()));
-        std::fs::create_dir(&path)
-            .map_err(|e| format!("cannot make a folder in {}: {e}", scratch.display()))?;
+        std::fs::create_dir(&path).map_err(|source| DrillError::Folder {
+            path: scratch.to_path_buf(),
+            source,
+        })?;
         Ok(Folder { path })
     }
 }
@@ -524,7 +530,7 @@ mod tests {
         let at = Position::Proven(live_wal(&job.path).unwrap());
 
         let mut compared = String::new();
-        assert_eq!(compare(&job, &copy(3), &at, &mut compared), Ok(()));
+        assert!(compare(&job, &copy(3), &at, &mut compared).is_ok());
         assert!(
             compared.starts_with("every table's rows equal"),
             "{compared}"
@@ -533,14 +539,16 @@ mod tests {
         // Nothing written since: a copy missing a row is a failed drill.
         let short = compare(&job, &copy(2), &at, &mut compared).unwrap_err();
         assert!(
-            short.contains("t has 2 rows, the live database 3"),
+            short
+                .to_string()
+                .contains("t has 2 rows, the live database 3"),
             "{short}"
         );
 
         // One commit lands after the copy was counted: the live database has 4 rows, the
         // copy 3, and that is the live database moving on, not the backup losing a row.
         conn.execute("INSERT INTO t VALUES (4)", []).unwrap();
-        assert_eq!(compare(&job, &copy(3), &at, &mut compared), Ok(()));
+        assert!(compare(&job, &copy(3), &at, &mut compared).is_ok());
         assert_eq!(
             compared,
             "not compared: the database was written during the drill"

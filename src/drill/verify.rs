@@ -3,6 +3,7 @@
 //! commit and nothing was written during the drill). The copy is ours and read `immutable=1`;
 //! the live database is read as `check` reads it, one short statement at a time.
 
+use super::error::DrillError;
 use crate::readonly;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,9 +17,8 @@ const LIVE_COUNT_TIMEOUT: Duration = Duration::from_secs(2);
 pub type Counts = BTreeMap<String, u64>;
 
 /// `PRAGMA integrity_check` of the copy, then its row counts, within `timeout`.
-pub fn copy(path: &Path, timeout: Duration) -> Result<Counts, String> {
-    let mut conn = readonly::open_immutable(path)
-        .map_err(|e| format!("cannot open the restored copy: {e}"))?;
+pub fn copy(path: &Path, timeout: Duration) -> Result<Counts, DrillError> {
+    let mut conn = readonly::open_immutable(path).map_err(DrillError::OpenCopy)?;
     readonly::with_deadline(&mut conn, timeout);
     let problems: Vec<String> = conn
         .prepare("PRAGMA integrity_check(20)")
@@ -28,19 +28,15 @@ pub fn copy(path: &Path, timeout: Duration) -> Result<Counts, String> {
         })
         .map_err(|e| interrupted(e, "integrity_check", timeout))?;
     if problems != ["ok"] {
-        return Err(format!(
-            "integrity_check of the restored copy: {}",
-            problems.join("; ")
-        ));
+        return Err(DrillError::Integrity(problems.join("; ")));
     }
     counts(&conn).map_err(|e| interrupted(e, "counting the copy's rows", timeout))
 }
 
 /// The live database's row counts, each table in its own short statement; `Err` with why
 /// they were not taken.
-pub fn live(path: &Path) -> Result<Counts, String> {
-    let (mut conn, _) = readonly::open_for_reading(path)
-        .map_err(|e| format!("cannot read the live database: {e}"))?;
+pub fn live(path: &Path) -> Result<Counts, DrillError> {
+    let (mut conn, _) = readonly::open_for_reading(path).map_err(DrillError::OpenLive)?;
     readonly::with_deadline(&mut conn, LIVE_COUNT_TIMEOUT);
     readonly::retrying(|| counts(&conn)).map_err(|e| {
         interrupted(
@@ -51,14 +47,11 @@ pub fn live(path: &Path) -> Result<Counts, String> {
     })
 }
 
-fn interrupted(e: rusqlite::Error, what: &str, timeout: Duration) -> String {
+fn interrupted(e: rusqlite::Error, what: &'static str, timeout: Duration) -> DrillError {
     if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) {
-        format!(
-            "{what} took longer than {}",
-            humantime::format_duration(timeout)
-        )
+        DrillError::TooSlow { what, timeout }
     } else {
-        format!("{what}: {e}")
+        DrillError::Sql { what, source: e }
     }
 }
 
@@ -135,7 +128,9 @@ mod tests {
         let page = 4096 * 3;
         bytes[page..page + 100].fill(0x55);
         std::fs::write(&path, &bytes).unwrap();
-        let e = copy(&path, Duration::from_secs(10)).unwrap_err();
+        let e = copy(&path, Duration::from_secs(10))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("integrity_check") || e.contains("malformed"),
             "{e}"

@@ -32,7 +32,7 @@ pub struct Exposition<'a> {
     pub alertmanagers: &'a [std::sync::Arc<NotifierStats>],
     pub webhooks: &'a [std::sync::Arc<NotifierStats>],
     pub heartbeat: Option<&'a crate::notify::heartbeat::HeartbeatStats>,
-    pub litestream_config: Option<&'a Result<(), String>>,
+    pub litestream_config: Option<&'a Result<(), crate::config::ConfigError>>,
     /// The config's global thresholds (`thresholds:`).
     pub thresholds: &'a DbThresholds,
 }

@@ -535,7 +535,7 @@ fn add_litestream<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
             f.add("sqlite_litestream_replication_lag_seconds", l, lag);
         }
         if let Some(chain) = &r.chain {
-            f.add("sqlite_litestream_chain_intact", l, b(chain.is_ok()));
+            f.add("sqlite_litestream_chain_intact", l, b(chain.is_whole()));
         }
         if let Some(at) = r.replicated_at {
             f.add("sqlite_litestream_last_replicated_timestamp_seconds", l, at);

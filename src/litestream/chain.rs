@@ -10,6 +10,7 @@
 //! cover is no gap, as it is none to the restore.
 
 use crate::format::litestream::{parse_level, parse_ltx_name};
+use serde::{Serialize, Serializer};
 
 /// The snapshot level of Litestream 0.5.
 pub const SNAPSHOT_LEVEL: u32 = 9;
@@ -30,13 +31,44 @@ pub enum Chain {
     },
 }
 
+/// Whether a restore would find an unbroken chain; a broken one says its gap in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Whole,
+    Broken(String),
+}
+
+impl Verdict {
+    pub fn is_whole(&self) -> bool {
+        *self == Verdict::Whole
+    }
+
+    /// The gap, when broken.
+    pub fn gap(&self) -> Option<&str> {
+        match self {
+            Verdict::Whole => None,
+            Verdict::Broken(gap) => Some(gap),
+        }
+    }
+}
+
+/// As `/api/v1/status` has always shown it: `{"Ok": null}` or `{"Err": "the gap"}`.
+impl Serialize for Verdict {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Verdict::Whole => Ok::<(), &str>(()).serialize(s),
+            Verdict::Broken(gap) => Err::<(), &str>(gap).serialize(s),
+        }
+    }
+}
+
 impl Chain {
-    /// `Ok` when whole, the gap said when not, `None` when not judged.
-    pub fn verdict(&self) -> Option<Result<(), String>> {
+    /// The verdict; `None` when not judged.
+    pub fn verdict(&self) -> Option<Verdict> {
         match self {
             Chain::NotLtx => None,
-            Chain::Whole { .. } => Some(Ok(())),
-            Chain::Gap { .. } => self.describe().map(Err),
+            Chain::Whole { .. } => Some(Verdict::Whole),
+            Chain::Gap { .. } => self.describe().map(Verdict::Broken),
         }
     }
 

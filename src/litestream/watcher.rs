@@ -3,6 +3,7 @@
 //! poller reads. One task per replica; a failing replica is an error on that replica only.
 
 use super::board::{Board, Observation};
+use super::chain::Verdict;
 use super::config::{LitestreamDb, Replica, ReplicaKind};
 use super::metrics::{self, Process};
 use super::position::{Local, Position};
@@ -182,10 +183,9 @@ async fn watch(
         };
         let generation = local.as_ref().and_then(|l: &Local| l.generation.clone());
         let read = tokio::time::timeout(timeout, read_replica(&reader, generation)).await;
-        let result = read
-            .unwrap_or(Err(ReplicaError::Timeout(timeout)))
-            .map_err(|e| e.to_string());
-        replica_said.tell(result.as_ref().err(), |e| match e {
+        let result = read.unwrap_or(Err(ReplicaError::Timeout(timeout)));
+        let said = result.as_ref().err().map(ToString::to_string);
+        replica_said.tell(said.as_ref(), |e| match e {
             Some(e) => {
                 tracing::warn!(db = %db, replica = %replica.name, error = %e, "cannot read Litestream replica")
             }
@@ -251,20 +251,24 @@ impl Said {
 /// The chain's verdict after a listing that saw `seen`: a gap is reported once two listings in
 /// a row show the same one (the second value: a gap seen once, held until then). Pure.
 fn confirmed(
-    before: Option<Result<(), String>>,
+    before: Option<Verdict>,
     unconfirmed: Option<String>,
-    seen: Option<Result<(), String>>,
-) -> (Option<Result<(), String>>, Option<String>) {
+    seen: Option<Verdict>,
+) -> (Option<Verdict>, Option<String>) {
     match seen {
-        Some(Err(gap)) if unconfirmed.as_ref() == Some(&gap) => (Some(Err(gap)), None),
-        Some(Err(gap)) if matches!(before, Some(Err(_))) => (Some(Err(gap)), None),
-        Some(Err(gap)) => (before, Some(gap)),
+        Some(Verdict::Broken(gap)) if unconfirmed.as_ref() == Some(&gap) => {
+            (Some(Verdict::Broken(gap)), None)
+        }
+        Some(Verdict::Broken(gap)) if matches!(before, Some(Verdict::Broken(_))) => {
+            (Some(Verdict::Broken(gap)), None)
+        }
+        Some(Verdict::Broken(gap)) => (before, Some(gap)),
         other => (other, None),
     }
 }
 
 /// Records one read of the replica in its observation.
-fn record(o: &mut Observation, result: Result<Option<Head>, String>, now: f64) {
+fn record(o: &mut Observation, result: Result<Option<Head>, ReplicaError>, now: f64) {
     match result {
         Ok(found) => {
             o.error = None;
@@ -277,7 +281,7 @@ fn record(o: &mut Observation, result: Result<Option<Head>, String>, now: f64) {
             o.replica = found.map(|h| h.position);
         }
         Err(e) => {
-            o.error = Some(e);
+            o.error = Some(e.to_string());
             o.errors_total += 1;
         }
     }
@@ -286,21 +290,22 @@ fn record(o: &mut Observation, result: Result<Option<Head>, String>, now: f64) {
 #[cfg(test)]
 mod tests {
     use super::confirmed;
+    use crate::litestream::chain::Verdict;
 
     #[test]
     fn a_gap_counts_once_two_listings_in_a_row_show_it() {
-        let gap = || Some(Err("gap at 9".to_string()));
+        let gap = || Some(Verdict::Broken("gap at 9".to_string()));
         // Whole, then a gap seen once (mid-compaction): still whole.
-        let (now, held) = confirmed(Some(Ok(())), None, gap());
-        assert_eq!(now, Some(Ok(())));
+        let (now, held) = confirmed(Some(Verdict::Whole), None, gap());
+        assert_eq!(now, Some(Verdict::Whole));
         // The next listing whole again: the gap is forgotten.
-        let (now, held) = confirmed(now, held, Some(Ok(())));
-        assert_eq!((now, held), (Some(Ok(())), None));
+        let (now, held) = confirmed(now, held, Some(Verdict::Whole));
+        assert_eq!((now, held), (Some(Verdict::Whole), None));
         // Seen twice in a row: reported.
-        let (now, held) = confirmed(Some(Ok(())), None, gap());
+        let (now, held) = confirmed(Some(Verdict::Whole), None, gap());
         let (now, _) = confirmed(now, held, gap());
         assert_eq!(now, gap());
         // Not judged (v0.3) is said at once.
-        assert_eq!(confirmed(Some(Ok(())), None, None).0, None);
+        assert_eq!(confirmed(Some(Verdict::Whole), None, None).0, None);
     }
 }

@@ -265,8 +265,19 @@ fn push_unique(v: &mut Vec<String>, s: String) {
     }
 }
 
+/// Why a column default cannot be carried over to Postgres (said after `DEFAULT`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NotPortable {
+    #[error("{default} on a {pg} column")]
+    CurrentTime { default: String, pg: PgType },
+    #[error("{0} is not a boolean")]
+    NotBoolean(String),
+    #[error("{default} uses {}", .uses.join(", "))]
+    SqliteOnly { default: String, uses: Vec<String> },
+}
+
 /// A column default in Postgres terms, or why it cannot be carried over.
-pub fn default_for(default: &str, pg: &PgType) -> Result<String, String> {
+pub fn default_for(default: &str, pg: &PgType) -> Result<String, NotPortable> {
     // No column is in scope in a DEFAULT: a double-quoted token there is a string to SQLite.
     let literal = super::literals::literal_strings(default.trim(), &[]);
     let d = literal.as_str();
@@ -288,7 +299,12 @@ pub fn default_for(default: &str, pg: &PgType) -> Result<String, String> {
                     };
                     format!("to_char({utc_now}, '{fmt}')")
                 }
-                _ => return Err(format!("{d} on a {pg} column")),
+                _ => {
+                    return Err(NotPortable::CurrentTime {
+                        default: d.into(),
+                        pg: pg.clone(),
+                    })
+                }
             })
         }
         _ => {}
@@ -303,7 +319,7 @@ pub fn default_for(default: &str, pg: &PgType) -> Result<String, String> {
         return match unquoted {
             "0" | "FALSE" => Ok("false".into()),
             "1" | "TRUE" => Ok("true".into()),
-            _ => Err(format!("{d} is not a boolean")),
+            _ => Err(NotPortable::NotBoolean(d.into())),
         };
     }
     let numeric = d.trim_start_matches(['-', '+']);
@@ -330,7 +346,10 @@ pub fn default_for(default: &str, pg: &PgType) -> Result<String, String> {
     if uses.is_empty() {
         Ok(d.to_string())
     } else {
-        Err(format!("{d} uses {}", uses.join(", ")))
+        Err(NotPortable::SqliteOnly {
+            default: d.into(),
+            uses,
+        })
     }
 }
 
@@ -403,6 +422,7 @@ mod tests {
         );
         assert!(default_for("(strftime('%s','now'))", &PgType::BigInt)
             .unwrap_err()
+            .to_string()
             .contains("strftime"));
         assert!(default_for("2", &PgType::Boolean).is_err());
         // Found by the fuzzer: a blob literal cut short.

@@ -135,9 +135,9 @@ pub struct ReplicaSnapshot {
     pub replicated_at: Option<f64>,
     /// How long the oldest commit the replica does not hold has waited; 0 when it holds all.
     pub lag_seconds: Option<f64>,
-    /// Whether a restore would find an unbroken run of LTX files (v0.5): `Ok`, or the gap said
+    /// Whether a restore would find an unbroken run of LTX files (v0.5): whole, or the gap said
     /// (naming the file after it); `None` when not judged (v0.3, not read yet).
-    pub chain: Option<Result<(), String>>,
+    pub chain: Option<crate::litestream::chain::Verdict>,
     pub errors_total: u64,
 }
 

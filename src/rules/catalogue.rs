@@ -203,7 +203,7 @@ fn drill_success(s: &DbSnapshot) -> Option<f64> {
     Some(if last.success { 1.0 } else { 0.0 })
 }
 fn chain_intact(s: &DbSnapshot) -> Option<f64> {
-    every_replica(s, |r| r.chain.as_ref().map(Result::is_ok))
+    every_replica(s, |r| r.chain.as_ref().map(|c| c.is_whole()))
 }
 fn drill_stale(s: &DbSnapshot) -> Option<f64> {
     let d = s.restore_drill.as_ref()?;

@@ -80,7 +80,7 @@ pub fn render_text(
     let gap = snapshot
         .litestream
         .iter()
-        .find_map(|r| r.chain.as_ref().and_then(|c| c.as_ref().err()))
+        .find_map(|r| r.chain.as_ref().and_then(|c| c.gap()))
         .map_or("a file of its chain is missing".to_string(), |g| {
             g.trim_start_matches("LTX files are missing: ").to_string()
         });

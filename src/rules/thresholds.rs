@@ -30,10 +30,32 @@ pub type Layer = BTreeMap<String, Levels>;
 
 /// A threshold setting that cannot be used: the field it is at, and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{field}: {message}")]
+#[error("{field}: {problem}")]
 pub struct ThresholdError {
     pub field: String,
-    pub message: String,
+    pub problem: Problem,
+}
+
+/// Why a threshold setting cannot be used, saying what was expected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Problem {
+    #[error("unknown threshold; expected one of {}", RULES.iter().map(|r| r.key).collect::<Vec<_>>().join(", "))]
+    Unknown,
+    #[error(
+        "judged once per filesystem, for every database on it: set it under the global thresholds:"
+    )]
+    PerFilesystem,
+    #[error("{shown} is not valid; expected {expected}, or off")]
+    NotValid {
+        shown: String,
+        expected: &'static str,
+    },
+    #[error("{} must be {side} {}", .worse.as_str(), .milder.as_str())]
+    OutOfOrder {
+        worse: Severity,
+        side: &'static str,
+        milder: Severity,
+    },
 }
 
 /// One rule's effective settings for one database.
@@ -116,24 +138,14 @@ impl DbThresholds {
     /// The defaults, overridden by `layers` in order (global `thresholds:`, then the
     /// database's own). `fields` names each layer in errors, like `thresholds`.
     pub fn resolve(layers: &[(&str, &Layer)]) -> Result<DbThresholds, ThresholdError> {
-        let error = |field: String, message: String| ThresholdError { field, message };
+        let error = |field: String, problem: Problem| ThresholdError { field, problem };
         let mut out = DbThresholds::default().rules.to_vec();
         for (n, (field, layer)) in layers.iter().enumerate() {
             for (key, levels) in layer.iter() {
-                let rule = by_key(key).ok_or_else(|| {
-                    let known: Vec<_> = RULES.iter().map(|r| r.key).collect();
-                    error(
-                        format!("{field}.{key}"),
-                        format!("unknown threshold; expected one of {}", known.join(", ")),
-                    )
-                })?;
+                let rule =
+                    by_key(key).ok_or_else(|| error(format!("{field}.{key}"), Problem::Unknown))?;
                 if n > 0 && rule.scope == Scope::Filesystem {
-                    return Err(error(
-                        format!("{field}.{key}"),
-                        "judged once per filesystem, for every database on it: set it under the \
-                         global thresholds:"
-                            .into(),
-                    ));
+                    return Err(error(format!("{field}.{key}"), Problem::PerFilesystem));
                 }
                 let i = out
                     .iter()
@@ -196,7 +208,7 @@ fn drop_defaults_out_of_order(setting: &mut RuleSetting, written: [bool; 3]) {
 }
 
 /// Each level set must lie beyond the milder ones (equal is allowed: both fire).
-fn check_order(setting: &RuleSetting) -> Result<(), String> {
+fn check_order(setting: &RuleSetting) -> Result<(), Problem> {
     let set: Vec<(Severity, f64)> = setting.levels().collect();
     for pair in set.windows(2) {
         let ((worse, w), (milder, m)) = (pair[0], pair[1]);
@@ -205,18 +217,18 @@ fn check_order(setting: &RuleSetting) -> Result<(), String> {
                 super::catalogue::Op::Above => "above",
                 super::catalogue::Op::Below => "below",
             };
-            return Err(format!(
-                "{} must be {side} {}",
-                worse.as_str(),
-                milder.as_str()
-            ));
+            return Err(Problem::OutOfOrder {
+                worse,
+                side,
+                milder,
+            });
         }
     }
     Ok(())
 }
 
 /// Reads one level: a value in `unit`, or `off` to disable the level.
-fn parse_level(unit: Unit, v: &Written) -> Result<Option<f64>, String> {
+fn parse_level(unit: Unit, v: &Written) -> Result<Option<f64>, Problem> {
     let (number, text) = match v {
         Written::Off => return Ok(None),
         Written::Number(n) => (Some(*n).filter(|n| n.is_finite() && *n >= 0.0), None),
@@ -252,7 +264,10 @@ fn parse_level(unit: Unit, v: &Written) -> Result<Option<f64>, String> {
             Unit::PerSecond => "a rate per second like 500",
             Unit::Count => "a whole number like 3",
         };
-        format!("{} is not valid; expected {expected}, or off", shown())
+        Problem::NotValid {
+            shown: shown(),
+            expected,
+        }
     })
 }
 
@@ -294,7 +309,7 @@ mod tests {
             "database_size: {warning: 1GB}\nfilesystem_free: {warning: 20%, critical: 'off'}\nwrite_tx_per_sec: {for: 30s}\n",
         );
         let db = layer("database_size: {critical: 2GiB}\n");
-        let ThresholdError { field, message } = DbThresholds::resolve(&[
+        let ThresholdError { field, problem } = DbThresholds::resolve(&[
             ("thresholds", &global),
             (
                 "databases[0].thresholds",
@@ -303,7 +318,8 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(field, "databases[0].thresholds.filesystem_free");
-        assert!(message.contains("per filesystem"), "{message}");
+        assert_eq!(problem, Problem::PerFilesystem);
+        assert!(problem.to_string().contains("per filesystem"), "{problem}");
         let t = DbThresholds::resolve(&[("thresholds", &global), ("databases[0].thresholds", &db)])
             .unwrap();
         let size = t.get("database_size").unwrap();
@@ -329,10 +345,10 @@ mod tests {
         assert_eq!(t.get("backend_engineers").unwrap().info, Some(5.0));
         // Levels config sets itself must be in order.
         let bad = layer("database_size: {info: 60GB, warning: 40GB}\n");
-        let ThresholdError { field, message } =
+        let ThresholdError { field, problem } =
             DbThresholds::resolve(&[("thresholds", &bad)]).unwrap_err();
         assert_eq!(field, "thresholds.database_size");
-        assert_eq!(message, "warning must be above info");
+        assert_eq!(problem.to_string(), "warning must be above info");
     }
 
     #[test]
@@ -340,17 +356,18 @@ mod tests {
         let bad = layer("database_size: {warning: lots}\n");
         let ThresholdError {
             field,
-            message: msg,
+            problem: msg,
         } = DbThresholds::resolve(&[("thresholds", &bad)]).unwrap_err();
         assert_eq!(field, "thresholds.database_size.warning");
+        let msg = msg.to_string();
         assert!(msg.contains("\"lots\"") && msg.contains("50GB"), "{msg}");
         let unknown = layer("db_size: {warning: 1GB}\n");
         let ThresholdError {
             field,
-            message: msg,
+            problem: msg,
         } = DbThresholds::resolve(&[("thresholds", &unknown)]).unwrap_err();
         assert_eq!(field, "thresholds.db_size");
-        assert!(msg.contains("database_size"), "{msg}");
+        assert!(msg.to_string().contains("database_size"), "{msg}");
         let inverted = layer("filesystem_free: {warning: 5%, critical: 10%}\n");
         let field = DbThresholds::resolve(&[("thresholds", &inverted)])
             .unwrap_err()

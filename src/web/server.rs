@@ -42,7 +42,7 @@ pub struct WebState {
     pub started: SystemTime,
     pub alertmanagers: Vec<Arc<NotifierStats>>,
     /// Whether a litestream.yml was given, and why it could not be used if so.
-    pub litestream_config: Option<Result<(), String>>,
+    pub litestream_config: Option<Result<(), crate::config::ConfigError>>,
     /// The exposition of the last poll cycle, rendered once and served to every scraper until
     /// the next cycle publishes (so 200 concurrent scrapes cost one render).
     pub exposition: std::sync::Mutex<Option<(u64, Bytes)>>,
@@ -290,7 +290,11 @@ fn handle(state: &WebState, req: Request<hyper::body::Incoming>) -> Response<Ful
                     "text/html; charset=utf-8",
                     status_page(state, &published, range),
                 ),
-                Err(e) => response(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", e),
+                Err(e) => response(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain; charset=utf-8",
+                    e.to_string(),
+                ),
             },
             "/healthz" => {
                 // Healthy while the poller keeps publishing.
@@ -307,18 +311,11 @@ fn handle(state: &WebState, req: Request<hyper::body::Incoming>) -> Response<Ful
                     )
                 }
             }
-            "/api/v1/status" => {
-                let body = serde_json::json!({
-                    "version": state.build.version,
-                    "sqlite_version": state.build.sqlite_version,
-                    "started_at": state.started.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
-                    "poll_interval_seconds": state.poll_interval.as_secs_f64(),
-                    "poll_cycles": published.cycles,
-                    "litestream_config_error": state.litestream_config.as_ref().and_then(|r| r.as_ref().err()),
-                    "databases": &*published.snapshots,
-                });
-                response(StatusCode::OK, "application/json", body.to_string())
-            }
+            "/api/v1/status" => response(
+                StatusCode::OK,
+                "application/json",
+                status_json(state, &published),
+            ),
             "/api/v1/history" => match history_json(state, &published, req.uri().query()) {
                 Ok(body) => response(StatusCode::OK, "application/json", body),
                 Err((status, e)) => response(status, "text/plain; charset=utf-8", e),
@@ -340,6 +337,20 @@ fn handle(state: &WebState, req: Request<hyper::body::Incoming>) -> Response<Ful
     r
 }
 
+/// `/api/v1/status`: the daemon and every database's last snapshot.
+fn status_json(state: &WebState, published: &crate::poller::Published) -> String {
+    serde_json::json!({
+        "version": state.build.version,
+        "sqlite_version": state.build.sqlite_version,
+        "started_at": state.started.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
+        "poll_interval_seconds": state.poll_interval.as_secs_f64(),
+        "poll_cycles": published.cycles,
+        "litestream_config_error": state.litestream_config.as_ref().and_then(|r| r.as_ref().err()).map(ToString::to_string),
+        "databases": &*published.snapshots,
+    })
+    .to_string()
+}
+
 /// Bytes in binary units, for people.
 pub fn human_bytes(n: u64) -> String {
     crate::units::format_value(crate::units::Unit::Bytes, n as f64)
@@ -352,13 +363,17 @@ fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (String, String)> + 
 }
 
 /// `range=1h|1d|7d` of the query (the last hour when absent).
-fn query_range(query: Option<&str>) -> Result<Range, String> {
+fn query_range(query: Option<&str>) -> Result<Range, BadRange> {
     match query_pairs(query).find(|(k, _)| k == "range") {
         None => Ok(Range::Hour),
-        Some((_, v)) => Range::parse(&v)
-            .ok_or_else(|| format!("range={v:?} is not a range; expected 1h, 1d or 7d\n")),
+        Some((_, v)) => Range::parse(&v).ok_or(BadRange(v)),
     }
 }
+
+/// A `range=` the history does not keep.
+#[derive(Debug, thiserror::Error)]
+#[error("range={0:?} is not a range; expected 1h, 1d or 7d\n")]
+struct BadRange(String);
 
 fn now_seconds() -> f64 {
     SystemTime::now()
@@ -408,7 +423,7 @@ fn history_json(
     let db = query_pairs(query).find(|(k, _)| k == "db").map(|(_, v)| v);
     let ranges = match query_pairs(query).find(|(k, _)| k == "range") {
         None => Range::ALL.to_vec(),
-        Some(_) => vec![query_range(query).map_err(|e| (StatusCode::BAD_REQUEST, e))?],
+        Some(_) => vec![query_range(query).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?],
     };
     let history = state.history.read().unwrap_or_else(|e| e.into_inner());
     let now = now_seconds();
