@@ -4,7 +4,7 @@
 //! what it watches unless configured so; written to a temporary file and renamed, so a crash
 //! leaves the old state or the new one, never half of one.
 
-use crate::rules::{Alert, AlertState, SavedAlert, Severity};
+use crate::rules::{Alert, AlertState, Severity};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ pub struct Saved {
     pub schema: String,
     #[serde(with = "humantime_serde")]
     pub saved_at: SystemTime,
-    pub alerts: Vec<SavedAlert>,
+    pub alerts: Vec<Alert>,
 }
 
 /// Why the state file could not be read or written: the file and the cause.
@@ -44,8 +44,8 @@ fn saved(alerts: &[Alert]) -> impl Iterator<Item = &Alert> {
 }
 
 /// The pending and firing alerts among `alerts`, as saved. Pure.
-pub fn to_save(alerts: &[Alert]) -> Vec<SavedAlert> {
-    saved(alerts).map(SavedAlert::from).collect()
+pub fn to_save(alerts: &[Alert]) -> Vec<Alert> {
+    saved(alerts).cloned().collect()
 }
 
 /// What decides whether the state file must be written again: which alerts are saved, in what
@@ -82,7 +82,7 @@ pub fn load(path: &Path) -> Result<Option<Saved>, StateError> {
 }
 
 /// Writes `alerts` as the state at `now`: a temporary file next to it, synced, then renamed.
-pub fn save(path: &Path, alerts: Vec<SavedAlert>, now: SystemTime) -> Result<(), StateError> {
+pub fn save(path: &Path, alerts: Vec<Alert>, now: SystemTime) -> Result<(), StateError> {
     let saved = Saved {
         schema: SCHEMA.into(),
         saved_at: now,
@@ -143,6 +143,32 @@ mod tests {
         assert_eq!(back.alerts.len(), 2);
         assert_eq!(back.alerts[1].state, AlertState::Firing);
         assert_eq!(back.alerts[1].active_since, alerts[1].active_since);
+    }
+
+    #[test]
+    fn a_file_written_before_alerts_were_saved_whole_still_loads() {
+        // As 0.x up to issue 30 wrote it: no resolved_at or runbook_url; a rule since removed.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(
+            &path,
+            r#"{"schema": "sqlite-ops/state/v1", "saved_at": "2023-11-14T22:13:20Z", "alerts": [
+              {"db": "app", "alert": "SQLiteTeamOutgrown", "severity": "warning", "state": "firing",
+               "value": 5.0, "threshold": 3.0, "active_since": "2023-11-14T22:13:20Z",
+               "fired_at": "2023-11-14T22:13:20Z", "summary": "s", "description": "d"},
+              {"db": "app", "alert": "SQLiteGone", "severity": "info", "state": "pending",
+               "value": 1.0, "threshold": 1.0, "active_since": "2023-11-14T22:13:20Z"}]}"#,
+        )
+        .unwrap();
+        let back = load(&path).unwrap().unwrap();
+        assert_eq!(
+            back.alerts[0],
+            Alert {
+                runbook_url: String::new(),
+                ..alert(AlertState::Firing)
+            }
+        );
+        assert_eq!(back.alerts[1].alert, "", "a rule this build does not know");
     }
 
     #[test]

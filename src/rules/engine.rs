@@ -26,13 +26,17 @@ pub enum AlertState {
     Resolved,
 }
 
-/// One alert of one database (or filesystem) at one severity.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One alert of one database (or filesystem) at one severity: what the engine tracks, the API
+/// serves and the state file keeps across a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// The subject: the database's name, or the filesystem's mount point for a rule of
     /// [`super::Scope::Filesystem`] (labelled `mountpoint` then, see `catalogue::subject_label`).
     pub db: String,
-    pub alert: &'static str,
+    /// The rule's alert name; read back from a state file as the catalogue's own name, or ""
+    /// for a rule this build does not know (which `Engine::restore` drops).
+    #[serde(deserialize_with = "rule_name")]
+    pub alert: AlertName,
     pub severity: Severity,
     pub state: AlertState,
     /// The last value seen while the threshold was breached.
@@ -41,13 +45,29 @@ pub struct Alert {
     /// When the threshold was first seen breached in this episode.
     #[serde(with = "humantime_serde")]
     pub active_since: SystemTime,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "humantime_serde", default)]
     pub fired_at: Option<SystemTime>,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "humantime_serde", default)]
     pub resolved_at: Option<SystemTime>,
+    #[serde(default)]
     pub summary: String,
+    #[serde(default)]
     pub description: String,
+    #[serde(default)]
     pub runbook_url: String,
+}
+
+/// A rule's alert name, the catalogue's own string. Named so that serde's derive, which borrows
+/// any field written `&str` from its input, reads it through [`rule_name`] instead.
+pub type AlertName = &'static str;
+
+/// An alert name as the catalogue spells it ("" when it names no rule).
+fn rule_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let name = String::deserialize(d)?;
+    Ok(RULES
+        .iter()
+        .find(|r| r.alert == name)
+        .map_or("", |r| r.alert))
 }
 
 type Key = (String, &'static str, Severity);
@@ -95,42 +115,6 @@ struct Track {
     /// What the summary and description were last rendered from: ten thousand databases
     /// breaching a disk-space threshold at once are not ten thousand texts every poll.
     text_of: Option<TextInputs>,
-}
-
-/// A pending or firing alert as the state file keeps it across a restart.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SavedAlert {
-    pub db: String,
-    pub alert: String,
-    pub severity: Severity,
-    pub state: AlertState,
-    pub value: f64,
-    pub threshold: f64,
-    #[serde(with = "humantime_serde")]
-    pub active_since: SystemTime,
-    #[serde(with = "humantime_serde", default)]
-    pub fired_at: Option<SystemTime>,
-    #[serde(default)]
-    pub summary: String,
-    #[serde(default)]
-    pub description: String,
-}
-
-impl From<&Alert> for SavedAlert {
-    fn from(a: &Alert) -> Self {
-        SavedAlert {
-            db: a.db.clone(),
-            alert: a.alert.to_string(),
-            severity: a.severity,
-            state: a.state,
-            value: a.value,
-            threshold: a.threshold,
-            active_since: a.active_since,
-            fired_at: a.fired_at,
-            summary: a.summary.clone(),
-            description: a.description.clone(),
-        }
-    }
 }
 
 /// Every threshold breached by `dbs` now, at each severity.
@@ -280,7 +264,7 @@ impl Engine {
     /// [`RESTORE_TOLERANCE`] ago, are dropped.
     pub fn restore(
         &mut self,
-        saved: &[SavedAlert],
+        saved: &[Alert],
         saved_at: SystemTime,
         now: Instant,
         wall: SystemTime,
@@ -306,22 +290,14 @@ impl Engine {
                 key,
                 Track {
                     alert: Alert {
-                        db: a.db.clone(),
                         alert: rule.alert,
-                        severity: a.severity,
-                        state: a.state,
-                        value: a.value,
-                        threshold: a.threshold,
-                        active_since: a.active_since,
-                        fired_at: a.fired_at,
                         resolved_at: None,
-                        summary: a.summary.clone(),
-                        description: a.description.clone(),
                         runbook_url: format!(
                             "{}#{}",
                             self.runbook_base_url,
                             rule.alert.to_lowercase()
                         ),
+                        ..a.clone()
                     },
                     since: now,
                     resolved: None,
@@ -519,10 +495,10 @@ mod tests {
         assert_eq!(a[0].state, AlertState::Firing);
     }
 
-    fn saved(alert: &str, state: AlertState, threshold: f64, since: SystemTime) -> SavedAlert {
-        SavedAlert {
+    fn saved(alert: &'static str, state: AlertState, threshold: f64, since: SystemTime) -> Alert {
+        Alert {
             db: "app".into(),
-            alert: alert.into(),
+            alert,
             severity: Severity::Warning,
             state,
             value: threshold * 2.0,
@@ -531,6 +507,8 @@ mod tests {
             fired_at: (state == AlertState::Firing).then_some(since),
             summary: "s".into(),
             description: "d".into(),
+            resolved_at: None,
+            runbook_url: String::new(),
         }
     }
 

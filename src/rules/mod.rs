@@ -8,7 +8,7 @@ pub mod engine;
 pub mod thresholds;
 
 pub use catalogue::{Group, RuleDef, Scope, Severity, Unit, RULES};
-pub use engine::{Alert, AlertState, Engine, SavedAlert};
+pub use engine::{Alert, AlertState, Engine};
 pub use thresholds::{DbThresholds, Layer, Levels, RuleSetting, ThresholdError, Written};
 
 use crate::monitor::DbSnapshot;
