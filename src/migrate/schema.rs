@@ -233,6 +233,28 @@ fn read_table(
 /// Primary-key columns with their positions in the key (from 1).
 type PrimaryKeyAt = Vec<(i64, String)>;
 
+/// One row of `pragma_table_xinfo`: a column (`hidden` 2 or 3 for a generated one).
+struct XinfoRow {
+    name: String,
+    declared: String,
+    not_null: bool,
+    default: Option<String>,
+    /// Its position in the primary key, from 1; 0 when not in it.
+    pk: i64,
+    hidden: i64,
+}
+
+/// One row of `pragma_foreign_key_list`: one column of constraint `id` (`to` is absent when
+/// the parent's primary key is meant).
+struct ForeignKeyRow {
+    id: i64,
+    parent: String,
+    from: String,
+    to: Option<String>,
+    on_update: String,
+    on_delete: String,
+}
+
 /// The table's columns, its primary-key columns by position, and whether it is AUTOINCREMENT.
 /// `defs` are the column definitions of its CREATE TABLE, for generated expressions.
 fn read_columns(
@@ -247,17 +269,24 @@ fn read_columns(
         "SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1)",
     )?;
     let rows = s.query_map([name], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, bool>(2)?,
-            r.get::<_, Option<String>>(3)?,
-            r.get::<_, i64>(4)?,
-            r.get::<_, i64>(5)?,
-        ))
+        Ok(XinfoRow {
+            name: r.get("name")?,
+            declared: r.get("type")?,
+            not_null: r.get("notnull")?,
+            default: r.get("dflt_value")?,
+            pk: r.get("pk")?,
+            hidden: r.get("hidden")?,
+        })
     })?;
     for row in rows {
-        let (col, declared, not_null, default, pk_pos, hidden) = row?;
+        let XinfoRow {
+            name: col,
+            declared,
+            not_null,
+            default,
+            pk: pk_pos,
+            hidden,
+        } = row?;
         let (_, collation, _, _, autoinc) =
             conn.column_metadata(None::<&str>, name, col.as_str())?;
         autoincrement |= autoinc;
@@ -293,18 +322,25 @@ fn read_foreign_keys(conn: &Connection, name: &str) -> rusqlite::Result<Vec<Fore
          FROM pragma_foreign_key_list(?1) ORDER BY id, seq",
     )?;
     let rows = s.query_map([name], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, Option<String>>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, String>(5)?,
-        ))
+        Ok(ForeignKeyRow {
+            id: r.get("id")?,
+            parent: r.get("table")?,
+            from: r.get("from")?,
+            to: r.get("to")?,
+            on_update: r.get("on_update")?,
+            on_delete: r.get("on_delete")?,
+        })
     })?;
     let mut last_id = None;
     for row in rows {
-        let (id, parent, from, to, on_update, on_delete) = row?;
+        let ForeignKeyRow {
+            id,
+            parent,
+            from,
+            to,
+            on_update,
+            on_delete,
+        } = row?;
         if last_id != Some(id) {
             foreign_keys.push(ForeignKey {
                 parent,
