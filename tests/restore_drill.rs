@@ -8,7 +8,8 @@
 use crate::common;
 
 use common::services::{damage_snapshots, file_replica_yml, litestream_bin, s3_replica_yml};
-use common::{wait_for, Daemon, Litestream, S3Server, Tmpfs, STEP};
+use common::{wait_for, ConfigFile, Daemon, Litestream, S3Server, Tmpfs, STEP};
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
 /// A WAL database with 1,500 rows in two tables.
@@ -53,20 +54,33 @@ impl Replicated {
 }
 
 /// Our config: drills every `interval` with `drill` settings (flow YAML without braces).
-fn config(dir: &Path, yml: &Path, drill: &str) -> PathBuf {
-    let config = dir.join("sqlite-ops.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "poll_interval: 200ms\nlitestream: {{config: {}, interval: 500ms}}\n\
-             thresholds:\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n\
-             \x20 restore_drill_failed: {{for: 0s}}\n  restore_drill_stale: {{for: 0s}}\n  restore_duration: {{for: 0s}}\n\
-             restore_drill: {{{drill}}}\n",
-            yml.display()
-        ),
-    )
-    .unwrap();
-    config
+fn config(dir: &Path, yml: &Path, drill: Value) -> PathBuf {
+    daemon_config(yml, drill).write(&dir.join("sqlite-ops.yaml"))
+}
+
+/// Polls every 200 ms, Litestream's `yml` read every 500 ms, the drills of `drill`, no disk
+/// alert.
+fn plain_config(yml: &Path, drill: Value) -> ConfigFile {
+    ConfigFile::new()
+        .set("poll_interval", json!("200ms"))
+        .litestream(yml, "500ms")
+        .no_disk_alert()
+        .set("restore_drill", drill)
+}
+
+/// [`plain_config`] with the drills' alerts at once.
+fn daemon_config(yml: &Path, drill: Value) -> ConfigFile {
+    plain_config(yml, drill)
+        .threshold("restore_drill_failed", json!({"for": "0s"}))
+        .threshold("restore_drill_stale", json!({"for": "0s"}))
+        .threshold("restore_duration", json!({"for": "0s"}))
+}
+
+/// `restore_drill:` every `interval`, the first after `first_after`, restored by `bin` into
+/// `scratch`, each within `timeout`.
+fn drills(interval: &str, first_after: &str, scratch: &Path, bin: &Path, timeout: &str) -> Value {
+    json!({"interval": interval, "first_after": first_after, "scratch_dir": scratch,
+           "litestream": bin, "timeout": timeout})
 }
 
 /// The database's `restore_drill` in `/api/v1/status`.
@@ -143,11 +157,7 @@ fn a_drill_of_a_file_replica_restores_every_row_and_touches_nothing_live() {
         let cfg = config(
             dir.path(),
             &yml,
-            &format!(
-                "interval: 1s, first_after: 0s, scratch_dir: {}, litestream: {}, timeout: 30s",
-                scratch.display(),
-                litestream_bin(version).display()
-            ),
+            drills("1s", "0s", &scratch, &litestream_bin(version), "30s"),
         );
         let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
         replicated(&d, "file");
@@ -256,11 +266,7 @@ fn a_drill_of_an_s3_replica_restores_every_row() {
         let cfg = config(
             dir.path(),
             &yml,
-            &format!(
-                "interval: 1s, first_after: 0s, scratch_dir: {}, litestream: {}",
-                scratch.display(),
-                litestream_bin(version).display()
-            ),
+            drills("1s", "0s", &scratch, &litestream_bin(version), "1h"),
         );
         // The drill's Litestream inherits the daemon's environment, and Litestream's S3 client
         // refuses to start with a custom CA bundle in it (as `Litestream::start` knows).
@@ -296,10 +302,12 @@ fn a_damaged_replica_fails_with_litestream_s_own_error() {
     let cfg = config(
         dir.path(),
         &yml,
-        &format!(
-            "interval: 1h, first_after: 0s, scratch_dir: {}, litestream: {}",
-            dir.path().join("scratch").display(),
-            litestream_bin("0.5.17").display()
+        drills(
+            "1h",
+            "0s",
+            &dir.path().join("scratch"),
+            &litestream_bin("0.5.17"),
+            "1h",
         ),
     );
     let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
@@ -329,25 +337,35 @@ fn a_missing_binary_and_a_scratch_folder_without_room_are_refused_with_their_rea
         litestream: _litestream,
     } = Replicated::start("0.5.17");
     let tmpfs = Tmpfs::mount("4m");
+    let missing = Path::new("/nonexistent/litestream");
     for (drill_cfg, reason) in [
         (
-            format!("interval: 1s, first_after: 0s, scratch_dir: {}, litestream: /nonexistent/litestream", dir.path().join("s").display()),
+            drills("1s", "0s", &dir.path().join("s"), missing, "1h"),
             "cannot run the Litestream binary /nonexistent/litestream",
         ),
         (
-            format!("interval: 1s, first_after: 0s, scratch_dir: {}, litestream: {}", tmpfs.path.display(), litestream_bin("0.5.17").display()),
+            drills("1s", "0s", &tmpfs.path, &litestream_bin("0.5.17"), "1h"),
             "not enough room in the scratch folder",
         ),
     ] {
-        let cfg = config(dir.path(), &yml, &drill_cfg);
+        let cfg = config(dir.path(), &yml, drill_cfg);
         let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
         let r = wait_for(STEP, reason, || {
             let r = drill(&d, "app");
-            r["refused"].as_str().is_some_and(|w| w.contains(reason)).then_some(r)
+            r["refused"]
+                .as_str()
+                .is_some_and(|w| w.contains(reason))
+                .then_some(r)
         });
         assert_eq!(r["runs_total"], 0, "{r:#}");
-        assert_eq!(d.metrics().get("sqlite_restore_drill_skipped{db=\"app\",replica=\"file\"}"), Some(1.0));
-        d.wait_log("the refusal logged", |l| l.contains("restore drill skipped") && l.contains(reason));
+        assert_eq!(
+            d.metrics()
+                .get("sqlite_restore_drill_skipped{db=\"app\",replica=\"file\"}"),
+            Some(1.0)
+        );
+        d.wait_log("the refusal logged", |l| {
+            l.contains("restore drill skipped") && l.contains(reason)
+        });
     }
     assert!(
         entries(&tmpfs.path).is_empty(),
@@ -400,15 +418,7 @@ fn a_timeout_or_a_stop_mid_restore_leaves_nothing_behind() {
     let before = hanging_processes();
 
     // The timeout kills the restore and removes its folder.
-    let cfg = config(
-        dir.path(),
-        &yml,
-        &format!(
-            "interval: 1h, first_after: 0s, scratch_dir: {}, litestream: {}, timeout: 2s",
-            scratch.display(),
-            bin.display()
-        ),
-    );
+    let cfg = config(dir.path(), &yml, drills("1h", "0s", &scratch, &bin, "2s"));
     let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
     wait_for(STEP, "the hanging restore started", || {
         (hanging_processes() > before).then_some(())
@@ -436,15 +446,7 @@ fn a_timeout_or_a_stop_mid_restore_leaves_nothing_behind() {
     drop(d);
 
     // The daemon stopping mid-restore does the same.
-    let cfg = config(
-        dir.path(),
-        &yml,
-        &format!(
-            "interval: 1h, first_after: 0s, scratch_dir: {}, litestream: {}, timeout: 1h",
-            scratch.display(),
-            bin.display()
-        ),
-    );
+    let cfg = config(dir.path(), &yml, drills("1h", "0s", &scratch, &bin, "1h"));
     let mut d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
     wait_for(STEP, "the hanging restore started", || {
         (hanging_processes() > before).then_some(())
@@ -472,15 +474,7 @@ fn a_timeout_or_a_stop_mid_restore_leaves_nothing_behind() {
         "a killed daemon leaves its folder"
     );
     drop(d);
-    let cfg = config(
-        dir.path(),
-        &yml,
-        &format!(
-            "interval: 1h, first_after: 1h, scratch_dir: {}, litestream: {}, timeout: 1h",
-            scratch.display(),
-            bin.display()
-        ),
-    );
+    let cfg = config(dir.path(), &yml, drills("1h", "1h", &scratch, &bin, "1h"));
     let _d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
     wait_for(STEP, "the next start removes it", || {
         entries(&scratch).is_empty().then_some(())
@@ -535,24 +529,14 @@ fn the_drill_alerts_fire_and_resolve_through_alertmanager() {
     let am = common::Alertmanager::start(&dir.path().join("am"), common::free_port());
     let scratch = dir.path().join("scratch");
     let write_config = |bin: &Path, slow: &str| {
-        let drill = format!(
-            "interval: 1s, first_after: 0s, scratch_dir: {}, litestream: {}",
-            scratch.display(),
-            bin.display()
-        );
-        let cfg = config(dir.path(), &yml, &drill);
-        let text = std::fs::read_to_string(&cfg).unwrap();
-        std::fs::write(
-            &cfg,
-            format!(
-                "{text}alertmanager: {{urls: ['{}'], resend_interval: 1m}}\n\
-                 databases: [{{path: {}, name: app, thresholds: {{restore_duration: {{warning: {slow}}}}}}}]\n",
-                am.url,
-                db.display()
-            ),
-        )
-        .unwrap();
-        cfg
+        daemon_config(&yml, drills("1s", "0s", &scratch, bin, "1h"))
+            .set(
+                "alertmanager",
+                json!({"urls": [am.url], "resend_interval": "1m"}),
+            )
+            .entry(json!({"path": db, "name": "app",
+                          "thresholds": {"restore_duration": {"warning": slow}}}))
+            .write(&dir.path().join("sqlite-ops.yaml"))
     };
     let good = litestream_bin("0.5.17");
     let cfg = write_config(&good, "1ms");
@@ -606,11 +590,7 @@ fn drills_beside_steady_writes_never_fail_a_healthy_backup() {
     let cfg = config(
         dir.path(),
         &yml,
-        &format!(
-            "interval: 1s, first_after: 0s, scratch_dir: {}, litestream: {}, timeout: 30s",
-            scratch.display(),
-            litestream_bin("0.5.17").display()
-        ),
+        drills("1s", "0s", &scratch, &litestream_bin("0.5.17"), "30s"),
     );
     let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
     let mut compared = std::collections::BTreeSet::new();
@@ -705,22 +685,10 @@ fn drills_of_different_databases_never_run_at_once() {
         ),
     );
     let scratch = dir.path().join("scratch");
-    let cfg = dir.path().join("sqlite-ops.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "poll_interval: 200ms\nlitestream: {{config: {}, interval: 500ms}}\n\
-             thresholds:\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n\
-             restore_drill: {{interval: 1s, first_after: 0s, scratch_dir: {}, litestream: {}}}\n\
-             databases: [{{path: {}, name: a}}, {{path: {}, name: b}}]\n",
-            yml.display(),
-            scratch.display(),
-            wrapper.display(),
-            a.display(),
-            b.display()
-        ),
-    )
-    .unwrap();
+    let cfg = plain_config(&yml, drills("1s", "0s", &scratch, &wrapper, "1h"))
+        .database(&a, "a")
+        .database(&b, "b")
+        .write(&dir.path().join("sqlite-ops.yaml"));
     let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
     for db in ["a", "b"] {
         // Drills run at idle priority: on a busy machine (a build beside the tests) three
@@ -775,21 +743,9 @@ fn a_folder_left_by_a_daemon_killed_mid_drill_is_removed_at_the_next_start() {
     );
     let scratch = dir.path().join("scratch");
     std::fs::create_dir(&scratch).unwrap();
-    let cfg = dir.path().join("sqlite-ops.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "poll_interval: 200ms\nlitestream: {{config: {}, interval: 500ms}}\n\
-             thresholds:\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n\
-             restore_drill: {{interval: 1s, first_after: 0s, scratch_dir: {}, litestream: {}, timeout: 120s}}\n\
-             databases: [{{path: {}, name: app}}]\n",
-            yml.display(),
-            scratch.display(),
-            wrapper.display(),
-            db.display()
-        ),
-    )
-    .unwrap();
+    let cfg = plain_config(&yml, drills("1s", "0s", &scratch, &wrapper, "120s"))
+        .database(&db, "app")
+        .write(&dir.path().join("sqlite-ops.yaml"));
     let folders = || -> Vec<PathBuf> {
         std::fs::read_dir(&scratch)
             .unwrap()

@@ -1,4 +1,4 @@
-//! Shared test helpers, by what they drive: [`process`] (the guard that kills a child's whole
+//! Shared test helpers, by what they drive: [`config`] (a config file built from typed values), [`process`] (the guard that kills a child's whole
 //! process group, the line-driven child), [`sqlite`] (the application side: Python's sqlite3, a
 //! writer, the monitor in this process), [`daemon`] (a `sqlite-ops run` child), [`scrape`]
 //! (HTTP and parsed scrapes), [`services`] (Prometheus, Alertmanager, Litestream, Postgres),
@@ -10,6 +10,7 @@
 //! some test: one that is not is dead code, and the build says so. The benches borrow a few
 //! through `#[path]`.
 
+pub mod config;
 pub mod daemon;
 pub mod mounts;
 pub mod process;
@@ -19,6 +20,7 @@ pub mod services;
 pub mod sqlite;
 
 // What the tests use by its short name.
+pub use config::ConfigFile;
 pub use daemon::Daemon;
 pub use mounts::{Share, Tmpfs};
 pub use process::{fd_targets, Guard};
