@@ -5,7 +5,8 @@
 
 use crate::common;
 
-use common::{run_cli, wait_for, wal_db, Daemon, Prometheus, PyDriver, STEP};
+use common::{run_cli, wait_for, wal_db, ConfigFile, Daemon, Prometheus, PyDriver, STEP};
+use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
 type Firing = BTreeSet<(String, String)>;
@@ -57,35 +58,27 @@ fn daemon_check_and_prometheus_agree_on_what_fires() {
     let gone = dir.path().join("gone.db");
 
     let config = dir.path().join("sqlite-ops.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "poll_interval: 200ms\n\
-             thresholds:\n\
-             \x20 database_size: {{warning: 200KB, critical: 'off', for: 0s}}\n\
-             \x20 wal_size: {{warning: 64KB, for: 0s}}\n\
-             \x20 backend_engineers: {{for: 0s}}\n\
-             \x20 regions: {{for: 0s}}\n\
-             \x20 database_down: {{for: 0s}}\n\
-             \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n\
-             databases:\n\
-             \x20 - {{path: {}, name: large}}\n\
-             \x20 - {{path: {}, name: small}}\n\
-             \x20 - {{path: {}, name: walbig}}\n\
-             \x20 - {{path: {}, name: team, team: {{backend_engineers: 5, regions: 2}}}}\n\
-             \x20 - {{path: {}, name: gone}}\n\
-             \x20 - {{path: {}, name: medium}}\n\
-             \x20 - {{glob: '{}/*.db', thresholds: {{database_size: {{warning: 100KB}}}}}}\n",
-            large.display(),
-            small.display(),
-            walbig.display(),
-            team.display(),
-            gone.display(),
-            medium.display(),
-            tenants.display()
-        ),
-    )
-    .unwrap();
+    ConfigFile::new()
+        .set("poll_interval", json!("200ms"))
+        .threshold(
+            "database_size",
+            json!({"warning": "200KB", "critical": "off", "for": "0s"}),
+        )
+        .threshold("wal_size", json!({"warning": "64KB", "for": "0s"}))
+        .threshold("backend_engineers", json!({"for": "0s"}))
+        .threshold("regions", json!({"for": "0s"}))
+        .threshold("database_down", json!({"for": "0s"}))
+        .no_disk_alert()
+        .database(&large, "large")
+        .database(&small, "small")
+        .database(&walbig, "walbig")
+        .entry(json!({"path": team, "name": "team",
+                      "team": {"backend_engineers": 5, "regions": 2}}))
+        .database(&gone, "gone")
+        .database(&medium, "medium")
+        .entry(json!({"glob": format!("{}/*.db", tenants.display()),
+                      "thresholds": {"database_size": {"warning": "100KB"}}}))
+        .write(&config);
     let expected = pairs(&[
         ("SQLiteDatabaseLarge", "large"),
         ("SQLiteWalLarge", "walbig"),
@@ -303,29 +296,26 @@ fn daemon_check_and_prometheus_agree_at_rest_and_while_each_fault_holds() {
     let litestream = Litestream::start("0.5.17", &yml);
     let scratch = dir.path().join("scratch");
     std::fs::create_dir(&scratch).unwrap();
-    let config = dir.path().join("sqlite-ops.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "poll_interval: 200ms\n\
-             litestream: {{config: {}, interval: 500ms}}\n\
-             databases: [{{path: {}, name: app}}]\n\
-             restore_drill: {{interval: 2s, first_after: 0s, scratch_dir: {}, litestream: {}, timeout: 30s}}\n\
-             thresholds:\n\
-             \x20 replication_lag: {{warning: 4s, critical: 'off', for: 0s}}\n\
-             \x20 snapshot_age: {{warning: 3s, for: 0s}}\n\
-             \x20 write_lock_hold: {{warning: 2s, for: 0s}}\n\
-             \x20 writer_processes: {{for: 0s}}\n\
-             \x20 restore_drill_failed: {{for: 0s}}\n\
-             \x20 checkpoint_lag_age: {{warning: 'off'}}\n\
-             \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n",
-            yml.display(),
-            db.display(),
-            scratch.display(),
-            litestream_bin("0.5.17").display(),
-        ),
-    )
-    .unwrap();
+    let config = ConfigFile::new()
+        .set("poll_interval", json!("200ms"))
+        .litestream(&yml, "500ms")
+        .database(&db, "app")
+        .set(
+            "restore_drill",
+            json!({"interval": "2s", "first_after": "0s", "scratch_dir": scratch,
+                   "litestream": litestream_bin("0.5.17"), "timeout": "30s"}),
+        )
+        .threshold(
+            "replication_lag",
+            json!({"warning": "4s", "critical": "off", "for": "0s"}),
+        )
+        .threshold("snapshot_age", json!({"warning": "3s", "for": "0s"}))
+        .threshold("write_lock_hold", json!({"warning": "2s", "for": "0s"}))
+        .threshold("writer_processes", json!({"for": "0s"}))
+        .threshold("restore_drill_failed", json!({"for": "0s"}))
+        .threshold("checkpoint_lag_age", json!({"warning": "off"}))
+        .no_disk_alert()
+        .write(&dir.path().join("sqlite-ops.yaml"));
     let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
     let prometheus =
         Prometheus::evaluating_rules(&dir.path().join("prometheus"), &config, &daemon.addr, "");

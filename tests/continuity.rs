@@ -6,8 +6,9 @@
 
 use crate::common;
 
-use common::{free_port, wait_for, Alertmanager, Daemon, STEP};
+use common::{free_port, wait_for, Alertmanager, ConfigFile, Daemon, STEP};
 use rusqlite::Connection;
+use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -25,23 +26,22 @@ fn alert_state(d: &Daemon, alert: &str) -> Option<(String, String)> {
 }
 
 fn config(path: &Path, db: &Path, am: &str, state: &Path, team_for: &str) {
-    std::fs::write(
-        path,
-        format!(
-            "poll_interval: 100ms\n\
-             databases: [{{path: {db}, name: app}}]\n\
-             team: {{backend_engineers: 5}}\n\
-             thresholds:\n\
-             \x20 backend_engineers: {{for: {team_for}}}\n\
-             \x20 database_size: {{warning: 1KB, critical: 'off', for: 1h}}\n\
-             \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n\
-             alertmanager: {{urls: [{am}], resend_interval: 2s, instance: test}}\n\
-             state_file: {state}\n",
-            db = db.display(),
-            state = state.display(),
-        ),
-    )
-    .unwrap();
+    ConfigFile::new()
+        .set("poll_interval", json!("100ms"))
+        .database(db, "app")
+        .set("team", json!({"backend_engineers": 5}))
+        .threshold("backend_engineers", json!({"for": team_for}))
+        .threshold(
+            "database_size",
+            json!({"warning": "1KB", "critical": "off", "for": "1h"}),
+        )
+        .no_disk_alert()
+        .set(
+            "alertmanager",
+            json!({"urls": [am], "resend_interval": "2s", "instance": "test"}),
+        )
+        .set("state_file", json!(state))
+        .write(path);
 }
 
 #[test]
