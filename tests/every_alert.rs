@@ -16,9 +16,10 @@ use crate::common;
 
 use common::services::ends_at;
 use common::{
-    free_port, temp_db, wait_for, wal_db, Alertmanager, Daemon, Litestream, PyDriver, Tmpfs,
-    Writer, STEP,
+    free_port, temp_db, wait_for, wal_db, Alertmanager, ConfigFile, Daemon, Litestream, PyDriver,
+    Tmpfs, Writer, STEP,
 };
+use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -56,33 +57,30 @@ fn every_alert_fires_and_resolves_through_alertmanager() {
 
     let config = dir.path().join("sqlite-ops.yaml");
     let write_config = |engineers: u32, regions: u32| {
-        std::fs::write(
-            &config,
-            format!(
-                "poll_interval: 100ms\n\
-                 alertmanager: {{urls: ['{am}'], resend_interval: 1m}}\n\
-                 thresholds:\n\
-                 \x20 filesystem_free: {{warning: 10%, critical: 'off', for: 0s}}\n\
-                 \x20 database_down: {{for: 0s}}\n\
-                 \x20 backend_engineers: {{for: 0s}}\n\
-                 \x20 regions: {{for: 0s}}\n\
-                 databases:\n\
-                 \x20 - {{path: {gone}, name: gone}}\n\
-                 \x20 - {{path: {team}, name: team, team: {{backend_engineers: {engineers}, regions: {regions}}}}}\n\
-                 \x20 - {{path: {wal}, name: wal, thresholds: {{wal_size: {{warning: 64KB, for: 0s}}}}}}\n\
-                 \x20 - {{path: {low}, name: low}}\n\
-                 \x20 - {{path: {busy}, name: busy, thresholds: {{write_tx_per_sec: {{warning: 100, for: 0s}}}}}}\n\
-                 \x20 - {{path: {duty}, name: duty, thresholds: {{writer_utilisation: {{warning: 30%, for: 0s}}}}}}\n",
-                am = am.url,
-                gone = gone.display(),
-                team = team.display(),
-                wal = wal.display(),
-                low = low.display(),
-                busy = busy.display(),
-                duty = duty.display(),
-            ),
-        )
-        .unwrap();
+        ConfigFile::new()
+            .set("poll_interval", json!("100ms"))
+            .set(
+                "alertmanager",
+                json!({"urls": [am.url], "resend_interval": "1m"}),
+            )
+            .threshold(
+                "filesystem_free",
+                json!({"warning": "10%", "critical": "off", "for": "0s"}),
+            )
+            .threshold("database_down", json!({"for": "0s"}))
+            .threshold("backend_engineers", json!({"for": "0s"}))
+            .threshold("regions", json!({"for": "0s"}))
+            .database(&gone, "gone")
+            .entry(json!({"path": team, "name": "team",
+                          "team": {"backend_engineers": engineers, "regions": regions}}))
+            .entry(json!({"path": wal, "name": "wal",
+                          "thresholds": {"wal_size": {"warning": "64KB", "for": "0s"}}}))
+            .database(&low, "low")
+            .entry(json!({"path": busy, "name": "busy",
+                          "thresholds": {"write_tx_per_sec": {"warning": 100, "for": "0s"}}}))
+            .entry(json!({"path": duty, "name": "duty",
+                          "thresholds": {"writer_utilisation": {"warning": "30%", "for": "0s"}}}))
+            .write(&config);
     };
     write_config(2, 1);
     let mut py = PyDriver::start();

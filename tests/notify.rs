@@ -6,7 +6,8 @@
 
 use crate::common;
 
-use common::{wait_for, wal_db, Daemon, Receiver, STEP};
+use common::{wait_for, wal_db, ConfigFile, Daemon, Receiver, STEP};
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 /// The heartbeat requests received so far.
@@ -24,30 +25,26 @@ fn webhooks_tell_firing_and_resolved_and_the_heartbeat_stops_while_critical() {
     let _app = wal_db(&app);
     let gone = dir.path().join("gone.db");
     drop(wal_db(&gone));
-    let config = dir.path().join("sqlite-ops.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "thresholds:\n\
-             \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n\
-             \x20 database_down: {{for: 0s}}\n\
-             databases:\n\
-             \x20 - {{path: {app}, name: app}}\n\
-             \x20 - {{path: {gone}, name: gone}}\n\
-             notify:\n\
-             \x20 webhooks:\n\
-             \x20   - {{url: '{silent}/hook/s3cr3t', name: slow, timeout: 2s}}\n\
-             \x20   - {{url: '{dead}/s3cr3t', name: dead, timeout: 2s}}\n\
-             \x20   - {{url: '{r}/hook/s3cr3t', name: ops, headers: {{Authorization: Bearer t0ken}}}}\n\
-             \x20   - {{url: '{r}/slack/s3cr3t', format: slack}}\n\
-             \x20 heartbeat: {{url: '{r}/beat/s3cr3t', interval: 1s, timeout: 2s}}\n",
-            app = app.display(),
-            gone = gone.display(),
-            silent = silent.url,
-            r = receiver.url,
-        ),
-    )
-    .unwrap();
+    let config = ConfigFile::new()
+        .no_disk_alert()
+        .threshold("database_down", json!({"for": "0s"}))
+        .database(&app, "app")
+        .database(&gone, "gone")
+        .set(
+            "notify",
+            json!({
+                "webhooks": [
+                    {"url": format!("{}/hook/s3cr3t", silent.url), "name": "slow", "timeout": "2s"},
+                    {"url": format!("{dead}/s3cr3t"), "name": "dead", "timeout": "2s"},
+                    {"url": format!("{}/hook/s3cr3t", receiver.url), "name": "ops",
+                     "headers": {"Authorization": "Bearer t0ken"}},
+                    {"url": format!("{}/slack/s3cr3t", receiver.url), "format": "slack"},
+                ],
+                "heartbeat": {"url": format!("{}/beat/s3cr3t", receiver.url),
+                              "interval": "1s", "timeout": "2s"},
+            }),
+        )
+        .write(&dir.path().join("sqlite-ops.yaml"));
     let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
 
     // Healthy: heartbeats come, no webhook is called.
