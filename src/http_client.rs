@@ -1,8 +1,6 @@
 //! The one HTTP/1 client of the daemon: Alertmanager (POST), Litestream's metrics endpoint
-//! (GET), webhooks and the heartbeat. Plain HTTP or HTTPS (rustls, with the Mozilla roots built
-//! in, so a container with no CA bundle can still reach hooks.slack.com). Every exchange has a
-//! deadline, and every error names the URL, or what stands for it when the URL holds a secret,
-//! and keeps its cause.
+//! (GET), webhooks and the heartbeat. Every exchange has a deadline, and every error names the
+//! URL, or what stands for it when the URL holds a secret, and keeps its cause.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -15,6 +13,8 @@ use std::time::Duration;
 
 pub type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// The client: plain HTTP or HTTPS (rustls, with the Mozilla roots built in, so a container
+/// with no CA bundle can still reach hooks.slack.com).
 pub fn client() -> Client {
     let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

@@ -1,8 +1,6 @@
-//! The state file: the pending and firing alerts, written whenever they change and read back at
-//! start, so that a restart or a deploy neither resolves a true alert in Alertmanager nor
-//! restarts its `for` clock (config `state_file:`). It is the daemon's own file, never next to
-//! what it watches unless configured so; written to a temporary file and renamed, so a crash
-//! leaves the old state or the new one, never half of one.
+//! The state file (config `state_file:`): the pending and firing alerts, written whenever they
+//! change and read back at start, so that a restart or a deploy neither resolves a true alert in
+//! Alertmanager nor restarts its `for` clock.
 
 use crate::rules::{Alert, AlertState, Severity};
 use serde::{Deserialize, Serialize};
@@ -81,7 +79,9 @@ pub fn load(path: &Path) -> Result<Option<Saved>, StateError> {
     Ok(Some(saved))
 }
 
-/// Writes `alerts` as the state at `now`: a temporary file next to it, synced, then renamed.
+/// Writes `alerts` as the state at `now`: a temporary file next to it, synced, then renamed, so
+/// a crash leaves the old state or the new one, never half of one. The state file is the
+/// daemon's own, never next to what it watches unless configured so.
 pub fn save(path: &Path, alerts: Vec<Alert>, now: SystemTime) -> Result<(), StateError> {
     let saved = Saved {
         schema: SCHEMA.into(),

@@ -114,3 +114,31 @@ fn the_monitor_and_the_parsers_read_nothing() {
         );
     }
 }
+
+#[test]
+fn every_module_opens_with_one_to_three_lines_of_what_it_owns() {
+    // STYLE.md: "Each module starts with a `//!` of one to three lines". lib.rs is the map of
+    // them all, and longer.
+    let mut long = Vec::new();
+    let mut stack = vec![std::path::PathBuf::from("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("src/lib.rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let lines = text.lines().take_while(|l| l.starts_with("//!")).count();
+                if !(1..=3).contains(&lines) {
+                    long.push(format!("{}: {lines} lines", path.display()));
+                }
+            }
+        }
+    }
+    long.sort();
+    assert!(
+        long.is_empty(),
+        "module docs of 1 to 3 lines:\n{}",
+        long.join("\n")
+    );
+}

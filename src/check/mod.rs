@@ -1,8 +1,6 @@
-//! `sqlite-ops check`: a one-shot audit for cron, CI and on-call. It watches each database for
-//! a short sample (the same probes and monitor as the daemon, so rates and lock figures are
-//! measured, not guessed), judges every threshold with the shared rules, then runs the audits a
-//! single look can do. Each finding has an id, a status, the measured value, the threshold and a
-//! one-line fix; the worst status is the exit code, as monitoring plugins do.
+//! `sqlite-ops check`: a one-shot audit for cron, CI and on-call, with the daemon's probes,
+//! monitor and shared rules over a short sample, then the audits a single look can do. The worst
+//! status is the exit code, as monitoring plugins do.
 
 pub mod audits;
 pub mod drill;
@@ -99,7 +97,7 @@ fn mount_of(s: &DbSnapshot) -> Option<String> {
         .map(|fs| fs.mount_point.display().to_string())
 }
 
-/// One audit result.
+/// One audit result: an id, a status, the measured value, the threshold and a one-line fix.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     /// Stable identifier: a threshold's config key (`database_size`) or an audit's name.
@@ -220,6 +218,10 @@ pub enum CheckError {
 
 /// Runs the check. Errors are configuration problems (exit code 3); a database that cannot be
 /// read is a finding.
+///
+/// It watches each database for a short sample (the same probes and monitor as the daemon, so
+/// rates and lock figures are measured, not guessed), judges every threshold with the shared
+/// rules, then runs the audits a single look can do.
 pub fn run(opts: &CheckOptions) -> Result<Report, CheckError> {
     let (cfg, source) = match &opts.config {
         Some(p) => (Config::load(p)?, p.display().to_string()),

@@ -1,7 +1,5 @@
-//! `sqlite-ops demo`: a self-contained tour. Creates a WAL database in a temporary directory,
-//! runs a small application against it in a child process (see `workload`), watches it with the
-//! daemon, prints one live line per second, and at the end compares the transactions the
-//! application committed with what sqlite-ops counted.
+//! `sqlite-ops demo`: a self-contained tour: a small application (`workload`) writing to a WAL
+//! database, watched by the daemon.
 
 use crate::config;
 use crate::daemon::{self, Settings};
@@ -238,6 +236,10 @@ fn verdict(committed: u64, counted: Option<u64>) -> String {
     }
 }
 
+/// Creates a WAL database in a temporary directory, runs a small application against it in a
+/// child process (see `workload`), watches it with the daemon, prints one live line per second,
+/// and at the end compares the transactions the application committed with what sqlite-ops
+/// counted.
 pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("sqlite-ops-demo-")

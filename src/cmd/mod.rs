@@ -1,7 +1,6 @@
 //! One file per subcommand (and `workload`, the demo's application, run by the hidden
-//! `demo-workload` subcommand). `main.rs` parses the command line and calls these. Here, and
-//! only here and in `main.rs`, the library's typed errors become `anyhow` messages and the
-//! process's exit code is decided.
+//! `demo-workload` subcommand), called by `main.rs`, which parses the command line. Only here and
+//! in `main.rs` are the library's typed errors made `anyhow` messages and the exit code decided.
 
 pub mod check;
 pub mod demo;

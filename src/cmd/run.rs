@@ -1,7 +1,5 @@
 //! `sqlite-ops run`: the exporter daemon. SIGINT and SIGTERM stop it; SIGHUP reloads the
-//! config (and litestream.yml): the new one is validated first, and a bad one is logged and
-//! ignored, so a typo never takes monitoring down. The HTTP server (and its socket) runs
-//! through reloads: a reload replaces what it serves.
+//! config (and litestream.yml).
 
 use crate::config::{self, Config};
 use crate::daemon::{self, Settings, Stopped};
@@ -180,6 +178,9 @@ fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {
     }
 }
 
+/// Runs the daemon. On SIGHUP the new config is validated first, and a bad one is logged and
+/// ignored, so a typo never takes monitoring down. The HTTP server (and its socket) runs
+/// through reloads: a reload replaces what it serves.
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
     let mut loaded = load(&opts)?;
     plan_descriptors(loaded.found.len());

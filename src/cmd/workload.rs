@@ -1,11 +1,6 @@
 //! A small mobile-backend application (users, posts, follows, feeds) writing to an SQLite
-//! database in WAL mode with the production guide's PRAGMAs: one writer at a steady rate and a
-//! few readers. The demo runs it in a child process, because POSIX locks belong to a process and
-//! the monitor must not share one with the connections it watches.
-//!
-//! Control over stdin/stdout, one line each: it prints `ready` once the schema exists, starts
-//! writing on `go`, stops writing on `stop` and prints `committed N`, and closes its connections
-//! and exits at end of input (so it also ends when its parent dies).
+//! database in WAL mode. The demo runs it in a child process, because POSIX locks belong to a
+//! process and the monitor must not share one with the connections it watches.
 
 use anyhow::Context;
 use rusqlite::{params, Connection};
@@ -124,7 +119,12 @@ fn reader(path: &Path, stop: &AtomicBool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the workload: `rate` write transactions per second and `readers` reader threads.
+/// Runs the workload with the production guide's PRAGMAs: one writer at a steady `rate` write
+/// transactions per second and `readers` reader threads.
+///
+/// Control over stdin/stdout, one line each: it prints `ready` once the schema exists, starts
+/// writing on `go`, stops writing on `stop` and prints `committed N`, and closes its connections
+/// and exits at end of input (so it also ends when its parent dies).
 pub fn run(path: &Path, rate: u32, readers: usize) -> anyhow::Result<()> {
     let mut writer = open(path)?;
     setup(&mut writer)?;

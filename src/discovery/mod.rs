@@ -1,9 +1,6 @@
 //! Which databases to watch now: the fixed ones (the config's `path:` entries and `--db`), the
 //! SQLite files matching `glob:` entries, walked again every `discover_interval` and on SIGHUP,
-//! and the databases Litestream replicates. A match that stops matching stays, down, for a
-//! grace period (a file replaced by rename, a folder moved and back), then is forgotten and its
-//! series go. The grace (`discover_grace`, 30 s) is shorter than SQLiteDatabaseDown's `for`
-//! (1 m), so a tenant deleted on purpose never pages.
+//! and the databases Litestream replicates.
 
 pub mod pattern;
 mod walk;
@@ -33,6 +30,11 @@ struct Found {
 }
 
 /// The sources of databases and what the globs found so far.
+///
+/// A match that stops matching stays, down, for a grace period (a file replaced by rename, a
+/// folder moved and back), then is forgotten and its series go. The grace (`discover_grace`,
+/// 30 s) is shorter than SQLiteDatabaseDown's `for` (1 m), so a tenant deleted on purpose never
+/// pages.
 #[derive(Debug, Clone)]
 pub struct Discovery {
     fixed: Vec<Target>,

@@ -1,7 +1,5 @@
 //! The I/O of discovery: walks a pattern's folder and keeps the files that match and are
-//! SQLite databases. Reads the first 16 bytes of a file it does not know yet, read-only; a file
-//! that is not SQLite (or not yet: an empty file a tenant is being created in) is remembered by
-//! its size and modification time and read again only once they change.
+//! SQLite databases.
 
 use super::pattern::{is_litestream_folder, is_sidecar, is_sqlite, Pattern};
 use std::collections::HashMap;
@@ -23,6 +21,10 @@ impl NotSqlite {
 /// The SQLite databases matching `pattern` now, sorted by path. `known` files (already
 /// watched) are taken without reading them again. A folder that does not exist yet is no match
 /// and no error; other walk errors are logged at debug level and skipped.
+///
+/// Reads the first 16 bytes of a file it does not know yet, read-only; a file that is not
+/// SQLite (or not yet: an empty file a tenant is being created in) is remembered by its size
+/// and modification time and read again only once they change.
 pub fn expand(
     pattern: &Pattern,
     known: impl Fn(&Path) -> bool,

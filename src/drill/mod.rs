@@ -1,8 +1,6 @@
-//! Restore drills: every `restore_drill.interval`, each replicated database is restored from
-//! its replica with the real Litestream, the copy checked and deleted ([`restore`],
-//! [`verify`]), and the result kept in [`Records`], from which the poller puts it in the
-//! database's snapshot. One drill at a time across all databases: a restore reads the whole
-//! replica and writes the whole database.
+//! Restore drills: every `restore_drill.interval`, each replicated database is restored from its
+//! replica with the real Litestream, the copy checked and deleted ([`restore`], [`verify`]), and
+//! the result kept in [`Records`], from which the poller puts it in the database's snapshot.
 
 pub mod error;
 pub mod position;
@@ -34,6 +32,9 @@ fn now() -> f64 {
 
 /// Runs the drills of `jobs` (a new list replaces the old, as discovery finds databases) one at
 /// a time, until `stop` completes; a drill in progress is then cut short and cleaned up.
+///
+/// One drill at a time across all databases: a restore reads the whole replica and writes the
+/// whole database.
 pub async fn run(
     mut jobs: tokio::sync::watch::Receiver<Vec<Job>>,
     board: Arc<Board>,

@@ -1,8 +1,5 @@
 //! Whether a restored copy may be compared row for row with the live database: only when its
-//! position is proven to be the live one. Litestream 0.5 records in each level-0 LTX file where
-//! the live WAL stood when it read it (end and salts); when the replica's newest file says the
-//! WAL stood exactly where the live `-shm` says it stands, the replica held every commit.
-//! Anything less (a lag of a second, v0.3, a checkpoint in between) is said, never guessed. Pure.
+//! position is proven to be the live one. Anything less is said, never guessed. Pure.
 
 use super::error::DrillError;
 use crate::format::shm::IndexHeader;
@@ -10,6 +7,11 @@ use crate::litestream::board::Observation;
 use crate::litestream::position::Position as Replicated;
 
 /// Where the copy stands against the live database.
+///
+/// Litestream 0.5 records in each level-0 LTX file where the live WAL stood when it read it
+/// (end and salts); when the replica's newest file says the WAL stood exactly where the live
+/// `-shm` says it stands, the replica held every commit. Anything less (a lag of a second,
+/// v0.3, a checkpoint in between) is said, never guessed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Position {
     /// The replica held the live WAL's last commit; the live header then read.

@@ -1,8 +1,6 @@
-//! One restore drill, as a person would do it in a disaster: the real `litestream restore`
-//! into a folder of its own under the scratch folder, at idle CPU and I/O priority, then the
-//! copy checked ([`super::verify`]) and deleted. Blocking; run off the async runtime. Whatever
-//! happens (a failure, the timeout, the daemon stopping), the drill's folder is removed and
-//! Litestream's process group is killed before this returns.
+//! One restore drill, as a person would do it in a disaster: the real `litestream restore` into
+//! a folder of its own under the scratch folder, at idle CPU and I/O priority, then the copy
+//! checked ([`super::verify`]) and deleted.
 
 use super::error::DrillError;
 use super::position::Position;
@@ -78,6 +76,10 @@ fn not_yet(seen: Option<&Observation>) -> Option<String> {
 /// Runs one drill of `job`; `before` is the live database as the poller saw it when the drill
 /// began, `replica()` the latest read of the replica (where its newest file says the live WAL
 /// stood, and the positions).
+///
+/// Blocking; run off the async runtime. Whatever happens (a failure, the timeout, the daemon
+/// stopping), the drill's folder is removed and Litestream's process group is killed before this
+/// returns.
 pub fn run(
     job: &Job,
     before: Live,

@@ -1,7 +1,6 @@
 //! Checking a restored copy: `PRAGMA integrity_check`, its tables and rows, and those rows
 //! against the live database when the comparison means something (the replica held every
-//! commit and nothing was written during the drill). The copy is ours and read `immutable=1`;
-//! the live database is read as `check` reads it, one short statement at a time.
+//! commit and nothing was written during the drill).
 
 use super::error::DrillError;
 use crate::readonly;
@@ -16,7 +15,8 @@ const LIVE_COUNT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Rows per table.
 pub type Counts = BTreeMap<String, u64>;
 
-/// `PRAGMA integrity_check` of the copy, then its row counts, within `timeout`.
+/// `PRAGMA integrity_check` of the copy, then its row counts, within `timeout`. The copy is ours
+/// and read `immutable=1`.
 pub fn copy(path: &Path, timeout: Duration) -> Result<Counts, DrillError> {
     let mut conn = readonly::open_immutable(path).map_err(DrillError::OpenCopy)?;
     readonly::with_deadline(&mut conn, timeout);
@@ -34,7 +34,8 @@ pub fn copy(path: &Path, timeout: Duration) -> Result<Counts, DrillError> {
 }
 
 /// The live database's row counts, each table in its own short statement; `Err` with why
-/// they were not taken.
+/// they were not taken. The live database is read as `check` reads it, one short statement at
+/// a time.
 pub fn live(path: &Path) -> Result<Counts, DrillError> {
     let (mut conn, _) = readonly::open_for_reading(path).map_err(DrillError::OpenLive)?;
     readonly::with_deadline(&mut conn, LIVE_COUNT_TIMEOUT);

@@ -1,7 +1,5 @@
 //! Fleet-level series: a handful whatever the number of databases, so that a host with ten
 //! thousand tenants can export these and little or nothing per database (config `metrics:`).
-//! Computed at scrape time from the published snapshots, thresholds and alerts: a fleet that
-//! is never scraped costs nothing here.
 
 use super::exposition::Exposition;
 use crate::rules::catalogue::{Op, Unit, RULES};
@@ -14,7 +12,9 @@ pub const NEAREST: usize = 5;
 /// Where a series goes: `(name, labels, value)`, label values borrowed from `'e`.
 pub type Sink<'s, 'e> = dyn FnMut(&'static str, &[(&'static str, &'e str)], f64) + 's;
 
-/// Adds the fleet series of `e` with `add(name, labels, value)`.
+/// Adds the fleet series of `e` with `add(name, labels, value)`. Computed at scrape time from
+/// the published snapshots, thresholds and alerts: a fleet that is never scraped costs nothing
+/// here.
 pub fn add<'e>(add: &mut Sink<'_, 'e>, e: &Exposition<'e>) {
     let up = e.snapshots.iter().filter(|s| s.up).count();
     add("sqlite_fleet_databases", &[("state", "up")], up as f64);

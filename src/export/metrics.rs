@@ -1,7 +1,5 @@
 //! Renders snapshots as Prometheus text exposition. [`METRICS`] names every metric with its help
-//! text and type: the documented contract that dashboards, rules and tests depend on. The
-//! rules catalogue writes some of these names again in PromQL, as the dashboards do;
-//! `tests/dashboards.rs` checks that every name a rule or a dashboard uses is exported.
+//! text and type: the documented contract that dashboards, rules and tests depend on.
 
 pub use super::exposition::{BuildInfo, Exposition};
 use crate::monitor::groups::{Group, Groups};
@@ -48,6 +46,9 @@ const DB: &[&str] = &["db"];
 const DB_MOUNT: &[&str] = &["db", "mountpoint"];
 
 /// Every metric sqlite-ops exports, in exposition order.
+///
+/// The rules catalogue writes some of these names again in PromQL, as the dashboards do;
+/// `tests/dashboards.rs` checks that every name a rule or a dashboard uses is exported.
 pub const METRICS: &[MetricDef] = &[
     def("sqlite_up", G, DB, "Whether the last poll could read the database file and its header (1) or not (0)."),
     def("sqlite_info", G, &["db", "journal_mode", "locking_mode", "last_writer_version", "text_encoding", "auto_vacuum"],

@@ -1,11 +1,12 @@
 //! The daemon's own process, as every Prometheus exporter exposes it: `process_*` with the names,
-//! units and meanings of client_golang's process collector, so that dashboards and mixins made
-//! for other exporters work unchanged. Read from /proc (through `procfs`) at scrape time; a
-//! figure that cannot be read is left out, never a failed scrape.
+//! units and meanings of client_golang's process collector, read from /proc at scrape time.
 
 use super::fleet::Sink;
 
-/// Adds the process series of this process with `add(name, labels, value)`.
+/// Adds the process series of this process with `add(name, labels, value)`. They have the names,
+/// units and meanings of client_golang's process collector so that dashboards and mixins made
+/// for other exporters work unchanged. Read from /proc (through `procfs`) at scrape time; a
+/// figure that cannot be read is left out, never a failed scrape.
 pub fn add(add: &mut Sink<'_, '_>) {
     let Ok(me) = procfs::process::Process::myself() else {
         return;

@@ -1,9 +1,6 @@
 //! Prometheus alerting rules with the same meaning as the engine's thresholds, generated from
-//! the rule catalogue (`sqlite-ops rules`). One rule per alert and severity: each compares the
-//! figure with the `sqlite_threshold` series the daemon exports from its own config (a
-//! database's own level where it has one, else the global), so per-database and per-host
-//! overrides need no rules of their own and a central Prometheus never applies one host's
-//! overrides to another's databases. Every rule keeps `job`, `instance` and `db`.
+//! the rule catalogue (`sqlite-ops rules`): one rule per alert and severity, comparing the
+//! figure with the `sqlite_threshold` series the daemon exports from its own config.
 
 use crate::rules::catalogue::{self, RuleDef, Scope, Severity, Unit, RULES};
 use crate::rules::{DbThresholds, Group};
@@ -37,6 +34,11 @@ struct Rule {
 /// rule, idle while its host exports no `sqlite_threshold` for it: levels and per-database
 /// overrides change with the daemon's config and need no new rules. `global` gives each rule's
 /// `for:`, which does.
+///
+/// Each rule compares the figure with the `sqlite_threshold` series of a database's own level
+/// where it has one, else the global, so per-database and per-host overrides need no rules of
+/// their own and a central Prometheus never applies one host's overrides to another's
+/// databases. Every rule keeps `job`, `instance` and `db`.
 pub fn render(global: &DbThresholds, runbook_base_url: &str) -> String {
     let yaml = serde_yaml::to_string(&rules(global, runbook_base_url)).expect("rules serialize");
     format!(

@@ -1,8 +1,5 @@
 //! The 100-byte database header at the start of every SQLite file (fileformat2.html §1.3).
 //! Pure: bytes in, a typed header or error out. Reading the bytes is `probe`'s job.
-//!
-//! In WAL mode the header in the main file is as of the last checkpoint; callers take the
-//! current page count from the wal-index instead.
 
 use std::fmt;
 
@@ -86,6 +83,9 @@ impl TextEncoding {
 }
 
 /// The fields of the header that sqlite-ops uses.
+///
+/// In WAL mode the header in the main file is as of the last checkpoint; callers take the
+/// current page count from the wal-index instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbHeader {
     /// Page size in bytes (512 to 65536).

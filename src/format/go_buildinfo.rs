@@ -1,16 +1,6 @@
 //! The build information Go (1.18 and later) embeds in every binary, in its `.go.buildinfo`
-//! section: the Go version and the module that was built (`path\tgithub.com/...`). It names a
-//! program reliably whatever its file is called, which is how a process is recognised as
-//! Litestream. Pure: the section's bytes in, the main package path out.
-//!
-//! ```text
-//! 0   14  magic "\xff Go buildinf:"
-//! 14  1   pointer size
-//! 15  1   flags: bit 1 set = strings inline after the header (Go 1.18+)
-//! 32  ..  uvarint length + Go version, uvarint length + module info
-//! ```
-//! The module info is framed by 16 sentinel bytes at each end and holds lines such as
-//! `path\t<main package>` and `mod\t<main module>\t<version>`.
+//! section: the Go version and the module that was built (`path\tgithub.com/...`). Pure: the
+//! section's bytes in, the main package path out.
 
 /// The magic at the start of the section.
 pub const MAGIC: &[u8; 14] = b"\xff Go buildinf:";
@@ -23,7 +13,8 @@ const FLAG_INLINE: u8 = 0x2;
 /// Sentinel bytes framing the module info.
 const SENTINEL_SIZE: usize = 16;
 
-/// What a Go binary says about itself.
+/// What a Go binary says about itself. Its build information names a program reliably whatever
+/// its file is called, which is how a process is recognised as Litestream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildInfo {
     /// Like `go1.25.14`.
@@ -45,7 +36,16 @@ pub enum BuildInfoError {
     Truncated,
 }
 
-/// Parses the contents of a `.go.buildinfo` section.
+/// Parses the contents of a `.go.buildinfo` section:
+///
+/// ```text
+/// 0   14  magic "\xff Go buildinf:"
+/// 14  1   pointer size
+/// 15  1   flags: bit 1 set = strings inline after the header (Go 1.18+)
+/// 32  ..  uvarint length + Go version, uvarint length + module info
+/// ```
+/// The module info is framed by 16 sentinel bytes at each end and holds lines such as
+/// `path\t<main package>` and `mod\t<main module>\t<version>`.
 pub fn parse(section: &[u8]) -> Result<BuildInfo, BuildInfoError> {
     if !section.starts_with(MAGIC) {
         return Err(BuildInfoError::NoMagic);

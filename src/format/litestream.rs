@@ -1,20 +1,13 @@
-//! Litestream's on-disk and in-bucket names and the LTX header, as pure functions.
-//!
-//! v0.5 writes LTX files named `<minTXID>-<maxTXID>.ltx` (16 lower-case hex digits each) under
-//! `ltx/<level>/` locally and on file replicas, and under `<%04x level>/` on S3. Each starts with a
-//! 100-byte header: magic `LTX1`, flags, page size, commit, min and max TXID, and the creation
-//! time in milliseconds since the epoch at bytes 32-39, and (level-0 files) the WAL offset, size
-//! and salts it was read from at bytes 48-71, all big-endian.
-//!
-//! v0.3 keeps a `generation` file naming the current generation (16 hex digits), a shadow WAL
-//! `generations/<gen>/wal/<%08x index>.wal` locally, and replica segments
-//! `generations/<gen>/wal/<%08x index>_<%08x offset>.wal.lz4` and snapshots
-//! `generations/<gen>/snapshots/<%08x index>.snapshot.lz4`.
+//! Litestream's on-disk and in-bucket names and the LTX header, as pure functions: v0.5's LTX
+//! files, v0.3's generations, shadow WALs, segments and snapshots.
 
 /// Size of the LTX header.
 pub const LTX_HEADER_SIZE: usize = 100;
 
 /// A v0.5 LTX file name: the TXID range it holds.
+///
+/// v0.5 writes LTX files named `<minTXID>-<maxTXID>.ltx` (16 lower-case hex digits each) under
+/// `ltx/<level>/` locally and on file replicas, and under `<%04x level>/` on S3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LtxName {
     pub min_txid: u64,
@@ -45,6 +38,10 @@ pub fn parse_level(name: &str) -> Option<u32> {
 }
 
 /// The fields of an LTX header that replication needs.
+///
+/// Each LTX file starts with a 100-byte header: magic `LTX1`, flags, page size, commit, min and
+/// max TXID, and the creation time in milliseconds since the epoch at bytes 32-39, and (level-0
+/// files) the WAL offset, size and salts it was read from at bytes 48-71, all big-endian.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LtxHeader {
     pub page_size: u32,
@@ -111,6 +108,11 @@ pub fn parse_ltx_header(b: &[u8]) -> Result<LtxHeader, LtxError> {
 }
 
 /// A v0.3 position: WAL index and byte offset within a generation.
+///
+/// v0.3 keeps a `generation` file naming the current generation (16 hex digits), a shadow WAL
+/// `generations/<gen>/wal/<%08x index>.wal` locally, and replica segments
+/// `generations/<gen>/wal/<%08x index>_<%08x offset>.wal.lz4` and snapshots
+/// `generations/<gen>/snapshots/<%08x index>.snapshot.lz4`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct WalPos {
     pub index: u32,

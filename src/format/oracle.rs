@@ -1,15 +1,16 @@
-//! Test-only oracles for the parsers, independent of the code under test:
-//! - SQLite's WAL and wal-index checksum, written again from the file-format document
-//!   (<https://www.sqlite.org/fileformat2.html#walformat>) instead of reusing the parsers' own,
-//!   so that fixtures built with it check the parsers' implementation rather than agree with it;
-//! - a WAL database written by real SQLite (the bundled library, through SQL), with what
-//!   SQLite itself reports about it through PRAGMAs, for the parsers to read back.
+//! Test-only oracles for the parsers, independent of the code under test: SQLite's WAL and
+//! wal-index checksum written again from the file-format document ([`sqlite_checksum`]), and a
+//! WAL database written by real SQLite ([`RealWal`]).
 
 use rusqlite::Connection;
 use std::path::PathBuf;
 
 /// "The checksum is computed by interpreting the input as an even number of unsigned 32-bit
 /// integers: x(0) through x(N) ... s0 += x(i) + s1; s1 += x(i+1) + s0" (fileformat2.html).
+///
+/// SQLite's WAL and wal-index checksum, written again from the file-format document
+/// (<https://www.sqlite.org/fileformat2.html#walformat>) instead of reusing the parsers' own,
+/// so that fixtures built with it check the parsers' implementation rather than agree with it.
 pub fn sqlite_checksum(words_big_endian: bool, data: &[u8], seed: [u32; 2]) -> [u32; 2] {
     assert_eq!(data.len() % 8, 0, "the input is pairs of 32-bit words");
     let word = |b: &[u8]| {
@@ -28,8 +29,9 @@ pub fn sqlite_checksum(words_big_endian: bool, data: &[u8], seed: [u32; 2]) -> [
     [s0, s1]
 }
 
-/// A WAL database written by SQLite, its connection still open (so `-wal` and `-shm` stay),
-/// with what SQLite says of it.
+/// A WAL database written by real SQLite (the bundled library, through SQL), its connection
+/// still open (so `-wal` and `-shm` stay), with what SQLite itself reports about it through
+/// PRAGMAs, for the parsers to read back.
 pub struct RealWal {
     pub conn: Connection,
     pub path: PathBuf,

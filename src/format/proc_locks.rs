@@ -1,13 +1,6 @@
 //! Linux's `/proc/locks`: every file lock held on the machine, one per line, with the holder's
 //! pid, the file's device and inode, and the byte range. `F_GETLK` names one holder of a byte;
 //! this names all of them (every reader sharing a slot, every process with a WAL database open).
-//!
-//! ```text
-//! 1: POSIX  ADVISORY  WRITE 4321 08:01:1835023 120 120
-//! 2: POSIX  ADVISORY  READ  4321 08:01:1835023 128 128
-//! 2: -> POSIX  ADVISORY  WRITE 999 08:01:1835023 120 120     (a waiter, not a holder)
-//! 3: OFDLCK ADVISORY  READ  -1 00:2d:42 0 EOF
-//! ```
 
 /// One held lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +23,13 @@ impl LockLine {
 }
 
 /// Parses one line; `None` for waiters, non-POSIX locks and anything malformed.
+///
+/// ```text
+/// 1: POSIX  ADVISORY  WRITE 4321 08:01:1835023 120 120
+/// 2: POSIX  ADVISORY  READ  4321 08:01:1835023 128 128
+/// 2: -> POSIX  ADVISORY  WRITE 999 08:01:1835023 120 120     (a waiter, not a holder)
+/// 3: OFDLCK ADVISORY  READ  -1 00:2d:42 0 EOF
+/// ```
 pub fn parse_line(line: &str) -> Option<LockLine> {
     let mut f = line.split_whitespace();
     let _ordinal = f.next()?;

@@ -1,9 +1,5 @@
 //! The wal-index header at the start of `<db>-shm` (wal.c, `WalIndexHdr` and `WalCkptInfo`).
 //! Pure: the probe `pread`s the first 136 bytes and hands them in with the host's byte order.
-//!
-//! Accepted exactly as SQLite's own reader (`walIndexTryHdr`) accepts it: copy 1 equals copy 2,
-//! `isInit` is set, and the checksum over bytes 0-39 holds. Anything else is a torn or not yet
-//! initialised header: read again; only an unknown version is reported as corrupt.
 
 use std::fmt;
 
@@ -192,6 +188,10 @@ fn header_checksum(order: ByteOrder, b: &[u8]) -> [u32; 2] {
 }
 
 /// Parses the first 136 bytes of `-shm` written by a host of byte order `order`.
+///
+/// Accepted exactly as SQLite's own reader (`walIndexTryHdr`) accepts it: copy 1 equals copy 2,
+/// `isInit` is set, and the checksum over bytes 0-39 holds. Anything else is a torn or not yet
+/// initialised header: read again; only an unknown version is reported as corrupt.
 pub fn parse(bytes: &[u8], order: ByteOrder) -> Result<WalIndex, ShmError> {
     if bytes.len() < SHM_HEADER_SIZE {
         return Err(ShmError::Incomplete { len: bytes.len() });

@@ -1,10 +1,6 @@
 //! The write-ahead log file (`<db>-wal`): its 32-byte header, 24-byte frame headers, the
 //! cumulative checksum, and an incremental scanner that counts commit frames. Pure: the probe
 //! reads the bytes and hands them in.
-//!
-//! As in SQLite and Litestream, a header or frame whose checksum or salt does not hold marks the
-//! end of the valid log (a write in progress, or frames left from an earlier generation), not
-//! corruption.
 
 use std::fmt;
 
@@ -162,6 +158,10 @@ pub struct ScanOutcome {
 
 /// Counts commit frames of one WAL generation incrementally, as SQLite's recovery validates them:
 /// each frame's salt must match the header and its checksum must continue the running one.
+///
+/// As in SQLite and Litestream, a header or frame whose checksum or salt does not hold marks the
+/// end of the valid log (a write in progress, or frames left from an earlier generation), not
+/// corruption.
 ///
 /// Frames after the last commit ("pending") are carried across calls so that a transaction of
 /// any size streams through in chunks. SQLite may rewrite pending frames in place before it

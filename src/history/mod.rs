@@ -1,9 +1,6 @@
 //! The recent past of each database, kept in the daemon's memory for the status page,
-//! `/api/v1/history` and the forecasts: the figures people look at, the last hour every 10 s,
-//! the last day every 5 min, and the size and free space of the last 7 days every hour. Memory
-//! per database is fixed ([`DbHistory::bytes`]); only the first `history.databases` databases
-//! keep any, so that a fleet of ten thousand tenants costs nothing here. Nothing is written to
-//! disk. Pure: the time of each sample is the poll's.
+//! `/api/v1/history` and the forecasts. Nothing is written to disk. Pure: the time of each
+//! sample is the poll's.
 
 pub mod forecast;
 pub mod outlook;
@@ -166,7 +163,9 @@ pub struct ReplicaHistory {
     day: Ring,
 }
 
-/// One database's history.
+/// One database's history: the figures people look at, the last hour every 10 s, the last day
+/// every 5 min, and the size and free space of the last 7 days every hour. Its memory is fixed
+/// ([`DbHistory::bytes`]).
 #[derive(Debug, Clone)]
 pub struct DbHistory {
     /// Per figure of [`FIGURES`]: the hour and the day.
@@ -274,7 +273,8 @@ impl DbHistory {
     }
 }
 
-/// The history of every database that keeps one.
+/// The history of every database that keeps one: only the first `history.databases`
+/// databases keep any, so that a fleet of ten thousand tenants costs nothing here.
 #[derive(Debug, Default)]
 pub struct History {
     dbs: HashMap<String, DbHistory>,

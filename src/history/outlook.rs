@@ -1,7 +1,6 @@
 //! The forecasts of one database: when its size reaches each migrate-to-Postgres threshold,
 //! when its disk fills, and its peak write rate of the day against the sustained-rate signal.
-//! Pure: drawn from its [`super::DbHistory`], its latest snapshot and its thresholds; shared by
-//! the status page, `/api/v1/history` and `check`.
+//! Pure; shared by the status page, `/api/v1/history` and `check`.
 
 use super::forecast::{self, Eta};
 use super::{DbHistory, Range, FIGURES};
@@ -73,7 +72,8 @@ fn over(span: f64) -> String {
     }
 }
 
-/// Every forecast for `s`, as of `now` (seconds since the epoch).
+/// Every forecast for `s`, as of `now` (seconds since the epoch): drawn from its
+/// [`super::DbHistory`], its latest snapshot and its thresholds.
 pub fn forecasts(
     h: &DbHistory,
     s: &DbSnapshot,

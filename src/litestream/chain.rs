@@ -1,13 +1,6 @@
 //! Would a restore of a v0.5 replica find an unbroken run of LTX files, from its newest snapshot
 //! to its newest file? Pure: over the names of one listing (the one that already gives the
 //! replica's position, so the check costs no request of its own).
-//!
-//! This is our reading of how `litestream restore` plans (its `CalcRestorePlan`): start at the
-//! newest snapshot (level 9), then take, among the files of levels 0 to 8 that start at most one
-//! past what is held and end beyond it, the one reaching furthest, until none does. A file left
-//! over beyond that point starts after a gap: the restore refuses the replica ("non-contiguous ltx
-//! files: have up to X but next file starts at Y"). A missing file that later compacted levels
-//! cover is no gap, as it is none to the restore.
 
 use crate::format::litestream::{parse_level, parse_ltx_name};
 use serde::{Serialize, Serializer};
@@ -93,6 +86,13 @@ struct File<'a> {
 }
 
 /// Judges the LTX files among `keys` (`…/<level>/<min>-<max>.ltx`; other keys are ignored).
+///
+/// This is our reading of how `litestream restore` plans (its `CalcRestorePlan`): start at the
+/// newest snapshot (level 9), then take, among the files of levels 0 to 8 that start at most one
+/// past what is held and end beyond it, the one reaching furthest, until none does. A file left
+/// over beyond that point starts after a gap: the restore refuses the replica ("non-contiguous ltx
+/// files: have up to X but next file starts at Y"). A missing file that later compacted levels
+/// cover is no gap, as it is none to the restore.
 pub fn check<'a>(keys: impl IntoIterator<Item = &'a str>) -> Chain {
     let files: Vec<File> = keys
         .into_iter()

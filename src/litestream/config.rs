@@ -1,9 +1,5 @@
 //! Reads Litestream's own configuration (`litestream.yml`) to find the databases it replicates
-//! and where: single databases (`path:`) and directories (`dir:`, `pattern:`, `recursive:`,
-//! `meta-dir:`; v0.5), the `replica:` (v0.5) and `replicas:` (v0.3) forms, `type: file` and
-//! `type: s3` with bucket, path, endpoint, region and force-path-style or the URL form `s3://bucket/path`,
-//! `meta-path`, and `$VAR` / `${VAR}` expansion of the whole file, as Litestream does. Unknown
-//! fields are ignored: the file is Litestream's, not ours.
+//! and where. Unknown fields are ignored: the file is Litestream's, not ours.
 
 use serde_yaml::Value;
 use std::path::{Path, PathBuf};
@@ -311,6 +307,12 @@ pub enum ReplicaSpecError {
 }
 
 /// Parses litestream.yml text (already read; the caller names the file in errors).
+///
+/// Reads single databases (`path:`) and directories (`dir:`, `pattern:`, `recursive:`,
+/// `meta-dir:`; v0.5), the `replica:` (v0.5) and `replicas:` (v0.3) forms, `type: file` and
+/// `type: s3` with bucket, path, endpoint, region and force-path-style or the URL form
+/// `s3://bucket/path`, `meta-path`, and `$VAR` / `${VAR}` expansion of the whole file, as
+/// Litestream does.
 pub fn parse(
     text: &str,
     env: impl Fn(&str) -> Option<String>,

@@ -1,7 +1,6 @@
-//! Litestream's own metrics endpoint (`addr:` in litestream.yml), the fourth source: whether
-//! the Litestream process is alive at all (which the replica cannot say: a replica looks the
-//! same whether Litestream is dead or merely idle), its sync error count, and its local TXID
-//! (v0.5). Parsing is pure; the fetch is a plain HTTP GET on loopback with a timeout.
+//! Litestream's own metrics endpoint (`addr:` in litestream.yml), the fourth source: whether the
+//! Litestream process is alive, its sync error count, and its local TXID (v0.5). Parsing is
+//! pure; the fetch is a plain HTTP GET on loopback with a timeout.
 
 use crate::http_client::{self, Client, HttpError};
 use bytes::Bytes;
@@ -9,7 +8,9 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// What Litestream's metrics say about one database.
+/// What Litestream's metrics say about one database. They say whether the Litestream process
+/// is alive at all, which the replica cannot say: a replica looks the same whether Litestream
+/// is dead or merely idle.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Process {
     /// Whether the endpoint answered and listed this database.

@@ -1,7 +1,6 @@
-//! Litestream replication: where each database is replicated (`config`), what Litestream has
-//! written locally and what the replica holds (`position`), and the watcher that lists replicas
-//! off the poll path (`watcher`, reading each with `replica`) and posts on the `board` the
-//! poller reads; the monitor computes the lag from these positions and the commits it has seen.
+//! Litestream replication: where each database is replicated (`config`), what Litestream wrote
+//! locally and what the replica holds (`position`), read off the poll path by `watcher` (with
+//! `replica`) onto the `board` the poller reads; the monitor computes lag from these and commits.
 
 pub mod board;
 pub mod chain;

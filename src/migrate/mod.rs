@@ -1,14 +1,6 @@
-//! `sqlite-ops migrate-check`: what will break when this database moves to Postgres.
-//!
-//! The schema is read (`schema`), a Postgres type proposed for every column (`types`, `plan`),
-//! then every row is read in short chunks (`scan`) and each value checked against its proposed
-//! type (`values`). The report (`report`) gives findings with counts and example row keys, the
-//! cost of the move, and `--emit-ddl` writes the Postgres DDL (`ddl`).
-//!
-//! Hands off production: the database is opened read-only through the read-only VFS, each
-//! chunk is one statement (one short read transaction), chunks are paced by a rate limit, and
-//! the longest read transaction is reported. `--from-backup` copies the database first with
-//! SQLite's online backup API, a few pages per step, and scans the copy.
+//! `sqlite-ops migrate-check`: what will break when this database moves to Postgres. Owns the
+//! report's types and [`run`], which drives the steps the submodules own (`schema`, `types`,
+//! `plan`, `scan`, `values`, `report`, `ddl`).
 
 pub mod ddl;
 pub mod error;
@@ -137,6 +129,16 @@ pub struct ColumnReport {
 pub const SCHEMA_ID: &str = "sqlite-ops/migrate-check/v1";
 
 /// Runs the check: schema, scan, report (and the DDL file when asked).
+///
+/// The schema is read (`schema`), a Postgres type proposed for every column (`types`, `plan`),
+/// then every row is read in short chunks (`scan`) and each value checked against its proposed
+/// type (`values`). The report (`report`) gives findings with counts and example row keys, the
+/// cost of the move, and `--emit-ddl` writes the Postgres DDL (`ddl`).
+///
+/// Hands off production: the database is opened read-only through the read-only VFS, each
+/// chunk is one statement (one short read transaction), chunks are paced by a rate limit, and
+/// the longest read transaction is reported. `--from-backup` copies the database first with
+/// SQLite's online backup API, a few pages per step, and scans the copy.
 pub fn run(opts: &MigrateOptions) -> Result<Report, MigrateError> {
     let path = &opts.database;
     let meta = std::fs::metadata(path).map_err(|source| MigrateError::Metadata {

@@ -1,7 +1,5 @@
-//! The data scan: every row of every table, in key order, a chunk at a time. Each chunk is one
-//! statement and so one short read transaction; between chunks nothing is held, so the
-//! application's checkpoints complete. A rate limit spaces the chunks. Foreign keys are checked
-//! per chunk against the parent (an indexed lookup), never with one long PRAGMA.
+//! The data scan: every row of every table, in key order, a chunk at a time (one short read
+//! transaction each, spaced by a rate limit), with foreign keys checked per chunk.
 
 use super::plan::{ColumnPlan, FkCheck, Plan, TablePlan};
 use super::values::{self, Problem, Value};
@@ -168,6 +166,10 @@ impl Clock {
 }
 
 /// Scans every table of `plan`.
+///
+/// Each chunk is one statement and so one short read transaction; between chunks nothing is
+/// held, so the application's checkpoints complete. A rate limit spaces the chunks. Foreign keys
+/// are checked per chunk against the parent (an indexed lookup), never with one long PRAGMA.
 pub fn scan(conn: &Connection, plan: &Plan, opts: ScanOptions) -> rusqlite::Result<ScanStats> {
     let mut clock = Clock {
         stats: ScanStats::default(),

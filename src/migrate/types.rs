@@ -1,9 +1,5 @@
 //! SQLite declared types to Postgres types, and the SQL fragments (defaults, generated columns,
 //! index expressions, views) that carry over as written or not. Pure.
-//!
-//! SQLite's declared type is a hint (type affinity), so the proposal follows the affinity rules
-//! (§3.1 of SQLite's datatype page) plus the conventions applications use: BOOLEAN, DATETIME,
-//! JSON. The data scan then counts the values the proposal cannot hold.
 
 use std::fmt;
 
@@ -80,6 +76,10 @@ fn type_args(declared: &str) -> Vec<u32> {
 
 /// Proposes the Postgres type of a column from its declared type, whether it is the rowid
 /// alias, and its collation.
+///
+/// SQLite's declared type is a hint (type affinity), so the proposal follows the affinity rules
+/// (§3.1 of SQLite's datatype page) plus the conventions applications use: BOOLEAN, DATETIME,
+/// JSON. The data scan then counts the values the proposal cannot hold.
 pub fn propose(declared: &str, rowid_alias: bool, nocase: bool) -> Proposal {
     let upper = declared.to_ascii_uppercase();
     let base = upper.split('(').next().unwrap_or("").trim();

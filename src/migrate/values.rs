@@ -1,10 +1,4 @@
 //! One SQLite value against its proposed Postgres type: would Postgres take it as it is? Pure.
-//!
-//! "As it is" means the straightforward copy every loader does: integers and reals as SQLite
-//! renders them as text (`3`, `3.5`, `1.0e+20`), text as its bytes, blobs as their bytes (hex
-//! for bytea). The rules mirror Postgres 15's input functions for the types proposed; where
-//! Postgres accepts more than is modelled here (say, `yesterday` as a timestamp), the value is
-//! counted as a problem, never the other way round.
 
 use super::types::PgType;
 
@@ -110,6 +104,12 @@ impl Problem {
 }
 
 /// Whether `value` loads into `pg` as it is.
+///
+/// "As it is" means the straightforward copy every loader does: integers and reals as SQLite
+/// renders them as text (`3`, `3.5`, `1.0e+20`), text as its bytes, blobs as their bytes (hex
+/// for bytea). The rules mirror Postgres 15's input functions for the types proposed; where
+/// Postgres accepts more than is modelled here (say, `yesterday` as a timestamp), the value is
+/// counted as a problem, never the other way round.
 pub fn check(value: Value<'_>, pg: &PgType) -> Option<Problem> {
     use PgType as T;
     use Value as V;

@@ -1,7 +1,6 @@
 //! One monotonic write-transaction total per database, fed by whichever raw source the journal
 //! mode offers: the wal-index `iChange`, the database header's change counter, or commit frames
-//! counted in the WAL. Raw sources are 32-bit, wrap, restart from zero when the wal-index is
-//! rebuilt, and change when the file is replaced; the total never goes down.
+//! counted in the WAL.
 
 /// Where a raw count came from. A change of source starts a new baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +24,8 @@ pub enum Continuity {
     Unrelated,
 }
 
-/// The monotonic total.
+/// The monotonic total. Raw sources are 32-bit, wrap, restart from zero when the wal-index is
+/// rebuilt, and change when the file is replaced; the total never goes down.
 #[derive(Debug, Clone, Default)]
 pub struct TxCounter {
     total: Option<u64>,

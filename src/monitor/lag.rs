@@ -1,7 +1,5 @@
-//! How long the oldest WAL frame not yet checkpointed has waited. The WAL holds no timestamps,
-//! so the clock remembers when each poll first saw `mxFrame` pass a value, and answers with the
-//! age of the first mark beyond `nBackfill`. Resolution is one poll interval; frames already in
-//! the WAL when watching starts are dated from then.
+//! How long the oldest WAL frame not yet checkpointed has waited. Resolution is one poll
+//! interval; frames already in the WAL when watching starts are dated from then.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -9,6 +7,9 @@ use std::time::{Duration, Instant};
 /// Marks kept at most; older ones are merged, keeping the earlier time (age never understated).
 const MAX_MARKS: usize = 1024;
 
+/// How long the oldest WAL frame not yet checkpointed has waited. The WAL holds no timestamps,
+/// so the clock remembers when each poll first saw `mxFrame` pass a value, and answers with the
+/// age of the first mark beyond `nBackfill`.
 #[derive(Debug, Default)]
 pub struct LagClock {
     generation: Option<[u32; 2]>,

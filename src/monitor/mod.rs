@@ -1,10 +1,6 @@
-//! State across polls for one database: turns each probe [`Sample`] into a plain
-//! [`DbSnapshot`] (monotonic counters, checkpoint-lag age and starvation, WAL resets, rates).
-//! No I/O: the poller reads the files (`probe`) and `/proc`, and hands the results in. Knows
-//! nothing about Prometheus or HTTP; `export` renders snapshots.
-//!
-//! The published snapshot is built afresh at every poll from the state kept here, so nothing a
-//! poll must remember (totals, clocks, the last figures a torn poll repeats) lives in it.
+//! State across polls for one database: turns each probe [`Sample`] into a plain [`DbSnapshot`]
+//! (monotonic counters, checkpoint-lag age and starvation, WAL resets, rates). No I/O: the poller
+//! reads files (`probe`) and `/proc` and hands them in. No Prometheus or HTTP: `export` renders.
 
 pub mod counter;
 pub mod groups;
@@ -104,6 +100,9 @@ struct Last {
 }
 
 /// Watches one database: the state that turns samples into snapshots.
+///
+/// The published snapshot is built afresh at every poll from the state kept here, so nothing a
+/// poll must remember (totals, clocks, the last figures a torn poll repeats) lives in it.
 pub struct Monitor {
     name: String,
     path: PathBuf,

@@ -1,8 +1,6 @@
 //! Readers that pin old snapshots: for each WAL read slot held by a read transaction, since when
-//! its snapshot has kept checkpoints from reaching the end of the WAL. A reader in slots 1-4
-//! holds the checkpointer back at its read mark once newer frames exist; a reader in slot 0
-//! reads the database file alone, and the checkpointer cannot copy anything while it holds it.
-//! That wait is the cause of runaway WAL growth. Pure: fed with what each poll saw.
+//! its snapshot has kept checkpoints from reaching the end of the WAL. Pure: fed with what each
+//! poll saw.
 
 use crate::format::shm::READ_SLOTS;
 use serde::Serialize;
@@ -22,6 +20,10 @@ pub struct ReaderSlot {
     pub holding_back_seconds: f64,
 }
 
+/// Since when each held read slot has pinned the WAL. A reader in slots 1-4 holds the
+/// checkpointer back at its read mark once newer frames exist; a reader in slot 0 reads the
+/// database file alone, and the checkpointer cannot copy anything while it holds it. That wait
+/// is the cause of runaway WAL growth.
 #[derive(Debug, Default)]
 pub struct PinClock {
     /// Per slot: the mark last seen held there, and since when it has been blocking.

@@ -1,10 +1,5 @@
 //! Rate of a counter over a sliding window: a short one for live displays (the landing page,
 //! the demo), [`super::SUSTAINED_WINDOW`] for the thresholds.
-//!
-//! Points are kept at most every [`STEPS`]th of the window, not at every poll: a rate needs only
-//! the counter's value at the window's start, and ten thousand databases polled every second
-//! would otherwise keep 300 points each (7 KB) per five-minute window. The window read is then
-//! between `span` and `span + span / STEPS` long; the latest value always counts.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -12,6 +7,12 @@ use std::time::{Duration, Instant};
 /// How many points a window keeps at most, give or take two.
 const STEPS: u32 = 30;
 
+/// Rate of a counter over a sliding window.
+///
+/// Points are kept at most every `STEPS`th of the window, not at every poll: a rate needs only
+/// the counter's value at the window's start, and ten thousand databases polled every second
+/// would otherwise keep 300 points each (7 KB) per five-minute window. The window read is then
+/// between `span` and `span + span / STEPS` long; the latest value always counts.
 #[derive(Debug)]
 pub struct RateWindow {
     span: Duration,

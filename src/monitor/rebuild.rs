@@ -1,8 +1,6 @@
-//! Was the wal-index rebuilt? Its change counter (`iChange`) is the exact commit count in WAL
-//! mode, but a rebuilt wal-index starts it again from 0. SQLite rebuilds the wal-index when
-//! the last connection closes and a new one opens, when `-shm` is deleted or truncated, or
-//! when the WAL is removed; between two polls only the traces are left. This module reads
-//! them and says how each header's counter follows the last.
+//! Was the wal-index rebuilt? A rebuilt wal-index starts its change counter (`iChange`) again
+//! from 0, and between two polls only the traces are left. This module reads them and says how
+//! each header's counter follows the last.
 
 use super::counter::Continuity;
 use crate::format::shm::IndexHeader;
@@ -10,6 +8,11 @@ use crate::probe::file::FileStatus;
 use crate::probe::WalSample;
 
 /// The last wal-index header seen, and whether some sign said a rebuild is coming.
+///
+/// The wal-index's change counter (`iChange`) is the exact commit count in WAL mode, but a
+/// rebuilt wal-index starts it again from 0. SQLite rebuilds the wal-index when the last
+/// connection closes and a new one opens, when `-shm` is deleted or truncated, or when the WAL
+/// is removed.
 #[derive(Debug, Default)]
 pub struct IndexWatch {
     last: Option<IndexHeader>,

@@ -1,17 +1,20 @@
-//! Replication lag from two clocks: the commits this monitor has seen (when each poll first saw
-//! the write-transaction counter move) and the time up to which a replica is known to hold
-//! every commit (the timestamp of its newest LTX file, or of its newest v0.3 segment). The lag
-//! is how long the oldest commit the replica does not hold has waited, 0 when it holds all.
-//!
-//! Comparing with SQLite's own commits, not with Litestream's local files, is what catches the
-//! silent stall: when Litestream dies its local files stop too, and only the database shows
-//! that writes go on. Pure: times are passed in, in seconds since the Unix epoch.
+//! Replication lag from two clocks: the commits this monitor has seen and the time up to which a
+//! replica is known to hold every commit. Pure: times are passed in, in seconds since the Unix
+//! epoch.
 
 use std::collections::VecDeque;
 
 /// Change points kept at most; the oldest go first (a replica far behind keeps its lag).
 const MAX_POINTS: usize = 100_000;
 
+/// Replication lag from two clocks: the commits this monitor has seen (when each poll first saw
+/// the write-transaction counter move) and the time up to which a replica is known to hold
+/// every commit (the timestamp of its newest LTX file, or of its newest v0.3 segment). The lag
+/// is how long the oldest commit the replica does not hold has waited, 0 when it holds all.
+///
+/// Comparing with SQLite's own commits, not with Litestream's local files, is what catches the
+/// silent stall: when Litestream dies its local files stop too, and only the database shows
+/// that writes go on.
 #[derive(Debug, Default)]
 pub struct CommitHistory {
     /// Polls that saw new commits: (this poll's time, the previous poll's time). The commits

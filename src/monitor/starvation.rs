@@ -1,19 +1,5 @@
-//! Checkpoint starvation judged by harm: frames waiting for a checkpoint, and readers holding
-//! checkpoints back, matter when they make the WAL grow, not when a frame waits on an idle
-//! database. Litestream, for one, keeps a read transaction open all the time and leaves its
-//! last `_litestream_seq` update in the WAL indefinitely; neither harms anything.
-//!
-//! A checkpoint is *due* once more frames wait than the application's `wal_autocheckpoint`
-//! (SQLite's default is 1000 pages): below that, SQLite itself would not have checkpointed yet.
-//! Two clocks run only while a checkpoint is due and writes go on (a frame was appended within
-//! [`WRITING_WINDOW`]):
-//! - *starved*: since a checkpoint last made progress (`nBackfill` advanced or the WAL
-//!   restarted);
-//! - *pinned*, per reader slot: while this reader is what stops the checkpoint (slot 0: any
-//!   frame waits, since a checkpoint must lock slot 0 to copy anything; slots 1-4: the
-//!   checkpoint has reached the reader's mark and newer frames exist).
-//!
-//! Pure: fed with what each poll saw, time passed in.
+//! Checkpoint starvation judged by harm: how long a due checkpoint has been starved, and pinned
+//! by each reader slot, while writes go on. Pure: fed with what each poll saw, time passed in.
 
 use crate::format::shm::READ_SLOTS;
 use std::time::{Duration, Instant};
@@ -55,6 +41,20 @@ impl Harm {
     }
 }
 
+/// Checkpoint starvation judged by harm: frames waiting for a checkpoint, and readers holding
+/// checkpoints back, matter when they make the WAL grow, not when a frame waits on an idle
+/// database. Litestream, for one, keeps a read transaction open all the time and leaves its
+/// last `_litestream_seq` update in the WAL indefinitely; neither harms anything.
+///
+/// A checkpoint is *due* once more frames wait than the application's `wal_autocheckpoint`
+/// (SQLite's default is 1000 pages): below that, SQLite itself would not have checkpointed yet.
+/// Two clocks run only while a checkpoint is due and writes go on (a frame was appended within
+/// [`WRITING_WINDOW`]):
+/// - *starved*: since a checkpoint last made progress (`nBackfill` advanced or the WAL
+///   restarted);
+/// - *pinned*, per reader slot: while this reader is what stops the checkpoint (slot 0: any
+///   frame waits, since a checkpoint must lock slot 0 to copy anything; slots 1-4: the
+///   checkpoint has reached the reader's mark and newer frames exist).
 #[derive(Debug, Default)]
 pub struct StarvationClock {
     last: Option<(Observation, Instant)>,

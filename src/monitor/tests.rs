@@ -1,7 +1,5 @@
 //! The monitor on literal samples: every way the wal-index change counter can continue,
-//! restart or start over, without a file or a second process. Each case is the trace SQLite
-//! leaves between two polls (see `rebuild.rs`); the integration tests make the same traces
-//! with real connections.
+//! restart or start over, without a file or a second process.
 
 use super::*;
 use crate::format::db_header::{DbHeader, JournalKind, TextEncoding};
@@ -104,6 +102,8 @@ impl Clock {
     }
 }
 
+/// One test case: a monitor and its clock. Each case is the trace SQLite leaves between two
+/// polls (see `rebuild.rs`); the integration tests make the same traces with real connections.
 struct Case {
     monitor: Monitor,
     clock: Clock,

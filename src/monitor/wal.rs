@@ -1,7 +1,5 @@
-//! The WAL-mode part of a poll. The figures come from one of three places, tried in order:
-//! commit frames counted in the WAL itself (exclusive locking mode, no shared wal-index), the
-//! wal-index header (the usual case), or nothing at all (no connection open, nothing waits).
-//! A torn wal-index repeats the last figures for one poll.
+//! The WAL-mode part of a poll: its figures from commit frames counted in the WAL, from the
+//! wal-index header, or from nothing at all (see `Monitor::apply_wal`).
 
 use super::counter::{Continuity, Source};
 use super::lag::LagClock;
@@ -101,6 +99,10 @@ fn held_read_marks(ws: &WalSample) -> Vec<u32> {
 }
 
 impl Monitor {
+    /// The WAL-mode part of a poll. The figures come from one of three places, tried in order:
+    /// commit frames counted in the WAL itself (exclusive locking mode, no shared wal-index), the
+    /// wal-index header (the usual case), or nothing at all (no connection open, nothing waits).
+    /// A torn wal-index repeats the last figures for one poll.
     pub(super) fn apply_wal(
         &mut self,
         s: &mut DbSnapshot,

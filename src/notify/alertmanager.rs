@@ -1,8 +1,5 @@
-//! Pushes the rule engine's alerts to Alertmanager (`POST /api/v2/alerts`), as Prometheus does:
-//! firing alerts are sent when they start and again every resend interval with `endsAt` a few
-//! intervals ahead (so Alertmanager resolves them by itself if we die), resolved alerts once with
-//! `endsAt` = when they resolved. Each URL (an HA pair is two) gets every alert from its own task
-//! (the delivery loop of [`super::delivery`]).
+//! Pushes the rule engine's alerts to Alertmanager (`POST /api/v2/alerts`) as Prometheus does;
+//! the sending, retries and counters are [`super::delivery`]'s.
 
 use super::delivery::{self, Channel, Destination, Post};
 use crate::poller::Store;
@@ -126,6 +123,11 @@ impl Destination for Alertmanager {
     }
 }
 
+/// Firing alerts are sent when they start and again every resend interval with `endsAt` a few
+/// intervals ahead (so Alertmanager resolves them by itself if we die), resolved alerts once
+/// with `endsAt` = when they resolved. Each URL (an HA pair is two) gets every alert from its
+/// own task.
+///
 /// Pushes alerts to every configured Alertmanager (one channel each) until `shutdown`
 /// completes.
 pub async fn run(

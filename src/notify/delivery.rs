@@ -1,9 +1,6 @@
 //! Delivering alert changes over HTTP, shared by the Alertmanager push and the webhooks: what
 //! each destination has been told (the [`Ledger`]), its counters, and the loop that sends what
-//! is due with backoff. What is pending is never a growing queue: each attempt rebuilds its
-//! batch from the latest published alerts (at most rules x databases, resolved ones for 15
-//! minutes), so a destination that is down costs retries and nothing else, and polling and
-//! scraping never wait on it.
+//! is due with backoff.
 
 use crate::http_client::{self, Client, HttpError};
 use crate::poller::Store;
@@ -147,6 +144,10 @@ pub trait Destination: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
 }
 
+/// What is pending is never a growing queue: each attempt rebuilds its batch from the latest
+/// published alerts (at most rules x databases, resolved ones for 15 minutes), so a destination
+/// that is down costs retries and nothing else, and polling and scraping never wait on it.
+///
 /// Delivers to every destination (each with its channel) from its own task until `shutdown`
 /// completes.
 pub async fn run(

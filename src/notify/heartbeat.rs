@@ -1,7 +1,5 @@
 //! The heartbeat: a request to a URL every `interval` while the daemon polls and no critical
-//! alert fires. Services such as healthchecks.io, Uptime Kuma or Cronitor page when the pings
-//! stop, which is how a dead host, a dead daemon or a critical alert reaches a phone with
-//! nothing else running. Its own task: a slow or dead receiver delays nothing else.
+//! alert fires, from a task of its own.
 
 use crate::http_client;
 use crate::poller::{Published, Store};
@@ -49,6 +47,10 @@ pub fn withheld(p: &Published, now: Instant, poll_interval: Duration) -> Option<
         .map(|a| format!("{} fires on {}", a.alert, a.db))
 }
 
+/// Services such as healthchecks.io, Uptime Kuma or Cronitor page when the pings stop, which is
+/// how a dead host, a dead daemon or a critical alert reaches a phone with nothing else
+/// running. A task of its own: a slow or dead receiver delays nothing else.
+///
 /// Pings every `interval` (the first at once) until `stop` completes.
 pub async fn run(
     settings: HeartbeatSettings,

@@ -1,7 +1,5 @@
 //! Webhooks: a POST to each configured URL when an alert fires and when it resolves, as JSON
-//! (the fields of `/api/v1/alerts`), or as a Slack or Discord message. Each webhook has its own
-//! task and delivery state ([`super::delivery`]): told once per firing and once per resolution,
-//! retried with backoff while it fails, never blocking the poller or another webhook.
+//! (the fields of `/api/v1/alerts`), or as a Slack or Discord message.
 
 use super::delivery::{self, Channel, Destination, Post};
 use crate::config::{WebhookConfig, WebhookFormat};
@@ -178,6 +176,10 @@ impl Destination for Hook {
     }
 }
 
+/// Each webhook has its own task and delivery state ([`super::delivery`]): told once per firing
+/// and once per resolution, retried with backoff while it fails, never blocking the poller or
+/// another webhook.
+///
 /// Delivers alerts to every webhook (`channels` in the same order) until `shutdown` completes.
 pub async fn run(
     webhooks: Vec<Webhook>,

@@ -1,16 +1,6 @@
 //! Which databases' files were written, from inotify: one watch per folder holding watched
 //! databases, so that looking at ten thousand settled tenants between full polls costs one
 //! read of the event queue, not two `stat`s each.
-//!
-//! The kernel queues an event before the writer's `write` returns, so a database whose folder
-//! was watched before its files were last read, and which has no event since, has not been
-//! written since: a commit always writes the `-wal` (WAL mode) or the database file (rollback
-//! mode), a checkpoint writes the database file, and a replacement is a create or a rename in
-//! the folder. What inotify cannot promise is answered with `None` (the caller falls back to
-//! `stat`): no inotify at all, a folder it could not watch (the per-user watch limit), a
-//! folder deleted or renamed, or a queue that overflowed.
-//! Writes made on another machine (a network share) raise no event; such databases are never
-//! trusted to inotify.
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use std::collections::HashMap;
@@ -42,6 +32,17 @@ struct Folder {
     id: u64,
 }
 
+/// Which databases' files were written, from one inotify watch per folder.
+///
+/// The kernel queues an event before the writer's `write` returns, so a database whose folder
+/// was watched before its files were last read, and which has no event since, has not been
+/// written since: a commit always writes the `-wal` (WAL mode) or the database file (rollback
+/// mode), a checkpoint writes the database file, and a replacement is a create or a rename in
+/// the folder. What inotify cannot promise is answered with `None` (the caller falls back to
+/// `stat`): no inotify at all, a folder it could not watch (the per-user watch limit), a
+/// folder deleted or renamed, or a queue that overflowed.
+/// Writes made on another machine (a network share) raise no event; such databases are never
+/// trusted to inotify.
 pub struct Changes {
     inotify: Option<Inotify>,
     folders: HashMap<PathBuf, Folder>,
@@ -166,7 +167,7 @@ impl Changes {
     }
 
     /// Whether `db`'s files were written since the [`Changes::watch`] that gave `token`;
-    /// `None` when inotify can no longer say (see the module's comment). Call
+    /// `None` when inotify can no longer say (see [`Changes`]). Call
     /// [`Changes::drain`] first.
     pub fn written_since(&self, token: Token) -> Option<bool> {
         let slot = self.slots.get(token.slot)?;

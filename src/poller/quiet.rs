@@ -1,15 +1,6 @@
 //! What makes an idle database cheap: between full polls, a database whose last poll found it
 //! settled (up, no write for a while, no writer and no reader in a transaction) is only looked
 //! at, and its last snapshot published again, brought up to the time, while nothing changed.
-//! Looking is an inotify event queue read once for all (see `changes`), or two `stat`s where
-//! inotify cannot be trusted, and one `F_GETLK` (or the machine's `/proc/locks`, read once
-//! for all). Any write to its files, any transaction, or [`FULL_POLL_EVERY`] without a full
-//! poll, and it is polled in full again.
-//!
-//! Counts stay exact: they come from SQLite's own counters at the next full poll, which follows
-//! a commit at once (the commit writes the `-wal` or the database file). The figures that move
-//! with time alone (rates, the longest hold of the last minute, the checkpoint lag's age, the
-//! free space, the replication lag) are brought up to date at every poll (`Monitor::repeat`).
 
 use super::changes::{Changes, Token};
 use crate::format::db_header::JournalKind;
@@ -84,6 +75,16 @@ impl SeenBy {
 }
 
 /// The last full poll of a settled database, and how its changes are seen.
+///
+/// Looking at a settled database between full polls is an inotify event queue read once for all
+/// (see `changes`), or two `stat`s where inotify cannot be trusted, and one `F_GETLK` (or the
+/// machine's `/proc/locks`, read once for all). Any write to its files, any transaction, or
+/// [`FULL_POLL_EVERY`] without a full poll, and it is polled in full again.
+///
+/// Counts stay exact: they come from SQLite's own counters at the next full poll, which follows
+/// a commit at once (the commit writes the `-wal` or the database file). The figures that move
+/// with time alone (rates, the longest hold of the last minute, the checkpoint lag's age, the
+/// free space, the replication lag) are brought up to date at every poll (`Monitor::repeat`).
 #[derive(Debug)]
 pub struct Settled {
     pub snapshot: DbSnapshot,

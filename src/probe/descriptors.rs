@@ -1,16 +1,6 @@
-//! The process's open-file budget. A watched file keeps its descriptor between polls (see
-//! `file`), so enough databases would take every descriptor the process may open, and the HTTP
-//! server could then accept no connection: the host would vanish from Prometheus and a liveness
-//! probe would restart the daemon in a loop. So a reserve of the limit is kept for everything
-//! else (HTTP connections, Alertmanager, Litestream's replicas, the short reads of `/proc`),
-//! and watched files may take only what is left. Within that, descriptors are kept where they
-//! pay: when they run short, quiet databases give theirs back after each poll and open them
-//! again at the next ([`should_release`]), so ten thousand databases are all polled under a
-//! limit of 4,096. Only a limit below the reserve plus one database's three files leaves
-//! databases down, with an error that names the limit and how to raise it.
-//!
-//! The budget is process-wide because the limit (RLIMIT_NOFILE) is. Until [`configure`] is
-//! called (by `run`), it is unlimited: `check` and library users open what they need.
+//! The process's open-file budget: a reserve of the descriptor limit kept for everything else,
+//! the rest for watched files ([`acquire`]); when it runs short, quiet databases give theirs
+//! back between polls ([`should_release`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -21,6 +11,17 @@ pub const MIN_RESERVE: u64 = 64;
 pub const MAX_RESERVE: u64 = 1024;
 
 /// The limit and how it is shared.
+///
+/// A watched file keeps its descriptor between polls (see `file`), so enough databases would
+/// take every descriptor the process may open, and the HTTP server could then accept no
+/// connection: the host would vanish from Prometheus and a liveness probe would restart the
+/// daemon in a loop. So a reserve of the limit is kept for everything else (HTTP connections,
+/// Alertmanager, Litestream's replicas, the short reads of `/proc`), and watched files may take
+/// only what is left. Within that, descriptors are kept where they pay: when they run short,
+/// quiet databases give theirs back after each poll and open them again at the next
+/// ([`should_release`]), so ten thousand databases are all polled under a limit of 4,096. Only
+/// a limit below the reserve plus one database's three files leaves databases down, with an
+/// error that names the limit and how to raise it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
     /// RLIMIT_NOFILE (the soft limit, already raised to the hard one).
@@ -82,6 +83,9 @@ pub fn current() -> std::io::Result<(u64, u64)> {
 
 /// Makes the budget from the current limit; the first call wins (the limit does not change
 /// while the daemon runs). Returns the plan in force.
+///
+/// The budget is process-wide because the limit (RLIMIT_NOFILE) is. Until this is called (by
+/// `run`), it is unlimited: `check` and library users open what they need.
 pub fn configure() -> std::io::Result<Plan> {
     // A reload asks again: the answer stands, and counting /proc/self/fd (every watched file
     // by then) would be work for nothing.

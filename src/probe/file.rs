@@ -1,10 +1,5 @@
 //! One watched file (database, `-wal` or `-shm`): a read-only descriptor kept open for the
 //! file's life and reopened only when the path names a new inode, plus `pread` helpers.
-//!
-//! Why keep descriptors open: closing any descriptor of a file drops every POSIX lock this
-//! process holds on it. The daemon holds no SQLite connection, but the rule keeps it safe if one
-//! ever shares the process. Why close on vanish: an open descriptor of a deleted WAL would keep
-//! its disk space allocated.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -59,6 +54,11 @@ impl Identity {
 }
 
 /// A path and, while it exists, a read-only descriptor of the inode it names.
+///
+/// Why keep descriptors open: closing any descriptor of a file drops every POSIX lock this
+/// process holds on it. The daemon holds no SQLite connection, but the rule keeps it safe if one
+/// ever shares the process. Why close on vanish: an open descriptor of a deleted WAL would keep
+/// its disk space allocated.
 #[derive(Debug)]
 pub struct WatchedFile {
     path: PathBuf,

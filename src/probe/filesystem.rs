@@ -1,12 +1,6 @@
 //! Free and total space of the filesystem holding each database, through sysinfo. One list of
 //! mounts is shared by every database; each mount in use is refreshed (one `statvfs`) once per
 //! poll cycle, however many databases live on it.
-//!
-//! Network filesystems (NFS, CIFS) are never `statvfs`ed: on a hard-mounted share it can hang,
-//! and the poll path must never block. sysinfo leaves them out of its list, so which mount holds
-//! a database is decided from `/proc/self/mountinfo`, which lists them: a database on a share
-//! reports the mount and its type with no space figures (not an error; the audit flags it), and
-//! never the space of the local filesystem the share is mounted on.
 
 use crate::format::mountinfo::{self, Mount};
 use std::path::{Path, PathBuf};
@@ -124,6 +118,12 @@ impl Filesystems {
 
     /// The filesystem holding `dir` (an absolute, canonical directory): the mount with the
     /// longest mount point that is a prefix of it.
+    ///
+    /// Network filesystems (NFS, CIFS) are never `statvfs`ed: on a hard-mounted share it can
+    /// hang, and the poll path must never block. sysinfo leaves them out of its list, so which
+    /// mount holds a database is decided from `/proc/self/mountinfo`, which lists them: a
+    /// database on a share reports the mount and its type with no space figures (not an error;
+    /// the audit flags it), and never the space of the local filesystem the share is mounted on.
     pub fn stat(&mut self, dir: &Path) -> Option<FsStat> {
         if let Some(found) = self.memo.get(dir.as_os_str()) {
             return found.clone();

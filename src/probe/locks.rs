@@ -1,8 +1,5 @@
 //! Tests SQLite's POSIX advisory locks with `fcntl(F_GETLK)`, which reports a conflicting lock
 //! and its owner's pid without acquiring anything, so it never changes what it watches.
-//!
-//! `F_GETLK` cannot see locks held by this process itself: the application's connections must
-//! live in another process (they always do for a sidecar).
 
 use std::fs::File;
 use std::io;
@@ -26,6 +23,9 @@ pub struct Holder {
 /// Returns a lock that another process holds on `len` bytes at `start` and that would conflict
 /// with taking `want` there, or `None` when the range is free of such locks. Asking as `Write`
 /// finds any lock; asking as `Read` finds only write locks.
+///
+/// `F_GETLK` cannot see locks held by this process itself: the application's connections must
+/// live in another process (they always do for a sidecar).
 pub fn conflicting(
     file: &File,
     start: u64,

@@ -1,9 +1,6 @@
 //! Who a lock holder is: its name, command line and role (the application, Litestream, a
-//! replicator named in config, or a process outside this pid namespace). Litestream is
-//! recognised by the Go build information in its executable, which names the module whatever
-//! the file is called; where `/proc/<pid>/exe` cannot be read (another user's process without
-//! CAP_SYS_PTRACE), by its command line. Deciding the role is pure ([`classify`]); reading
-//! `/proc` is at the edge, and a [`Processes`] cache reads each process once.
+//! replicator named in config, or a process outside this pid namespace). Deciding the role is pure
+//! ([`classify`]); reading `/proc` is at the edge; a [`Processes`] cache reads each process once.
 
 use crate::format::go_buildinfo;
 use serde::Serialize;
@@ -97,6 +94,10 @@ impl Identity {
 /// the main package of its Go build information. Configured replicators come first, so that a
 /// user can name anything; then Litestream by its build information, then by its command line
 /// (an executable called `litestream*`).
+///
+/// Litestream is recognised by the Go build information in its executable, which names the
+/// module whatever the file is called; where `/proc/<pid>/exe` cannot be read (another user's
+/// process without CAP_SYS_PTRACE), by its command line.
 pub fn classify(
     name: Option<&str>,
     args: &[String],
@@ -263,7 +264,7 @@ impl Processes {
             .identity
     }
 
-    /// Notes processes that ended, forgets them [`REMEMBER_ENDED`] later, and forgets at once a
+    /// Notes processes that ended, forgets them `REMEMBER_ENDED` later, and forgets at once a
     /// pid that now names another process. Call now and then (the poller does at each read of
     /// /proc/locks).
     pub fn prune(&mut self, now: Instant) {

@@ -1,12 +1,6 @@
-//! Reading a database someone else is using, without changing it: shared by `check`'s SQL
-//! audits and `migrate-check`. One read-only connection, no checkpoint on close, each
-//! statement its own short read transaction; errors a reader of a live WAL database meets in
-//! passing are retried.
-//!
-//! Connections go through a read-only VFS ([`vfs`]) with `readonly_shm=1`, so no file is
-//! opened for writing. A WAL database that nobody has open has no `-wal`/`-shm` to read; then
-//! the connection is opened `immutable=1`, which reads the database file alone and takes no
-//! locks, and the result is kept only if the file did not change meanwhile.
+//! Reading a database someone else is using, without changing it, for `check`'s SQL audits and
+//! `migrate-check`: one read-only connection, no checkpoint on close, each statement its own
+//! short read transaction; errors a reader of a live WAL database meets in passing are retried.
 
 pub mod vfs;
 
@@ -20,8 +14,13 @@ use std::time::{Duration, Instant, SystemTime};
 pub type Fingerprint = Option<(u64, SystemTime)>;
 
 /// Opens a database for reading only, as the audits do: `immutable=1` when it is a WAL
-/// database nobody has open (see the module comment). Returns the connection and, when it is
-/// immutable, the file's fingerprint: pass it to [`changed_since`] after reading.
+/// database nobody has open. Returns the connection and, when it is immutable, the file's
+/// fingerprint: pass it to [`changed_since`] after reading.
+///
+/// Connections go through a read-only VFS ([`vfs`]) with `readonly_shm=1`, so no file is
+/// opened for writing. A WAL database that nobody has open has no `-wal`/`-shm` to read; then
+/// the connection is opened `immutable=1`, which reads the database file alone and takes no
+/// locks, and the result is kept only if the file did not change meanwhile.
 pub fn open_for_reading(path: &Path) -> rusqlite::Result<(Connection, Option<Fingerprint>)> {
     let mut head = [0u8; 100];
     let wal = std::fs::File::open(path)

@@ -1,9 +1,6 @@
-//! A read-only SQLite VFS for the connections of `check` and `migrate-check`: SQLite's unix VFS with every file opened
-//! read-only. Even a read-only connection asks for `-wal` (and, without `readonly_shm=1`, `-shm`)
-//! read-write, creating them if missing, so that it can record its read mark; through this VFS
-//! the WAL is opened `O_RDONLY` (SQLite then treats it as read-only), and with `readonly_shm=1`
-//! the wal-index too, so SQLite reads it without writing a read mark. What this process opens
-//! for writing is nothing, which `tests/read_only.rs` checks with strace.
+//! A read-only SQLite VFS for the connections of `check` and `migrate-check`: SQLite's unix VFS
+//! with every file opened read-only. What this process opens for writing is nothing, which
+//! `tests/read_only.rs` checks with strace.
 
 use rusqlite::ffi;
 use std::ffi::{c_char, c_int, CStr};
@@ -34,6 +31,11 @@ type OpenFn = unsafe extern "C" fn(
     *mut c_int,
 ) -> c_int;
 
+/// The VFS's xOpen: the default VFS's, with read-only flags. Even a read-only connection asks
+/// for `-wal` (and, without `readonly_shm=1`, `-shm`) read-write, creating them if missing, so
+/// that it can record its read mark; through this VFS the WAL is opened `O_RDONLY` (SQLite then
+/// treats it as read-only), and with `readonly_shm=1` the wal-index too, so SQLite reads it
+/// without writing a read mark.
 unsafe extern "C" fn open_read_only(
     vfs: *mut ffi::sqlite3_vfs,
     name: ffi::sqlite3_filename,

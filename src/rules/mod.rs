@@ -1,7 +1,6 @@
 //! Thresholds to alert states: one source of truth for the daemon's `sqlite_alert` metric and
-//! Alertmanager pushes, for `sqlite-ops check`, and for the Prometheus rules `sqlite-ops rules`
-//! prints. [`catalogue`] defines every rule once; [`thresholds`] applies config; [`engine`]
-//! keeps states across polls.
+//! Alertmanager pushes, `sqlite-ops check` and the Prometheus rules `sqlite-ops rules` prints.
+//! [`catalogue`]: each rule, once; [`thresholds`]: config applied; [`engine`]: states across polls.
 
 pub mod catalogue;
 pub mod engine;

@@ -1,9 +1,4 @@
 //! HTTP basic auth against bcrypt hashes (exporter-toolkit's `basic_auth_users`).
-//!
-//! bcrypt is slow on purpose (tens of ms at cost 10), and Prometheus sends the same credentials
-//! on every scrape, so a successful check is remembered: by a SHA-256 of user, password and hash,
-//! never the password itself. A changed hash (a reload) therefore misses the cache. Unknown users
-//! cost one bcrypt too, so timing does not tell which user names exist.
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -14,6 +9,12 @@ use std::sync::Mutex;
 /// few distinct scrapers).
 const CACHE_LIMIT: usize = 1024;
 
+/// The users and their bcrypt hashes, and the successful checks remembered.
+///
+/// bcrypt is slow on purpose (tens of ms at cost 10), and Prometheus sends the same credentials
+/// on every scrape, so a successful check is remembered: by a SHA-256 of user, password and hash,
+/// never the password itself. A changed hash (a reload) therefore misses the cache. Unknown users
+/// cost one bcrypt too, so timing does not tell which user names exist.
 pub struct BasicAuth {
     /// Checks run at once, at most one per core: a flood of wrong passwords (each a bcrypt)
     /// queues here instead of taking every core from the poller.

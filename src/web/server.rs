@@ -1,8 +1,6 @@
 //! The HTTP server: `/metrics` (path configurable), the status page at `/`, `/healthz`,
-//! `/api/v1/status`, `/api/v1/alerts` and `/api/v1/history`. It takes an already-bound listener and a shutdown future, so tests bind
-//! `127.0.0.1:0`. Handlers only read the last published snapshots: a scrape never waits on file
-//! I/O. TLS and basic auth come from `--web.config.file` ([`super::web_config`]); `/healthz`
-//! stays open so that liveness probes need no credentials (it tells nothing but "ok").
+//! `/api/v1/status`, `/api/v1/alerts` and `/api/v1/history`. TLS and basic auth come from
+//! `--web.config.file` ([`super::web_config`]).
 
 use super::web_config::WebSecurity;
 use crate::export::metrics::{self, BuildInfo};
@@ -31,7 +29,8 @@ const MAX_REQUEST_HEAD: usize = 16 * 1024;
 /// descriptor limit is low (half the reserve, see `probe::descriptors`).
 const MAX_CONNECTIONS: usize = 512;
 
-/// What the handlers need.
+/// What the handlers need. Handlers only read the last published snapshots: a scrape never
+/// waits on file I/O.
 pub struct WebState {
     /// The config's global thresholds, exported as `sqlite_threshold`.
     pub thresholds: crate::rules::DbThresholds,
@@ -103,7 +102,8 @@ impl Site {
     }
 }
 
-/// Serves until `shutdown` completes, then lets open connections finish briefly.
+/// Serves until `shutdown` completes, then lets open connections finish briefly. It takes an
+/// already-bound listener and a shutdown future, so tests bind `127.0.0.1:0`.
 pub async fn serve(
     listener: &TcpListener,
     site: Arc<Site>,
@@ -204,7 +204,8 @@ where
 }
 
 /// Checks basic auth (off the runtime: bcrypt is slow on purpose), then answers; adds the
-/// configured headers to every response.
+/// configured headers to every response. `/healthz` stays open so that liveness probes need no
+/// credentials (it tells nothing but "ok").
 async fn authorized(
     state: &Arc<WebState>,
     req: Request<hyper::body::Incoming>,

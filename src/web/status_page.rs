@@ -1,8 +1,5 @@
 //! The status page at `/`: per database, charts of the last hour or day, the alerts with their
-//! runbooks, the migrate-to-Postgres signals against their thresholds, and the forecasts. One
-//! HTML document with its SVG drawn here and a few lines of inline script that reload its
-//! content; it loads nothing from anywhere, so it works offline and behind the same TLS and
-//! basic auth as `/metrics`. Pure.
+//! runbooks, the migrate-to-Postgres signals against their thresholds, and the forecasts. Pure.
 
 use super::chart::{self, Chart};
 use crate::history::{outlook, History, Range, FIGURES, REPLICATION_LAG};
@@ -64,7 +61,9 @@ setInterval(function(){fetch(location.href,{cache:'no-store'}).then(function(r){
 .then(function(t){if(!t)return;var d=new DOMParser().parseFromString(t,'text/html');\
 var m=d.querySelector('main');if(m){m.dataset.reloads=++n;document.querySelector('main').replaceWith(m)}}).catch(function(){})},s)})();";
 
-/// The whole page.
+/// The whole page: one HTML document with its SVG drawn here and a few lines of inline script
+/// that reload its content; it loads nothing from anywhere, so it works offline and behind the
+/// same TLS and basic auth as `/metrics`.
 pub fn render(p: &Page) -> String {
     let mut main = String::new();
     alerts_section(&mut main, p);

@@ -1,21 +1,6 @@
 //! `--web.config.file`: TLS, client certificates, basic auth and response headers, in the format
 //! of Prometheus's exporter-toolkit, so the file written for node_exporter works here too.
-//!
-//! ```yaml
-//! tls_server_config:
-//!   cert_file: server.crt          # relative paths are relative to this file
-//!   key_file: server.key
-//!   client_auth_type: RequireAndVerifyClientCert   # optional, with client_ca_file
-//!   client_ca_file: ca.crt
-//!   min_version: TLS12
-//! http_server_config:
-//!   headers: {Strict-Transport-Security: max-age=31536000}
-//! basic_auth_users:
-//!   prometheus: $2y$10$...         # bcrypt, e.g. from `htpasswd -nBC 10 prometheus`
-//! ```
-//!
-//! [`parse`] is pure; [`WebSecurity::load`] reads the files it names. Errors name the file, the
-//! field and what was expected.
+//! [`parse`] is pure; [`WebSecurity::load`] reads the files it names.
 
 use super::basic_auth::BasicAuth;
 use crate::config::{error, parse_yaml, ConfigError};
@@ -28,6 +13,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The file as written.
+///
+/// ```yaml
+/// tls_server_config:
+///   cert_file: server.crt          # relative paths are relative to this file
+///   key_file: server.key
+///   client_auth_type: RequireAndVerifyClientCert   # optional, with client_ca_file
+///   client_ca_file: ca.crt
+///   min_version: TLS12
+/// http_server_config:
+///   headers: {Strict-Transport-Security: max-age=31536000}
+/// basic_auth_users:
+///   prometheus: $2y$10$...         # bcrypt, e.g. from `htpasswd -nBC 10 prometheus`
+/// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebConfigFile {
@@ -103,7 +101,8 @@ pub enum PemSource {
 }
 
 /// Parses and validates the text of a web config file. `dir` is where relative paths start
-/// (the file's directory), `source` names the file in errors.
+/// (the file's directory), `source` names the file in errors. Errors name the file, the field
+/// and what was expected.
 pub fn parse(text: &str, source: &str, dir: &Path) -> Result<WebPlan, ConfigError> {
     let file: WebConfigFile = parse_yaml(text, source)?;
     let mut ignored = Vec::new();
@@ -329,7 +328,8 @@ impl std::fmt::Debug for WebSecurity {
 }
 
 impl WebSecurity {
-    /// Reads the web config file and the certificates and keys it names.
+    /// Reads the web config file and the certificates and keys it names. Errors, as [`parse`]'s,
+    /// name the file, the field and what was expected.
     pub fn load(path: &Path) -> Result<WebSecurity, ConfigError> {
         let source = path.display().to_string();
         let text = std::fs::read_to_string(path)
