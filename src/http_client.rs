@@ -134,3 +134,27 @@ async fn exchange(
             timeout,
         })?
 }
+
+/// A URL the client cannot be pointed at.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UrlError {
+    #[error("{url:?} is not a URL ({reason}); expected https://host/path")]
+    NotAUrl { url: String, reason: String },
+    #[error("{0:?} is not an http or https URL with a host; expected https://host/path")]
+    NotHttp(String),
+}
+
+/// Whether `u` is an http(s) URL with a host, as the client takes it (https is verified against
+/// the Mozilla roots built in): checked when the config is read, not at the first send.
+pub fn check_url(u: &str) -> Result<(), UrlError> {
+    let uri: hyper::Uri =
+        u.parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| UrlError::NotAUrl {
+                url: u.into(),
+                reason: e.to_string(),
+            })?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(h)) if !h.is_empty() => Ok(()),
+        _ => Err(UrlError::NotHttp(u.into())),
+    }
+}

@@ -33,12 +33,12 @@
 //! - [`poller`]: polls every database on schedule (`poller/watched.rs`: one database's probe and
 //!   monitor, where the I/O and the clocks meet the pure monitor), evaluates the rules,
 //!   publishes the result.
+//! - [`notify`]: the Alertmanager push, webhooks and the heartbeat, each with its own delivery
+//!   task and counters, and their settings.
 //! - [`discovery`]: which databases to watch now: the fixed ones, the SQLite files matching
 //!   `glob:` entries (walked again on an interval), those Litestream lists; the grace of a
 //!   tenant gone from disk.
 //! - [`config`]: the YAML configuration, its validation and the defaults.
-//! - [`notify`]: the Alertmanager push, webhooks and the heartbeat, each with its own delivery
-//!   task and counters.
 //! - [`export`]: snapshots turned into Prometheus text (and the fleet and `process_*` series)
 //!   and into Prometheus rules.
 //! - [`web`]: the HTTP server (`/metrics`, the status page and its charts, the JSON API), TLS

@@ -17,11 +17,10 @@ use std::time::Duration;
 
 mod drill;
 mod invalid;
-mod notify;
 mod thresholds;
+pub use crate::notify::config::{HeartbeatConfig, NotifyConfig, WebhookConfig, WebhookFormat};
 pub use drill::DrillConfig;
 pub use invalid::InvalidValue;
-pub use notify::{HeartbeatConfig, NotifyConfig, WebhookConfig, WebhookFormat};
 pub use thresholds::{LevelsConfig, ThresholdsConfig};
 
 /// Shortest poll interval accepted.
@@ -380,7 +379,7 @@ impl Config {
                 ));
             }
             for (i, u) in am.urls.iter().enumerate() {
-                invalid::check_url(u)
+                crate::http_client::check_url(u)
                     .map_err(|m| error(source, format!("alertmanager.urls[{i}]"), m))?;
             }
             if let Some(u) = &am.external_url {
@@ -408,7 +407,8 @@ impl Config {
             ));
         }
         if let Some(n) = &self.notify {
-            n.validate(source)?;
+            n.validate()
+                .map_err(|e| error(source, e.field, e.problem))?;
         }
         self.replicator_matches(source)?;
         self.discovery(&[], source).map(|_| ())
@@ -784,5 +784,57 @@ mod tests {
         );
         assert_eq!(parse_listen_address("127.0.0.1:0").unwrap().port(), 0);
         assert!(parse_listen_address("9934").is_err());
+    }
+}
+
+/// `notify:` read from a file, its errors named with the file.
+#[cfg(test)]
+mod notify_tests {
+    use crate::config::Config;
+
+    fn err(yaml: &str) -> String {
+        Config::parse(yaml, "c.yml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_issue_s_example_parses_with_its_defaults() {
+        let c = Config::parse(
+            "notify:\n  webhooks: [{url: https://hooks.example/x, format: slack}]\n  heartbeat: {url: https://hc-ping.example/uuid, interval: 1m}\n",
+            "c.yml",
+        )
+        .unwrap();
+        let n = c.notify.unwrap();
+        assert_eq!(
+            n.webhooks[0].format,
+            crate::notify::config::WebhookFormat::Slack
+        );
+        assert_eq!(n.webhook_name(0), "webhooks[0]");
+        assert_eq!(n.heartbeat.unwrap().interval.as_secs(), 60);
+    }
+
+    #[test]
+    fn bad_entries_name_the_field_and_what_was_expected() {
+        assert_eq!(
+            err("notify:\n  webhooks: [{url: ftp://x/y}]\n"),
+            "c.yml: notify.webhooks[0].url: \"ftp://x/y\" is not an http or https URL with a host; expected https://host/path"
+        );
+        assert!(
+            err("notify:\n  webhooks: [{url: http://x, format: teams}]\n")
+                .contains("unknown variant `teams`, expected one of `json`, `slack`, `discord`")
+        );
+        assert!(
+            err("notify:\n  webhooks: [{url: http://x, headers: {\"a b\": c}}]\n")
+                .contains("notify.webhooks[0].headers: \"a b\" is not a header name")
+        );
+        assert!(
+            err("notify:\n  webhooks: [{url: http://x, name: a}, {url: http://y, name: a}]\n")
+                .contains("notify.webhooks[1].name: \"a\" names two webhooks")
+        );
+        assert_eq!(
+            err("notify:\n  heartbeat: {url: http://x, interval: 10ms}\n"),
+            "c.yml: notify.heartbeat.interval: 10ms is too short; expected at least 1s, like 1m"
+        );
+        assert!(err("notify:\n  heartbeat: {url: http://x, every: 1m}\n")
+            .contains("unknown field `every`"));
     }
 }

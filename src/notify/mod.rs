@@ -1,8 +1,9 @@
 //! Notifications: the Alertmanager push (`alertmanager`), webhooks (`webhook`) and the
 //! heartbeat (`heartbeat`), each destination with its own task, retries and counters
-//! (`delivery`). Their settings are parsed in `config::notify`.
+//! (`delivery`); their settings as configured (`config`).
 
 pub mod alertmanager;
+pub mod config;
 pub mod delivery;
 pub mod heartbeat;
 pub mod webhook;

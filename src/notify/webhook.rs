@@ -1,8 +1,8 @@
 //! Webhooks: a POST to each configured URL when an alert fires and when it resolves, as JSON
 //! (the fields of `/api/v1/alerts`), or as a Slack or Discord message.
 
+use super::config::{WebhookConfig, WebhookFormat};
 use super::delivery::{self, Channel, Destination, Post};
-use crate::config::{WebhookConfig, WebhookFormat};
 use crate::poller::Store;
 use crate::rules::{Alert, AlertState, Severity};
 use bytes::Bytes;
