@@ -15,11 +15,10 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-mod drill;
 mod invalid;
 mod thresholds;
+pub use crate::drill::config::DrillConfig;
 pub use crate::notify::config::{HeartbeatConfig, NotifyConfig, WebhookConfig, WebhookFormat};
-pub use drill::DrillConfig;
 pub use invalid::InvalidValue;
 pub use thresholds::{LevelsConfig, ThresholdsConfig};
 
@@ -470,7 +469,8 @@ impl Config {
             thresholds: self.global_thresholds(source)?,
             wal_autocheckpoint: self.wal_autocheckpoint,
             metrics: self.metrics_of(None, "", source)?,
-            restore_drill: drill::resolve(self.restore_drill.as_ref(), None, source)?,
+            restore_drill: crate::drill::config::resolve(self.restore_drill.as_ref(), None)
+                .map_err(|e| error(source, e.field, e.problem))?,
             ..Target::new("", "")
         };
         discovery.set_litestream(listed, template);
@@ -604,7 +604,8 @@ impl Config {
         source: &str,
     ) -> Result<Option<crate::drill::DrillSettings>, ConfigError> {
         let own = d.and_then(|d| d.restore_drill.as_ref()).map(|o| (o, field));
-        drill::resolve(self.restore_drill.as_ref(), own, source)
+        crate::drill::config::resolve(self.restore_drill.as_ref(), own)
+            .map_err(|e| error(source, e.field, e.problem))
     }
 
     /// The groups of series exported for one database: its entry's `metrics:`, else the
@@ -836,5 +837,50 @@ mod notify_tests {
         );
         assert!(err("notify:\n  heartbeat: {url: http://x, every: 1m}\n")
             .contains("unknown field `every`"));
+    }
+}
+
+/// `restore_drill:` read from a file, its errors named with the file.
+#[cfg(test)]
+mod drill_tests {
+    use crate::config::Config;
+
+    #[test]
+    fn off_unless_an_interval_is_set_and_per_database_over_global() {
+        let c = Config::parse("databases: [{path: /a.db}]\n", "c.yml").unwrap();
+        assert_eq!(c.targets(&[], "c.yml").unwrap()[0].restore_drill, None);
+        let c = Config::parse(
+            "restore_drill: {interval: 24h, scratch_dir: /scratch}\n\
+             databases: [{path: /a.db}, {path: /b.db, restore_drill: {interval: 1h, timeout: 5m}}]\n",
+            "c.yml",
+        )
+        .unwrap();
+        let t = c.targets(&[], "c.yml").unwrap();
+        let (a, b) = (
+            t[0].restore_drill.clone().unwrap(),
+            t[1].restore_drill.clone().unwrap(),
+        );
+        assert_eq!((a.interval.as_secs(), a.timeout.as_secs()), (86_400, 3600));
+        assert_eq!(a.litestream.to_str(), Some("litestream"));
+        assert_eq!((b.interval.as_secs(), b.timeout.as_secs()), (3600, 300));
+        assert_eq!(
+            b.scratch_dir.to_str(),
+            Some("/scratch"),
+            "the rest from the global"
+        );
+    }
+
+    #[test]
+    fn bad_settings_name_the_field() {
+        let err = |y: &str| Config::parse(y, "c.yml").unwrap_err().to_string();
+        assert_eq!(
+            err("restore_drill: {interval: 10ms}\ndatabases: [{path: /a.db}]\n"),
+            "c.yml: restore_drill.interval: is too short; expected at least 1s, like 24h"
+        );
+        assert!(err(
+            "restore_drill: {interval: 1h, scratch_dir: tmp}\ndatabases: [{path: /a.db}]\n"
+        )
+        .contains("restore_drill.scratch_dir: tmp is not an absolute path"));
+        assert!(err("restore_drill: {every: 1h}\n").contains("unknown field `every`"));
     }
 }

@@ -2,6 +2,7 @@
 //! replica with the real Litestream, the copy checked and deleted ([`restore`], [`verify`]), and
 //! the result kept in [`Records`], from which the poller puts it in the database's snapshot.
 
+pub mod config;
 pub mod error;
 pub mod position;
 pub mod record;
