@@ -18,7 +18,9 @@ use std::time::Duration;
 mod invalid;
 mod thresholds;
 pub use crate::drill::config::DrillConfig;
-pub use crate::notify::config::{HeartbeatConfig, NotifyConfig, WebhookConfig, WebhookFormat};
+pub use crate::notify::config::{
+    AlertmanagerConfig, HeartbeatConfig, NotifyConfig, WebhookConfig, WebhookFormat,
+};
 pub use invalid::InvalidValue;
 pub use thresholds::{LevelsConfig, ThresholdsConfig};
 
@@ -131,37 +133,6 @@ fn default_litestream_interval() -> Duration {
     defaults::LITESTREAM_INTERVAL
 }
 
-/// Alertmanager push settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertmanagerConfig {
-    /// Alertmanager base URLs (`http://host:port`); each gets every alert (an HA pair).
-    pub urls: Vec<String>,
-    /// How often firing alerts are sent again.
-    #[serde(default = "default_resend_interval", with = "humantime_serde")]
-    pub resend_interval: Duration,
-    /// Time allowed for one POST.
-    #[serde(default = "default_alertmanager_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
-    /// The `instance` label of pushed alerts; defaults to this host's name and the listen port.
-    /// Set it to the address Prometheus scrapes this daemon at, so that the alerts Prometheus
-    /// evaluates from `sqlite-ops rules` and the pushed ones are the same alerts to Alertmanager.
-    pub instance: Option<String>,
-    /// The `job` label of pushed alerts, as Prometheus's scrape job names it.
-    #[serde(default = "default_job")]
-    pub job: String,
-    /// More labels on every pushed alert (what Prometheus adds to its own: external labels,
-    /// target labels).
-    #[serde(default)]
-    pub labels: std::collections::BTreeMap<String, String>,
-    /// Base of each alert's generatorURL; defaults to http://<instance>.
-    pub external_url: Option<String>,
-}
-
-fn default_job() -> String {
-    "sqlite-ops".to_string()
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebConfig {
@@ -239,12 +210,6 @@ pub fn default_telemetry_path() -> String {
 }
 pub fn default_runbook_base_url() -> String {
     "https://github.com/sqlite-ops/sqlite-ops/blob/main/docs/runbooks.md".into()
-}
-fn default_resend_interval() -> Duration {
-    Duration::from_secs(60)
-}
-fn default_alertmanager_timeout() -> Duration {
-    Duration::from_secs(10)
 }
 
 impl Default for WebConfig {
@@ -370,33 +335,8 @@ impl Config {
         validate_telemetry_path(&self.web.telemetry_path)
             .map_err(|m| error(source, "web.telemetry_path", m))?;
         if let Some(am) = &self.alertmanager {
-            if am.urls.is_empty() {
-                return Err(error(
-                    source,
-                    "alertmanager.urls",
-                    "is empty; expected at least one URL like http://127.0.0.1:9093",
-                ));
-            }
-            for (i, u) in am.urls.iter().enumerate() {
-                crate::http_client::check_url(u)
-                    .map_err(|m| error(source, format!("alertmanager.urls[{i}]"), m))?;
-            }
-            if let Some(u) = &am.external_url {
-                if !(u.starts_with("http://") || u.starts_with("https://")) {
-                    return Err(error(
-                        source,
-                        "alertmanager.external_url",
-                        format!("{u:?} is not a URL; expected http://host:port or https://..."),
-                    ));
-                }
-            }
-            if am.resend_interval < Duration::from_secs(1) {
-                return Err(error(
-                    source,
-                    "alertmanager.resend_interval",
-                    "is too short; expected a duration of at least 1s, like 1m",
-                ));
-            }
+            am.validate()
+                .map_err(|e| error(source, e.field, e.problem))?;
         }
         if self.discover_interval < Duration::from_secs(1) {
             return Err(error(
@@ -811,6 +751,24 @@ mod notify_tests {
         );
         assert_eq!(n.webhook_name(0), "webhooks[0]");
         assert_eq!(n.heartbeat.unwrap().interval.as_secs(), 60);
+    }
+
+    #[test]
+    fn bad_alertmanager_settings_name_the_field() {
+        assert_eq!(
+            err("alertmanager: {urls: []}\n"),
+            "c.yml: alertmanager.urls: is empty; expected at least one URL like http://127.0.0.1:9093"
+        );
+        assert!(err("alertmanager: {urls: [http://am:9093, 'ftp://x']}\n")
+            .starts_with("c.yml: alertmanager.urls[1]: \"ftp://x\" is not an http or https URL"));
+        assert!(
+            err("alertmanager: {urls: [http://am:9093], external_url: am.example}\n")
+                .contains("alertmanager.external_url: \"am.example\" is not a URL")
+        );
+        assert_eq!(
+            err("alertmanager: {urls: [http://am:9093], resend_interval: 10ms}\n"),
+            "c.yml: alertmanager.resend_interval: is too short; expected a duration of at least 1s, like 1m"
+        );
     }
 
     #[test]

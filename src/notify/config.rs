@@ -1,5 +1,5 @@
-//! `notify:` as configured: where alerts go without an Alertmanager (webhooks), and the heartbeat
-//! that tells a dead-man's-switch service the daemon is alive; `config` reads it from the file.
+//! `alertmanager:` and `notify:` as configured: where alerts are pushed, the webhooks, and the
+//! heartbeat that tells a dead-man's-switch service the daemon is alive; `config` reads the file.
 
 use crate::http_client::{check_url, UrlError};
 use serde::Deserialize;
@@ -63,7 +63,73 @@ fn default_heartbeat_interval() -> Duration {
     Duration::from_secs(60)
 }
 
-/// A setting of `notify:` that cannot be used: where, and why.
+/// Alertmanager push settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// Alertmanager base URLs (`http://host:port`); each gets every alert (an HA pair).
+    pub urls: Vec<String>,
+    /// How often firing alerts are sent again.
+    #[serde(default = "default_resend_interval", with = "humantime_serde")]
+    pub resend_interval: Duration,
+    /// Time allowed for one POST.
+    #[serde(default = "default_alertmanager_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// The `instance` label of pushed alerts; defaults to this host's name and the listen port.
+    /// Set it to the address Prometheus scrapes this daemon at, so that the alerts Prometheus
+    /// evaluates from `sqlite-ops rules` and the pushed ones are the same alerts to Alertmanager.
+    pub instance: Option<String>,
+    /// The `job` label of pushed alerts, as Prometheus's scrape job names it.
+    #[serde(default = "default_job")]
+    pub job: String,
+    /// More labels on every pushed alert (what Prometheus adds to its own: external labels,
+    /// target labels).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Base of each alert's generatorURL; defaults to http://<instance>.
+    pub external_url: Option<String>,
+}
+
+fn default_job() -> String {
+    "sqlite-ops".to_string()
+}
+
+fn default_resend_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_alertmanager_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl AlertmanagerConfig {
+    pub fn validate(&self) -> Result<(), NotifyConfigError> {
+        let error = |field: String, problem: Problem| NotifyConfigError { field, problem };
+        if self.urls.is_empty() {
+            return Err(error("alertmanager.urls".into(), Problem::NoUrl));
+        }
+        for (i, u) in self.urls.iter().enumerate() {
+            check_url(u).map_err(|e| error(format!("alertmanager.urls[{i}]"), e.into()))?;
+        }
+        if let Some(u) = &self.external_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(error(
+                    "alertmanager.external_url".into(),
+                    Problem::ExternalUrl(u.clone()),
+                ));
+            }
+        }
+        if self.resend_interval < Duration::from_secs(1) {
+            return Err(error(
+                "alertmanager.resend_interval".into(),
+                Problem::ResendTooShort,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A setting of `notify:` or `alertmanager:` that cannot be used: where, and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{field}: {problem}")]
 pub struct NotifyConfigError {
@@ -92,6 +158,12 @@ pub enum Problem {
     },
     #[error("is empty; expected a name like ops-slack")]
     EmptyName,
+    #[error("is empty; expected at least one URL like http://127.0.0.1:9093")]
+    NoUrl,
+    #[error("{0:?} is not a URL; expected http://host:port or https://...")]
+    ExternalUrl(String),
+    #[error("is too short; expected a duration of at least 1s, like 1m")]
+    ResendTooShort,
     #[error("{0:?} names two webhooks; expected a name of its own")]
     SameName(String),
 }
