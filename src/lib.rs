@@ -2,10 +2,17 @@
 //! database. It watches database files from the outside (stat, pread, F_GETLK; no SQL in the
 //! poll path), exports what it measures as Prometheus metrics, and never changes what it watches.
 //!
+//! # Flow
+//! probe → monitor → rules → export / web / notify. `config` and `discovery` say what to watch
+//! ([`target`]); at each poll `probe` reads a database's files, `monitor` turns the sample into a
+//! snapshot, `rules` judges it, and the `poller` publishes snapshots and alerts, which `export`
+//! renders for Prometheus, `web` serves and `notify` pushes. Off the poll path, `litestream`
+//! reads the replicas and `drill` restores them; the poller hands what they found to `monitor`.
+//!
 //! # Layout
 //! Each module uses only those listed above it; `scripts/module_cycles.py` fails on an import
 //! that points down this list, on a cycle at any depth, and on a module the list leaves out:
-//! - [`format`]: pure parsers of the database header, the WAL and the wal-index (`-shm`),
+//! - [`format`](mod@format): pure parsers of the database header, the WAL and the wal-index (`-shm`),
 //!   Litestream's files, `/proc/locks`, `/proc/self/mountinfo` and Go build information.
 //! - [`units`]: how a figure is written for people (bytes, durations, rates).
 //! - [`http_client`]: the one HTTP client (Alertmanager pushes, Litestream's metrics).
@@ -38,7 +45,9 @@
 //! - [`discovery`]: which databases to watch now: the fixed ones, the SQLite files matching
 //!   `glob:` entries (walked again on an interval), those Litestream lists; the grace of a
 //!   tenant gone from disk.
-//! - [`config`]: the YAML configuration, its validation and the defaults.
+//! - [`config`]: the YAML file, read and checked, each section handed to its concept
+//!   (`drill::config`, `notify::config`, thresholds as `rules` layers) and resolved into targets;
+//!   its errors name the file and the field.
 //! - [`export`]: snapshots turned into Prometheus text (and the fleet and `process_*` series)
 //!   and into Prometheus rules.
 //! - [`web`]: the HTTP server (`/metrics`, the status page and its charts, the JSON API), TLS

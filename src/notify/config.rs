@@ -86,7 +86,7 @@ pub struct AlertmanagerConfig {
     /// target labels).
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
-    /// Base of each alert's generatorURL; defaults to http://<instance>.
+    /// Base of each alert's generatorURL; defaults to `http://<instance>`.
     pub external_url: Option<String>,
 }
 

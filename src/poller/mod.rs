@@ -261,7 +261,7 @@ impl Poller {
         self.poll_once()
     }
 
-    /// Polls every database once (into `spare`, see [`Self::poll_into`]) and evaluates the
+    /// Polls every database once (into `spare`, see `Self::poll_into`) and evaluates the
     /// thresholds on the result.
     pub fn cycle(&mut self, spare: Vec<DbSnapshot>) -> (Vec<DbSnapshot>, Vec<Alert>) {
         let snapshots = self.poll_into(spare);

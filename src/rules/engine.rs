@@ -58,7 +58,7 @@ pub struct Alert {
 }
 
 /// A rule's alert name, the catalogue's own string. Named so that serde's derive, which borrows
-/// any field written `&str` from its input, reads it through [`rule_name`] instead.
+/// any field written `&str` from its input, reads it through `rule_name` instead.
 pub type AlertName = &'static str;
 
 /// An alert name as the catalogue spells it ("" when it names no rule).
