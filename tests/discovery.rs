@@ -4,7 +4,8 @@
 
 use crate::common;
 
-use common::{free_port, wait_for, wal_db, Alertmanager, Daemon, PyDriver, STEP};
+use common::{free_port, wait_for, wal_db, Alertmanager, ConfigFile, Daemon, PyDriver, STEP};
+use serde_json::json;
 use std::path::Path;
 
 /// The `db` labels of every `sqlite_up` series, sorted.
@@ -23,6 +24,7 @@ fn watched(d: &Daemon) -> Vec<String> {
     dbs
 }
 
+/// A config file of `body` as written (one the daemon should refuse).
 fn config(dir: &Path, body: &str) -> std::path::PathBuf {
     let path = dir.join("sqlite-ops.yaml");
     std::fs::write(&path, body).unwrap();
@@ -46,18 +48,20 @@ fn tenants_come_and_go_while_the_daemon_runs() {
     // README: the grace is shorter than SQLiteDatabaseDown's `for`, so deleting a tenant never
     // pages. Here 3 s against 6 s, with a real Alertmanager to see that nothing arrives.
     let am = Alertmanager::start(&dir.path().join("am"), free_port());
-    let cfg = config(
-        dir.path(),
-        &format!(
-            "poll_interval: 100ms\ndiscover_interval: 1s\ndiscover_grace: 3s\n\
-             thresholds:\n  database_down: {{for: 6s}}\n  backend_engineers: {{info: 'off'}}\n\
-             \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n\
-             alertmanager: {{urls: ['{}'], resend_interval: 1s}}\n\
-             databases:\n  - glob: {}/**/*.db\n    team: {{backend_engineers: 7}}\n",
-            am.url,
-            tenants.display()
-        ),
-    );
+    let cfg = ConfigFile::new()
+        .set("poll_interval", json!("100ms"))
+        .set("discover_interval", json!("1s"))
+        .set("discover_grace", json!("3s"))
+        .threshold("database_down", json!({"for": "6s"}))
+        .threshold("backend_engineers", json!({"info": "off"}))
+        .no_disk_alert()
+        .set(
+            "alertmanager",
+            json!({"urls": [am.url], "resend_interval": "1s"}),
+        )
+        .entry(json!({"glob": format!("{}/**/*.db", tenants.display()),
+                      "team": {"backend_engineers": 7}}))
+        .write(&dir.path().join("sqlite-ops.yaml"));
     let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
     wait_for(STEP, "the two tenants", || {
         (watched(&d) == ["acme", "eu/beta"]).then_some(())
@@ -146,13 +150,11 @@ fn tenants_come_and_go_while_the_daemon_runs() {
 fn sighup_walks_the_globs_at_once() {
     let dir = tempfile::tempdir().unwrap();
     drop(wal_db(&dir.path().join("one.sqlite")));
-    let cfg = config(
-        dir.path(),
-        &format!(
-            "poll_interval: 100ms\ndiscover_interval: 1h\ndatabases:\n  - glob: {}/*.sqlite\n",
-            dir.path().display()
-        ),
-    );
+    let cfg = ConfigFile::new()
+        .set("poll_interval", json!("100ms"))
+        .set("discover_interval", json!("1h"))
+        .entry(json!({"glob": format!("{}/*.sqlite", dir.path().display())}))
+        .write(&dir.path().join("sqlite-ops.yaml"));
     let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
     wait_for(STEP, "the first tenant", || {
         (watched(&d) == ["one"]).then_some(())

@@ -6,7 +6,8 @@
 
 use crate::common;
 
-use common::{temp_db, wait_for, Daemon, PyDriver, STEP};
+use common::{temp_db, wait_for, ConfigFile, Daemon, PyDriver, STEP};
+use serde_json::json;
 
 fn status(d: &Daemon) -> serde_json::Value {
     let body: serde_json::Value = serde_json::from_str(&d.get("/api/v1/status").1).unwrap();
@@ -120,15 +121,11 @@ fn a_tenant_added_does_not_make_the_settled_ones_read_again() {
     let tenants = dir.path().join("tenants");
     std::fs::create_dir(&tenants).unwrap();
     drop(common::wal_db(&tenants.join("a.db")));
-    let cfg = dir.path().join("sqlite-ops.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "poll_interval: 100ms\ndiscover_interval: 1s\ndatabases:\n  - glob: {}/*.db\n",
-            tenants.display()
-        ),
-    )
-    .unwrap();
+    let cfg = ConfigFile::new()
+        .set("poll_interval", json!("100ms"))
+        .set("discover_interval", json!("1s"))
+        .entry(json!({"glob": format!("{}/*.db", tenants.display())}))
+        .write(&dir.path().join("sqlite-ops.yaml"));
     let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
     settled(&d);
     let read_at = status(&d)["files_read_at"].as_f64().unwrap();

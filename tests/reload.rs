@@ -3,8 +3,9 @@
 
 use crate::common;
 
-use common::{temp_db, wait_for, Daemon, STEP};
+use common::{temp_db, wait_for, ConfigFile, Daemon, STEP};
 use rusqlite::Connection;
+use serde_json::json;
 
 #[test]
 fn sighup_reloads_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
@@ -17,7 +18,7 @@ fn sighup_reloads_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
             .unwrap();
     }
     let config = dir.path().join("c.yaml");
-    std::fs::write(&config, format!("databases: [{{path: {}}}]\n", a.display())).unwrap();
+    ConfigFile::new().watch(&a).write(&config);
     let writer = Connection::open(&a).unwrap();
     writer.execute("INSERT INTO t VALUES (0)", []).unwrap();
     let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
@@ -36,15 +37,7 @@ fn sighup_reloads_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
     let before = written(&daemon);
     assert!(before > 0.0);
 
-    std::fs::write(
-        &config,
-        format!(
-            "databases: [{{path: {}}}, {{path: {}}}]\n",
-            a.display(),
-            b.display()
-        ),
-    )
-    .unwrap();
+    ConfigFile::new().watch(&a).watch(&b).write(&config);
     daemon.signal(libc::SIGHUP);
     wait_for(STEP, "the new database watched", || {
         (daemon.metrics().db("sqlite_up", "b") == Some(1.0)).then_some(())
@@ -67,14 +60,14 @@ fn sighup_reloads_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
 
     // A reload that removes a database and lowers a threshold under the other's size.
     let only_b = |threshold: &str| {
-        std::fs::write(
-            &config,
-            format!(
-                "databases: [{{path: {}}}]\nthresholds:\n  database_size: {{warning: {threshold}, critical: 'off', for: 0s}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n",
-                b.display()
-            ),
-        )
-        .unwrap();
+        ConfigFile::new()
+            .watch(&b)
+            .threshold(
+                "database_size",
+                json!({"warning": threshold, "critical": "off", "for": "0s"}),
+            )
+            .no_disk_alert()
+            .write(&config);
         daemon.signal(libc::SIGHUP);
     };
     let large_b = |d: &Daemon| {
@@ -150,11 +143,7 @@ fn scrapes_carry_on_through_reloads() {
         .execute_batch("CREATE TABLE t(x);")
         .unwrap();
     let config = dir.path().join("c.yaml");
-    std::fs::write(
-        &config,
-        format!("databases: [{{path: {}}}]\n", db.display()),
-    )
-    .unwrap();
+    ConfigFile::new().watch(&db).write(&config);
     let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
     daemon.wait_polls(1);
 
@@ -224,17 +213,20 @@ fn the_log_tells_alerts_and_reloads_as_they_happen() {
     let hooks = common::Receiver::start();
     let config = dir.path().join("c.yaml");
     let write = |size_warning: &str| {
-        std::fs::write(
-            &config,
-            format!(
-                "poll_interval: 200ms\ndatabases: [{{path: {}, name: app}}]\n\
-                 thresholds:\n  database_down: {{for: 1s}}\n  database_size: {{warning: {size_warning}, for: 0s}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n\
-                 notify:\n  heartbeat: {{url: '{}/beat', interval: 1s}}\n",
-                app.display(),
-                hooks.url
-            ),
-        )
-        .unwrap()
+        ConfigFile::new()
+            .set("poll_interval", json!("200ms"))
+            .database(&app, "app")
+            .threshold("database_down", json!({"for": "1s"}))
+            .threshold(
+                "database_size",
+                json!({"warning": size_warning, "for": "0s"}),
+            )
+            .no_disk_alert()
+            .set(
+                "notify",
+                json!({"heartbeat": {"url": format!("{}/beat", hooks.url), "interval": "1s"}}),
+            )
+            .write(&config)
     };
     write("50GB");
     let d = Daemon::start(&["--config", config.to_str().unwrap()]);

@@ -23,6 +23,11 @@ impl ConfigFile {
         self.entry(json!({"path": path, "name": name}))
     }
 
+    /// Adds a database at `path`, named after its file.
+    pub fn watch(self, path: &Path) -> Self {
+        self.entry(json!({ "path": path }))
+    }
+
     /// Adds an entry to `databases:` as written (a `glob:`, thresholds of its own, ...).
     pub fn entry(mut self, entry: Value) -> Self {
         let list = self.0.entry("databases").or_insert_with(|| json!([]));
