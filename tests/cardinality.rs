@@ -5,7 +5,8 @@
 
 use crate::common;
 
-use common::{wait_for, wal_db, Daemon, STEP};
+use common::{wait_for, wal_db, ConfigFile, Daemon, STEP};
+use serde_json::json;
 
 #[test]
 fn groups_choose_the_series_and_the_fleet_series_name_the_nearest() {
@@ -29,18 +30,16 @@ fn groups_choose_the_series_and_the_fleet_series_name_the_nearest() {
     drop(wal_db(&solo));
     // The fleet exports health only; the named database keeps everything. Databases above
     // 150 KB warn.
-    let cfg = dir.path().join("sqlite-ops.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "poll_interval: 100ms\nmetrics: [health]\n\
-             thresholds:\n  database_size: {{warning: 150KB, critical: off, for: 0s}}\n\
-             databases:\n  - glob: {}/*.db\n  - path: {}\n    metrics: [all]\n",
-            tenants.display(),
-            solo.display()
-        ),
-    )
-    .unwrap();
+    let cfg = ConfigFile::new()
+        .set("poll_interval", json!("100ms"))
+        .set("metrics", json!(["health"]))
+        .threshold(
+            "database_size",
+            json!({"warning": "150KB", "critical": "off", "for": "0s"}),
+        )
+        .entry(json!({"glob": format!("{}/*.db", tenants.display())}))
+        .entry(json!({"path": solo, "metrics": ["all"]}))
+        .write(&dir.path().join("sqlite-ops.yaml"));
     let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
     let m = wait_for(STEP, "eight databases and two alerts", || {
         let m = d.metrics();
@@ -161,16 +160,12 @@ fn each_group_exports_the_series_count_the_readme_states() {
         ("[poll]", 7),
         ("[]", 0),
     ] {
-        let cfg = dir.path().join("sqlite-ops.yaml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "poll_interval: 100ms\nmetrics: {groups}\n\
-                 databases: [{{path: {}, name: app}}]\n",
-                db.display()
-            ),
-        )
-        .unwrap();
+        let written: serde_json::Value = serde_yaml::from_str(groups).unwrap();
+        let cfg = ConfigFile::new()
+            .set("poll_interval", json!("100ms"))
+            .set("metrics", written)
+            .database(&db, "app")
+            .write(&dir.path().join("sqlite-ops.yaml"));
         let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
         d.wait_polls(3);
         let m = d.metrics();

@@ -8,7 +8,8 @@
 
 use crate::common;
 
-use common::{wait_for, wal_db, Daemon, Guard, Writer};
+use common::{wait_for, wal_db, ConfigFile, Daemon, Guard, Writer};
+use serde_json::json;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -99,23 +100,14 @@ fn the_page_in_chromium_has_a_chart_per_database_and_loads_nothing_from_outside(
     );
     let _conns = (wal_db(&app), wal_db(&quiet), wal_db(&extra));
     let _writer = Writer::start(&app);
-    let config = dir.path().join("sqlite-ops.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "history: {{databases: 2}}\n\
-             thresholds:\n\
-             \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n\
-             databases:\n\
-             \x20 - {{path: {app}, name: app}}\n\
-             \x20 - {{path: {quiet}, name: quiet, thresholds: {{database_size: {{warning: 1KB, for: 0s}}}}}}\n\
-             \x20 - {{path: {extra}, name: extra}}\n",
-            app = app.display(),
-            quiet = quiet.display(),
-            extra = extra.display(),
-        ),
-    )
-    .unwrap();
+    let config = ConfigFile::new()
+        .set("history", json!({"databases": 2}))
+        .no_disk_alert()
+        .database(&app, "app")
+        .entry(json!({"path": quiet, "name": "quiet",
+                      "thresholds": {"database_size": {"warning": "1KB", "for": "0s"}}}))
+        .database(&extra, "extra")
+        .write(&dir.path().join("sqlite-ops.yaml"));
     let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
     let base = format!("http://{}", daemon.addr);
 
