@@ -5,8 +5,11 @@
 
 use crate::common;
 
-use common::{free_port, program, run_cli, wait_for, Alertmanager, Daemon, Prometheus, STEP};
+use common::{
+    free_port, program, run_cli, wait_for, Alertmanager, ConfigFile, Daemon, Prometheus, STEP,
+};
 use rusqlite::Connection;
+use serde_json::json;
 use std::path::Path;
 use std::process::Command;
 
@@ -133,22 +136,21 @@ fn size_alert_reaches_both_alertmanagers_resolves_and_survives_an_outage() {
     let mut am2 = Some(Alertmanager::start(&dir.path().join("am2"), port2));
     // The machine's free disk is not under test (CI disks have been seen nearly full): only the
     // size alert may fire here.
-    let config = dir.path().join("sqlite-ops.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "poll_interval: 100ms\n\
-             databases: [{{path: {}, name: app}}]\n\
-             thresholds:\n  database_size: {{warning: 200KB, critical: 'off', for: 0s}}\n\
-             \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n\
-             team: {{backend_engineers: 2, regions: 1}}\n\
-             alertmanager:\n  urls: [{}, {}]\n  resend_interval: 1s\n  instance: test-instance\n",
-            db.display(),
-            am1.url,
-            am2.as_ref().unwrap().url
-        ),
-    )
-    .unwrap();
+    let config = ConfigFile::new()
+        .set("poll_interval", json!("100ms"))
+        .database(&db, "app")
+        .threshold(
+            "database_size",
+            json!({"warning": "200KB", "critical": "off", "for": "0s"}),
+        )
+        .no_disk_alert()
+        .set("team", json!({"backend_engineers": 2, "regions": 1}))
+        .set(
+            "alertmanager",
+            json!({"urls": [am1.url, am2.as_ref().unwrap().url],
+                   "resend_interval": "1s", "instance": "test-instance"}),
+        )
+        .write(&dir.path().join("sqlite-ops.yaml"));
     let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
     daemon.wait_polls(3);
     let raised = daemon.raised();
@@ -271,20 +273,20 @@ fn both_alert_paths_make_one_alert_per_condition_and_critical_mutes_warning() {
     let am = Alertmanager::start_with(&dir.path().join("am"), free_port(), &inhibit);
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let config = dir.path().join("sqlite-ops.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "poll_interval: 200ms\n\
-             databases: [{{path: {}, name: app}}]\n\
-             thresholds:\n  database_size: {{info: 150KB, warning: 200KB, critical: 250KB, for: 0s}}\n\
-             \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n\
-             alertmanager: {{urls: ['{}'], resend_interval: 1s, instance: '{addr}', job: sqlite-ops}}\n",
-            db.display(),
-            am.url
-        ),
-    )
-    .unwrap();
+    let config = ConfigFile::new()
+        .set("poll_interval", json!("200ms"))
+        .database(&db, "app")
+        .threshold(
+            "database_size",
+            json!({"info": "150KB", "warning": "200KB", "critical": "250KB", "for": "0s"}),
+        )
+        .no_disk_alert()
+        .set(
+            "alertmanager",
+            json!({"urls": [am.url], "resend_interval": "1s", "instance": addr,
+                   "job": "sqlite-ops"}),
+        )
+        .write(&dir.path().join("sqlite-ops.yaml"));
     let daemon = Daemon::start(&[
         "--config",
         config.to_str().unwrap(),

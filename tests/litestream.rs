@@ -6,8 +6,11 @@
 use crate::common;
 
 use common::services::{file_replica_yml, s3_replica_yml};
-use common::{free_port, run_cli, wait_for, Daemon, Litestream, S3Server, Writer, STEP};
+use common::{
+    free_port, run_cli, wait_for, ConfigFile, Daemon, Litestream, S3Server, Writer, STEP,
+};
 use rusqlite::Connection;
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -23,17 +26,15 @@ fn wal_db(dir: &Path) -> PathBuf {
 
 /// Our config: fast polls, Litestream read twice a second, a low lag threshold.
 fn config(dir: &Path, litestream_yml: &Path) -> PathBuf {
-    let config = dir.join("sqlite-ops.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "poll_interval: 200ms\nlitestream: {{config: {}, interval: 500ms}}\n\
-             thresholds:\n  replication_lag: {{warning: 3s, critical: 'off', for: 0s}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n",
-            litestream_yml.display()
-        ),
-    )
-    .unwrap();
-    config
+    ConfigFile::new()
+        .set("poll_interval", json!("200ms"))
+        .litestream(litestream_yml, "500ms")
+        .threshold(
+            "replication_lag",
+            json!({"warning": "3s", "critical": "off", "for": "0s"}),
+        )
+        .no_disk_alert()
+        .write(&dir.join("sqlite-ops.yaml"))
 }
 
 fn daemon(dir: &Path, litestream_yml: &Path) -> Daemon {
@@ -685,19 +686,20 @@ fn a_file_missing_from_the_middle_of_the_chain_is_found_before_a_restore() {
     );
 
     let am = common::Alertmanager::start(&dir.path().join("am"), free_port());
-    let cfg = dir.path().join("sqlite-ops.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "poll_interval: 200ms\nlitestream: {{config: {}, interval: 500ms}}\n\
-             alertmanager: {{urls: ['{}'], resend_interval: 1s}}\n\
-             thresholds:\n  replica_chain: {{for: 0s}}\n  replication_lag: {{warning: 'off', critical: 'off'}}\n\
-             \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n",
-            yml.display(),
-            am.url
-        ),
-    )
-    .unwrap();
+    let cfg = ConfigFile::new()
+        .set("poll_interval", json!("200ms"))
+        .litestream(&yml, "500ms")
+        .set(
+            "alertmanager",
+            json!({"urls": [am.url], "resend_interval": "1s"}),
+        )
+        .threshold("replica_chain", json!({"for": "0s"}))
+        .threshold(
+            "replication_lag",
+            json!({"warning": "off", "critical": "off"}),
+        )
+        .no_disk_alert()
+        .write(&dir.path().join("sqlite-ops.yaml"));
     let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
     let intact = || {
         let m = d.metrics();
