@@ -5,8 +5,9 @@
 
 use crate::common;
 
-use common::{free_port, wait_for, Daemon, Litestream, Prometheus, Writer, STEP};
+use common::{free_port, wait_for, ConfigFile, Daemon, Litestream, Prometheus, Writer, STEP};
 use rusqlite::Connection;
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
@@ -208,24 +209,27 @@ fn every_panel_query_returns_data_on_a_real_prometheus() {
     // A lowered size threshold makes an alert fire; an Alertmanager, a webhook and a heartbeat
     // that are not there give the delivery metrics; declared facts give the team panel;
     // restore drills every 2 s give theirs.
-    std::fs::write(
-        &config,
-        format!(
-            "poll_interval: 200ms\nlitestream: {{config: {}, interval: 500ms}}\n\
-             team: {{backend_engineers: 2, regions: 1}}\n\
-             thresholds:\n  database_size: {{warning: 1KB, for: 0s}}\n\
-             alertmanager: {{urls: ['http://127.0.0.1:{port}'], resend_interval: 1s}}\n\
-             notify:\n\
-             \x20 webhooks: [{{url: 'http://127.0.0.1:{port}/hook'}}]\n\
-             \x20 heartbeat: {{url: 'http://127.0.0.1:{port}/beat', interval: 1s}}\n\
-             restore_drill: {{interval: 2s, first_after: 0s, scratch_dir: {scratch}, litestream: {bin}}}\n",
-            yml.display(),
-            port = free_port(),
-            scratch = dir.path().join("scratch").display(),
-            bin = common::services::litestream_bin("0.5.17").display(),
-        ),
-    )
-    .unwrap();
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    ConfigFile::new()
+        .set("poll_interval", json!("200ms"))
+        .litestream(&yml, "500ms")
+        .set("team", json!({"backend_engineers": 2, "regions": 1}))
+        .threshold("database_size", json!({"warning": "1KB", "for": "0s"}))
+        .set(
+            "alertmanager",
+            json!({"urls": [nobody], "resend_interval": "1s"}),
+        )
+        .set(
+            "notify",
+            json!({"webhooks": [{"url": format!("{nobody}/hook")}],
+                   "heartbeat": {"url": format!("{nobody}/beat"), "interval": "1s"}}),
+        )
+        .set(
+            "restore_drill",
+            json!({"interval": "2s", "first_after": "0s", "scratch_dir": dir.path().join("scratch"),
+                   "litestream": common::services::litestream_bin("0.5.17")}),
+        )
+        .write(&config);
     let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
     let prometheus = Prometheus::start(dir.path(), &daemon.addr);
     wait_for(

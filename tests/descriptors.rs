@@ -7,8 +7,9 @@
 
 use crate::common;
 
-use common::{wait_for, Daemon, PyDriver, STEP};
+use common::{wait_for, ConfigFile, Daemon, PyDriver, STEP};
 use rusqlite::Connection;
+use serde_json::json;
 use std::path::Path;
 
 /// `count` copies of one live WAL database (each with its -wal and -shm) named `db0`... in
@@ -20,9 +21,9 @@ fn databases(dir: &Path, count: usize, poll: &str) -> std::path::PathBuf {
         "PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t(v) VALUES (1);",
     )
     .unwrap();
-    let mut yaml = format!(
-        "poll_interval: {poll}\nthresholds:\n  filesystem_free: {{warning: 'off', critical: 'off'}}\ndatabases:\n"
-    );
+    let mut config = ConfigFile::new()
+        .set("poll_interval", json!(poll))
+        .no_disk_alert();
     for i in 0..count {
         let db = dir.join(format!("db{i}.db"));
         for suffix in ["", "-wal", "-shm"] {
@@ -32,12 +33,10 @@ fn databases(dir: &Path, count: usize, poll: &str) -> std::path::PathBuf {
             )
             .unwrap();
         }
-        yaml.push_str(&format!("  - {{path: {}, name: db{i}}}\n", db.display()));
+        config = config.database(&db, &format!("db{i}"));
     }
     drop(conn);
-    let config = dir.join("sqlite-ops.yaml");
-    std::fs::write(&config, yaml).unwrap();
-    config
+    config.write(&dir.join("sqlite-ops.yaml"))
 }
 
 fn under_limit(limit: u64, config: &Path) -> Daemon {

@@ -12,10 +12,10 @@ use crate::common;
 
 use common::services::litestream_bin;
 use common::{
-    free_port, wait_for, Alertmanager, Daemon, Litestream, PocketBase, PyDriver, Receiver,
-    S3Server, STEP,
+    free_port, wait_for, Alertmanager, ConfigFile, Daemon, Litestream, PocketBase, PyDriver,
+    Receiver, S3Server, STEP,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -88,30 +88,33 @@ fn everything_at_once_on_pocketbase_pages_nobody_when_healthy_and_pages_each_fau
     // Drills every 15 s: two databases drilled one at a time on a loaded 2-core machine take a
     // few seconds each, and at 5 s they fell behind their own interval and SQLiteRestoreDrillStale
     // (no success within two intervals) fired, truly, on a run beside a release build.
-    std::fs::write(
-        &config,
-        format!(
-            "poll_interval: 500ms\ndiscover_interval: 1s\n\
-             databases:\n  - glob: '{data}/*.db'\n\
-             litestream: {{config: {yml}, interval: 1s}}\n\
-             alertmanager: {{urls: ['{am}'], resend_interval: 1m}}\n\
-             notify:\n  webhooks:\n    - {{url: '{r}/hook'}}\n  heartbeat: {{url: '{r}/beat', interval: 1s, timeout: 2s}}\n\
-             state_file: {state}\n\
-             restore_drill: {{interval: 15s, first_after: 0s, scratch_dir: {scratch}, litestream: {bin}, timeout: 60s}}\n\
-             thresholds:\n  snapshot_age: {{warning: {short}s, for: 0s}}\n  checkpoint_lag_age: {{warning: {short}s, for: 0s}}\n\
-             \x20 restore_drill_failed: {{for: 0s}}\n\
-             \x20 filesystem_free: {{warning: 'off', critical: 'off'}}\n",
-            data = data.display(),
-            yml = yml.display(),
-            am = am.url,
-            r = hooks.url,
-            state = dir.path().join("state.json").display(),
-            scratch = dir.path().join("scratch").display(),
-            bin = litestream_bin("0.5.17").display(),
-            short = short(),
-        ),
-    )
-    .unwrap();
+    let at_once = json!({"warning": format!("{}s", short()), "for": "0s"});
+    ConfigFile::new()
+        .set("poll_interval", json!("500ms"))
+        .set("discover_interval", json!("1s"))
+        .entry(json!({"glob": format!("{}/*.db", data.display())}))
+        .litestream(&yml, "1s")
+        .set(
+            "alertmanager",
+            json!({"urls": [am.url], "resend_interval": "1m"}),
+        )
+        .set(
+            "notify",
+            json!({"webhooks": [{"url": format!("{}/hook", hooks.url)}],
+                   "heartbeat": {"url": format!("{}/beat", hooks.url), "interval": "1s",
+                                 "timeout": "2s"}}),
+        )
+        .set("state_file", json!(dir.path().join("state.json")))
+        .set(
+            "restore_drill",
+            json!({"interval": "15s", "first_after": "0s", "scratch_dir": dir.path().join("scratch"),
+                   "litestream": litestream_bin("0.5.17"), "timeout": "60s"}),
+        )
+        .threshold("snapshot_age", at_once.clone())
+        .threshold("checkpoint_lag_age", at_once)
+        .threshold("restore_drill_failed", json!({"for": "0s"}))
+        .no_disk_alert()
+        .write(&config);
     // Litestream 0.5.17's S3 client refuses a custom CA bundle, which drills inherit.
     let d = Daemon::start_without_env(&["--config", config.to_str().unwrap()], &["AWS_CA_BUNDLE"]);
     let m = |key: &str| d.metrics().samples.get(key).copied();

@@ -10,9 +10,10 @@
 use crate::common;
 
 use common::{
-    free_port, wait_for, Alertmanager, Daemon, Guard, GuideApp, Litestream, PyDriver, STEP,
+    free_port, wait_for, Alertmanager, ConfigFile, Daemon, Guard, GuideApp, Litestream, PyDriver,
+    STEP,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -71,18 +72,21 @@ impl Stack {
         });
         let am = Alertmanager::start(&dir.path().join("am"), free_port());
         let config = dir.path().join("sqlite-ops.yaml");
-        std::fs::write(
-            &config,
-            format!(
-                "poll_interval: 1s\n\
-                 litestream: {{config: {}, interval: 1s}}\n\
-                 alertmanager: {{urls: ['{}'], resend_interval: 1m}}\n\
-                 thresholds:\n  snapshot_age: {{warning: {SHORT}s, for: 0s}}\n  checkpoint_lag_age: {{warning: {SHORT}s, for: 0s}}\n  replication_lag: {{for: 0s}}\n  writer_processes: {{for: 0s}}\n  write_lock_hold: {{for: 0s}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n",
-                yml.display(),
-                am.url
-            ),
-        )
-        .unwrap();
+        let short = json!({"warning": format!("{SHORT}s"), "for": "0s"});
+        ConfigFile::new()
+            .set("poll_interval", json!("1s"))
+            .litestream(&yml, "1s")
+            .set(
+                "alertmanager",
+                json!({"urls": [am.url], "resend_interval": "1m"}),
+            )
+            .threshold("snapshot_age", short.clone())
+            .threshold("checkpoint_lag_age", short)
+            .threshold("replication_lag", json!({"for": "0s"}))
+            .threshold("writer_processes", json!({"for": "0s"}))
+            .threshold("write_lock_hold", json!({"for": "0s"}))
+            .no_disk_alert()
+            .write(&config);
         let daemon = Daemon::start(&[
             "--config",
             config.to_str().unwrap(),

@@ -4,8 +4,9 @@
 
 use crate::common;
 
-use common::{get, temp_db, wait_for, Daemon, STEP};
+use common::{get, temp_db, wait_for, ConfigFile, Daemon, STEP};
 use rusqlite::Connection;
+use serde_json::json;
 use sqlite_ops::export::metrics::METRICS;
 
 fn writer(path: &std::path::Path) -> Connection {
@@ -239,11 +240,14 @@ fn a_custom_telemetry_path_and_a_config_file() {
     let cfg = dir.path().join("config.yaml");
     // The file's address could not be bound here (TEST-NET-1 is not a local address): the
     // daemon starts only if the command line's wins.
-    std::fs::write(
-        &cfg,
-        format!("poll_interval: 50ms\nweb:\n  listen_address: 192.0.2.1:9\n  telemetry_path: /prom\ndatabases:\n  - path: {}\n    name: orders\n", db.display()),
-    )
-    .unwrap();
+    ConfigFile::new()
+        .set("poll_interval", json!("50ms"))
+        .set(
+            "web",
+            json!({"listen_address": "192.0.2.1:9", "telemetry_path": "/prom"}),
+        )
+        .database(&db, "orders")
+        .write(&cfg);
     let daemon = Daemon::start(&["--config", cfg.to_str().unwrap()]);
     let body = wait_for(STEP, "metrics at /prom", || {
         let (status, body) = get(&format!("http://{}/prom", daemon.addr));

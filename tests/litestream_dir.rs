@@ -9,7 +9,8 @@
 use crate::common;
 
 use common::services::litestream_bin;
-use common::{wait_for, Daemon, Litestream, S3Server, Writer, STEP};
+use common::{wait_for, ConfigFile, Daemon, Litestream, S3Server, Writer, STEP};
+use serde_json::json;
 use std::path::Path;
 
 /// (up, lag) of the replica `replica` of tenant `db`.
@@ -51,20 +52,21 @@ fn follows_a_directory(replica_yaml: &str, replica_name: &str, head: &str) {
     )
     .unwrap();
     let _litestream = Litestream::start("0.5.17", &yml);
-    let config = dir.path().join("sqlite-ops.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "poll_interval: 200ms\ndiscover_interval: 1s\n\
-             litestream: {{config: {}, interval: 500ms}}\n\
-             thresholds:\n  replication_lag: {{warning: 5s, critical: 'off', for: 0s}}\n  filesystem_free: {{warning: 'off', critical: 'off'}}\n\
-             restore_drill: {{interval: 5s, first_after: 0s, scratch_dir: {}, litestream: {}, timeout: 60s}}\n",
-            yml.display(),
-            dir.path().join("scratch").display(),
-            litestream_bin("0.5.17").display()
-        ),
-    )
-    .unwrap();
+    let config = ConfigFile::new()
+        .set("poll_interval", json!("200ms"))
+        .set("discover_interval", json!("1s"))
+        .litestream(&yml, "500ms")
+        .threshold(
+            "replication_lag",
+            json!({"warning": "5s", "critical": "off", "for": "0s"}),
+        )
+        .no_disk_alert()
+        .set(
+            "restore_drill",
+            json!({"interval": "5s", "first_after": "0s", "scratch_dir": dir.path().join("scratch"),
+                   "litestream": litestream_bin("0.5.17"), "timeout": "60s"}),
+        )
+        .write(&dir.path().join("sqlite-ops.yaml"));
     // Drills every 5 s: one at a time, an S3 drill takes up to 2.2 s on a loaded machine, so at
     // 2 s two tenants' drills could not each succeed within two intervals, and the stale alert
     // would be right to say so. Litestream 0.5.17's S3 client refuses to start with a custom CA
