@@ -3,21 +3,30 @@
 
 use crate::common;
 
-use common::run_cli;
+use common::{run_cli, ConfigFile};
 use rusqlite::Connection;
+use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The machine's free disk is not the database's health: the tests that expect OK turn the
-/// filesystem threshold off (CI machines have been seen nearly full).
-const NO_DISK_RULE: &str = "  filesystem_free: {warning: 'off', critical: 'off'}\n";
-
+/// A config file of `body` as written (one check should refuse).
 fn config(dir: &Path, body: &str) -> String {
     let path = dir.join("check.yaml");
     std::fs::write(&path, body).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// A config watching `db`, with no disk alert: the machine's free disk is not the database's
+/// health (CI machines have been seen nearly full). Written by [`write`].
+fn checking(db: &str) -> ConfigFile {
+    ConfigFile::new().watch(Path::new(db)).no_disk_alert()
+}
+
+fn write(dir: &Path, config: ConfigFile) -> String {
+    let path = config.write(&dir.join("check.yaml"));
     path.to_str().unwrap().to_string()
 }
 
@@ -56,9 +65,9 @@ fn wal_db(dir: &Path) -> (Connection, String) {
 fn a_healthy_wal_database_is_ok_and_the_json_matches_its_schema() {
     let dir = tempfile::tempdir().unwrap();
     let (_conn, db) = wal_db(dir.path());
-    let cfg = config(
+    let cfg = write(
         dir.path(),
-        &format!("databases: [{{path: {db}}}]\nteam: {{backend_engineers: 2, regions: 1}}\nthresholds:\n{NO_DISK_RULE}"),
+        checking(&db).set("team", json!({"backend_engineers": 2, "regions": 1})),
     );
     let (code, out, err) = run_cli(&[
         "check",
@@ -102,13 +111,7 @@ fn a_rollback_journal_database_is_a_warning_named_journal_mode() {
         .unwrap();
     drop(conn);
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let cfg = config(
-        dir.path(),
-        &format!(
-            "databases: [{{path: {}}}]\nthresholds:\n{NO_DISK_RULE}",
-            path.display()
-        ),
-    );
+    let cfg = write(dir.path(), checking(path.to_str().unwrap()));
     let (code, out, _) = run_cli(&[
         "check", "--config", &cfg, "--sample", "0s", "--format", "json",
     ]);
@@ -138,9 +141,12 @@ fn a_database_over_a_lowered_size_threshold_is_critical() {
         .unwrap();
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();
-    let cfg = config(
+    let cfg = write(
         dir.path(),
-        &format!("databases: [{{path: {db}}}]\nthresholds:\n  database_size: {{warning: 100KB, critical: 200KB}}\n{NO_DISK_RULE}"),
+        checking(&db).threshold(
+            "database_size",
+            json!({"warning": "100KB", "critical": "200KB"}),
+        ),
     );
     let (code, out, _) = run_cli(&[
         "check", "--config", &cfg, "--sample", "0s", "--format", "json",
@@ -188,9 +194,9 @@ fn a_sustained_write_rate_over_a_lowered_threshold_is_a_warning() {
             n
         })
     };
-    let cfg = config(
+    let cfg = write(
         dir.path(),
-        &format!("databases: [{{path: {db}}}]\nthresholds:\n  write_tx_per_sec: {{warning: 20}}\n{NO_DISK_RULE}"),
+        checking(&db).threshold("write_tx_per_sec", json!({"warning": 20})),
     );
     let (code, out, _) = run_cli(&[
         "check", "--config", &cfg, "--sample", "1500ms", "--format", "json",
@@ -238,7 +244,7 @@ fn unreadable_databases_bad_config_and_foreign_keys() {
     conn.execute_batch("PRAGMA foreign_keys=OFF; INSERT INTO posts(user_id) VALUES (42);")
         .unwrap();
     // Disk space is not under test (CI disks run nearly full): only the foreign key decides.
-    let quiet = config(dir.path(), &format!("thresholds:\n{NO_DISK_RULE}"));
+    let quiet = write(dir.path(), ConfigFile::new().no_disk_alert());
     let (code, out, _) = run_cli(&[
         "check", "--config", &quiet, "--sample", "0s", "--format", "json", &db,
     ]);
@@ -297,7 +303,7 @@ fn a_closed_wal_database_is_audited_without_creating_or_changing_files() {
 #[test]
 fn each_audit_finds_its_fault() {
     let dir = tempfile::tempdir().unwrap();
-    let quiet = config(dir.path(), &format!("thresholds:\n{NO_DISK_RULE}"));
+    let quiet = write(dir.path(), ConfigFile::new().no_disk_alert());
     let check = |db: &Path, extra: &[&str]| {
         let mut args = vec![
             "check", "--config", &quiet, "--sample", "0s", "--format", "json",
@@ -442,9 +448,11 @@ fn a_database_on_a_network_share_is_flagged_and_its_space_never_read() {
 fn forecasts_come_from_a_running_daemon_or_else_from_the_sample() {
     let dir = tempfile::tempdir().unwrap();
     let (_conn, db) = wal_db(dir.path());
-    let cfg = config(
+    let cfg = write(
         dir.path(),
-        &format!("databases: [{{path: {db}, name: app}}]\nthresholds:\n{NO_DISK_RULE}"),
+        ConfigFile::new()
+            .database(Path::new(&db), "app")
+            .no_disk_alert(),
     );
     let daemon = common::Daemon::start(&["--config", &cfg]);
     let served = common::wait_for(common::STEP, "the daemon's forecasts", || {
@@ -537,9 +545,11 @@ fn a_pin_older_than_the_sample_is_unknown_never_ok() {
             }
         })
     };
-    let cfg = config(
+    let cfg = write(
         dir.path(),
-        &format!("databases: [{{path: {db}}}]\nthresholds:\n  snapshot_age: {{warning: 20s}}\n  checkpoint_lag_age: {{warning: 20s}}\n{NO_DISK_RULE}"),
+        checking(&db)
+            .threshold("snapshot_age", json!({"warning": "20s"}))
+            .threshold("checkpoint_lag_age", json!({"warning": "20s"})),
     );
     // Past the point where a checkpoint is due (1000 frames waiting), then a 3 s sample.
     common::wait_for(common::STEP, "a checkpoint due", || {
