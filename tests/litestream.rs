@@ -485,6 +485,24 @@ fn litestream_yml_is_read_again_on_sighup() {
         );
         has("second").then_some(())
     });
+    // A misspelt `replica:` (Litestream itself refuses the file) is an error on the file, not
+    // a database with nothing to watch. Here litestream.yml is the only list of databases, so
+    // the reload is refused and the running config, replicas and all, goes on.
+    std::fs::write(
+        &yml,
+        format!(
+            "dbs:\n  - path: {}\n    replcia: {{type: file, path: /b}}\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    d.signal(libc::SIGHUP);
+    d.wait_log("the broken litestream.yml logged", |l| {
+        l.contains("cannot use Litestream's config") && l.contains("dbs[0]: has no replica")
+    });
+    d.wait_log("the reload refused", |l| l.contains("config not reloaded"));
+    d.wait_polls(2);
+    assert!(watched("first") && watched("second"), "still watched");
 }
 
 /// README: Litestream 0.3 replicating to S3, with the credentials in the environment (of

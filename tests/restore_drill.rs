@@ -558,10 +558,15 @@ fn the_drill_alerts_fire_and_resolve_through_alertmanager() {
     let intact = damage_snapshots(&dir.path().join("replica"));
     write_config(&good, "1h");
     d.signal(libc::SIGHUP);
-    wait_for(STEP, "a failed drill", || {
+    let failed = wait_for(STEP, "a failed drill", || {
         let r = drill(&d, "app");
-        (r["last"]["success"] == false).then_some(())
+        (r["last"]["success"] == false).then_some(r)
     });
+    // A failed drill has no recovery point: never the 0 of a copy proven whole.
+    assert_eq!(failed["last"]["data_age_seconds"], serde_json::Value::Null);
+    let l = "{db=\"app\",replica=\"file\"}";
+    let age = format!("sqlite_restore_drill_data_age_seconds{l}");
+    assert_eq!(d.metrics().get(&age), None, "{failed:#}");
     fires(&am, "SQLiteRestoreDrillFailed", "critical");
 
     // The replica repaired: the next drill succeeds and both resolve.

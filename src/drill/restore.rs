@@ -135,6 +135,10 @@ pub fn run(
     result.duration_seconds = started.elapsed().as_secs_f64();
     result.finished_at = now();
     result.success = verdict.is_ok();
+    if !result.success {
+        // No sound copy, so no recovery point: never the 0 that means "proven whole".
+        result.data_age_seconds = None;
+    }
     result.error = verdict.err().map(|e| e.to_string());
     Outcome::Ran(result)
 }

@@ -437,6 +437,15 @@ fn parse_replicas(
                 .map(|(j, r)| (format!("{field}.replicas[{j}]"), r)),
         );
     }
+    if specs.is_empty() {
+        // Litestream 0.5 refuses such an entry ("must specify replica for database"); read as
+        // an entry with nothing to watch, a misspelt `replica:` would switch the lag and the
+        // drills off without a word.
+        return Err(bad(
+            field,
+            "has no replica: or replicas:; expected one, like replica: {type: file, path: /backup/app}",
+        ));
+    }
     let mut replicas: Vec<Replica> = Vec::new();
     for (rfield, r) in specs {
         let mut replica =
@@ -716,7 +725,7 @@ dbs:
         let LitestreamConfigError {
             field,
             message: msg,
-        } = parse("dbs: [{dir: /d}]", env).unwrap_err();
+        } = parse("dbs: [{dir: /d, replica: {type: file, path: /b}}]", env).unwrap_err();
         assert_eq!(field, "dbs[0].pattern");
         assert!(msg.contains("pattern"), "{msg}");
     }
@@ -733,6 +742,9 @@ dbs:
             field,
             message: msg,
         } = parse("dbs: [{path: /a.db, replica: {type: s3}}]", env).unwrap_err();
+        // A misspelt replica: is no entry without replicas (Litestream refuses it too).
+        let misspelt = parse("dbs: [{path: /a.db, replcia: {type: file, path: /b}}]", env);
+        assert_eq!(misspelt.unwrap_err().field, "dbs[0]");
         assert_eq!(field, "dbs[0].replica");
         assert!(msg.contains("bucket"), "{msg}");
         assert!(parse("dbs: [", env).unwrap_err().message.contains("YAML"));
