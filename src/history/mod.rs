@@ -174,6 +174,9 @@ pub struct DbHistory {
     /// Per figure with `week`, in the order of [`FIGURES`].
     week: Vec<Ring>,
     pub replicas: Vec<ReplicaHistory>,
+    /// When the first snapshot was recorded: a ring's first step may begin before it, and what
+    /// is said of the history is said of the time it really covers.
+    pub first_at: Option<f64>,
 }
 
 impl Default for DbHistory {
@@ -190,6 +193,7 @@ impl Default for DbHistory {
             day: rings(Range::Day, false),
             week: rings(Range::Week, true),
             replicas: Vec::new(),
+            first_at: None,
         }
     }
 }
@@ -198,6 +202,7 @@ impl DbHistory {
     /// Adds one poll's figures.
     pub fn record(&mut self, s: &DbSnapshot) {
         let at = s.polled_at;
+        self.first_at.get_or_insert(at);
         let mut week = self.week.iter_mut();
         for (i, f) in FIGURES.iter().enumerate() {
             let value = (f.value)(s);
@@ -497,6 +502,6 @@ mod size {
             ..Default::default()
         }];
         h.record(&s);
-        assert_eq!((bare, h.bytes() - bare), (17_552, 2_778));
+        assert_eq!((bare, h.bytes() - bare), (17_568, 2_778));
     }
 }

@@ -253,6 +253,8 @@ fn peak_write_rate(
     if peak.is_nan() {
         return None;
     }
+    // A step's start is not when recording began: a 5 s sample is not "the last 12 seconds".
+    let first = h.first_at.map_or(first, |f| first.max(f));
     let basis = (now - first).max(0.0);
     let when = if basis >= 23.0 * 3600.0 {
         "today".to_string()
@@ -406,7 +408,7 @@ mod tests {
     #[test]
     fn the_peak_is_said_of_the_history_there_is() {
         let mut h = DbHistory::default();
-        let t0 = 1_800_000_040.0; // 40 s into a 5-minute step
+        let t0 = 1_800_000_045.0; // 45 s into a 5-minute step, 5 s into a 10 s one
         let mut s = snapshot(t0, 1e6, 50.0 * GB, 50.0);
         for i in 0..=31 {
             s = snapshot(t0 + f64::from(i), 1e6, 50.0 * GB, 50.0);
@@ -414,9 +416,10 @@ mod tests {
         }
         let f = forecasts(&h, &s, &DbThresholds::default(), s.polled_at);
         let peak = f.last().unwrap();
-        assert!(peak.basis_seconds <= 41.0, "{peak:?}");
+        assert_eq!(peak.basis_seconds, 31.0, "{peak:?}");
         assert!(
-            peak.text.starts_with("Peak write rate in the last 3"),
+            peak.text
+                .starts_with("Peak write rate in the last 31 seconds"),
             "{}",
             peak.text
         );
