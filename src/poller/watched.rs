@@ -213,6 +213,11 @@ impl Watched {
     /// What the Litestream watchers and the drills last posted of this database.
     fn replication(&self, (board, drills): (&Board, &Records)) -> Replication {
         let db = self.monitor.name();
+        if self.monitor.replica_names().next().is_none() {
+            // Not replicated, so neither watched nor drilled: nothing to read (a fleet's tenants
+            // pay no lock for it).
+            return Replication::default();
+        }
         Replication {
             observations: self
                 .monitor
