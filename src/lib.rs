@@ -76,7 +76,10 @@
 //! - `sqlite_declared_*`: `config` (`team:`).
 //! - `sqlite_alert`: `rules/engine.rs`, thresholds in `rules/catalogue.rs`.
 //! - `sqlite_litestream_*`: `monitor/replication.rs` (lag) from `litestream/replica.rs` (read
-//!   by `litestream/watcher.rs`) and `litestream/metrics.rs` (Litestream's own figures).
+//!   by `litestream/watcher.rs`) and `litestream/metrics.rs` (Litestream's own figures);
+//!   `sqlite_litestream_chain_intact`: `litestream/chain.rs`.
+//! - `sqlite_restore_drill_*`: `drill/restore.rs` (one drill), kept in `drill/record.rs`.
+//! - `sqlite_fleet_*`: `export/fleet.rs`; `process_*`: `export/process.rs`.
 //! - `sqlite_ops_poll_errors_total`: `monitor/mod.rs`; `sqlite_ops_poll_duration_seconds`:
 //!   `poller/watched.rs`; `sqlite_ops_alertmanager_*`:
 //!   `notify/alertmanager.rs`; `sqlite_ops_litestream_config_up`: `cmd/run.rs`;
