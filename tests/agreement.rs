@@ -246,9 +246,16 @@ impl Three<'_> {
 
     /// Waits until the daemon, Prometheus and `check --daemon` each say exactly `expected`;
     /// then `check` alone, on its own one-second sample and its own drill, raises nothing
-    /// outside it. Returns what `check` alone found.
-    fn agree(&self, phase: &str, expected: &[&str]) -> BTreeMap<String, serde_json::Value> {
+    /// outside it but `sampled`: what a fault still holding shows over that second (check judges
+    /// rates over its sample, and says so). Returns what `check` alone found.
+    fn agree(
+        &self,
+        phase: &str,
+        expected: &[&str],
+        sampled: &[&str],
+    ) -> BTreeMap<String, serde_json::Value> {
         let expected = names(expected);
+        let allowed: BTreeSet<String> = expected.union(&names(sampled)).cloned().collect();
         wait_for(
             STEP,
             &format!("{phase}: the daemon says {expected:?}"),
@@ -267,7 +274,7 @@ impl Three<'_> {
         let alone = self.check(&["--restore-drill"]);
         let raised = Self::raised(&alone);
         assert!(
-            raised.is_subset(&expected),
+            raised.is_subset(&allowed),
             "{phase}: check alone raises {raised:?} beside {expected:?}: {alone:#?}"
         );
         // Still, once more: none of the three moved on while check ran.
@@ -339,19 +346,19 @@ fn daemon_check_and_prometheus_agree_at_rest_and_while_each_fault_holds() {
         seen.iter().any(|(_, n)| *n >= 5.0).then_some(())
     });
     daemon.wait_polls(10);
-    let alone = three.agree("at rest", &[]);
+    let alone = three.agree("at rest", &[], &[]);
     assert_eq!(status(&alone, "restore_drill"), "ok", "{alone:#?}");
 
     // A reader pins a snapshot while the application writes. (The pin's clock starts once a
     // checkpoint falls due, past wal_autocheckpoint's 1,000 frames: seconds at 200 commits/s.)
     app.cmd("rate 200");
     app.cmd("hold_read");
-    let alone = three.agree("a pinned snapshot", &["SQLiteSnapshotPinned"]);
+    let alone = three.agree("a pinned snapshot", &["SQLiteSnapshotPinned"], &[]);
     let pin = status(&alone, "snapshot_age");
     assert!(pin == "unknown" || pin == "warning", "{alone:#?}");
     app.cmd("release_read");
     app.cmd("rate 5");
-    three.agree("released", &[]);
+    three.agree("released", &[], &[]);
 
     // Litestream frozen (outside its brief write-lock holds, or the application stalls
     // behind it) with its replica's snapshot damaged: lag, the snapshot Litestream's read
@@ -385,6 +392,7 @@ fn daemon_check_and_prometheus_agree_at_rest_and_while_each_fault_holds() {
             "SQLiteSnapshotPinned",
             "SQLiteRestoreDrillFailed",
         ],
+        &[],
     );
     assert_eq!(status(&alone, "restore_drill"), "critical", "{alone:#?}");
     for id in ["replication_lag", "snapshot_age"] {
@@ -406,11 +414,17 @@ fn daemon_check_and_prometheus_agree_at_rest_and_while_each_fault_holds() {
     }
     app.cmd("rate 5");
     litestream.signal(libc::SIGCONT);
-    three.agree("thawed and mended", &[]);
+    three.agree("thawed and mended", &[], &[]);
 
     // A write transaction held 4 s against a threshold of 2: it fires, and goes on firing in
-    // all three for the minute over which the longest hold is taken.
+    // all three for the minute over which the longest hold is taken. Should check's own second
+    // fall inside the hold (a loaded machine is slow to agree), the lock is held for most of it,
+    // and check reports the writer saturated over its sample: true of that second.
     app.cmd("rate 0");
     app.cmd("hold_write 4000");
-    three.agree("a long write transaction", &["SQLiteLongWriteTransaction"]);
+    three.agree(
+        "a long write transaction",
+        &["SQLiteLongWriteTransaction"],
+        &["SQLiteWriterSaturated"],
+    );
 }
