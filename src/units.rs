@@ -1,5 +1,14 @@
 //! How sqlite-ops writes a figure for people (the status page, `check`, logs, alert texts):
-//! the units of the thresholds, bytes in SI units, durations rounded to what they can tell.
+//! the units of the thresholds, bytes in SI units, durations rounded to what they can tell; and
+//! a time as the seconds since the Unix epoch that every timestamp series and record carries.
+
+use std::time::SystemTime;
+
+/// `t` in seconds since the Unix epoch (0 for a time before it). Pure: the caller reads the clock.
+pub fn epoch_seconds(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
 
 /// The unit of a figure (a rule's value): decides how config values are parsed and values are
 /// shown.

@@ -26,9 +26,7 @@ use tokio::time::Instant;
 pub type LiveFigures = Arc<dyn Fn(&str) -> Live + Send + Sync>;
 
 fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    crate::units::epoch_seconds(SystemTime::now())
 }
 
 /// Runs the drills of `jobs` (a new list replaces the old, as discovery finds databases) one at

@@ -144,9 +144,7 @@ pub fn run(
 }
 
 fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    crate::units::epoch_seconds(SystemTime::now())
 }
 
 /// What stops a drill before its copy is checked.

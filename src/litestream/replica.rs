@@ -49,11 +49,6 @@ pub enum ReplicaError {
     Task(#[from] tokio::task::JoinError),
 }
 
-pub(super) fn epoch(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 /// How a replica is read.
 pub(super) enum Reader {
     File(std::path::PathBuf),
@@ -251,7 +246,7 @@ fn dated(
             })?;
             (h.timestamp_ms as f64 / 1000.0, h.wal)
         }
-        Position::V3 { .. } => (epoch(n.modified), None),
+        Position::V3 { .. } => (crate::units::epoch_seconds(n.modified), None),
     };
     Ok(Head {
         position: n.position,

@@ -7,7 +7,7 @@ use super::chain::Verdict;
 use super::config::{LitestreamDb, Replica, ReplicaKind};
 use super::metrics::{self, Process};
 use super::position::{Local, Position};
-use super::replica::{epoch, read_local, read_replica, reader_of, Head, ReplicaError};
+use super::replica::{read_local, read_replica, reader_of, Head, ReplicaError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -193,7 +193,7 @@ async fn watch(
                 tracing::info!(db = %db, replica = %replica.name, "Litestream replica readable again")
             }
         });
-        let now = epoch(SystemTime::now());
+        let now = crate::units::epoch_seconds(SystemTime::now());
         let unreplicated_since = unreplicated_since(&meta, local.as_ref(), result.as_ref().ok());
         board.post(&db, &replica.name, |o| {
             o.kind = kind_name.clone();

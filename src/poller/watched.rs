@@ -259,8 +259,6 @@ impl Watched {
 fn now() -> PollTime {
     PollTime {
         instant: std::time::Instant::now(),
-        unix: std::time::SystemTime::now()
-            .duration_since(std::time::SystemTime::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64()),
+        unix: crate::units::epoch_seconds(std::time::SystemTime::now()),
     }
 }

@@ -343,7 +343,7 @@ fn status_json(state: &WebState, published: &crate::poller::Published) -> String
     serde_json::json!({
         "version": state.build.version,
         "sqlite_version": state.build.sqlite_version,
-        "started_at": state.started.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
+        "started_at": crate::units::epoch_seconds(state.started),
         "poll_interval_seconds": state.poll_interval.as_secs_f64(),
         "poll_cycles": published.cycles,
         "litestream_config_error": state.litestream_config.as_ref().and_then(|r| r.as_ref().err()).map(ToString::to_string),
@@ -377,9 +377,7 @@ fn query_range(query: Option<&str>) -> Result<Range, BadRange> {
 struct BadRange(String);
 
 fn now_seconds() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    crate::units::epoch_seconds(SystemTime::now())
 }
 
 fn status_page(state: &WebState, published: &crate::poller::Published, range: Range) -> String {
