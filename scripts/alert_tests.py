@@ -39,6 +39,7 @@ THRESHOLDS = {
     "SQLiteMultipleWriters": {"warning": 1},
     "SQLiteRestoreDrillFailed": {"critical": 1},
     "SQLiteReplicaChainBroken": {"critical": 1},
+    "SQLiteLitestreamLocalStateGrowing": {"warning": 100e6},
     "SQLiteRestoreDrillStale": {"warning": 2},
     "SQLiteRestoreSlow": {"warning": 3600},
 }
@@ -52,7 +53,7 @@ FOR = {
     "SQLiteReplicationLag": 1, "SQLiteReplicaUnreachable": 1, "SQLiteWalLarge": 5,
     "SQLiteCheckpointStarved": 1, "SQLiteSnapshotPinned": 1, "SQLiteFilesystemLowSpace": 10,
     "SQLiteLongWriteTransaction": 1, "SQLiteMultipleWriters": 1, "SQLiteRestoreDrillFailed": 1,
-    "SQLiteReplicaChainBroken": 1,
+    "SQLiteReplicaChainBroken": 1, "SQLiteLitestreamLocalStateGrowing": 10,
     "SQLiteRestoreDrillStale": 5, "SQLiteRestoreSlow": 15,
 }
 
@@ -254,6 +255,14 @@ case(N, "fires when one replica's chain has a gap", [series("sqlite_litestream_c
      after_for(N, [alert(N, "critical", "The Litestream replica of app on h1:9934 would not restore: its chain of LTX files is broken",
                          "A restore of app on h1:9934 from its Litestream replica would stop partway: an LTX file is missing from its chain (the daemon's /api/v1/status names it). litestream restore refuses such a replica (\"non-contiguous ltx files\"), so the backup does not restore until the file is back or a newer snapshot starts past the gap. Found from the replica's listing, between restore drills.")]))
 case(N, "stays quiet while every chain is whole", [series("sqlite_litestream_chain_intact", "1x30", S3)], quiet(N))
+
+N = "SQLiteLitestreamLocalStateGrowing"
+DB = '{db="app"}'
+case(N, "fires at 150 MB kept past their time", [series("sqlite_litestream_local_overdue_bytes", "150e6x30", DB)],
+     after_for(N, [alert(N, "warning", "Litestream keeps 150MB on local disk for app on h1:9934 that it should have removed",
+                         "Litestream's local state of app on h1:9934 holds 150MB of change files it should have removed, above 100MB: it went on writing newer ones for more than twice l0-retention + the level-1 interval + the check interval after they could go. While this lasts, the local state grows with every commit until the disk is full (Litestream #784, #1104, #1197): uploads fail, compaction stalls, or retention does not run.")]))
+case(N, "stays quiet at exactly 100 MB, and for a large local state kept in time",
+     [series("sqlite_litestream_local_overdue_bytes", "100e6x30", DB), series("sqlite_litestream_local_bytes", "5e9x30", DB)], quiet(N))
 
 N = "SQLiteRestoreDrillStale"
 case(N, "fires at 3 daily intervals without a success",

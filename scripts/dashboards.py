@@ -247,6 +247,12 @@ def overview():
             thresholds=[(1, "green")], mappings=[{"type": "value", "options": {"0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}],
             options={"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}})
 
+    b.panel("timeseries", "Litestream's local state", "Bytes Litestream keeps on local disk for each database (its meta directory), before and after upload. Bounded while it works: about l0-retention's worth of changes. Its slope is the growth rate.",
+            [(f"sqlite_litestream_local_bytes{{{SEL}}}", L)], "bytes", w=12, min_=0)
+    b.panel("timeseries", "Local files kept past their time", "Local change files Litestream should have removed: it went on writing newer ones for more than twice l0-retention + the level-1 interval + the check interval after they could go. 0 while uploads, compaction and retention run. SQLiteLitestreamLocalStateGrowing past 100 MB.",
+            [(f"sqlite_litestream_local_overdue_bytes{{{SEL}}}", L)], "bytes", w=12,
+            thresholds=[(100e6, "orange")], min_=0)
+
     b.row("Restore drills")
     b.panel("stat", "Last restore drill", "Whether the last restore drill (litestream restore into a scratch folder, integrity_check, row counts) gave a sound copy. Only databases with restore_drill: configured.",
             [(f"sqlite_restore_drill_success{{{SEL}}}", "{{db}} {{replica}}")], "none", w=6,

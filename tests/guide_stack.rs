@@ -57,10 +57,14 @@ impl Stack {
         app.cmd(&format!("rate {BUSY_RATE}"));
         let replica = dir.path().join("replica");
         let yml = dir.path().join("litestream.yml");
+        // Litestream keeps its local change files a second past level 1 covering them (level 1
+        // every second), so that a file kept past its time (2 × 3 s) shows within the test: at
+        // Litestream's defaults that takes 11.5 minutes. 0.3 ignores these settings.
         std::fs::write(
             &yml,
             format!(
-                "dbs:\n  - path: {}\n    replicas:\n      - type: file\n        path: {}\n",
+                "l0-retention: 1s\nl0-retention-check-interval: 1s\nlevels:\n  - interval: 1s\n\
+                 dbs:\n  - path: {}\n    replicas:\n      - type: file\n        path: {}\n",
                 db.display(),
                 replica.display()
             ),
@@ -85,6 +89,10 @@ impl Stack {
             .threshold("replication_lag", json!({"for": "0s"}))
             .threshold("writer_processes", json!({"for": "0s"}))
             .threshold("write_lock_hold", json!({"for": "0s"}))
+            .threshold(
+                "litestream_local_state",
+                json!({"warning": "1B", "for": "0s"}),
+            )
             .no_disk_alert()
             .write(&config);
         let daemon = Daemon::start(&[

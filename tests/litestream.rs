@@ -762,3 +762,92 @@ fn a_file_missing_from_the_middle_of_the_chain_is_found_before_a_restore() {
     assert_eq!(intact(), Some(1.0));
     assert!(restores(&yml, &db, dir.path()).0, "and restores again");
 }
+
+/// Litestream's uploads stopped while the application writes (the replica's `ltx` folder
+/// replaced by a file, which stops root as well as anyone): its local level-0 files pile up past
+/// their time and SQLiteLitestreamLocalStateGrowing fires in a real Alertmanager; the folder put
+/// back, Litestream uploads, compacts and removes them, and it resolves (issue 31). Before that,
+/// writes with uploads working keep nothing past its time. Litestream keeps a level-0 file for
+/// l0-retention after level 1 covers it: set to 1 s here, with level 1 every second, a file is
+/// overdue past 2 × (1 + 1 + 1) = 6 s.
+#[test]
+fn uploads_stopped_grow_the_local_state_and_fire_its_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = wal_db(dir.path());
+    let replica = dir.path().join("replica");
+    let yml = dir.path().join("litestream.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "l0-retention: 1s\nl0-retention-check-interval: 1s\nlevels:\n  - interval: 1s\n\
+             dbs:\n  - path: {}\n    replica: {{type: file, path: {}, sync-interval: 1s}}\n",
+            db.display(),
+            replica.display()
+        ),
+    )
+    .unwrap();
+    let _litestream = Litestream::start("0.5.17", &yml);
+    let _writer = Writer::start(&db);
+    let am = common::Alertmanager::start(&dir.path().join("am"), free_port());
+    let cfg = ConfigFile::new()
+        .set("poll_interval", json!("200ms"))
+        .litestream(&yml, "500ms")
+        .set(
+            "alertmanager",
+            json!({"urls": [am.url], "resend_interval": "1s"}),
+        )
+        .threshold(
+            "litestream_local_state",
+            json!({"warning": "20KB", "for": "0s"}),
+        )
+        .threshold(
+            "replication_lag",
+            json!({"warning": "off", "critical": "off"}),
+        )
+        .threshold("replica_down", json!({"warning": "off"}))
+        .no_disk_alert()
+        .write(&dir.path().join("sqlite-ops.yaml"));
+    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    let local = |name: &str| d.metrics().db(name, "app");
+    wait_for(STEP, "the local state measured", || {
+        local("sqlite_litestream_local_bytes").filter(|b| *b > 0.0)
+    });
+    // Healthy and written: two keeping times, nothing kept past its time.
+    let until = Instant::now() + Duration::from_secs(12);
+    let mut healthy_max: f64 = 0.0;
+    while Instant::now() < until {
+        healthy_max = healthy_max.max(local("sqlite_litestream_local_overdue_bytes").unwrap());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(healthy_max, 0.0, "nothing overdue while uploads work");
+    let healthy_bytes = local("sqlite_litestream_local_bytes").unwrap();
+    assert!(!firing(&d, "SQLiteLitestreamLocalStateGrowing"));
+
+    // Uploads stopped.
+    let ltx = replica.join("ltx");
+    let aside = dir.path().join("ltx.aside");
+    std::fs::rename(&ltx, &aside).unwrap();
+    std::fs::write(&ltx, b"not a folder").unwrap();
+    let stopped = Instant::now();
+    let alert = wait_for(
+        STEP,
+        "SQLiteLitestreamLocalStateGrowing in Alertmanager",
+        || am.find("SQLiteLitestreamLocalStateGrowing", "app"),
+    );
+    let grown = local("sqlite_litestream_local_bytes").unwrap();
+    assert!(
+        grown > healthy_bytes,
+        "the local state grew: {healthy_bytes} -> {grown} bytes"
+    );
+    let said = alert["annotations"]["summary"].as_str().unwrap();
+    assert!(said.contains("on local disk for app"), "{said}");
+    let fired_in = stopped.elapsed().as_secs_f64();
+
+    // Uploads back: Litestream catches up and removes what it kept.
+    std::fs::remove_file(&ltx).unwrap();
+    std::fs::rename(&aside, &ltx).unwrap();
+    am.wait_resolved("SQLiteLitestreamLocalStateGrowing", "app", STEP);
+    eprintln!(
+        "local state: {healthy_bytes} bytes healthy, {grown} when the alert fired {fired_in:.1}s after uploads stopped"
+    );
+}

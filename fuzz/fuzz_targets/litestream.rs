@@ -1,6 +1,8 @@
 #![no_main]
 //! Litestream's names and LTX header parsers, litestream.yml and the chain check of a listing
-//! (one key per line) never panic, and a chain judged whole ends at a listed file's TXID.
+//! (one key per line) never panic, a chain judged whole ends at a listed file's TXID, and the
+//! local state of a listing (one key per line, its line number its time) never counts more
+//! overdue than it holds.
 use libfuzzer_sys::fuzz_target;
 use sqlite_ops::format::litestream as ls;
 
@@ -24,5 +26,17 @@ fuzz_target!(|data: &[u8]| {
                 .filter_map(|k| ls::parse_ltx_name(k.rsplit('/').next()?))
                 .any(|n| n.max_txid == txid));
         }
+        use sqlite_ops::litestream::{local_state::summarize, position::Entry};
+        let files: Vec<Entry> = s
+            .lines()
+            .enumerate()
+            .map(|(i, k)| Entry {
+                key: k.to_string(),
+                modified: std::time::UNIX_EPOCH + std::time::Duration::from_secs(i as u64 * 7),
+                size: k.len() as u64,
+            })
+            .collect();
+        let state = summarize(&files, std::time::Duration::from_secs(10));
+        assert!(state.overdue_bytes <= state.bytes && state.overdue_files <= state.files);
     }
 });

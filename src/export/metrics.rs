@@ -87,6 +87,10 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_litestream_replica_txid", G, &["db", "replica"], "Highest TXID held by the replica, across its LTX levels (Litestream v0.5)."),
     def("sqlite_litestream_local_wal_index", G, DB, "WAL index of Litestream v0.3's local shadow WAL in the current generation."),
     def("sqlite_litestream_local_wal_offset", G, DB, "Bytes in Litestream v0.3's newest local shadow WAL file."),
+    def("sqlite_litestream_local_bytes", G, DB, "Bytes of Litestream's local state for this database (its meta directory: .<file>-litestream beside it, or meta-path / meta-dir)."),
+    def("sqlite_litestream_local_files", G, DB, "Files in Litestream's local state for this database."),
+    def("sqlite_litestream_local_oldest_file_timestamp_seconds", G, DB, "When the oldest file of Litestream's local state was last written (Unix seconds)."),
+    def("sqlite_litestream_local_overdue_bytes", G, DB, "Bytes of local change files (LTX for Litestream 0.5, shadow WAL for 0.3) kept past their time: Litestream wrote a newer one in the same folder more than twice l0-retention + the level-1 interval + l0-retention-check-interval after they could go (a newer file let them) and has not removed them. 0 while uploads, compaction and retention run, and when Litestream is stopped (it writes nothing newer); SQLiteLitestreamLocalStateGrowing fires past its threshold."),
     def("sqlite_litestream_replica_wal_index", G, &["db", "replica"], "WAL index of the replica's newest segment in the current generation (Litestream v0.3)."),
     def("sqlite_litestream_replica_wal_offset", G, &["db", "replica"], "End offset of the replica's newest segment in the current generation (Litestream v0.3)."),
     def("sqlite_litestream_info", G, &["db", "replica", "type", "format", "generation"], "Constant 1, labelled with the replica's type (file, s3, or an unsupported one), the layout found (v0.5, v0.3) and the v0.3 generation."),
@@ -512,6 +516,28 @@ fn add_drill<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
     }
 }
 
+/// Litestream's local state of the database, once (each replica's watcher reads the same).
+fn add_local_state<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
+    let db: &[(&str, &str)] = &[("db", &s.name)];
+    let Some(state) = s.litestream.iter().find_map(|r| r.local_state.as_ref()) else {
+        return;
+    };
+    f.add("sqlite_litestream_local_bytes", db, state.bytes as f64);
+    f.add("sqlite_litestream_local_files", db, state.files as f64);
+    if let Some(at) = state.oldest_at {
+        f.add(
+            "sqlite_litestream_local_oldest_file_timestamp_seconds",
+            db,
+            at,
+        );
+    }
+    f.add(
+        "sqlite_litestream_local_overdue_bytes",
+        db,
+        state.overdue_bytes as f64,
+    );
+}
+
 fn add_litestream<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
     use crate::litestream::position::Position;
     if let Some(p) = &s.litestream_process {
@@ -521,6 +547,8 @@ fn add_litestream<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
             f.add("sqlite_litestream_sync_errors_total", db, n);
         }
     }
+    add_local_state(f, s);
+    let db: &[(&str, &str)] = &[("db", &s.name)];
     let mut local_done = false;
     for r in &s.litestream {
         let l: &[(&str, &str)] = &[("db", &s.name), ("replica", &r.replica)];
@@ -572,7 +600,6 @@ fn add_litestream<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
         if local_done {
             continue;
         }
-        let db: &[(&str, &str)] = &[("db", &s.name)];
         match &r.local {
             Some(Position::V5 { txid }) => f.add("sqlite_litestream_local_txid", db, *txid as f64),
             Some(Position::V3 { index, offset, .. }) => {

@@ -48,6 +48,9 @@ pub struct LitestreamDb {
     /// Litestream's local state directory (`meta-path`, default `.<file>-litestream` beside it).
     pub meta_path: PathBuf,
     pub replicas: Vec<Replica>,
+    /// How long Litestream keeps a local change file while uploads, compaction and retention
+    /// run (see [`local_kept`]); older ones, but the newest, are overdue.
+    pub local_kept: Duration,
     /// A litestream.yml of its own to restore it with, when litestream.yml names it only
     /// through a `dir:` entry (`litestream restore -config` resolves `path:` entries only).
     pub restore_yml: Option<String>,
@@ -81,6 +84,7 @@ pub struct LitestreamDir {
     /// relative path; `None`: `.<file>-litestream` beside each database.
     pub meta_dir: Option<PathBuf>,
     pub metrics_url: Option<String>,
+    pub local_kept: Duration,
     /// As configured: each database's replica is these with its relative path appended.
     pub replicas: Vec<Replica>,
     /// The entry as written (before `$VAR` expansion, which Litestream does itself), to write
@@ -199,6 +203,7 @@ impl LitestreamDir {
             metrics_url: self.metrics_url.clone(),
             meta_path,
             replicas,
+            local_kept: self.local_kept,
             restore_yml: self.raw.restore_yml(path, &rel_text),
         })
     }
@@ -324,6 +329,7 @@ pub fn parse(
     let metrics_url = str_field(&root, "addr").map(metrics_url);
     let global_key = str_field(&root, "access-key-id").map(String::from);
     let global_secret = str_field(&root, "secret-access-key").map(String::from);
+    let kept = local_kept(&root)?;
     let Some(dbs) = root.get("dbs") else {
         return Err(bad("dbs", "missing; expected a list of databases"));
     };
@@ -336,6 +342,7 @@ pub fn parse(
         if let Some(dir) = str_field(db, "dir") {
             let replicas = parse_replicas(db, &field, &global_key, &global_secret)?;
             let mut parsed = parse_dir(db, &field, dir, &metrics_url, replicas)?;
+            parsed.local_kept = kept;
             parsed.raw = raw_dir(raw.as_ref(), &root, i);
             out.dirs.push(parsed);
             continue;
@@ -356,10 +363,50 @@ pub fn parse(
             metrics_url: metrics_url.clone(),
             meta_path,
             replicas,
+            local_kept: kept,
             restore_yml: None,
         });
     }
     Ok(out)
+}
+
+/// Litestream 0.5's defaults: `l0-retention`, `l0-retention-check-interval`, and the interval
+/// of level 1 (the first of `levels:`), from its store.go and compaction_level.go.
+const L0_RETENTION: Duration = Duration::from_secs(300);
+const L0_RETENTION_CHECK: Duration = Duration::from_secs(15);
+const L1_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How long a local change file lives while Litestream works: a level-0 file is removed once
+/// level 1 covers it and it is `l0-retention` old (checked every `l0-retention-check-interval`,
+/// and after each level-1 compaction), so at most retention + L1 interval + check interval; twice
+/// that, so that a slow compaction or a late check is not a fault. Litestream 0.3 removes a
+/// shadow WAL file once every replica holds it, well within this.
+fn local_kept(root: &Value) -> Result<Duration, LitestreamConfigError> {
+    let duration = |field: &str, v: Option<&str>, default: Duration| match v {
+        None => Ok(default),
+        Some(text) => humantime::parse_duration(text).map_err(|_| {
+            bad(
+                field,
+                format!("{text:?} is not a duration; expected one like 5m or 30s"),
+            )
+        }),
+    };
+    let retention = duration(
+        "l0-retention",
+        str_field(root, "l0-retention"),
+        L0_RETENTION,
+    )?;
+    let check = duration(
+        "l0-retention-check-interval",
+        str_field(root, "l0-retention-check-interval"),
+        L0_RETENTION_CHECK,
+    )?;
+    let l1 = root
+        .get("levels")
+        .and_then(|l| l.get(0))
+        .and_then(|l| str_field(l, "interval"));
+    let l1 = duration("levels[0].interval", l1, L1_INTERVAL)?;
+    Ok(2 * (retention + l1 + check))
 }
 
 /// What `dbs[i]` of the file as written holds for a `dir:` entry (see [`RawDir`]); the expanded
@@ -410,6 +457,7 @@ fn parse_dir(
         recursive: bool_field(db, "recursive").unwrap_or(false),
         meta_dir: str_field(db, "meta-dir").map(PathBuf::from),
         metrics_url: metrics_url.clone(),
+        local_kept: Duration::ZERO,
         replicas,
         raw: RawDir::default(),
         matcher,
@@ -597,6 +645,29 @@ mod tests {
         assert!(!before.same_replica(&before, "third"));
         assert!(before.same_process(&yml("/backup/moved", "/meta", ":9090")));
         assert!(!before.same_process(&yml("/backup/first", "/meta", ":9091")));
+    }
+
+    /// Twice l0-retention + the level-1 interval + the check interval, as written (Go's
+    /// durations, `5m0s` included) or Litestream's defaults (5m, 30s, 15s); a `dir:` entry's
+    /// databases too; a duration that is not one is an error naming its field.
+    #[test]
+    fn how_long_litestream_keeps_a_local_file() {
+        let kept = |top: &str| {
+            let yml = format!("{top}\ndbs:\n  - path: /d/a.db\n    replica: {{path: /b}}\n  - dir: /d\n    pattern: \"*.db\"\n    replica: {{path: /b}}\n");
+            parse(&yml, env).map(|l| {
+                (
+                    l.dbs[0].local_kept,
+                    l.dirs[0].db(Path::new("/d/x.db")).unwrap().local_kept,
+                )
+            })
+        };
+        let secs = Duration::from_secs;
+        assert_eq!(kept("").unwrap(), (secs(690), secs(690)));
+        let set = "l0-retention: 1m0s\nl0-retention-check-interval: 5s\nlevels:\n  - interval: 10s\n  - interval: 5m";
+        assert_eq!(kept(set).unwrap(), (secs(150), secs(150)));
+        let e = kept("l0-retention: soon").unwrap_err();
+        assert_eq!(e.field, "l0-retention");
+        assert!(e.message.contains("\"soon\" is not a duration"), "{e:?}");
     }
 
     #[test]

@@ -47,10 +47,12 @@ pub enum Position {
 
 /// One listed file or object, its key relative to the replica root with `/` separators
 /// (`ltx/0/…ltx` on files, `0000/…ltx` on S3, `generations/<gen>/wal/…wal.lz4` for v0.3).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub key: String,
     pub modified: SystemTime,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// The newest entry of a replica listing and the position it holds.
@@ -163,6 +165,7 @@ fn walk(dir: &Path, prefix: &str, depth: u32, out: &mut Vec<Entry>) -> Result<()
             out.push(Entry {
                 key,
                 modified: m.modified().map_err(ReadError::at(&path))?,
+                size: m.len(),
             });
         }
     }
@@ -176,6 +179,10 @@ pub struct Local {
     /// The current generation (v0.3), to pick the replica's segments.
     #[serde(skip)]
     pub generation: Option<String>,
+    /// Every file of the meta directory, keys relative to it (`ltx/0/…ltx`,
+    /// `generations/<gen>/wal/…wal`): what the local state holds on disk.
+    #[serde(skip)]
+    pub files: Vec<Entry>,
 }
 
 /// Litestream's local level-0 file holding the first transaction past `txid` (v0.5): it was
@@ -194,16 +201,23 @@ pub fn local_after(meta: &Path, txid: u64) -> Option<PathBuf> {
         .map(|(_, path)| path)
 }
 
-/// Reads the meta directory: the highest local TXID (v0.5) or the current generation's shadow
-/// WAL index and size (v0.3).
+/// Reads the meta directory in one walk: the highest local TXID (v0.5) or the current
+/// generation's shadow WAL index and size (v0.3), and every file it holds.
 pub fn local(meta: &Path) -> Result<Local, ReadError> {
-    let ltx = meta.join("ltx");
-    if ltx.is_dir() {
-        let mut entries = Vec::new();
-        walk(&ltx, "", 1, &mut entries)?;
+    if meta.join("ltx").is_dir() {
+        let mut files = Vec::new();
+        walk(meta, "", 2, &mut files)?;
+        let ltx: Vec<Entry> = files
+            .iter()
+            .filter_map(|e| {
+                let key = e.key.strip_prefix("ltx/")?.to_string();
+                Some(Entry { key, ..e.clone() })
+            })
+            .collect();
         return Ok(Local {
-            position: newest(&entries, None).map(|n| n.position),
+            position: newest(&ltx, None).map(|n| n.position),
             generation: None,
+            files,
         });
     }
     let generation_file = meta.join("generation");
@@ -218,19 +232,18 @@ pub fn local(meta: &Path) -> Result<Local, ReadError> {
         })?
         .to_string();
     let wal_dir = meta.join("generations").join(&generation).join("wal");
-    let mut newest_wal = None;
-    for e in std::fs::read_dir(&wal_dir).map_err(ReadError::at(&wal_dir))? {
-        let e = e.map_err(ReadError::at(&wal_dir))?;
-        let Some(index) = parse_shadow_wal_name(&e.file_name().to_string_lossy()) else {
-            continue;
-        };
-        let size = match e.metadata() {
-            Ok(m) => m.len(),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-            Err(err) => return Err(ReadError::at(&e.path())(err)),
-        };
-        newest_wal = newest_wal.max(Some((index, size)));
-    }
+    // The current generation's WAL folder must be readable: without it there is no position.
+    std::fs::metadata(&wal_dir).map_err(ReadError::at(&wal_dir))?;
+    let mut files = Vec::new();
+    walk(meta, "", 3, &mut files)?;
+    let in_wal = format!("generations/{generation}/wal/");
+    let newest_wal = files
+        .iter()
+        .filter_map(|e| {
+            let name = e.key.strip_prefix(&in_wal)?;
+            Some((parse_shadow_wal_name(name)?, e.size))
+        })
+        .max();
     Ok(Local {
         position: newest_wal.map(|(index, size)| Position::V3 {
             generation: generation.clone(),
@@ -238,6 +251,7 @@ pub fn local(meta: &Path) -> Result<Local, ReadError> {
             offset: size as u32,
         }),
         generation: Some(generation),
+        files,
     })
 }
 
@@ -250,6 +264,7 @@ mod tests {
         Entry {
             key: key.into(),
             modified: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+            size: 0,
         }
     }
 

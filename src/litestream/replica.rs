@@ -197,6 +197,7 @@ async fn read_s3(
             Entry {
                 key: rel.to_string(),
                 modified: SystemTime::from(o.last_modified),
+                size: o.size,
             }
         })
         .collect();

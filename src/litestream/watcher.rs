@@ -5,6 +5,7 @@
 use super::board::{Board, Observation};
 use super::chain::Verdict;
 use super::config::{LitestreamDb, Replica, ReplicaKind};
+use super::local_state::summarize;
 use super::metrics::{self, Process};
 use super::position::{Local, Position};
 use super::replica::{read_local, read_replica, reader_of, Head, ReplicaError};
@@ -132,16 +133,26 @@ fn spawn_replicas(
     db.replicas
         .iter()
         .map(|replica| {
-            let (name, meta, board) = (name.to_string(), db.meta_path.clone(), board.clone());
+            let (name, board) = (name.to_string(), board.clone());
+            let local = LocalDir {
+                meta: db.meta_path.clone(),
+                kept: db.local_kept,
+            };
             let replica = replica.clone();
-            tokio::spawn(async move { watch(name, meta, replica, interval, board).await })
+            tokio::spawn(async move { watch(name, local, replica, interval, board).await })
         })
         .collect()
 }
 
+/// Litestream's local state of a database: where, and how long it keeps a change file.
+struct LocalDir {
+    meta: std::path::PathBuf,
+    kept: Duration,
+}
+
 async fn watch(
     db: String,
-    meta: std::path::PathBuf,
+    LocalDir { meta, kept }: LocalDir,
     replica: Replica,
     interval: Duration,
     board: Arc<Board>,
@@ -195,9 +206,11 @@ async fn watch(
         });
         let now = crate::units::epoch_seconds(SystemTime::now());
         let unreplicated_since = unreplicated_since(&meta, local.as_ref(), result.as_ref().ok());
+        let local_state = local.as_ref().map(|l| summarize(&l.files, kept));
         board.post(&db, &replica.name, |o| {
             o.kind = kind_name.clone();
             o.unreplicated_since = unreplicated_since;
+            o.local_state = local_state;
             o.local = local.and_then(|l| l.position);
             o.local_error = local_error;
             record(o, result, now);

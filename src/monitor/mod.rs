@@ -441,6 +441,7 @@ impl Monitor {
             r.replicated_at = o.replicated_at;
             r.errors_total = o.errors_total;
             r.chain = o.chain;
+            r.local_state = o.local_state;
             r.error = o.error.or_else(|| {
                 r.position
                     .is_none()

@@ -144,6 +144,7 @@ impl RuleDef {
 }
 
 const GB: f64 = 1e9;
+const MB: f64 = 1e6;
 
 fn up(s: &DbSnapshot) -> Option<f64> {
     Some(if s.up { 1.0 } else { 0.0 })
@@ -204,6 +205,10 @@ fn drill_success(s: &DbSnapshot) -> Option<f64> {
 }
 fn chain_intact(s: &DbSnapshot) -> Option<f64> {
     every_replica(s, |r| r.chain.as_ref().map(|c| c.is_whole()))
+}
+fn local_overdue(s: &DbSnapshot) -> Option<f64> {
+    let state = s.litestream.iter().find_map(|r| r.local_state.as_ref())?;
+    Some(state.overdue_bytes as f64)
 }
 fn drill_stale(s: &DbSnapshot) -> Option<f64> {
     let d = s.restore_drill.as_ref()?;
@@ -523,6 +528,25 @@ pub const RULES: &[RuleDef] = &[
         summary: "The Litestream replica of {db} would not restore: its chain of LTX files is broken",
         description: "A restore of {db} from its Litestream replica would stop partway: {gap}. litestream restore refuses such a replica (\"non-contiguous ltx files\"), so the backup does not restore until the file is back or a newer snapshot starts past the gap. Found from the replica's listing, between restore drills.",
         fix: "Put the missing LTX file back if a copy exists; otherwise have Litestream write a new snapshot past the gap (restart it against a fresh replica path), then run sqlite-ops check --restore-drill.",
+    },
+    RuleDef {
+        alert: "SQLiteLitestreamLocalStateGrowing",
+        key: "litestream_local_state",
+        group: Group::Health,
+        scope: Scope::Database,
+        unit: Unit::Bytes,
+        op: Op::Above,
+        info: None,
+        warning: Some(100.0 * MB),
+        critical: None,
+        for_secs: 600,
+        settles: Settles::AtOnce,
+        promql: "max by (db) (sqlite_litestream_local_overdue_bytes{SEL})",
+        value: local_overdue,
+        label: "Litestream's local files kept past their time",
+        summary: "Litestream keeps {value} on local disk for {db} that it should have removed",
+        description: "Litestream's local state of {db} holds {value} of change files it should have removed, above {threshold}: it went on writing newer ones for more than twice l0-retention + the level-1 interval + the check interval after they could go. While this lasts, the local state grows with every commit until the disk is full (Litestream #784, #1104, #1197): uploads fail, compaction stalls, or retention does not run.",
+        fix: "Read Litestream's log for upload, compaction or retention errors (sqlite_litestream_up and the replication lag say whether uploads get through); fix the replica, then watch sqlite_litestream_local_overdue_bytes fall.",
     },
     RuleDef {
         alert: "SQLiteRestoreDrillStale",
