@@ -333,8 +333,11 @@ fn every_panel_query_returns_data_on_a_real_prometheus() {
     );
     assert!(exprs.len() > 30, "{} expressions", exprs.len());
 
-    // Every metric a dashboard or a rule names is exported.
-    let exported = daemon.metrics().names();
+    // Every metric a dashboard or a rule names is exported: at this scrape, or at one Prometheus
+    // holds (the recovery point exists only after a drill that could prove it, and a later
+    // drill beside the writer may not).
+    let mut exported = daemon.metrics().names();
+    exported.extend(prometheus.names());
     let rules = std::fs::read_to_string(root().join("alerts/sqlite-ops.rules.yml")).unwrap();
     let mut used: BTreeSet<String> = exprs.iter().flat_map(|(_, _, e)| metric_names(e)).collect();
     used.extend(

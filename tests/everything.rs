@@ -12,8 +12,8 @@ use crate::common;
 
 use common::services::litestream_bin;
 use common::{
-    free_port, wait_for, Alertmanager, ConfigFile, Daemon, Litestream, PocketBase, PyDriver,
-    Receiver, S3Server, STEP,
+    free_port, wait_for, wait_until, Alertmanager, ConfigFile, Daemon, Litestream, PocketBase,
+    PyDriver, Receiver, S3Server, STEP,
 };
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -232,10 +232,24 @@ fn everything_at_once_on_pocketbase_pages_nobody_when_healthy_and_pages_each_fau
     reader.open("r", &db, "");
     reader.cmd("exec r BEGIN");
     reader.cmd("exec r SELECT count(*) FROM events");
-    wait_for(
-        Duration::from_secs(100 + short()),
-        "SQLiteSnapshotPinned paged",
-        || am.find("SQLiteSnapshotPinned", "data"),
+    let within = Duration::from_secs(100 + short());
+    let paged = wait_until(within, || am.find("SQLiteSnapshotPinned", "data"));
+    // What the daemon saw of the database, to tell a slow application from a missed pin.
+    let seen = || {
+        let status: Value = serde_json::from_str(&d.get("/api/v1/status").1).unwrap();
+        let data = status["databases"].as_array().unwrap().iter();
+        let data = data
+            .filter(|s| s["name"] == "data")
+            .cloned()
+            .collect::<Vec<_>>();
+        json!({"wal": data.first().map(|s| s["wal"].clone()),
+               "writes": data.first().map(|s| s["write_transactions_total"].clone()),
+               "alerts": d.alerts()})
+    };
+    assert!(
+        paged.is_some(),
+        "SQLiteSnapshotPinned not paged within {within:?}; the daemon saw {:#}",
+        seen()
     );
     reader.cmd("end r");
     am.wait_resolved("SQLiteSnapshotPinned", "data", Duration::from_secs(60));

@@ -37,16 +37,21 @@ use std::time::{Duration, Instant};
 pub const STEP: Duration = Duration::from_secs(30);
 
 /// Polls `f` every 20 ms until it returns `Some`, or panics with `what` after `within`.
-pub fn wait_for<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(within: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_until(within, f).unwrap_or_else(|| panic!("timed out after {within:?} waiting for {what}"))
+}
+
+/// Polls `f` every 20 ms until it returns `Some`; `None` after `within`, for a caller that
+/// says what it saw when it fails.
+pub fn wait_until<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + within;
     loop {
         if let Some(v) = f() {
-            return v;
+            return Some(v);
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
+        if Instant::now() >= deadline {
+            return None;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -159,6 +159,27 @@ impl Prometheus {
         serde_json::from_str(&body).unwrap()
     }
 
+    /// Every metric name Prometheus holds, including series that have since gone from a scrape.
+    pub fn names(&self) -> Vec<String> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let body = agent
+            .get(format!("{}/api/v1/label/__name__/values", self.url))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let names = v["data"].as_array().unwrap_or_else(|| panic!("{v}"));
+        names
+            .iter()
+            .filter_map(|n| n.as_str().map(String::from))
+            .collect()
+    }
+
     /// An instant query: (status, result count, error).
     pub fn query(&self, expr: &str) -> (String, usize, String) {
         let v = self.instant(expr);
