@@ -77,7 +77,9 @@
 //! - `sqlite_alert`: `rules/engine.rs`, thresholds in `rules/catalogue.rs`.
 //! - `sqlite_litestream_*`: `monitor/replication.rs` (lag) from `litestream/replica.rs` (read
 //!   by `litestream/watcher.rs`) and `litestream/metrics.rs` (Litestream's own figures);
-//!   `sqlite_litestream_chain_intact`: `litestream/chain.rs`.
+//!   `sqlite_litestream_chain_intact`: `litestream/chain.rs`; `sqlite_litestream_replica_files`,
+//!   `_bytes` and the file timestamps: `litestream/storage.rs`; `sqlite_litestream_local_*`
+//!   (but the positions): `litestream/local_state.rs`.
 //! - `sqlite_restore_drill_*`: `drill/restore.rs` (one drill), kept in `drill/record.rs`.
 //! - `sqlite_fleet_*`: `export/fleet.rs`; `process_*`: `export/process.rs`.
 //! - `sqlite_ops_poll_errors_total`: `monitor/mod.rs`; `sqlite_ops_poll_duration_seconds`:

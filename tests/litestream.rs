@@ -851,3 +851,84 @@ fn uploads_stopped_grow_the_local_state_and_fire_its_alert() {
         "local state: {healthy_bytes} bytes healthy, {grown} when the alert fired {fired_in:.1}s after uploads stopped"
     );
 }
+
+/// The replica's storage, level by level, as `litestream ltx -level all` (0.5.17) prints it for
+/// the same replica: files, bytes, the newest file's time and highest TXID at each level, and
+/// the snapshot level's newest (issue 31). Litestream is stopped first, so both read the same
+/// files.
+#[test]
+fn replica_storage_matches_litestream_ltx() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = wal_db(dir.path());
+    let yml = file_replica_yml(dir.path(), &db);
+    let replica = dir.path().join("replica");
+    let litestream = Litestream::start("0.5.17", &yml);
+    let conn = Connection::open(&db).unwrap();
+    wait_for(Duration::from_secs(60), "files at two levels", || {
+        conn.execute("INSERT INTO events(at) VALUES (1)", [])
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        (!ltx_files(&replica, 0).is_empty() && !ltx_files(&replica, 9).is_empty()).then_some(())
+    });
+    drop(litestream);
+    let out = std::process::Command::new(common::services::litestream_bin("0.5.17"))
+        .args(["ltx", "-level", "all", "-config"])
+        .arg(&yml)
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // level  min_txid  max_txid  size  created (RFC 3339, whole seconds)
+    let mut theirs: std::collections::BTreeMap<String, (u64, u64, u64, String)> =
+        Default::default();
+    for line in String::from_utf8_lossy(&out.stdout).lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let l = theirs.entry(f[0].to_string()).or_default();
+        l.0 += 1;
+        l.1 += f[3].parse::<u64>().unwrap();
+        l.2 = l.2.max(u64::from_str_radix(f[2], 16).unwrap());
+        l.3 = l.3.clone().max(f[4].to_string());
+    }
+    assert!(theirs.len() >= 2, "{theirs:?}");
+
+    let cfg = config(dir.path(), &yml);
+    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    let m = wait_for(STEP, "the replica's storage", || {
+        let m = d.metrics();
+        m.samples
+            .keys()
+            .any(|k| k.starts_with("sqlite_litestream_replica_files{"))
+            .then_some(m)
+    });
+    let status: serde_json::Value = serde_json::from_str(&d.get("/api/v1/status").1).unwrap();
+    let storage = &status["databases"][0]["litestream"][0]["storage"];
+    for (level, (files, bytes, max, created)) in &theirs {
+        let key = |name: &str| format!("{name}{{db=\"app\",replica=\"file\",level=\"{level}\"}}");
+        assert_eq!(
+            m.samples.get(&key("sqlite_litestream_replica_files")),
+            Some(&(*files as f64)),
+            "level {level}: {theirs:?}"
+        );
+        assert_eq!(
+            m.samples.get(&key("sqlite_litestream_replica_bytes")),
+            Some(&(*bytes as f64)),
+            "level {level}"
+        );
+        let newest = m.samples[&key("sqlite_litestream_replica_newest_file_timestamp_seconds")];
+        let newest = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + Duration::from_secs(newest as u64),
+        );
+        assert_eq!(newest.to_string(), *created, "level {level}");
+        let ours = storage["levels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["level"] == level.as_str())
+            .unwrap();
+        assert_eq!(ours["max_txid"], *max, "level {level}: {ours}");
+    }
+}

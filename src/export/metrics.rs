@@ -87,6 +87,10 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_litestream_replica_txid", G, &["db", "replica"], "Highest TXID held by the replica, across its LTX levels (Litestream v0.5)."),
     def("sqlite_litestream_local_wal_index", G, DB, "WAL index of Litestream v0.3's local shadow WAL in the current generation."),
     def("sqlite_litestream_local_wal_offset", G, DB, "Bytes in Litestream v0.3's newest local shadow WAL file."),
+    def("sqlite_litestream_replica_files", G, &["db", "replica", "level"], "Files the replica holds at each level (Litestream 0.5: 0-9, 9 the snapshots; 0.3: snapshots, wal), from the listing each read takes."),
+    def("sqlite_litestream_replica_bytes", G, &["db", "replica", "level"], "Bytes the replica holds at each level: its storage, and how it grows."),
+    def("sqlite_litestream_replica_newest_file_timestamp_seconds", G, &["db", "replica", "level"], "When the replica's newest file at each level was written (Unix seconds, the file's or object's modification time): at level 9 (0.5) or snapshots (0.3), the newest snapshot; at a compacted level, its last compaction."),
+    def("sqlite_litestream_replica_oldest_file_timestamp_seconds", G, &["db", "replica"], "When the replica's oldest file was written (Unix seconds): how far back retention keeps."),
     def("sqlite_litestream_local_bytes", G, DB, "Bytes of Litestream's local state for this database (its meta directory: .<file>-litestream beside it, or meta-path / meta-dir)."),
     def("sqlite_litestream_local_files", G, DB, "Files in Litestream's local state for this database."),
     def("sqlite_litestream_local_oldest_file_timestamp_seconds", G, DB, "When the oldest file of Litestream's local state was last written (Unix seconds)."),
@@ -516,6 +520,37 @@ fn add_drill<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
     }
 }
 
+/// What one replica holds, level by level.
+fn add_storage<'a>(
+    f: &mut Families<'a>,
+    s: &'a DbSnapshot,
+    r: &'a crate::monitor::ReplicaSnapshot,
+    storage: &'a crate::litestream::storage::Storage,
+) {
+    if let Some(at) = storage.oldest_at {
+        let l: &[(&str, &str)] = &[("db", &s.name), ("replica", &r.replica)];
+        f.add(
+            "sqlite_litestream_replica_oldest_file_timestamp_seconds",
+            l,
+            at,
+        );
+    }
+    for level in &storage.levels {
+        let l: &[(&str, &str)] = &[
+            ("db", &s.name),
+            ("replica", &r.replica),
+            ("level", &level.level),
+        ];
+        f.add("sqlite_litestream_replica_files", l, level.files as f64);
+        f.add("sqlite_litestream_replica_bytes", l, level.bytes as f64);
+        f.add(
+            "sqlite_litestream_replica_newest_file_timestamp_seconds",
+            l,
+            level.newest_at,
+        );
+    }
+}
+
 /// Litestream's local state of the database, once (each replica's watcher reads the same).
 fn add_local_state<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
     let db: &[(&str, &str)] = &[("db", &s.name)];
@@ -568,6 +603,9 @@ fn add_litestream<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
         }
         if let Some(at) = r.replicated_at {
             f.add("sqlite_litestream_last_replicated_timestamp_seconds", l, at);
+        }
+        if let Some(storage) = &r.storage {
+            add_storage(f, s, r, storage);
         }
         let (format, generation) = match r.position.as_ref().or(r.local.as_ref()) {
             Some(Position::V5 { .. }) => ("v0.5", ""),

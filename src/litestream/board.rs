@@ -40,6 +40,8 @@ pub struct Observation {
     /// Why Litestream's local state (its meta directory) could not be read; `None` when it
     /// was. Without it the local position is unknown, but the replica's lag is still measured.
     pub local_error: Option<String>,
+    /// What the replica holds level by level, from the last successful read.
+    pub storage: Option<super::storage::Storage>,
     /// What Litestream keeps on local disk for the database, from the last read of it.
     pub local_state: Option<super::local_state::LocalState>,
     pub errors_total: u64,

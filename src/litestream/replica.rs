@@ -125,6 +125,8 @@ pub struct Head {
     pub wal: Option<WalMark>,
     /// Whether a restore would find an unbroken run of LTX files (v0.5), from the same listing.
     pub chain: super::chain::Chain,
+    /// What it holds level by level, from the same listing.
+    pub storage: super::storage::Storage,
 }
 
 /// The replica's newest position ([`Head`]); `None` when empty.
@@ -148,11 +150,10 @@ pub(super) async fn read_replica(
 /// A replica in a directory (blocking I/O).
 fn read_directory(root: &Path, generation: Option<String>) -> Result<Option<Head>, ReplicaError> {
     let entries = position::file_listing(root)?;
-    let chain = super::chain::check(entries.iter().map(|e| e.key.as_str()));
     let Some(n) = position::newest(&entries, generation.as_deref()) else {
         return Ok(None);
     };
-    dated(n, chain, |n| {
+    dated(n, &entries, |n| {
         let path = root.join(&n.key);
         ltx_head(&path)
             .map(|b| b.to_vec())
@@ -201,7 +202,6 @@ async fn read_s3(
             }
         })
         .collect();
-    let chain = super::chain::check(entries.iter().map(|e| e.key.as_str()));
     let Some(n) = position::newest(&entries, generation.as_deref()) else {
         return Ok(None);
     };
@@ -228,14 +228,15 @@ async fn read_s3(
     } else {
         None
     };
-    dated(n, chain, move |_| header.unwrap_or(Ok(Vec::new()))).map(Some)
+    dated(n, &entries, move |_| header.unwrap_or(Ok(Vec::new()))).map(Some)
 }
 
 /// The time up to which the newest entry covers commits: the LTX header's timestamp (v0.5,
-/// when Litestream read the WAL), or the segment's modification time (v0.3).
+/// when Litestream read the WAL), or the segment's modification time (v0.3); with the chain and
+/// the storage read from the same listing.
 fn dated(
     n: Newest,
-    chain: super::chain::Chain,
+    entries: &[Entry],
     header: impl FnOnce(&Newest) -> Result<Vec<u8>, ReplicaError>,
 ) -> Result<Head, ReplicaError> {
     let (at, wal) = match n.position {
@@ -253,7 +254,8 @@ fn dated(
         position: n.position,
         at,
         wal,
-        chain,
+        chain: super::chain::check(entries.iter().map(|e| e.key.as_str())),
+        storage: super::storage::summarize(entries),
     })
 }
 

@@ -288,6 +288,7 @@ fn record(o: &mut Observation, result: Result<Option<Head>, ReplicaError>, now: 
             o.read_at = Some(now);
             o.replicated_at = found.as_ref().map(|h| h.at);
             o.replica_wal = found.as_ref().and_then(|h| h.wal);
+            o.storage = found.as_ref().map(|h| h.storage.clone());
             let seen = found.as_ref().and_then(|h| h.chain.verdict());
             (o.chain, o.chain_unconfirmed) =
                 confirmed(o.chain.take(), o.chain_unconfirmed.take(), seen);

@@ -442,6 +442,7 @@ impl Monitor {
             r.errors_total = o.errors_total;
             r.chain = o.chain;
             r.local_state = o.local_state;
+            r.storage = o.storage;
             r.error = o.error.or_else(|| {
                 r.position
                     .is_none()
