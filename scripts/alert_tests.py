@@ -40,6 +40,8 @@ THRESHOLDS = {
     "SQLiteRestoreDrillFailed": {"critical": 1},
     "SQLiteReplicaChainBroken": {"critical": 1},
     "SQLiteLitestreamLocalStateGrowing": {"warning": 100e6},
+    "SQLiteLitestreamCompactionStalled": {"warning": 3},
+    "SQLiteLitestreamSnapshotStale": {"warning": 2},
     "SQLiteRestoreDrillStale": {"warning": 2},
     "SQLiteRestoreSlow": {"warning": 3600},
 }
@@ -54,6 +56,7 @@ FOR = {
     "SQLiteCheckpointStarved": 1, "SQLiteSnapshotPinned": 1, "SQLiteFilesystemLowSpace": 10,
     "SQLiteLongWriteTransaction": 1, "SQLiteMultipleWriters": 1, "SQLiteRestoreDrillFailed": 1,
     "SQLiteReplicaChainBroken": 1, "SQLiteLitestreamLocalStateGrowing": 10,
+    "SQLiteLitestreamCompactionStalled": 10, "SQLiteLitestreamSnapshotStale": 10,
     "SQLiteRestoreDrillStale": 5, "SQLiteRestoreSlow": 15,
 }
 
@@ -263,6 +266,25 @@ case(N, "fires at 150 MB kept past their time", [series("sqlite_litestream_local
                          "Litestream's local state of app on h1:9934 holds 150MB of change files it should have removed, above 100MB: it went on writing newer ones for more than twice l0-retention + the level-1 interval + the check interval after they could go. While this lasts, the local state grows with every commit until the disk is full (Litestream #784, #1104, #1197): uploads fail, compaction stalls, or retention does not run.")]))
 case(N, "stays quiet at exactly 100 MB, and for a large local state kept in time",
      [series("sqlite_litestream_local_overdue_bytes", "100e6x30", DB), series("sqlite_litestream_local_bytes", "5e9x30", DB)], quiet(N))
+
+N = "SQLiteLitestreamCompactionStalled"
+L1, L2 = '{db="app",replica="file",level="1"}', '{db="app",replica="file",level="2"}'
+case(N, "fires when level 2 has waited 4 of its intervals",
+     [series("sqlite_litestream_compaction_lag_seconds", "1200x30", L2), series("sqlite_litestream_compaction_interval_seconds", "300x30", L2),
+      series("sqlite_litestream_compaction_lag_seconds", "20x30", L1), series("sqlite_litestream_compaction_interval_seconds", "30x30", L1)],
+     after_for(N, [alert(N, "warning", "Litestream has not compacted the replica of app on h1:9934 for 4 of a level's intervals",
+                         "The oldest change a compacted level of the Litestream replica of app on h1:9934 lacks has waited 4 of that level's intervals in the level below, above 3: compaction has stalled (Litestream's log says \"compaction failed\"). Restores read ever more small files, and level-0 files, kept until level 1 holds them, pile up in the replica and on local disk.")]))
+case(N, "stays quiet at 3 intervals, however long they are",
+     [series("sqlite_litestream_compaction_lag_seconds", "10800x30", '{db="app",replica="file",level="3"}'),
+      series("sqlite_litestream_compaction_interval_seconds", "3600x30", '{db="app",replica="file",level="3"}')], quiet(N))
+
+N = "SQLiteLitestreamSnapshotStale"
+case(N, "fires when the oldest change no snapshot holds has waited 3 days of a daily snapshot",
+     [series("sqlite_litestream_snapshot_lag_seconds", "259200x30", FILE), series("sqlite_litestream_snapshot_interval_seconds", "86400x30", FILE)],
+     after_for(N, [alert(N, "warning", "The newest Litestream snapshot of app on h1:9934 lacks changes 3 snapshot intervals old",
+                         "The oldest change to app on h1:9934 that no Litestream snapshot holds has waited 3 snapshot intervals in its replica, above 2: snapshots are not being written (Litestream's log says \"compaction failed\" at level 9). A restore replays every file since the newest snapshot, slower the longer this lasts, and retention keeps everything since.")]))
+case(N, "stays quiet at one interval (a change just after a snapshot waits for the next)",
+     [series("sqlite_litestream_snapshot_lag_seconds", "86400x30", FILE), series("sqlite_litestream_snapshot_interval_seconds", "86400x30", FILE)], quiet(N))
 
 N = "SQLiteRestoreDrillStale"
 case(N, "fires at 3 daily intervals without a success",

@@ -253,6 +253,13 @@ def overview():
             [(f"sqlite_litestream_local_overdue_bytes{{{SEL}}}", L)], "bytes", w=12,
             thresholds=[(100e6, "orange")], min_=0)
 
+    b.panel("timeseries", "Replica storage by level", "Bytes each replica holds at each level (Litestream 0.5: 0-9, 9 the snapshots; 0.3: snapshots, wal), from the listing each read takes: the replica's growth, and whether retention keeps it in bounds.",
+            [(f"sum by (instance, db, level) (sqlite_litestream_replica_bytes{{{SEL}}})", "{{db}} level {{level}}")], "bytes", w=12, min_=0)
+    b.panel("timeseries", "Compaction and snapshots behind", "How many of its intervals the oldest change a level lacks has waited: up to 1 while Litestream compacts and snapshots; SQLiteLitestreamCompactionStalled past 3, SQLiteLitestreamSnapshotStale past 2.",
+            [(f"sqlite_litestream_compaction_lag_seconds{{{SEL}}} / sqlite_litestream_compaction_interval_seconds{{{SEL}}}", "{{db}} level {{level}}"),
+             (f"sqlite_litestream_snapshot_lag_seconds{{{SEL}}} / sqlite_litestream_snapshot_interval_seconds{{{SEL}}}", "{{db}} snapshots")], "none", w=12,
+            thresholds=[(2, "orange")], min_=0)
+
     b.row("Restore drills")
     b.panel("stat", "Last restore drill", "Whether the last restore drill (litestream restore into a scratch folder, integrity_check, row counts) gave a sound copy. Only databases with restore_drill: configured.",
             [(f"sqlite_restore_drill_success{{{SEL}}}", "{{db}} {{replica}}")], "none", w=6,

@@ -932,3 +932,101 @@ fn replica_storage_matches_litestream_ltx() {
         assert_eq!(ours["max_txid"], *max, "level {level}: {ours}");
     }
 }
+
+/// Compaction and snapshots stalled while uploads go on, on the real 0.5.17 (level 1 every
+/// second, a snapshot every 3 s): healthy and written, neither is behind; the replica's level-1
+/// folder made read-only (a read-only bind mount: its files stay readable, new ones cannot be
+/// written) stops compaction while level 0 uploads go on, and SQLiteLitestreamCompactionStalled
+/// fires in a real Alertmanager; writable again, it resolves. The same with level 9 (the
+/// snapshots) and SQLiteLitestreamSnapshotStale (issue 31).
+#[test]
+fn compaction_and_snapshots_stalled_while_uploads_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = wal_db(dir.path());
+    let replica = dir.path().join("replica");
+    let yml = dir.path().join("litestream.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "levels:\n  - interval: 1s\nsnapshot:\n  interval: 3s\n\
+             dbs:\n  - path: {}\n    replica: {{type: file, path: {}, sync-interval: 1s}}\n",
+            db.display(),
+            replica.display()
+        ),
+    )
+    .unwrap();
+    let _litestream = Litestream::start("0.5.17", &yml);
+    let _writer = Writer::start(&db);
+    let am = common::Alertmanager::start(&dir.path().join("am"), free_port());
+    let off = json!({"warning": "off", "critical": "off"});
+    let cfg = ConfigFile::new()
+        .set("poll_interval", json!("200ms"))
+        .litestream(&yml, "500ms")
+        .set(
+            "alertmanager",
+            json!({"urls": [am.url], "resend_interval": "1s"}),
+        )
+        .threshold("litestream_compaction", json!({"warning": 4, "for": "0s"}))
+        .threshold("litestream_snapshot", json!({"warning": 3, "for": "0s"}))
+        .threshold("replication_lag", off.clone())
+        .threshold("litestream_local_state", off.clone())
+        .no_disk_alert()
+        .write(&dir.path().join("sqlite-ops.yaml"));
+    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    let key = |name: &str, level: &str| {
+        let level = match level {
+            "" => String::new(),
+            l => format!(",level=\"{l}\""),
+        };
+        format!("{name}{{db=\"app\",replica=\"file\"{level}}}")
+    };
+    let compaction = || {
+        let m = d.metrics();
+        m.samples
+            .get(&key("sqlite_litestream_compaction_lag_seconds", "1"))
+            .copied()
+    };
+    let snapshot = || {
+        let m = d.metrics();
+        m.samples
+            .get(&key("sqlite_litestream_snapshot_lag_seconds", ""))
+            .copied()
+    };
+    wait_for(STEP, "both lags measured", || compaction().and(snapshot()));
+    // Healthy and written: a few snapshot intervals, neither behind.
+    let (mut worst_compaction, mut worst_snapshot): (f64, f64) = (0.0, 0.0);
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        worst_compaction = worst_compaction.max(compaction().unwrap());
+        worst_snapshot = worst_snapshot.max(snapshot().unwrap());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        worst_compaction < 4.0 && worst_snapshot < 9.0,
+        "healthy: level 1 waited at most {worst_compaction}s, snapshots {worst_snapshot}s"
+    );
+    assert!(!firing(&d, "SQLiteLitestreamCompactionStalled"));
+    assert!(!firing(&d, "SQLiteLitestreamSnapshotStale"));
+
+    for (level, alert) in [
+        ("1", "SQLiteLitestreamCompactionStalled"),
+        ("9", "SQLiteLitestreamSnapshotStale"),
+    ] {
+        // The level's files stay readable, its new ones cannot be written.
+        let read_only = common::ReadOnly::mount(&replica.join("ltx").join(level));
+        let stopped = Instant::now();
+        let fired = wait_for(STEP, &format!("{alert} in Alertmanager"), || {
+            am.find(alert, "app")
+        });
+        let said = fired["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let fired_in = stopped.elapsed().as_secs_f64();
+        drop(read_only);
+        am.wait_resolved(alert, "app", STEP);
+        eprintln!(
+            "level {level}: {alert} {fired_in:.1}s after it stopped ({said}); healthy worst {worst_compaction:.1}s / {worst_snapshot:.1}s"
+        );
+    }
+}

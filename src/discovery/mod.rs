@@ -303,7 +303,7 @@ mod tests {
             metrics_url: None,
             meta_path: "/meta".into(),
             replicas: Vec::new(),
-            local_kept: std::time::Duration::ZERO,
+            schedule: Default::default(),
             restore_yml: None,
         };
         let targets = vec![t("app", "/data/app.db"), t("jobs", "/data/jobs.db")];

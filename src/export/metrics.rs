@@ -91,6 +91,10 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_litestream_replica_bytes", G, &["db", "replica", "level"], "Bytes the replica holds at each level: its storage, and how it grows."),
     def("sqlite_litestream_replica_newest_file_timestamp_seconds", G, &["db", "replica", "level"], "When the replica's newest file at each level was written (Unix seconds, the file's or object's modification time): at level 9 (0.5) or snapshots (0.3), the newest snapshot; at a compacted level, its last compaction."),
     def("sqlite_litestream_replica_oldest_file_timestamp_seconds", G, &["db", "replica"], "When the replica's oldest file was written (Unix seconds): how far back retention keeps."),
+    def("sqlite_litestream_compaction_lag_seconds", G, &["db", "replica", "level"], "How long the oldest change a compacted level (Litestream 0.5, litestream.yml's levels:) does not hold had waited in the level it is made from when Litestream last wrote there, in seconds: a stopped Litestream or an idle database stops the count. 0 when it holds all; up to one interval while Litestream compacts."),
+    def("sqlite_litestream_compaction_interval_seconds", G, &["db", "replica", "level"], "How often Litestream compacts into the level (levels: in litestream.yml, or its defaults 30s, 5m, 1h)."),
+    def("sqlite_litestream_snapshot_lag_seconds", G, &["db", "replica"], "How long the oldest change no snapshot holds had waited in the replica when Litestream last wrote a change there, in seconds (Litestream 0.5): a stopped Litestream or an idle database stops the count. 0 when the newest snapshot holds all; up to one snapshot interval while Litestream snapshots."),
+    def("sqlite_litestream_snapshot_interval_seconds", G, &["db", "replica"], "How often Litestream writes a snapshot (snapshot: interval: in litestream.yml, or its default 24h)."),
     def("sqlite_litestream_local_bytes", G, DB, "Bytes of Litestream's local state for this database (its meta directory: .<file>-litestream beside it, or meta-path / meta-dir)."),
     def("sqlite_litestream_local_files", G, DB, "Files in Litestream's local state for this database."),
     def("sqlite_litestream_local_oldest_file_timestamp_seconds", G, DB, "When the oldest file of Litestream's local state was last written (Unix seconds)."),
@@ -543,11 +547,30 @@ fn add_storage<'a>(
         ];
         f.add("sqlite_litestream_replica_files", l, level.files as f64);
         f.add("sqlite_litestream_replica_bytes", l, level.bytes as f64);
-        f.add(
-            "sqlite_litestream_replica_newest_file_timestamp_seconds",
-            l,
-            level.newest_at,
-        );
+        if let Some(at) = level.newest_at {
+            f.add(
+                "sqlite_litestream_replica_newest_file_timestamp_seconds",
+                l,
+                at,
+            );
+        }
+        let (Some(lag), Some(interval)) = (level.lag(), level.interval) else {
+            continue;
+        };
+        let (lag_name, interval_name, l) = match level.is_snapshots() {
+            true => (
+                "sqlite_litestream_snapshot_lag_seconds",
+                "sqlite_litestream_snapshot_interval_seconds",
+                &l[..2],
+            ),
+            false => (
+                "sqlite_litestream_compaction_lag_seconds",
+                "sqlite_litestream_compaction_interval_seconds",
+                l,
+            ),
+        };
+        f.add(lag_name, l, lag);
+        f.add(interval_name, l, interval);
     }
 }
 

@@ -48,9 +48,8 @@ pub struct LitestreamDb {
     /// Litestream's local state directory (`meta-path`, default `.<file>-litestream` beside it).
     pub meta_path: PathBuf,
     pub replicas: Vec<Replica>,
-    /// How long Litestream keeps a local change file while uploads, compaction and retention
-    /// run (see [`local_kept`]); older ones, but the newest, are overdue.
-    pub local_kept: Duration,
+    /// How Litestream paces compaction, snapshots and the removal of local files.
+    pub schedule: Schedule,
     /// A litestream.yml of its own to restore it with, when litestream.yml names it only
     /// through a `dir:` entry (`litestream restore -config` resolves `path:` entries only).
     pub restore_yml: Option<String>,
@@ -84,7 +83,7 @@ pub struct LitestreamDir {
     /// relative path; `None`: `.<file>-litestream` beside each database.
     pub meta_dir: Option<PathBuf>,
     pub metrics_url: Option<String>,
-    pub local_kept: Duration,
+    pub schedule: Schedule,
     /// As configured: each database's replica is these with its relative path appended.
     pub replicas: Vec<Replica>,
     /// The entry as written (before `$VAR` expansion, which Litestream does itself), to write
@@ -203,7 +202,7 @@ impl LitestreamDir {
             metrics_url: self.metrics_url.clone(),
             meta_path,
             replicas,
-            local_kept: self.local_kept,
+            schedule: self.schedule.clone(),
             restore_yml: self.raw.restore_yml(path, &rel_text),
         })
     }
@@ -329,7 +328,7 @@ pub fn parse(
     let metrics_url = str_field(&root, "addr").map(metrics_url);
     let global_key = str_field(&root, "access-key-id").map(String::from);
     let global_secret = str_field(&root, "secret-access-key").map(String::from);
-    let kept = local_kept(&root)?;
+    let schedule = schedule(&root)?;
     let Some(dbs) = root.get("dbs") else {
         return Err(bad("dbs", "missing; expected a list of databases"));
     };
@@ -342,7 +341,7 @@ pub fn parse(
         if let Some(dir) = str_field(db, "dir") {
             let replicas = parse_replicas(db, &field, &global_key, &global_secret)?;
             let mut parsed = parse_dir(db, &field, dir, &metrics_url, replicas)?;
-            parsed.local_kept = kept;
+            parsed.schedule = schedule.clone();
             parsed.raw = raw_dir(raw.as_ref(), &root, i);
             out.dirs.push(parsed);
             continue;
@@ -363,25 +362,50 @@ pub fn parse(
             metrics_url: metrics_url.clone(),
             meta_path,
             replicas,
-            local_kept: kept,
+            schedule: schedule.clone(),
             restore_yml: None,
         });
     }
     Ok(out)
 }
 
-/// Litestream 0.5's defaults: `l0-retention`, `l0-retention-check-interval`, and the interval
-/// of level 1 (the first of `levels:`), from its store.go and compaction_level.go.
+/// How Litestream 0.5 paces its work on each database, from litestream.yml's top level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    /// The compaction intervals of levels 1, 2, … (`levels:`).
+    pub levels: Vec<Duration>,
+    /// How often a snapshot is written (`snapshot: interval:`).
+    pub snapshot: Duration,
+    /// How long a local change file lives while Litestream works: a level-0 file is removed once
+    /// level 1 covers it and it is `l0-retention` old (checked every
+    /// `l0-retention-check-interval`, and after each level-1 compaction), so at most retention +
+    /// L1 interval + check interval; twice that, so that a slow compaction or a late check is not
+    /// a fault. Litestream 0.3 removes a shadow WAL file once every replica holds it, well within.
+    pub local_kept: Duration,
+}
+
+/// Litestream 0.5's defaults, from its store.go and compaction_level.go.
 const L0_RETENTION: Duration = Duration::from_secs(300);
 const L0_RETENTION_CHECK: Duration = Duration::from_secs(15);
-const L1_INTERVAL: Duration = Duration::from_secs(30);
+const LEVELS: [Duration; 3] = [
+    Duration::from_secs(30),
+    Duration::from_secs(300),
+    Duration::from_secs(3600),
+];
+const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
-/// How long a local change file lives while Litestream works: a level-0 file is removed once
-/// level 1 covers it and it is `l0-retention` old (checked every `l0-retention-check-interval`,
-/// and after each level-1 compaction), so at most retention + L1 interval + check interval; twice
-/// that, so that a slow compaction or a late check is not a fault. Litestream 0.3 removes a
-/// shadow WAL file once every replica holds it, well within this.
-fn local_kept(root: &Value) -> Result<Duration, LitestreamConfigError> {
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            levels: LEVELS.to_vec(),
+            snapshot: SNAPSHOT_INTERVAL,
+            local_kept: 2 * (L0_RETENTION + LEVELS[0] + L0_RETENTION_CHECK),
+        }
+    }
+}
+
+/// The schedule litestream.yml sets (its defaults where it is silent).
+fn schedule(root: &Value) -> Result<Schedule, LitestreamConfigError> {
     let duration = |field: &str, v: Option<&str>, default: Duration| match v {
         None => Ok(default),
         Some(text) => humantime::parse_duration(text).map_err(|_| {
@@ -401,12 +425,27 @@ fn local_kept(root: &Value) -> Result<Duration, LitestreamConfigError> {
         str_field(root, "l0-retention-check-interval"),
         L0_RETENTION_CHECK,
     )?;
-    let l1 = root
-        .get("levels")
-        .and_then(|l| l.get(0))
-        .and_then(|l| str_field(l, "interval"));
-    let l1 = duration("levels[0].interval", l1, L1_INTERVAL)?;
-    Ok(2 * (retention + l1 + check))
+    let levels = match root.get("levels").and_then(Value::as_sequence) {
+        Some(levels) => levels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let field = format!("levels[{i}].interval");
+                let text = str_field(l, "interval")
+                    .ok_or_else(|| bad(&field, "missing; expected a duration like 30s"))?;
+                duration(&field, Some(text), Duration::ZERO)
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => LEVELS.to_vec(),
+    };
+    let snapshot = root.get("snapshot").and_then(|s| str_field(s, "interval"));
+    let snapshot = duration("snapshot.interval", snapshot, SNAPSHOT_INTERVAL)?;
+    let l1 = levels.first().copied().unwrap_or(LEVELS[0]);
+    Ok(Schedule {
+        local_kept: 2 * (retention + l1 + check),
+        levels,
+        snapshot,
+    })
 }
 
 /// What `dbs[i]` of the file as written holds for a `dir:` entry (see [`RawDir`]); the expanded
@@ -457,7 +496,7 @@ fn parse_dir(
         recursive: bool_field(db, "recursive").unwrap_or(false),
         meta_dir: str_field(db, "meta-dir").map(PathBuf::from),
         metrics_url: metrics_url.clone(),
-        local_kept: Duration::ZERO,
+        schedule: Schedule::default(),
         replicas,
         raw: RawDir::default(),
         matcher,
@@ -647,27 +686,42 @@ mod tests {
         assert!(!before.same_process(&yml("/backup/first", "/meta", ":9091")));
     }
 
-    /// Twice l0-retention + the level-1 interval + the check interval, as written (Go's
-    /// durations, `5m0s` included) or Litestream's defaults (5m, 30s, 15s); a `dir:` entry's
-    /// databases too; a duration that is not one is an error naming its field.
+    /// The levels' and snapshots' intervals, and how long a local file is kept (twice
+    /// l0-retention + the level-1 interval + the check interval), as written (Go's durations,
+    /// `5m0s` included) or Litestream's defaults; a `dir:` entry's databases too; a duration
+    /// that is not one is an error naming its field.
     #[test]
-    fn how_long_litestream_keeps_a_local_file() {
-        let kept = |top: &str| {
+    fn how_litestream_paces_its_work() {
+        let schedule = |top: &str| {
             let yml = format!("{top}\ndbs:\n  - path: /d/a.db\n    replica: {{path: /b}}\n  - dir: /d\n    pattern: \"*.db\"\n    replica: {{path: /b}}\n");
             parse(&yml, env).map(|l| {
-                (
-                    l.dbs[0].local_kept,
-                    l.dirs[0].db(Path::new("/d/x.db")).unwrap().local_kept,
-                )
+                let dir = l.dirs[0].db(Path::new("/d/x.db")).unwrap().schedule;
+                assert_eq!(l.dbs[0].schedule, dir);
+                dir
             })
         };
         let secs = Duration::from_secs;
-        assert_eq!(kept("").unwrap(), (secs(690), secs(690)));
-        let set = "l0-retention: 1m0s\nl0-retention-check-interval: 5s\nlevels:\n  - interval: 10s\n  - interval: 5m";
-        assert_eq!(kept(set).unwrap(), (secs(150), secs(150)));
-        let e = kept("l0-retention: soon").unwrap_err();
+        let d = schedule("").unwrap();
+        assert_eq!(d, Schedule::default());
+        assert_eq!(
+            (d.local_kept, d.levels, d.snapshot),
+            (
+                secs(690),
+                vec![secs(30), secs(300), secs(3600)],
+                secs(86400)
+            )
+        );
+        let set = "l0-retention: 1m0s\nl0-retention-check-interval: 5s\nlevels:\n  - interval: 10s\n  - interval: 5m\nsnapshot:\n  interval: 1h";
+        let s = schedule(set).unwrap();
+        assert_eq!(
+            (s.local_kept, s.levels, s.snapshot),
+            (secs(150), vec![secs(10), secs(300)], secs(3600))
+        );
+        let e = schedule("l0-retention: soon").unwrap_err();
         assert_eq!(e.field, "l0-retention");
         assert!(e.message.contains("\"soon\" is not a duration"), "{e:?}");
+        let e = schedule("levels:\n  - {}").unwrap_err();
+        assert_eq!(e.field, "levels[0].interval");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! position and the time up to which it holds every commit, and Litestream's local state.
 //! Every error names the file or `s3://bucket/key` and keeps its cause.
 
-use super::config::{ReplicaKind, S3Spec};
+use super::config::{ReplicaKind, S3Spec, Schedule};
 use super::position::{self, Entry, Local, Newest, Position};
 use crate::format::litestream::{parse_ltx_header, LtxError, WalMark, LTX_HEADER_SIZE};
 use futures::TryStreamExt;
@@ -133,27 +133,33 @@ pub struct Head {
 pub(super) async fn read_replica(
     reader: &Reader,
     generation: Option<String>,
+    schedule: &Schedule,
 ) -> Result<Option<Head>, ReplicaError> {
     match reader {
         Reader::File(root) => {
-            let root = root.clone();
-            tokio::task::spawn_blocking(move || read_directory(&root, generation)).await?
+            let (root, schedule) = (root.clone(), schedule.clone());
+            tokio::task::spawn_blocking(move || read_directory(&root, generation, &schedule))
+                .await?
         }
         Reader::S3 {
             store,
             bucket,
             prefix,
-        } => read_s3(store, bucket, prefix, generation).await,
+        } => read_s3(store, bucket, prefix, generation, schedule).await,
     }
 }
 
 /// A replica in a directory (blocking I/O).
-fn read_directory(root: &Path, generation: Option<String>) -> Result<Option<Head>, ReplicaError> {
+fn read_directory(
+    root: &Path,
+    generation: Option<String>,
+    schedule: &Schedule,
+) -> Result<Option<Head>, ReplicaError> {
     let entries = position::file_listing(root)?;
     let Some(n) = position::newest(&entries, generation.as_deref()) else {
         return Ok(None);
     };
-    dated(n, &entries, |n| {
+    dated(n, (&entries, schedule), |n| {
         let path = root.join(&n.key);
         ltx_head(&path)
             .map(|b| b.to_vec())
@@ -176,6 +182,7 @@ async fn read_s3(
     bucket: &str,
     prefix: &str,
     generation: Option<String>,
+    schedule: &Schedule,
 ) -> Result<Option<Head>, ReplicaError> {
     let base = object_store::path::Path::from(prefix);
     let objects: Vec<_> = store
@@ -228,7 +235,8 @@ async fn read_s3(
     } else {
         None
     };
-    dated(n, &entries, move |_| header.unwrap_or(Ok(Vec::new()))).map(Some)
+    let listing = (&entries[..], schedule);
+    dated(n, listing, move |_| header.unwrap_or(Ok(Vec::new()))).map(Some)
 }
 
 /// The time up to which the newest entry covers commits: the LTX header's timestamp (v0.5,
@@ -236,7 +244,7 @@ async fn read_s3(
 /// the storage read from the same listing.
 fn dated(
     n: Newest,
-    entries: &[Entry],
+    (entries, schedule): (&[Entry], &Schedule),
     header: impl FnOnce(&Newest) -> Result<Vec<u8>, ReplicaError>,
 ) -> Result<Head, ReplicaError> {
     let (at, wal) = match n.position {
@@ -255,7 +263,7 @@ fn dated(
         at,
         wal,
         chain: super::chain::check(entries.iter().map(|e| e.key.as_str())),
-        storage: super::storage::summarize(entries),
+        storage: super::storage::summarize(entries, schedule),
     })
 }
 

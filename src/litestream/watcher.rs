@@ -4,7 +4,7 @@
 
 use super::board::{Board, Observation};
 use super::chain::Verdict;
-use super::config::{LitestreamDb, Replica, ReplicaKind};
+use super::config::{LitestreamDb, Replica, ReplicaKind, Schedule};
 use super::local_state::summarize;
 use super::metrics::{self, Process};
 use super::position::{Local, Position};
@@ -136,7 +136,7 @@ fn spawn_replicas(
             let (name, board) = (name.to_string(), board.clone());
             let local = LocalDir {
                 meta: db.meta_path.clone(),
-                kept: db.local_kept,
+                schedule: db.schedule.clone(),
             };
             let replica = replica.clone();
             tokio::spawn(async move { watch(name, local, replica, interval, board).await })
@@ -144,15 +144,15 @@ fn spawn_replicas(
         .collect()
 }
 
-/// Litestream's local state of a database: where, and how long it keeps a change file.
+/// Litestream's local state of a database, and how Litestream paces its work on it.
 struct LocalDir {
     meta: std::path::PathBuf,
-    kept: Duration,
+    schedule: Schedule,
 }
 
 async fn watch(
     db: String,
-    LocalDir { meta, kept }: LocalDir,
+    LocalDir { meta, schedule }: LocalDir,
     replica: Replica,
     interval: Duration,
     board: Arc<Board>,
@@ -193,7 +193,8 @@ async fn watch(
             Err(e) => (None, Some(e)),
         };
         let generation = local.as_ref().and_then(|l: &Local| l.generation.clone());
-        let read = tokio::time::timeout(timeout, read_replica(&reader, generation)).await;
+        let read = tokio::time::timeout(timeout, read_replica(&reader, generation, &schedule));
+        let read = read.await;
         let result = read.unwrap_or(Err(ReplicaError::Timeout(timeout)));
         let said = result.as_ref().err().map(ToString::to_string);
         replica_said.tell(said.as_ref(), |e| match e {
@@ -206,6 +207,7 @@ async fn watch(
         });
         let now = crate::units::epoch_seconds(SystemTime::now());
         let unreplicated_since = unreplicated_since(&meta, local.as_ref(), result.as_ref().ok());
+        let kept = schedule.local_kept;
         let local_state = local.as_ref().map(|l| summarize(&l.files, kept));
         board.post(&db, &replica.name, |o| {
             o.kind = kind_name.clone();

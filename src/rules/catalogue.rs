@@ -206,6 +206,23 @@ fn drill_success(s: &DbSnapshot) -> Option<f64> {
 fn chain_intact(s: &DbSnapshot) -> Option<f64> {
     every_replica(s, |r| r.chain.as_ref().map(|c| c.is_whole()))
 }
+/// The most intervals any level (the snapshots, or the compacted ones) of any replica has let
+/// its oldest missing change wait.
+fn levels_behind(s: &DbSnapshot, snapshots: bool) -> Option<f64> {
+    s.litestream
+        .iter()
+        .filter_map(|r| r.storage.as_ref())
+        .flat_map(|st| &st.levels)
+        .filter(|l| l.is_snapshots() == snapshots)
+        .filter_map(|l| Some(l.lag()? / l.interval.filter(|i| *i > 0.0)?))
+        .max_by(f64::total_cmp)
+}
+fn compaction_behind(s: &DbSnapshot) -> Option<f64> {
+    levels_behind(s, false)
+}
+fn snapshot_behind(s: &DbSnapshot) -> Option<f64> {
+    levels_behind(s, true)
+}
 fn local_overdue(s: &DbSnapshot) -> Option<f64> {
     let state = s.litestream.iter().find_map(|r| r.local_state.as_ref())?;
     Some(state.overdue_bytes as f64)
@@ -547,6 +564,44 @@ pub const RULES: &[RuleDef] = &[
         summary: "Litestream keeps {value} on local disk for {db} that it should have removed",
         description: "Litestream's local state of {db} holds {value} of change files it should have removed, above {threshold}: it went on writing newer ones for more than twice l0-retention + the level-1 interval + the check interval after they could go. While this lasts, the local state grows with every commit until the disk is full (Litestream #784, #1104, #1197): uploads fail, compaction stalls, or retention does not run.",
         fix: "Read Litestream's log for upload, compaction or retention errors (sqlite_litestream_up and the replication lag say whether uploads get through); fix the replica, then watch sqlite_litestream_local_overdue_bytes fall.",
+    },
+    RuleDef {
+        alert: "SQLiteLitestreamCompactionStalled",
+        key: "litestream_compaction",
+        group: Group::Health,
+        scope: Scope::Database,
+        unit: Unit::Count,
+        op: Op::Above,
+        info: None,
+        warning: Some(3.0),
+        critical: None,
+        for_secs: 600,
+        settles: Settles::AtOnce,
+        promql: "max by (db) (sqlite_litestream_compaction_lag_seconds{SEL} / sqlite_litestream_compaction_interval_seconds{SEL})",
+        value: compaction_behind,
+        label: "compaction intervals the oldest uncompacted change has waited",
+        summary: "Litestream has not compacted the replica of {db} for {value} of a level's intervals",
+        description: "The oldest change a compacted level of the Litestream replica of {db} lacks has waited {value} of that level's intervals in the level below, above {threshold}: compaction has stalled (Litestream's log says \"compaction failed\"). Restores read ever more small files, and level-0 files, kept until level 1 holds them, pile up in the replica and on local disk.",
+        fix: "Read Litestream's log for compaction errors (permissions or space where the replica keeps that level); sqlite_litestream_compaction_lag_seconds shows which level waits.",
+    },
+    RuleDef {
+        alert: "SQLiteLitestreamSnapshotStale",
+        key: "litestream_snapshot",
+        group: Group::Health,
+        scope: Scope::Database,
+        unit: Unit::Count,
+        op: Op::Above,
+        info: None,
+        warning: Some(2.0),
+        critical: None,
+        for_secs: 600,
+        settles: Settles::AtOnce,
+        promql: "max by (db) (sqlite_litestream_snapshot_lag_seconds{SEL} / sqlite_litestream_snapshot_interval_seconds{SEL})",
+        value: snapshot_behind,
+        label: "snapshot intervals the oldest change no snapshot holds has waited",
+        summary: "The newest Litestream snapshot of {db} lacks changes {value} snapshot intervals old",
+        description: "The oldest change to {db} that no Litestream snapshot holds has waited {value} snapshot intervals in its replica, above {threshold}: snapshots are not being written (Litestream's log says \"compaction failed\" at level 9). A restore replays every file since the newest snapshot, slower the longer this lasts, and retention keeps everything since.",
+        fix: "Read Litestream's log for snapshot errors (space or permissions where the replica keeps level 9); litestream ltx -level 9 lists the snapshots.",
     },
     RuleDef {
         alert: "SQLiteRestoreDrillStale",

@@ -22,7 +22,7 @@ pub mod sqlite;
 // What the tests use by its short name.
 pub use config::ConfigFile;
 pub use daemon::Daemon;
-pub use mounts::{Share, Tmpfs};
+pub use mounts::{ReadOnly, Share, Tmpfs};
 pub use process::{fd_targets, Guard};
 pub use receiver::Receiver;
 pub use scrape::get;

@@ -1,5 +1,6 @@
 //! Filesystems the tests mount (they need CAP_SYS_ADMIN, as the pid-namespace tests do): a
-//! small tmpfs to fill, and a FUSE share of the type sshfs reports.
+//! small tmpfs to fill, a folder made read-only in place, and a FUSE share of the type sshfs
+//! reports.
 
 use super::process::Guard;
 use super::{wait_for, STEP};
@@ -33,6 +34,45 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// A folder made read-only in place by a read-only bind mount over it: reads go on, writes fail
+/// with EROFS even for root, as a replica's folder does when its permissions or its disk refuse
+/// writes. Writable again when dropped.
+pub struct ReadOnly {
+    path: PathBuf,
+}
+
+impl ReadOnly {
+    pub fn mount(path: &Path) -> Self {
+        let run = |args: &[&str]| {
+            let status = Command::new("mount")
+                .args(args)
+                .arg(path)
+                .arg(path)
+                .status();
+            assert!(
+                status.unwrap().success(),
+                "a read-only bind mount needs CAP_SYS_ADMIN, as the pid-namespace tests do"
+            );
+        };
+        run(&["--bind"]);
+        let ro = ReadOnly {
+            path: path.to_path_buf(),
+        };
+        let status = Command::new("mount")
+            .args(["-o", "remount,bind,ro"])
+            .arg(path)
+            .status();
+        assert!(status.unwrap().success(), "remounting {path:?} read-only");
+        ro
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
     }
 }
 
