@@ -646,6 +646,8 @@ fn restores(yml: &Path, db: &Path, dir: &Path) -> (bool, String) {
             .as_nanos()
     ));
     let out = std::process::Command::new(common::services::litestream_bin("0.5.17"))
+        // Litestream's S3 client refuses to start with a custom CA bundle in its environment.
+        .env_remove("AWS_CA_BUNDLE")
         .arg("restore")
         .arg("-config")
         .arg(yml)
@@ -763,8 +765,8 @@ fn a_file_missing_from_the_middle_of_the_chain_is_found_before_a_restore() {
     assert!(restores(&yml, &db, dir.path()).0, "and restores again");
 }
 
-/// Litestream's uploads stopped while the application writes (the replica's `ltx` folder
-/// replaced by a file, which stops root as well as anyone): its local level-0 files pile up past
+/// Litestream's uploads stopped while the application writes (the replica's `ltx` folder made
+/// read-only in place, which stops root as well as anyone): its local level-0 files pile up past
 /// their time and SQLiteLitestreamLocalStateGrowing fires in a real Alertmanager; the folder put
 /// back, Litestream uploads, compacts and removes them, and it resolves (issue 31). Before that,
 /// writes with uploads working keep nothing past its time. Litestream keeps a level-0 file for
@@ -804,7 +806,6 @@ fn uploads_stopped_grow_the_local_state_and_fire_its_alert() {
             "replication_lag",
             json!({"warning": "off", "critical": "off"}),
         )
-        .threshold("replica_down", json!({"warning": "off"}))
         .no_disk_alert()
         .write(&dir.path().join("sqlite-ops.yaml"));
     let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
@@ -823,11 +824,8 @@ fn uploads_stopped_grow_the_local_state_and_fire_its_alert() {
     let healthy_bytes = local("sqlite_litestream_local_bytes").unwrap();
     assert!(!firing(&d, "SQLiteLitestreamLocalStateGrowing"));
 
-    // Uploads stopped.
-    let ltx = replica.join("ltx");
-    let aside = dir.path().join("ltx.aside");
-    std::fs::rename(&ltx, &aside).unwrap();
-    std::fs::write(&ltx, b"not a folder").unwrap();
+    // Uploads stopped: the replica's folder read-only (its files stay readable).
+    let read_only = common::ReadOnly::mount(&replica.join("ltx"));
     let stopped = Instant::now();
     let alert = wait_for(
         STEP,
@@ -844,8 +842,7 @@ fn uploads_stopped_grow_the_local_state_and_fire_its_alert() {
     let fired_in = stopped.elapsed().as_secs_f64();
 
     // Uploads back: Litestream catches up and removes what it kept.
-    std::fs::remove_file(&ltx).unwrap();
-    std::fs::rename(&aside, &ltx).unwrap();
+    drop(read_only);
     am.wait_resolved("SQLiteLitestreamLocalStateGrowing", "app", STEP);
     eprintln!(
         "local state: {healthy_bytes} bytes healthy, {grown} when the alert fired {fired_in:.1}s after uploads stopped"
@@ -1029,4 +1026,178 @@ fn compaction_and_snapshots_stalled_while_uploads_go_on() {
             "level {level}: {alert} {fired_in:.1}s after it stopped ({said}); healthy worst {worst_compaction:.1}s / {worst_snapshot:.1}s"
         );
     }
+}
+
+/// A bucket on moto's S3 server, through boto3 (which moto installs) with the test credentials
+/// Litestream writes with: moto refuses unsigned reads of objects they own.
+struct Bucket {
+    endpoint: String,
+    bucket: String,
+}
+
+impl Bucket {
+    fn new(endpoint: &str, bucket: &str) -> Self {
+        Bucket {
+            endpoint: endpoint.to_string(),
+            bucket: bucket.to_string(),
+        }
+    }
+
+    /// Runs `op` on a boto3 client `s3` (bucket `b`, arguments `args`) and returns its output.
+    fn boto(&self, op: &str, args: &[&str]) -> Vec<u8> {
+        let script = format!(
+            "import sys, boto3\n\
+             s3 = boto3.client('s3', endpoint_url='{}', aws_access_key_id='test', \
+             aws_secret_access_key='test', region_name='us-east-1')\n\
+             b, args = '{}', sys.argv[1:]\n{op}\n",
+            self.endpoint, self.bucket
+        );
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .env_remove("AWS_CA_BUNDLE")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// The keys under `prefix`.
+    fn keys(&self, prefix: &str) -> Vec<String> {
+        let op = "for page in s3.get_paginator('list_objects_v2').paginate(Bucket=b, Prefix=args[0]):\n    [print(o['Key']) for o in page.get('Contents', [])]";
+        let out = self.boto(op, &[prefix]);
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// Moves the object at `key` to the file `to`.
+    fn take(&self, key: &str, to: &Path) {
+        let op = "s3.download_file(b, args[0], args[1]); s3.delete_object(Bucket=b, Key=args[0])";
+        self.boto(op, &[key, to.to_str().unwrap()]);
+    }
+
+    /// Puts the file `from` back at `key`.
+    fn put(&self, key: &str, from: &Path) {
+        self.boto(
+            "s3.upload_file(args[1], b, args[0])",
+            &[key, from.to_str().unwrap()],
+        );
+    }
+}
+
+/// The chain check on an S3 replica (moto), as on a folder: a level-0 object removed from the
+/// middle of the chain fires SQLiteReplicaChainBroken in a real Alertmanager naming the object
+/// after the gap, exactly when Litestream's own restore refuses the replica; put back, it
+/// resolves and the replica restores (issue 31).
+#[test]
+fn an_object_missing_from_the_middle_of_an_s3_chain_is_found_before_a_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = wal_db(dir.path());
+    let s3 = S3Server::start("backups");
+    let yml = s3_replica_yml(dir.path(), &db, &s3.endpoint);
+    let bucket = Bucket::new(&s3.endpoint, "backups");
+    let litestream = Litestream::start("0.5.17", &yml);
+    let conn = Connection::open(&db).unwrap();
+    // (min, max, key) of the LTX objects at `level` (hex, four digits, under the prefix).
+    let level = |l: u32| -> Vec<(u64, u64, String)> {
+        let mut out: Vec<(u64, u64, String)> = bucket
+            .keys(&format!("app/db/{l:04x}/"))
+            .into_iter()
+            .filter_map(|k| {
+                let name = k.rsplit('/').next()?.strip_suffix(".ltx")?;
+                let (a, b) = name.split_once('-')?;
+                let range = (
+                    u64::from_str_radix(a, 16).ok()?,
+                    u64::from_str_radix(b, 16).ok()?,
+                );
+                Some((range.0, range.1, k))
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let past_snapshot = || {
+        let floor = (1..=9)
+            .flat_map(level)
+            .map(|(_, max, _)| max)
+            .max()
+            .unwrap_or(0);
+        let files: Vec<_> = level(0)
+            .into_iter()
+            .filter(|(min, _, _)| *min > floor + 1)
+            .collect();
+        files
+    };
+    wait_for(
+        Duration::from_secs(60),
+        "three level-0 objects past the snapshot",
+        || {
+            conn.execute("INSERT INTO events(at) VALUES (1)", [])
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            (past_snapshot().len() >= 3).then_some(())
+        },
+    );
+    drop(litestream);
+    assert!(
+        restores(&yml, &db, dir.path()).0,
+        "the whole replica restores"
+    );
+
+    let am = common::Alertmanager::start(&dir.path().join("am"), free_port());
+    let cfg = ConfigFile::new()
+        .set("poll_interval", json!("200ms"))
+        .litestream(&yml, "500ms")
+        .set(
+            "alertmanager",
+            json!({"urls": [am.url], "resend_interval": "1s"}),
+        )
+        .threshold("replica_chain", json!({"for": "0s"}))
+        .threshold(
+            "replication_lag",
+            json!({"warning": "off", "critical": "off"}),
+        )
+        .no_disk_alert()
+        .write(&dir.path().join("sqlite-ops.yaml"));
+    let d = Daemon::start_without_env(&["--config", cfg.to_str().unwrap()], &["AWS_CA_BUNDLE"]);
+    let intact = || {
+        d.metrics()
+            .samples
+            .get("sqlite_litestream_chain_intact{db=\"app\",replica=\"s3\"}")
+            .copied()
+    };
+    let judged = wait_for(Duration::from_secs(10), "the chain judged", &intact);
+    assert_eq!(judged, 1.0, "{}", d.get("/api/v1/status").1);
+
+    let files = past_snapshot();
+    let (_, _, middle) = &files[1];
+    let kept = dir.path().join("kept.ltx");
+    bucket.take(middle, &kept);
+    let alert = wait_for(STEP, "SQLiteReplicaChainBroken in Alertmanager", || {
+        am.find("SQLiteReplicaChainBroken", "app")
+    });
+    let next = files[2].2.rsplit('/').next().unwrap().to_string();
+    let said = alert["annotations"]["description"].as_str().unwrap();
+    assert!(
+        said.contains(&next),
+        "names the object after the gap ({next}): {said}"
+    );
+    let (ok, err) = restores(&yml, &db, dir.path());
+    assert!(
+        !ok && err.contains("non-contiguous"),
+        "Litestream's own restore refuses it too: {err}"
+    );
+
+    bucket.put(middle, &kept);
+    am.wait_resolved("SQLiteReplicaChainBroken", "app", STEP);
+    assert_eq!(intact(), Some(1.0));
+    assert!(restores(&yml, &db, dir.path()).0, "and restores again");
 }
