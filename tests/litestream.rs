@@ -758,6 +758,44 @@ fn a_file_missing_from_the_middle_of_the_chain_is_found_before_a_restore() {
         "Litestream's own restore refuses it too: {err}"
     );
     assert!(!name.is_empty());
+    // `check --restore-drill` restores, fails, and says the chain check had predicted it.
+    let check_cfg = ConfigFile::new()
+        .litestream(&yml, "500ms")
+        .set(
+            "restore_drill",
+            json!({"interval": "1h", "scratch_dir": dir.path().join("scratch"),
+                   "litestream": common::services::litestream_bin("0.5.17")}),
+        )
+        .write(&dir.path().join("check.yaml"));
+    let (code, out, err) = run_cli(&[
+        "check",
+        "--config",
+        check_cfg.to_str().unwrap(),
+        "--restore-drill",
+        "--sample",
+        "1s",
+        "--format",
+        "json",
+    ]);
+    let report: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    let drill = report["databases"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "restore_drill")
+        .cloned()
+        .unwrap_or_else(|| panic!("{report:#}"));
+    let summary = drill["summary"].as_str().unwrap();
+    assert_eq!(
+        (code, drill["status"].as_str()),
+        (2, Some("critical")),
+        "{drill:#}"
+    );
+    assert!(
+        summary.contains("predicted this without a restore") && summary.contains(&next),
+        "{summary}"
+    );
 
     std::fs::rename(&aside, middle).unwrap();
     am.wait_resolved("SQLiteReplicaChainBroken", "app", STEP);

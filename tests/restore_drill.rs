@@ -323,6 +323,11 @@ fn a_damaged_replica_fails_with_litestream_s_own_error() {
         summary.contains("litestream restore failed") && summary.contains("decode"),
         "Litestream's own error: {summary}"
     );
+    // The files are all there, only damaged: no listing could have told.
+    assert!(
+        summary.contains("chain of LTX files is whole"),
+        "what the chain check said: {summary}"
+    );
     litestream.signal(libc::SIGCONT);
     drop(d);
 }

@@ -1,11 +1,12 @@
 //! `check --restore-drill`: one restore drill of each replicated database, now, reported as a
 //! finding (`restore_drill`): critical when the replica does not restore to a sound copy,
-//! unknown when the drill could not run (and why).
+//! unknown when the drill could not run (and why); with what the chain check had predicted.
 
 use super::{Finding, Status};
 use crate::drill::restore::{self, Outcome};
 use crate::drill::{DrillRecord, DrillResult, DrillSettings};
 use crate::litestream::board::Board;
+use crate::litestream::chain::Verdict;
 use crate::monitor::DbSnapshot;
 use crate::rules::Unit;
 use crate::target::Target;
@@ -41,7 +42,31 @@ pub fn finding(
     Some(match outcome {
         Outcome::Refused(why) | Outcome::NotYet(why) => refused(&why),
         Outcome::Stopped => Finding::new("restore_drill", Status::Unknown, "the drill was stopped"),
-        Outcome::Ran(r) => from_result(&r, "now"),
+        Outcome::Ran(r) => {
+            // What the chain check of the sample's listing said, a gap seen once included: a
+            // check has no second listing to confirm it with, and the drill is the judge here.
+            let chain = seen().and_then(|o| o.chain.or(o.chain_unconfirmed.map(Verdict::Broken)));
+            let mut f = from_result(&r, "now");
+            if let Some(said) = predicted(chain.as_ref(), r.success) {
+                f.summary = format!("{}. {said}", f.summary);
+            }
+            f
+        }
+    })
+}
+
+/// What the chain check of the replica's listing, which costs no restore, said of the drill's
+/// result. Pure.
+fn predicted(chain: Option<&Verdict>, restored: bool) -> Option<String> {
+    Some(match (chain?, restored) {
+        (Verdict::Broken(gap), false) => format!(
+            "The chain check of the replica's listing predicted this without a restore: {gap}"
+        ),
+        (Verdict::Broken(gap), true) => format!(
+            "The chain check of the replica's listing saw a gap the restore did not trip on: {gap}"
+        ),
+        (Verdict::Whole, false) => "The replica's chain of LTX files is whole: what failed is in a file's content, the integrity check or the rows, which only a restore finds".to_string(),
+        (Verdict::Whole, true) => "The chain check of the replica's listing predicted it: its chain of LTX files is whole".to_string(),
     })
 }
 
@@ -102,5 +127,34 @@ pub fn from_daemon(d: &DrillRecord, now: f64) -> Finding {
             let ago = crate::units::human_duration((now - r.finished_at).max(1.0));
             from_result(r, &format!("by the daemon {ago} ago"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_check_said_what_the_drill_found_or_not() {
+        let gap = Verdict::Broken("the next file, ltx/0/9-9.ltx".into());
+        let said = predicted(Some(&gap), false).unwrap();
+        assert!(
+            said.contains("predicted this") && said.contains("ltx/0/9-9.ltx"),
+            "{said}"
+        );
+        assert!(predicted(Some(&gap), true)
+            .unwrap()
+            .contains("did not trip on"));
+        assert!(predicted(Some(&Verdict::Whole), false)
+            .unwrap()
+            .contains("only a restore finds"));
+        assert!(predicted(Some(&Verdict::Whole), true)
+            .unwrap()
+            .contains("predicted it"));
+        assert_eq!(
+            predicted(None, false),
+            None,
+            "v0.3, or not listed: nothing said"
+        );
     }
 }
