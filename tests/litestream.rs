@@ -801,6 +801,31 @@ fn a_file_missing_from_the_middle_of_the_chain_is_found_before_a_restore() {
     am.wait_resolved("SQLiteReplicaChainBroken", "app", STEP);
     assert_eq!(intact(), Some(1.0));
     assert!(restores(&yml, &db, dir.path()).0, "and restores again");
+
+    // A header damaged in place (its TXIDs no longer those of its name): the same alert, naming
+    // the file, read from its first 100 bytes; Litestream's restore fails on it too.
+    let (_, _, last) = &files[2];
+    let intact_bytes = std::fs::read(last).unwrap();
+    let mut damaged = intact_bytes.clone();
+    damaged[16..24].copy_from_slice(&1u64.to_be_bytes());
+    std::fs::write(last, &damaged).unwrap();
+    let alert = wait_for(
+        STEP,
+        "SQLiteReplicaChainBroken for a damaged header",
+        || am.find("SQLiteReplicaChainBroken", "app"),
+    );
+    let said = alert["annotations"]["description"].as_str().unwrap();
+    assert!(
+        said.contains(&next) && said.contains("its name"),
+        "names the damaged file ({next}): {said}"
+    );
+    assert!(
+        !restores(&yml, &db, dir.path()).0,
+        "Litestream's restore fails on it"
+    );
+    std::fs::write(last, &intact_bytes).unwrap();
+    am.wait_resolved("SQLiteReplicaChainBroken", "app", STEP);
+    assert!(restores(&yml, &db, dir.path()).0, "and restores again");
 }
 
 /// Litestream's uploads stopped while the application writes (the replica's `ltx` folder made

@@ -1,8 +1,8 @@
 #![no_main]
-//! Litestream's names and LTX header parsers, litestream.yml and the chain check of a listing
-//! (one key per line) never panic, a chain judged whole ends at a listed file's TXID, and the
-//! local state of a listing (one key per line, its line number its time) never counts more
-//! overdue than it holds.
+//! Litestream's names and LTX header parsers (and the header check), litestream.yml and the
+//! chain check of a listing (one key per line) never panic, a chain judged whole ends at a listed
+//! file's TXID, and the local state of a listing (one key per line, its line number its time)
+//! never counts more overdue than it holds.
 use libfuzzer_sys::fuzz_target;
 use sqlite_ops::format::litestream as ls;
 
@@ -10,6 +10,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(h) = ls::parse_ltx_header(data) {
         assert!(h.min_txid <= h.max_txid);
     }
+    let named = "ltx/0/0000000000000001-0000000000000002.ltx";
+    let _ = sqlite_ops::litestream::chain::header_problem(named, data);
     if let Ok(s) = std::str::from_utf8(data) {
         if let Some(n) = ls::parse_ltx_name(s) {
             assert!(n.min_txid <= n.max_txid);
@@ -36,6 +38,8 @@ fuzz_target!(|data: &[u8]| {
                 size: k.len() as u64,
             })
             .collect();
+        let reads = sqlite_ops::litestream::chain::restore_reads(s.lines());
+        assert!(reads.len() <= s.lines().count());
         let state = summarize(&files, std::time::Duration::from_secs(10));
         assert!(state.overdue_bytes <= state.bytes && state.overdue_files <= state.files);
     }

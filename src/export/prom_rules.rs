@@ -195,7 +195,7 @@ fn make(rule: &RuleDef, severity: Severity, for_: Duration, runbook_base_url: &s
             .replace("{holder}", HOLDER)
             .replace(
                 "{gap}",
-                "an LTX file is missing from its chain (the daemon's /api/v1/status names it)",
+                "an LTX file of its chain is missing or damaged (the daemon's /api/v1/status names it)",
             )
             .replace("{reader_open}", READER_OPEN)
             .replace("{value}", &value_text)

@@ -2,7 +2,7 @@
 //! to its newest file? Pure: over the names of one listing (the one that already gives the
 //! replica's position, so the check costs no request of its own).
 
-use crate::format::litestream::{parse_level, parse_ltx_name};
+use crate::format::litestream::{parse_level, parse_ltx_header, parse_ltx_name};
 use serde::{Serialize, Serializer};
 
 /// The snapshot level of Litestream 0.5.
@@ -22,6 +22,9 @@ pub enum Chain {
         starts: u64,
         next: String,
     },
+    /// A file a restore would read (the newest snapshot, or one past it) whose header is not an
+    /// LTX header or disagrees with its name (`problem`, in words); file replicas only.
+    BadHeader { key: String, problem: String },
 }
 
 /// Whether a restore would find an unbroken chain; a broken one says its gap in words.
@@ -61,7 +64,7 @@ impl Chain {
         match self {
             Chain::NotLtx => None,
             Chain::Whole { .. } => Some(Verdict::Whole),
-            Chain::Gap { .. } => self.describe().map(Verdict::Broken),
+            Chain::Gap { .. } | Chain::BadHeader { .. } => self.describe().map(Verdict::Broken),
         }
     }
 
@@ -70,6 +73,9 @@ impl Chain {
         match self {
             Chain::Gap { have, starts, next } => Some(format!(
                 "LTX files are missing: the chain holds transactions up to {have:016x}, and the next file, {next}, starts at {starts:016x}"
+            )),
+            Chain::BadHeader { key, problem } => Some(format!(
+                "an LTX file a restore would read is damaged: {key}: {problem}"
             )),
             _ => None,
         }
@@ -148,9 +154,53 @@ pub fn check<'a>(keys: impl IntoIterator<Item = &'a str>) -> Chain {
     }
 }
 
+/// What is wrong with the header (`bytes`, the file's first bytes) of the LTX file named `key`:
+/// not an LTX header, or other TXIDs than its name says, or a page size SQLite cannot have.
+/// `None` when sound, or when `key` names no LTX file. Pure.
+pub fn header_problem(key: &str, bytes: &[u8]) -> Option<String> {
+    let name = parse_ltx_name(key.rsplit('/').next()?)?;
+    let h = match parse_ltx_header(bytes) {
+        Ok(h) => h,
+        Err(e) => return Some(e.to_string()),
+    };
+    if (h.min_txid, h.max_txid) != (name.min_txid, name.max_txid) {
+        return Some(format!(
+            "its header holds transactions {:016x}-{:016x}, its name {:016x}-{:016x}",
+            h.min_txid, h.max_txid, name.min_txid, name.max_txid
+        ));
+    }
+    let sqlite_page = (512..=65536).contains(&h.page_size) && h.page_size.is_power_of_two();
+    (!sqlite_page).then(|| format!("its header gives a page size of {}", h.page_size))
+}
+
+/// The files a restore would read among `keys`, whose headers are worth checking: the newest
+/// snapshot and every file past it. Pure.
+pub fn restore_reads<'a>(keys: impl IntoIterator<Item = &'a str> + Clone) -> Vec<&'a str> {
+    let ltx = |key: &'a str| {
+        let mut parts = key.rsplit('/');
+        let name = parse_ltx_name(parts.next()?)?;
+        Some((parse_level(parts.next()?)?, name.max_txid, key))
+    };
+    let snapshot = keys
+        .clone()
+        .into_iter()
+        .filter_map(ltx)
+        .filter(|(level, _, _)| *level == SNAPSHOT_LEVEL)
+        .max_by_key(|(_, max, _)| *max);
+    let floor = snapshot.map_or(0, |(_, max, _)| max);
+    keys.into_iter()
+        .filter_map(ltx)
+        .filter(|(level, max, key)| {
+            *max > floor || (*level == SNAPSHOT_LEVEL && Some(*key) == snapshot.map(|s| s.2))
+        })
+        .map(|(_, _, key)| key)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::litestream::LTX_HEADER_SIZE;
 
     fn k(level: u32, min: u64, max: u64) -> String {
         format!("ltx/{level}/{min:016x}-{max:016x}.ltx")
@@ -212,6 +262,57 @@ mod tests {
         // Files older than the snapshot, gaps among them included, do not matter.
         let files = [(0, 1, 1), (0, 3, 3), (9, 1, 5), (0, 6, 6)];
         assert_eq!(judge(&files), Chain::Whole { txid: 6 });
+    }
+
+    fn header(min: u64, max: u64, page: u32) -> Vec<u8> {
+        let mut b = vec![0u8; LTX_HEADER_SIZE];
+        b[0..4].copy_from_slice(b"LTX1");
+        b[8..12].copy_from_slice(&page.to_be_bytes());
+        b[16..24].copy_from_slice(&min.to_be_bytes());
+        b[24..32].copy_from_slice(&max.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn a_header_must_be_ltx_and_agree_with_its_name() {
+        let key = k(0, 6, 8);
+        assert_eq!(header_problem(&key, &header(6, 8, 4096)), None);
+        let said = header_problem(&key, &header(6, 9, 4096)).unwrap();
+        assert!(
+            said.contains("0000000000000009") && said.contains("its name"),
+            "{said}"
+        );
+        assert!(header_problem(&key, b"garbage")
+            .unwrap()
+            .contains("at least 100"));
+        let mut bad = header(6, 8, 4096);
+        bad[0] = b'X';
+        assert!(header_problem(&key, &bad).unwrap().contains("magic"));
+        assert!(header_problem(&key, &header(6, 8, 1000))
+            .unwrap()
+            .contains("page size"));
+        assert_eq!(header_problem("ltx/0/notes.txt", b""), None);
+        let said = Chain::BadHeader {
+            key: key.clone(),
+            problem: "x".into(),
+        }
+        .describe()
+        .unwrap();
+        assert!(said.contains(&key), "{said}");
+    }
+
+    #[test]
+    fn a_restore_reads_the_newest_snapshot_and_what_is_past_it() {
+        let keys = [
+            k(9, 1, 5),
+            k(9, 1, 9),
+            k(1, 1, 5),
+            k(1, 6, 9),
+            k(0, 10, 10),
+            k(0, 9, 9),
+        ];
+        let reads = restore_reads(keys.iter().map(String::as_str));
+        assert_eq!(reads, [k(9, 1, 9).as_str(), k(0, 10, 10).as_str()]);
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! position and the time up to which it holds every commit, and Litestream's local state.
 //! Every error names the file or `s3://bucket/key` and keeps its cause.
 
+use super::chain::Chain;
 use super::config::{ReplicaKind, S3Spec, Schedule};
 use super::position::{self, Entry, Local, Newest, Position};
 use crate::format::litestream::{parse_ltx_header, LtxError, WalMark, LTX_HEADER_SIZE};
 use futures::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -134,12 +136,19 @@ pub(super) async fn read_replica(
     reader: &Reader,
     generation: Option<String>,
     schedule: &Schedule,
+    headers: &mut Headers,
 ) -> Result<Option<Head>, ReplicaError> {
     match reader {
         Reader::File(root) => {
             let (root, schedule) = (root.clone(), schedule.clone());
-            tokio::task::spawn_blocking(move || read_directory(&root, generation, &schedule))
-                .await?
+            let mut checked = std::mem::take(headers);
+            let (read, checked) = tokio::task::spawn_blocking(move || {
+                let read = read_directory(&root, generation, &schedule, &mut checked);
+                (read, checked)
+            })
+            .await?;
+            *headers = checked;
+            read
         }
         Reader::S3 {
             store,
@@ -154,18 +163,67 @@ fn read_directory(
     root: &Path,
     generation: Option<String>,
     schedule: &Schedule,
+    headers: &mut Headers,
 ) -> Result<Option<Head>, ReplicaError> {
     let entries = position::file_listing(root)?;
     let Some(n) = position::newest(&entries, generation.as_deref()) else {
         return Ok(None);
     };
-    dated(n, (&entries, schedule), |n| {
+    let mut head = dated(n, (&entries, schedule), |n| {
         let path = root.join(&n.key);
         ltx_head(&path)
             .map(|b| b.to_vec())
             .map_err(|source| ReplicaError::File { path, source })
-    })
-    .map(Some)
+    })?;
+    if let (Chain::Whole { .. }, Some((key, problem))) =
+        (&head.chain, headers.check(root, &entries))
+    {
+        head.chain = Chain::BadHeader { key, problem };
+    }
+    Ok(Some(head))
+}
+
+/// The headers of a file replica's LTX files already checked, by key, with the size and time
+/// they had then: a file is read once, and again only when it changes.
+#[derive(Debug, Default)]
+pub(super) struct Headers(HashMap<String, (u64, SystemTime, Option<String>)>);
+
+impl Headers {
+    /// The first file a restore would read (the newest snapshot, or one past it) whose header
+    /// is damaged, and what is wrong with it; files that vanish while read are skipped.
+    fn check(&mut self, root: &Path, entries: &[Entry]) -> Option<(String, String)> {
+        let by_key: HashMap<&str, &Entry> = entries.iter().map(|e| (e.key.as_str(), e)).collect();
+        let mut reads = super::chain::restore_reads(by_key.keys().copied());
+        reads.sort_unstable();
+        let mut first = None;
+        for key in reads {
+            let e = by_key[key];
+            let cached = self
+                .0
+                .get(key)
+                .filter(|c| (c.0, c.1) == (e.size, e.modified));
+            let problem = match cached {
+                Some(c) => c.2.clone(),
+                None => {
+                    let mut bytes = Vec::with_capacity(LTX_HEADER_SIZE);
+                    let read = std::fs::File::open(root.join(key))
+                        .and_then(|f| f.take(LTX_HEADER_SIZE as u64).read_to_end(&mut bytes));
+                    if read.is_err() {
+                        continue;
+                    }
+                    let problem = super::chain::header_problem(key, &bytes);
+                    self.0
+                        .insert(key.to_string(), (e.size, e.modified, problem.clone()));
+                    problem
+                }
+            };
+            if let (None, Some(p)) = (&first, problem) {
+                first = Some((key.to_string(), p));
+            }
+        }
+        self.0.retain(|k, _| by_key.contains_key(k.as_str()));
+        first
+    }
 }
 
 /// The first bytes of the LTX file at `path`: its header.

@@ -8,7 +8,7 @@ use super::config::{LitestreamDb, Replica, ReplicaKind, Schedule};
 use super::local_state::summarize;
 use super::metrics::{self, Process};
 use super::position::{Local, Position};
-use super::replica::{read_local, read_replica, reader_of, Head, ReplicaError};
+use super::replica::{read_local, read_replica, reader_of, Head, Headers, ReplicaError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -175,6 +175,7 @@ async fn watch(
             return;
         }
     };
+    let mut headers = Headers::default();
     let mut local_said = Said::default();
     let mut replica_said = Said::default();
     loop {
@@ -193,7 +194,8 @@ async fn watch(
             Err(e) => (None, Some(e)),
         };
         let generation = local.as_ref().and_then(|l: &Local| l.generation.clone());
-        let read = tokio::time::timeout(timeout, read_replica(&reader, generation, &schedule));
+        let read = read_replica(&reader, generation, &schedule, &mut headers);
+        let read = tokio::time::timeout(timeout, read);
         let read = read.await;
         let result = read.unwrap_or(Err(ReplicaError::Timeout(timeout)));
         let said = result.as_ref().err().map(ToString::to_string);

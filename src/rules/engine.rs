@@ -90,17 +90,32 @@ impl Breach<'_> {
             .wal
             .as_ref()
             .map_or("none", |w| w.pinned_holder());
+        // Where a replica's chain breaks: a second gap or a damaged file, found while the alert
+        // fires with the same value, is news the text must carry.
+        let gap = self
+            .snapshot
+            .litestream
+            .iter()
+            .find_map(|r| r.chain.as_ref().and_then(|c| c.gap()))
+            .map(|g| {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                g.hash(&mut h);
+                h.finish()
+            });
         (
             self.value.to_bits(),
             self.threshold.to_bits(),
             holder,
             self.for_,
+            gap,
         )
     }
 }
 
-/// Value, threshold (as bits), the pinning reader's role, and `for`.
-type TextInputs = (u64, u64, &'static str, Duration);
+/// Value, threshold (as bits), the pinning reader's role, `for`, and a hash of where a chain
+/// breaks.
+type TextInputs = (u64, u64, &'static str, Duration, Option<u64>);
 
 #[derive(Debug)]
 struct Track {
@@ -395,6 +410,38 @@ mod tests {
                 ("/data", "The filesystem at /data has 5% free"),
                 ("/other", "The filesystem at /other has 5% free")
             ]
+        );
+    }
+
+    /// A chain alert firing on one gap, then on another with the same value (0, broken): the
+    /// text names the new one (found when a header check followed a gap that was mended).
+    #[test]
+    fn a_firing_chain_alert_names_the_break_it_sees_now() {
+        use crate::litestream::chain::Verdict;
+        let t = thresholds("replica_chain: {critical: 1, for: 0s}\n");
+        let broken = |gap: &str| {
+            let mut s = snapshot(10);
+            s.litestream = vec![crate::monitor::ReplicaSnapshot {
+                replica: "file".into(),
+                chain: Some(Verdict::Broken(gap.into())),
+                ..Default::default()
+            }];
+            s
+        };
+        let mut e = Engine::new("r");
+        let (i, w) = (Instant::now(), SystemTime::now());
+        let first = e.evaluate([(&broken("ltx/0/5.ltx is missing"), &t)], i, w);
+        assert!(
+            first[0].description.contains("5.ltx"),
+            "{}",
+            first[0].description
+        );
+        let second = e.evaluate([(&broken("ltx/0/9.ltx is damaged"), &t)], i, w);
+        assert_eq!(second[0].state, AlertState::Firing);
+        assert!(
+            second[0].description.contains("9.ltx"),
+            "{}",
+            second[0].description
         );
     }
 
