@@ -7,7 +7,7 @@ use crate::drill;
 use crate::export::metrics::BuildInfo;
 use crate::history::History;
 use crate::litestream::board::Board;
-use crate::litestream::watcher::Watchers;
+use crate::litestream::watcher::{Pace, Watchers};
 use crate::notify::alertmanager::{self, NotifierSettings};
 use crate::notify::delivery::Channel;
 use crate::notify::heartbeat::{self, HeartbeatSettings, HeartbeatStats};
@@ -36,8 +36,8 @@ pub struct Settings {
     pub runbook_base_url: String,
     /// Where to push alerts, if anywhere.
     pub alertmanager: Option<NotifierSettings>,
-    /// How often Litestream replicas are read.
-    pub litestream_interval: Duration,
+    /// How often Litestream's local state and replicas are read.
+    pub litestream_pace: Pace,
     /// Whether a litestream.yml was given, and why it could not be used if so.
     pub litestream_config: Option<Result<(), crate::config::ConfigError>>,
     /// TLS, basic auth and response headers for the HTTP server.
@@ -98,7 +98,10 @@ impl Default for Settings {
             telemetry_path: "/metrics".into(),
             runbook_base_url: crate::config::default_runbook_base_url(),
             alertmanager: None,
-            litestream_interval: defaults::LITESTREAM_INTERVAL,
+            litestream_pace: Pace {
+                every: defaults::LITESTREAM_INTERVAL,
+                idle: defaults::LITESTREAM_IDLE_INTERVAL,
+            },
             litestream_config: None,
             security: Default::default(),
             replicators: Vec::new(),
@@ -174,7 +177,7 @@ pub async fn run(
     let mut watchers = Watchers::default();
     watchers.update(
         crate::target::replicated(targets),
-        settings.litestream_interval,
+        settings.litestream_pace,
         &board,
     );
     let poller = poller::spawn(
@@ -415,7 +418,7 @@ async fn rediscover(
             log_changes(&current, &found);
             watchers.update(
                 crate::target::replicated(&found),
-                settings.litestream_interval,
+                settings.litestream_pace,
                 board,
             );
             poller.retarget(found.clone());

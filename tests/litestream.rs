@@ -1264,3 +1264,81 @@ fn an_object_missing_from_the_middle_of_an_s3_chain_is_found_before_a_restore() 
     assert_eq!(intact(), Some(1.0));
     assert!(restores(&yml, &db, dir.path()).0, "and restores again");
 }
+
+/// An idle replica costs few reads (issue 31): with Litestream running and the database idle,
+/// the replica holds all Litestream has, so it is read every `idle_interval` (3 s here) and not
+/// every `interval` (200 ms), as `sqlite_litestream_reads_total` counts; a commit has it read at
+/// once (the lag stays small), and a file removed from its chain while idle is found within
+/// the idle interval.
+#[test]
+fn an_idle_replica_is_read_every_idle_interval_and_a_commit_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = wal_db(dir.path());
+    let yml = file_replica_yml(dir.path(), &db);
+    let _litestream = Litestream::start("0.5.17", &yml);
+    let cfg = ConfigFile::new()
+        .set("poll_interval", json!("200ms"))
+        .litestream_idle(&yml, "200ms", "3s")
+        .threshold("replica_chain", json!({"for": "0s"}))
+        .no_disk_alert()
+        .write(&dir.path().join("sqlite-ops.yaml"));
+    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    let reads = || {
+        d.metrics()
+            .samples
+            .get("sqlite_litestream_reads_total{db=\"app\",replica=\"file\"}")
+            .copied()
+    };
+    let conn = Connection::open(&db).unwrap();
+    conn.execute("INSERT INTO events(at) VALUES (1)", [])
+        .unwrap();
+    // Litestream has replicated the commit, and the daemon has seen the replica hold it.
+    wait_for(STEP, "the replica holding every commit", || {
+        let (up, lag) = replica(&d, "file");
+        (up == Some(1.0) && lag == Some(0.0)).then_some(())
+    });
+    let before = reads().unwrap();
+    std::thread::sleep(Duration::from_secs(7));
+    let idle = reads().unwrap() - before;
+    assert!(
+        (1.0..=4.0).contains(&idle),
+        "an idle replica read every 3 s, not every 200 ms: {idle} reads in 7 s"
+    );
+
+    // A commit: Litestream's local position moves, the replica is read at its interval again.
+    let committed = Instant::now();
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    conn.execute("INSERT INTO events(at) VALUES (2)", [])
+        .unwrap();
+    wait_for(STEP, "the commit replicated and read", || {
+        let key =
+            "sqlite_litestream_last_replicated_timestamp_seconds{db=\"app\",replica=\"file\"}";
+        let at = d.metrics().samples.get(key).copied()?;
+        (at >= wall - 0.01).then_some(())
+    });
+    let seen_in = committed.elapsed().as_secs_f64();
+    assert!(
+        seen_in < 3.0,
+        "a commit is read at the interval, not the idle one: {seen_in:.1}s"
+    );
+
+    // Idle again, a replica gone (its folder moved away) is found within the idle interval.
+    std::thread::sleep(Duration::from_secs(1));
+    let replica_dir = dir.path().join("replica");
+    let aside = dir.path().join("replica.aside");
+    std::fs::rename(&replica_dir, &aside).unwrap();
+    let gone = Instant::now();
+    wait_for(STEP, "the replica seen down", || {
+        (replica(&d, "file").0 == Some(0.0)).then_some(())
+    });
+    let down_in = gone.elapsed().as_secs_f64();
+    assert!(
+        down_in < 3.0 + 2.0,
+        "within the idle interval: {down_in:.1}s"
+    );
+    std::fs::rename(&aside, &replica_dir).unwrap();
+    eprintln!("idle: {idle} reads in 7 s; a commit seen in {seen_in:.1}s; a replica gone seen in {down_in:.1}s");
+}

@@ -350,7 +350,7 @@ fn sample(
             let _entered = runtime.enter();
             watchers.update(
                 crate::target::replicated(targets),
-                SAMPLE_POLL * 5,
+                crate::litestream::watcher::Pace::uniform(SAMPLE_POLL * 5),
                 &poller.board(),
             );
         }

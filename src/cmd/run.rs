@@ -160,11 +160,16 @@ fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {
         telemetry_path: l.telemetry_path.clone(),
         runbook_base_url: l.cfg.runbook_base_url.clone(),
         alertmanager,
-        litestream_interval: l
-            .cfg
-            .litestream
-            .as_ref()
-            .map_or(config::defaults::LITESTREAM_INTERVAL, |l| l.interval),
+        litestream_pace: l.cfg.litestream.as_ref().map_or(
+            crate::litestream::watcher::Pace {
+                every: config::defaults::LITESTREAM_INTERVAL,
+                idle: config::defaults::LITESTREAM_IDLE_INTERVAL,
+            },
+            |l| crate::litestream::watcher::Pace {
+                every: l.interval,
+                idle: l.idle_interval.max(l.interval),
+            },
+        ),
         litestream_config: l.litestream_config.clone(),
         security: l.security.clone(),
         replicators: l.replicators.clone(),

@@ -121,6 +121,15 @@ pub struct LitestreamConfig {
     /// How often local state and each replica are read (S3: one LIST and one ranged GET).
     #[serde(default = "default_litestream_interval", with = "humantime_serde")]
     pub interval: Duration,
+    /// How often a replica is read when nothing new can be in it: it held everything Litestream
+    /// had locally at the last read, and Litestream's local position has not moved since (an
+    /// idle database, or a stopped Litestream). Compaction, retention and damage show then.
+    #[serde(default = "default_litestream_idle_interval", with = "humantime_serde")]
+    pub idle_interval: Duration,
+}
+
+fn default_litestream_idle_interval() -> Duration {
+    defaults::LITESTREAM_IDLE_INTERVAL
 }
 
 fn default_litestream_interval() -> Duration {
@@ -174,6 +183,7 @@ pub mod defaults {
     pub const LOCK_SAMPLE_INTERVAL: Duration = Duration::from_millis(10);
     /// How often Litestream's local state and replicas are read.
     pub const LITESTREAM_INTERVAL: Duration = Duration::from_secs(1);
+    pub const LITESTREAM_IDLE_INTERVAL: Duration = Duration::from_secs(60);
     /// How often `glob:` entries are walked again for new and removed databases.
     pub const DISCOVER_INTERVAL: Duration = Duration::from_secs(10);
     /// How long a glob match that is gone stays (down) before it is forgotten: shorter than

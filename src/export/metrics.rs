@@ -105,6 +105,7 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_litestream_process_up", G, DB, "Whether Litestream's own metrics endpoint (addr: in litestream.yml) answered and listed this database (1) or not (0): 0 while writes go on means Litestream is not running."),
     def("sqlite_litestream_sync_errors_total", C, DB, "Sync errors Litestream itself counted for this database (its litestream_sync_error_count)."),
     def("sqlite_litestream_read_errors_total", C, &["db", "replica"], "Reads of this replica (listing, LTX header) that failed."),
+    def("sqlite_litestream_reads_total", C, &["db", "replica"], "Reads of this replica: on S3 each is a LIST (one per 1,000 objects) and, Litestream 0.5, a ranged GET, so its rate is what sqlite-ops costs in requests. Every litestream.interval while Litestream has changes the replica may lack, every litestream.idle_interval otherwise."),
     def("sqlite_litestream_chain_intact", G, &["db", "replica"], "Whether a restore would find an unbroken run of LTX files from the replica's newest snapshot to its newest file (1) or a gap (0), judged from its last listing (Litestream 0.5; absent for 0.3)."),
     def("sqlite_restore_drill_success", G, &["db", "replica"], "Whether the last restore drill (litestream restore into a scratch folder, integrity_check, row counts) succeeded (1) or failed (0)."),
     def("sqlite_restore_drill_last_success_timestamp_seconds", G, &["db", "replica"], "When a restore drill of this database last succeeded (Unix seconds)."),
@@ -618,6 +619,7 @@ fn add_litestream<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
             l,
             r.errors_total as f64,
         );
+        f.add("sqlite_litestream_reads_total", l, r.reads_total as f64);
         if let Some(lag) = r.lag_seconds {
             f.add("sqlite_litestream_replication_lag_seconds", l, lag);
         }

@@ -44,6 +44,8 @@ pub struct Observation {
     pub storage: Option<super::storage::Storage>,
     /// What Litestream keeps on local disk for the database, from the last read of it.
     pub local_state: Option<super::local_state::LocalState>,
+    /// Reads of the replica (listings: on S3 each is a LIST and, v0.5, a ranged GET).
+    pub reads_total: u64,
     pub errors_total: u64,
 }
 

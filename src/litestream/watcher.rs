@@ -11,7 +11,7 @@ use super::position::{Local, Position};
 use super::replica::{read_local, read_replica, reader_of, Head, Headers, ReplicaError};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::task::JoinHandle;
 
 /// The running watchers, by what they watch, so that a change of the watched databases (a
@@ -35,7 +35,7 @@ impl Watchers {
     pub fn update<'a>(
         &mut self,
         dbs: impl IntoIterator<Item = (&'a str, &'a LitestreamDb)>,
-        interval: Duration,
+        pace: Pace,
         board: &Arc<Board>,
     ) {
         let dbs: HashMap<&str, &LitestreamDb> = dbs.into_iter().collect();
@@ -48,7 +48,7 @@ impl Watchers {
         });
         for (name, ls) in &dbs {
             if !self.replicas.contains_key(*name) {
-                let tasks = spawn_replicas(name, ls, interval, board.clone());
+                let tasks = spawn_replicas(name, ls, pace, board.clone());
                 self.replicas
                     .insert(name.to_string(), ((*ls).clone(), tasks));
             }
@@ -73,8 +73,9 @@ impl Watchers {
         for (url, read) in endpoints {
             if let std::collections::hash_map::Entry::Vacant(slot) = self.endpoints.entry(url) {
                 let (board, list, url) = (board.clone(), read.clone(), slot.key().clone());
+                let every = pace.every;
                 let task =
-                    tokio::spawn(async move { watch_metrics(url, list, interval, board).await });
+                    tokio::spawn(async move { watch_metrics(url, list, every, board).await });
                 slot.insert((read, task));
             }
         }
@@ -122,12 +123,12 @@ async fn watch_metrics(url: String, dbs: Vec<DbAtEndpoint>, interval: Duration, 
     }
 }
 
-/// Starts one task per replica of `db` (named `name`), reading every `interval` until the
+/// Starts one task per replica of `db` (named `name`), reading at `pace` until the
 /// runtime stops.
 fn spawn_replicas(
     name: &str,
     db: &LitestreamDb,
-    interval: Duration,
+    pace: Pace,
     board: Arc<Board>,
 ) -> Vec<JoinHandle<()>> {
     db.replicas
@@ -139,7 +140,7 @@ fn spawn_replicas(
                 schedule: db.schedule.clone(),
             };
             let replica = replica.clone();
-            tokio::spawn(async move { watch(name, local, replica, interval, board).await })
+            tokio::spawn(async move { watch(name, local, replica, pace, board).await })
         })
         .collect()
 }
@@ -154,7 +155,7 @@ async fn watch(
     db: String,
     LocalDir { meta, schedule }: LocalDir,
     replica: Replica,
-    interval: Duration,
+    pace: Pace,
     board: Arc<Board>,
 ) {
     let kind_name = match &replica.kind {
@@ -162,7 +163,7 @@ async fn watch(
         ReplicaKind::S3(_) => "s3".to_string(),
         ReplicaKind::Unsupported { kind } => kind.clone(),
     };
-    let timeout = interval.max(Duration::from_secs(10));
+    let timeout = pace.every.max(Duration::from_secs(10));
     let reader = match reader_of(&replica.kind, timeout) {
         Ok(r) => r,
         Err(e) => {
@@ -176,50 +177,133 @@ async fn watch(
         }
     };
     let mut headers = Headers::default();
-    let mut local_said = Said::default();
-    let mut replica_said = Said::default();
+    let (mut local_said, mut replica_said) = (Said::default(), Said::default());
+    let mut quiet: Option<Quiet> = None;
     loop {
         // What the board shows, and what the log says when it changes: the error's text.
         let local = read_local(&meta).await.map_err(|e| e.to_string());
-        local_said.tell(local.as_ref().err(), |e| match e {
-            Some(e) => {
-                tracing::warn!(db = %db, meta = %meta.display(), error = %e, "cannot read Litestream's local state")
-            }
-            None => {
-                tracing::info!(db = %db, meta = %meta.display(), "Litestream's local state readable again")
-            }
-        });
+        local_said.tell(local.as_ref().err(), |e| log_local(&db, &meta, e));
         let (local, local_error) = match local {
             Ok(l) => (Some(l), None),
             Err(e) => (None, Some(e)),
         };
+        let position = local.as_ref().and_then(|l| l.position.clone());
+        let local_state = local
+            .as_ref()
+            .map(|l| summarize(&l.files, schedule.local_kept));
+        if quiet
+            .as_ref()
+            .is_some_and(|q| q.still(position.as_ref(), pace.idle))
+        {
+            // Nothing new can be in the replica: only the local state is news.
+            board.post(&db, &replica.name, |o| {
+                o.local_state = local_state;
+                o.local = position;
+                o.local_error = local_error;
+            });
+            tokio::time::sleep(pace.every).await;
+            continue;
+        }
         let generation = local.as_ref().and_then(|l: &Local| l.generation.clone());
         let read = read_replica(&reader, generation, &schedule, &mut headers);
-        let read = tokio::time::timeout(timeout, read);
-        let read = read.await;
+        let read = tokio::time::timeout(timeout, read).await;
         let result = read.unwrap_or(Err(ReplicaError::Timeout(timeout)));
         let said = result.as_ref().err().map(ToString::to_string);
-        replica_said.tell(said.as_ref(), |e| match e {
-            Some(e) => {
-                tracing::warn!(db = %db, replica = %replica.name, error = %e, "cannot read Litestream replica")
-            }
-            None => {
-                tracing::info!(db = %db, replica = %replica.name, "Litestream replica readable again")
-            }
-        });
+        replica_said.tell(said.as_ref(), |e| log_replica(&db, &replica.name, e));
+        quiet = Quiet::after(result.as_ref().ok(), position.as_ref());
         let now = crate::units::epoch_seconds(SystemTime::now());
         let unreplicated_since = unreplicated_since(&meta, local.as_ref(), result.as_ref().ok());
-        let kept = schedule.local_kept;
-        let local_state = local.as_ref().map(|l| summarize(&l.files, kept));
         board.post(&db, &replica.name, |o| {
             o.kind = kind_name.clone();
             o.unreplicated_since = unreplicated_since;
             o.local_state = local_state;
-            o.local = local.and_then(|l| l.position);
+            o.local = position;
             o.local_error = local_error;
             record(o, result, now);
         });
-        tokio::time::sleep(interval).await;
+        tokio::time::sleep(pace.every).await;
+    }
+}
+
+fn log_local(db: &str, meta: &std::path::Path, error: Option<&String>) {
+    match error {
+        Some(e) => {
+            tracing::warn!(db = %db, meta = %meta.display(), error = %e, "cannot read Litestream's local state")
+        }
+        None => {
+            tracing::info!(db = %db, meta = %meta.display(), "Litestream's local state readable again")
+        }
+    }
+}
+
+fn log_replica(db: &str, replica: &str, error: Option<&String>) {
+    match error {
+        Some(e) => {
+            tracing::warn!(db = %db, replica = %replica, error = %e, "cannot read Litestream replica")
+        }
+        None => {
+            tracing::info!(db = %db, replica = %replica, "Litestream replica readable again")
+        }
+    }
+}
+
+/// How often the watchers read: Litestream's local state always every `every`; a replica
+/// every `every` while Litestream has something it may not hold, else every `idle`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    pub every: Duration,
+    pub idle: Duration,
+}
+
+impl Pace {
+    /// Every read at the same interval (`check`'s short sample).
+    pub fn uniform(every: Duration) -> Self {
+        Pace { every, idle: every }
+    }
+}
+
+/// A replica last read whole and holding everything Litestream had locally then: until
+/// Litestream's local position moves, only Litestream's uploads (none: it has nothing new) and
+/// its compaction and retention can change it, which a read every `idle` catches.
+struct Quiet {
+    at: Instant,
+    local: Position,
+}
+
+impl Quiet {
+    /// After a read of the replica (`None`: it failed) with Litestream's local position then.
+    fn after(read: Option<&Option<Head>>, local: Option<&Position>) -> Option<Quiet> {
+        let (held, local) = (&read?.as_ref()?.position, local?);
+        covers(held, local).then(|| Quiet {
+            at: Instant::now(),
+            local: local.clone(),
+        })
+    }
+
+    /// Whether the replica can still hold nothing new: the local position has not moved, and
+    /// the last read is younger than `idle`.
+    fn still(&self, local: Option<&Position>, idle: Duration) -> bool {
+        local == Some(&self.local) && self.at.elapsed() < idle
+    }
+}
+
+/// Whether a replica at `held` holds everything up to `local`. Pure.
+fn covers(held: &Position, local: &Position) -> bool {
+    match (held, local) {
+        (Position::V5 { txid: h }, Position::V5 { txid: l }) => h >= l,
+        (
+            Position::V3 {
+                generation: hg,
+                index: hi,
+                offset: ho,
+            },
+            Position::V3 {
+                generation: lg,
+                index: li,
+                offset: lo,
+            },
+        ) => hg == lg && (hi, ho) >= (li, lo),
+        _ => false,
     }
 }
 
@@ -286,6 +370,7 @@ fn confirmed(
 
 /// Records one read of the replica in its observation.
 fn record(o: &mut Observation, result: Result<Option<Head>, ReplicaError>, now: f64) {
+    o.reads_total += 1;
     match result {
         Ok(found) => {
             o.error = None;
@@ -307,8 +392,55 @@ fn record(o: &mut Observation, result: Result<Option<Head>, ReplicaError>, now: 
 
 #[cfg(test)]
 mod tests {
-    use super::confirmed;
+    use super::{confirmed, covers, Position, Quiet};
     use crate::litestream::chain::Verdict;
+    use std::time::Duration;
+
+    /// A replica read whole and holding what Litestream had locally is left alone until the
+    /// local position moves or the idle interval passes; one behind, or a failed read, is not.
+    #[test]
+    fn a_replica_holding_all_is_read_again_when_litestream_moves_on() {
+        let v5 = |txid| Position::V5 { txid };
+        let v3 = |generation: &str, index, offset| Position::V3 {
+            generation: generation.into(),
+            index,
+            offset,
+        };
+        assert!(covers(&v5(8), &v5(8)) && covers(&v5(9), &v5(8)) && !covers(&v5(7), &v5(8)));
+        assert!(covers(&v3("a", 2, 10), &v3("a", 2, 10)));
+        assert!(!covers(&v3("a", 2, 0), &v3("a", 2, 10)));
+        assert!(
+            !covers(&v3("b", 9, 0), &v3("a", 2, 10)),
+            "another generation"
+        );
+        assert!(!covers(&v5(9), &v3("a", 2, 10)));
+
+        let head = |txid| crate::litestream::replica::Head {
+            position: v5(txid),
+            at: 0.0,
+            wal: None,
+            chain: crate::litestream::chain::Chain::NotLtx,
+            storage: Default::default(),
+        };
+        let idle = Duration::from_secs(60);
+        let q = Quiet::after(Some(&Some(head(8))), Some(&v5(8))).unwrap();
+        assert!(q.still(Some(&v5(8)), idle));
+        assert!(!q.still(Some(&v5(9)), idle), "Litestream moved on");
+        assert!(!q.still(None, idle), "local state unreadable");
+        assert!(
+            !q.still(Some(&v5(8)), Duration::ZERO),
+            "the idle interval passed"
+        );
+        assert!(
+            Quiet::after(Some(&Some(head(7))), Some(&v5(8))).is_none(),
+            "behind"
+        );
+        assert!(
+            Quiet::after(Some(&None), Some(&v5(8))).is_none(),
+            "empty replica"
+        );
+        assert!(Quiet::after(None, Some(&v5(8))).is_none(), "read failed");
+    }
 
     #[test]
     fn a_gap_counts_once_two_listings_in_a_row_show_it() {

@@ -440,6 +440,7 @@ impl Monitor {
             r.position = o.replica;
             r.replicated_at = o.replicated_at;
             r.errors_total = o.errors_total;
+            r.reads_total = o.reads_total;
             r.chain = o.chain;
             r.local_state = o.local_state;
             r.storage = o.storage;

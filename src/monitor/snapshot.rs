@@ -142,6 +142,8 @@ pub struct ReplicaSnapshot {
     pub storage: Option<crate::litestream::storage::Storage>,
     /// What Litestream keeps on local disk for the database (the same for each replica).
     pub local_state: Option<crate::litestream::local_state::LocalState>,
+    /// Reads of the replica (on S3, a LIST and a ranged GET each).
+    pub reads_total: u64,
     pub errors_total: u64,
 }
 

@@ -55,8 +55,19 @@ impl ConfigFile {
     }
 
     /// Litestream's config, its replicas read every `interval`.
+    /// Litestream's config, read every `interval`, idle replicas too (so that a test that
+    /// changes a replica behind a stopped Litestream sees it at once).
     pub fn litestream(self, yml: &Path, interval: &str) -> Self {
-        self.set("litestream", json!({"config": yml, "interval": interval}))
+        self.litestream_idle(yml, interval, interval)
+    }
+
+    /// Litestream's config, read every `interval`, and a replica that nothing new can be in
+    /// every `idle`.
+    pub fn litestream_idle(self, yml: &Path, interval: &str, idle: &str) -> Self {
+        self.set(
+            "litestream",
+            json!({"config": yml, "interval": interval, "idle_interval": idle}),
+        )
     }
 
     /// Writes it to `path` and gives the path back.
