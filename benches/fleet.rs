@@ -5,8 +5,11 @@
 //!
 //! Run: `cargo bench --bench fleet` (10,000 databases at 1 s, about 2 minutes);
 //! `-- 100000 10s` for another size and poll interval; `FLEET_NOFILE=N` for another limit;
-//! `FLEET_METRICS=health` (a `metrics:` list) for fewer series per database. RSS is read
-//! before the scrapes and again after them: rendering is where a large `/metrics` costs.
+//! `FLEET_METRICS=health` (a `metrics:` list) for fewer series per database;
+//! `FLEET_LITESTREAM=1` for Litestream's directory form over them, a file replica per tenant
+//! (its files laid out as 0.5.17 lays them, no Litestream running: what sqlite-ops spends on
+//! reading them), measured over two idle intervals. RSS is read before the scrapes and again
+//! after them: rendering is where a large `/metrics` costs.
 
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/common/mod.rs"]
@@ -40,9 +43,61 @@ fn databases(dir: &Path, n: usize) -> Vec<PathBuf> {
     paths
 }
 
+/// The first 100 bytes of an LTX file holding `min`-`max`, as Litestream 0.5 writes them.
+fn ltx_header(min: u64, max: u64) -> Vec<u8> {
+    let mut b = vec![0u8; 100];
+    b[0..4].copy_from_slice(b"LTX1");
+    b[8..12].copy_from_slice(&4096u32.to_be_bytes());
+    b[16..24].copy_from_slice(&min.to_be_bytes());
+    b[24..32].copy_from_slice(&max.to_be_bytes());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    b[32..40].copy_from_slice(&(now.unwrap().as_millis() as u64).to_be_bytes());
+    b
+}
+
+/// Litestream 0.5's files for each database of `paths` (in `dir`), as its directory form with a
+/// file replica lays them out: local state beside each, a replica under `dir/replica/<name>` with
+/// a snapshot, a level-1 and a level-0 file; and a litestream.yml naming the directory.
+fn litestream_layout(dir: &Path, paths: &[PathBuf]) -> PathBuf {
+    let put = |folder: PathBuf, min: u64, max: u64| {
+        std::fs::create_dir_all(&folder).unwrap();
+        let name = format!("{min:016x}-{max:016x}.ltx");
+        std::fs::write(folder.join(name), ltx_header(min, max)).unwrap();
+    };
+    for p in paths {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        put(dir.join(format!(".{name}-litestream/ltx/0")), 2, 2);
+        let replica = dir.join("replica").join(&name).join("ltx");
+        put(replica.join("9"), 1, 2);
+        put(replica.join("1"), 1, 2);
+        put(replica.join("0"), 2, 2);
+    }
+    let yml = dir.join("litestream.yml");
+    let text = format!(
+        "dbs:\n  - dir: {}\n    pattern: \"db*.db\"\n    replica: {{type: file, path: {}}}\n",
+        dir.display(),
+        dir.join("replica").display()
+    );
+    std::fs::write(&yml, text).unwrap();
+    yml
+}
+
 fn run(n: usize, poll: &str, nofile: u64, measure: Duration, metrics: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let paths = databases(dir.path(), n);
+    let litestream = std::env::var("FLEET_LITESTREAM").is_ok_and(|v| v == "1");
+    // No Litestream runs: the written tenants' replicas fall behind, which is not measured here.
+    let (extra, thresholds, measure) = match litestream {
+        true => (
+            format!(
+                "litestream: {{config: {}, interval: 1s}}\n",
+                litestream_layout(dir.path(), &paths).display()
+            ),
+            "  replication_lag: {warning: 'off', critical: 'off'}\n",
+            measure.max(Duration::from_secs(120)),
+        ),
+        false => (String::new(), "", measure),
+    };
     // 1 % written, round-robin, each about once a second.
     let written: Vec<Connection> = paths
         .iter()
@@ -57,7 +112,8 @@ fn run(n: usize, poll: &str, nofile: u64, measure: Duration, metrics: &str) -> S
     let gap = Duration::from_secs(1) / written.len().max(1) as u32;
     let stop = Arc::new(AtomicBool::new(false));
     let writer = round_robin(written, gap, stop.clone());
-    let cfg = config(dir.path(), &paths, &format!("metrics: [{metrics}]\n"), "");
+    let extra = format!("{extra}metrics: [{metrics}]\n");
+    let cfg = config(dir.path(), &paths, &extra, thresholds);
     let prlimit = common::program("prlimit", "util-linux");
     let limit = format!("--nofile={nofile}:{nofile}");
     let daemon = Daemon::start_wrapped(
@@ -88,8 +144,19 @@ fn run(n: usize, poll: &str, nofile: u64, measure: Duration, metrics: &str) -> S
         .count();
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
+    let reads: f64 = body
+        .lines()
+        .filter(|l| l.starts_with("sqlite_litestream_reads_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    let replicas = match litestream {
+        true => format!(
+            ", Litestream's directory form with a file replica each ({reads} replica reads)"
+        ),
+        false => String::new(),
+    };
     format!(
-        "| {n} WAL databases, 1 % written, polled every {poll}, hard limit {nofile}, metrics: [{metrics}] | {up} of {n} up, {fds} descriptors open | {:.2} % of a core, {rss:.1} MiB ({rss_scraped:.1} MiB after the scrapes) | {:.1} ms ({:.1} MB, {} lines) |",
+        "| {n} WAL databases, 1 % written, polled every {poll}, hard limit {nofile}, metrics: [{metrics}]{replicas} | {up} of {n} up, {fds} descriptors open | {:.2} % of a core, {rss:.1} MiB ({rss_scraped:.1} MiB after the scrapes) | {:.1} ms ({:.1} MB, {} lines) |",
         cpu * 100.0,
         scrapes[5].as_secs_f64() * 1000.0,
         body.len() as f64 / 1e6,
