@@ -7,6 +7,7 @@ use super::position::Position;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Instant;
 
 /// What one read of a replica found.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -55,6 +56,10 @@ pub struct Observation {
 pub struct Board {
     inner: Mutex<HashMap<(String, String), Observation>>,
     processes: Mutex<HashMap<String, Process>>,
+    /// When the poller last saw each replicated database other than settled (written, or in a
+    /// transaction): Litestream's local position can only move after that, so a watcher whose
+    /// replica held everything needs not look again before.
+    touched: Mutex<HashMap<String, Instant>>,
 }
 
 impl Board {
@@ -71,6 +76,23 @@ impl Board {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(db.to_string(), p);
+    }
+
+    /// The poller saw `db` other than settled now.
+    pub fn touch(&self, db: &str, now: Instant) {
+        let mut touched = self.touched.lock().unwrap_or_else(|e| e.into_inner());
+        match touched.get_mut(db) {
+            Some(t) => *t = now,
+            None => {
+                touched.insert(db.to_string(), now);
+            }
+        }
+    }
+
+    /// When the poller last saw `db` other than settled; `None` if never.
+    pub(super) fn touched(&self, db: &str) -> Option<Instant> {
+        let touched = self.touched.lock().unwrap_or_else(|e| e.into_inner());
+        touched.get(db).copied()
     }
 
     pub fn get(&self, db: &str, replica: &str) -> Option<Observation> {
@@ -98,6 +120,10 @@ impl Board {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|(db, replica), _| keep(db, replica));
         self.processes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|db, _| keep_process(db));
+        self.touched
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|db, _| keep_process(db));

@@ -158,11 +158,7 @@ async fn watch(
     pace: Pace,
     board: Arc<Board>,
 ) {
-    let kind_name = match &replica.kind {
-        ReplicaKind::File { .. } => "file".to_string(),
-        ReplicaKind::S3(_) => "s3".to_string(),
-        ReplicaKind::Unsupported { kind } => kind.clone(),
-    };
+    let kind_name = kind_name(&replica.kind);
     let timeout = pace.every.max(Duration::from_secs(10));
     let reader = match reader_of(&replica.kind, timeout) {
         Ok(r) => r,
@@ -179,7 +175,16 @@ async fn watch(
     let mut headers = Headers::default();
     let (mut local_said, mut replica_said) = (Said::default(), Said::default());
     let mut quiet: Option<Quiet> = None;
+    // When Litestream's local state was last read and found where the replica stood.
+    let mut checked: Option<Instant> = None;
     loop {
+        // Settled since that read, the database gave Litestream nothing new: no read at all.
+        let untouched = checked.is_some_and(|c| board.touched(&db).is_none_or(|t| t <= c));
+        if untouched && quiet.as_ref().is_some_and(|q| q.at.elapsed() < pace.idle) {
+            tokio::time::sleep(pace.every).await;
+            continue;
+        }
+        let reading = Instant::now();
         // What the board shows, and what the log says when it changes: the error's text.
         let local = read_local(&meta).await.map_err(|e| e.to_string());
         local_said.tell(local.as_ref().err(), |e| log_local(&db, &meta, e));
@@ -195,6 +200,7 @@ async fn watch(
             .as_ref()
             .is_some_and(|q| q.still(position.as_ref(), pace.idle))
         {
+            checked = Some(reading);
             // Nothing new can be in the replica: only the local state is news.
             board.post(&db, &replica.name, |o| {
                 o.local_state = local_state;
@@ -211,6 +217,7 @@ async fn watch(
         let said = result.as_ref().err().map(ToString::to_string);
         replica_said.tell(said.as_ref(), |e| log_replica(&db, &replica.name, e));
         quiet = Quiet::after(result.as_ref().ok(), position.as_ref());
+        checked = quiet.as_ref().map(|_| reading);
         let now = crate::units::epoch_seconds(SystemTime::now());
         let unreplicated_since = unreplicated_since(&meta, local.as_ref(), result.as_ref().ok());
         board.post(&db, &replica.name, |o| {
@@ -222,6 +229,15 @@ async fn watch(
             record(o, result, now);
         });
         tokio::time::sleep(pace.every).await;
+    }
+}
+
+/// The replica's type, as the `type` label says it.
+fn kind_name(kind: &ReplicaKind) -> String {
+    match kind {
+        ReplicaKind::File { .. } => "file".to_string(),
+        ReplicaKind::S3(_) => "s3".to_string(),
+        ReplicaKind::Unsupported { kind } => kind.clone(),
     }
 }
 

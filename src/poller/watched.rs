@@ -157,6 +157,10 @@ impl Watched {
                 at: at.instant,
                 replicators,
             });
+        if self.settled.is_none() && self.monitor.replica_names().next().is_some() {
+            // Litestream may have something new: its watchers look again.
+            seen.0.touch(self.monitor.name(), at.instant);
+        }
         s
     }
 
