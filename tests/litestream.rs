@@ -680,140 +680,36 @@ fn a_file_missing_from_the_middle_of_the_chain_is_found_before_a_restore() {
     let dir = tempfile::tempdir().unwrap();
     let db = wal_db(dir.path());
     let yml = without_compaction(file_replica_yml(dir.path(), &db));
-    let replica = dir.path().join("replica");
-    let litestream = Litestream::start("0.5.17", &yml);
-    let conn = Connection::open(&db).unwrap();
-    // Commits over several syncs (one a second): several level-0 files past the snapshot.
-    let snapshot_max = || {
-        (1..=9)
-            .flat_map(|l| ltx_files(&replica, l))
-            .map(|(_, max, _)| max)
-            .max()
-            .unwrap_or(0)
+    let folder = Folder(dir.path().join("replica"));
+    let broken = |_: &Daemon, next: &str| {
+        // `check --restore-drill` restores, fails, and says the chain check had predicted it.
+        let check_cfg = ConfigFile::new()
+            .litestream(&yml, "500ms")
+            .set(
+                "restore_drill",
+                json!({"interval": "1h", "scratch_dir": dir.path().join("scratch"),
+                       "litestream": common::services::litestream_bin("0.5.17")}),
+            )
+            .write(&dir.path().join("check.yaml"));
+        let args = ["--config", check_cfg.to_str().unwrap(), "--restore-drill"];
+        let (code, drill) = check_finding(&args, "restore_drill");
+        let summary = drill["summary"].as_str().unwrap();
+        assert_eq!(
+            (code, drill["status"].as_str()),
+            (2, Some("critical")),
+            "{drill:#}"
+        );
+        assert!(
+            summary.contains("predicted this without a restore") && summary.contains(next),
+            "{summary}"
+        );
     };
-    let past = |files: Vec<(u64, u64, PathBuf)>| -> Vec<(u64, u64, PathBuf)> {
-        let floor = snapshot_max();
-        files
-            .into_iter()
-            .filter(|(min, _, _)| *min > floor + 1)
-            .collect()
-    };
-    wait_for(
-        Duration::from_secs(60),
-        "three level-0 files past the snapshot",
-        || {
-            conn.execute("INSERT INTO events(at) VALUES (1)", [])
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(300));
-            (past(ltx_files(&replica, 0)).len() >= 3).then_some(())
-        },
-    );
-    drop(litestream);
-    assert!(
-        restores(&yml, &db, dir.path()).0,
-        "the whole replica restores"
-    );
-
-    let am = common::Alertmanager::start(&dir.path().join("am"), free_port());
-    let cfg = ConfigFile::new()
-        .set("poll_interval", json!("200ms"))
-        .litestream(&yml, "500ms")
-        .set(
-            "alertmanager",
-            json!({"urls": [am.url], "resend_interval": "1s"}),
-        )
-        .threshold("replica_chain", json!({"for": "0s"}))
-        .threshold(
-            "replication_lag",
-            json!({"warning": "off", "critical": "off"}),
-        )
-        .no_disk_alert()
-        .write(&dir.path().join("sqlite-ops.yaml"));
-    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
-    let intact = || {
-        let m = d.metrics();
-        let mut chain = m
-            .samples
-            .iter()
-            .filter(|(k, _)| k.starts_with("sqlite_litestream_chain_intact{db=\"app\""));
-        chain.next().map(|(_, v)| *v)
-    };
-    let judged = wait_for(Duration::from_secs(10), "the chain judged", &intact);
-    assert_eq!(judged, 1.0, "{}", d.get("/api/v1/status").1);
-
-    let files = past(ltx_files(&replica, 0));
-    let (_, _, middle) = &files[1];
-    let aside = dir.path().join("aside.ltx");
-    std::fs::rename(middle, &aside).unwrap();
-    let name = middle.file_name().unwrap().to_string_lossy().into_owned();
-    let alert = wait_for(STEP, "SQLiteReplicaChainBroken in Alertmanager", || {
-        am.find("SQLiteReplicaChainBroken", "app")
-    });
-    let next = files[2]
-        .2
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let said = alert["annotations"]["description"].as_str().unwrap();
-    assert!(
-        said.contains(&next),
-        "names the file after the gap ({next}): {said}"
-    );
-    assert_eq!(intact(), Some(0.0));
-    let (ok, err) = restores(&yml, &db, dir.path());
-    assert!(
-        !ok && err.contains("non-contiguous"),
-        "Litestream's own restore refuses it too: {err}"
-    );
-    assert!(!name.is_empty());
-    // `check --restore-drill` restores, fails, and says the chain check had predicted it.
-    let check_cfg = ConfigFile::new()
-        .litestream(&yml, "500ms")
-        .set(
-            "restore_drill",
-            json!({"interval": "1h", "scratch_dir": dir.path().join("scratch"),
-                   "litestream": common::services::litestream_bin("0.5.17")}),
-        )
-        .write(&dir.path().join("check.yaml"));
-    let (code, out, err) = run_cli(&[
-        "check",
-        "--config",
-        check_cfg.to_str().unwrap(),
-        "--restore-drill",
-        "--sample",
-        "1s",
-        "--format",
-        "json",
-    ]);
-    let report: serde_json::Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
-    let drill = report["databases"][0]["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["id"] == "restore_drill")
-        .cloned()
-        .unwrap_or_else(|| panic!("{report:#}"));
-    let summary = drill["summary"].as_str().unwrap();
-    assert_eq!(
-        (code, drill["status"].as_str()),
-        (2, Some("critical")),
-        "{drill:#}"
-    );
-    assert!(
-        summary.contains("predicted this without a restore") && summary.contains(&next),
-        "{summary}"
-    );
-
-    std::fs::rename(&aside, middle).unwrap();
-    am.wait_resolved("SQLiteReplicaChainBroken", "app", STEP);
-    assert_eq!(intact(), Some(1.0));
-    assert!(restores(&yml, &db, dir.path()).0, "and restores again");
+    let (_d, am, files) = chain_broken_and_mended(dir.path(), &db, &yml, &folder, &[], broken);
 
     // A header damaged in place (its TXIDs no longer those of its name): the same alert, naming
     // the file, read from its first 100 bytes; Litestream's restore fails on it too.
     let (_, _, last) = &files[2];
+    let next = last.rsplit('/').next().unwrap();
     let intact_bytes = std::fs::read(last).unwrap();
     let mut damaged = intact_bytes.clone();
     damaged[16..24].copy_from_slice(&1u64.to_be_bytes());
@@ -825,7 +721,7 @@ fn a_file_missing_from_the_middle_of_the_chain_is_found_before_a_restore() {
     );
     let said = alert["annotations"]["description"].as_str().unwrap();
     assert!(
-        said.contains(&next) && said.contains("its name"),
+        said.contains(next) && said.contains("its name"),
         "names the damaged file ({next}): {said}"
     );
     assert!(
@@ -835,6 +731,139 @@ fn a_file_missing_from_the_middle_of_the_chain_is_found_before_a_restore() {
     std::fs::write(last, &intact_bytes).unwrap();
     am.wait_resolved("SQLiteReplicaChainBroken", "app", STEP);
     assert!(restores(&yml, &db, dir.path()).0, "and restores again");
+}
+
+/// A replica the chain tests take a level-0 file from and put it back: its LTX files at a level
+/// as (min TXID, max TXID, key), by min.
+trait Store {
+    fn files(&self, level: u32) -> Vec<(u64, u64, String)>;
+    fn take(&self, key: &str, to: &Path);
+    fn put(&self, key: &str, from: &Path);
+}
+
+/// A file replica: keys are paths.
+struct Folder(PathBuf);
+
+impl Store for Folder {
+    fn files(&self, level: u32) -> Vec<(u64, u64, String)> {
+        let files = ltx_files(&self.0, level).into_iter();
+        files
+            .map(|(a, b, p)| (a, b, p.display().to_string()))
+            .collect()
+    }
+    fn take(&self, key: &str, to: &Path) {
+        std::fs::rename(key, to).unwrap();
+    }
+    fn put(&self, key: &str, from: &Path) {
+        std::fs::rename(from, key).unwrap();
+    }
+}
+
+/// Litestream 0.5.17 replicating `db` (by `yml`, to `store`) until three level-0 files lie past
+/// level 1 and the snapshot, then stopped: the whole replica restores; a daemon (started without
+/// the variables `unset`) finds the chain whole; the middle file taken away, SQLiteReplicaChainBroken
+/// fires in a real Alertmanager naming the file after the gap, exactly when Litestream's own
+/// restore refuses the replica, and `broken` runs; put back, it resolves and the replica restores.
+fn chain_broken_and_mended(
+    dir: &Path,
+    db: &Path,
+    yml: &Path,
+    store: &impl Store,
+    unset: &[&str],
+    broken: impl FnOnce(&Daemon, &str),
+) -> (Daemon, common::Alertmanager, Vec<(u64, u64, String)>) {
+    let litestream = Litestream::start("0.5.17", yml);
+    let conn = Connection::open(db).unwrap();
+    let past_snapshot = || {
+        let floor = (1..=9)
+            .flat_map(|l| store.files(l))
+            .map(|(_, max, _)| max)
+            .max();
+        let floor = floor.unwrap_or(0);
+        let files = store.files(0).into_iter();
+        files
+            .filter(|(min, _, _)| *min > floor + 1)
+            .collect::<Vec<_>>()
+    };
+    // Commits over several syncs (one a second): several level-0 files past the snapshot.
+    wait_for(
+        Duration::from_secs(60),
+        "three level-0 files past the snapshot",
+        || {
+            conn.execute("INSERT INTO events(at) VALUES (1)", [])
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            (past_snapshot().len() >= 3).then_some(())
+        },
+    );
+    drop(litestream);
+    assert!(restores(yml, db, dir).0, "the whole replica restores");
+
+    let am = common::Alertmanager::start(&dir.join("am"), free_port());
+    let cfg = ConfigFile::new()
+        .set("poll_interval", json!("200ms"))
+        .litestream(yml, "500ms")
+        .set(
+            "alertmanager",
+            json!({"urls": [am.url], "resend_interval": "1s"}),
+        )
+        .threshold("replica_chain", json!({"for": "0s"}))
+        .threshold(
+            "replication_lag",
+            json!({"warning": "off", "critical": "off"}),
+        )
+        .no_disk_alert()
+        .write(&dir.join("sqlite-ops.yaml"));
+    let d = Daemon::start_without_env(&["--config", cfg.to_str().unwrap()], unset);
+    let intact = || {
+        let m = d.metrics();
+        let mut chain = m.samples.iter();
+        let key = "sqlite_litestream_chain_intact{db=\"app\"";
+        chain.find(|(k, _)| k.starts_with(key)).map(|(_, v)| *v)
+    };
+    let judged = wait_for(Duration::from_secs(10), "the chain judged", &intact);
+    assert_eq!(judged, 1.0, "{}", d.get("/api/v1/status").1);
+
+    let files = past_snapshot();
+    let (middle, kept) = (&files[1].2, dir.join("kept.ltx"));
+    store.take(middle, &kept);
+    let alert = wait_for(STEP, "SQLiteReplicaChainBroken in Alertmanager", || {
+        am.find("SQLiteReplicaChainBroken", "app")
+    });
+    let next = files[2].2.rsplit('/').next().unwrap().to_string();
+    let said = alert["annotations"]["description"].as_str().unwrap();
+    assert!(
+        said.contains(&next),
+        "names the file after the gap ({next}): {said}"
+    );
+    assert_eq!(intact(), Some(0.0));
+    let (ok, err) = restores(yml, db, dir);
+    assert!(
+        !ok && err.contains("non-contiguous"),
+        "Litestream's own restore refuses it too: {err}"
+    );
+    broken(&d, &next);
+
+    store.put(middle, &kept);
+    am.wait_resolved("SQLiteReplicaChainBroken", "app", STEP);
+    assert_eq!(intact(), Some(1.0));
+    assert!(restores(yml, db, dir).0, "and restores again");
+    (d, am, files)
+}
+
+/// The finding `id` of `check` run with `args` (a sample of 1 s, JSON), with its exit code.
+fn check_finding(args: &[&str], id: &str) -> (i32, serde_json::Value) {
+    let mut all = vec!["check", "--sample", "1s", "--format", "json"];
+    all.extend_from_slice(args);
+    let (code, out, err) = run_cli(&all);
+    let report: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    let findings = report["databases"][0]["findings"].as_array().unwrap();
+    let finding = findings.iter().find(|f| f["id"] == id).cloned();
+    (
+        code,
+        finding.unwrap_or_else(|| panic!("no {id}: {report:#}")),
+    )
 }
 
 /// Litestream's uploads stopped while the application writes (the replica's `ltx` folder made
@@ -1149,6 +1178,27 @@ impl Bucket {
             .map(String::from)
             .collect()
     }
+}
+
+impl Store for Bucket {
+    /// The LTX objects at `level` (hex, four digits, under the test's prefix `app/db`).
+    fn files(&self, level: u32) -> Vec<(u64, u64, String)> {
+        let keys = self.keys(&format!("app/db/{level:04x}/"));
+        let mut out: Vec<(u64, u64, String)> = keys
+            .into_iter()
+            .filter_map(|k| {
+                let name = k.rsplit('/').next()?.strip_suffix(".ltx")?;
+                let (a, b) = name.split_once('-')?;
+                let (a, b) = (
+                    u64::from_str_radix(a, 16).ok()?,
+                    u64::from_str_radix(b, 16).ok()?,
+                );
+                Some((a, b, k))
+            })
+            .collect();
+        out.sort();
+        out
+    }
 
     /// Moves the object at `key` to the file `to`.
     fn take(&self, key: &str, to: &Path) {
@@ -1176,102 +1226,8 @@ fn an_object_missing_from_the_middle_of_an_s3_chain_is_found_before_a_restore() 
     let s3 = S3Server::start("backups");
     let yml = without_compaction(s3_replica_yml(dir.path(), &db, &s3.endpoint));
     let bucket = Bucket::new(&s3.endpoint, "backups");
-    let litestream = Litestream::start("0.5.17", &yml);
-    let conn = Connection::open(&db).unwrap();
-    // (min, max, key) of the LTX objects at `level` (hex, four digits, under the prefix).
-    let level = |l: u32| -> Vec<(u64, u64, String)> {
-        let mut out: Vec<(u64, u64, String)> = bucket
-            .keys(&format!("app/db/{l:04x}/"))
-            .into_iter()
-            .filter_map(|k| {
-                let name = k.rsplit('/').next()?.strip_suffix(".ltx")?;
-                let (a, b) = name.split_once('-')?;
-                let range = (
-                    u64::from_str_radix(a, 16).ok()?,
-                    u64::from_str_radix(b, 16).ok()?,
-                );
-                Some((range.0, range.1, k))
-            })
-            .collect();
-        out.sort();
-        out
-    };
-    let past_snapshot = || {
-        let floor = (1..=9)
-            .flat_map(level)
-            .map(|(_, max, _)| max)
-            .max()
-            .unwrap_or(0);
-        let files: Vec<_> = level(0)
-            .into_iter()
-            .filter(|(min, _, _)| *min > floor + 1)
-            .collect();
-        files
-    };
-    wait_for(
-        Duration::from_secs(60),
-        "three level-0 objects past the snapshot",
-        || {
-            conn.execute("INSERT INTO events(at) VALUES (1)", [])
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(300));
-            (past_snapshot().len() >= 3).then_some(())
-        },
-    );
-    drop(litestream);
-    assert!(
-        restores(&yml, &db, dir.path()).0,
-        "the whole replica restores"
-    );
-
-    let am = common::Alertmanager::start(&dir.path().join("am"), free_port());
-    let cfg = ConfigFile::new()
-        .set("poll_interval", json!("200ms"))
-        .litestream(&yml, "500ms")
-        .set(
-            "alertmanager",
-            json!({"urls": [am.url], "resend_interval": "1s"}),
-        )
-        .threshold("replica_chain", json!({"for": "0s"}))
-        .threshold(
-            "replication_lag",
-            json!({"warning": "off", "critical": "off"}),
-        )
-        .no_disk_alert()
-        .write(&dir.path().join("sqlite-ops.yaml"));
-    let d = Daemon::start_without_env(&["--config", cfg.to_str().unwrap()], &["AWS_CA_BUNDLE"]);
-    let intact = || {
-        d.metrics()
-            .samples
-            .get("sqlite_litestream_chain_intact{db=\"app\",replica=\"s3\"}")
-            .copied()
-    };
-    let judged = wait_for(Duration::from_secs(10), "the chain judged", &intact);
-    assert_eq!(judged, 1.0, "{}", d.get("/api/v1/status").1);
-
-    let files = past_snapshot();
-    let (_, _, middle) = &files[1];
-    let kept = dir.path().join("kept.ltx");
-    bucket.take(middle, &kept);
-    let alert = wait_for(STEP, "SQLiteReplicaChainBroken in Alertmanager", || {
-        am.find("SQLiteReplicaChainBroken", "app")
-    });
-    let next = files[2].2.rsplit('/').next().unwrap().to_string();
-    let said = alert["annotations"]["description"].as_str().unwrap();
-    assert!(
-        said.contains(&next),
-        "names the object after the gap ({next}): {said}"
-    );
-    let (ok, err) = restores(&yml, &db, dir.path());
-    assert!(
-        !ok && err.contains("non-contiguous"),
-        "Litestream's own restore refuses it too: {err}"
-    );
-
-    bucket.put(middle, &kept);
-    am.wait_resolved("SQLiteReplicaChainBroken", "app", STEP);
-    assert_eq!(intact(), Some(1.0));
-    assert!(restores(&yml, &db, dir.path()).0, "and restores again");
+    let unset = ["AWS_CA_BUNDLE"];
+    chain_broken_and_mended(dir.path(), &db, &yml, &bucket, &unset, |_, _| {});
 }
 
 /// An idle replica costs few reads (issue 31): with Litestream running and the database idle,
