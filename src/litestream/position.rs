@@ -204,6 +204,9 @@ pub fn local_after(meta: &Path, txid: u64) -> Option<PathBuf> {
 /// Reads the meta directory in one walk: the highest local TXID (v0.5) or the current
 /// generation's shadow WAL index and size (v0.3), and every file it holds.
 pub fn local(meta: &Path) -> Result<Local, ReadError> {
+    // Not there at all (Litestream has not started on this database yet): say so, not which of
+    // its two layouts' files is missing.
+    std::fs::metadata(meta).map_err(ReadError::at(meta))?;
     if meta.join("ltx").is_dir() {
         let mut files = Vec::new();
         walk(meta, "", 2, &mut files)?;
