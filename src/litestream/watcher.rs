@@ -9,6 +9,7 @@ use super::local_state::summarize;
 use super::metrics::{self, Process};
 use super::position::{Local, Position};
 use super::replica::{read_local, read_replica, reader_of, Head, Headers, ReplicaError};
+use super::storage::since_seen;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -175,8 +176,9 @@ async fn watch(
     let mut headers = Headers::default();
     let (mut local_said, mut replica_said) = (Said::default(), Said::default());
     let mut quiet: Option<Quiet> = None;
-    // When Litestream's local state was last read and found where the replica stood.
-    let mut checked: Option<Instant> = None;
+    // When Litestream's local state was last read and found where the replica stood; per
+    // level, when a read first saw it behind the level it is made from.
+    let (mut checked, mut behind): (Option<Instant>, _) = (None, Default::default());
     loop {
         // Settled since that read, the database gave Litestream nothing new: no read at all.
         let untouched = checked.is_some_and(|c| board.touched(&db).is_none_or(|t| t <= c));
@@ -212,8 +214,7 @@ async fn watch(
         }
         let generation = local.as_ref().and_then(|l: &Local| l.generation.clone());
         let read = read_replica(&reader, generation, &schedule, &mut headers);
-        let read = tokio::time::timeout(timeout, read).await;
-        let result = read.unwrap_or(Err(ReplicaError::Timeout(timeout)));
+        let result = within(timeout, read, &mut behind).await;
         let said = result.as_ref().err().map(ToString::to_string);
         replica_said.tell(said.as_ref(), |e| log_replica(&db, &replica.name, e));
         quiet = Quiet::after(result.as_ref().ok(), position.as_ref());
@@ -230,6 +231,22 @@ async fn watch(
         });
         tokio::time::sleep(pace.every).await;
     }
+}
+
+/// A read of the replica given `timeout`, each level's wait counted from the read that first
+/// saw it behind (`behind`, kept between reads).
+async fn within(
+    timeout: Duration,
+    read: impl std::future::Future<Output = Result<Option<Head>, ReplicaError>>,
+    behind: &mut std::collections::BTreeMap<String, f64>,
+) -> Result<Option<Head>, ReplicaError> {
+    let read = tokio::time::timeout(timeout, read).await;
+    let mut result = read.unwrap_or(Err(ReplicaError::Timeout(timeout)));
+    let read_at = crate::units::epoch_seconds(SystemTime::now());
+    if let Ok(Some(head)) = &mut result {
+        since_seen(&mut head.storage, behind, read_at);
+    }
+    result
 }
 
 /// The replica's type, as the `type` label says it.
