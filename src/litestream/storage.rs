@@ -132,13 +132,15 @@ pub fn summarize(entries: &[Entry], schedule: &Schedule) -> Storage {
     }
 }
 
-/// Counts each level's wait from no earlier than the read that first saw it behind (`behind`:
+/// Counts each compacted level's wait from no earlier than the read that first saw it behind (`behind`:
 /// level to that read's time, kept between reads): a file's time is when Litestream made it,
 /// and files held back by an upload outage arrive already old, though their level has had them
 /// for a moment only (seen in a walkthrough: 64 s "waited" a few milliseconds before
 /// compaction took them).
 pub fn since_seen(storage: &mut Storage, behind: &mut BTreeMap<String, f64>, read_at: f64) {
-    for l in &mut storage.levels {
+    // Not the snapshots: a day's interval dwarfs an outage, and their wait must survive a
+    // restart of sqlite-ops (a stale snapshot is not news to be found two days late).
+    for l in storage.levels.iter_mut().filter(|l| !l.is_snapshots()) {
         match l.waiting_since {
             Some(since) => {
                 let seen = *behind.entry(l.level.clone()).or_insert(read_at);

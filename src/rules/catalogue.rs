@@ -576,7 +576,8 @@ pub const RULES: &[RuleDef] = &[
         warning: Some(3.0),
         critical: None,
         for_secs: 600,
-        settles: Settles::AtOnce,
+        // Counted from the first read that saw a level behind: from zero again after a start.
+        settles: Settles::AfterThreshold,
         promql: "max by (db) (sqlite_litestream_compaction_lag_seconds{SEL} / sqlite_litestream_compaction_interval_seconds{SEL})",
         value: compaction_behind,
         label: "compaction intervals the oldest uncompacted change has waited",
