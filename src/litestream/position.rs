@@ -185,20 +185,19 @@ pub struct Local {
     pub files: Vec<Entry>,
 }
 
-/// Litestream's local level-0 file holding the first transaction past `txid` (v0.5): it was
-/// read from the WAL before its header's timestamp, so a replica holding only `txid` has lacked
-/// it at least since then. `None` when there is none.
-pub fn local_after(meta: &Path, txid: u64) -> Option<PathBuf> {
-    let dir = meta.join("ltx").join("0");
-    std::fs::read_dir(&dir)
-        .ok()?
-        .flatten()
+/// Litestream's local level-0 file holding the first transaction past `txid` (v0.5), its key
+/// in the meta directory's listing (`files`, as [`local`] walked it): it was read from the WAL
+/// before its header's timestamp, so a replica holding only `txid` has lacked it at least since
+/// then. `None` when there is none. Pure.
+pub fn local_after(files: &[Entry], txid: u64) -> Option<&str> {
+    files
+        .iter()
         .filter_map(|e| {
-            let name = parse_ltx_name(&e.file_name().to_string_lossy())?;
-            (name.max_txid > txid).then_some((name.min_txid, e.path()))
+            let name = parse_ltx_name(e.key.strip_prefix("ltx/0/")?)?;
+            (name.max_txid > txid).then_some((name.min_txid, e.key.as_str()))
         })
         .min_by_key(|(min, _)| *min)
-        .map(|(_, path)| path)
+        .map(|(_, key)| key)
 }
 
 /// Reads the meta directory in one walk: the highest local TXID (v0.5) or the current

@@ -347,6 +347,7 @@ fn unreplicated_since(
     local: Option<&Local>,
     read: Option<&Option<Head>>,
 ) -> Option<f64> {
+    let files = &local?.files;
     let local = match local?.position.as_ref()? {
         Position::V5 { txid } => *txid,
         Position::V3 { .. } => return None,
@@ -359,8 +360,8 @@ fn unreplicated_since(
     if local <= held {
         return None;
     }
-    let path = super::position::local_after(meta, held)?;
-    let buf = super::replica::ltx_head(&path).ok()?;
+    let key = super::position::local_after(files, held)?;
+    let buf = super::replica::ltx_head(&meta.join(key)).ok()?;
     let h = crate::format::litestream::parse_ltx_header(&buf).ok()?;
     Some(h.timestamp_ms as f64 / 1000.0)
 }
