@@ -172,9 +172,16 @@ fn tls_and_basic_auth_guard_every_endpoint_but_healthz() {
     let client = agent(Some(&f.pki.ca_pem), None);
 
     let good = Some(("prometheus", "s3cret"));
-    let (status, _, frame, body) = get(&client, &format!("{base}/metrics"), good).unwrap();
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains("sqlite_up{db=\"app\"} 1"), "{body}");
+    // The first poll may end after the socket is bound: wait for it, through TLS and auth.
+    let mut last = String::new();
+    let frame = common::wait_until(Duration::from_secs(30), || {
+        let (status, _, frame, body) = get(&client, &format!("{base}/metrics"), good).unwrap();
+        assert_eq!(status, 200, "{body}");
+        let polled = body.contains("sqlite_up{db=\"app\"} 1");
+        last = body;
+        polled.then_some(frame)
+    })
+    .unwrap_or_else(|| panic!("no sqlite_up{{db=\"app\"}} 1 within 30 s:\n{last}"));
     assert_eq!(frame, "DENY", "configured headers are sent");
     // The status page and its data behind the same TLS and credentials.
     let (status, _, _, page) = get(&client, &format!("{base}/"), good).unwrap();
