@@ -6,6 +6,7 @@ use super::{wait_for, STEP};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// A `sqlite-ops run` child process listening on 127.0.0.1 at a port of its choosing, which it
 /// reports in the file of `--web.address-file`.
@@ -83,12 +84,42 @@ impl Daemon {
             let text = std::fs::read_to_string(&address_file).ok()?;
             Some(text.trim().to_string())
         });
-        Daemon {
+        let daemon = Daemon {
             child,
             addr,
             log,
             _dir: dir,
+        };
+        daemon.wait_first_poll();
+        daemon
+    }
+
+    /// Waits (at most 60 s) for the first poll cycle to end: the socket is bound, and the address
+    /// file written, before it, so a test's first scrape could otherwise find no database yet
+    /// (seen beside a release build). A daemon serving TLS or asking for credentials is not
+    /// asked: its test waits its own way.
+    fn wait_first_poll(&self) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let url = format!("http://{}/api/v1/status", self.addr);
+        let cycles = || -> Option<u64> {
+            let body = agent
+                .get(&url)
+                .call()
+                .ok()?
+                .body_mut()
+                .read_to_string()
+                .ok()?;
+            serde_json::from_str::<serde_json::Value>(&body).ok()?["poll_cycles"].as_u64()
+        };
+        if cycles().is_none() {
+            return;
         }
+        super::wait_until(Duration::from_secs(60), || {
+            (cycles().unwrap_or(0) >= 1).then_some(())
+        });
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
