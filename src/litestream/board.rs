@@ -42,9 +42,9 @@ pub struct Observation {
     /// was. Without it the local position is unknown, but the replica's lag is still measured.
     pub local_error: Option<String>,
     /// What the replica holds level by level, from the last successful read.
-    pub storage: Option<super::storage::Storage>,
+    pub storage: Option<std::sync::Arc<super::storage::Storage>>,
     /// What Litestream keeps on local disk for the database, from the last read of it.
-    pub local_state: Option<super::local_state::LocalState>,
+    pub local_state: Option<std::sync::Arc<super::local_state::LocalState>>,
     /// Reads of the replica (listings: on S3 each is a LIST and, v0.5, a ranged GET).
     pub reads_total: u64,
     pub errors_total: u64,

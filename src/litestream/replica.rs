@@ -112,10 +112,23 @@ pub(super) fn reader_of(kind: &ReplicaKind, timeout: Duration) -> Result<Reader,
     }
 }
 
+/// Reads of Litestream's local state and of file replicas at once, at most: each runs on one of
+/// tokio's blocking threads, and a fleet's watchers, all due together at start, grew that pool
+/// to its 512 threads (and the daemon's memory with their stacks and heaps).
+static FILE_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+/// `read` on a blocking thread, within [`FILE_READS`].
+async fn blocking<T: Send + 'static>(
+    read: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    let _permit = FILE_READS.acquire().await;
+    tokio::task::spawn_blocking(read).await
+}
+
 /// Litestream's local state, off the async runtime; the error names the file and the cause.
 pub(super) async fn read_local(meta: &Path) -> Result<Local, ReplicaError> {
     let meta = meta.to_path_buf();
-    Ok(tokio::task::spawn_blocking(move || position::local(&meta)).await??)
+    Ok(blocking(move || position::local(&meta)).await??)
 }
 
 /// What a replica holds: its newest position, the time up to which it holds every commit, and
@@ -142,7 +155,7 @@ pub(super) async fn read_replica(
         Reader::File(root) => {
             let (root, schedule) = (root.clone(), schedule.clone());
             let mut checked = std::mem::take(headers);
-            let (read, checked) = tokio::task::spawn_blocking(move || {
+            let (read, checked) = blocking(move || {
                 let read = read_directory(&root, generation, &schedule, &mut checked);
                 (read, checked)
             })

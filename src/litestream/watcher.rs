@@ -4,11 +4,11 @@
 
 use super::board::{Board, Observation};
 use super::chain::Verdict;
-use super::config::{LitestreamDb, Replica, ReplicaKind, Schedule};
+use super::config::{LitestreamDb, ReplicaKind, Schedule};
 use super::local_state::summarize;
 use super::metrics::{self, Process};
 use super::position::{Local, Position};
-use super::replica::{read_local, read_replica, reader_of, Head, Headers, ReplicaError};
+use super::replica::{read_local, read_replica, reader_of, Head, Headers, Reader, ReplicaError};
 use super::storage::since_seen;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -135,102 +135,133 @@ fn spawn_replicas(
     db.replicas
         .iter()
         .map(|replica| {
-            let (name, board) = (name.to_string(), board.clone());
-            let local = LocalDir {
+            let timeout = pace.every.max(Duration::from_secs(10));
+            let kind = kind_name(&replica.kind);
+            let reader = match reader_of(&replica.kind, timeout) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(db = %name, replica = %replica.name, error = %e, "cannot watch Litestream replica");
+                    board.post(name, &replica.name, |o| {
+                        o.kind = kind;
+                        o.error = Some(e.to_string());
+                        o.errors_total += 1;
+                    });
+                    return tokio::spawn(async {});
+                }
+            };
+            let watcher = Box::new(Watcher {
+                db: name.to_string(),
                 meta: db.meta_path.clone(),
                 schedule: db.schedule.clone(),
-            };
-            let replica = replica.clone();
-            tokio::spawn(async move { watch(name, local, replica, pace, board).await })
+                replica: replica.name.clone(),
+                kind,
+                reader,
+                timeout,
+                pace,
+                board: board.clone(),
+                headers: Headers::default(),
+                said: (Said::default(), Said::default()),
+                quiet: None,
+                checked: None,
+                behind: Default::default(),
+            });
+            tokio::spawn(watch(watcher))
         })
         .collect()
 }
 
-/// Litestream's local state of a database, and how Litestream paces its work on it.
-struct LocalDir {
+/// One watcher: what it watches (a replica of a database, Litestream's local state of it, how
+/// Litestream paces its work on it) and what it remembers between reads. Boxed, and the reads
+/// boxed: a task keeps its future whole while it sleeps, so anything inline costs every idle
+/// replica of a fleet (a_resting_watcher_is_small).
+struct Watcher {
+    db: String,
     meta: std::path::PathBuf,
     schedule: Schedule,
-}
-
-async fn watch(
-    db: String,
-    LocalDir { meta, schedule }: LocalDir,
-    replica: Replica,
+    replica: String,
+    /// The replica's type, as the `type` label says it.
+    kind: String,
+    reader: Reader,
+    timeout: Duration,
     pace: Pace,
     board: Arc<Board>,
-) {
-    let kind_name = kind_name(&replica.kind);
-    let timeout = pace.every.max(Duration::from_secs(10));
-    let reader = match reader_of(&replica.kind, timeout) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(db = %db, replica = %replica.name, error = %e, "cannot watch Litestream replica");
-            board.post(&db, &replica.name, |o| {
-                o.kind = kind_name.clone();
-                o.error = Some(e.to_string());
-                o.errors_total += 1;
-            });
-            return;
-        }
-    };
-    let mut headers = Headers::default();
-    let (mut local_said, mut replica_said) = (Said::default(), Said::default());
-    let mut quiet: Option<Quiet> = None;
-    // When Litestream's local state was last read and found where the replica stood; per
-    // level, when a read first saw it behind the level it is made from.
-    let (mut checked, mut behind): (Option<Instant>, _) = (None, Default::default());
+    headers: Headers,
+    /// What the log last said of the local state and of the replica: an error's text.
+    said: (Said, Said),
+    quiet: Option<Quiet>,
+    /// When Litestream's local state was last read and found where the replica stood.
+    checked: Option<Instant>,
+    /// Per level, when a read first saw it behind the level it is made from.
+    behind: std::collections::BTreeMap<String, f64>,
+}
+
+async fn watch(mut w: Box<Watcher>) {
     loop {
         // Settled since that read, the database gave Litestream nothing new: no read at all.
-        let untouched = checked.is_some_and(|c| board.touched(&db).is_none_or(|t| t <= c));
-        if untouched && quiet.as_ref().is_some_and(|q| q.at.elapsed() < pace.idle) {
-            tokio::time::sleep(pace.every).await;
-            continue;
-        }
-        let reading = Instant::now();
-        // What the board shows, and what the log says when it changes: the error's text.
-        let local = read_local(&meta).await.map_err(|e| e.to_string());
-        local_said.tell(local.as_ref().err(), |e| log_local(&db, &meta, e));
-        let (local, local_error) = match local {
-            Ok(l) => (Some(l), None),
-            Err(e) => (None, Some(e)),
-        };
-        let position = local.as_ref().and_then(|l| l.position.clone());
-        let local_state = local
-            .as_ref()
-            .map(|l| summarize(&l.files, schedule.local_kept));
-        if quiet
-            .as_ref()
-            .is_some_and(|q| q.still(position.as_ref(), pace.idle))
+        let untouched = w
+            .checked
+            .is_some_and(|c| w.board.touched(&w.db).is_none_or(|t| t <= c));
+        if !(untouched
+            && w.quiet
+                .as_ref()
+                .is_some_and(|q| q.at.elapsed() < w.pace.idle))
         {
-            checked = Some(reading);
-            // Nothing new can be in the replica: only the local state is news.
-            board.post(&db, &replica.name, |o| {
-                o.local_state = local_state;
-                o.local = position;
-                o.local_error = local_error;
-            });
-            tokio::time::sleep(pace.every).await;
-            continue;
+            Box::pin(read(&mut w)).await;
         }
-        let generation = local.as_ref().and_then(|l: &Local| l.generation.clone());
-        let read = read_replica(&reader, generation, &schedule, &mut headers);
-        let result = within(timeout, read, &mut behind).await;
-        let said = result.as_ref().err().map(ToString::to_string);
-        replica_said.tell(said.as_ref(), |e| log_replica(&db, &replica.name, e));
-        quiet = Quiet::after(result.as_ref().ok(), position.as_ref());
-        checked = quiet.as_ref().map(|_| reading);
-        let now = crate::units::epoch_seconds(SystemTime::now());
-        let unreplicated_since = unreplicated_since(&meta, local.as_ref(), result.as_ref().ok());
-        board.post(&db, &replica.name, |o| {
-            o.kind = kind_name.clone();
-            o.unreplicated_since = unreplicated_since;
+        tokio::time::sleep(w.pace.every).await;
+    }
+}
+
+/// One read: Litestream's local state, and the replica unless it can hold nothing new; posts
+/// what it found.
+async fn read(w: &mut Watcher) {
+    let reading = Instant::now();
+    let local = read_local(&w.meta).await.map_err(|e| e.to_string());
+    let (db, meta) = (&w.db, &w.meta);
+    w.said
+        .0
+        .tell(local.as_ref().err(), |e| log_local(db, meta, e));
+    let (local, local_error) = match local {
+        Ok(l) => (Some(l), None),
+        Err(e) => (None, Some(e)),
+    };
+    let position = local.as_ref().and_then(|l| l.position.clone());
+    let local_state = local
+        .as_ref()
+        .map(|l| Arc::new(summarize(&l.files, w.schedule.local_kept)));
+    if w.quiet
+        .as_ref()
+        .is_some_and(|q| q.still(position.as_ref(), w.pace.idle))
+    {
+        w.checked = Some(reading);
+        // Nothing new can be in the replica: only the local state is news.
+        w.board.post(&w.db, &w.replica, |o| {
             o.local_state = local_state;
             o.local = position;
             o.local_error = local_error;
-            record(o, result, now);
         });
-        tokio::time::sleep(pace.every).await;
+        return;
     }
+    let generation = local.as_ref().and_then(|l: &Local| l.generation.clone());
+    let read = read_replica(&w.reader, generation, &w.schedule, &mut w.headers);
+    let result = within(w.timeout, read, &mut w.behind).await;
+    let said = result.as_ref().err().map(ToString::to_string);
+    let (db, replica) = (&w.db, &w.replica);
+    w.said
+        .1
+        .tell(said.as_ref(), |e| log_replica(db, replica, e));
+    w.quiet = Quiet::after(result.as_ref().ok(), position.as_ref());
+    w.checked = w.quiet.as_ref().map(|_| reading);
+    let now = crate::units::epoch_seconds(SystemTime::now());
+    let unreplicated_since = unreplicated_since(&w.meta, local.as_ref(), result.as_ref().ok());
+    w.board.post(&w.db, &w.replica, |o| {
+        o.kind = w.kind.clone();
+        o.unreplicated_since = unreplicated_since;
+        o.local_state = local_state;
+        o.local = position;
+        o.local_error = local_error;
+        record(o, result, now);
+    });
 }
 
 /// A read of the replica given `timeout`, each level's wait counted from the read that first
@@ -411,11 +442,13 @@ fn record(o: &mut Observation, result: Result<Option<Head>, ReplicaError>, now: 
             o.read_at = Some(now);
             o.replicated_at = found.as_ref().map(|h| h.at);
             o.replica_wal = found.as_ref().and_then(|h| h.wal);
-            o.storage = found.as_ref().map(|h| h.storage.clone());
             let seen = found.as_ref().and_then(|h| h.chain.verdict());
             (o.chain, o.chain_unconfirmed) =
                 confirmed(o.chain.take(), o.chain_unconfirmed.take(), seen);
-            o.replica = found.map(|h| h.position);
+            (o.replica, o.storage) = match found {
+                Some(h) => (Some(h.position), Some(Arc::new(h.storage))),
+                None => (None, None),
+            };
         }
         Err(e) => {
             o.error = Some(e.to_string());
@@ -474,6 +507,36 @@ mod tests {
             "empty replica"
         );
         assert!(Quiet::after(None, Some(&v5(8))).is_none(), "read failed");
+    }
+
+    /// A fleet runs one watcher task per replica, each resting in its sleep most of the time: the
+    /// task keeps its future whole, so a read's state (an S3 listing's) held inline would cost
+    /// every idle replica kilobytes.
+    #[test]
+    fn a_resting_watcher_is_small() {
+        use crate::litestream::config::{ReplicaKind, Schedule};
+        let kind = ReplicaKind::File {
+            path: "/nonexistent".into(),
+        };
+        let watcher = Box::new(super::Watcher {
+            db: "db".into(),
+            meta: "/nonexistent".into(),
+            schedule: Schedule::default(),
+            replica: "file".into(),
+            kind: "file".into(),
+            reader: crate::litestream::replica::reader_of(&kind, Duration::from_secs(1)).unwrap(),
+            timeout: Duration::from_secs(10),
+            pace: super::Pace::uniform(Duration::from_secs(1)),
+            board: std::sync::Arc::default(),
+            headers: Default::default(),
+            said: Default::default(),
+            quiet: None,
+            checked: None,
+            behind: Default::default(),
+        });
+        let task = super::watch(watcher);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 256, "a watcher task rests in {size} bytes");
     }
 
     #[test]

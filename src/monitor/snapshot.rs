@@ -138,10 +138,11 @@ pub struct ReplicaSnapshot {
     /// Whether a restore would find an unbroken run of LTX files (v0.5): whole, or the gap said
     /// (naming the file after it); `None` when not judged (v0.3, not read yet).
     pub chain: Option<crate::litestream::chain::Verdict>,
-    /// What the replica holds level by level.
-    pub storage: Option<crate::litestream::storage::Storage>,
+    /// What the replica holds level by level (shared with the board and every later
+    /// snapshot until the next read of the replica: a fleet's polls copy no levels).
+    pub storage: Option<std::sync::Arc<crate::litestream::storage::Storage>>,
     /// What Litestream keeps on local disk for the database (the same for each replica).
-    pub local_state: Option<crate::litestream::local_state::LocalState>,
+    pub local_state: Option<std::sync::Arc<crate::litestream::local_state::LocalState>>,
     /// Reads of the replica (on S3, a LIST and a ranged GET each).
     pub reads_total: u64,
     pub errors_total: u64,
