@@ -47,7 +47,7 @@ impl Target {
             db: self.name.clone(),
             path: self.path.clone(),
             litestream_yml: litestream_yml.to_path_buf(),
-            restore_yml: self.litestream.as_ref()?.restore_yml.clone(),
+            restore_yml: self.litestream.as_ref()?.restore_yml(),
             replica: self.replicas().into_iter().next()?,
             settings,
         })

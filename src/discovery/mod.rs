@@ -9,7 +9,7 @@ use crate::litestream::config::Litestream;
 use crate::target::Target;
 use pattern::Pattern;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A `glob:` entry of the config: its pattern, and the settings every match gets (a
@@ -102,7 +102,11 @@ impl Discovery {
     /// Walks the globs and returns every database to watch now: the fixed ones first, then
     /// the matches by label, then those only Litestream lists.
     pub fn scan(&mut self, now: Instant) -> Vec<Target> {
-        let known: HashSet<PathBuf> = self.found.values().map(|f| f.target.path.clone()).collect();
+        // Known to be SQLite, so not read again: what an earlier walk found, and the databases
+        // the config names (a glob over them would otherwise open each on every walk).
+        let known: HashSet<&Path> = (self.found.values().map(|f| f.target.path.as_path()))
+            .chain(self.fixed.iter().map(|t| t.path.as_path()))
+            .collect();
         let mut matched = Vec::new();
         for g in &self.globs {
             for path in walk::expand(&g.pattern, |p| known.contains(p), &mut self.not_sqlite) {
@@ -228,6 +232,7 @@ fn attach_litestream(
 mod tests {
     use super::*;
     use crate::litestream::config::LitestreamDb;
+    use std::path::PathBuf;
 
     fn t(name: &str, path: &str) -> Target {
         Target::new(name, path)
@@ -304,7 +309,7 @@ mod tests {
             meta_path: "/meta".into(),
             replicas: Vec::new(),
             schedule: Default::default(),
-            restore_yml: None,
+            restore_from: None,
         };
         let targets = vec![t("app", "/data/app.db"), t("jobs", "/data/jobs.db")];
         let listed = Litestream {

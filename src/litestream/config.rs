@@ -50,9 +50,28 @@ pub struct LitestreamDb {
     pub replicas: Vec<Replica>,
     /// How Litestream paces compaction, snapshots and the removal of local files.
     pub schedule: Schedule,
-    /// A litestream.yml of its own to restore it with, when litestream.yml names it only
+    /// What a litestream.yml of its own is written from, when litestream.yml names it only
     /// through a `dir:` entry (`litestream restore -config` resolves `path:` entries only).
-    pub restore_yml: Option<String>,
+    pub restore_from: Option<RestoreFrom>,
+}
+
+/// A database of a `dir:` entry, as its own restore config is written: the entry as written and
+/// the database's path relative to the directory. The text is written when a drill needs it,
+/// not on every walk of a fleet's directory (a YAML document per tenant every
+/// `discover_interval`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreFrom {
+    raw: std::sync::Arc<RawDir>,
+    rel: String,
+}
+
+impl LitestreamDb {
+    /// A litestream.yml of its own to restore it with (see [`RestoreFrom`]); `None` when
+    /// litestream.yml names it by `path:`, or the entry's replicas cannot be written.
+    pub fn restore_yml(&self) -> Option<String> {
+        let from = self.restore_from.as_ref()?;
+        from.raw.restore_yml(&self.path, &from.rel)
+    }
 }
 
 impl LitestreamDb {
@@ -88,13 +107,13 @@ pub struct LitestreamDir {
     pub replicas: Vec<Replica>,
     /// The entry as written (before `$VAR` expansion, which Litestream does itself), to write
     /// each database's own restore config from.
-    raw: RawDir,
+    raw: std::sync::Arc<RawDir>,
     matcher: globset::GlobMatcher,
 }
 
 /// A `dir:` entry's replica settings and the file's top-level settings (credentials, ...), as
 /// written.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct RawDir {
     top: serde_yaml::Mapping,
     /// `replica` or `replicas`, and its value.
@@ -203,7 +222,10 @@ impl LitestreamDir {
             meta_path,
             replicas,
             schedule: self.schedule.clone(),
-            restore_yml: self.raw.restore_yml(path, &rel_text),
+            restore_from: Some(RestoreFrom {
+                raw: self.raw.clone(),
+                rel: rel_text,
+            }),
         })
     }
 }
@@ -342,7 +364,7 @@ pub fn parse(
             let replicas = parse_replicas(db, &field, &global_key, &global_secret)?;
             let mut parsed = parse_dir(db, &field, dir, &metrics_url, replicas)?;
             parsed.schedule = schedule.clone();
-            parsed.raw = raw_dir(raw.as_ref(), &root, i);
+            parsed.raw = std::sync::Arc::new(raw_dir(raw.as_ref(), &root, i));
             out.dirs.push(parsed);
             continue;
         }
@@ -363,7 +385,7 @@ pub fn parse(
             meta_path,
             replicas,
             schedule: schedule.clone(),
-            restore_yml: None,
+            restore_from: None,
         });
     }
     Ok(out)
@@ -498,7 +520,7 @@ fn parse_dir(
         metrics_url: metrics_url.clone(),
         schedule: Schedule::default(),
         replicas,
-        raw: RawDir::default(),
+        raw: Default::default(),
         matcher,
     })
 }
@@ -909,7 +931,7 @@ dbs:
         )
         .unwrap();
         let yml = |i: usize, db: &str| -> Value {
-            let text = ls.dirs[i].db(Path::new(db)).unwrap().restore_yml.unwrap();
+            let text = ls.dirs[i].db(Path::new(db)).unwrap().restore_yml().unwrap();
             serde_yaml::from_str(&text).unwrap()
         };
         let y = yml(0, "/data/tenants/eu/a.db");
