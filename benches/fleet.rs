@@ -116,8 +116,13 @@ fn run(n: usize, poll: &str, nofile: u64, measure: Duration, metrics: &str) -> S
     let cfg = config(dir.path(), &paths, &extra, thresholds);
     let prlimit = common::program("prlimit", "util-linux");
     let limit = format!("--nofile={nofile}:{nofile}");
-    let daemon = Daemon::start_wrapped(
-        &[prlimit.to_str().unwrap(), &limit, "--"],
+    // FLEET_WRAP: a profiler to run the daemon under (its words split on spaces), such as
+    // `heaptrack -o /tmp/fleet`; the CPU figure then includes the wrapper's.
+    let wrap = std::env::var("FLEET_WRAP").unwrap_or_default();
+    let mut wrapper = vec![prlimit.to_str().unwrap(), &limit, "--"];
+    wrapper.extend(wrap.split_whitespace());
+    let mut daemon = Daemon::start_wrapped(
+        &wrapper,
         &["--config", cfg.to_str().unwrap(), "--poll-interval", poll],
         &[],
     );
@@ -144,6 +149,15 @@ fn run(n: usize, poll: &str, nofile: u64, measure: Duration, metrics: &str) -> S
         .count();
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
+    if !wrap.is_empty() {
+        // A profiler writes its data when the daemon exits: end the daemon alone, not the
+        // group, and wait for the wrapper.
+        let binary = format!("^{}", env!("CARGO_BIN_EXE_sqlite-ops"));
+        let _ = std::process::Command::new("pkill")
+            .args(["-TERM", "-f", &binary])
+            .status();
+        common::wait_until(Duration::from_secs(120), || daemon.try_wait());
+    }
     let reads: f64 = body
         .lines()
         .filter(|l| l.starts_with("sqlite_litestream_reads_total{"))
