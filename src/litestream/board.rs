@@ -50,11 +50,12 @@ pub struct Observation {
     pub errors_total: u64,
 }
 
-/// The latest observation of every replica, keyed by (db, replica), and what Litestream's own
-/// metrics say of each database.
+/// The latest observation of every replica, by database then replica (a poll looks a database
+/// up by its name alone, allocating nothing), and what Litestream's own metrics say of each
+/// database.
 #[derive(Debug, Default)]
 pub struct Board {
-    inner: Mutex<HashMap<(String, String), Observation>>,
+    inner: Mutex<HashMap<String, Vec<(String, Observation)>>>,
     processes: Mutex<HashMap<String, Process>>,
     /// When the poller last saw each replicated database other than settled (written, or in a
     /// transaction): Litestream's local position can only move after that, so a watcher whose
@@ -96,18 +97,30 @@ impl Board {
     }
 
     pub fn get(&self, db: &str, replica: &str) -> Option<Observation> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&(db.to_string(), replica.to_string()))
-            .cloned()
+        let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, o) = map.get(db)?.iter().find(|(r, _)| r == replica)?;
+        Some(o.clone())
+    }
+
+    /// The observations of every replica of `db` read so far, by replica name.
+    pub fn observations(&self, db: &str) -> Vec<(String, Observation)> {
+        let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(db).cloned().unwrap_or_default()
     }
 
     pub(super) fn post(&self, db: &str, replica: &str, f: impl FnOnce(&mut Observation)) {
         let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        f(map
-            .entry((db.to_string(), replica.to_string()))
-            .or_default());
+        let replicas = match map.get_mut(db) {
+            Some(r) => r,
+            None => map.entry(db.to_string()).or_default(),
+        };
+        match replicas.iter().position(|(r, _)| r == replica) {
+            Some(i) => f(&mut replicas[i].1),
+            None => {
+                replicas.push((replica.to_string(), Observation::default()));
+                f(&mut replicas.last_mut().expect("just pushed").1)
+            }
+        }
     }
 
     /// Keeps the observations of the replicas `keep(db, replica)` and the processes
@@ -115,10 +128,12 @@ impl Board {
     /// whose configuration did not change stays on the board until its new watcher reads it
     /// again, so its series never blink out of `/metrics`.
     pub fn retain(&self, keep: impl Fn(&str, &str) -> bool, keep_process: impl Fn(&str) -> bool) {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(db, replica), _| keep(db, replica));
+        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|db, replicas| {
+            replicas.retain(|(replica, _)| keep(db, replica));
+            !replicas.is_empty()
+        });
+        drop(map);
         self.processes
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -30,7 +30,7 @@ use crate::probe::{ProbeError, Sample};
 use counter::{Continuity, Source, TxCounter};
 use rate::RateWindow;
 use replication::CommitHistory;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use write_lock::WriteLockStats;
@@ -57,7 +57,7 @@ pub struct PollTime {
 /// figures; what the restore drills found.
 #[derive(Debug, Default)]
 pub struct Replication {
-    pub observations: HashMap<String, Observation>,
+    pub observations: Vec<(String, Observation)>,
     pub process: Option<Process>,
     pub drill: Option<DrillRecord>,
 }
@@ -429,9 +429,10 @@ impl Monitor {
         let process_txid = self.litestream_process.as_ref().and_then(|p| p.txid);
         let mut oldest: Option<f64> = None;
         for r in &mut self.replicas {
-            let Some(o) = seen.observations.remove(&r.replica) else {
+            let Some(i) = seen.observations.iter().position(|(n, _)| *n == r.replica) else {
                 continue;
             };
+            let (_, o) = seen.observations.swap_remove(i);
             r.kind = o.kind;
             r.observed = true;
             // Litestream's metrics stand in for its local files when those cannot be read.

@@ -223,11 +223,7 @@ impl Watched {
             return Replication::default();
         }
         Replication {
-            observations: self
-                .monitor
-                .replica_names()
-                .filter_map(|r| Some((r.to_string(), board.get(db, r)?)))
-                .collect(),
+            observations: board.observations(db),
             process: board.process(db),
             drill: drills.get(db),
         }
