@@ -312,9 +312,12 @@ fn daemon_check_and_prometheus_agree_at_rest_and_while_each_fault_holds() {
             json!({"interval": "2s", "first_after": "0s", "scratch_dir": scratch,
                    "litestream": litestream_bin("0.5.17"), "timeout": "30s"}),
         )
+        // 8 s: Litestream starved of CPU and disk on a loaded 2-core machine (a release
+        // build and a 10,000-database benchmark beside the suite) once lagged 4 s for real
+        // "at rest"; the frozen phase below lags without bound.
         .threshold(
             "replication_lag",
-            json!({"warning": "4s", "critical": "off", "for": "0s"}),
+            json!({"warning": "8s", "critical": "off", "for": "0s"}),
         )
         .threshold("snapshot_age", json!({"warning": "3s", "for": "0s"}))
         .threshold("write_lock_hold", json!({"warning": "2s", "for": "0s"}))
