@@ -59,8 +59,15 @@ pub struct Board {
     processes: Mutex<HashMap<String, Process>>,
     /// When the poller last saw each replicated database other than settled (written, or in a
     /// transaction): Litestream's local position can only move after that, so a watcher whose
-    /// replica held everything needs not look again before.
-    touched: Mutex<HashMap<String, Instant>>,
+    /// replica held everything needs not look again before, and sleeps until woken.
+    touched: Mutex<HashMap<String, Touched>>,
+}
+
+/// When the poller last saw a database other than settled, and the watchers' bell.
+#[derive(Debug, Default)]
+struct Touched {
+    at: Option<Instant>,
+    bell: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Board {
@@ -79,21 +86,28 @@ impl Board {
             .insert(db.to_string(), p);
     }
 
-    /// The poller saw `db` other than settled now.
+    /// The poller saw `db` other than settled now: its watchers wake.
     pub fn touch(&self, db: &str, now: Instant) {
         let mut touched = self.touched.lock().unwrap_or_else(|e| e.into_inner());
-        match touched.get_mut(db) {
-            Some(t) => *t = now,
-            None => {
-                touched.insert(db.to_string(), now);
-            }
-        }
+        let t = match touched.get_mut(db) {
+            Some(t) => t,
+            None => touched.entry(db.to_string()).or_default(),
+        };
+        t.at = Some(now);
+        t.bell.notify_waiters();
     }
 
     /// When the poller last saw `db` other than settled; `None` if never.
     pub(super) fn touched(&self, db: &str) -> Option<Instant> {
         let touched = self.touched.lock().unwrap_or_else(|e| e.into_inner());
-        touched.get(db).copied()
+        touched.get(db)?.at
+    }
+
+    /// What rings when the poller sees `db` other than settled: a watcher with nothing to read
+    /// waits on it (or its idle interval) instead of waking every second to ask.
+    pub(super) fn bell(&self, db: &str) -> std::sync::Arc<tokio::sync::Notify> {
+        let mut touched = self.touched.lock().unwrap_or_else(|e| e.into_inner());
+        touched.entry(db.to_string()).or_default().bell.clone()
     }
 
     pub fn get(&self, db: &str, replica: &str) -> Option<Observation> {

@@ -196,18 +196,29 @@ struct Watcher {
 }
 
 async fn watch(mut w: Box<Watcher>) {
+    let bell = w.board.bell(&w.db);
     loop {
-        // Settled since that read, the database gave Litestream nothing new: no read at all.
+        // Made before the look at the board: a touch after the look still wakes it.
+        let rung = bell.notified();
+        // Settled since that read, the database gave Litestream nothing new: no read at all,
+        // and no wake-up either until the poller sees it move or the idle interval ends (a
+        // fleet's idle watchers woke every second to ask: 10,000 wake-ups a second).
         let untouched = w
             .checked
             .is_some_and(|c| w.board.touched(&w.db).is_none_or(|t| t <= c));
-        if !(untouched
-            && w.quiet
-                .as_ref()
-                .is_some_and(|q| q.at.elapsed() < w.pace.idle))
-        {
-            Box::pin(read(&mut w)).await;
+        let idle_left = (w.quiet.as_ref()).and_then(|q| w.pace.idle.checked_sub(q.at.elapsed()));
+        if let (true, Some(left)) = (untouched, idle_left) {
+            // Boxed, as the reads are: most of a fleet's watchers rest here.
+            Box::pin(async {
+                tokio::select! {
+                    _ = rung => {}
+                    _ = tokio::time::sleep(left) => {}
+                }
+            })
+            .await;
+            continue;
         }
+        Box::pin(read(&mut w)).await;
         tokio::time::sleep(w.pace.every).await;
     }
 }
