@@ -371,21 +371,23 @@ fn daemon_check_and_prometheus_agree_at_rest_and_while_each_fault_holds() {
             .is_ok_and(|mut d| d.next().is_some())
             .then_some(())
     });
-    wait_for(STEP, "Litestream frozen without the write lock", || {
-        litestream.signal(libc::SIGSTOP);
-        daemon.wait_polls(2);
-        let holder = daemon.get("/api/v1/status").1;
-        let holder: serde_json::Value = serde_json::from_str(&holder).unwrap();
-        if holder["databases"][0]["write_lock"]["holder_pid"].as_i64()
-            == Some(i64::from(litestream.pid()))
-        {
-            litestream.signal(libc::SIGCONT);
-            std::thread::sleep(std::time::Duration::from_millis(200));
-            None
-        } else {
-            Some(())
-        }
-    });
+    wait_for(
+        STEP,
+        "Litestream frozen reading, without the write lock",
+        || {
+            litestream.signal(libc::SIGSTOP);
+            daemon.wait_polls(2);
+            let status = daemon.get("/api/v1/status").1;
+            let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+            if !common::frozen_reading(&status["databases"][0], litestream.pid()) {
+                litestream.signal(libc::SIGCONT);
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                None
+            } else {
+                Some(())
+            }
+        },
+    );
     let intact = damage_snapshots(&dir.path().join("replica"));
     app.cmd("rate 200");
     let alone = three.agree(

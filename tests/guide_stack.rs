@@ -320,21 +320,25 @@ fn frozen(version: &str) {
     let s = Stack::start(version);
     s.quiet_for(3);
     let ls = s.litestream.as_ref().unwrap();
-    // Freeze it outside its brief write-lock holds (its checkpoints), as a stall usually is.
-    let t0 = wait_for(STEP, "Litestream frozen without the write lock", || {
-        ls.signal(libc::SIGSTOP);
-        let stopped = Instant::now();
-        // A whole poll after the stop: what it saw of the lock is the frozen process's.
-        s.daemon.wait_polls(2);
-        let holder = s.status()["write_lock"]["holder_pid"].as_i64();
-        if holder == Some(i64::from(ls.pid())) {
-            ls.signal(libc::SIGCONT);
-            s.daemon.wait_polls(1);
-            None
-        } else {
-            Some(stopped)
-        }
-    });
+    // Freeze it outside its brief write-lock holds (its checkpoints) and inside a read
+    // transaction, as a stall usually is.
+    let t0 = wait_for(
+        STEP,
+        "Litestream frozen reading, without the write lock",
+        || {
+            ls.signal(libc::SIGSTOP);
+            let stopped = Instant::now();
+            // A whole poll after the stop: what it saw of the locks is the frozen process's.
+            s.daemon.wait_polls(2);
+            if !common::frozen_reading(&s.status(), ls.pid()) {
+                ls.signal(libc::SIGCONT);
+                s.daemon.wait_polls(1);
+                None
+            } else {
+                Some(stopped)
+            }
+        },
+    );
     let within = Duration::from_secs(SHORT + 30);
     let (_, secs) = s.wait_for_alert("SQLiteReplicationLag", t0, within);
     let what = format!("Litestream {version} frozen (SIGSTOP)");

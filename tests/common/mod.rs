@@ -125,3 +125,20 @@ pub fn bundled_sqlite_version() -> String {
         .query_row("SELECT sqlite_version()", [], |r| r.get(0))
         .unwrap()
 }
+
+/// Whether, in one database's `/api/v1/status` entry, the process `pid` holds a WAL read slot
+/// and not the write lock: a Litestream frozen so pins a snapshot, as a stall usually does. A
+/// SIGSTOP can also land between its read transactions (0.3 ends one at each checkpoint), and
+/// then nothing is pinned and no snapshot alert is due: a test that freezes it to see one
+/// freezes it again until this holds.
+pub fn frozen_reading(db: &serde_json::Value, pid: i32) -> bool {
+    let pid = i64::from(pid);
+    let roles: Vec<&str> = (db["processes"].as_array().into_iter().flatten())
+        .filter(|p| p["pid"].as_i64() == Some(pid))
+        .flat_map(|p| p["roles"].as_array().into_iter().flatten())
+        .filter_map(|r| r.as_str())
+        .collect();
+    db["write_lock"]["holder_pid"].as_i64() != Some(pid)
+        && !roles.contains(&"writer")
+        && roles.iter().any(|r| r.starts_with("reader "))
+}
