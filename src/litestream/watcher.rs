@@ -146,6 +146,8 @@ fn spawn_replicas(
                         o.error = Some(e.to_string());
                         o.errors_total += 1;
                     });
+                    // Nothing to watch: the error stands on the board (a task that is already
+                    // done keeps the list one handle per replica).
                     return tokio::spawn(async {});
                 }
             };
