@@ -72,9 +72,7 @@ impl LitestreamDb {
         let from = self.restore_from.as_ref()?;
         from.raw.restore_yml(&self.path, &from.rel)
     }
-}
 
-impl LitestreamDb {
     /// Whether `other` reads the replica named `replica` exactly as this does (same database,
     /// same local state, same replica settings), so that what was read of it still holds.
     pub fn same_replica(&self, other: &LitestreamDb, replica: &str) -> bool {
