@@ -3,7 +3,7 @@
 
 use crate::drill::restore::Job;
 use crate::drill::DrillSettings;
-use crate::litestream::config::{LitestreamDb, ReplicaKind};
+use crate::litestream::config::LitestreamDb;
 use crate::monitor::Declared;
 use crate::rules::DbThresholds;
 use std::path::{Path, PathBuf};
@@ -58,14 +58,7 @@ impl Target {
         self.litestream
             .iter()
             .flat_map(|l| &l.replicas)
-            .map(|r| {
-                let kind = match &r.kind {
-                    ReplicaKind::File { .. } => "file".to_string(),
-                    ReplicaKind::S3(_) => "s3".to_string(),
-                    ReplicaKind::Unsupported { kind } => kind.clone(),
-                };
-                (r.name.clone(), kind)
-            })
+            .map(|r| (r.name.clone(), r.kind.label()))
             .collect()
     }
 }

@@ -18,6 +18,17 @@ pub enum ReplicaKind {
     },
 }
 
+impl ReplicaKind {
+    /// The replica's type, as the `type` label says it.
+    pub fn label(&self) -> String {
+        match self {
+            ReplicaKind::File { .. } => "file".to_string(),
+            ReplicaKind::S3(_) => "s3".to_string(),
+            ReplicaKind::Unsupported { kind } => kind.clone(),
+        }
+    }
+}
+
 /// An S3-compatible replica.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Spec {

@@ -4,7 +4,7 @@
 
 use super::board::{Board, Observation};
 use super::chain::Verdict;
-use super::config::{LitestreamDb, ReplicaKind, Schedule};
+use super::config::{LitestreamDb, Schedule};
 use super::local_state::summarize;
 use super::metrics::{self, Process};
 use super::position::{Local, Position};
@@ -136,7 +136,7 @@ fn spawn_replicas(
         .iter()
         .map(|replica| {
             let timeout = pace.every.max(Duration::from_secs(10));
-            let kind = kind_name(&replica.kind);
+            let kind = replica.kind.label();
             let reader = match reader_of(&replica.kind, timeout) {
                 Ok(r) => r,
                 Err(e) => {
@@ -291,15 +291,6 @@ async fn within(
         since_seen(&mut head.storage, behind, read_at);
     }
     result
-}
-
-/// The replica's type, as the `type` label says it.
-fn kind_name(kind: &ReplicaKind) -> String {
-    match kind {
-        ReplicaKind::File { .. } => "file".to_string(),
-        ReplicaKind::S3(_) => "s3".to_string(),
-        ReplicaKind::Unsupported { kind } => kind.clone(),
-    }
 }
 
 fn log_local(db: &str, meta: &std::path::Path, error: Option<&String>) {
