@@ -272,8 +272,8 @@ L1, L2 = '{db="app",replica="file",level="1"}', '{db="app",replica="file",level=
 case(N, "fires when level 2 has waited 4 of its intervals",
      [series("sqlite_litestream_compaction_lag_seconds", "1200x30", L2), series("sqlite_litestream_compaction_interval_seconds", "300x30", L2),
       series("sqlite_litestream_compaction_lag_seconds", "20x30", L1), series("sqlite_litestream_compaction_interval_seconds", "30x30", L1)],
-     after_for(N, [alert(N, "warning", "Litestream has not compacted the replica of app on h1:9934 for 4 of a level's intervals",
-                         "The oldest change a compacted level of the Litestream replica of app on h1:9934 lacks has waited 4 of that level's intervals in the level below, above 3: compaction has stalled (Litestream's log says \"compaction failed\"). Restores read ever more small files, and level-0 files, kept until level 1 holds them, pile up in the replica and on local disk.")]))
+     after_for(N, [alert(N, "warning", "Litestream has not compacted level 2 of the replica of app on h1:9934 for 4 of its intervals",
+                         "The oldest change that level 2 of the Litestream replica of app on h1:9934 lacks has waited 4 of that level's intervals in the level below, above 3: compaction has stalled (Litestream's log says \"compaction failed\"). Restores read ever more small files, and level-0 files, kept until level 1 holds them, pile up in the replica and on local disk.")]))
 case(N, "stays quiet at 3 intervals, however long they are",
      [series("sqlite_litestream_compaction_lag_seconds", "10800x30", '{db="app",replica="file",level="3"}'),
       series("sqlite_litestream_compaction_interval_seconds", "3600x30", '{db="app",replica="file",level="3"}')], quiet(N))

@@ -1120,6 +1120,10 @@ fn compaction_and_snapshots_stalled_while_uploads_go_on() {
             .as_str()
             .unwrap()
             .to_string();
+        if alert == "SQLiteLitestreamCompactionStalled" {
+            // The rule's figure is the worst level's; its text names that level.
+            assert!(said.contains("level 1 "), "names the stalled level: {said}");
+        }
         let fired_in = stopped.elapsed().as_secs_f64();
         drop(read_only);
         am.wait_resolved(alert, "app", STEP);

@@ -181,6 +181,10 @@ const HOLDER: &str = "{{ with printf `sqlite_snapshot_pinned_seconds{job=\"%s\",
 /// alert's template from the same host's series.
 const READER_OPEN: &str = "{{ with printf `sqlite_oldest_snapshot_age_seconds{job=\"%s\",instance=\"%s\",db=\"%s\"}` $labels.job $labels.instance $labels.db | query }}{{ with first . }}{{ value . | humanizeDuration }}{{ end }}{{ else }}a while{{ end }}";
 
+/// The compacted level of the alert's database furthest behind in its own intervals, read by the
+/// alert's template from the same host's series (the rule's `max by (db)` drops the label).
+const STALLED_LEVEL: &str = "{{ with printf `topk(1, sqlite_litestream_compaction_lag_seconds{job=\"%s\",instance=\"%s\",db=\"%s\"} / sqlite_litestream_compaction_interval_seconds{job=\"%s\",instance=\"%s\",db=\"%s\"})` $labels.job $labels.instance $labels.db $labels.job $labels.instance $labels.db | query }}{{ with first . }}level {{ label \"level\" . }}{{ end }}{{ else }}a compacted level{{ end }}";
+
 fn make(rule: &RuleDef, severity: Severity, for_: Duration, runbook_base_url: &str) -> Rule {
     let window = catalogue::window();
     let value_text = shown(rule.unit, "$value");
@@ -197,6 +201,7 @@ fn make(rule: &RuleDef, severity: Severity, for_: Duration, runbook_base_url: &s
                 "{gap}",
                 "an LTX file of its chain is missing or damaged (the daemon's /api/v1/status names it)",
             )
+            .replace("{level}", STALLED_LEVEL)
             .replace("{reader_open}", READER_OPEN)
             .replace("{value}", &value_text)
             .replace("{threshold}", &threshold)

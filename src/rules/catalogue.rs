@@ -101,8 +101,8 @@ impl Op {
 
 /// One threshold. Text templates take `{db}`, `{value}`, `{threshold}`, `{for}`, `{holder}`
 /// (the role of the reader holding checkpoints back, the `holder` label in PromQL),
-/// `{mountpoint}` (the filesystem of a [`Scope::Filesystem`] rule) and `{gap}` (where a
-/// replica's chain of LTX files breaks).
+/// `{mountpoint}` (the filesystem of a [`Scope::Filesystem`] rule), `{gap}` (where a
+/// replica's chain of LTX files breaks) and `{level}` (the compacted level furthest behind).
 #[derive(Debug)]
 pub struct RuleDef {
     /// The alert name (CamelCase, prefix `SQLite`), also the runbook anchor in lower case.
@@ -208,20 +208,30 @@ fn chain_intact(s: &DbSnapshot) -> Option<f64> {
 }
 /// The most intervals any level (the snapshots, or the compacted ones) of any replica has let
 /// its oldest missing change wait.
-fn levels_behind(s: &DbSnapshot, snapshots: bool) -> Option<f64> {
+/// The level furthest behind, in its own intervals, among the snapshot level or the others.
+fn level_behind(s: &DbSnapshot, snapshots: bool) -> Option<(&str, f64)> {
     s.litestream
         .iter()
         .filter_map(|r| r.storage.as_ref())
         .flat_map(|st| &st.levels)
         .filter(|l| l.is_snapshots() == snapshots)
-        .filter_map(|l| Some(l.lag()? / l.interval.filter(|i| *i > 0.0)?))
-        .max_by(f64::total_cmp)
+        .filter_map(|l| {
+            Some((
+                l.level.as_str(),
+                l.lag()? / l.interval.filter(|i| *i > 0.0)?,
+            ))
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 fn compaction_behind(s: &DbSnapshot) -> Option<f64> {
-    levels_behind(s, false)
+    level_behind(s, false).map(|(_, behind)| behind)
 }
 fn snapshot_behind(s: &DbSnapshot) -> Option<f64> {
-    levels_behind(s, true)
+    level_behind(s, true).map(|(_, behind)| behind)
+}
+/// The compacted level furthest behind (`{level}` in a rule's text), as "level 2".
+pub fn stalled_level(s: &DbSnapshot) -> Option<String> {
+    level_behind(s, false).map(|(level, _)| format!("level {level}"))
 }
 fn local_overdue(s: &DbSnapshot) -> Option<f64> {
     let state = s.litestream.iter().find_map(|r| r.local_state.as_ref())?;
@@ -581,9 +591,9 @@ pub const RULES: &[RuleDef] = &[
         promql: "max by (db) (sqlite_litestream_compaction_lag_seconds{SEL} / sqlite_litestream_compaction_interval_seconds{SEL})",
         value: compaction_behind,
         label: "compaction intervals the oldest uncompacted change has waited",
-        summary: "Litestream has not compacted the replica of {db} for {value} of a level's intervals",
-        description: "The oldest change a compacted level of the Litestream replica of {db} lacks has waited {value} of that level's intervals in the level below, above {threshold}: compaction has stalled (Litestream's log says \"compaction failed\"). Restores read ever more small files, and level-0 files, kept until level 1 holds them, pile up in the replica and on local disk.",
-        fix: "Read Litestream's log for compaction errors (permissions or space where the replica keeps that level); sqlite_litestream_compaction_lag_seconds shows which level waits.",
+        summary: "Litestream has not compacted {level} of the replica of {db} for {value} of its intervals",
+        description: "The oldest change that {level} of the Litestream replica of {db} lacks has waited {value} of that level's intervals in the level below, above {threshold}: compaction has stalled (Litestream's log says \"compaction failed\"). Restores read ever more small files, and level-0 files, kept until level 1 holds them, pile up in the replica and on local disk.",
+        fix: "Read Litestream's log for compaction errors (permissions or space where the replica keeps that level: ltx/<level>/ in a folder).",
     },
     RuleDef {
         alert: "SQLiteLitestreamSnapshotStale",

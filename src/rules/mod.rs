@@ -93,6 +93,10 @@ pub fn render_text(
             .replace("{holder}", holder)
             .replace("{gap}", &gap)
             .replace(
+                "{level}",
+                &catalogue::stalled_level(snapshot).unwrap_or_else(|| "a compacted level".into()),
+            )
+            .replace(
                 "{reader_open}",
                 &reader_open.map_or("a while".into(), |s| {
                     crate::units::format_value(Unit::Seconds, s)
