@@ -681,7 +681,7 @@ fn a_file_missing_from_the_middle_of_the_chain_is_found_before_a_restore() {
     let db = wal_db(dir.path());
     let yml = without_compaction(file_replica_yml(dir.path(), &db));
     let folder = Folder(dir.path().join("replica"));
-    let broken = |_: &Daemon, next: &str| {
+    let broken = |d: &Daemon, next: &str| {
         // `check --restore-drill` restores, fails, and says the chain check had predicted it.
         let check_cfg = ConfigFile::new()
             .litestream(&yml, "500ms")
@@ -702,6 +702,13 @@ fn a_file_missing_from_the_middle_of_the_chain_is_found_before_a_restore() {
         assert!(
             summary.contains("predicted this without a restore") && summary.contains(next),
             "{summary}"
+        );
+        // The status page says so on the replica's line.
+        let page = d.get("/").1;
+        let line = page.split("<p class=\"replica ").nth(1).unwrap_or("");
+        assert!(
+            line.starts_with("critical\">") && line.contains("chain broken") && line.contains(next),
+            "{page}"
         );
     };
     let (_d, am, files) = chain_broken_and_mended(dir.path(), &db, &yml, &folder, &[], broken);
@@ -1028,6 +1035,16 @@ fn replica_storage_matches_litestream_ltx() {
             .find(|l| l["level"] == level.as_str())
             .unwrap();
         assert_eq!(ours["max_txid"], *max, "level {level}: {ours}");
+    }
+    // The status page shows the same counts, level by level.
+    let page = d.get("/").1;
+    for (level, (files, ..)) in &theirs {
+        let name = match level.as_str() {
+            "9" => "level 9 (snapshots)".to_string(),
+            l => format!("level {l}"),
+        };
+        let row = format!("<tr><td>{name}</td><td>{files}</td>");
+        assert!(page.contains(&row), "{row} on the status page: {page}");
     }
 }
 

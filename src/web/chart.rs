@@ -1,6 +1,7 @@
 //! Line charts drawn on the server as inline SVG, so that the status page needs nothing from
 //! outside the daemon (no script library, no font, no network). Pure.
 
+use super::html::esc;
 use crate::rules::Unit;
 use crate::units::format_value;
 use std::fmt::Write;
@@ -27,13 +28,6 @@ pub struct Chart<'a> {
     pub span_label: &'a str,
     /// What the figure at the top right is: "now", "peak of the last 10s".
     pub newest_is: &'a str,
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// The top of the y axis: a little above the highest value, and the threshold when it is at

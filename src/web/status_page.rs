@@ -1,7 +1,9 @@
 //! The status page at `/`: per database, charts of the last hour or day, the alerts with their
-//! runbooks, the migrate-to-Postgres signals against their thresholds, and the forecasts. Pure.
+//! runbooks, Litestream's replicas (`replica_view`), the migrate-to-Postgres signals against
+//! their thresholds, and the forecasts. Pure.
 
 use super::chart::{self, Chart};
+use super::html::esc;
 use crate::history::{outlook, History, Range, FIGURES, REPLICATION_LAG};
 use crate::monitor::DbSnapshot;
 use crate::poller::PerDb;
@@ -28,13 +30,6 @@ pub struct Page<'a> {
 
 /// Databases listed in the summary table beyond those with charts, at most.
 const MAX_LISTED: usize = 500;
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 fn opt(v: Option<String>) -> String {
     v.unwrap_or_else(|| "–".into())
@@ -227,6 +222,7 @@ fn db_section(
     if let Some(line) = drill_line(s, p.now) {
         out.push_str(&line);
     }
+    super::replica_view::replicas(out, s, p.now);
     signals(out, p, s, thresholds);
     let forecasts = outlook::forecasts(h, s, thresholds, p.now);
     if !forecasts.is_empty() {
