@@ -256,7 +256,7 @@ N = "SQLiteReplicaChainBroken"
 case(N, "fires when one replica's chain has a gap", [series("sqlite_litestream_chain_intact", "0x30", S3),
                                                    series("sqlite_litestream_chain_intact", "1x30", FILE)],
      after_for(N, [alert(N, "critical", "The Litestream replica of app on h1:9934 would not restore: its chain of LTX files is broken",
-                         "A restore of app on h1:9934 from its Litestream replica would stop partway: an LTX file of its chain is missing or damaged (the daemon's /api/v1/status names it). litestream restore refuses such a replica (\"non-contiguous ltx files\", or a file it cannot decode), so the backup does not restore until the file is back whole or a newer snapshot starts past it. Found from the replica's listing and its files' headers, between restore drills.")]))
+                         "A restore of app on h1:9934 from its Litestream replica would stop partway: a file of its chain is missing or damaged (the daemon's /api/v1/status names it). litestream restore refuses such a replica (\"non-contiguous ltx files\" from 0.5, \"missing WAL index\" from 0.3, or a file it cannot decode), so the backup does not restore until the file is back whole or a newer snapshot starts past it. Found from the replica's listing and its files' headers, between restore drills.")]))
 case(N, "stays quiet while every chain is whole", [series("sqlite_litestream_chain_intact", "1x30", S3)], quiet(N))
 
 N = "SQLiteLitestreamLocalStateGrowing"

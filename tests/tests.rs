@@ -29,6 +29,7 @@ mod notify;
 mod quiet;
 mod read_only;
 mod reload;
+mod replica_chain;
 mod restore_drill;
 mod status_page;
 mod web_security;

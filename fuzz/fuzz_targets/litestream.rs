@@ -1,7 +1,7 @@
 #![no_main]
 //! Litestream's names and LTX header parsers (and the header check), litestream.yml and the
-//! chain check of a listing (one key per line) never panic, a chain judged whole ends at a listed
-//! file's TXID, and the local state of a listing (one key per line, its line number its time)
+//! chain checks of a listing (one key per line; v0.5 and v0.3) never panic, a chain judged whole
+//! ends at a listed file's TXID (v0.3: a listed index), and the local state of a listing (one key per line, its line number its time)
 //! never counts more overdue than it holds.
 use libfuzzer_sys::fuzz_target;
 use sqlite_ops::format::litestream as ls;
@@ -27,6 +27,17 @@ fuzz_target!(|data: &[u8]| {
                 .lines()
                 .filter_map(|k| ls::parse_ltx_name(k.rsplit('/').next()?))
                 .any(|n| n.max_txid == txid));
+        }
+        // v0.3's: a whole generation ends at a listed segment's index or its snapshot's.
+        let generation = "0123456789abcdef";
+        if let Chain::WalWhole { index } =
+            sqlite_ops::litestream::wal_chain::check(s.lines(), generation)
+        {
+            assert!(s.lines().any(|k| {
+                let name = k.rsplit('/').next().unwrap_or("");
+                ls::parse_segment_name(name).map(|p| p.index) == Some(index)
+                    || ls::parse_snapshot_name(name) == Some(index)
+            }));
         }
         use sqlite_ops::litestream::{local_state::summarize, position::Entry};
         let files: Vec<Entry> = s

@@ -106,7 +106,7 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_litestream_sync_errors_total", C, DB, "Sync errors Litestream itself counted for this database (its litestream_sync_error_count)."),
     def("sqlite_litestream_read_errors_total", C, &["db", "replica"], "Reads of this replica (listing, LTX header) that failed."),
     def("sqlite_litestream_reads_total", C, &["db", "replica"], "Reads of this replica: on S3 each is a LIST (one per 1,000 objects) and, Litestream 0.5, a ranged GET, so its rate is what sqlite-ops costs in requests. Every litestream.interval while Litestream has changes the replica may lack, every litestream.idle_interval otherwise."),
-    def("sqlite_litestream_chain_intact", G, &["db", "replica"], "Whether a restore would find an unbroken run of LTX files from the replica's newest snapshot to its newest file (1) or a gap (0), judged from its last listing (Litestream 0.5; absent for 0.3)."),
+    def("sqlite_litestream_chain_intact", G, &["db", "replica"], "Whether a restore would find an unbroken run of files from the replica's newest snapshot to its newest file (1) or a gap (0), judged from its last listing: LTX files (Litestream 0.5), or the current generation's WAL indices (0.3)."),
     def("sqlite_restore_drill_success", G, &["db", "replica"], "Whether the last restore drill (litestream restore into a scratch folder, integrity_check, row counts) succeeded (1) or failed (0)."),
     def("sqlite_restore_drill_last_success_timestamp_seconds", G, &["db", "replica"], "When a restore drill of this database last succeeded (Unix seconds)."),
     def("sqlite_restore_drill_duration_seconds", G, &["db", "replica"], "How long the last restore drill took, restore and checks: the restore time the size signal only guesses at."),

@@ -199,7 +199,7 @@ fn make(rule: &RuleDef, severity: Severity, for_: Duration, runbook_base_url: &s
             .replace("{holder}", HOLDER)
             .replace(
                 "{gap}",
-                "an LTX file of its chain is missing or damaged (the daemon's /api/v1/status names it)",
+                "a file of its chain is missing or damaged (the daemon's /api/v1/status names it)",
             )
             .replace("{level}", STALLED_LEVEL)
             .replace("{reader_open}", READER_OPEN)

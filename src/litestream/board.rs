@@ -25,9 +25,9 @@ pub struct Observation {
     /// When Litestream read the first commit it holds locally and the replica lacks (the
     /// timestamp of that local LTX file): the replica has lacked a commit at least since then.
     pub unreplicated_since: Option<f64>,
-    /// Whether a restore would find an unbroken run of LTX files (v0.5), from the last
-    /// successful read: whole, or the gap said (naming the file after it) when not; `None`
-    /// when not judged (v0.3, or not read yet).
+    /// Whether a restore would find an unbroken run of files (v0.5's LTX files, v0.3's WAL
+    /// indices), from the last successful read: whole, or the gap said (naming the file after
+    /// it) when not; `None` when not judged (an empty replica, or not read yet).
     pub chain: Option<super::chain::Verdict>,
     /// A gap seen by the last listing only: a listing taken while Litestream compacts can see a
     /// level's old files gone before it sees the file that replaced them, so a gap counts once

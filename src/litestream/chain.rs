@@ -1,6 +1,6 @@
 //! Would a restore of a v0.5 replica find an unbroken run of LTX files, from its newest snapshot
 //! to its newest file? Pure: over the names of one listing (the one that already gives the
-//! replica's position, so the check costs no request of its own).
+//! replica's position, so the check costs no request of its own). v0.3's is `wal_chain`.
 
 use crate::format::litestream::{parse_level, parse_ltx_header, parse_ltx_name};
 use serde::{Serialize, Serializer};
@@ -25,6 +25,17 @@ pub enum Chain {
     /// A file a restore would read (the newest snapshot, or one past it) whose header is not an
     /// LTX header or disagrees with its name (`problem`, in words); file replicas only.
     BadHeader { key: String, problem: String },
+    /// v0.3: every WAL index from the generation's newest snapshot to `index` is there.
+    WalWhole { index: u32 },
+    /// v0.3: WAL index `index` of `generation`, which a restore reads, has no segment, or not its
+    /// first (at offset 0); `next` is the first segment present from there on.
+    WalMissing {
+        generation: String,
+        index: u32,
+        next: String,
+    },
+    /// v0.3: `generation` has WAL segments (the first, `next`) and no snapshot to start from.
+    NoSnapshot { generation: String, next: String },
 }
 
 /// Whether a restore would find an unbroken chain; a broken one says its gap in words.
@@ -63,8 +74,11 @@ impl Chain {
     pub fn verdict(&self) -> Option<Verdict> {
         match self {
             Chain::NotLtx => None,
-            Chain::Whole { .. } => Some(Verdict::Whole),
-            Chain::Gap { .. } | Chain::BadHeader { .. } => self.describe().map(Verdict::Broken),
+            Chain::Whole { .. } | Chain::WalWhole { .. } => Some(Verdict::Whole),
+            Chain::Gap { .. }
+            | Chain::BadHeader { .. }
+            | Chain::WalMissing { .. }
+            | Chain::NoSnapshot { .. } => self.describe().map(Verdict::Broken),
         }
     }
 
@@ -76,6 +90,22 @@ impl Chain {
             )),
             Chain::BadHeader { key, problem } => Some(format!(
                 "an LTX file a restore would read is damaged: {key}: {problem}"
+            )),
+            Chain::WalMissing {
+                generation,
+                index,
+                next,
+            } => {
+                let what = match next.contains(&format!("/{index:08x}_")) {
+                    true => "has lost its first segment",
+                    false => "has no segment",
+                };
+                Some(format!(
+                    "WAL segments are missing: index {index:08x} of generation {generation} {what}; the next segment present is {next}"
+                ))
+            }
+            Chain::NoSnapshot { generation, next } => Some(format!(
+                "generation {generation} has no snapshot to restore from, only WAL segments from {next}"
             )),
             _ => None,
         }

@@ -1,6 +1,6 @@
-//! Litestream replication: where each database is replicated (`config`), what Litestream wrote
-//! locally and what the replica holds (`position`), how much it keeps locally (`local_state`) and the replica level by level (`storage`), read off the poll path by `watcher` (with
-//! `replica`) onto the `board` the poller reads; the monitor computes lag from these and commits.
+//! Litestream replication: its `config`, what it wrote locally and the replica holds (`position`,
+//! `local_state`, `storage` by level, the `chain` and v0.3's `wal_chain`), read off the poll path
+//! by `watcher` (with `replica`) onto the `board` the poller reads for the monitor's lag.
 
 pub mod board;
 pub mod chain;
@@ -10,4 +10,5 @@ pub mod metrics;
 pub mod position;
 pub mod replica;
 pub mod storage;
+pub mod wal_chain;
 pub mod watcher;

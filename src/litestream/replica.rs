@@ -329,11 +329,16 @@ fn dated(
         }
         Position::V3 { .. } => (crate::units::epoch_seconds(n.modified), None),
     };
+    let keys = entries.iter().map(|e| e.key.as_str());
+    let chain = match &n.position {
+        Position::V5 { .. } => super::chain::check(keys),
+        Position::V3 { generation, .. } => super::wal_chain::check(keys, generation),
+    };
     Ok(Head {
         position: n.position,
         at,
         wal,
-        chain: super::chain::check(entries.iter().map(|e| e.key.as_str())),
+        chain,
         storage: super::storage::summarize(entries, schedule),
     })
 }

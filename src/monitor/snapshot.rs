@@ -135,8 +135,8 @@ pub struct ReplicaSnapshot {
     pub replicated_at: Option<f64>,
     /// How long the oldest commit the replica does not hold has waited; 0 when it holds all.
     pub lag_seconds: Option<f64>,
-    /// Whether a restore would find an unbroken run of LTX files (v0.5): whole, or the gap said
-    /// (naming the file after it); `None` when not judged (v0.3, not read yet).
+    /// Whether a restore would find an unbroken run of files (v0.5's LTX files, v0.3's WAL
+    /// indices): whole, or the gap said (naming the file after it); `None` until read.
     pub chain: Option<crate::litestream::chain::Verdict>,
     /// What the replica holds level by level (shared with the board and every later
     /// snapshot until the next read of the replica: a fleet's polls copy no levels).

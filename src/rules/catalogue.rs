@@ -553,8 +553,8 @@ pub const RULES: &[RuleDef] = &[
         value: chain_intact,
         label: "Litestream replica's LTX chain unbroken",
         summary: "The Litestream replica of {db} would not restore: its chain of LTX files is broken",
-        description: "A restore of {db} from its Litestream replica would stop partway: {gap}. litestream restore refuses such a replica (\"non-contiguous ltx files\", or a file it cannot decode), so the backup does not restore until the file is back whole or a newer snapshot starts past it. Found from the replica's listing and its files' headers, between restore drills.",
-        fix: "Put the missing LTX file back if a copy exists; otherwise have Litestream write a new snapshot past the gap (restart it against a fresh replica path), then run sqlite-ops check --restore-drill.",
+        description: "A restore of {db} from its Litestream replica would stop partway: {gap}. litestream restore refuses such a replica (\"non-contiguous ltx files\" from 0.5, \"missing WAL index\" from 0.3, or a file it cannot decode), so the backup does not restore until the file is back whole or a newer snapshot starts past it. Found from the replica's listing and its files' headers, between restore drills.",
+        fix: "Put the missing file back if a copy exists; otherwise have Litestream write a new snapshot past the gap (restart it against a fresh replica path), then run sqlite-ops check --restore-drill.",
     },
     RuleDef {
         alert: "SQLiteLitestreamLocalStateGrowing",

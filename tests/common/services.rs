@@ -304,6 +304,28 @@ pub fn file_replica_yml(dir: &Path, db: &Path) -> PathBuf {
     yml
 }
 
+/// The LTX files of a v0.5 file replica at `level`, as (min TXID, max TXID, path), by min.
+pub fn ltx_files(replica: &Path, level: u32) -> Vec<(u64, u64, PathBuf)> {
+    let mut out: Vec<(u64, u64, PathBuf)> =
+        std::fs::read_dir(replica.join("ltx").join(level.to_string()))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        let (a, b) = name.strip_suffix(".ltx")?.split_once('-')?;
+                        Some((
+                            u64::from_str_radix(a, 16).ok()?,
+                            u64::from_str_radix(b, 16).ok()?,
+                            e.path(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+    out.sort();
+    out
+}
+
 /// Truncates to 100 bytes every LTX file of the file replica at `replica` (Litestream 0.5) that
 /// starts at the first transaction (the level-9 snapshot, and a compacted level that reaches
 /// back as far): a restore must start from one of them. Returns them as they were, to put back.
