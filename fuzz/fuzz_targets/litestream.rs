@@ -51,7 +51,8 @@ fuzz_target!(|data: &[u8]| {
             .collect();
         let reads = sqlite_ops::litestream::chain::restore_reads(s.lines());
         assert!(reads.len() <= s.lines().count());
-        let state = summarize(&files, std::time::Duration::from_secs(10));
+        let kept = std::time::Duration::from_secs(10);
+        let state = summarize(&files, kept, kept);
         assert!(state.overdue_bytes <= state.bytes && state.overdue_files <= state.files);
     }
 });

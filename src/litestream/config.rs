@@ -388,12 +388,16 @@ pub fn parse(
         let meta_path = str_field(db, "meta-path")
             .map(PathBuf::from)
             .unwrap_or_else(|| default_meta_path(&path));
+        let schedule = Schedule {
+            shadow_wal_kept: shadow_wal_kept(db, &replicas),
+            ..schedule.clone()
+        };
         out.dbs.push(LitestreamDb {
             path,
             metrics_url: metrics_url.clone(),
             meta_path,
             replicas,
-            schedule: schedule.clone(),
+            schedule,
             restore_from: None,
         });
     }
@@ -411,9 +415,20 @@ pub struct Schedule {
     /// level 1 covers it and it is `l0-retention` old (checked every
     /// `l0-retention-check-interval`, and after each level-1 compaction), so at most retention +
     /// L1 interval + check interval; twice that, so that a slow compaction or a late check is not
-    /// a fault. Litestream 0.3 removes a shadow WAL file once every replica holds it, well within.
+    /// a fault.
     pub local_kept: Duration,
+    /// The same for a shadow WAL file of Litestream 0.3: it removes one at the next sync (every
+    /// `monitor-interval`) once every replica holds the index after it (each replica uploads
+    /// every `sync-interval`), so at most the slowest sync-interval + monitor-interval; twice
+    /// that and 30 s for an upload, so that a slow one is not a fault. Per database.
+    pub shadow_wal_kept: Duration,
 }
+
+/// Litestream 0.3's default sync-interval and monitor-interval (its replica.go and db.go), and
+/// the time allowed for an upload.
+const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+const MONITOR_INTERVAL: Duration = Duration::from_secs(1);
+const UPLOAD: Duration = Duration::from_secs(30);
 
 /// Litestream 0.5's defaults, from its store.go and compaction_level.go.
 const L0_RETENTION: Duration = Duration::from_secs(300);
@@ -431,8 +446,22 @@ impl Default for Schedule {
             levels: LEVELS.to_vec(),
             snapshot: SNAPSHOT_INTERVAL,
             local_kept: 2 * (L0_RETENTION + LEVELS[0] + L0_RETENTION_CHECK),
+            shadow_wal_kept: 2 * (SYNC_INTERVAL + MONITOR_INTERVAL) + UPLOAD,
         }
     }
+}
+
+/// How long Litestream 0.3 may keep a shadow WAL file of `db` (its fields; see
+/// [`Schedule::shadow_wal_kept`]) replicated to `replicas`.
+fn shadow_wal_kept(db: &Value, replicas: &[Replica]) -> Duration {
+    let duration = |v: Option<&str>| v.and_then(|t| humantime::parse_duration(t).ok());
+    let monitor = duration(str_field(db, "monitor-interval")).unwrap_or(MONITOR_INTERVAL);
+    let sync = replicas
+        .iter()
+        .map(|r| r.sync_interval.unwrap_or(SYNC_INTERVAL))
+        .max()
+        .unwrap_or(SYNC_INTERVAL);
+    2 * (sync + monitor) + UPLOAD
 }
 
 /// The schedule litestream.yml sets (its defaults where it is silent).
@@ -476,6 +505,7 @@ fn schedule(root: &Value) -> Result<Schedule, LitestreamConfigError> {
         local_kept: 2 * (retention + l1 + check),
         levels,
         snapshot,
+        ..Schedule::default()
     })
 }
 
@@ -753,6 +783,11 @@ mod tests {
         assert!(e.message.contains("\"soon\" is not a duration"), "{e:?}");
         let e = schedule("levels:\n  - {}").unwrap_err();
         assert_eq!(e.field, "levels[0].interval");
+        // Litestream 0.3's shadow WAL: per database, from its slowest replica and its monitor.
+        assert_eq!(d.shadow_wal_kept, secs(34));
+        let yml = "dbs:\n  - path: /d/a.db\n    monitor-interval: 5s\n    replicas:\n      - {path: /b, sync-interval: 10s}\n      - {path: /c}\n";
+        let l = parse(yml, env).unwrap();
+        assert_eq!(l.dbs[0].schedule.shadow_wal_kept, secs(60));
     }
 
     #[test]

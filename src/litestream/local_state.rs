@@ -25,9 +25,10 @@ pub struct LocalState {
 /// Sums a listing of the meta directory. Litestream always keeps a folder's newest LTX file (an
 /// idle database's last changes) and its two newest shadow WAL files (0.3 keeps an extra one);
 /// an older file may go once enough newer ones exist. It is overdue when Litestream went on
-/// writing for more than `kept` after that and did not remove it. A stopped Litestream writes
-/// nothing newer, so what it left is not overdue (the replication lag says it stopped).
-pub fn summarize(files: &[Entry], kept: Duration) -> LocalState {
+/// writing for more than `ltx_kept` (an LTX file) or `wal_kept` (a shadow WAL file) after that
+/// and did not remove it. A stopped Litestream writes nothing newer, so what it left is not
+/// overdue (the replication lag says it stopped).
+pub fn summarize(files: &[Entry], ltx_kept: Duration, wal_kept: Duration) -> LocalState {
     let mut state = LocalState {
         bytes: files.iter().map(|e| e.size).sum(),
         files: files.len() as u64,
@@ -37,22 +38,23 @@ pub fn summarize(files: &[Entry], kept: Duration) -> LocalState {
             .min_by(f64::total_cmp),
         ..LocalState::default()
     };
-    // Per folder, its change files and how many of the newest Litestream always keeps.
-    let mut folders: HashMap<&str, (Vec<&Entry>, usize)> = HashMap::new();
+    // Per folder, its change files, how many of the newest Litestream always keeps, and for
+    // how long it may keep the others.
+    let mut folders: HashMap<&str, (Vec<&Entry>, usize, Duration)> = HashMap::new();
     for e in files {
         let Some((folder, name)) = e.key.rsplit_once('/') else {
             continue;
         };
-        let keeps = match (parse_ltx_name(name), parse_shadow_wal_name(name)) {
-            (Some(_), _) => 1,
-            (_, Some(_)) => 2,
+        let (keeps, kept) = match (parse_ltx_name(name), parse_shadow_wal_name(name)) {
+            (Some(_), _) => (1, ltx_kept),
+            (_, Some(_)) => (2, wal_kept),
             _ => continue,
         };
         let f = folders.entry(folder).or_default();
         f.0.push(e);
-        f.1 = f.1.max(keeps);
+        (f.1, f.2) = (f.1.max(keeps), f.2.max(kept));
     }
-    for (mut changes, keeps) in folders.into_values() {
+    for (mut changes, keeps, kept) in folders.into_values() {
         // Names sort by position (hex TXIDs, hex WAL indexes).
         changes.sort_by(|a, b| a.key.cmp(&b.key));
         let Some(newest) = changes.iter().map(|e| e.modified).max() else {
@@ -97,20 +99,20 @@ mod tests {
             e("ltx/0/0000000000000002-0000000000000002.ltx", 990, 10),
             e("ltx/0/0000000000000003-0000000000000003.ltx", 1000, 10),
         ];
-        let s = summarize(&files, KEPT);
+        let s = summarize(&files, KEPT, KEPT);
         assert_eq!((s.bytes, s.files, s.oldest_at), (30, 3, Some(950.0)));
         assert_eq!(s.overdue_files, 0);
         // A file written 101 s after the second: the first is overdue (removable since 990),
         // the second only removable since 1000, the third since 1091.
         let mut later = files.to_vec();
         later.push(e("ltx/0/0000000000000004-0000000000000004.ltx", 1091, 40));
-        let s = summarize(&later, KEPT);
+        let s = summarize(&later, KEPT, KEPT);
         assert_eq!((s.overdue_bytes, s.overdue_files), (10, 1));
         later[3].modified = SystemTime::UNIX_EPOCH + Duration::from_secs(1101);
-        assert_eq!(summarize(&later, KEPT).overdue_files, 2);
+        assert_eq!(summarize(&later, KEPT, KEPT).overdue_files, 2);
         // Exactly 100 s after is not past it.
         later[3].modified = SystemTime::UNIX_EPOCH + Duration::from_secs(1090);
-        assert_eq!(summarize(&later, KEPT).overdue_files, 0);
+        assert_eq!(summarize(&later, KEPT, KEPT).overdue_files, 0);
     }
 
     /// An idle database written once more, long after: its old last file became removable only
@@ -121,7 +123,7 @@ mod tests {
             e("ltx/0/0000000000000008-0000000000000008.ltx", 10, 500),
             e("ltx/0/0000000000000009-0000000000000009.ltx", 5000, 700),
         ];
-        assert_eq!(summarize(&files, KEPT).overdue_files, 0);
+        assert_eq!(summarize(&files, KEPT, KEPT).overdue_files, 0);
     }
 
     /// Litestream stopped (or the database idle): nothing newer is written, so what it left is
@@ -132,7 +134,7 @@ mod tests {
             e("ltx/0/0000000000000008-0000000000000008.ltx", 10, 500),
             e("ltx/0/0000000000000009-0000000000000009.ltx", 60, 700),
         ];
-        let s = summarize(&files, KEPT);
+        let s = summarize(&files, KEPT, KEPT);
         assert_eq!((s.bytes, s.overdue_bytes), (1200, 0));
     }
 
@@ -151,11 +153,15 @@ mod tests {
             e("ltx/0/0000000000000001-0000000000000001.ltx.tmp", 1, 300),
             e("generations/aaaaaaaaaaaaaaaa/wal/00000009.wal", 2, 50),
         ];
-        let s = summarize(&files, KEPT);
+        let s = summarize(&files, KEPT, KEPT);
         assert_eq!((s.bytes, s.files), (14367, 7));
         // Index 0 went removable when index 2 appeared (at 3 s), and Litestream wrote until 500;
         // index 1 is one of the two newest that 0.3 keeps until index 3 exists.
         assert_eq!((s.overdue_bytes, s.overdue_files), (4000, 1));
-        assert_eq!(summarize(&[], KEPT), LocalState::default());
+        // Shadow WAL files are judged by their own keeping time, not the LTX files'.
+        let long = Duration::from_secs(1000);
+        assert_eq!(summarize(&files, KEPT, long).overdue_files, 0);
+        assert_eq!(summarize(&files, long, KEPT).overdue_files, 1);
+        assert_eq!(summarize(&[], KEPT, KEPT), LocalState::default());
     }
 }

@@ -239,9 +239,10 @@ async fn read(w: &mut Watcher) {
         Err(e) => (None, Some(e)),
     };
     let position = local.as_ref().and_then(|l| l.position.clone());
-    let local_state = local
-        .as_ref()
-        .map(|l| Arc::new(summarize(&l.files, w.schedule.local_kept)));
+    let local_state = local.as_ref().map(|l| {
+        let kept = (w.schedule.local_kept, w.schedule.shadow_wal_kept);
+        Arc::new(summarize(&l.files, kept.0, kept.1))
+    });
     if w.quiet
         .as_ref()
         .is_some_and(|q| q.still(position.as_ref(), w.pace.idle))
