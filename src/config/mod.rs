@@ -345,6 +345,30 @@ mod tests {
         assert_eq!(t[0].name, "app");
     }
 
+    /// A fleet listed database by database holds the file's thresholds once, shared by those
+    /// without their own; one with its own gets them over the file's.
+    #[test]
+    fn databases_without_thresholds_of_their_own_share_the_file_s() {
+        let c = Config::parse(
+            "thresholds:\n  wal_size: {warning: 1GB}\ndatabases:\n  - path: /a.db\n  - path: /b.db\n  - path: /c.db\n    thresholds:\n      wal_size: {warning: 2GB}\n",
+            "c.yaml",
+        )
+        .unwrap();
+        let t = c.targets(&[], "c.yaml").unwrap();
+        let wal = |i: usize| {
+            let r = t[i].thresholds.rules.iter();
+            r.clone()
+                .find(|r| r.rule.key == "wal_size")
+                .unwrap()
+                .warning
+        };
+        assert!(std::sync::Arc::ptr_eq(
+            &t[0].thresholds.rules,
+            &t[1].thresholds.rules
+        ));
+        assert_eq!((wal(0), wal(1), wal(2)), (Some(1e9), Some(1e9), Some(2e9)));
+    }
+
     #[test]
     fn errors_name_file_field_and_expectation() {
         let e =

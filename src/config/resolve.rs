@@ -168,7 +168,8 @@ impl Config {
         }
         let pattern =
             Pattern::parse(glob).map_err(|m| error(source, format!("{field}.glob"), m))?;
-        let (thresholds, declared) = self.settings_of(d, &field, source)?;
+        let global = self.global_thresholds(source)?;
+        let (thresholds, declared) = self.settings_of(d, (&field, source), &global)?;
         Ok(Some(GlobEntry {
             template: Target {
                 declared,
@@ -223,7 +224,7 @@ impl Config {
                 .unwrap_or(self.wal_autocheckpoint);
             let (thresholds, declared) = match db {
                 None => (global.clone(), self.team),
-                Some(d) => self.settings_of(d, &field, source)?,
+                Some(d) => self.settings_of(d, (&field, source), &global)?,
             };
             out.push(Target {
                 metrics: self.metrics_of(db, &field, source)?,
@@ -271,20 +272,25 @@ impl Config {
         Groups::parse(list).map_err(|(i, m)| error(source, format!("{field}[{i}]"), m))
     }
 
-    /// The thresholds and declared facts of one database of the file: its own, then the file's.
+    /// The thresholds and declared facts of one database of the file: its own, then the file's
+    /// (`global`, shared by every database without thresholds of its own: a fleet listed one
+    /// by one holds one copy, not one a tenant).
     fn settings_of(
         &self,
         d: &DatabaseConfig,
-        field: &str,
-        source: &str,
+        (field, source): (&str, &str),
+        global: &DbThresholds,
     ) -> Result<(DbThresholds, Declared), ConfigError> {
-        let thresholds = DbThresholds::resolve(&[
-            ("thresholds", &thresholds::layer(&self.thresholds)),
-            (
-                &format!("{field}.thresholds"),
-                &thresholds::layer(&d.thresholds),
-            ),
-        ])
+        let thresholds = match d.thresholds.is_empty() {
+            true => Ok(global.clone()),
+            false => DbThresholds::resolve(&[
+                ("thresholds", &thresholds::layer(&self.thresholds)),
+                (
+                    &format!("{field}.thresholds"),
+                    &thresholds::layer(&d.thresholds),
+                ),
+            ]),
+        }
         .map_err(|e| error(source, e.field, e.problem))?;
         let team = d.team.unwrap_or_default();
         let declared = Declared {
