@@ -7,6 +7,7 @@ use crate::litestream::config::LitestreamDb;
 use crate::monitor::Declared;
 use crate::rules::DbThresholds;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A database to watch: its name (the `db` label), path, declared facts and thresholds.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,8 +16,9 @@ pub struct Target {
     pub path: PathBuf,
     pub declared: Declared,
     pub thresholds: DbThresholds,
-    /// Where Litestream replicates it, from litestream.yml.
-    pub litestream: Option<LitestreamDb>,
+    /// Where Litestream replicates it, from litestream.yml (shared: the poller, the watchers
+    /// and discovery each hold it, and a fleet has one a tenant).
+    pub litestream: Option<Arc<LitestreamDb>>,
     /// The application's `PRAGMA wal_autocheckpoint` (pages): a checkpoint is due past it.
     pub wal_autocheckpoint: u32,
     /// The groups of its series exported (config `metrics:`).
@@ -64,7 +66,7 @@ impl Target {
 }
 
 /// The replicated databases among `targets`: (name, where Litestream replicates it).
-pub fn replicated(targets: &[Target]) -> impl Iterator<Item = (&str, &LitestreamDb)> {
+pub fn replicated(targets: &[Target]) -> impl Iterator<Item = (&str, &Arc<LitestreamDb>)> {
     targets
         .iter()
         .filter_map(|t| t.litestream.as_ref().map(|l| (t.name.as_str(), l)))

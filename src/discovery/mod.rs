@@ -201,7 +201,11 @@ fn attach_litestream(
             t.litestream = Some(dbs[i].clone());
             attached[i] = true;
         } else {
-            t.litestream = listed.dirs.iter().find_map(|d| d.db(&t.path));
+            t.litestream = listed
+                .dirs
+                .iter()
+                .find_map(|d| d.db(&t.path))
+                .map(std::sync::Arc::new);
         }
     }
     let mut names: HashSet<String> = targets.iter().map(|t| t.name.clone()).collect();
@@ -303,13 +307,15 @@ mod tests {
 
     #[test]
     fn litestream_entries_attach_by_path_and_the_others_are_added() {
-        let ls = |path: &str| LitestreamDb {
-            path: path.into(),
-            metrics_url: None,
-            meta_path: "/meta".into(),
-            replicas: Vec::new(),
-            schedule: Default::default(),
-            restore_from: None,
+        let ls = |path: &str| {
+            std::sync::Arc::new(LitestreamDb {
+                path: path.into(),
+                metrics_url: None,
+                meta_path: "/meta".into(),
+                replicas: Vec::new(),
+                schedule: Default::default(),
+                restore_from: None,
+            })
         };
         let targets = vec![t("app", "/data/app.db"), t("jobs", "/data/jobs.db")];
         let listed = Litestream {

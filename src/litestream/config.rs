@@ -242,7 +242,8 @@ impl LitestreamDir {
 /// What litestream.yml lists: single databases (`path:`) and directories (`dir:`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Litestream {
-    pub dbs: Vec<LitestreamDb>,
+    /// Shared with the targets that watch them (each scan of a fleet copies no entry).
+    pub dbs: Vec<std::sync::Arc<LitestreamDb>>,
     pub dirs: Vec<LitestreamDir>,
 }
 
@@ -392,14 +393,14 @@ pub fn parse(
             shadow_wal_kept: shadow_wal_kept(db, &replicas),
             ..schedule.clone()
         };
-        out.dbs.push(LitestreamDb {
+        out.dbs.push(std::sync::Arc::new(LitestreamDb {
             path,
             metrics_url: metrics_url.clone(),
             meta_path,
             replicas,
             schedule,
             restore_from: None,
-        });
+        }));
     }
     Ok(out)
 }

@@ -4,7 +4,7 @@
 
 use super::board::{Board, Observation};
 use super::chain::Verdict;
-use super::config::{LitestreamDb, Schedule};
+use super::config::LitestreamDb;
 use super::local_state::summarize;
 use super::metrics::{self, Process};
 use super::position::{Local, Position};
@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 #[derive(Default)]
 pub struct Watchers {
     /// One task per replica, by database name, with the entry they were started for.
-    replicas: HashMap<String, (LitestreamDb, Vec<JoinHandle<()>>)>,
+    replicas: HashMap<String, (Arc<LitestreamDb>, Vec<JoinHandle<()>>)>,
     /// One task per Litestream metrics endpoint, by URL, with the databases it reads there.
     endpoints: HashMap<String, (Vec<DbAtEndpoint>, JoinHandle<()>)>,
 }
@@ -35,11 +35,11 @@ impl Watchers {
     /// new or changed and stops what is gone. Must run inside the runtime.
     pub fn update<'a>(
         &mut self,
-        dbs: impl IntoIterator<Item = (&'a str, &'a LitestreamDb)>,
+        dbs: impl IntoIterator<Item = (&'a str, &'a Arc<LitestreamDb>)>,
         pace: Pace,
         board: &Arc<Board>,
     ) {
-        let dbs: HashMap<&str, &LitestreamDb> = dbs.into_iter().collect();
+        let dbs: HashMap<&str, &Arc<LitestreamDb>> = dbs.into_iter().collect();
         self.replicas.retain(|name, (ls, tasks)| {
             let keep = dbs.get(name.as_str()).is_some_and(|new| *new == ls);
             if !keep {
@@ -51,7 +51,7 @@ impl Watchers {
             if !self.replicas.contains_key(*name) {
                 let tasks = spawn_replicas(name, ls, pace, board.clone());
                 self.replicas
-                    .insert(name.to_string(), ((*ls).clone(), tasks));
+                    .insert(name.to_string(), (Arc::clone(ls), tasks));
             }
         }
         let mut endpoints: HashMap<String, Vec<DbAtEndpoint>> = HashMap::new();
@@ -128,7 +128,7 @@ async fn watch_metrics(url: String, dbs: Vec<DbAtEndpoint>, interval: Duration, 
 /// runtime stops.
 fn spawn_replicas(
     name: &str,
-    db: &LitestreamDb,
+    db: &Arc<LitestreamDb>,
     pace: Pace,
     board: Arc<Board>,
 ) -> Vec<JoinHandle<()>> {
@@ -153,8 +153,7 @@ fn spawn_replicas(
             };
             let watcher = Box::new(Watcher {
                 db: name.to_string(),
-                meta: db.meta_path.clone(),
-                schedule: db.schedule.clone(),
+                litestream: Arc::clone(db),
                 replica: replica.name.clone(),
                 kind,
                 reader,
@@ -178,8 +177,9 @@ fn spawn_replicas(
 /// replica of a fleet (a_resting_watcher_is_small).
 struct Watcher {
     db: String,
-    meta: std::path::PathBuf,
-    schedule: Schedule,
+    /// Where Litestream keeps its local state and how it paces its work (shared with the
+    /// target: a fleet's watchers hold no copy of their own).
+    litestream: Arc<LitestreamDb>,
     replica: String,
     /// The replica's type, as the `type` label says it.
     kind: String,
@@ -229,8 +229,9 @@ async fn watch(mut w: Box<Watcher>) {
 /// what it found.
 async fn read(w: &mut Watcher) {
     let reading = Instant::now();
-    let local = read_local(&w.meta).await.map_err(|e| e.to_string());
-    let (db, meta) = (&w.db, &w.meta);
+    let meta = &w.litestream.meta_path;
+    let local = read_local(meta).await.map_err(|e| e.to_string());
+    let db = &w.db;
     w.said
         .0
         .tell(local.as_ref().err(), |e| log_local(db, meta, e));
@@ -240,7 +241,8 @@ async fn read(w: &mut Watcher) {
     };
     let position = local.as_ref().and_then(|l| l.position.clone());
     let local_state = local.as_ref().map(|l| {
-        let kept = (w.schedule.local_kept, w.schedule.shadow_wal_kept);
+        let kept = &w.litestream.schedule;
+        let kept = (kept.local_kept, kept.shadow_wal_kept);
         Arc::new(summarize(&l.files, kept.0, kept.1))
     });
     if w.quiet
@@ -257,7 +259,12 @@ async fn read(w: &mut Watcher) {
         return;
     }
     let generation = local.as_ref().and_then(|l: &Local| l.generation.clone());
-    let read = read_replica(&w.reader, generation, &w.schedule, &mut w.headers);
+    let read = read_replica(
+        &w.reader,
+        generation,
+        &w.litestream.schedule,
+        &mut w.headers,
+    );
     let result = within(w.timeout, read, &mut w.behind).await;
     let said = result.as_ref().err().map(ToString::to_string);
     let (db, replica) = (&w.db, &w.replica);
@@ -267,7 +274,8 @@ async fn read(w: &mut Watcher) {
     w.quiet = Quiet::after(result.as_ref().ok(), position.as_ref());
     w.checked = w.quiet.as_ref().map(|_| reading);
     let now = crate::units::epoch_seconds(SystemTime::now());
-    let unreplicated_since = unreplicated_since(&w.meta, local.as_ref(), result.as_ref().ok());
+    let meta = &w.litestream.meta_path;
+    let unreplicated_since = unreplicated_since(meta, local.as_ref(), result.as_ref().ok());
     w.board.post(&w.db, &w.replica, |o| {
         o.kind = w.kind.clone();
         o.unreplicated_since = unreplicated_since;
@@ -519,14 +527,20 @@ mod tests {
     /// every idle replica kilobytes.
     #[test]
     fn a_resting_watcher_is_small() {
-        use crate::litestream::config::{ReplicaKind, Schedule};
+        use crate::litestream::config::{LitestreamDb, ReplicaKind};
         let kind = ReplicaKind::File {
             path: "/nonexistent".into(),
         };
         let watcher = Box::new(super::Watcher {
             db: "db".into(),
-            meta: "/nonexistent".into(),
-            schedule: Schedule::default(),
+            litestream: std::sync::Arc::new(LitestreamDb {
+                path: "/nonexistent".into(),
+                metrics_url: None,
+                meta_path: "/nonexistent".into(),
+                replicas: Vec::new(),
+                schedule: Default::default(),
+                restore_from: None,
+            }),
             replica: "file".into(),
             kind: "file".into(),
             reader: crate::litestream::replica::reader_of(&kind, Duration::from_secs(1)).unwrap(),

@@ -45,7 +45,7 @@ pub struct Poller {
     drills: Arc<Records>,
     /// Where Litestream replicates each database, by name: what the board's observations are
     /// of, so that a reload keeps only those that still hold.
-    replicated: HashMap<String, LitestreamDb>,
+    replicated: HashMap<String, Arc<LitestreamDb>>,
     /// Where alerts' runbook links point.
     runbook_base_url: String,
     /// The machine's POSIX locks, from /proc/locks, and when they were read.
