@@ -5,11 +5,13 @@
 use super::chain::Chain;
 use super::config::{ReplicaKind, S3Spec, Schedule};
 use super::position::{self, Entry, Local, Newest, Position};
-use crate::format::litestream::{parse_ltx_header, LtxError, WalMark, LTX_HEADER_SIZE};
+use crate::format::litestream::{
+    parse_level, parse_ltx_header, parse_ltx_name, LtxError, WalMark, LTX_HEADER_SIZE,
+};
 use futures::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -196,10 +198,21 @@ fn read_directory(
     Ok(Some(head))
 }
 
-/// The headers of a file replica's LTX files already checked, by key, with the size and time
-/// they had then: a file is read once, and again only when it changes.
+/// An LTX file of a replica: (level, min TXID, max TXID).
+type LtxId = (u32, u64, u64);
+
+/// An LTX file's id, from its key.
+fn ltx_id(key: &str) -> Option<LtxId> {
+    let mut parts = key.rsplit('/');
+    let name = parse_ltx_name(parts.next()?)?;
+    Some((parse_level(parts.next()?)?, name.min_txid, name.max_txid))
+}
+
+/// The headers of a file replica's LTX files already checked, by (level, min TXID, max TXID),
+/// with the size and time they had then: a file is read once, and again only when it changes.
+/// Keyed by numbers, not paths: a fleet keeps one such table a replica.
 #[derive(Debug, Default)]
-pub(super) struct Headers(HashMap<String, (u64, SystemTime, Option<String>)>);
+pub(super) struct Headers(HashMap<LtxId, (u64, SystemTime, Option<String>)>);
 
 impl Headers {
     /// The first file a restore would read (the newest snapshot, or one past it) whose header
@@ -209,11 +222,14 @@ impl Headers {
         let mut reads = super::chain::restore_reads(by_key.keys().copied());
         reads.sort_unstable();
         let mut first = None;
+        let mut checked = HashSet::new();
         for key in reads {
             let e = by_key[key];
+            let Some(id) = ltx_id(key) else { continue };
+            checked.insert(id);
             let cached = self
                 .0
-                .get(key)
+                .get(&id)
                 .filter(|c| (c.0, c.1) == (e.size, e.modified));
             let problem = match cached {
                 Some(c) => c.2.clone(),
@@ -225,8 +241,7 @@ impl Headers {
                         continue;
                     }
                     let problem = super::chain::header_problem(key, &bytes);
-                    self.0
-                        .insert(key.to_string(), (e.size, e.modified, problem.clone()));
+                    self.0.insert(id, (e.size, e.modified, problem.clone()));
                     problem
                 }
             };
@@ -234,7 +249,7 @@ impl Headers {
                 first = Some((key.to_string(), p));
             }
         }
-        self.0.retain(|k, _| by_key.contains_key(k.as_str()));
+        self.0.retain(|id, _| checked.contains(id));
         first
     }
 }

@@ -7,12 +7,15 @@ use super::config::Schedule;
 use super::position::Entry;
 use crate::format::litestream::{parse_level, parse_ltx_name, parse_segment_name};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// One level of a replica (v0.5 `0`-`9`) or one kind of file (v0.3 `snapshots`, `wal`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Level {
-    pub level: String,
+    /// `0`-`9`, `snapshots` or `wal`: a static name (each replica of a fleet has a few levels,
+    /// each of which would otherwise hold a string of its own).
+    pub level: Cow<'static, str>,
     pub files: u64,
     pub bytes: u64,
     /// When its newest file was written (Unix seconds: the file's or object's modification
@@ -44,7 +47,7 @@ impl Level {
 
     /// Whether it is the snapshot level (v0.5).
     pub fn is_snapshots(&self) -> bool {
-        self.level == SNAPSHOT_LEVEL.to_string()
+        self.level == name(SNAPSHOT_LEVEL)
     }
 }
 
@@ -57,20 +60,31 @@ pub struct Storage {
     pub oldest_at: Option<f64>,
 }
 
+/// The name of v0.5 level `n`.
+fn name(n: u32) -> Cow<'static, str> {
+    const NAMES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match NAMES.get(n as usize) {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(n.to_string()),
+    }
+}
+
 /// The level a key belongs to, and the highest TXID it holds (v0.5); `None` for a file that is
 /// no part of a replica (a temporary file, anything else in the folder).
-fn level_of(key: &str) -> Option<(String, Option<u64>)> {
+fn level_of(key: &str) -> Option<(Cow<'static, str>, Option<u64>)> {
     let mut parts = key.rsplit('/');
-    let (name, parent) = (parts.next()?, parts.next()?);
-    if let Some(ltx) = parse_ltx_name(name) {
-        return Some((parse_level(parent)?.to_string(), Some(ltx.max_txid)));
+    let (file, parent) = (parts.next()?, parts.next()?);
+    if let Some(ltx) = parse_ltx_name(file) {
+        return Some((name(parse_level(parent)?), Some(ltx.max_txid)));
     }
     let in_generation = parts.nth(1) == Some("generations");
     match parent {
-        "snapshots" if in_generation && name.contains(".snapshot") => {
-            Some(("snapshots".into(), None))
+        "snapshots" if in_generation && file.contains(".snapshot") => {
+            Some((Cow::Borrowed("snapshots"), None))
         }
-        "wal" if in_generation && parse_segment_name(name).is_some() => Some(("wal".into(), None)),
+        "wal" if in_generation && parse_segment_name(file).is_some() => {
+            Some((Cow::Borrowed("wal"), None))
+        }
         _ => None,
     }
 }
@@ -79,7 +93,7 @@ fn level_of(key: &str) -> Option<(String, Option<u64>)> {
 /// schedules (v0.5) has yet to take in.
 pub fn summarize(entries: &[Entry], schedule: &Schedule) -> Storage {
     // Numbers sort as numbers, before the v0.3 names.
-    let mut levels: BTreeMap<(u32, String), Level> = BTreeMap::new();
+    let mut levels: BTreeMap<(u32, Cow<'static, str>), Level> = BTreeMap::new();
     let mut oldest_at: Option<f64> = None;
     // v0.5 files: (level, max TXID, time).
     let mut ltx: Vec<(u32, u64, f64)> = Vec::new();
@@ -108,8 +122,8 @@ pub fn summarize(entries: &[Entry], schedule: &Schedule) -> Storage {
         let snapshots = std::iter::once((SNAPSHOT_LEVEL, &schedule.snapshot));
         for (level, interval) in scheduled.chain(snapshots) {
             let l = levels
-                .entry((level, level.to_string()))
-                .or_insert_with(|| empty(level.to_string()));
+                .entry((level, name(level)))
+                .or_insert_with(|| empty(name(level)));
             l.interval = Some(interval.as_secs_f64());
             let held = l.max_txid.unwrap_or(0);
             let from = |source: u32| match level {
@@ -137,7 +151,11 @@ pub fn summarize(entries: &[Entry], schedule: &Schedule) -> Storage {
 /// and files held back by an upload outage arrive already old, though their level has had them
 /// for a moment only (seen in a walkthrough: 64 s "waited" a few milliseconds before
 /// compaction took them).
-pub fn since_seen(storage: &mut Storage, behind: &mut BTreeMap<String, f64>, read_at: f64) {
+pub fn since_seen(
+    storage: &mut Storage,
+    behind: &mut BTreeMap<Cow<'static, str>, f64>,
+    read_at: f64,
+) {
     // Not the snapshots: a day's interval dwarfs an outage, and their wait must survive a
     // restart of sqlite-ops (a stale snapshot is not news to be found two days late).
     for l in storage.levels.iter_mut().filter(|l| !l.is_snapshots()) {
@@ -156,7 +174,7 @@ pub fn since_seen(storage: &mut Storage, behind: &mut BTreeMap<String, f64>, rea
 }
 
 /// A level with nothing counted yet.
-fn empty(level: String) -> Level {
+fn empty(level: Cow<'static, str>) -> Level {
     Level {
         level,
         files: 0,
@@ -201,7 +219,7 @@ mod tests {
         let waiting: Vec<_> = s
             .levels
             .iter()
-            .map(|l| (l.level.as_str(), l.interval, l.waiting_since, l.lag()))
+            .map(|l| (l.level.as_ref(), l.interval, l.waiting_since, l.lag()))
             .collect();
         assert_eq!(
             waiting,
@@ -303,7 +321,7 @@ mod tests {
         let got: Vec<_> = s
             .levels
             .iter()
-            .map(|l| (l.level.as_str(), l.files, l.bytes, l.newest_at, l.max_txid))
+            .map(|l| (l.level.as_ref(), l.files, l.bytes, l.newest_at, l.max_txid))
             .collect();
         assert_eq!(
             got,
@@ -342,7 +360,7 @@ mod tests {
         let got: Vec<_> = s
             .levels
             .iter()
-            .map(|l| (l.level.as_str(), l.files, l.bytes, l.newest_at, l.interval))
+            .map(|l| (l.level.as_ref(), l.files, l.bytes, l.newest_at, l.interval))
             .collect();
         assert_eq!(
             got,

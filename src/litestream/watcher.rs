@@ -194,7 +194,7 @@ struct Watcher {
     /// When Litestream's local state was last read and found where the replica stood.
     checked: Option<Instant>,
     /// Per level, when a read first saw it behind the level it is made from.
-    behind: std::collections::BTreeMap<String, f64>,
+    behind: std::collections::BTreeMap<std::borrow::Cow<'static, str>, f64>,
 }
 
 async fn watch(mut w: Box<Watcher>) {
@@ -291,7 +291,7 @@ async fn read(w: &mut Watcher) {
 async fn within(
     timeout: Duration,
     read: impl std::future::Future<Output = Result<Option<Head>, ReplicaError>>,
-    behind: &mut std::collections::BTreeMap<String, f64>,
+    behind: &mut std::collections::BTreeMap<std::borrow::Cow<'static, str>, f64>,
 ) -> Result<Option<Head>, ReplicaError> {
     let read = tokio::time::timeout(timeout, read).await;
     let mut result = read.unwrap_or(Err(ReplicaError::Timeout(timeout)));

@@ -217,7 +217,7 @@ fn level_behind(s: &DbSnapshot, snapshots: bool) -> Option<(&str, f64)> {
         .filter(|l| l.is_snapshots() == snapshots)
         .filter_map(|l| {
             Some((
-                l.level.as_str(),
+                l.level.as_ref(),
                 l.lag()? / l.interval.filter(|i| *i > 0.0)?,
             ))
         })

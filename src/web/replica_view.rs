@@ -135,7 +135,7 @@ mod tests {
     use super::*;
     use crate::litestream::chain::Verdict;
 
-    fn level(name: &str, files: u64, interval: Option<f64>, waited: Option<f64>) -> Level {
+    fn level(name: &'static str, files: u64, interval: Option<f64>, waited: Option<f64>) -> Level {
         Level {
             level: name.into(),
             files,
