@@ -458,7 +458,14 @@ fn litestream_yml_is_read_again_on_sighup() {
         .unwrap();
     };
     replicas(&["first"]);
-    let d = daemon(dir.path(), &yml);
+    // The config lists the database too: a reload without litestream.yml still has it to watch.
+    let cfg = ConfigFile::new()
+        .set("poll_interval", json!("200ms"))
+        .set("databases", json!([{"path": db}]))
+        .litestream(&yml, "500ms")
+        .no_disk_alert()
+        .write(&dir.path().join("sqlite-ops.yaml"));
+    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
     let watched = |name: &str| {
         d.metrics().samples.contains_key(&format!(
             "sqlite_litestream_up{{db=\"app\",replica=\"{name}\"}}"
@@ -486,8 +493,9 @@ fn litestream_yml_is_read_again_on_sighup() {
         has("second").then_some(())
     });
     // A misspelt `replica:` (Litestream itself refuses the file) is an error on the file, not
-    // a database with nothing to watch. Here litestream.yml is the only list of databases, so
-    // the reload is refused and the running config, replicas and all, goes on.
+    // a database with nothing to watch; the reload goes on with the litestream.yml read last,
+    // so that its replicas stay measured (they went silently before), and says the file is
+    // broken.
     std::fs::write(
         &yml,
         format!(
@@ -498,11 +506,18 @@ fn litestream_yml_is_read_again_on_sighup() {
     .unwrap();
     d.signal(libc::SIGHUP);
     d.wait_log("the broken litestream.yml logged", |l| {
-        l.contains("cannot use Litestream's config") && l.contains("dbs[0]: has no replica")
+        l.contains("cannot use Litestream's config")
+            && l.contains("dbs[0]: has no replica")
+            && l.contains("measured by the one read last")
     });
-    d.wait_log("the reload refused", |l| l.contains("config not reloaded"));
+    d.wait_log("the reload done", |l| l.contains("config reloaded"));
     d.wait_polls(2);
     assert!(watched("first") && watched("second"), "still watched");
+    assert_eq!(
+        d.metrics().samples.get("sqlite_ops_litestream_config_up"),
+        Some(&0.0),
+        "the broken file said"
+    );
 }
 
 /// README: Litestream 0.3 replicating to S3, with the credentials in the environment (of

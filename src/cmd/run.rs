@@ -61,28 +61,48 @@ struct Loaded {
     litestream_config: Option<Result<(), crate::config::ConfigError>>,
     /// litestream.yml, when it was read.
     litestream_path: Option<PathBuf>,
+    /// What litestream.yml listed when it was last read whole: a reload that finds it broken
+    /// keeps measuring replication by it (and says the file is broken) rather than stop.
+    litestream: Option<crate::litestream::config::Litestream>,
     security: Arc<WebSecurity>,
     /// The config's global thresholds, exported as `sqlite_threshold`.
     thresholds: crate::rules::DbThresholds,
 }
 
-/// Reads and validates the config and litestream.yml.
-fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
+/// Reads and validates the config and litestream.yml; `previous` is what the running config
+/// read of litestream.yml, kept when it is broken now.
+fn load(
+    opts: &RunOptions,
+    previous: Option<&crate::litestream::config::Litestream>,
+) -> anyhow::Result<Loaded> {
     let (cfg, source) = match &opts.config {
         Some(p) => (Config::load(p)?, p.display().to_string()),
         None => (Config::default(), "command line".to_string()),
     };
     let mut discovery = cfg.discovery(&opts.databases, &source)?;
-    // A broken litestream.yml is reported (log, status, metric) while every database is served.
+    // A broken litestream.yml is reported (log, status, metric) while every database is served,
+    // and replication measured by the last one read whole, if any.
     let litestream_path = cfg.litestream_path(opts.litestream_config.as_deref());
-    let litestream_config = litestream_path
-        .clone()
-        .map(|path| {
-            cfg.attach_litestream_file(&source, &path, &mut discovery)
-                .inspect_err(|e| {
-                    tracing::error!(error = %e, "cannot use Litestream's config; replication is not measured");
-                })
-        });
+    let read = litestream_path.as_deref().map(config::load_litestream);
+    let litestream = match &read {
+        Some(Ok(listed)) => Some(listed.clone()),
+        Some(Err(e)) => {
+            match previous {
+                Some(_) => {
+                    tracing::error!(error = %e, "cannot use Litestream's config; replication is measured by the one read last")
+                }
+                None => {
+                    tracing::error!(error = %e, "cannot use Litestream's config; replication is not measured")
+                }
+            }
+            previous.cloned()
+        }
+        None => None,
+    };
+    if let Some(listed) = &litestream {
+        cfg.attach_litestream(&source, listed.clone(), &mut discovery)?;
+    }
+    let litestream_config = read.map(|r| r.map(|_| ()));
     if discovery.is_empty() {
         anyhow::bail!("no database to watch: give --db PATH or a --config file with databases:");
     }
@@ -119,6 +139,7 @@ fn load(opts: &RunOptions) -> anyhow::Result<Loaded> {
         telemetry_path,
         litestream_path: litestream_path.filter(|_| matches!(litestream_config, Some(Ok(())))),
         litestream_config,
+        litestream,
     })
 }
 
@@ -187,7 +208,7 @@ fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {
 /// ignored, so a typo never takes monitoring down. The HTTP server (and its socket) runs
 /// through reloads: a reload replaces what it serves.
 pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
-    let mut loaded = load(&opts)?;
+    let mut loaded = load(&opts, None)?;
     plan_descriptors(loaded.found.len());
     let listener = tokio::net::TcpListener::bind(loaded.addr)
         .await
@@ -243,7 +264,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<()> {
         carried = kept;
         match stopped {
             Stopped::Terminated => break,
-            Stopped::Reload => match load(&opts) {
+            Stopped::Reload => match load(&opts, loaded.litestream.as_ref()) {
                 Ok(new) => {
                     if new.addr != loaded.addr {
                         tracing::warn!(address = %new.addr, "the listen address changes only on restart");

@@ -15,7 +15,7 @@ pub use crate::notify::config::{
     AlertmanagerConfig, HeartbeatConfig, NotifyConfig, WebhookConfig, WebhookFormat,
 };
 pub use invalid::InvalidValue;
-pub use resolve::{parse_listen_address, validate_telemetry_path};
+pub use resolve::{load_litestream, parse_listen_address, validate_telemetry_path};
 pub use thresholds::{LevelsConfig, ThresholdsConfig};
 
 /// Shortest poll interval accepted.

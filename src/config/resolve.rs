@@ -108,7 +108,16 @@ impl Config {
         path: &Path,
         discovery: &mut Discovery,
     ) -> Result<(), ConfigError> {
-        let listed = load_litestream(path)?;
+        self.attach_litestream(source, load_litestream(path)?, discovery)
+    }
+
+    /// Gives `discovery` Litestream's databases as `listed` (litestream.yml, already read).
+    pub fn attach_litestream(
+        &self,
+        source: &str,
+        listed: Litestream,
+        discovery: &mut Discovery,
+    ) -> Result<(), ConfigError> {
         let template = Target {
             declared: self.team,
             thresholds: self.global_thresholds(source)?,
@@ -353,7 +362,7 @@ pub fn parse_listen_address(s: &str) -> Result<SocketAddr, InvalidValue> {
 }
 
 /// Reads litestream.yml at `path`. Errors name the file and the field.
-fn load_litestream(path: &Path) -> Result<Litestream, ConfigError> {
+pub fn load_litestream(path: &Path) -> Result<Litestream, ConfigError> {
     let source = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| error(&source, "", format!("cannot read Litestream's config: {e}")))?;
