@@ -50,12 +50,18 @@ pub struct Observation {
     pub errors_total: u64,
 }
 
+/// What was posted of a database: the stamp of the last post, and each replica's observation.
+type Posted = (u64, Vec<(String, Observation)>);
+
 /// The latest observation of every replica, by database then replica (a poll looks a database
 /// up by its name alone, allocating nothing), and what Litestream's own metrics say of each
 /// database.
 #[derive(Debug, Default)]
 pub struct Board {
-    inner: Mutex<HashMap<String, Vec<(String, Observation)>>>,
+    /// By database: when it last changed (a stamp from `stamps`), and its replicas.
+    inner: Mutex<HashMap<String, Posted>>,
+    /// Counts every post: a poll that finds a database's stamp unchanged copies nothing.
+    stamps: std::sync::atomic::AtomicU64,
     processes: Mutex<HashMap<String, Process>>,
     /// When the poller last saw each replicated database other than settled (written, or in a
     /// transaction): Litestream's local position can only move after that, so a watcher whose
@@ -84,6 +90,27 @@ impl Board {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(db.to_string(), p);
+        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        self.stamp(&mut map, db);
+    }
+
+    /// Marks `db` changed; returns its entry.
+    fn stamp<'m>(
+        &self,
+        map: &'m mut HashMap<String, Posted>,
+        db: &str,
+    ) -> &'m mut Vec<(String, Observation)> {
+        let stamp = self
+            .stamps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        // Looked up before inserting: a poll's post allocates no key for a known database.
+        if !map.contains_key(db) {
+            map.insert(db.to_string(), Default::default());
+        }
+        let entry = map.get_mut(db).expect("just inserted");
+        entry.0 = stamp;
+        &mut entry.1
     }
 
     /// The poller saw `db` other than settled now: its watchers wake.
@@ -112,22 +139,26 @@ impl Board {
 
     pub fn get(&self, db: &str, replica: &str) -> Option<Observation> {
         let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let (_, o) = map.get(db)?.iter().find(|(r, _)| r == replica)?;
+        let (_, o) = map.get(db)?.1.iter().find(|(r, _)| r == replica)?;
         Some(o.clone())
     }
 
-    /// The observations of every replica of `db` read so far, by replica name.
-    pub fn observations(&self, db: &str) -> Vec<(String, Observation)> {
+    /// The observations of every replica of `db` read so far, by replica name, with the stamp
+    /// of the last post; `None` when nothing was posted of `db` since stamp `seen` (0: never
+    /// seen), so that a settled fleet's polls copy nothing.
+    pub fn observations_since(
+        &self,
+        db: &str,
+        seen: u64,
+    ) -> Option<(u64, Vec<(String, Observation)>)> {
         let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(db).cloned().unwrap_or_default()
+        let entry = map.get(db)?;
+        (entry.0 != seen).then(|| entry.clone())
     }
 
     pub(super) fn post(&self, db: &str, replica: &str, f: impl FnOnce(&mut Observation)) {
         let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let replicas = match map.get_mut(db) {
-            Some(r) => r,
-            None => map.entry(db.to_string()).or_default(),
-        };
+        let replicas = self.stamp(&mut map, db);
         match replicas.iter().position(|(r, _)| r == replica) {
             Some(i) => f(&mut replicas[i].1),
             None => {
@@ -146,7 +177,12 @@ impl Board {
     /// again, so its series never blink out of `/metrics`.
     pub fn retain(&self, keep: impl Fn(&str, &str) -> bool, keep_process: impl Fn(&str) -> bool) {
         let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|db, replicas| {
+        let stamp = self
+            .stamps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        map.retain(|db, (at, replicas)| {
+            *at = stamp;
             replicas.retain(|(replica, _)| keep(db, replica));
             !replicas.is_empty()
         });
@@ -159,5 +195,31 @@ impl Board {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|db, _| keep_process(db));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A poll copies a database's observations only when something was posted of it since the
+    /// poll before: a replica read, Litestream's own metrics, a reload's retain.
+    #[test]
+    fn observations_are_copied_only_when_posted_since() {
+        let board = Board::default();
+        assert!(board.observations_since("app", 0).is_none(), "nothing yet");
+        board.post("app", "s3", |o| o.reads_total = 1);
+        board.post("other", "s3", |o| o.reads_total = 5);
+        let (stamp, seen) = board.observations_since("app", 0).unwrap();
+        assert_eq!((seen.len(), seen[0].1.reads_total), (1, 1));
+        assert!(board.observations_since("app", stamp).is_none(), "unchanged");
+        board.post("app", "s3", |o| o.reads_total = 2);
+        let (again, seen) = board.observations_since("app", stamp).unwrap();
+        assert_eq!(seen[0].1.reads_total, 2);
+        board.post_process("app", Process::default());
+        let (after, _) = board.observations_since("app", again).unwrap();
+        board.retain(|_, _| true, |_| true);
+        assert!(board.observations_since("app", after).is_some(), "a reload retains");
+        assert_eq!(board.inner.lock().unwrap()["app"].1.capacity(), 1);
     }
 }

@@ -57,7 +57,8 @@ pub struct PollTime {
 /// figures; what the restore drills found.
 #[derive(Debug, Default)]
 pub struct Replication {
-    pub observations: Vec<(String, Observation)>,
+    /// What the board holds of each replica; `None` when nothing changed since the last poll.
+    pub observations: Option<Vec<(String, Observation)>>,
     pub process: Option<Process>,
     pub drill: Option<DrillRecord>,
 }
@@ -412,52 +413,40 @@ impl Monitor {
         }
     }
 
+    /// Whether it watches exactly `replicas` (name, type), in order.
+    pub fn replicas_are(&self, replicas: &[(String, String)]) -> bool {
+        let ours = self.replicas.iter().map(|r| (&r.replica, &r.kind));
+        ours.eq(replicas.iter().map(|(n, k)| (n, k)))
+    }
+
     /// The names of the replicas whose observations [`Self::observe_replicas`] takes.
     pub fn replica_names(&self) -> impl Iterator<Item = &str> {
         self.replicas.iter().map(|r| r.replica.as_str())
     }
 
-    /// Takes what was `seen` of the replicas and computes each one's lag against the commits
-    /// seen so far. Call after [`Self::apply`].
-    pub fn observe_replicas(&mut self, s: &mut DbSnapshot, mut seen: Replication) {
+    /// Takes what was `seen` of the replicas (nothing, when the board holds nothing new) and
+    /// computes each one's lag against the commits seen so far, brought up to this poll.
+    /// Call after [`Self::apply`].
+    pub fn observe_replicas(&mut self, s: &mut DbSnapshot, seen: Replication) {
         s.restore_drill = seen.drill;
         let Some(commits) = &mut self.commits else {
             return;
         };
+        if let Some(observations) = seen.observations {
+            self.litestream_process = seen.process;
+            let process_txid = self.litestream_process.as_ref().and_then(|p| p.txid);
+            take_observations(&mut self.replicas, observations, process_txid);
+        }
         let now = s.polled_at;
-        self.litestream_process = seen.process;
-        let process_txid = self.litestream_process.as_ref().and_then(|p| p.txid);
         let mut oldest: Option<f64> = None;
-        for r in &mut self.replicas {
-            let Some(i) = seen.observations.iter().position(|(n, _)| *n == r.replica) else {
-                continue;
-            };
-            let (_, o) = seen.observations.swap_remove(i);
-            r.kind = o.kind;
-            r.observed = true;
-            // Litestream's metrics stand in for its local files when those cannot be read.
-            r.local = o.local.or(process_txid.map(|txid| Position::V5 { txid }));
-            r.local_error = o.local_error;
-            r.position = o.replica;
-            r.replicated_at = o.replicated_at;
-            r.errors_total = o.errors_total;
-            r.reads_total = o.reads_total;
-            r.chain = o.chain;
-            r.local_state = o.local_state;
-            r.storage = o.storage;
-            r.error = o.error.or_else(|| {
-                r.position
-                    .is_none()
-                    .then(|| "the replica is empty: nothing replicated at its path yet".to_string())
-            });
-            r.up = r.error.is_none();
+        for r in self.replicas.iter_mut().filter(|r| r.observed) {
             // Never read (or empty): every commit seen counts as not replicated.
             let at = r.replicated_at.unwrap_or(0.0);
             // A commit Litestream read locally and did not upload has waited at least since it
             // read it: what a fresh start (or check's short sample) knows in one look.
-            let local_wait = o.unreplicated_since.map_or(0.0, |t| (now - t).max(0.0));
-            r.lag_seconds = (o.read_at.is_some() || r.replicated_at.is_some())
-                .then(|| commits.lag(at, now).max(local_wait));
+            let local_wait = r.unreplicated_since.map_or(0.0, |t| (now - t).max(0.0));
+            r.lag_seconds =
+                (r.read || r.replicated_at.is_some()).then(|| commits.lag(at, now).max(local_wait));
             oldest = Some(oldest.map_or(at, |o: f64| o.min(at)));
         }
         if let Some(oldest) = oldest {
@@ -465,6 +454,40 @@ impl Monitor {
         }
         s.litestream = self.replicas.clone();
         s.litestream_process = self.litestream_process.clone();
+    }
+}
+
+/// Each replica's latest observation, from the board (those not read yet are left as they are).
+fn take_observations(
+    replicas: &mut [ReplicaSnapshot],
+    mut observations: Vec<(String, Observation)>,
+    process_txid: Option<u64>,
+) {
+    for r in replicas {
+        let Some(i) = observations.iter().position(|(n, _)| *n == r.replica) else {
+            continue;
+        };
+        let (_, o) = observations.swap_remove(i);
+        r.kind = o.kind;
+        r.observed = true;
+        // Litestream's metrics stand in for its local files when those cannot be read.
+        r.local = o.local.or(process_txid.map(|txid| Position::V5 { txid }));
+        r.local_error = o.local_error;
+        r.position = o.replica;
+        r.replicated_at = o.replicated_at;
+        r.unreplicated_since = o.unreplicated_since;
+        r.read = o.read_at.is_some();
+        r.errors_total = o.errors_total;
+        r.reads_total = o.reads_total;
+        r.chain = o.chain;
+        r.local_state = o.local_state;
+        r.storage = o.storage;
+        r.error = o.error.or_else(|| {
+            r.position
+                .is_none()
+                .then(|| "the replica is empty: nothing replicated at its path yet".to_string())
+        });
+        r.up = r.error.is_none();
     }
 }
 

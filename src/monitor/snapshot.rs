@@ -146,6 +146,14 @@ pub struct ReplicaSnapshot {
     /// Reads of the replica (on S3, a LIST and a ranged GET each).
     pub reads_total: u64,
     pub errors_total: u64,
+    /// When Litestream read the first commit it holds locally and the replica lacks: the lag
+    /// is at least the time since (brought up to each poll).
+    #[serde(skip)]
+    pub unreplicated_since: Option<f64>,
+    /// Whether the replica was ever read successfully (its lag is known, if only as "all of
+    /// it").
+    #[serde(skip)]
+    pub read: bool,
 }
 
 /// Everything known about one database after a poll. Plain data, shared by every output.

@@ -25,6 +25,8 @@ pub(super) struct Watched {
     /// Whether the last poll found it busy (`Monitor::wants_fast_lock_sampling`): the poller
     /// samples the write lock of these between polls. A settled database is not.
     pub(super) busy: bool,
+    /// The board's stamp of this database when a poll last took its observations (0: never).
+    board_stamp: u64,
 }
 
 impl Watched {
@@ -37,6 +39,7 @@ impl Watched {
             settled: None,
             events_trusted: false,
             busy: false,
+            board_stamp: 0,
         }
     }
 
@@ -53,14 +56,10 @@ impl Watched {
     /// did not change: discovery retargets the poller for every tenant added.
     pub(super) fn reconfigure(self, t: &Target) -> Self {
         let replicas = t.replicas();
-        let settled = self.settled.filter(|s| {
-            s.snapshot.declared == t.declared
-                && s.snapshot
-                    .litestream
-                    .iter()
-                    .map(|r| (r.replica.clone(), r.kind.clone()))
-                    .eq(replicas.iter().cloned())
-        });
+        let same_replicas = self.monitor.replicas_are(&replicas);
+        let settled = self
+            .settled
+            .filter(|s| s.snapshot.declared == t.declared && same_replicas);
         Watched {
             probe: self.probe,
             monitor: self
@@ -70,6 +69,8 @@ impl Watched {
             settled,
             events_trusted: self.events_trusted,
             busy: self.busy,
+            // The replicas may have changed: the next poll takes the board's observations.
+            board_stamp: 0,
         }
     }
 
@@ -135,8 +136,8 @@ impl Watched {
             .collect();
         self.monitor
             .name_roles(&mut s, &mut |pid| processes.identify(pid).role, at);
-        self.monitor
-            .observe_replicas(&mut s, self.replication(seen));
+        let replication = self.replication(seen);
+        self.monitor.observe_replicas(&mut s, replication);
         // Descriptors are kept where they pay: when they run short, a quiet database gives
         // its back and its next poll opens them again.
         let busy = self.monitor.wants_fast_lock_sampling(at.instant);
@@ -152,7 +153,7 @@ impl Watched {
             .zip(quiet::is_settled(&s, busy))
             .and_then(|(b, replicators)| Some((b.seen_by(self.events_trusted)?, replicators)))
             .map(|(seen_by, replicators)| Settled {
-                snapshot: s.clone(),
+                snapshot: without_replicas(&mut s),
                 seen_by,
                 at: at.instant,
                 replicators,
@@ -209,22 +210,28 @@ impl Watched {
             s.filesystem = Some(f);
         }
         s.poll_duration_seconds = at.instant.elapsed().as_secs_f64();
-        self.monitor
-            .observe_replicas(&mut s, self.replication(seen));
+        let replication = self.replication(seen);
+        self.monitor.observe_replicas(&mut s, replication);
         Some(s)
     }
 
-    /// What the Litestream watchers and the drills last posted of this database.
-    fn replication(&self, (board, drills): (&Board, &Records)) -> Replication {
+    /// What the Litestream watchers and the drills last posted of this database; the board's
+    /// observations only when they changed since the last poll took them.
+    fn replication(&mut self, (board, drills): (&Board, &Records)) -> Replication {
         let db = self.monitor.name();
         if self.monitor.replica_names().next().is_none() {
             // Not replicated, so neither watched nor drilled: nothing to read (a fleet's tenants
             // pay no lock for it).
             return Replication::default();
         }
+        let fresh = board.observations_since(db, self.board_stamp);
+        let observations = fresh.map(|(stamp, o)| {
+            self.board_stamp = stamp;
+            o
+        });
         Replication {
-            observations: board.observations(db),
-            process: board.process(db),
+            process: observations.as_ref().and_then(|_| board.process(db)),
+            observations,
             drill: drills.get(db),
         }
     }
@@ -261,4 +268,14 @@ fn now() -> PollTime {
         instant: std::time::Instant::now(),
         unix: crate::units::epoch_seconds(std::time::SystemTime::now()),
     }
+}
+
+/// A copy of `s` without its replicas, for a settled database to repeat: the monitor holds
+/// them and puts them in each poll's snapshot (a copy in the settled one would be copied and
+/// dropped again every poll).
+fn without_replicas(s: &mut DbSnapshot) -> DbSnapshot {
+    let replicas = std::mem::take(&mut s.litestream);
+    let copy = s.clone();
+    s.litestream = replicas;
+    copy
 }
