@@ -212,14 +212,20 @@ mod tests {
         board.post("other", "s3", |o| o.reads_total = 5);
         let (stamp, seen) = board.observations_since("app", 0).unwrap();
         assert_eq!((seen.len(), seen[0].1.reads_total), (1, 1));
-        assert!(board.observations_since("app", stamp).is_none(), "unchanged");
+        assert!(
+            board.observations_since("app", stamp).is_none(),
+            "unchanged"
+        );
         board.post("app", "s3", |o| o.reads_total = 2);
         let (again, seen) = board.observations_since("app", stamp).unwrap();
         assert_eq!(seen[0].1.reads_total, 2);
         board.post_process("app", Process::default());
         let (after, _) = board.observations_since("app", again).unwrap();
         board.retain(|_, _| true, |_| true);
-        assert!(board.observations_since("app", after).is_some(), "a reload retains");
+        assert!(
+            board.observations_since("app", after).is_some(),
+            "a reload retains"
+        );
         assert_eq!(board.inner.lock().unwrap()["app"].1.capacity(), 1);
     }
 }

@@ -149,25 +149,31 @@ fn walk(dir: &Path, prefix: &str, depth: u32, out: &mut Vec<Entry>) -> Result<()
             format!("{prefix}/{name}")
         };
         let path = e.path();
-        let m = match e.metadata() {
-            Ok(m) => m,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-            Err(err) => return Err(ReadError::at(&path)(err)),
+        // The directory listing says what each entry is: a folder costs no stat of its own (a
+        // filesystem that does not say is asked by the stat).
+        let listed_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        let m = match listed_dir {
+            true => None,
+            false => match e.metadata() {
+                Ok(m) => Some(m),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(ReadError::at(&path)(err)),
+            },
         };
-        if m.is_dir() {
+        let Some(m) = m.filter(|m| !m.is_dir()) else {
             if depth > 0 {
                 match walk(&path, &key, depth - 1, out) {
                     Err(err) if err.source.kind() == io::ErrorKind::NotFound => {}
                     other => other?,
                 }
             }
-        } else {
-            out.push(Entry {
-                key,
-                modified: m.modified().map_err(ReadError::at(&path))?,
-                size: m.len(),
-            });
-        }
+            continue;
+        };
+        out.push(Entry {
+            key,
+            modified: m.modified().map_err(ReadError::at(&path))?,
+            size: m.len(),
+        });
     }
     Ok(())
 }
