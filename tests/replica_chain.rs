@@ -65,27 +65,7 @@ fn a_file_missing_from_the_middle_of_the_chain_is_found_before_a_restore() {
     let yml = without_compaction(file_replica_yml(dir.path(), &db));
     let folder = Folder(dir.path().join("replica"));
     let broken = |d: &Daemon, next: &str| {
-        // `check --restore-drill` restores, fails, and says the chain check had predicted it.
-        let check_cfg = ConfigFile::new()
-            .litestream(&yml, "500ms")
-            .set(
-                "restore_drill",
-                json!({"interval": "1h", "scratch_dir": dir.path().join("scratch"),
-                       "litestream": common::services::litestream_bin("0.5.17")}),
-            )
-            .write(&dir.path().join("check.yaml"));
-        let args = ["--config", check_cfg.to_str().unwrap(), "--restore-drill"];
-        let (code, drill) = check_finding(&args, "restore_drill");
-        let summary = drill["summary"].as_str().unwrap();
-        assert_eq!(
-            (code, drill["status"].as_str()),
-            (2, Some("critical")),
-            "{drill:#}"
-        );
-        assert!(
-            summary.contains("predicted this without a restore") && summary.contains(next),
-            "{summary}"
-        );
+        drill_was_predicted(dir.path(), &yml, "0.5.17", next);
         // The status page says so on the replica's line.
         let page = d.get("/").1;
         let line = page.split("<p class=\"replica ").nth(1).unwrap_or("");
@@ -215,28 +195,8 @@ fn chain_broken_and_mended(
     drop(litestream);
     assert!(restores(yml, db, dir).0, "the whole replica restores");
 
-    let am = common::Alertmanager::start(&dir.join("am"), free_port());
-    let cfg = ConfigFile::new()
-        .set("poll_interval", json!("200ms"))
-        .litestream(yml, "500ms")
-        .set(
-            "alertmanager",
-            json!({"urls": [am.url], "resend_interval": "1s"}),
-        )
-        .threshold("replica_chain", json!({"for": "0s"}))
-        .threshold(
-            "replication_lag",
-            json!({"warning": "off", "critical": "off"}),
-        )
-        .no_disk_alert()
-        .write(&dir.join("sqlite-ops.yaml"));
-    let d = Daemon::start_without_env(&["--config", cfg.to_str().unwrap()], unset);
-    let intact = || {
-        let m = d.metrics();
-        let mut chain = m.samples.iter();
-        let key = "sqlite_litestream_chain_intact{db=\"app\"";
-        chain.find(|(k, _)| k.starts_with(key)).map(|(_, v)| *v)
-    };
+    let (d, am) = judging_chains(dir, yml, unset);
+    let intact = || chain_intact(&d);
     let judged = wait_for(Duration::from_secs(10), "the chain judged", &intact);
     assert_eq!(judged, 1.0, "{}", d.get("/api/v1/status").1);
 
@@ -265,6 +225,61 @@ fn chain_broken_and_mended(
     assert_eq!(intact(), Some(1.0));
     assert!(restores(yml, db, dir).0, "and restores again");
     (d, am, files)
+}
+
+/// A daemon (started without the variables `unset`) judging the chains of the replicas `yml`
+/// names, alerting a real Alertmanager at once.
+fn judging_chains(dir: &Path, yml: &Path, unset: &[&str]) -> (Daemon, common::Alertmanager) {
+    let am = common::Alertmanager::start(&dir.join("am"), free_port());
+    let cfg = ConfigFile::new()
+        .set("poll_interval", json!("200ms"))
+        .litestream(yml, "500ms")
+        .set(
+            "alertmanager",
+            json!({"urls": [am.url], "resend_interval": "1s"}),
+        )
+        .threshold("replica_chain", json!({"for": "0s"}))
+        .threshold(
+            "replication_lag",
+            json!({"warning": "off", "critical": "off"}),
+        )
+        .no_disk_alert()
+        .write(&dir.join("sqlite-ops.yaml"));
+    let d = Daemon::start_without_env(&["--config", cfg.to_str().unwrap()], unset);
+    (d, am)
+}
+
+/// `sqlite_litestream_chain_intact` of `app`'s replica, once judged.
+fn chain_intact(d: &Daemon) -> Option<f64> {
+    let m = d.metrics();
+    let key = "sqlite_litestream_chain_intact{db=\"app\"";
+    let mut chain = m.samples.iter();
+    chain.find(|(k, _)| k.starts_with(key)).map(|(_, v)| *v)
+}
+
+/// `check --restore-drill` (by Litestream `version`) restores the replica `yml` names, fails,
+/// and says the chain check had predicted it, naming the file after the gap (`next`).
+fn drill_was_predicted(dir: &Path, yml: &Path, version: &str, next: &str) {
+    let check_cfg = ConfigFile::new()
+        .litestream(yml, "500ms")
+        .set(
+            "restore_drill",
+            json!({"interval": "1h", "scratch_dir": dir.join("scratch"),
+                   "litestream": common::services::litestream_bin(version)}),
+        )
+        .write(&dir.join("check.yaml"));
+    let args = ["--config", check_cfg.to_str().unwrap(), "--restore-drill"];
+    let (code, drill) = check_finding(&args, "restore_drill");
+    let summary = drill["summary"].as_str().unwrap();
+    assert_eq!(
+        (code, drill["status"].as_str()),
+        (2, Some("critical")),
+        "{drill:#}"
+    );
+    assert!(
+        summary.contains("predicted this without a restore") && summary.contains(next),
+        "{summary}"
+    );
 }
 
 /// The finding `id` of `check` run with `args` (a sample of 1 s, JSON), with its exit code.
@@ -430,28 +445,8 @@ fn wal_index_lost_and_mended(
     let restores = || restores_with("0.3.13", yml, db, dir);
     assert!(restores().0, "the whole replica restores");
 
-    let am = common::Alertmanager::start(&dir.join("am"), free_port());
-    let cfg = ConfigFile::new()
-        .set("poll_interval", json!("200ms"))
-        .litestream(yml, "500ms")
-        .set(
-            "alertmanager",
-            json!({"urls": [am.url], "resend_interval": "1s"}),
-        )
-        .threshold("replica_chain", json!({"for": "0s"}))
-        .threshold(
-            "replication_lag",
-            json!({"warning": "off", "critical": "off"}),
-        )
-        .no_disk_alert()
-        .write(&dir.join("sqlite-ops.yaml"));
-    let d = Daemon::start_without_env(&["--config", cfg.to_str().unwrap()], unset);
-    let intact = || {
-        let m = d.metrics();
-        let key = "sqlite_litestream_chain_intact{db=\"app\"";
-        let mut chain = m.samples.iter();
-        chain.find(|(k, _)| k.starts_with(key)).map(|(_, v)| *v)
-    };
+    let (d, am) = judging_chains(dir, yml, unset);
+    let intact = || chain_intact(&d);
     let judged = wait_for(Duration::from_secs(10), "the chain judged", &intact);
     assert_eq!(judged, 1.0, "{}", d.get("/api/v1/status").1);
 
@@ -513,28 +508,7 @@ fn a_wal_index_missing_from_a_v03_file_replica_is_found_before_a_restore() {
         &db,
         &format!("type: file\n        path: {}", replica.display()),
     );
-    let broken = |_: &Daemon, next: &str| {
-        let check_cfg = ConfigFile::new()
-            .litestream(&yml, "500ms")
-            .set(
-                "restore_drill",
-                json!({"interval": "1h", "scratch_dir": dir.path().join("scratch"),
-                       "litestream": common::services::litestream_bin("0.3.13")}),
-            )
-            .write(&dir.path().join("check.yaml"));
-        let args = ["--config", check_cfg.to_str().unwrap(), "--restore-drill"];
-        let (code, drill) = check_finding(&args, "restore_drill");
-        let summary = drill["summary"].as_str().unwrap();
-        assert_eq!(
-            (code, drill["status"].as_str()),
-            (2, Some("critical")),
-            "{drill:#}"
-        );
-        assert!(
-            summary.contains("predicted this without a restore") && summary.contains(next),
-            "{summary}"
-        );
-    };
+    let broken = |_: &Daemon, next: &str| drill_was_predicted(dir.path(), &yml, "0.3.13", next);
     wal_index_lost_and_mended(dir.path(), (&db, &yml), &Folder(replica), &[], broken);
 }
 
