@@ -11,7 +11,8 @@ pub const SNAPSHOT_LEVEL: u32 = 9;
 /// What a listing says of the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Chain {
-    /// Not a v0.5 listing (v0.3, or no LTX file): not judged here.
+    /// Nothing to judge: no file of the layout judged (no LTX file for `check`, no snapshot or
+    /// segment of the generation for `wal_chain::check`).
     NotLtx,
     /// Every transaction from the newest snapshot (or the first file) up to `txid` is covered.
     Whole { txid: u64 },
