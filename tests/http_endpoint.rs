@@ -611,3 +611,55 @@ fn the_process_series_match_what_the_kernel_says() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Whether the daemon keeps up with its databases (issue 36): one database polled every
+/// second counts every cycle and none late; a thousand polled every 10 ms (the shortest
+/// interval allowed) cannot open them all within one, and the late cycles are counted.
+#[test]
+fn poll_cycles_longer_than_the_interval_are_counted_late() {
+    let cycles = |d: &Daemon| {
+        let m = d.metrics();
+        let v = |name: &str| m.get(name).unwrap_or_else(|| panic!("{name}"));
+        (
+            v("sqlite_ops_poll_cycles_total"),
+            v("sqlite_ops_poll_cycles_late_total"),
+            v("sqlite_ops_poll_cycle_duration_seconds"),
+            v("sqlite_ops_poll_interval_seconds"),
+        )
+    };
+    let (dir, db) = temp_db("one.db");
+    drop(writer(&db));
+    let one = Daemon::start(&["--db", db.to_str().unwrap(), "--poll-interval", "1s"]);
+    one.wait_polls(3);
+    let (total, late, took, interval) = cycles(&one);
+    assert!(total >= 3.0 && late == 0.0, "{total} cycles, {late} late");
+    assert!(
+        took > 0.0 && took < 1.0 && interval == 1.0,
+        "{took} s of {interval}"
+    );
+    drop(one);
+
+    // A thousand copies of one WAL database (with its -wal and -shm), opened at the first poll.
+    let fleet = dir.path().join("fleet");
+    std::fs::create_dir(&fleet).unwrap();
+    for i in 0..1000 {
+        for suffix in ["", "-wal", "-shm"] {
+            let from = format!("{}{suffix}", db.display());
+            if std::path::Path::new(&from).exists() {
+                std::fs::copy(&from, fleet.join(format!("t{i}.db{suffix}"))).unwrap();
+            }
+        }
+    }
+    let cfg = ConfigFile::new()
+        .set("databases", json!([{"glob": fleet.join("*.db")}]))
+        .no_disk_alert()
+        .write(&dir.path().join("fleet.yaml"));
+    let many = Daemon::start(&["--config", cfg.to_str().unwrap(), "--poll-interval", "10ms"]);
+    let (total, late, _, interval) = wait_for(STEP, "a late cycle", || {
+        Some(cycles(&many)).filter(|c| c.1 >= 1.0)
+    });
+    assert!(
+        late <= total && (interval - 0.01).abs() < 1e-9,
+        "{late} late of {total}, every {interval} s"
+    );
+}

@@ -35,4 +35,17 @@ pub struct Exposition<'a> {
     pub litestream_config: Option<&'a Result<(), crate::config::ConfigError>>,
     /// The config's global thresholds (`thresholds:`).
     pub thresholds: &'a DbThresholds,
+    /// How the poll cycles keep up with the interval.
+    pub cycles: PollCycles,
+}
+
+/// How the poll cycles keep up with `poll_interval`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PollCycles {
+    pub total: u64,
+    /// Those that took longer than the interval, so that the next one started late.
+    pub late: u64,
+    /// How long the last one took, in seconds.
+    pub last_seconds: f64,
+    pub interval_seconds: f64,
 }

@@ -1,7 +1,7 @@
 //! Renders snapshots as Prometheus text exposition. [`METRICS`] names every metric with its help
 //! text and type: the documented contract that dashboards, rules and tests depend on.
 
-pub use super::exposition::{BuildInfo, Exposition};
+pub use super::exposition::{BuildInfo, Exposition, PollCycles};
 use crate::monitor::groups::{Group, Groups};
 use crate::monitor::{DbSnapshot, WalSnapshot};
 use crate::rules::catalogue::Op;
@@ -135,6 +135,10 @@ pub const METRICS: &[MetricDef] = &[
     def("process_threads", G, &[], "Operating system threads of the sqlite-ops process."),
     def("sqlite_ops_poll_duration_seconds", G, DB, "Wall time the last poll of this database took, in seconds."),
     def("sqlite_ops_poll_errors_total", C, &["db", "probe"], "Probes of this database that failed, by probe (database, header, wal, wal_index, locks, filesystem)."),
+    def("sqlite_ops_poll_cycles_total", C, &[], "Cycles of polling every database since sqlite-ops started (a reload carries the count on)."),
+    def("sqlite_ops_poll_cycles_late_total", C, &[], "Poll cycles that took longer than poll_interval, so that the next one started late: the daemon falls behind its databases."),
+    def("sqlite_ops_poll_cycle_duration_seconds", G, &[], "How long the last cycle of polling every database took, in seconds."),
+    def("sqlite_ops_poll_interval_seconds", G, &[], "The configured poll_interval, in seconds: a cycle longer than it is late."),
     def("sqlite_ops_litestream_config_up", G, &[], "Whether Litestream's config (litestream.yml) could be read and parsed (1) or not (0); only exported when one is given."),
     def("sqlite_ops_alertmanager_sent_alerts_total", C, &["alertmanager"], "Alerts delivered to this Alertmanager (firing and resolved)."),
     def("sqlite_ops_alertmanager_errors_total", C, &["alertmanager"], "POSTs to this Alertmanager that failed: connection refused, timeout or a non-2xx answer."),
@@ -715,6 +719,15 @@ pub fn render(e: &Exposition) -> String {
     if let Some(r) = e.litestream_config {
         f.add("sqlite_ops_litestream_config_up", &[], b(r.is_ok()));
     }
+    let c = e.cycles;
+    f.add("sqlite_ops_poll_cycles_total", &[], c.total as f64);
+    f.add("sqlite_ops_poll_cycles_late_total", &[], c.late as f64);
+    f.add(
+        "sqlite_ops_poll_cycle_duration_seconds",
+        &[],
+        c.last_seconds,
+    );
+    f.add("sqlite_ops_poll_interval_seconds", &[], c.interval_seconds);
     let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed) as f64;
     let destinations = [
         (

@@ -21,6 +21,10 @@ pub struct Published {
     /// When the last cycle finished; `None` before the first.
     pub at: Option<Instant>,
     pub cycles: u64,
+    /// How long the last cycle took, in seconds.
+    pub cycle_seconds: f64,
+    /// Cycles that took longer than the poll interval, so that the next one started late.
+    pub late_cycles: u64,
 }
 
 impl Published {
@@ -52,13 +56,14 @@ impl Default for Store {
 }
 
 impl Store {
-    /// Publishes a cycle; gives back the snapshots it replaces when no reader holds them any
-    /// more, for the next cycle to fill again.
+    /// Publishes a cycle, which `took` that long and was `late` (longer than the interval);
+    /// gives back the snapshots it replaces when no reader holds them any more, for the next
+    /// cycle to fill again.
     pub fn publish(
         &self,
-        snapshots: Vec<DbSnapshot>,
-        alerts: Vec<Alert>,
-        per_db: Arc<PerDb>,
+        (snapshots, alerts, per_db): (Vec<DbSnapshot>, Vec<Alert>, Arc<PerDb>),
+        took: Duration,
+        late: bool,
     ) -> Option<Vec<DbSnapshot>> {
         let (cycles, old) = {
             let mut p = self.inner.write().unwrap_or_else(|e| e.into_inner());
@@ -67,6 +72,8 @@ impl Store {
             p.per_db = per_db;
             p.at = Some(Instant::now());
             p.cycles += 1;
+            p.cycle_seconds = took.as_secs_f64();
+            p.late_cycles += u64::from(late);
             (p.cycles, old)
         };
         // Never blocks: a watch channel keeps only the latest value.
@@ -137,8 +144,10 @@ pub fn spawn(
                 let now = Instant::now();
                 if now >= next_poll {
                     let (snapshots, alerts) = poller.cycle(spare);
+                    let took = now.elapsed();
+                    let published = (snapshots, alerts, poller.per_db());
                     spare = store
-                        .publish(snapshots, alerts, poller.per_db())
+                        .publish(published, took, took > interval)
                         .unwrap_or_default();
                     next_poll = (next_poll + interval).max(now);
                 } else {

@@ -70,6 +70,12 @@ impl WebState {
                     heartbeat: self.heartbeat.as_deref(),
                     litestream_config: self.litestream_config.as_ref(),
                     thresholds: &self.thresholds,
+                    cycles: metrics::PollCycles {
+                        total: published.cycles,
+                        late: published.late_cycles,
+                        last_seconds: published.cycle_seconds,
+                        interval_seconds: self.poll_interval.as_secs_f64(),
+                    },
                 }));
                 *cached = Some((published.cycles, body.clone()));
                 body
