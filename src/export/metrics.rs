@@ -716,6 +716,13 @@ pub fn render(e: &Exposition) -> String {
             );
         }
     }
+    add_daemon(&mut f, e);
+    String::from_utf8(f.encode()).expect("text exposition is UTF-8")
+}
+
+/// The daemon's own work: litestream.yml, the poll cycles, and what each alert destination and
+/// the heartbeat were told.
+fn add_daemon<'a>(f: &mut Families<'a>, e: &Exposition<'a>) {
     if let Some(r) = e.litestream_config {
         f.add("sqlite_ops_litestream_config_up", &[], b(r.is_ok()));
     }
@@ -763,7 +770,6 @@ pub fn render(e: &Exposition) -> String {
         f.add("sqlite_ops_heartbeat_withheld", &[], n(&h.withheld));
         f.add("sqlite_ops_heartbeat_held_back_total", &[], n(&h.held_back));
     }
-    String::from_utf8(f.encode()).expect("text exposition is UTF-8")
 }
 
 /// `sqlite_threshold`: each rule's global levels, and each database's where they differ.
