@@ -16,7 +16,7 @@ const T0: f64 = 1_800_000_000.0;
 
 fn snapshot(i: usize, at: f64) -> DbSnapshot {
     let mut s = DbSnapshot::new(
-        &format!("tenant-{i:03}"),
+        format!("tenant-{i:03}"),
         Path::new("/var/lib/app/t.db"),
         Declared::default(),
     );
@@ -27,7 +27,7 @@ fn snapshot(i: usize, at: f64) -> DbSnapshot {
     s.write_transactions_per_second = Some(50.0 + ((at as u64 + i as u64) % 37) as f64);
     s.wal = Some(Default::default());
     s.filesystem = Some(FsStat {
-        mount_point: "/".into(),
+        mount_point: Path::new("/").into(),
         fs_type: "ext4".into(),
         free_bytes: Some((5e10 - day * 1e9) as u64),
         size_bytes: Some(1e11 as u64),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 const EXAMPLES: usize = 3;
 
 pub fn audits(s: &DbSnapshot, integrity: bool, timeout: Duration) -> Vec<Finding> {
-    let path = s.path.as_path();
+    let path: &std::path::Path = &s.path;
     let wal_normal_locking =
         s.journal_mode == Some(JournalKind::Wal) && s.locking_mode != Some("exclusive");
     let (mut conn, immutable) = match open_knowing(path, wal_normal_locking) {

@@ -311,13 +311,12 @@ impl History {
     /// among them lose theirs.
     pub fn record(&mut self, snapshots: &[DbSnapshot]) {
         let kept = &snapshots[..snapshots.len().min(self.limit)];
-        if self.dbs.len() > kept.len() || kept.iter().any(|s| !self.dbs.contains_key(&s.name)) {
-            let names: std::collections::HashSet<&str> =
-                kept.iter().map(|s| s.name.as_str()).collect();
+        if self.dbs.len() > kept.len() || kept.iter().any(|s| !self.dbs.contains_key(&*s.name)) {
+            let names: std::collections::HashSet<&str> = kept.iter().map(|s| &*s.name).collect();
             self.dbs.retain(|name, _| names.contains(name.as_str()));
         }
         for s in kept {
-            self.dbs.entry(s.name.clone()).or_default().record(s);
+            self.dbs.entry(s.name.to_string()).or_default().record(s);
         }
     }
 

@@ -300,7 +300,7 @@ mod tests {
         s.database_size_bytes = Some(size as u64);
         s.write_transactions_per_second = Some(rate);
         s.filesystem = Some(FsStat {
-            mount_point: "/".into(),
+            mount_point: Path::new("/").into(),
             fs_type: "ext4".into(),
             free_bytes: Some(free as u64),
             size_bytes: Some(1000.0 as u64 * GB as u64),

@@ -31,7 +31,7 @@ use counter::{Continuity, Source, TxCounter};
 use rate::RateWindow;
 use replication::CommitHistory;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use write_lock::WriteLockStats;
 
@@ -105,8 +105,9 @@ struct Last {
 /// The published snapshot is built afresh at every poll from the state kept here, so nothing a
 /// poll must remember (totals, clocks, the last figures a torn poll repeats) lives in it.
 pub struct Monitor {
-    name: String,
-    path: PathBuf,
+    /// Shared with every snapshot it publishes.
+    name: std::sync::Arc<str>,
+    path: std::sync::Arc<Path>,
     declared: Declared,
     /// The application's `wal_autocheckpoint`: a checkpoint is due past this many frames.
     autocheckpoint: u32,
@@ -129,8 +130,8 @@ pub struct Monitor {
 impl Monitor {
     pub fn new(name: &str, path: &Path, declared: Declared) -> Self {
         Monitor {
-            name: name.to_string(),
-            path: path.to_path_buf(),
+            name: name.into(),
+            path: path.into(),
             declared,
             autocheckpoint: DEFAULT_AUTOCHECKPOINT,
             tx: TxCounter::default(),
@@ -210,7 +211,7 @@ impl Monitor {
     /// an `Err` means the database itself was unreadable (`up == false` with the reason and
     /// an error count). `poll_duration_seconds` is left for the caller, who timed the I/O.
     pub fn apply(&mut self, sample: Result<Sample, ProbeError>, at: PollTime) -> DbSnapshot {
-        let mut s = DbSnapshot::new(&self.name, &self.path, self.declared);
+        let mut s = DbSnapshot::new(self.name.clone(), self.path.clone(), self.declared);
         s.polled_at = at.unix;
         s.files_read_at = at.unix;
         match sample {

@@ -8,7 +8,7 @@ use crate::probe::filesystem::FsStat;
 use crate::probe::process::Role;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Facts about a database that cannot be measured, declared in config (`team:`): they drive two
 /// of the migrate-to-Postgres signals.
@@ -159,8 +159,9 @@ pub struct ReplicaSnapshot {
 /// Everything known about one database after a poll. Plain data, shared by every output.
 #[derive(Debug, Clone, Serialize)]
 pub struct DbSnapshot {
-    pub name: String,
-    pub path: PathBuf,
+    /// Shared by every snapshot of the database (a fleet's polls copy no name or path).
+    pub name: std::sync::Arc<str>,
+    pub path: std::sync::Arc<Path>,
     pub up: bool,
     /// Why the database is down, or the last probe that failed while it is up.
     pub error: Option<String>,
@@ -215,10 +216,14 @@ impl DbSnapshot {
     }
 
     /// A database not polled yet.
-    pub fn new(name: &str, path: &Path, declared: Declared) -> Self {
+    pub fn new(
+        name: impl Into<std::sync::Arc<str>>,
+        path: impl Into<std::sync::Arc<Path>>,
+        declared: Declared,
+    ) -> Self {
         DbSnapshot {
-            name: name.to_string(),
-            path: path.to_path_buf(),
+            name: name.into(),
+            path: path.into(),
             up: false,
             error: Some("not polled yet".into()),
             journal_mode: None,

@@ -32,7 +32,7 @@ impl Published {
     pub fn live_figures(&self, db: &str) -> crate::drill::restore::Live {
         self.snapshots
             .iter()
-            .find(|s| s.name == db)
+            .find(|s| *s.name == *db)
             .map(DbSnapshot::live_figures)
             .unwrap_or_default()
     }

@@ -3,7 +3,7 @@
 //! poll cycle, however many databases live on it.
 
 use crate::format::mountinfo::{self, Mount};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use sysinfo::{DiskRefreshKind, Disks};
 
@@ -49,8 +49,9 @@ pub fn local_writes_only(fs_type: &str) -> bool {
 /// Space on one filesystem.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FsStat {
-    pub mount_point: PathBuf,
-    pub fs_type: String,
+    /// Shared by every database on the filesystem and every poll (a fleet's polls copy none).
+    pub mount_point: std::sync::Arc<Path>,
+    pub fs_type: std::sync::Arc<str>,
     /// Bytes available to unprivileged users (`f_bavail`); `None` on a network filesystem.
     pub free_bytes: Option<u64>,
     /// `None` on a network filesystem.
@@ -138,8 +139,8 @@ impl Filesystems {
         if let Some(m) = mountinfo::containing(&self.mounts, dir).filter(|m| is_network(&m.fs_type))
         {
             return Some(FsStat {
-                mount_point: m.mount_point.clone(),
-                fs_type: m.fs_type.clone(),
+                mount_point: m.mount_point.as_path().into(),
+                fs_type: m.fs_type.as_str().into(),
                 free_bytes: None,
                 size_bytes: None,
             });
@@ -158,8 +159,8 @@ impl Filesystems {
             }
         }
         Some(FsStat {
-            mount_point: disk.mount_point().to_path_buf(),
-            fs_type: disk.file_system().to_string_lossy().into_owned(),
+            mount_point: disk.mount_point().into(),
+            fs_type: disk.file_system().to_string_lossy().into(),
             free_bytes: Some(disk.available_space()),
             size_bytes: Some(disk.total_space()),
         })
@@ -220,8 +221,8 @@ mod tests {
             fs_type: "nfs4".into(),
         });
         let st = fs.stat(&canonical.join("sub")).unwrap();
-        assert_eq!(st.fs_type, "nfs4");
-        assert_eq!(st.mount_point, canonical);
+        assert_eq!(&*st.fs_type, "nfs4");
+        assert_eq!(&*st.mount_point, canonical.as_path());
         assert_eq!((st.free_bytes, st.size_bytes), (None, None));
     }
 }

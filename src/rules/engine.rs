@@ -381,7 +381,7 @@ mod tests {
             let mut s = snapshot(10);
             s.name = name.into();
             s.filesystem = Some(crate::probe::filesystem::FsStat {
-                mount_point: mount.into(),
+                mount_point: Path::new(mount).into(),
                 fs_type: "ext4".into(),
                 free_bytes: Some(free),
                 size_bytes: Some(100),

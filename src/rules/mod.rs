@@ -48,7 +48,7 @@ pub fn conditions<'a>(snapshot: &DbSnapshot, thresholds: &'a DbThresholds) -> Ve
 /// point of its filesystem (`None` when that is not known).
 pub fn subject(rule: &RuleDef, snapshot: &DbSnapshot) -> Option<String> {
     match rule.scope {
-        Scope::Database => Some(snapshot.name.clone()),
+        Scope::Database => Some(snapshot.name.to_string()),
         Scope::Filesystem => snapshot
             .filesystem
             .as_ref()

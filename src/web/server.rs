@@ -454,7 +454,7 @@ fn history_json(
         .snapshots
         .iter()
         .enumerate()
-        .filter(|(_, s)| db.as_ref().is_none_or(|d| *d == s.name))
+        .filter(|(_, s)| db.as_ref().is_none_or(|d| **d == *s.name))
         .filter_map(|(i, s)| {
             let h = history.get(&s.name)?;
             let thresholds = published
@@ -480,7 +480,7 @@ fn history_json(
         })
         .collect();
     if let Some(d) = &db {
-        if !published.snapshots.iter().any(|s| s.name == *d) {
+        if !published.snapshots.iter().any(|s| *s.name == **d) {
             return Err((
                 StatusCode::NOT_FOUND,
                 format!("no database is named {d:?}\n"),

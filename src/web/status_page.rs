@@ -211,7 +211,7 @@ fn db_section(
     // Its own alerts, and its filesystem's (the disk alert is one per filesystem).
     let about_it = |a: &&Alert| match RULES.iter().find(|r| r.alert == a.alert) {
         Some(rule) => crate::rules::subject(rule, s).as_deref() == Some(a.db.as_str()),
-        None => a.db == s.name,
+        None => *a.db == *s.name,
     };
     for a in active(p.alerts).into_iter().filter(about_it) {
         alert_item(&mut items, a, false);
@@ -282,7 +282,9 @@ fn signals(out: &mut String, p: &Page, s: &DbSnapshot, thresholds: &DbThresholds
         let state = p
             .alerts
             .iter()
-            .filter(|a| a.db == s.name && a.alert == rule.alert && a.state != AlertState::Resolved)
+            .filter(|a| {
+                *a.db == *s.name && a.alert == rule.alert && a.state != AlertState::Resolved
+            })
             .map(|a| a.state)
             .max_by_key(|st| *st == AlertState::Firing);
         let (class, word) = match (state, c.breached) {
@@ -424,7 +426,7 @@ fn others_section(out: &mut String, p: &Page, charted: usize) {
         let firing = p
             .alerts
             .iter()
-            .filter(|a| a.db == s.name && a.state == AlertState::Firing)
+            .filter(|a| *a.db == *s.name && a.state == AlertState::Firing)
             .count();
         let _ = write!(
             rows,
