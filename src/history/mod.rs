@@ -217,11 +217,11 @@ impl DbHistory {
         }
         for r in &s.litestream {
             let Some(lag) = r.lag_seconds else { continue };
-            let kept = match self.replicas.iter().position(|h| h.replica == r.replica) {
+            let kept = match self.replicas.iter().position(|h| *h.replica == *r.replica) {
                 Some(i) => &mut self.replicas[i],
                 None if self.replicas.len() < MAX_REPLICAS => {
                     self.replicas.push(ReplicaHistory {
-                        replica: r.replica.clone(),
+                        replica: r.replica.to_string(),
                         hour: Range::Hour.ring(Keep::Max),
                         day: Range::Day.ring(Keep::Max),
                     });

@@ -174,13 +174,7 @@ impl Monitor {
     /// Takes new declared facts and replicas after a config reload, keeping every counter.
     pub fn reconfigure(mut self, declared: Declared, replicas: &[(String, String)]) -> Self {
         self.declared = declared;
-        let keep = self
-            .replicas
-            .iter()
-            .map(|r| (r.replica.clone(), r.kind.clone()))
-            .collect::<Vec<_>>()
-            == replicas;
-        if keep {
+        if self.replicas_are(replicas) {
             self
         } else {
             self.with_replicas(replicas)
@@ -198,8 +192,8 @@ impl Monitor {
         self.replicas = replicas
             .iter()
             .map(|(name, kind)| ReplicaSnapshot {
-                replica: name.clone(),
-                kind: kind.clone(),
+                replica: name.as_str().into(),
+                kind: kind.as_str().into(),
                 error: Some("not read yet".into()),
                 ..ReplicaSnapshot::default()
             })
@@ -416,13 +410,13 @@ impl Monitor {
 
     /// Whether it watches exactly `replicas` (name, type), in order.
     pub fn replicas_are(&self, replicas: &[(String, String)]) -> bool {
-        let ours = self.replicas.iter().map(|r| (&r.replica, &r.kind));
-        ours.eq(replicas.iter().map(|(n, k)| (n, k)))
+        let ours = self.replicas.iter().map(|r| (&*r.replica, &*r.kind));
+        ours.eq(replicas.iter().map(|(n, k)| (n.as_str(), k.as_str())))
     }
 
     /// The names of the replicas whose observations [`Self::observe_replicas`] takes.
     pub fn replica_names(&self) -> impl Iterator<Item = &str> {
-        self.replicas.iter().map(|r| r.replica.as_str())
+        self.replicas.iter().map(|r| &*r.replica)
     }
 
     /// Takes what was `seen` of the replicas (nothing, when the board holds nothing new) and
@@ -465,11 +459,13 @@ fn take_observations(
     process_txid: Option<u64>,
 ) {
     for r in replicas {
-        let Some(i) = observations.iter().position(|(n, _)| *n == r.replica) else {
+        let Some(i) = observations.iter().position(|(n, _)| **n == *r.replica) else {
             continue;
         };
         let (_, o) = observations.swap_remove(i);
-        r.kind = o.kind;
+        if *r.kind != *o.kind {
+            r.kind = o.kind.into();
+        }
         r.observed = true;
         // Litestream's metrics stand in for its local files when those cannot be read.
         r.local = o.local.or(process_txid.map(|txid| Position::V5 { txid }));

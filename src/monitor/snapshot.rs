@@ -116,10 +116,10 @@ pub struct Writer {
 /// commits this monitor has seen.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ReplicaSnapshot {
-    /// The `replica` label.
-    pub replica: String,
+    /// The `replica` label (shared by every poll's snapshot, as the type is).
+    pub replica: std::sync::Arc<str>,
     /// `file`, `s3`, or an unsupported type.
-    pub kind: String,
+    pub kind: std::sync::Arc<str>,
     /// Whether the replica has been read at all since watching began: until then its state is
     /// unknown, neither up nor down (no `sqlite_litestream_up`, no alert).
     pub observed: bool,
