@@ -95,6 +95,8 @@ struct WriterRoles {
 struct Last {
     up: bool,
     error: Option<String>,
+    /// The header's SQLite version number and its text, made once until it changes.
+    writer_version: Option<(u32, std::sync::Arc<str>)>,
     write_transactions_per_second: Option<f64>,
     wal: Option<WalSnapshot>,
     write_lock: Option<WriteLockSnapshot>,
@@ -275,7 +277,13 @@ impl Monitor {
         s.up = true;
         s.error = sample.errors.first().map(|e| e.to_string());
         s.journal_mode = Some(h.journal);
-        s.last_writer_version = Some(db_header::version_string(h.sqlite_version_number));
+        let n = h.sqlite_version_number;
+        let version = match &self.last.writer_version {
+            Some((seen, text)) if *seen == n => text.clone(),
+            _ => std::sync::Arc::from(db_header::version_string(n)),
+        };
+        self.last.writer_version = Some((n, version.clone()));
+        s.last_writer_version = Some(version);
         s.text_encoding = Some(h.text_encoding.as_str());
         s.auto_vacuum = Some(match (h.auto_vacuum, h.incremental_vacuum) {
             (false, _) => "none",

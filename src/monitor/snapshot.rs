@@ -169,7 +169,7 @@ pub struct DbSnapshot {
     /// `normal` or `exclusive` (WAL mode only).
     pub locking_mode: Option<&'static str>,
     /// SQLite version that last wrote the file (header offset 96).
-    pub last_writer_version: Option<String>,
+    pub last_writer_version: Option<std::sync::Arc<str>>,
     pub text_encoding: Option<&'static str>,
     /// `none`, `full` or `incremental`.
     pub auto_vacuum: Option<&'static str>,
