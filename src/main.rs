@@ -98,6 +98,18 @@ fn raise_open_files_limit() {
     }
 }
 
+/// mimalloc asks the kernel for transparent huge pages on its arenas (`MADV_HUGEPAGE`), and a
+/// 2 MiB page stays resident while any of its 64 KiB mimalloc pages is in use: a 2,000-tenant
+/// fleet rested at 126 MiB with them, 68 MiB without (BENCHMARKS.md, Fleet). The daemon's heap
+/// is many small long-lived objects, where huge pages buy no speed. Set before the runtime
+/// allocates; inherited by the Litestream a drill runs, which only lowers its footprint too.
+fn no_transparent_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
+    unsafe {
+        let _ = libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -127,6 +139,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| if quiet { "error" } else { "info" }.to_string());
     init_logging(&level, cli.log_format);
     raise_open_files_limit();
+    no_transparent_huge_pages();
     let result = match cli.command {
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "sqlite-ops", &mut std::io::stdout());
