@@ -508,7 +508,7 @@ fn litestream_yml_is_read_again_on_sighup() {
     d.wait_log("the broken litestream.yml logged", |l| {
         l.contains("cannot use Litestream's config")
             && l.contains("dbs[0]: has no replica")
-            && l.contains("measured by the one read last")
+            && l.contains("by the one read last")
     });
     d.wait_log("the reload done", |l| l.contains("config reloaded"));
     d.wait_polls(2);

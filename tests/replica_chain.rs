@@ -103,6 +103,47 @@ fn a_file_missing_from_the_middle_of_the_chain_is_found_before_a_restore() {
     assert!(restores(&yml, &db, dir.path()).0, "and restores again");
 }
 
+/// A drill failed on a gap in the chain is run again as soon as the chain is whole, not at its
+/// next interval (a day by default: a walkthrough saw SQLiteRestoreDrillFailed page on for the
+/// whole interval after the replica was mended). Drills every hour here: only the mended chain
+/// can explain a second drill.
+#[test]
+fn a_drill_failed_on_a_broken_chain_runs_again_once_it_is_mended() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = wal_db(dir.path());
+    let yml = without_compaction(file_replica_yml(dir.path(), &db));
+    let folder = Folder(dir.path().join("replica"));
+    let files = three_past_snapshot(dir.path(), &db, &yml, &folder);
+    let (middle, kept) = (&files[1].2, dir.path().join("kept.ltx"));
+    folder.take(middle, &kept);
+    let drills = json!({"interval": "1h", "first_after": "0s",
+                        "scratch_dir": dir.path().join("scratch"),
+                        "litestream": common::services::litestream_bin("0.5.17")});
+    let (d, am) = judging_chains(dir.path(), &yml, &[], Some(drills));
+    let drill = || {
+        let (_, body) = d.get("/api/v1/status");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["databases"][0]["restore_drill"].clone()
+    };
+    let failed = wait_for(STEP, "the first drill failed", || {
+        let r = drill();
+        (r["runs_total"] == 1).then_some(r)
+    });
+    assert_eq!(failed["last"]["success"], false, "{failed:#}");
+    wait_for(STEP, "SQLiteRestoreDrillFailed in Alertmanager", || {
+        am.find("SQLiteRestoreDrillFailed", "app")
+    });
+    folder.put(middle, &kept);
+    am.wait_resolved("SQLiteRestoreDrillFailed", "app", STEP);
+    let r = drill();
+    assert_eq!(
+        (&r["runs_total"], &r["last"]["success"]),
+        (&json!(2), &json!(true)),
+        "{r:#}"
+    );
+    d.wait_log("the reason logged", |l| l.contains("chain is whole again"));
+}
+
 /// A replica the chain tests take a level-0 file from and put it back: its LTX files at a level
 /// as (min TXID, max TXID, key), by min.
 trait Store {
@@ -168,39 +209,12 @@ fn chain_broken_and_mended(
     unset: &[&str],
     broken: impl FnOnce(&Daemon, &str),
 ) -> (Daemon, common::Alertmanager, Vec<(u64, u64, String)>) {
-    let litestream = Litestream::start("0.5.17", yml);
-    let conn = Connection::open(db).unwrap();
-    let past_snapshot = || {
-        let floor = (1..=9)
-            .flat_map(|l| store.files(l))
-            .map(|(_, max, _)| max)
-            .max();
-        let floor = floor.unwrap_or(0);
-        let files = store.files(0).into_iter();
-        files
-            .filter(|(min, _, _)| *min > floor + 1)
-            .collect::<Vec<_>>()
-    };
-    // Commits over several syncs (one a second): several level-0 files past the snapshot.
-    wait_for(
-        Duration::from_secs(60),
-        "three level-0 files past the snapshot",
-        || {
-            conn.execute("INSERT INTO events(at) VALUES (1)", [])
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(300));
-            (past_snapshot().len() >= 3).then_some(())
-        },
-    );
-    drop(litestream);
-    assert!(restores(yml, db, dir).0, "the whole replica restores");
-
-    let (d, am) = judging_chains(dir, yml, unset);
+    let files = three_past_snapshot(dir, db, yml, store);
+    let (d, am) = judging_chains(dir, yml, unset, None);
     let intact = || chain_intact(&d);
     let judged = wait_for(Duration::from_secs(10), "the chain judged", &intact);
     assert_eq!(judged, 1.0, "{}", d.get("/api/v1/status").1);
 
-    let files = past_snapshot();
     let (middle, kept) = (&files[1].2, dir.join("kept.ltx"));
     store.take(middle, &kept);
     let alert = wait_for(STEP, "SQLiteReplicaChainBroken in Alertmanager", || {
@@ -227,11 +241,59 @@ fn chain_broken_and_mended(
     (d, am, files)
 }
 
+/// Litestream 0.5.17 replicating `db` (by `yml`, to `store`) until three level-0 files lie
+/// past level 1 and the snapshot, then stopped; the whole replica restores. Returns those files.
+fn three_past_snapshot(
+    dir: &Path,
+    db: &Path,
+    yml: &Path,
+    store: &impl Store,
+) -> Vec<(u64, u64, String)> {
+    let litestream = Litestream::start("0.5.17", yml);
+    let conn = Connection::open(db).unwrap();
+    let past_snapshot = || {
+        let floor = (1..=9)
+            .flat_map(|l| store.files(l))
+            .map(|(_, max, _)| max)
+            .max();
+        let floor = floor.unwrap_or(0);
+        let files = store.files(0).into_iter();
+        files
+            .filter(|(min, _, _)| *min > floor + 1)
+            .collect::<Vec<_>>()
+    };
+    // Commits over several syncs (one a second): several level-0 files past the snapshot.
+    wait_for(
+        Duration::from_secs(60),
+        "three level-0 files past the snapshot",
+        || {
+            conn.execute("INSERT INTO events(at) VALUES (1)", [])
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            (past_snapshot().len() >= 3).then_some(())
+        },
+    );
+    drop(litestream);
+    assert!(restores(yml, db, dir).0, "the whole replica restores");
+    past_snapshot()
+}
+
 /// A daemon (started without the variables `unset`) judging the chains of the replicas `yml`
-/// names, alerting a real Alertmanager at once.
-fn judging_chains(dir: &Path, yml: &Path, unset: &[&str]) -> (Daemon, common::Alertmanager) {
+/// names, alerting a real Alertmanager at once, with the restore drills of `drill` if any.
+fn judging_chains(
+    dir: &Path,
+    yml: &Path,
+    unset: &[&str],
+    drill: Option<serde_json::Value>,
+) -> (Daemon, common::Alertmanager) {
     let am = common::Alertmanager::start(&dir.join("am"), free_port());
-    let cfg = ConfigFile::new()
+    let mut cfg = ConfigFile::new();
+    if let Some(drill) = drill {
+        cfg = cfg
+            .set("restore_drill", drill)
+            .threshold("restore_drill_failed", json!({"for": "0s"}));
+    }
+    let cfg = cfg
         .set("poll_interval", json!("200ms"))
         .litestream(yml, "500ms")
         .set(
@@ -445,7 +507,7 @@ fn wal_index_lost_and_mended(
     let restores = || restores_with("0.3.13", yml, db, dir);
     assert!(restores().0, "the whole replica restores");
 
-    let (d, am) = judging_chains(dir, yml, unset);
+    let (d, am) = judging_chains(dir, yml, unset, None);
     let intact = || chain_intact(&d);
     let judged = wait_for(Duration::from_secs(10), "the chain judged", &intact);
     assert_eq!(judged, 1.0, "{}", d.get("/api/v1/status").1);

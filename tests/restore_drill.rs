@@ -640,6 +640,73 @@ fn drills_beside_steady_writes_never_fail_a_healthy_backup() {
     });
 }
 
+/// A litestream.yml broken on a reload (a misspelt `replica:`, which Litestream refuses too)
+/// keeps the drills running by the one read last, with their counts, where they stopped before
+/// (found by a walkthrough: the drill series vanished, and came back at 0 once it was mended,
+/// the last success forgotten); the copy they restore with is removed once the file is mended.
+#[test]
+fn a_litestream_yml_broken_on_reload_keeps_the_drills_and_their_counts() {
+    let Replicated {
+        dir,
+        db,
+        conn: _conn,
+        yml,
+        litestream: _litestream,
+    } = Replicated::start("0.5.17");
+    let scratch = dir.path().join("scratch");
+    let cfg = config(
+        dir.path(),
+        &yml,
+        drills("1s", "0s", &scratch, &litestream_bin("0.5.17"), "30s"),
+    );
+    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    replicated(&d, "file");
+    let before = drilled(&d, "app", 2);
+    let whole = std::fs::read_to_string(&yml).unwrap();
+    std::fs::write(
+        &yml,
+        format!(
+            "dbs:\n  - path: {}\n    replcia: {{type: file, path: /b}}\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    d.signal(libc::SIGHUP);
+    d.wait_log("the broken litestream.yml logged", |l| {
+        l.contains("restores drilled, by the one read last")
+    });
+    let copy = d
+        .log_find(|l| {
+            let v = l.split("drills_restore_with=").nth(1)?;
+            Some(PathBuf::from(v.split_whitespace().next()?))
+        })
+        .expect("the copy named");
+    assert!(copy.exists(), "{}", copy.display());
+    let runs = before["runs_total"].as_u64().unwrap();
+    let after = drilled(&d, "app", runs + 2);
+    assert_eq!(after["last"]["success"], true, "{after:#}");
+    assert_eq!(after["failures_total"], 0, "{after:#}");
+    assert_eq!(
+        d.metrics().samples.get("sqlite_ops_litestream_config_up"),
+        Some(&0.0),
+        "the broken file said"
+    );
+
+    std::fs::write(&yml, whole).unwrap();
+    d.signal(libc::SIGHUP);
+    d.wait_log("the mended litestream.yml logged", |l| {
+        l.contains("read whole again")
+    });
+    let mended = drill(&d, "app");
+    assert!(
+        mended["runs_total"].as_u64() >= after["runs_total"].as_u64()
+            && mended["last_success_at"].as_f64() >= before["last_success_at"].as_f64(),
+        "the counts and the last success carried over: {mended:#}"
+    );
+    wait_for(STEP, "the copy removed", || (!copy.exists()).then_some(()));
+    drilled(&d, "app", after["runs_total"].as_u64().unwrap() + 1);
+}
+
 /// A `litestream` in `dir` that answers `version` as the real 0.5.17 and runs `restore`
 /// (shell, its arguments in `$@`) for anything else.
 fn litestream_wrapper(dir: &Path, restore: &str) -> PathBuf {

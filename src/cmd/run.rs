@@ -11,7 +11,7 @@ use crate::poller::Store;
 use crate::web::web_config::WebSecurity;
 use anyhow::Context;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,50 +59,63 @@ struct Loaded {
     cfg: Config,
     telemetry_path: String,
     litestream_config: Option<Result<(), crate::config::ConfigError>>,
-    /// litestream.yml, when it was read.
+    /// The litestream.yml drills restore with: the file, or while it is broken a copy of the
+    /// one read last.
     litestream_path: Option<PathBuf>,
     /// What litestream.yml listed when it was last read whole: a reload that finds it broken
-    /// keeps measuring replication by it (and says the file is broken) rather than stop.
-    litestream: Option<crate::litestream::config::Litestream>,
+    /// keeps measuring replication and drilling restores by it (and says the file is broken)
+    /// rather than stop.
+    litestream: Option<ReadWhole>,
     security: Arc<WebSecurity>,
     /// The config's global thresholds, exported as `sqlite_threshold`.
     thresholds: crate::rules::DbThresholds,
 }
 
+/// litestream.yml as last read whole: what it lists, its text, and (while the file is broken)
+/// a copy of that text the drills restore with, as Litestream would refuse the file too.
+#[derive(Clone)]
+struct ReadWhole {
+    listed: crate::litestream::config::Litestream,
+    text: Arc<str>,
+    copy: Option<Arc<tempfile::TempPath>>,
+}
+
+impl ReadWhole {
+    /// The same, with a copy of its text written for the drills (kept as long as this is).
+    fn kept(&self) -> std::io::Result<ReadWhole> {
+        let copy = match &self.copy {
+            Some(c) => c.clone(),
+            None => {
+                let mut f = tempfile::Builder::new()
+                    .prefix("sqlite-ops-litestream-")
+                    .suffix(".yml")
+                    .tempfile()?;
+                std::io::Write::write_all(&mut f, self.text.as_bytes())?;
+                Arc::new(f.into_temp_path())
+            }
+        };
+        Ok(ReadWhole {
+            copy: Some(copy),
+            ..self.clone()
+        })
+    }
+}
+
 /// Reads and validates the config and litestream.yml; `previous` is what the running config
 /// read of litestream.yml, kept when it is broken now.
-fn load(
-    opts: &RunOptions,
-    previous: Option<&crate::litestream::config::Litestream>,
-) -> anyhow::Result<Loaded> {
+fn load(opts: &RunOptions, previous: Option<&ReadWhole>) -> anyhow::Result<Loaded> {
     let (cfg, source) = match &opts.config {
         Some(p) => (Config::load(p)?, p.display().to_string()),
         None => (Config::default(), "command line".to_string()),
     };
     let mut discovery = cfg.discovery(&opts.databases, &source)?;
-    // A broken litestream.yml is reported (log, status, metric) while every database is served,
-    // and replication measured by the last one read whole, if any.
-    let litestream_path = cfg.litestream_path(opts.litestream_config.as_deref());
-    let read = litestream_path.as_deref().map(config::load_litestream);
-    let litestream = match &read {
-        Some(Ok(listed)) => Some(listed.clone()),
-        Some(Err(e)) => {
-            match previous {
-                Some(_) => {
-                    tracing::error!(error = %e, "cannot use Litestream's config; replication is measured by the one read last")
-                }
-                None => {
-                    tracing::error!(error = %e, "cannot use Litestream's config; replication is not measured")
-                }
-            }
-            previous.cloned()
-        }
-        None => None,
-    };
-    if let Some(listed) = &litestream {
-        cfg.attach_litestream(&source, listed.clone(), &mut discovery)?;
+    let (litestream, litestream_config, drill_yml) = read_litestream(
+        cfg.litestream_path(opts.litestream_config.as_deref()),
+        previous,
+    );
+    if let Some(whole) = &litestream {
+        cfg.attach_litestream(&source, whole.listed.clone(), &mut discovery)?;
     }
-    let litestream_config = read.map(|r| r.map(|_| ()));
     if discovery.is_empty() {
         anyhow::bail!("no database to watch: give --db PATH or a --config file with databases:");
     }
@@ -137,10 +150,60 @@ fn load(
         found,
         cfg,
         telemetry_path,
-        litestream_path: litestream_path.filter(|_| matches!(litestream_config, Some(Ok(())))),
+        litestream_path: drill_yml,
         litestream_config,
         litestream,
     })
+}
+
+/// What litestream.yml (at `litestream_path`, when there is one) lists now or, when it is
+/// broken, as `previous` read it; whether it was read whole; and the file drills restore with.
+type LitestreamRead = (
+    Option<ReadWhole>,
+    Option<Result<(), crate::config::ConfigError>>,
+    Option<PathBuf>,
+);
+
+fn read_litestream(
+    litestream_path: Option<PathBuf>,
+    previous: Option<&ReadWhole>,
+) -> LitestreamRead {
+    // A broken litestream.yml is reported (log, status, metric) while every database is served,
+    // and replication measured by the last one read whole, if any.
+    let read = litestream_path.as_deref().map(config::load_litestream_text);
+    let litestream = match read {
+        Some(Ok((listed, text))) => {
+            if previous.is_some_and(|p| p.copy.is_some()) {
+                tracing::info!(path = %litestream_path.as_deref().unwrap_or(Path::new("")).display(), "Litestream's config is read whole again");
+            }
+            Ok(Some(ReadWhole {
+                listed,
+                text: text.into(),
+                copy: None,
+            }))
+        }
+        Some(Err(e)) => Err((e, previous.map(ReadWhole::kept).transpose())),
+        None => Ok(None),
+    };
+    match litestream {
+        Ok(whole) => (
+            whole,
+            litestream_path.as_ref().map(|_| Ok(())),
+            litestream_path,
+        ),
+        Err((e, Ok(Some(kept)))) => {
+            let copy = kept.copy.as_deref().map(|c| c.to_path_buf());
+            tracing::error!(error = %e, drills_restore_with = %copy.as_deref().unwrap_or(Path::new("")).display(), "cannot use Litestream's config; replication is measured, and restores drilled, by the one read last");
+            (Some(kept), Some(Err(e)), copy)
+        }
+        Err((e, kept)) => {
+            if let Err(io) = kept {
+                tracing::error!(error = %io, "cannot keep a copy of the Litestream config read last for the drills");
+            }
+            tracing::error!(error = %e, "cannot use Litestream's config; replication is not measured and restores not drilled");
+            (None, Some(Err(e)), None)
+        }
+    }
 }
 
 fn settings(opts: &RunOptions, l: &Loaded, bound: SocketAddr) -> Settings {

@@ -15,7 +15,9 @@ pub use crate::notify::config::{
     AlertmanagerConfig, HeartbeatConfig, NotifyConfig, WebhookConfig, WebhookFormat,
 };
 pub use invalid::InvalidValue;
-pub use resolve::{load_litestream, parse_listen_address, validate_telemetry_path};
+pub use resolve::{
+    load_litestream, load_litestream_text, parse_listen_address, validate_telemetry_path,
+};
 pub use thresholds::{LevelsConfig, ThresholdsConfig};
 
 /// Shortest poll interval accepted.

@@ -363,11 +363,17 @@ pub fn parse_listen_address(s: &str) -> Result<SocketAddr, InvalidValue> {
 
 /// Reads litestream.yml at `path`. Errors name the file and the field.
 pub fn load_litestream(path: &Path) -> Result<Litestream, ConfigError> {
+    load_litestream_text(path).map(|(listed, _)| listed)
+}
+
+/// Reads litestream.yml at `path`, with the text it was read from.
+pub fn load_litestream_text(path: &Path) -> Result<(Litestream, String), ConfigError> {
     let source = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| error(&source, "", format!("cannot read Litestream's config: {e}")))?;
-    litestream::config::parse(&text, |name| std::env::var(name).ok())
-        .map_err(|e| error(&source, e.field, e.message))
+    let listed = litestream::config::parse(&text, |name| std::env::var(name).ok())
+        .map_err(|e| error(&source, e.field, e.message))?;
+    Ok((listed, text))
 }
 
 /// The metrics path must be absolute and must not shadow the other endpoints.

@@ -44,14 +44,17 @@ pub async fn run(
     tokio::pin!(stop);
     let mut due: HashMap<String, Instant> = HashMap::new();
     let mut cleaned = std::collections::HashSet::new();
+    let mut mending = Mending::default();
     loop {
         let current = jobs.borrow_and_update().clone();
         schedule(&current, &mut due, &records, &mut cleaned);
+        mending.mended(&current, &board, &mut due);
         let next = current
             .iter()
             .filter_map(|j| due.get(&j.db).map(|t| (*t, j)))
             .min_by_key(|(t, _)| *t);
         let wake = next.map_or_else(|| Instant::now() + Duration::from_secs(3600), |(t, _)| t);
+        let wake = mending.wake(wake);
         tokio::select! {
             _ = &mut stop => return,
             changed = jobs.changed() => {
@@ -60,7 +63,10 @@ pub async fn run(
             }
             _ = tokio::time::sleep_until(wake) => {}
         }
-        let Some((_, job)) = next else { continue };
+        // Woken early to look at the chains being mended: the next drill is not due yet.
+        let Some((_, job)) = next.filter(|(t, _)| *t <= Instant::now()) else {
+            continue;
+        };
         let job = job.clone();
         due.insert(job.db.clone(), Instant::now() + job.settings.interval);
         match drill(&job, (&board, &records), &live, &mut stop).await {
@@ -68,7 +74,71 @@ pub async fn run(
             Done::NotYet => {
                 due.insert(job.db.clone(), Instant::now() + not_yet_retry(&job));
             }
-            Done::Ran => {}
+            Done::Ran { failed: false } => mending.forget(&job.db),
+            Done::Ran { failed: true } => {
+                due.insert(job.db.clone(), Instant::now() + failed_retry(&job));
+                mending.failed(&job, &board);
+            }
+        }
+    }
+}
+
+/// How soon a failed drill is run again: its alert pages until a drill succeeds, and a day's
+/// interval would page for a day after the replica was mended.
+fn failed_retry(job: &Job) -> Duration {
+    job.settings.interval.min(Duration::from_secs(3600))
+}
+
+/// The databases whose last drill failed while the chain check saw a gap in the replica: each
+/// is drilled again as soon as the chain is whole, so that a mended replica stops paging as
+/// unrestorable within a listing, not at the next interval.
+#[derive(Default)]
+struct Mending(HashMap<String, String>);
+
+/// How often the chain of a replica in [`Mending`] is looked at (on the board: no I/O).
+const MENDING_LOOK: Duration = Duration::from_secs(2);
+
+impl Mending {
+    /// Whether the last listings found the chain whole (a gap one listing saw counts against).
+    fn chain_whole(board: &Board, db: &str, replica: &str) -> Option<bool> {
+        let seen = board.get(db, replica)?;
+        match seen.chain_unconfirmed {
+            Some(_) => Some(false),
+            None => Some(seen.chain?.is_whole()),
+        }
+    }
+
+    /// A drill failed: watched when the chain was not seen whole (broken, or not judged yet,
+    /// as at a first drill soon after the start).
+    fn failed(&mut self, job: &Job, board: &Board) {
+        if Self::chain_whole(board, &job.db, &job.replica.0) != Some(true) {
+            self.0.insert(job.db.clone(), job.replica.0.clone());
+        }
+    }
+
+    fn forget(&mut self, db: &str) {
+        self.0.remove(db);
+    }
+
+    /// Makes those whose chain is whole again due now; forgets the databases no longer drilled.
+    fn mended(&mut self, jobs: &[Job], board: &Board, due: &mut HashMap<String, Instant>) {
+        self.0.retain(|db, replica| {
+            if !jobs.iter().any(|j| j.db == *db) {
+                return false;
+            }
+            let whole = Self::chain_whole(board, db, replica) == Some(true);
+            if whole {
+                tracing::info!(db = %db, replica = %replica, "the replica's chain is whole again: drilling it again now");
+                due.insert(db.clone(), Instant::now());
+            }
+            !whole
+        });
+    }
+
+    fn wake(&self, wake: Instant) -> Instant {
+        match self.0.is_empty() {
+            true => wake,
+            false => wake.min(Instant::now() + MENDING_LOOK),
         }
     }
 }
@@ -108,7 +178,10 @@ fn not_yet_retry(job: &Job) -> Duration {
 
 /// How a drill ended, for the scheduler.
 enum Done {
-    Ran,
+    /// Ran, or was refused (`failed`: ran and failed).
+    Ran {
+        failed: bool,
+    },
     NotYet,
     Stopped,
 }
@@ -147,7 +220,7 @@ async fn drill(
 
 /// Keeps a drill's outcome in the records and logs it.
 fn post(records: &Records, job: &Job, outcome: Outcome) -> Done {
-    let mut done = Done::Ran;
+    let mut done = Done::Ran { failed: false };
     match outcome {
         Outcome::Stopped => return Done::Stopped,
         Outcome::Refused(why) => {
@@ -160,6 +233,9 @@ fn post(records: &Records, job: &Job, outcome: Outcome) -> Done {
             done = Done::NotYet;
         }
         Outcome::Ran(result) => {
+            done = Done::Ran {
+                failed: !result.success,
+            };
             if result.success {
                 let shown = |v: Option<String>| v.unwrap_or_else(|| "unknown".into());
                 tracing::info!(db = %job.db, seconds = result.duration_seconds, bytes = %shown(result.restored_bytes.map(|b| b.to_string())), data_age_seconds = %shown(result.data_age_seconds.map(|a| a.to_string())), rows = %shown(result.rows.map(|r| r.to_string())), compared = %result.compared, "restore drill succeeded");

@@ -140,6 +140,11 @@ impl Daemon {
         self.log.lock().unwrap().iter().filter(|l| pred(l)).count()
     }
 
+    /// The first of the daemon's log lines so far that `f` finds something in.
+    pub fn log_find<T>(&self, f: impl Fn(&str) -> Option<T>) -> Option<T> {
+        self.log.lock().unwrap().iter().find_map(|l| f(l))
+    }
+
     /// Waits until at least `n` lines of the daemon's log satisfy `pred`.
     pub fn wait_log_lines(&self, what: &str, n: usize, pred: impl Fn(&str) -> bool) {
         wait_for(STEP, what, || (self.log_lines(&pred) >= n).then_some(()));
