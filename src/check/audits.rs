@@ -41,15 +41,23 @@ pub fn threshold_finding(c: &Condition, s: &DbSnapshot, sampled: f64) -> Option<
                 ))
         });
     };
-    let (shown, threshold) = shown_value(rule, value, s, threshold);
+    let (mut shown, threshold) = shown_value(rule, value, s, threshold);
+    let untold = match (rule.key, c.breached) {
+        ("replication_lag", None) => lag_untold(s, shown_level),
+        _ => None,
+    };
+    if untold.is_some() {
+        // The sample's few seconds are a floor, not the lag: never a bare "7.8s" that reads
+        // as a replica 7.8 s behind.
+        shown = format!("at least {shown}");
+    }
     let f = match c.breached {
         Some((severity, t)) => {
             finding(severity.into(), render_text(c.setting, s, value, t).0).fix(rule.fix)
         }
         None if rule.key == "database_down" => finding(Status::Ok, "readable".into()),
-        None if rule.key == "replication_lag" && lag_untold(s, shown_level).is_some() => {
-            let why = lag_untold(s, shown_level).unwrap_or_default();
-            finding(Status::Unknown, why).fix("Ask the running daemon, which has watched longer (check --daemon URL), or sample longer (--sample).")
+        None if untold.is_some() => {
+            finding(Status::Unknown, untold.unwrap_or_default()).fix("Ask the running daemon, which has watched longer (check --daemon URL), or sample longer (--sample).")
         }
         // A clock that ran through the whole sample started before it: the sample cannot tell
         // how long it has really run (a reader pinning the WAL for minutes reads as the sample's
@@ -429,6 +437,33 @@ fn newest_mtime(dir: &Path, depth: u32) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A replica that lacks commits and holds nothing newer than the threshold: the sample's
+    /// lag is a floor, and says so (a walkthrough read a bare "7.8s" against a replica 6 minutes
+    /// stale).
+    #[test]
+    fn a_lag_the_sample_cannot_tell_is_a_floor_not_a_figure() {
+        use crate::monitor::{Declared, ReplicaSnapshot};
+        let mut s = DbSnapshot::new("app", Path::new("/x/app.db"), Declared::default());
+        s.up = true;
+        s.polled_at = 10_000.0;
+        s.litestream = vec![ReplicaSnapshot {
+            replica: "file".into(),
+            lag_seconds: Some(7.8),
+            replicated_at: Some(10_000.0 - 398.0),
+            ..ReplicaSnapshot::default()
+        }];
+        let thresholds = crate::rules::DbThresholds::default();
+        let conditions = crate::rules::conditions(&s, &thresholds);
+        let lag = conditions
+            .iter()
+            .find(|c| c.setting.rule.key == "replication_lag")
+            .unwrap();
+        let f = threshold_finding(lag, &s, 7.8).unwrap();
+        assert_eq!(f.status, Status::Unknown, "{f:?}");
+        assert_eq!(f.value.as_deref(), Some("at least 7.8s"), "{f:?}");
+        assert!(f.summary.contains("6m 38s ago"), "{f:?}");
+    }
 
     #[test]
     fn wal_reset_bug_versions() {

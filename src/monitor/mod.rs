@@ -328,6 +328,10 @@ impl Monitor {
         s.write_transactions_per_second = total.and_then(|t| self.rate.observe(now, t));
         s.sustained.write_transactions_per_second =
             total.and_then(|t| self.sustained_tx.observe(now, t));
+        s.sustained.window_seconds = s
+            .sustained
+            .write_transactions_per_second
+            .map(|_| self.sustained_tx.covered(now));
     }
 
     /// The writer's sustained utilisation, from the time the lock was seen held by `now`.

@@ -29,6 +29,13 @@ impl RateWindow {
         }
     }
 
+    /// How many seconds before `now` the window reaches back (0 when empty).
+    pub fn covered(&self, now: Instant) -> f64 {
+        self.points.front().map_or(0.0, |&(t0, _)| {
+            now.saturating_duration_since(t0).as_secs_f64()
+        })
+    }
+
     /// Records the counter's value at `now` and returns its rate per second over the window,
     /// `None` until two points at least 100 ms apart exist.
     pub fn observe(&mut self, now: Instant, value: f64) -> Option<f64> {

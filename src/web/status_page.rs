@@ -296,7 +296,7 @@ fn signals(out: &mut String, p: &Page, s: &DbSnapshot, thresholds: &DbThresholds
         };
         // Each figure says what it is: a window's average, a declared fact, or the last poll.
         let window = match rule.settles {
-            Settles::Over(w) => format!("{} avg", humantime::format_duration(w)),
+            Settles::Over(w) => window_label(w, s.sustained.window_seconds),
             _ if matches!(rule.key, "backend_engineers" | "regions") => "declared".into(),
             _ if rule.key == "restore_duration" => "last drill".into(),
             _ => "now".into(),
@@ -317,6 +317,18 @@ fn signals(out: &mut String, p: &Page, s: &DbSnapshot, thresholds: &DbThresholds
             "<h3>Migrate-to-Postgres signals</h3><div class=\"scroll\"><table class=\"signals\">\
 <tr><th>Signal</th><th>Value</th><th>Info</th><th>Warning</th><th>Critical</th><th></th></tr>{rows}</table></div>"
         );
+    }
+}
+
+/// "5m avg" over a full window `w`; over a shorter history, what it covers ("1m 10s avg so
+/// far"), as a minute's average is not the sustained figure the signal judges.
+fn window_label(w: std::time::Duration, covered: Option<f64>) -> String {
+    match covered {
+        Some(c) if c < w.as_secs_f64() * 0.95 => format!(
+            "{} avg so far",
+            humantime::format_duration(std::time::Duration::from_secs(c as u64))
+        ),
+        _ => format!("{} avg", humantime::format_duration(w)),
     }
 }
 
@@ -459,6 +471,15 @@ history (<code>history.databases: {limit}</code>); {n} other database(s) show th
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_not_full_yet_says_what_it_covers() {
+        let five = std::time::Duration::from_secs(300);
+        assert_eq!(window_label(five, Some(61.4)), "1m 1s avg so far");
+        assert_eq!(window_label(five, Some(300.0)), "5m avg");
+        assert_eq!(window_label(five, Some(330.0)), "5m avg");
+        assert_eq!(window_label(five, None), "5m avg");
+    }
 
     #[test]
     fn charts_start_at_the_first_sample_and_show_at_least_a_few_minutes() {
