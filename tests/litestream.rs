@@ -496,14 +496,7 @@ fn litestream_yml_is_read_again_on_sighup() {
     // a database with nothing to watch; the reload goes on with the litestream.yml read last,
     // so that its replicas stay measured (they went silently before), and says the file is
     // broken.
-    std::fs::write(
-        &yml,
-        format!(
-            "dbs:\n  - path: {}\n    replcia: {{type: file, path: /b}}\n",
-            db.display()
-        ),
-    )
-    .unwrap();
+    common::services::misspelt_replica_yml(&yml, &db);
     d.signal(libc::SIGHUP);
     d.wait_log("the broken litestream.yml logged", |l| {
         l.contains("cannot use Litestream's config")

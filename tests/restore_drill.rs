@@ -83,6 +83,18 @@ fn drills(interval: &str, first_after: &str, scratch: &Path, bin: &Path, timeout
            "litestream": bin, "timeout": timeout})
 }
 
+/// A daemon drilling the replica `yml` names every second with Litestream 0.5.17, into
+/// `scratch` in `dir`.
+fn drilling_every_second(dir: &Path, yml: &Path) -> Daemon {
+    let scratch = dir.join("scratch");
+    let cfg = config(
+        dir,
+        yml,
+        drills("1s", "0s", &scratch, &litestream_bin("0.5.17"), "30s"),
+    );
+    Daemon::start(&["--config", cfg.to_str().unwrap()])
+}
+
 /// The database's `restore_drill` in `/api/v1/status`.
 fn drill(d: &Daemon, db: &str) -> serde_json::Value {
     let (_, body) = d.get("/api/v1/status");
@@ -596,13 +608,7 @@ fn drills_beside_steady_writes_never_fail_a_healthy_backup() {
     let mut app = common::GuideApp::start(&db);
     let yml = file_replica_yml(dir.path(), &db);
     let _litestream = Litestream::start("0.5.17", &yml);
-    let scratch = dir.path().join("scratch");
-    let cfg = config(
-        dir.path(),
-        &yml,
-        drills("1s", "0s", &scratch, &litestream_bin("0.5.17"), "30s"),
-    );
-    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    let d = drilling_every_second(dir.path(), &yml);
     let mut compared = std::collections::BTreeSet::new();
     for rate in [5, 20, 200] {
         app.cmd(&format!("rate {rate}"));
@@ -653,24 +659,11 @@ fn a_litestream_yml_broken_on_reload_keeps_the_drills_and_their_counts() {
         yml,
         litestream: _litestream,
     } = Replicated::start("0.5.17");
-    let scratch = dir.path().join("scratch");
-    let cfg = config(
-        dir.path(),
-        &yml,
-        drills("1s", "0s", &scratch, &litestream_bin("0.5.17"), "30s"),
-    );
-    let d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    let d = drilling_every_second(dir.path(), &yml);
     replicated(&d, "file");
     let before = drilled(&d, "app", 2);
     let whole = std::fs::read_to_string(&yml).unwrap();
-    std::fs::write(
-        &yml,
-        format!(
-            "dbs:\n  - path: {}\n    replcia: {{type: file, path: /b}}\n",
-            db.display()
-        ),
-    )
-    .unwrap();
+    common::services::misspelt_replica_yml(&yml, &db);
     d.signal(libc::SIGHUP);
     d.wait_log("the broken litestream.yml logged", |l| {
         l.contains("restores drilled, by the one read last")

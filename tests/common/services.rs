@@ -288,6 +288,19 @@ pub fn ends_at(alert: &serde_json::Value) -> SystemTime {
     humantime::parse_rfc3339_weak(alert["endsAt"].as_str().unwrap()).unwrap()
 }
 
+/// Writes over `yml` a litestream.yml that lists `db` with `replica:` misspelt, which Litestream
+/// refuses too.
+pub fn misspelt_replica_yml(yml: &Path, db: &Path) {
+    std::fs::write(
+        yml,
+        format!(
+            "dbs:\n  - path: {}\n    replcia: {{type: file, path: /b}}\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+}
+
 /// A litestream.yml replicating `db` to the folder `replica` beside it, syncing every second
 /// (the list form, which v0.3 and v0.5 both read).
 pub fn file_replica_yml(dir: &Path, db: &Path) -> PathBuf {
