@@ -89,9 +89,10 @@ fn failed_retry(job: &Job) -> Duration {
     job.settings.interval.min(Duration::from_secs(3600))
 }
 
-/// The databases whose last drill failed while the chain check saw a gap in the replica: each
-/// is drilled again as soon as the chain is whole, so that a mended replica stops paging as
-/// unrestorable within a listing, not at the next interval.
+/// The databases whose last drill failed while the chain check saw a gap in the replica (or had
+/// not judged it yet): each is drilled again as soon as the chain is whole, so that a mended
+/// replica stops paging as unrestorable within a listing, not at the next interval. Looked at
+/// every [`MENDING_LOOK`] while any is waiting.
 #[derive(Default)]
 struct Mending(HashMap<String, String>);
 
