@@ -149,8 +149,14 @@ fn toward(
         Eta::In(secs) if secs > forecast::reach(trend.span) => {
             let reach = forecast::reach(trend.span);
             f.eta_beyond_seconds = Some(reach);
+            // Said as what is known (not within the reach), never as a near deadline:
+            // "full more than 8 minutes away" read as a disk about to fill.
+            let not = match rising {
+                true => format!("not at {goal}"),
+                false => "not full".to_string(),
+            };
             format!(
-                "{label} {}: {goal} more than {} away; {} of history",
+                "{label} {}: {not} within {}, as far as {} of history can tell",
                 shown(value),
                 crate::units::human_duration(reach),
                 crate::units::human_duration(trend.span)
@@ -345,7 +351,7 @@ mod tests {
         );
         assert_eq!(
             text[1],
-            "Database size 25 GB: 100 GB (warning) more than 28 days away; 7 days of history"
+            "Database size 25 GB: not at 100 GB (warning) within 28 days, as far as 7 days of history can tell"
         );
         assert_eq!(f[1].eta_seconds, None);
         assert!((f[1].eta_beyond_seconds.unwrap() / 86_400.0 - 28.0).abs() < 0.5);
@@ -387,7 +393,7 @@ mod tests {
         }
         assert_eq!(
             f[2].text,
-            "Free disk 78.9 GB: full more than 8 minutes away; 2 minutes of history"
+            "Free disk 78.9 GB: not full within 8 minutes, as far as 2 minutes of history can tell"
         );
         // And an ETA within the reach is given as it is: 10 MB a second toward a 3 GB limit.
         let mut near = DbHistory::default();
