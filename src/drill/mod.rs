@@ -45,9 +45,15 @@ pub async fn run(
     let mut due: HashMap<String, Instant> = HashMap::new();
     let mut cleaned = std::collections::HashSet::new();
     let mut mending = Mending::default();
+    // Read again only when discovery sends a new list: a fleet's list is not copied and
+    // scheduled again at each wake-up (every few seconds while a chain is being mended).
+    let mut current = Vec::new();
+    let mut fresh = true;
     loop {
-        let current = jobs.borrow_and_update().clone();
-        schedule(&current, &mut due, &records, &mut cleaned);
+        if std::mem::take(&mut fresh) {
+            current = jobs.borrow_and_update().clone();
+            schedule(&current, &mut due, &records, &mut cleaned);
+        }
         mending.mended(&current, &board, &mut due);
         let next = current
             .iter()
@@ -59,6 +65,7 @@ pub async fn run(
             _ = &mut stop => return,
             changed = jobs.changed() => {
                 if changed.is_err() { return }
+                fresh = true;
                 continue;
             }
             _ = tokio::time::sleep_until(wake) => {}

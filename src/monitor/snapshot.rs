@@ -27,8 +27,9 @@ pub struct Sustained {
     pub write_transactions_per_second: Option<f64>,
     /// Fraction of the time the write lock was held.
     pub write_lock_utilisation: Option<f64>,
-    /// How many seconds the write rate's window covers: less than the window's span while the
-    /// database has been watched for less, so that a page says "1m avg so far", not "5m avg".
+    /// How many seconds the write rate's window covers (the utilisation's begins at the same
+    /// first poll): less than the window's span while the database has been watched for less,
+    /// so that a page says "1m avg so far", not "5m avg".
     pub window_seconds: Option<f64>,
 }
 
