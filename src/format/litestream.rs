@@ -62,6 +62,19 @@ pub struct WalMark {
     pub salt: [u8; 8],
 }
 
+impl WalMark {
+    /// Where a WAL of `frames` committed frames of `page_size`-byte pages ends (a 32-byte
+    /// header, then frames of a 24-byte header and a page each), with the salts as SQLite's
+    /// wal-index and frame counts hold them (two big-endian words in the file).
+    pub fn after(salt: [u32; 2], frames: u64, page_size: u64) -> WalMark {
+        let [a, b] = [salt[0].to_be_bytes(), salt[1].to_be_bytes()];
+        WalMark {
+            end: 32 + frames * (page_size + 24),
+            salt: [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]],
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LtxError {
     #[error("LTX header is {0} bytes; expected at least 100")]

@@ -100,11 +100,8 @@ impl IndexHeader {
     /// header and a page each) and its salts as the WAL header holds them: what Litestream's
     /// LTX headers record.
     pub fn wal_mark(&self) -> crate::format::litestream::WalMark {
-        let [a, b] = [self.salt[0].to_be_bytes(), self.salt[1].to_be_bytes()];
-        crate::format::litestream::WalMark {
-            end: 32 + u64::from(self.max_frame) * (u64::from(self.page_size) + 24),
-            salt: [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]],
-        }
+        let (frames, page) = (u64::from(self.max_frame), u64::from(self.page_size));
+        crate::format::litestream::WalMark::after(self.salt, frames, page)
     }
 }
 

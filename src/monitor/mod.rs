@@ -299,6 +299,7 @@ impl Monitor {
 
         match &sample.wal {
             None => {
+                self.wal.mark = None;
                 let continuity = if sample.db_replaced {
                     Continuity::Unrelated
                 } else {
@@ -445,10 +446,17 @@ impl Monitor {
             take_observations(&mut self.replicas, observations, process_txid);
         }
         let now = s.polled_at;
+        let live = self.wal.mark;
         let mut oldest: Option<f64> = None;
         for r in self.replicas.iter_mut().filter(|r| r.observed) {
             // Never read (or empty): every commit seen counts as not replicated.
-            let at = r.replicated_at.unwrap_or(0.0);
+            let mut at = r.replicated_at.unwrap_or(0.0);
+            // The replica's newest file was made where the WAL stood at this poll's (or the
+            // last full poll's) read: it holds every commit seen so far, whatever the clocks
+            // say. Exact, where the two clocks only bound it (the drills use the same rule).
+            if r.wal.is_some() && r.wal == live {
+                at = at.max(now);
+            }
             // A commit Litestream read locally and did not upload has waited at least since it
             // read it: what a fresh start (or check's short sample) knows in one look.
             let local_wait = r.unreplicated_since.map_or(0.0, |t| (now - t).max(0.0));
@@ -484,6 +492,7 @@ fn take_observations(
         r.local_error = o.local_error;
         r.position = o.replica;
         r.replicated_at = o.replicated_at;
+        r.wal = o.replica_wal;
         r.unreplicated_since = o.unreplicated_since;
         r.read = o.read_at.is_some();
         r.errors_total = o.errors_total;

@@ -158,6 +158,10 @@ pub struct ReplicaSnapshot {
     /// it").
     #[serde(skip)]
     pub read: bool,
+    /// Where the live WAL stood when Litestream made the replica's newest file (v0.5, a
+    /// level-0 file): when the live WAL still stands there, the replica holds every commit.
+    #[serde(skip)]
+    pub wal: Option<crate::format::litestream::WalMark>,
 }
 
 /// Everything known about one database after a poll. Plain data, shared by every output.

@@ -438,3 +438,50 @@ fn a_repeated_snapshot_is_brought_up_to_the_time_and_counts_nothing() {
     // The next full poll carries on from the repeated state.
     assert_eq!(c.total(wal(12)), 12);
 }
+
+/// A case whose database Litestream replicates to one file replica.
+fn replicated() -> Case {
+    let monitor = Monitor::new("app", Path::new("/srv/app.db"), Declared::default());
+    Case {
+        monitor: monitor.with_replicas(&[("file".into(), "file".into())]),
+        clock: Clock::new(),
+    }
+}
+
+/// A replica whose newest file was made where the live WAL stands holds every commit, even when
+/// its timestamp (another process's clock, truncated to the millisecond) is older than the poll
+/// before the last commit; one commit short, the clocks decide and the lag grows.
+#[test]
+fn a_replica_at_the_live_wal_position_holds_every_commit_whatever_its_clock() {
+    let observe = |c: &mut Case, change: u32, replica_at: u32| {
+        let mut s = c.poll(Ok(wal(change)));
+        let seen = crate::litestream::board::Observation {
+            kind: "file".into(),
+            replicated_at: Some(1_700_000_000.5),
+            replica_wal: Some(index(replica_at, replica_at).header.wal_mark()),
+            read_at: Some(s.polled_at),
+            ..Default::default()
+        };
+        let replication = Replication {
+            observations: Some(vec![("file".to_string(), seen)]),
+            process: None,
+            drill: None,
+        };
+        c.monitor.observe_replicas(&mut s, replication);
+        s.litestream[0].lag_seconds
+    };
+    let mut c = replicated();
+    assert_eq!(observe(&mut c, 5, 5), Some(0.0));
+    // A commit seen at the second poll, whose previous poll (1,700,000,001) is after the
+    // replica's timestamp: by the clocks alone, not replicated.
+    assert_eq!(observe(&mut c, 6, 6), Some(0.0), "the WAL positions agree");
+    assert_eq!(observe(&mut c, 6, 6), Some(0.0));
+    let mut c = replicated();
+    observe(&mut c, 5, 5);
+    observe(&mut c, 6, 5);
+    assert_eq!(
+        observe(&mut c, 6, 5),
+        Some(1.0),
+        "one commit short: waiting since the poll that saw it"
+    );
+}

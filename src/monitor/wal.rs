@@ -5,6 +5,7 @@ use super::counter::{Continuity, Source};
 use super::lag::LagClock;
 use super::rebuild::IndexWatch;
 use super::{pins, starvation, DbSnapshot, Monitor, PinnedBy, PollTime, WalSnapshot};
+use crate::format::litestream::WalMark;
 use crate::format::shm::WalIndex;
 use crate::format::wal::FRAME_HEADER_SIZE;
 use crate::probe::file::FileStatus;
@@ -28,6 +29,10 @@ pub(super) struct WalState {
     starvation: starvation::StarvationClock,
     /// When a checkpoint last made progress, in Unix seconds.
     last_checkpoint_at: Option<f64>,
+    /// Where the WAL's last commit ends, and its salts, as the last poll read them: a replica
+    /// whose newest file records this very mark holds every commit (see
+    /// `Monitor::observe_replicas`). `None` when no WAL was read.
+    pub(super) mark: Option<WalMark>,
 }
 
 impl WalState {
@@ -47,6 +52,7 @@ impl WalState {
         self.position = None;
         self.starvation.reset();
         self.last_checkpoint_at = None;
+        self.mark = None;
     }
 
     /// Counts WAL resets from the salt pair (salt-1 goes up by one per reset, so a jump of a
@@ -145,6 +151,7 @@ impl Monitor {
         self.tx.add_frames(fc.commits);
         self.totals.wal_written_bytes += fc.frames * (page_size + FRAME_HEADER_SIZE as u64);
         self.totals.wal_resets += w.note_position(fc.salt, fc.committed_frames);
+        w.mark = Some(WalMark::after(fc.salt, fc.committed_frames, page_size));
         WalSnapshot {
             frames: fc.committed_frames,
             ..WalSnapshot::default()
@@ -155,6 +162,7 @@ impl Monitor {
     fn without_index(&mut self) -> WalSnapshot {
         self.tx.absent(Source::WalIndex);
         let w = &mut self.wal;
+        w.mark = None;
         w.index.expect_rebuild();
         w.pins.reset();
         w.starvation.reset();
@@ -193,6 +201,7 @@ impl Monitor {
         let grown = self.wal.frames_written(hdr.salt, frames);
         self.totals.wal_written_bytes += grown * (page_size + FRAME_HEADER_SIZE as u64);
         self.totals.wal_resets += self.wal.note_position(hdr.salt, frames);
+        self.wal.mark = Some(hdr.wal_mark());
         if hdr.max_frame > 0 && hdr.page_count > 0 {
             s.pages = Some(u64::from(hdr.page_count));
         }
