@@ -126,7 +126,7 @@ fn run(n: usize, poll: &str, nofile: u64, measure: Duration, metrics: &str) -> S
         &["--config", cfg.to_str().unwrap(), "--poll-interval", poll],
         &[],
     );
-    daemon.wait_polls(3);
+    wait_cycles(&daemon, 3.0);
     let cpu = cpu_share(daemon.pid(), measure);
     let rss = rss_mib(daemon.pid());
     let mut scrapes = Vec::new();
@@ -179,6 +179,23 @@ fn run(n: usize, poll: &str, nofile: u64, measure: Duration, metrics: &str) -> S
         body.len() as f64 / 1e6,
         body.lines().count()
     )
+}
+
+/// Waits for `n` more poll cycles, read from `/metrics` twice a second: the status JSON that
+/// `Daemon::wait_polls` reads every 20 ms is tens of megabytes at this size, and its garbage
+/// was counted in the resident figure that follows.
+fn wait_cycles(daemon: &Daemon, n: f64) {
+    let cycles = || {
+        let body = daemon.get("/metrics").1;
+        body.lines()
+            .find_map(|l| l.strip_prefix("sqlite_ops_poll_cycles_total "))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let target = common::wait_for(Duration::from_secs(120), "a first cycle", cycles) + n;
+    common::wait_for(Duration::from_secs(600), "poll cycles", || {
+        std::thread::sleep(Duration::from_millis(500));
+        cycles().filter(|c| *c >= target)
+    });
 }
 
 fn main() {

@@ -19,6 +19,7 @@ mod discovery;
 mod docs;
 mod every_alert;
 mod everything;
+mod example_config;
 mod guide_stack;
 mod hostile;
 mod http_endpoint;

@@ -1,0 +1,175 @@
+//! `config.example.yaml`, which the install steps tell users to copy: complete (every key the
+//! config accepts appears in it, commented out where it is off by default) and valid with every
+//! commented-out setting turned on. The keys accepted are asked of the config parser itself:
+//! each section, given a key it does not know, answers with the keys it expects.
+
+use serde_yaml::{Mapping, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+fn example() -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.yaml");
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// Whether a line's text (after its indent) is a YAML setting: `key:` or `- key:`.
+fn is_setting(text: &str) -> bool {
+    let text = text.strip_prefix("- ").unwrap_or(text);
+    let key_len = text
+        .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+        .unwrap_or(text.len());
+    key_len > 0 && text[key_len..].starts_with(':')
+}
+
+/// The example with its commented-out settings turned on: a commented line that reads as a
+/// setting (or as a comment inside a commented block) loses its `# `; prose stays a comment.
+fn uncommented(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let turned_on = line[indent..]
+            .strip_prefix("# ")
+            .filter(|rest| is_setting(rest.trim_start()) || rest.trim_start().starts_with('#'))
+            .map(|rest| format!("{}{rest}", &line[..indent]));
+        out.push_str(turned_on.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// A step into a YAML document: a mapping's key, or any element of a sequence.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    Key(String),
+    Each(usize),
+}
+
+/// Every mapping in `v`, by its path, with the keys it holds.
+fn mappings(v: &Value, path: &mut Vec<Step>, out: &mut Vec<(Vec<Step>, BTreeSet<String>)>) {
+    match v {
+        Value::Mapping(m) => {
+            let keys = m.keys().filter_map(|k| k.as_str().map(String::from));
+            out.push((path.clone(), keys.collect()));
+            for (k, child) in m {
+                path.push(Step::Key(k.as_str().unwrap_or_default().to_string()));
+                mappings(child, path, out);
+                path.pop();
+            }
+        }
+        Value::Sequence(items) => {
+            for (i, child) in items.iter().enumerate() {
+                path.push(Step::Each(i));
+                mappings(child, path, out);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn at<'v>(v: &'v mut Value, path: &[Step]) -> &'v mut Mapping {
+    let mut v = v;
+    for step in path {
+        v = match step {
+            Step::Key(k) => v.get_mut(k.as_str()).unwrap(),
+            Step::Each(i) => v.get_mut(*i).unwrap(),
+        };
+    }
+    v.as_mapping_mut().unwrap()
+}
+
+/// The keys the parser expects where `path` points, from its answer to a key it does not know;
+/// `None` where any key is taken (labels, headers) or the keys are checked elsewhere.
+fn expected_at(doc: &Value, path: &[Step]) -> Option<BTreeSet<String>> {
+    let mut probe = doc.clone();
+    at(&mut probe, path).insert("zz_unknown".into(), Value::from(1));
+    let text = serde_yaml::to_string(&probe).unwrap();
+    let err = sqlite_ops::config::Config::parse(&text, "probe")
+        .err()?
+        .to_string();
+    let (_, expected) = err.split_once("unknown field `zz_unknown`, expected ")?;
+    let expected = expected.split(" at line").next().unwrap();
+    Some(
+        expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(String::from)
+            .collect(),
+    )
+}
+
+#[test]
+fn every_key_the_config_accepts_is_in_the_example() {
+    let text = uncommented(&example());
+    let config = sqlite_ops::config::Config::parse(&text, "config.example.yaml, uncommented");
+    config.unwrap_or_else(|e| panic!("every commented-out setting turned on is valid: {e}"));
+    let doc: Value = serde_yaml::from_str(&text).unwrap();
+    let mut found = Vec::new();
+    mappings(&doc, &mut Vec::new(), &mut found);
+    // A sequence's elements share their keys: `databases:` shows each key in some entry.
+    let mut present: BTreeMap<Vec<Step>, BTreeSet<String>> = BTreeMap::new();
+    let mut example_of: BTreeMap<Vec<Step>, Vec<Step>> = BTreeMap::new();
+    for (path, keys) in found {
+        let shape: Vec<Step> = path
+            .iter()
+            .map(|s| match s {
+                Step::Each(_) => Step::Each(0),
+                key => key.clone(),
+            })
+            .collect();
+        present.entry(shape.clone()).or_default().extend(keys);
+        example_of.entry(shape).or_insert(path);
+    }
+    let mut missing = Vec::new();
+    let mut sections = 0;
+    for (shape, keys) in &present {
+        // A threshold lists the levels that have a default; the rules are checked by
+        // example_config_is_valid.
+        if shape.contains(&Step::Key("thresholds".into())) {
+            continue;
+        }
+        let Some(expected) = expected_at(&doc, &example_of[shape]) else {
+            continue;
+        };
+        sections += 1;
+        // A database's `restore_drill:` or `team:` overrides the file's field by field: its
+        // fields are shown there.
+        let mut keys = keys.clone();
+        if let Some(top) = shape
+            .last()
+            .and_then(|s| present.get(std::slice::from_ref(s)))
+        {
+            keys.extend(top.iter().cloned());
+        }
+        missing.extend(
+            expected
+                .difference(&keys)
+                .map(|k| format!("{shape:?}: {k}")),
+        );
+    }
+    assert!(
+        sections >= 8,
+        "the parser named its keys in {sections} sections only: the probe no longer works"
+    );
+    assert!(
+        missing.is_empty(),
+        "config.example.yaml lacks keys the config accepts: {missing:#?}"
+    );
+}
+
+/// Copied as it is, the example reaches out to no service: Alertmanager, webhooks and the
+/// heartbeat are commented out, for the user to turn on.
+#[test]
+fn the_example_as_copied_reaches_out_to_nothing() {
+    let cfg: Value = serde_yaml::from_str(&example()).unwrap();
+    for key in ["alertmanager", "notify", "restore_drill"] {
+        assert!(cfg.get(key).is_none(), "{key} is commented out");
+    }
+    let on: Value = serde_yaml::from_str(&uncommented(&example())).unwrap();
+    for key in ["alertmanager", "notify", "restore_drill"] {
+        assert!(
+            on.get(key).is_some(),
+            "{key} is in the example, commented out"
+        );
+    }
+}
