@@ -1,5 +1,5 @@
-//! The README stays true: it documents every exported metric and alert, and CI runs its test
-//! command.
+//! The README stays true: it documents every exported metric and alert, CI runs its test
+//! command, and no relative link in the markdown files leads nowhere.
 
 use sqlite_ops::export::metrics::METRICS;
 
@@ -141,4 +141,97 @@ fn every_module_opens_with_one_to_three_lines_of_what_it_owns() {
         "module docs of 1 to 3 lines:\n{}",
         long.join("\n")
     );
+}
+
+/// The markdown files a reader follows links through.
+fn markdown_files() -> Vec<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<_> = ["README.md", "CONTRIBUTING.md", "BENCHMARKS.md"]
+        .iter()
+        .map(|f| root.join(f))
+        .collect();
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "md") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The anchors GitHub gives a markdown file's headings: lower case, letters, digits, `-` and
+/// `_` kept, spaces made `-`, the rest dropped; a repeated one gets `-1`, `-2`...
+fn anchors(text: &str) -> std::collections::HashSet<String> {
+    use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+    let mut out = std::collections::HashSet::new();
+    let mut heading: Option<String> = None;
+    for event in Parser::new(text) {
+        match event {
+            Event::Start(Tag::Heading { .. }) => heading = Some(String::new()),
+            Event::Text(t) | Event::Code(t) => {
+                if let Some(h) = &mut heading {
+                    h.push_str(&t);
+                }
+            }
+            Event::End(TagEnd::Heading(_)) => {
+                let h = heading.take().unwrap_or_default();
+                let slug: String = h
+                    .to_lowercase()
+                    .chars()
+                    .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+                    .map(|c| if c == ' ' { '-' } else { c })
+                    .collect();
+                let mut unique = slug.clone();
+                let mut n = 0;
+                while !out.insert(unique.clone()) {
+                    n += 1;
+                    unique = format!("{slug}-{n}");
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn every_relative_link_and_anchor_resolves() {
+    use pulldown_cmark::{Event, Parser, Tag};
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for file in markdown_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let dir = file.parent().unwrap();
+        for event in Parser::new(&text) {
+            let (Event::Start(Tag::Link { dest_url, .. })
+            | Event::Start(Tag::Image { dest_url, .. })) = event
+            else {
+                continue;
+            };
+            if dest_url.contains("://") || dest_url.starts_with("mailto:") {
+                continue;
+            }
+            checked += 1;
+            let (path, anchor) = dest_url.split_once('#').unwrap_or((&dest_url, ""));
+            let target = if path.is_empty() {
+                file.clone()
+            } else {
+                dir.join(path)
+            };
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            if !target.exists() {
+                broken.push(format!("{name}: {dest_url}: no such file"));
+                continue;
+            }
+            let is_markdown = target.extension().is_some_and(|x| x == "md");
+            if !anchor.is_empty() && is_markdown {
+                let there = anchors(&std::fs::read_to_string(&target).unwrap());
+                if !there.contains(anchor) {
+                    broken.push(format!("{name}: {dest_url}: no such heading"));
+                }
+            }
+        }
+    }
+    assert!(checked > 20, "only {checked} relative links found");
+    assert!(broken.is_empty(), "broken links: {broken:#?}");
 }
