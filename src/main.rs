@@ -42,6 +42,9 @@ enum Command {
     MigrateCheck(cmd::migrate_check::Args),
     /// Print Prometheus alerting rules for the configured (or default) thresholds.
     Rules(cmd::rules::Args),
+    /// Print a config to start from: the SQLite databases this host's processes hold open, and
+    /// Litestream's config at its default path, each with how it was found.
+    Init(cmd::init::Args),
     /// Run a built-in demo: an application writing to a WAL database, watched live.
     Demo(cmd::demo::DemoOptions),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -151,6 +154,7 @@ fn main() -> ExitCode {
         Command::Check(args) => return ExitCode::from(cmd::check::run(args)),
         Command::MigrateCheck(args) => return ExitCode::from(cmd::migrate_check::run(args)),
         Command::Rules(args) => cmd::rules::run(&args),
+        Command::Init(args) => cmd::init::run(&args),
         Command::Run(opts) => runtime().and_then(|rt| rt.block_on(cmd::run::run(opts))),
         Command::Demo(opts) => runtime().and_then(|rt| rt.block_on(cmd::demo::run(opts))),
         Command::DemoWorkload { db, rate, readers } => {

@@ -190,3 +190,64 @@ fn a_glob_entry_is_checked_like_the_rest_of_the_config() {
     let err = bad("databases: [{glob: '/data/*.db', name: x}]\n");
     assert!(err.contains("databases[0].name"), "{err}");
 }
+
+/// `run` given nothing watches what the host shows: a database an application in another
+/// process (Python's SQLite) holds open, named with how it was found, and the databases of
+/// Litestream's config where Litestream looks for it (`LITESTREAM_CONFIG` here; by default
+/// /etc/litestream.yml) with their replicas; `init` prints the same as a config `run` takes.
+#[test]
+fn run_given_nothing_watches_what_processes_hold_open_and_litestream_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = dir.path().join("held_by_an_app.db");
+    wal_db(&held);
+    let app = common::GuideApp::start(&held);
+    let listed = dir.path().join("listed_by_litestream.db");
+    drop(wal_db(&listed));
+    let yml = common::services::file_replica_yml(dir.path(), &listed);
+    let env = format!("LITESTREAM_CONFIG={}", yml.display());
+    let d = Daemon::start_wrapped(&["env", &env], &[], &[]);
+    wait_for(STEP, "both databases watched", || {
+        let m = d.metrics();
+        let up = |db: &str| m.samples.get(&format!("sqlite_up{{db=\"{db}\"}}")).copied();
+        let replica = "sqlite_litestream_reads_total{db=\"listed_by_litestream\",replica=\"file\"}";
+        (up("held_by_an_app") == Some(1.0)
+            && up("listed_by_litestream") == Some(1.0)
+            && m.samples.contains_key(replica))
+        .then_some(())
+    });
+    let how = format!("open by pid {} (python3", app.pid());
+    assert!(
+        d.log_lines(|l| l.contains("found a database")
+            && l.contains("held_by_an_app")
+            && l.contains(&how))
+            == 1,
+        "says how it found it"
+    );
+    assert_eq!(
+        d.log_lines(
+            |l| l.contains("found Litestream's config") && l.contains(yml.to_str().unwrap())
+        ),
+        1
+    );
+
+    // init prints the same findings as a config that run takes as it is.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sqlite-ops"))
+        .arg("init")
+        .env("LITESTREAM_CONFIG", &yml)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(&format!("# {how}")), "{text}");
+    assert!(
+        text.contains(held.to_str().unwrap()) && text.contains(yml.to_str().unwrap()),
+        "{text}"
+    );
+    let cfg = dir.path().join("init.yaml");
+    std::fs::write(&cfg, &text).unwrap();
+    let from_init = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    wait_for(STEP, "the database init found watched", || {
+        let key = "sqlite_up{db=\"held_by_an_app\"}";
+        (from_init.metrics().samples.get(key) == Some(&1.0)).then_some(())
+    });
+}

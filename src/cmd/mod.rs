@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod demo;
+pub mod init;
 pub mod migrate_check;
 pub mod rules;
 pub mod run;

@@ -106,6 +106,11 @@ impl ReadWhole {
 fn load(opts: &RunOptions, previous: Option<&ReadWhole>) -> anyhow::Result<Loaded> {
     let (cfg, source) = match &opts.config {
         Some(p) => (Config::load(p)?, p.display().to_string()),
+        // Nothing given: what the host shows (files its processes hold open, Litestream's
+        // config at its default path), found again at each reload.
+        None if opts.databases.is_empty() => {
+            super::init::from_host(opts.litestream_config.is_none())
+        }
         None => (Config::default(), "command line".to_string()),
     };
     let mut discovery = cfg.discovery(&opts.databases, &source)?;
@@ -117,7 +122,7 @@ fn load(opts: &RunOptions, previous: Option<&ReadWhole>) -> anyhow::Result<Loade
         cfg.attach_litestream(&source, whole.listed.clone(), &mut discovery)?;
     }
     if discovery.is_empty() {
-        anyhow::bail!("no database to watch: give --db PATH or a --config file with databases:");
+        anyhow::bail!("no database to watch: give --db PATH or a --config file with databases: (`sqlite-ops init` prints one from what this host shows)");
     }
     let found = discovery.scan(std::time::Instant::now());
     let listen = opts

@@ -2,6 +2,7 @@
 //! SQLite files matching `glob:` entries, walked again every `discover_interval` and on SIGHUP,
 //! and the databases Litestream replicates.
 
+pub mod host;
 pub mod pattern;
 mod walk;
 

@@ -89,7 +89,7 @@ pub fn expand(
 }
 
 /// Whether the file at `path` begins with SQLite's header (opened read-only, 16 bytes read).
-fn starts_as_sqlite(path: &Path) -> bool {
+pub(super) fn starts_as_sqlite(path: &Path) -> bool {
     let mut head = [0u8; 16];
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut head))

@@ -1,0 +1,195 @@
+//! `sqlite-ops init`: a config to start from, written from what this host shows (the SQLite
+//! files its processes hold open, Litestream's config at its default path); and the same
+//! findings as the config of `run` when it is given nothing at all.
+
+use crate::config::{defaults, Config, DatabaseConfig, LitestreamConfig};
+use crate::discovery::host::{self, OpenDatabases};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+/// What this host shows: its open databases, with their names, and Litestream's config.
+struct Findings {
+    open: OpenDatabases,
+    names: Vec<String>,
+    litestream: Option<PathBuf>,
+}
+
+fn look(litestream: bool) -> Findings {
+    let open = host::open_databases(Path::new("/proc"), std::process::id());
+    let paths: Vec<&Path> = open.found.keys().map(PathBuf::as_path).collect();
+    let names = host::names(&paths);
+    let litestream = litestream
+        .then(|| host::litestream_config(std::env::var_os(host::LITESTREAM_CONFIG_VAR)))
+        .flatten();
+    Findings {
+        open,
+        names,
+        litestream,
+    }
+}
+
+/// The processes whose open files could not be listed, in one line: the first few named,
+/// with the first one's reason.
+fn hidden_summary(open: &OpenDatabases) -> Option<String> {
+    let (_, why) = open.hidden.first()?;
+    let named: Vec<String> = open
+        .hidden
+        .iter()
+        .take(5)
+        .map(|(p, _)| p.to_string())
+        .collect();
+    let more = match open.hidden.len() - named.len() {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    Some(format!(
+        "the open files of {} process(es) could not be listed ({}{more}: {why}); run as their user or as root to watch their databases, or give them with --db",
+        open.hidden.len(),
+        named.join(", "),
+    ))
+}
+
+/// The config of `run` given nothing: the databases this host's processes hold open, and
+/// Litestream's config at its default path unless `--litestream-config` gave one (`litestream`
+/// false). Each find is logged with how it was found.
+pub fn from_host(litestream: bool) -> (Config, String) {
+    let found = look(litestream);
+    let mut cfg = Config::default();
+    for ((path, holder), name) in found.open.found.iter().zip(&found.names) {
+        tracing::info!(db = %name, path = %path.display(), found = %format!("open by {holder}"), "found a database");
+        cfg.databases.push(DatabaseConfig {
+            path: Some(path.clone()),
+            name: Some(name.clone()),
+            ..DatabaseConfig::default()
+        });
+    }
+    if let Some(summary) = hidden_summary(&found.open) {
+        tracing::warn!("{summary}");
+    }
+    if let Some(yml) = found.litestream {
+        tracing::info!(config = %yml.display(), "found Litestream's config at its default path: its databases are watched too");
+        cfg.litestream = Some(LitestreamConfig {
+            config: Some(yml),
+            interval: defaults::LITESTREAM_INTERVAL,
+            idle_interval: defaults::LITESTREAM_IDLE_INTERVAL,
+        });
+    }
+    (cfg, "found on this host".to_string())
+}
+
+/// A YAML scalar for `s`, quoted where YAML needs it.
+fn scalar(s: &str) -> String {
+    serde_yaml::to_string(s).map_or_else(|_| format!("{s:?}"), |t| t.trim_end().to_string())
+}
+
+/// The config text `init` prints for `found`.
+fn config_text(found: &Findings) -> String {
+    let mut out = String::from(
+        "# sqlite-ops config, from what this host showed `sqlite-ops init`: the SQLite databases\n\
+         # its processes held open, and Litestream's config at its default path. Keep what is to\n\
+         # be watched; config.example.yaml documents every other field.\n",
+    );
+    if found.open.found.is_empty() {
+        out.push_str(
+            "# No process this user may look into held an SQLite database open. Give one:\n",
+        );
+        out.push_str("#   - path: /var/lib/app/app.db\ndatabases: []\n");
+    } else {
+        out.push_str("databases:\n");
+        for ((path, holder), name) in found.open.found.iter().zip(&found.names) {
+            out.push_str(&format!("  # open by {holder}\n"));
+            out.push_str(&format!("  - path: {}\n", scalar(&path.to_string_lossy())));
+            out.push_str(&format!("    name: {}\n", scalar(name)));
+        }
+    }
+    if let Some(yml) = &found.litestream {
+        out.push_str(
+            "# Litestream's config, where Litestream looks for it: the databases it lists are\n",
+        );
+        out.push_str("# watched too, and each replica read for its lag.\n");
+        out.push_str(&format!(
+            "litestream:\n  config: {}\n",
+            scalar(&yml.to_string_lossy())
+        ));
+    }
+    if let Some(summary) = hidden_summary(&found.open) {
+        let mut line = String::from("#");
+        for word in format!("Note: {summary}.").split(' ') {
+            if line.len() + word.len() > 95 {
+                out.push_str(&line);
+                out.push('\n');
+                line = String::from("#");
+            }
+            line.push(' ');
+            line.push_str(word);
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+pub fn run(_args: &Args) -> anyhow::Result<()> {
+    let found = look(true);
+    super::print_out(&config_text(&found))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discovery::host::Process;
+
+    #[test]
+    fn the_text_is_a_config_run_accepts() {
+        let mut open = OpenDatabases::default();
+        let holder = Process {
+            pid: 812,
+            comm: "pocketbase".into(),
+            uid: Some(1000),
+        };
+        open.found
+            .insert("/srv/pb data/data.db".into(), holder.clone());
+        open.found.insert("/srv/app#1.db".into(), holder.clone());
+        open.hidden.push((
+            Process {
+                pid: 1,
+                comm: "systemd".into(),
+                uid: Some(0),
+            },
+            "Permission denied (os error 13)".into(),
+        ));
+        let paths: Vec<&Path> = open.found.keys().map(PathBuf::as_path).collect();
+        let names = host::names(&paths);
+        let found = Findings {
+            open,
+            names,
+            litestream: Some("/etc/litestream.yml".into()),
+        };
+        let text = config_text(&found);
+        let cfg = Config::parse(&text, "init").unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let paths: Vec<_> = cfg
+            .databases
+            .iter()
+            .map(|d| d.path.clone().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                PathBuf::from("/srv/app#1.db"),
+                "/srv/pb data/data.db".into()
+            ]
+        );
+        assert!(
+            text.contains("# open by pid 812 (pocketbase, uid 1000)"),
+            "{text}"
+        );
+        assert!(text.contains("pid 1 (systemd, uid 0)"), "{text}");
+        assert_eq!(
+            cfg.litestream.unwrap().config,
+            Some(PathBuf::from("/etc/litestream.yml"))
+        );
+    }
+}
