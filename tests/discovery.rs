@@ -251,3 +251,38 @@ fn run_given_nothing_watches_what_processes_hold_open_and_litestream_lists() {
         (from_init.metrics().samples.get(key) == Some(&1.0)).then_some(())
     });
 }
+
+/// Run as another user, `init` cannot list the open files of processes it may not look into:
+/// it says how many, names them, and says how to grant it, instead of failing.
+#[test]
+fn init_as_another_user_names_the_processes_it_could_not_look_into() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = dir.path().join("held_by_root.db");
+    wal_db(&held);
+    let app = common::GuideApp::start(&held);
+    let runuser = common::program("runuser", "util-linux");
+    let out = std::process::Command::new(runuser)
+        .args([
+            "-u",
+            "nobody",
+            "--",
+            env!("CARGO_BIN_EXE_sqlite-ops"),
+            "init",
+        ])
+        .env("LITESTREAM_CONFIG", "/nonexistent/litestream.yml")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !text.contains("held_by_root"),
+        "nobody cannot see root's files: {text}"
+    );
+    let note = text.replace("\n# ", " ");
+    assert!(
+        note.contains("could not be listed") && note.contains("run as their user or as root"),
+        "{text}"
+    );
+    sqlite_ops::config::Config::parse(&text, "init").unwrap();
+    drop(app);
+}
