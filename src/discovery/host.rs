@@ -76,6 +76,8 @@ pub fn open_databases(proc: &Path, own: u32) -> OpenDatabases {
             Ok(fds) => fds,
             // Gone meanwhile, or a kernel thread: nothing to say.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            // A kernel thread (no command line) holds no file of anyone's.
+            Err(_) if std::fs::read(dir.join("cmdline")).is_ok_and(|c| c.is_empty()) => continue,
             Err(e) => {
                 out.hidden.push((process(&dir, pid), e.to_string()));
                 continue;
