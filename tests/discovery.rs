@@ -7,6 +7,7 @@ use crate::common;
 use common::{free_port, wait_for, wal_db, Alertmanager, ConfigFile, Daemon, PyDriver, STEP};
 use serde_json::json;
 use std::path::Path;
+use std::time::Duration;
 
 /// The `db` labels of every `sqlite_up` series, sorted.
 fn watched(d: &Daemon) -> Vec<String> {
@@ -192,35 +193,42 @@ fn a_glob_entry_is_checked_like_the_rest_of_the_config() {
 }
 
 /// `run` given nothing watches what the host shows: a database an application in another
-/// process (Python's SQLite) holds open, named with how it was found, and the databases of
-/// Litestream's config where Litestream looks for it (`LITESTREAM_CONFIG` here; by default
-/// /etc/litestream.yml) with their replicas; `init` prints the same as a config `run` takes.
+/// process (Python's SQLite) holds open, labelled by its path and said how it was found, and
+/// the databases of Litestream's config where Litestream looks for it (`LITESTREAM_CONFIG`
+/// here; by default /etc/litestream.yml) with their replicas; a database found open and then
+/// deleted goes after the grace without paging; `init` prints the same as a config `run` takes.
 #[test]
 fn run_given_nothing_watches_what_processes_hold_open_and_litestream_lists() {
     let dir = tempfile::tempdir().unwrap();
+    let label = |p: &Path| p.with_extension("").to_str().unwrap()[1..].to_string();
     let held = dir.path().join("held_by_an_app.db");
     wal_db(&held);
     let app = common::GuideApp::start(&held);
     let listed = dir.path().join("listed_by_litestream.db");
     drop(wal_db(&listed));
     let yml = common::services::file_replica_yml(dir.path(), &listed);
+    let brief = dir.path().join("brief.db");
+    let brief_conn = wal_db(&brief);
     let env = format!("LITESTREAM_CONFIG={}", yml.display());
     let d = Daemon::start_wrapped(&["env", &env], &[], &[]);
-    wait_for(STEP, "both databases watched", || {
-        let m = d.metrics();
-        let up = |db: &str| m.samples.get(&format!("sqlite_up{{db=\"{db}\"}}")).copied();
+    let up = |db: &str| {
+        let key = format!("sqlite_up{{db=\"{db}\"}}");
+        d.metrics().samples.get(&key).copied()
+    };
+    wait_for(STEP, "the three databases watched", || {
         let replica = "sqlite_litestream_reads_total{db=\"listed_by_litestream\",replica=\"file\"}";
-        (up("held_by_an_app") == Some(1.0)
+        (up(&label(&held)) == Some(1.0)
             && up("listed_by_litestream") == Some(1.0)
-            && m.samples.contains_key(replica))
+            && up(&label(&brief)) == Some(1.0)
+            && d.metrics().samples.contains_key(replica))
         .then_some(())
     });
     let how = format!("open by pid {} (python3", app.pid());
-    assert!(
+    assert_eq!(
         d.log_lines(|l| l.contains("found a database")
             && l.contains("held_by_an_app")
-            && l.contains(&how))
-            == 1,
+            && l.contains(&how)),
+        1,
         "says how it found it"
     );
     assert_eq!(
@@ -228,6 +236,28 @@ fn run_given_nothing_watches_what_processes_hold_open_and_litestream_lists() {
             |l| l.contains("found Litestream's config") && l.contains(yml.to_str().unwrap())
         ),
         1
+    );
+
+    // A temporary database deleted: down for the grace (30 s), then forgotten; no page.
+    drop(brief_conn);
+    std::fs::remove_file(&brief).unwrap();
+    wait_for(
+        Duration::from_secs(90),
+        "the deleted database forgotten",
+        || {
+            assert!(
+                !d.alerts()
+                    .iter()
+                    .any(|a| a["alert"] == "SQLiteDatabaseDown" && a["state"] == "firing"),
+                "a deleted temporary database pages nobody"
+            );
+            up(&label(&brief)).is_none().then_some(())
+        },
+    );
+    assert_eq!(
+        up(&label(&held)),
+        Some(1.0),
+        "the application's database stays"
     );
 
     // init prints the same findings as a config that run takes as it is.
@@ -243,13 +273,18 @@ fn run_given_nothing_watches_what_processes_hold_open_and_litestream_lists() {
         text.contains(held.to_str().unwrap()) && text.contains(yml.to_str().unwrap()),
         "{text}"
     );
+    assert!(!text.contains("brief"), "{text}");
     let cfg = dir.path().join("init.yaml");
     std::fs::write(&cfg, &text).unwrap();
     let from_init = Daemon::start(&["--config", cfg.to_str().unwrap()]);
-    wait_for(STEP, "the database init found watched", || {
-        let key = "sqlite_up{db=\"held_by_an_app\"}";
-        (from_init.metrics().samples.get(key) == Some(&1.0)).then_some(())
-    });
+    wait_for(
+        STEP,
+        "the database init found watched, with the same label",
+        || {
+            let key = format!("sqlite_up{{db=\"{}\"}}", label(&held));
+            (from_init.metrics().samples.get(&key) == Some(&1.0)).then_some(())
+        },
+    );
 }
 
 /// Run as another user, `init` cannot list the open files of processes it may not look into:

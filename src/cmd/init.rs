@@ -2,31 +2,23 @@
 //! files its processes hold open, Litestream's config at its default path); and the same
 //! findings as the config of `run` when it is given nothing at all.
 
-use crate::config::{defaults, Config, DatabaseConfig, LitestreamConfig};
+use crate::config::{defaults, Config, LitestreamConfig};
 use crate::discovery::host::{self, OpenDatabases};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
-/// What this host shows: its open databases, with their names, and Litestream's config.
+/// What this host shows: its open databases, and Litestream's config with where it was.
 struct Findings {
     open: OpenDatabases,
-    names: Vec<String>,
-    litestream: Option<PathBuf>,
+    litestream: Option<(PathBuf, String)>,
 }
 
-fn look(litestream: bool) -> Findings {
-    let open = host::open_databases(Path::new("/proc"), std::process::id());
-    let paths: Vec<&Path> = open.found.keys().map(PathBuf::as_path).collect();
-    let names = host::names(&paths);
-    let litestream = litestream
-        .then(|| host::litestream_config(std::env::var_os(host::LITESTREAM_CONFIG_VAR)))
-        .flatten();
+fn look() -> Findings {
     Findings {
-        open,
-        names,
-        litestream,
+        open: host::open_databases(Path::new("/proc"), std::process::id()),
+        litestream: host::litestream_config(std::env::var_os(host::LITESTREAM_CONFIG_VAR)),
     }
 }
 
@@ -51,25 +43,13 @@ fn hidden_summary(open: &OpenDatabases) -> Option<String> {
     ))
 }
 
-/// The config of `run` given nothing: the databases this host's processes hold open, and
-/// Litestream's config at its default path unless `--litestream-config` gave one (`litestream`
-/// false). Each find is logged with how it was found.
-pub fn from_host(litestream: bool) -> (Config, String) {
-    let found = look(litestream);
+/// The config of `run` given nothing: Litestream's config where Litestream looks for it (the
+/// databases the host's processes hold open are the discovery's: `Discovery::watch_host`).
+pub fn host_config() -> (Config, String) {
     let mut cfg = Config::default();
-    for ((path, holder), name) in found.open.found.iter().zip(&found.names) {
-        tracing::info!(db = %name, path = %path.display(), found = %format!("open by {holder}"), "found a database");
-        cfg.databases.push(DatabaseConfig {
-            path: Some(path.clone()),
-            name: Some(name.clone()),
-            ..DatabaseConfig::default()
-        });
-    }
-    if let Some(summary) = hidden_summary(&found.open) {
-        tracing::warn!("{summary}");
-    }
-    if let Some(yml) = found.litestream {
-        tracing::info!(config = %yml.display(), "found Litestream's config at its default path: its databases are watched too");
+    let var = std::env::var_os(host::LITESTREAM_CONFIG_VAR);
+    if let Some((yml, how)) = host::litestream_config(var) {
+        tracing::info!(config = %yml.display(), found = %how, "found Litestream's config: its databases are watched too");
         cfg.litestream = Some(LitestreamConfig {
             config: Some(yml),
             interval: defaults::LITESTREAM_INTERVAL,
@@ -88,8 +68,8 @@ fn scalar(s: &str) -> String {
 fn config_text(found: &Findings) -> String {
     let mut out = String::from(
         "# sqlite-ops config, from what this host showed `sqlite-ops init`: the SQLite databases\n\
-         # its processes held open, and Litestream's config at its default path. Keep what is to\n\
-         # be watched; config.example.yaml documents every other field.\n",
+         # its processes held open, and Litestream's config where Litestream looks for it. Keep\n\
+         # what is to be watched; config.example.yaml documents every other field.\n",
     );
     if found.open.found.is_empty() {
         out.push_str(
@@ -98,17 +78,17 @@ fn config_text(found: &Findings) -> String {
         out.push_str("#   - path: /var/lib/app/app.db\ndatabases: []\n");
     } else {
         out.push_str("databases:\n");
-        for ((path, holder), name) in found.open.found.iter().zip(&found.names) {
+        for (path, holder) in &found.open.found {
             out.push_str(&format!("  # open by {holder}\n"));
             out.push_str(&format!("  - path: {}\n", scalar(&path.to_string_lossy())));
-            out.push_str(&format!("    name: {}\n", scalar(name)));
+            out.push_str(&format!("    name: {}\n", scalar(&host::label(path))));
         }
     }
-    if let Some(yml) = &found.litestream {
-        out.push_str(
-            "# Litestream's config, where Litestream looks for it: the databases it lists are\n",
-        );
-        out.push_str("# watched too, and each replica read for its lag.\n");
+    if let Some((yml, how)) = &found.litestream {
+        out.push_str(&format!(
+            "# Litestream's config, found at {how}: the databases it lists are watched too,\n"
+        ));
+        out.push_str("# and each replica read for its lag.\n");
         out.push_str(&format!(
             "litestream:\n  config: {}\n",
             scalar(&yml.to_string_lossy())
@@ -132,7 +112,7 @@ fn config_text(found: &Findings) -> String {
 }
 
 pub fn run(_args: &Args) -> anyhow::Result<()> {
-    let found = look(true);
+    let found = look();
     super::print_out(&config_text(&found))?;
     Ok(())
 }
@@ -161,12 +141,12 @@ mod tests {
             },
             "Permission denied (os error 13)".into(),
         ));
-        let paths: Vec<&Path> = open.found.keys().map(PathBuf::as_path).collect();
-        let names = host::names(&paths);
         let found = Findings {
             open,
-            names,
-            litestream: Some("/etc/litestream.yml".into()),
+            litestream: Some((
+                "/etc/litestream.yml".into(),
+                "Litestream's default path".into(),
+            )),
         };
         let text = config_text(&found);
         let cfg = Config::parse(&text, "init").unwrap_or_else(|e| panic!("{e}\n{text}"));

@@ -104,16 +104,19 @@ impl ReadWhole {
 /// Reads and validates the config and litestream.yml; `previous` is what the running config
 /// read of litestream.yml, kept when it is broken now.
 fn load(opts: &RunOptions, previous: Option<&ReadWhole>) -> anyhow::Result<Loaded> {
+    // Nothing given: what the host shows (the databases its processes hold open, looked for
+    // again every discover_interval, and Litestream's config where Litestream looks for it).
+    let nothing_given =
+        opts.config.is_none() && opts.databases.is_empty() && opts.litestream_config.is_none();
     let (cfg, source) = match &opts.config {
         Some(p) => (Config::load(p)?, p.display().to_string()),
-        // Nothing given: what the host shows (files its processes hold open, Litestream's
-        // config at its default path), found again at each reload.
-        None if opts.databases.is_empty() => {
-            super::init::from_host(opts.litestream_config.is_none())
-        }
+        None if nothing_given => super::init::host_config(),
         None => (Config::default(), "command line".to_string()),
     };
     let mut discovery = cfg.discovery(&opts.databases, &source)?;
+    if nothing_given {
+        cfg.watch_host(&source, &mut discovery)?;
+    }
     let (litestream, litestream_config, drill_yml) = read_litestream(
         cfg.litestream_path(opts.litestream_config.as_deref()),
         previous,

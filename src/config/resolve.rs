@@ -118,7 +118,21 @@ impl Config {
         listed: Litestream,
         discovery: &mut Discovery,
     ) -> Result<(), ConfigError> {
-        let template = Target {
+        discovery.set_litestream(listed, self.global_template(source)?);
+        Ok(())
+    }
+
+    /// Watches what this host's processes hold open (`run` given nothing), with the global
+    /// settings, as `--db` databases get them.
+    pub fn watch_host(&self, source: &str, discovery: &mut Discovery) -> Result<(), ConfigError> {
+        discovery.watch_host(self.global_template(source)?);
+        Ok(())
+    }
+
+    /// The settings of a database the file does not list itself (found on the host, or only in
+    /// litestream.yml): the global ones.
+    fn global_template(&self, source: &str) -> Result<Target, ConfigError> {
+        Ok(Target {
             declared: self.team,
             thresholds: self.global_thresholds(source)?,
             wal_autocheckpoint: self.wal_autocheckpoint,
@@ -126,9 +140,7 @@ impl Config {
             restore_drill: crate::drill::config::resolve(self.restore_drill.as_ref(), None)
                 .map_err(|e| error(source, e.field, e.problem))?,
             ..Target::new("", "")
-        };
-        discovery.set_litestream(listed, template);
-        Ok(())
+        })
     }
 
     /// The global thresholds, as `--db` databases get them.

@@ -57,7 +57,7 @@ pub fn database_of(target: &Path) -> Option<PathBuf> {
 }
 
 /// The SQLite databases that processes under `proc` (`/proc`) hold open, but `own` (this
-/// process): each descriptor's target read from `fd/`, and a candidate counted when it is a
+/// process) and any other sqlite-ops: each descriptor's target read from `fd/`, and a candidate counted when it is a
 /// regular file that begins with SQLite's header.
 pub fn open_databases(proc: &Path, own: u32) -> OpenDatabases {
     let mut out = OpenDatabases::default();
@@ -72,6 +72,10 @@ pub fn open_databases(proc: &Path, own: u32) -> OpenDatabases {
     let mut rejected = std::collections::HashSet::new();
     for pid in pids {
         let dir = proc.join(pid.to_string());
+        // Another sqlite-ops holds what it watches open, read-only: it is no reason to watch.
+        if std::fs::read_to_string(dir.join("comm")).is_ok_and(|c| c.trim_end() == "sqlite-ops") {
+            continue;
+        }
         let fds = match std::fs::read_dir(dir.join("fd")) {
             Ok(fds) => fds,
             // Gone meanwhile, or a kernel thread: nothing to say.
@@ -118,31 +122,26 @@ fn process(dir: &Path, pid: i32) -> Process {
     }
 }
 
-/// Litestream's config where Litestream itself looks when given none: `$LITESTREAM_CONFIG`,
-/// else `/etc/litestream.yml`; `None` when that file does not exist.
-pub fn litestream_config(var: Option<std::ffi::OsString>) -> Option<PathBuf> {
-    let path = var.map_or_else(|| PathBuf::from(LITESTREAM_DEFAULT_CONFIG), PathBuf::from);
-    path.is_file().then_some(path)
+/// Litestream's config where Litestream itself looks when given none, and where that is:
+/// `$LITESTREAM_CONFIG` (`var`), else `/etc/litestream.yml`; `None` when that file does not
+/// exist.
+pub fn litestream_config(var: Option<std::ffi::OsString>) -> Option<(PathBuf, String)> {
+    let (path, how) = match var {
+        Some(v) => (PathBuf::from(v), format!("${LITESTREAM_CONFIG_VAR}")),
+        None => (
+            PathBuf::from(LITESTREAM_DEFAULT_CONFIG),
+            "Litestream's default path".to_string(),
+        ),
+    };
+    path.is_file().then_some((path, how))
 }
 
-/// A `db` label for each path: its file name without the extension, or, where two share one,
-/// the path without its leading `/` and extension. Pure.
-pub fn names(paths: &[&Path]) -> Vec<String> {
-    let stem = |p: &Path| p.file_stem().map(|s| s.to_string_lossy().into_owned());
-    let mut count: BTreeMap<String, usize> = BTreeMap::new();
-    for p in paths {
-        *count.entry(stem(p).unwrap_or_default()).or_default() += 1;
-    }
-    paths
-        .iter()
-        .map(|p| match stem(p) {
-            Some(s) if count[&s] == 1 => s,
-            _ => {
-                let text = p.with_extension("").to_string_lossy().into_owned();
-                text.trim_start_matches('/').to_string()
-            }
-        })
-        .collect()
+/// The `db` label of a database found on the host: its path without the leading `/` and the
+/// extension (`/srv/pb_data/data.db` is `srv/pb_data/data`). The path alone decides it, so that
+/// it stays the same whatever else is open, through restarts and reloads. Pure.
+pub fn label(path: &Path) -> String {
+    let text = path.with_extension("").to_string_lossy().into_owned();
+    text.trim_start_matches('/').to_string()
 }
 
 #[cfg(test)]
@@ -167,13 +166,13 @@ mod tests {
     }
 
     #[test]
-    fn names_are_stems_unless_two_share_one() {
-        let paths = [
-            Path::new("/srv/a/app.db"),
-            Path::new("/srv/b/app.db"),
-            Path::new("/srv/jobs.sqlite"),
-        ];
-        assert_eq!(names(&paths), ["srv/a/app", "srv/b/app", "jobs"]);
+    fn a_label_is_the_path_alone() {
+        assert_eq!(label(Path::new("/srv/pb_data/data.db")), "srv/pb_data/data");
+        assert_eq!(
+            label(Path::new("/var/lib/app/jobs.sqlite")),
+            "var/lib/app/jobs"
+        );
+        assert_eq!(label(Path::new("/data/app")), "data/app");
     }
 
     #[test]

@@ -48,6 +48,17 @@ pub struct Discovery {
     /// Glob matches by name (the `db` label), in label order.
     found: BTreeMap<String, Found>,
     not_sqlite: walk::NotSqlite,
+    /// With nothing given: the settings of the databases this host's processes hold open,
+    /// looked for at every scan (see [`Discovery::watch_host`]).
+    host: Option<HostSource>,
+}
+
+/// The databases found open on the host, and whether the processes it could not look into
+/// were said.
+#[derive(Debug, Clone)]
+struct HostSource {
+    template: Target,
+    hidden_said: bool,
 }
 
 impl Discovery {
@@ -61,7 +72,19 @@ impl Discovery {
             grace,
             found: BTreeMap::new(),
             not_sqlite: Default::default(),
+            host: None,
         }
+    }
+
+    /// Also watches, with `template`'s settings, every SQLite database a process on this host
+    /// holds open, looked for again at every scan: a find stays while its file exists (its
+    /// application may restart), and one whose file is gone is forgotten after the grace, as a
+    /// glob match is (a deleted temporary database never pages).
+    pub fn watch_host(&mut self, template: Target) {
+        self.host = Some(HostSource {
+            template,
+            hidden_said: false,
+        });
     }
 
     /// Only these databases, found once and for all (the demo, tests).
@@ -92,12 +115,15 @@ impl Discovery {
 
     /// Whether anything can change between scans (there are globs to walk again).
     pub fn rescans(&self) -> bool {
-        !self.globs.is_empty()
+        !self.globs.is_empty() || self.host.is_some()
     }
 
     /// Whether there is nothing at all to watch, now or later.
     pub fn is_empty(&self) -> bool {
-        self.fixed.is_empty() && self.globs.is_empty() && self.litestream.dbs.is_empty()
+        self.fixed.is_empty()
+            && self.globs.is_empty()
+            && self.litestream.dbs.is_empty()
+            && self.host.is_none()
     }
 
     /// Walks the globs and returns every database to watch now: the fixed ones first, then
@@ -120,9 +146,52 @@ impl Discovery {
                 }
             }
         }
+        if let Some(h) = &mut self.host {
+            matched.extend(host_matches(h, &self.found, &known));
+        }
         let targets = merge(&self.fixed, matched, &mut self.found, now, self.grace);
         attach_litestream(targets, &self.litestream, &self.litestream_template)
     }
+}
+
+/// What the host shows now, as matches: the databases its processes hold open, and those found
+/// before whose files are still there; each new one logged with how it was found.
+fn host_matches(
+    h: &mut HostSource,
+    found: &BTreeMap<String, Found>,
+    known: &HashSet<&Path>,
+) -> Vec<Target> {
+    let open = host::open_databases(Path::new("/proc"), std::process::id());
+    if let Some((first, why)) = open.hidden.first() {
+        let n = open.hidden.len();
+        if !std::mem::replace(&mut h.hidden_said, true) {
+            tracing::warn!(processes = n, first = %first, error = %why, "cannot list the open files of some processes: run as their user or as root to watch their databases, or give them with --db");
+        }
+    }
+    let before = found
+        .iter()
+        .filter(|(name, f)| **name == host::label(&f.target.path));
+    let still = before
+        .map(|(_, f)| f.target.path.clone())
+        .filter(|p| !open.found.contains_key(p) && p.is_file());
+    let paths: std::collections::BTreeSet<std::path::PathBuf> =
+        open.found.keys().cloned().chain(still).collect();
+    let mut out = Vec::new();
+    for path in paths {
+        let name = host::label(&path);
+        if let (false, Some(holder)) = (
+            found.contains_key(&name) || known.contains(path.as_path()),
+            open.found.get(&path),
+        ) {
+            tracing::info!(db = %name, path = %path.display(), found = %format!("open by {holder}"), "found a database");
+        }
+        out.push(Target {
+            name,
+            path,
+            ..h.template.clone()
+        });
+    }
+    out
 }
 
 /// Updates `found` with this scan's glob matches (the first glob to give a label or a path
