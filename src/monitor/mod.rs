@@ -212,7 +212,7 @@ impl Monitor {
         s.files_read_at = at.unix;
         match sample {
             Ok(sample) => self.apply_sample(&mut s, sample, at),
-            Err(e) => self.apply_down(&mut s, e),
+            Err(e) => self.apply_down(&mut s, e, at.instant),
         }
         s.write_transactions_total = self.tx.total();
         s.wal_resets_total = self.totals.wal_resets;
@@ -237,16 +237,7 @@ impl Monitor {
         s.polled_at = at.unix;
         self.observe_write_rates(&mut s, at.instant);
         if s.write_lock.is_some() {
-            self.write_lock.expire(at.instant);
-            let mut wl = self.write_lock_snapshot(at.instant);
-            // The roles were named at the last full poll: keep those still in the window.
-            wl.writers.retain(|w| wl.writer_pids.contains(&w.pid));
-            wl.application_writers = wl
-                .writers
-                .iter()
-                .filter(|w| w.role.is_application())
-                .count() as u64;
-            s.write_lock = Some(wl);
+            s.write_lock = Some(self.aged_write_lock(at.instant));
             self.observe_lock_utilisation(&mut s, at.instant);
         }
         // Frames waiting were dated by the wal-index path, the only one that leaves any.
@@ -257,13 +248,20 @@ impl Monitor {
         s
     }
 
-    fn apply_down(&mut self, s: &mut DbSnapshot, e: ProbeError) {
+    fn apply_down(&mut self, s: &mut DbSnapshot, e: ProbeError, now: Instant) {
         self.totals.count_error(&e);
         // Readers and checkpoints go unwatched meanwhile; the counter waits where it was.
         self.wal.went_down();
         s.up = false;
         s.error = Some(e.to_string());
-        s.write_lock = self.last.write_lock.clone();
+        // Nobody is seen holding the lock of a file that cannot be read (a deleted tenant's
+        // last writer must not go on holding it for ever, nor page as a long transaction),
+        // and the writers of the last minute leave it as it passes: a frozen copy kept
+        // SQLiteMultipleWriters firing on a deleted database (seen in a walkthrough).
+        if self.last.write_lock.is_some() {
+            self.write_lock.sample(now, None);
+            s.write_lock = Some(self.aged_write_lock(now));
+        }
     }
 
     fn apply_sample(&mut self, s: &mut DbSnapshot, sample: Sample, at: PollTime) {
@@ -341,6 +339,20 @@ impl Monitor {
             .sustained_lock
             .observe(now, self.write_lock.held_seconds_total())
             .map(|u| u.min(1.0));
+    }
+
+    /// The write lock brought up to `now` with no new look at it: holds leave the last
+    /// minute's window, and with them the writers named at the last full poll.
+    fn aged_write_lock(&mut self, now: Instant) -> WriteLockSnapshot {
+        self.write_lock.expire(now);
+        let mut wl = self.write_lock_snapshot(now);
+        wl.writers.retain(|w| wl.writer_pids.contains(&w.pid));
+        wl.application_writers = wl
+            .writers
+            .iter()
+            .filter(|w| w.role.is_application())
+            .count() as u64;
+        wl
     }
 
     fn write_lock_snapshot(&self, now: Instant) -> WriteLockSnapshot {

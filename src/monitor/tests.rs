@@ -385,6 +385,42 @@ fn the_write_lock_holder_and_hold_time_come_from_the_samples() {
     assert_eq!(wl.writer_pids, vec![4242]);
 }
 
+/// A database that cannot be read (deleted) while a writer held its lock: nobody is seen
+/// holding it since, and its writers leave the last minute as it passes.
+#[test]
+fn a_database_gone_down_keeps_no_writer_for_ever() {
+    let mut c = Case::new();
+    let held = |pid| Sample {
+        write_lock: Ok(Some(Holder {
+            pid,
+            kind: LockKind::Write,
+        })),
+        ..wal(1)
+    };
+    c.poll(Ok(held(4242)));
+    c.poll(Ok(held(4343)));
+    let gone = || {
+        Err(ProbeError {
+            probe: "database",
+            message: "No such file or directory".into(),
+        })
+    };
+    let s = c.poll(gone());
+    let wl = s.write_lock.expect("write lock figures");
+    assert_eq!(
+        wl.holder_pid, None,
+        "nobody holds a lock on what cannot be read"
+    );
+    assert_eq!(wl.writer_pids.len(), 2, "both wrote within the minute");
+    let mut last = c.poll(gone());
+    for _ in 0..60 {
+        last = c.poll(gone());
+    }
+    let wl = last.write_lock.expect("write lock figures");
+    assert!(wl.writer_pids.is_empty(), "{wl:?}");
+    assert_eq!(wl.holder_held_seconds, None);
+}
+
 #[test]
 fn a_vanished_wal_beside_a_live_shm_is_a_sign_of_rebuild() {
     // The last connection closed and deleted the WAL; the -shm it left behind is rebuilt by
