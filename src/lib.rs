@@ -43,8 +43,9 @@
 //! - [`notify`]: the Alertmanager push, webhooks and the heartbeat, each with its own delivery
 //!   task and counters, and their settings.
 //! - [`discovery`]: which databases to watch now: the fixed ones, the SQLite files matching
-//!   `glob:` entries (walked again on an interval), those Litestream lists; the grace of a
-//!   tenant gone from disk.
+//!   `glob:` entries (walked again on an interval), those Litestream lists, those the host's
+//!   processes hold open (`run` given nothing, `discovery::host`); the grace of a tenant gone
+//!   from disk.
 //! - [`config`]: the YAML file, read and checked, each section handed to its concept
 //!   (`drill::config`, `notify::config`, thresholds as `rules` layers) and resolved into targets;
 //!   its errors name the file and the field.

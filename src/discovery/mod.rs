@@ -1,6 +1,6 @@
 //! Which databases to watch now: the fixed ones (the config's `path:` entries and `--db`), the
 //! SQLite files matching `glob:` entries, walked again every `discover_interval` and on SIGHUP,
-//! and the databases Litestream replicates.
+//! the databases Litestream replicates, and (given nothing) those the host's processes hold open.
 
 pub mod host;
 pub mod pattern;
