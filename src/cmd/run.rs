@@ -128,6 +128,9 @@ fn load(opts: &RunOptions, previous: Option<&ReadWhole>) -> anyhow::Result<Loade
         anyhow::bail!("no database to watch: give --db PATH or a --config file with databases: (`sqlite-ops init` prints one from what this host shows)");
     }
     let found = discovery.scan(std::time::Instant::now());
+    if nothing_given && found.is_empty() {
+        tracing::warn!(every = ?cfg.discover_interval, "nothing to watch yet: no process this user may look into holds an SQLite database open, and Litestream's config is not where Litestream looks for it; looking again every discover_interval (`sqlite-ops init` shows what this host shows)");
+    }
     let listen = opts
         .listen_address
         .clone()
