@@ -1,6 +1,6 @@
-//! What the host itself says there is to watch, for `run` with nothing given and for `init`: the
-//! SQLite files its processes hold open (from `/proc/<pid>/fd`), and Litestream's config at its
-//! default path. Only a candidate's first 16 bytes are read; nothing is opened for writing.
+//! What the host shows there is to watch (`run` given nothing, `init`): the SQLite files its
+//! processes hold open, from `/proc/<pid>/fd`, and Litestream's config where Litestream looks
+//! for it. A candidate's first 16 bytes are read; nothing is opened for writing.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,8 +57,8 @@ pub fn database_of(target: &Path) -> Option<PathBuf> {
 }
 
 /// The SQLite databases that processes under `proc` (`/proc`) hold open, but `own` (this
-/// process) and any other sqlite-ops: each descriptor's target read from `fd/`, and a candidate counted when it is a
-/// regular file that begins with SQLite's header.
+/// process) and any other sqlite-ops: each descriptor's target read from `fd/`, and a
+/// candidate counted when it is a regular file that begins with SQLite's header.
 pub fn open_databases(proc: &Path, own: u32) -> OpenDatabases {
     let mut out = OpenDatabases::default();
     let Ok(entries) = std::fs::read_dir(proc) else {
