@@ -1,6 +1,6 @@
 //! `sqlite-ops init`: a config to start from, written from what this host shows (the SQLite
-//! files its processes hold open, Litestream's config at its default path); and the same
-//! findings as the config of `run` when it is given nothing at all.
+//! files its processes hold open, Litestream's config where Litestream looks for it); and the
+//! config of `run` when it is given nothing at all.
 
 use crate::config::{defaults, Config, LitestreamConfig};
 use crate::discovery::host::{self, OpenDatabases};
