@@ -1,8 +1,7 @@
 //! `sqlite-ops init`: a config to start from, written from what this host shows (the SQLite
-//! files its processes hold open, Litestream's config where Litestream looks for it); and the
-//! config of `run` when it is given nothing at all.
+//! files its processes hold open, Litestream's config where Litestream looks for it); and that
+//! config of Litestream's for `run` given nothing.
 
-use crate::config::{defaults, Config, LitestreamConfig};
 use crate::discovery::host::{self, OpenDatabases};
 use std::path::{Path, PathBuf};
 
@@ -22,41 +21,13 @@ fn look() -> Findings {
     }
 }
 
-/// The processes whose open files could not be listed, in one line: the first few named,
-/// with the first one's reason.
-fn hidden_summary(open: &OpenDatabases) -> Option<String> {
-    let (_, why) = open.hidden.first()?;
-    let named: Vec<String> = open
-        .hidden
-        .iter()
-        .take(5)
-        .map(|(p, _)| p.to_string())
-        .collect();
-    let more = match open.hidden.len() - named.len() {
-        0 => String::new(),
-        n => format!(" and {n} more"),
-    };
-    Some(format!(
-        "the open files of {} process(es) could not be listed ({}{more}: {why}); run as their user or as root to watch their databases, or give them with --db",
-        open.hidden.len(),
-        named.join(", "),
-    ))
-}
-
-/// The config of `run` given nothing: Litestream's config where Litestream looks for it (the
-/// databases the host's processes hold open are the discovery's: `Discovery::watch_host`).
-pub fn host_config() -> (Config, String) {
-    let mut cfg = Config::default();
-    let var = std::env::var_os(host::LITESTREAM_CONFIG_VAR);
-    if let Some((yml, how)) = host::litestream_config(var) {
-        tracing::info!(config = %yml.display(), found = %how, "found Litestream's config: its databases are watched too");
-        cfg.litestream = Some(LitestreamConfig {
-            config: Some(yml),
-            interval: defaults::LITESTREAM_INTERVAL,
-            idle_interval: defaults::LITESTREAM_IDLE_INTERVAL,
-        });
-    }
-    (cfg, "found on this host".to_string())
+/// Litestream's config where Litestream looks for it, for `run` given nothing; logged with
+/// where it was found (the databases the host's processes hold open are the discovery's:
+/// `Discovery::watch_host`).
+pub fn host_litestream() -> Option<PathBuf> {
+    let (yml, how) = host::litestream_config(std::env::var_os(host::LITESTREAM_CONFIG_VAR))?;
+    tracing::info!(config = %yml.display(), found = %how, "found Litestream's config: its databases are watched too");
+    Some(yml)
 }
 
 /// A YAML scalar for `s`, quoted where YAML needs it.
@@ -94,7 +65,7 @@ fn config_text(found: &Findings) -> String {
             scalar(&yml.to_string_lossy())
         ));
     }
-    if let Some(summary) = hidden_summary(&found.open) {
+    if let Some(summary) = found.open.hidden_summary() {
         let mut line = String::from("#");
         for word in format!("Note: {summary}.").split(' ') {
             if line.len() + word.len() > 95 {
@@ -120,6 +91,7 @@ pub fn run(_args: &Args) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use crate::discovery::host::Process;
 
     #[test]

@@ -110,17 +110,17 @@ fn load(opts: &RunOptions, previous: Option<&ReadWhole>) -> anyhow::Result<Loade
         opts.config.is_none() && opts.databases.is_empty() && opts.litestream_config.is_none();
     let (cfg, source) = match &opts.config {
         Some(p) => (Config::load(p)?, p.display().to_string()),
-        None if nothing_given => super::init::host_config(),
+        None if nothing_given => (Config::default(), "found on this host".to_string()),
         None => (Config::default(), "command line".to_string()),
     };
     let mut discovery = cfg.discovery(&opts.databases, &source)?;
     if nothing_given {
         cfg.watch_host(&source, &mut discovery)?;
     }
-    let (litestream, litestream_config, drill_yml) = read_litestream(
-        cfg.litestream_path(opts.litestream_config.as_deref()),
-        previous,
-    );
+    let litestream_path = cfg
+        .litestream_path(opts.litestream_config.as_deref())
+        .or_else(|| nothing_given.then(super::init::host_litestream).flatten());
+    let (litestream, litestream_config, drill_yml) = read_litestream(litestream_path, previous);
     if let Some(whole) = &litestream {
         cfg.attach_litestream(&source, whole.listed.clone(), &mut discovery)?;
     }

@@ -150,7 +150,7 @@ pub struct WebConfig {
     pub config_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// One database file. Exactly one of `path` and `glob` is given.

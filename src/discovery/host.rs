@@ -37,6 +37,29 @@ pub struct OpenDatabases {
     pub hidden: Vec<(Process, String)>,
 }
 
+impl OpenDatabases {
+    /// The processes whose open files could not be listed, in one sentence with what to do:
+    /// the first few named, with the first one's reason; `None` when there were none.
+    pub fn hidden_summary(&self) -> Option<String> {
+        let (_, why) = self.hidden.first()?;
+        let named: Vec<String> = self
+            .hidden
+            .iter()
+            .take(5)
+            .map(|(p, _)| p.to_string())
+            .collect();
+        let more = match self.hidden.len() - named.len() {
+            0 => String::new(),
+            n => format!(" and {n} more"),
+        };
+        Some(format!(
+            "the open files of {} process(es) could not be listed ({}{more}: {why}); run as their user or as root to watch their databases, or give them with --db",
+            self.hidden.len(),
+            named.join(", "),
+        ))
+    }
+}
+
 /// The database a descriptor's target belongs to: `app.db-wal`, `-shm` and `-journal` are
 /// `app.db`'s; `None` for what is no file on disk (sockets, pipes, a deleted file). Pure.
 pub fn database_of(target: &Path) -> Option<PathBuf> {

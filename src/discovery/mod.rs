@@ -162,10 +162,9 @@ fn host_matches(
     known: &HashSet<&Path>,
 ) -> Vec<Target> {
     let open = host::open_databases(Path::new("/proc"), std::process::id());
-    if let Some((first, why)) = open.hidden.first() {
-        let n = open.hidden.len();
+    if let Some(summary) = open.hidden_summary() {
         if !std::mem::replace(&mut h.hidden_said, true) {
-            tracing::warn!(processes = n, first = %first, error = %why, "cannot list the open files of some processes: run as their user or as root to watch their databases, or give them with --db");
+            tracing::warn!("{summary}");
         }
     }
     let before = found
