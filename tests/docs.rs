@@ -1,6 +1,6 @@
 //! The docs stay true: the metrics and alerts references document every exported metric and
-//! alert, CI runs the README's test command, and no relative link in the markdown files leads
-//! nowhere.
+//! alert, CI runs the README's test command, the README stays a front page, and no relative
+//! link in the markdown files leads nowhere.
 
 use sqlite_ops::export::metrics::METRICS;
 
@@ -31,6 +31,15 @@ fn the_alerts_reference_lists_every_alert_with_its_config_key() {
             r.key
         );
     }
+}
+
+#[test]
+fn the_readme_is_a_front_page() {
+    let lines = read("README.md").lines().count();
+    assert!(
+        lines <= 300,
+        "README.md has {lines} lines: at most 300; the manual belongs in docs/"
+    );
 }
 
 #[test]
