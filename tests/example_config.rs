@@ -1,7 +1,8 @@
 //! `config.example.yaml`, which the install steps tell users to copy: complete (every key the
 //! config accepts appears in it, commented out where it is off by default) and valid with every
-//! commented-out setting turned on. The keys accepted are asked of the config parser itself:
-//! each section, given a key it does not know, answers with the keys it expects.
+//! commented-out setting turned on; and `docs/configuration.md`, which names every key in its
+//! section. The keys accepted are asked of the config parser itself: each section, given a key
+//! it does not know, answers with the keys it expects.
 
 use serde_yaml::{Mapping, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -98,8 +99,17 @@ fn expected_at(doc: &Value, path: &[Step]) -> Option<BTreeSet<String>> {
     )
 }
 
-#[test]
-fn every_key_the_config_accepts_is_in_the_example() {
+/// A section of the config: where it sits (a sequence's elements as one, `Each(0)`), the keys
+/// the uncommented example shows there, and the keys the parser expects there (`None` where
+/// any key is taken).
+struct Section {
+    shape: Vec<Step>,
+    shown: BTreeSet<String>,
+    expected: Option<BTreeSet<String>>,
+}
+
+/// Every section of the uncommented example, each asked of the parser.
+fn sections() -> Vec<Section> {
     let text = uncommented(&example());
     let config = sqlite_ops::config::Config::parse(&text, "config.example.yaml, uncommented");
     config.unwrap_or_else(|e| panic!("every commented-out setting turned on is valid: {e}"));
@@ -120,40 +130,131 @@ fn every_key_the_config_accepts_is_in_the_example() {
         present.entry(shape.clone()).or_default().extend(keys);
         example_of.entry(shape).or_insert(path);
     }
+    present
+        .into_iter()
+        .map(|(shape, shown)| Section {
+            expected: expected_at(&doc, &example_of[&shape]),
+            shape,
+            shown,
+        })
+        .collect()
+}
+
+#[test]
+fn every_key_the_config_accepts_is_in_the_example() {
+    let sections = sections();
+    let top_level = |key: &Step| {
+        sections
+            .iter()
+            .find(|s| s.shape.as_slice() == std::slice::from_ref(key))
+    };
     let mut missing = Vec::new();
-    let mut sections = 0;
-    for (shape, keys) in &present {
+    let mut probed = 0;
+    for section in &sections {
         // A threshold lists the levels that have a default; the rules are checked by
         // example_config_is_valid.
-        if shape.contains(&Step::Key("thresholds".into())) {
+        if section.shape.contains(&Step::Key("thresholds".into())) {
             continue;
         }
-        let Some(expected) = expected_at(&doc, &example_of[shape]) else {
+        let Some(expected) = &section.expected else {
             continue;
         };
-        sections += 1;
+        probed += 1;
         // A database's `restore_drill:` or `team:` overrides the file's field by field: its
         // fields are shown there.
-        let mut keys = keys.clone();
-        if let Some(top) = shape
-            .last()
-            .and_then(|s| present.get(std::slice::from_ref(s)))
-        {
-            keys.extend(top.iter().cloned());
+        let mut keys = section.shown.clone();
+        if let Some(top) = section.shape.last().and_then(top_level) {
+            keys.extend(top.shown.iter().cloned());
         }
         missing.extend(
             expected
                 .difference(&keys)
-                .map(|k| format!("{shape:?}: {k}")),
+                .map(|k| format!("{:?}: {k}", section.shape)),
         );
     }
     assert!(
-        sections >= 8,
-        "the parser named its keys in {sections} sections only: the probe no longer works"
+        probed >= 8,
+        "the parser named its keys in {probed} sections only: the probe no longer works"
     );
     assert!(
         missing.is_empty(),
         "config.example.yaml lacks keys the config accepts: {missing:#?}"
+    );
+}
+
+/// docs/configuration.md's sections, by the text of their `##` or `###` heading (backticks
+/// dropped): `web` for "## `web`", and "Top level".
+fn reference_sections() -> BTreeMap<String, String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    let mut current = String::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        fenced ^= line.starts_with("```");
+        let heading = line
+            .strip_prefix("### ")
+            .or_else(|| line.strip_prefix("## "));
+        match heading {
+            Some(h) if !fenced => current = h.replace('`', ""),
+            _ => {
+                let body = out.entry(current.clone()).or_default();
+                body.push_str(line);
+                body.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_configuration_reference_documents_every_key_the_config_accepts() {
+    let reference = reference_sections();
+    // A section is documented under the heading of its innermost key that has one
+    // (`databases[].team` under `team`, `notify.webhooks[]` under `webhooks`), the file's own
+    // keys under "Top level".
+    let home = |shape: &[Step]| {
+        shape
+            .iter()
+            .rev()
+            .find_map(|s| match s {
+                Step::Key(k) if reference.contains_key(k) => Some(k.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| "Top level".to_string())
+    };
+    let mut missing = Vec::new();
+    let mut probed = 0;
+    for section in sections() {
+        let Some(expected) = section.expected else {
+            continue;
+        };
+        probed += 1;
+        let heading = home(&section.shape);
+        let body = reference.get(&heading).map_or("", String::as_str);
+        missing.extend(
+            expected
+                .iter()
+                .filter(|k| !body.contains(&format!("`{k}`")))
+                .map(|k| format!("{:?} under \"{heading}\": {k}", section.shape)),
+        );
+    }
+    // The rules' keys are checked by the config itself, not by serde: each is named where
+    // `thresholds:` is.
+    let thresholds = reference.get("thresholds").map_or("", String::as_str);
+    missing.extend(
+        sqlite_ops::rules::RULES
+            .iter()
+            .filter(|r| !thresholds.contains(&format!("`{}`", r.key)))
+            .map(|r| format!("thresholds: {}", r.key)),
+    );
+    assert!(
+        probed >= 8,
+        "the parser named its keys in {probed} sections only: the probe no longer works"
+    );
+    assert!(
+        missing.is_empty(),
+        "docs/configuration.md lacks keys the config accepts: {missing:#?}"
     );
 }
 
