@@ -41,7 +41,7 @@ pub fn format_value(unit: Unit, v: f64) -> String {
 }
 
 /// Bytes in decimal (SI) units, the one system sqlite-ops shows bytes in (the page, `check`,
-/// logs, alert texts, README), as the migration thresholds are written (50 GB): the largest
+/// logs, alert texts, docs), as the migration thresholds are written (50 GB): the largest
 /// unit `v` reaches, with one decimal unless whole.
 fn format_bytes(v: f64) -> String {
     const UNITS: [(f64, &str); 4] = [(1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")];

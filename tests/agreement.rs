@@ -1,4 +1,4 @@
-//! The rules module's central claim (README, "One definition of every threshold"): the daemon,
+//! The rules module's central claim (docs/alerts.md: "defines every threshold once"): the daemon,
 //! `sqlite-ops check` and a real Prometheus evaluating `sqlite-ops rules` against the daemon's
 //! metrics agree, on the same databases and the same config, on what fires and what does not
 //! (issue 18). The expected set is written here, not derived from any of the three.

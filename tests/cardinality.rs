@@ -143,7 +143,7 @@ fn an_unknown_group_is_refused_naming_the_field() {
     );
 }
 
-/// README's table of series per WAL database without Litestream, per `metrics:` group, which
+/// docs/fleets.md's table of series per WAL database without Litestream, per `metrics:` group, which
 /// operators size their Prometheus by: counted here on a real `/metrics`.
 #[test]
 fn each_group_exports_the_series_count_the_readme_states() {

@@ -297,7 +297,7 @@ fn a_closed_wal_database_is_audited_without_creating_or_changing_files() {
     );
 }
 
-/// README's `check` findings, each from a real fault made here: a world-readable file, a small
+/// docs/check.md's `check` findings, each from a real fault made here: a world-readable file, a small
 /// page size, a freelist of 70 MB, a damaged freelist count (`--integrity`), and a
 /// quick_check cut short by `--statement-timeout`.
 #[test]
@@ -391,7 +391,7 @@ fn each_audit_finds_its_fault() {
     );
 }
 
-/// README: a database on a network share is reported with the share's type, never with the
+/// docs/metrics.md: a database on a network share is reported with the share's type, never with the
 /// space of the disk it is mounted on, and not as a poll error; `check` flags it as critical.
 /// The share is a real FUSE mount the kernel lists as `fuse.sshfs` (see `common::Share`).
 #[test]

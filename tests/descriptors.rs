@@ -100,7 +100,7 @@ fn two_thousand_databases_under_a_limit_of_1024_are_all_up_and_exact() {
     }
     // The kernel's count, not the daemon's: descriptors open on the watched files, sampled
     // across several polls, never take the quarter of the limit kept for HTTP, Alertmanager,
-    // Litestream and /proc (README: 1,024 - 256 = 768 for watched files).
+    // Litestream and /proc (docs/operations.md: 1,024 - 256 = 768 for watched files).
     let pid = daemon.pid();
     let watched = || {
         common::fd_targets(pid)

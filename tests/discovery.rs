@@ -46,7 +46,7 @@ fn tenants_come_and_go_while_the_daemon_runs() {
     let litestream_folder = tenants.join(".acme.db-litestream");
     std::fs::create_dir(&litestream_folder).unwrap();
     drop(wal_db(&litestream_folder.join("inside.db")));
-    // README: the grace is shorter than SQLiteDatabaseDown's `for`, so deleting a tenant never
+    // docs/fleets.md: the grace is shorter than SQLiteDatabaseDown's `for`, so deleting a tenant never
     // pages. Here 3 s against 6 s, with a real Alertmanager to see that nothing arrives.
     let am = Alertmanager::start(&dir.path().join("am"), free_port());
     let cfg = ConfigFile::new()

@@ -5,7 +5,7 @@
 //!
 //! A healthy stack, busy and then idle for three times the shortened thresholds, sends no alert
 //! at all; each fault is caught, and the seconds from fault to alert in Alertmanager are printed
-//! (`FAULT ...` lines, `cargo test --test guide_stack -- --nocapture`) for README.md's table.
+//! (`FAULT ...` lines, `cargo test --test guide_stack -- --nocapture`) for docs/alerts.md's table.
 
 use crate::common;
 
@@ -378,7 +378,7 @@ fn a_second_application_writer_is_caught() {
     let s = Stack::start("0.5.17");
     s.quiet_for(3);
     // A writer of its own: transactions of 20 ms every 100 ms. (Transactions much shorter than
-    // the 10 ms lock sampling can slip through it; README "Limits".)
+    // the 10 ms lock sampling can slip through it; docs/metrics.md, "Limits".)
     let script = r#"
 import sqlite3, sys, time
 c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=5)

@@ -249,7 +249,7 @@ fn an_unreadable_directory_is_an_error_until_it_opens() {
     });
 }
 
-/// README: "Counters keep counting while a database is down; gauges are exported only while
+/// docs/metrics.md: "Counters keep counting while a database is down; gauges are exported only while
 /// the database is readable." The database file is renamed away while its application goes on
 /// committing, then put back: the total is exported throughout, and once back it has counted
 /// exactly the commits made while away.

@@ -424,7 +424,7 @@ fn raw_exchange(addr: &str, head: &str) -> (String, std::time::Duration) {
     (answer, started.elapsed())
 }
 
-/// README: "A request head over 16 KiB is refused, a client has 10 s to send its headers".
+/// docs/deployment.md: "A request head over 16 KiB is refused, a client has 10 s to send its headers".
 #[test]
 fn request_heads_over_16_kib_are_refused_and_slow_heads_time_out_after_10_s() {
     let (_dir, db) = temp_db("limits.db");
@@ -456,7 +456,7 @@ fn request_heads_over_16_kib_are_refused_and_slow_heads_time_out_after_10_s() {
     assert_eq!(daemon.get("/metrics").0, 200, "and the server goes on");
 }
 
-/// README: "at most 512 connections are served at once (more wait in the listen backlog)".
+/// docs/deployment.md: "at most 512 connections are served at once (more wait in the listen backlog)".
 /// With a limit of 4,096 descriptors the daemon keeps 1,024 for itself and serves half of
 /// them: 512 silent clients hold every slot, and the next client is answered only once one
 /// of them leaves.

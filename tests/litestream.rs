@@ -435,7 +435,7 @@ fn replica_and_local_state_errors_keep_their_cause() {
     );
 }
 
-/// README: SIGHUP reads litestream.yml again: a replica added there is watched, on the same
+/// docs/operations.md: SIGHUP reads litestream.yml again: a replica added there is watched, on the same
 /// daemon, with no restart, and the replica already there never leaves `/metrics`.
 #[test]
 fn litestream_yml_is_read_again_on_sighup() {
@@ -514,7 +514,7 @@ fn litestream_yml_is_read_again_on_sighup() {
     );
 }
 
-/// README: Litestream 0.3 replicating to S3, with the credentials in the environment (of
+/// docs/litestream.md: Litestream 0.3 replicating to S3, with the credentials in the environment (of
 /// Litestream and of sqlite-ops, not in litestream.yml) and its local state under `meta-path`.
 #[test]
 fn v03_s3_replica_with_credentials_from_the_environment_and_a_meta_path() {

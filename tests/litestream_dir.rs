@@ -70,7 +70,7 @@ fn follows_a_directory(replica_yaml: &str, replica_name: &str, head: &str) {
     // Drills every 5 s: one at a time, an S3 drill takes up to 2.2 s on a loaded machine, so at
     // 2 s two tenants' drills could not each succeed within two intervals, and the stale alert
     // would be right to say so. Litestream 0.5.17's S3 client refuses to start with a custom CA
-    // bundle in its environment, which drills inherit from the daemon (README, restore drills).
+    // bundle in its environment, which drills inherit from the daemon (docs/restore-drills.md).
     let d = Daemon::start_without_env(&["--config", config.to_str().unwrap()], &["AWS_CA_BUNDLE"]);
     let replicated = |db: &str| {
         wait_for(

@@ -636,7 +636,7 @@ fn from_backup_scans_a_copy_and_finds_the_same() {
     assert!(err.contains("/nonexistent/x.db"), "{err}");
 }
 
-/// README: exit 1 when there is work to do but nothing blocks the load (here, a table with no
+/// docs/migrate-check.md: exit 1 when there is work to do but nothing blocks the load (here, a table with no
 /// primary key); and `--from-backup` refuses a backup directory without room for the copy.
 #[test]
 fn work_only_exits_1_and_a_backup_without_room_is_refused() {

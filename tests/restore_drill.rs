@@ -720,7 +720,7 @@ fn litestream_wrapper(dir: &Path, restore: &str) -> PathBuf {
     wrapper
 }
 
-/// README: "Drills of different databases never run at once." Two databases, drills every
+/// docs/restore-drills.md: "Drills of different databases never run at once." Two databases, drills every
 /// second each, through a `litestream` wrapper that takes an exclusive lock for each restore
 /// (flock, the kernel's word) and notes any restore that found it taken.
 #[test]
@@ -794,7 +794,7 @@ impl Drop for Groups {
     }
 }
 
-/// README: "a daemon killed mid-drill leaves a folder named `sqlite-ops-drill-*` that the next
+/// docs/restore-drills.md: "a daemon killed mid-drill leaves a folder named `sqlite-ops-drill-*` that the next
 /// start removes", never another running daemon's. The restore, through a wrapper, waits a
 /// minute: a second daemon sharing the scratch folder starts and drills beside the first and
 /// leaves its folder alone; the first is killed, and the next start removes what it left.

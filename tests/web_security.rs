@@ -390,7 +390,7 @@ fn der(pem: &str) -> Vec<u8> {
         .to_vec()
 }
 
-/// README: `min_version: TLS13` refuses a client that offers TLS 1.2 only; the default takes
+/// docs/deployment.md: `min_version: TLS13` refuses a client that offers TLS 1.2 only; the default takes
 /// both.
 #[test]
 fn min_version_tls13_refuses_a_tls12_client() {
@@ -410,7 +410,7 @@ fn min_version_tls13_refuses_a_tls12_client() {
     assert!(tls12.is_ok(), "TLS 1.2 taken by default: {tls12:?}");
 }
 
-/// README: a renewed certificate is served after SIGHUP, on the same listener.
+/// docs/deployment.md: a renewed certificate is served after SIGHUP, on the same listener.
 #[test]
 fn a_renewed_certificate_is_served_after_sighup() {
     let f = Files::new();

@@ -489,9 +489,9 @@ mod tests {
 mod size {
     use super::*;
 
-    /// The figures the README and config.example.yaml state.
+    /// The figures docs/operations.md and config.example.yaml state.
     #[test]
-    fn a_database_and_a_replica_cost_what_the_readme_says() {
+    fn a_database_and_a_replica_cost_what_the_docs_say() {
         let mut h = DbHistory::default();
         let bare = h.bytes();
         let mut s = DbSnapshot::new("app", std::path::Path::new("/x"), Default::default());

@@ -587,7 +587,7 @@ mod tests {
         assert!(a
             .iter()
             .all(|a| a.active_since == since && a.summary == "s"));
-        // README: held until the value has had its time to be measured again, plus 30 s.
+        // docs/operations.md: held until the value has had its time to be measured again, plus 30 s.
         let (i, w) = at(30);
         let a = e.evaluate([(&healthy, &t)], i, w);
         let state = |name: &str| a.iter().find(|a| a.alert == name).unwrap().state;
@@ -619,7 +619,7 @@ mod tests {
         assert_eq!(a[0].state, AlertState::Firing, "9 minutes before, 1 after");
         assert_eq!(a[0].active_since, pending_since);
 
-        // README: "State saved more than an hour ago is ignored" (the figures written out here,
+        // docs/operations.md: "State saved more than an hour ago is ignored" (the figures written out here,
         // not the constant under test).
         let since_after_restore = |saved_at: SystemTime| {
             let mut e = Engine::new("r");
