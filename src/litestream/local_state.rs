@@ -2,7 +2,7 @@
 //! removed by now (its local state grew without bound in Litestream #784, #1104, #1197). Pure:
 //! over one listing of the meta directory.
 
-use super::position::Entry;
+use super::listing::Entry;
 use crate::format::litestream::{parse_ltx_name, parse_shadow_wal_name};
 use serde::Serialize;
 use std::collections::HashMap;

@@ -5,6 +5,7 @@
 pub mod board;
 pub mod chain;
 pub mod config;
+pub mod listing;
 pub mod local_state;
 pub mod metrics;
 pub mod position;

@@ -1,33 +1,16 @@
 //! Replication positions: what Litestream has written locally and what a replica holds, from
 //! listings. The choice of the newest entry is pure (over names and times); reading directories
-//! and object listings is at the edge (`local`, `file_listing`, and the S3 code in `watcher`).
+//! and object listings is at the edge (`local`, `listing`, and the S3 code in `replica`).
 
+use super::listing::{Entry, Listing, ReadError};
 use crate::format::litestream::{
     parse_generation, parse_level, parse_ltx_name, parse_segment_name, parse_shadow_wal_name,
     parse_snapshot_name, WalPos,
 };
 use serde::Serialize;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
-
-/// A directory or file of Litestream's that could not be read, with the path and the cause
-/// (`Display` carries both, as they reach the status page and the log).
-#[derive(Debug, thiserror::Error)]
-#[error("cannot read {}: {source}", path.display())]
-pub struct ReadError {
-    pub path: PathBuf,
-    pub source: io::Error,
-}
-
-impl ReadError {
-    fn at(path: &Path) -> impl FnOnce(io::Error) -> ReadError + '_ {
-        move |source| ReadError {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-}
 
 /// A position in Litestream's stream of changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -43,16 +26,6 @@ pub enum Position {
         index: u32,
         offset: u32,
     },
-}
-
-/// One listed file or object, its key relative to the replica root with `/` separators
-/// (`ltx/0/…ltx` on files, `0000/…ltx` on S3, `generations/<gen>/wal/…wal.lz4` for v0.3).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    pub key: String,
-    pub modified: SystemTime,
-    /// Its size in bytes.
-    pub size: u64,
 }
 
 /// The newest entry of a replica listing and the position it holds.
@@ -129,55 +102,6 @@ pub fn newest(entries: &[Entry], generation: Option<&str>) -> Option<Newest> {
         })
 }
 
-/// Lists a file replica (both layouts), keys relative to `root`. A directory that cannot be
-/// read is an error, never an empty replica; an entry that vanishes while listed is skipped
-/// (Litestream removes compacted files all the time).
-pub fn file_listing(root: &Path) -> Result<Vec<Entry>, ReadError> {
-    let mut out = Vec::new();
-    walk(root, "", 3, &mut out)?;
-    Ok(out)
-}
-
-fn walk(dir: &Path, prefix: &str, depth: u32, out: &mut Vec<Entry>) -> Result<(), ReadError> {
-    let entries = std::fs::read_dir(dir).map_err(ReadError::at(dir))?;
-    for e in entries {
-        let e = e.map_err(ReadError::at(dir))?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        let key = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let path = e.path();
-        // The directory listing says what each entry is: a folder costs no stat of its own (a
-        // filesystem that does not say is asked by the stat).
-        let listed_dir = e.file_type().is_ok_and(|t| t.is_dir());
-        let m = match listed_dir {
-            true => None,
-            false => match e.metadata() {
-                Ok(m) => Some(m),
-                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(ReadError::at(&path)(err)),
-            },
-        };
-        let Some(m) = m.filter(|m| !m.is_dir()) else {
-            if depth > 0 {
-                match walk(&path, &key, depth - 1, out) {
-                    Err(err) if err.source.kind() == io::ErrorKind::NotFound => {}
-                    other => other?,
-                }
-            }
-            continue;
-        };
-        out.push(Entry {
-            key,
-            modified: m.modified().map_err(ReadError::at(&path))?,
-            size: m.len(),
-        });
-    }
-    Ok(())
-}
-
 /// What Litestream has written locally, from its meta directory.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Local {
@@ -206,15 +130,15 @@ pub fn local_after(files: &[Entry], txid: u64) -> Option<&str> {
         .map(|(_, key)| key)
 }
 
-/// Reads the meta directory in one walk: the highest local TXID (v0.5) or the current
-/// generation's shadow WAL index and size (v0.3), and every file it holds.
-pub fn local(meta: &Path) -> Result<Local, ReadError> {
+/// Reads the meta directory (through `listing`, what was read of it last time): the highest
+/// local TXID (v0.5) or the current generation's shadow WAL index and size (v0.3), and every
+/// file it holds.
+pub fn local(meta: &Path, listing: &mut Listing) -> Result<Local, ReadError> {
     // Not there at all (Litestream has not started on this database yet): say so, not which of
     // its two layouts' files is missing.
-    std::fs::metadata(meta).map_err(ReadError::at(meta))?;
-    if meta.join("ltx").is_dir() {
-        let mut files = Vec::new();
-        walk(meta, "", 2, &mut files)?;
+    listing.read(meta, 3)?;
+    if listing.has_dir("ltx") {
+        let files = listing.entries().to_vec();
         let ltx: Vec<Entry> = files
             .iter()
             .filter_map(|e| {
@@ -241,9 +165,11 @@ pub fn local(meta: &Path) -> Result<Local, ReadError> {
         .to_string();
     let wal_dir = meta.join("generations").join(&generation).join("wal");
     // The current generation's WAL folder must be readable: without it there is no position.
-    std::fs::metadata(&wal_dir).map_err(ReadError::at(&wal_dir))?;
-    let mut files = Vec::new();
-    walk(meta, "", 3, &mut files)?;
+    if !listing.has_dir(&format!("generations/{generation}/wal")) {
+        let gone = io::Error::new(io::ErrorKind::NotFound, "no such folder");
+        return Err(ReadError::at(&wal_dir)(gone));
+    }
+    let files = listing.entries().to_vec();
     let in_wal = format!("generations/{generation}/wal/");
     let newest_wal = files
         .iter()

@@ -4,7 +4,8 @@
 
 use super::chain::Chain;
 use super::config::{ReplicaKind, S3Spec, Schedule};
-use super::position::{self, Entry, Local, Newest, Position};
+use super::listing::{Entry, Listing};
+use super::position::{self, Local, Newest, Position};
 use crate::format::litestream::{
     parse_level, parse_ltx_header, parse_ltx_name, LtxError, WalMark, LTX_HEADER_SIZE,
 };
@@ -44,7 +45,7 @@ pub enum ReplicaError {
     },
     /// A replica directory, or Litestream's local state, could not be read.
     #[error(transparent)]
-    Read(#[from] position::ReadError),
+    Read(#[from] super::listing::ReadError),
     #[error("{key}: {source}")]
     Ltx { key: String, source: LtxError },
     #[error("no answer within {}", humantime::format_duration(*.0))]
@@ -127,11 +128,28 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(read).await
 }
 
-/// Litestream's local state, off the async runtime; the error names the file and the cause.
-pub(super) async fn read_local(meta: &Path) -> Result<Local, ReplicaError> {
+/// Litestream's local state, off the async runtime, through what was listed of it last time;
+/// the error names the file and the cause.
+pub(super) async fn read_local(meta: &Path, listing: &mut Listing) -> Result<Local, ReplicaError> {
     let meta = meta.to_path_buf();
-    Ok(blocking(move || position::local(&meta)).await??)
+    let mut listed = std::mem::take(listing);
+    let (read, listed) = blocking(move || (position::local(&meta, &mut listed), listed)).await?;
+    *listing = listed;
+    Ok(read?)
 }
+
+/// What a watcher keeps of a file replica between reads: its last listing, and the headers
+/// already checked.
+#[derive(Debug, Default)]
+pub(super) struct Remembered {
+    listing: Listing,
+    headers: Headers,
+    /// The newest file's header, with the file's id, size and time when it was read.
+    newest: Option<(FileStamp, [u8; LTX_HEADER_SIZE])>,
+}
+
+/// An LTX file as a listing shows it: its id, size and modification time.
+type FileStamp = (Option<LtxId>, u64, SystemTime);
 
 /// What a replica holds: its newest position, the time up to which it holds every commit, and
 /// (v0.5, a level-0 file) where the live WAL stood when that file was made.
@@ -151,18 +169,18 @@ pub(super) async fn read_replica(
     reader: &Reader,
     generation: Option<String>,
     schedule: &Schedule,
-    headers: &mut Headers,
+    remembered: &mut Remembered,
 ) -> Result<Option<Head>, ReplicaError> {
     match reader {
         Reader::File(root) => {
             let (root, schedule) = (root.clone(), schedule.clone());
-            let mut checked = std::mem::take(headers);
-            let (read, checked) = blocking(move || {
-                let read = read_directory(&root, generation, &schedule, &mut checked);
-                (read, checked)
+            let mut kept = std::mem::take(remembered);
+            let (read, kept) = blocking(move || {
+                let read = read_directory(&root, generation, &schedule, &mut kept);
+                (read, kept)
             })
             .await?;
-            *headers = checked;
+            *remembered = kept;
             read
         }
         Reader::S3 {
@@ -178,20 +196,30 @@ fn read_directory(
     root: &Path,
     generation: Option<String>,
     schedule: &Schedule,
-    headers: &mut Headers,
+    Remembered {
+        listing,
+        headers,
+        newest,
+    }: &mut Remembered,
 ) -> Result<Option<Head>, ReplicaError> {
-    let entries = position::file_listing(root)?;
-    let Some(n) = position::newest(&entries, generation.as_deref()) else {
+    listing.read(root, 3)?;
+    let entries = listing.entries();
+    let Some(n) = position::newest(entries, generation.as_deref()) else {
         return Ok(None);
     };
-    let mut head = dated(n, (&entries, schedule), |n| {
+    let mut head = dated(n, (entries, schedule), |n| {
+        // The newest file's header, read again only when the file changed.
+        let e = entries.iter().find(|e| e.key == n.key);
+        let stamp = e.map(|e| (ltx_id(&e.key), e.size, e.modified));
+        if let Some((_, bytes)) = newest.as_ref().filter(|(k, _)| Some(*k) == stamp) {
+            return Ok(bytes.to_vec());
+        }
         let path = root.join(&n.key);
-        ltx_head(&path)
-            .map(|b| b.to_vec())
-            .map_err(|source| ReplicaError::File { path, source })
+        let bytes = ltx_head(&path).map_err(|source| ReplicaError::File { path, source })?;
+        *newest = stamp.map(|s| (s, bytes));
+        Ok(bytes.to_vec())
     })?;
-    if let (Chain::Whole { .. }, Some((key, problem))) =
-        (&head.chain, headers.check(root, &entries))
+    if let (Chain::Whole { .. }, Some((key, problem))) = (&head.chain, headers.check(root, entries))
     {
         head.chain = Chain::BadHeader { key, problem };
     }

@@ -4,7 +4,7 @@
 
 use super::chain::SNAPSHOT_LEVEL;
 use super::config::Schedule;
-use super::position::Entry;
+use super::listing::Entry;
 use crate::format::litestream::{parse_level, parse_ltx_name, parse_segment_name};
 use serde::Serialize;
 use std::borrow::Cow;

@@ -5,10 +5,11 @@
 use super::board::{Board, Observation};
 use super::chain::Verdict;
 use super::config::LitestreamDb;
+use super::listing::Listing;
 use super::local_state::summarize;
 use super::metrics::{self, Process};
 use super::position::{Local, Position};
-use super::replica::{read_local, read_replica, reader_of, Head, Headers, Reader, ReplicaError};
+use super::replica::{read_local, read_replica, reader_of, Head, Reader, Remembered, ReplicaError};
 use super::storage::since_seen;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -160,7 +161,8 @@ fn spawn_replicas(
                 timeout,
                 pace,
                 board: board.clone(),
-                headers: Headers::default(),
+                local: Listing::default(),
+                remembered: Remembered::default(),
                 said: (Said::default(), Said::default()),
                 quiet: None,
                 checked: None,
@@ -187,7 +189,10 @@ struct Watcher {
     timeout: Duration,
     pace: Pace,
     board: Arc<Board>,
-    headers: Headers,
+    /// What the last read listed of Litestream's local state.
+    local: Listing,
+    /// What the last read listed of the replica and found in its headers.
+    remembered: Remembered,
     /// What the log last said of the local state and of the replica: an error's text.
     said: (Said, Said),
     quiet: Option<Quiet>,
@@ -230,7 +235,9 @@ async fn watch(mut w: Box<Watcher>) {
 async fn read(w: &mut Watcher) {
     let reading = Instant::now();
     let meta = &w.litestream.meta_path;
-    let local = read_local(meta).await.map_err(|e| e.to_string());
+    let local = read_local(meta, &mut w.local)
+        .await
+        .map_err(|e| e.to_string());
     let db = &w.db;
     w.said
         .0
@@ -263,7 +270,7 @@ async fn read(w: &mut Watcher) {
         &w.reader,
         generation,
         &w.litestream.schedule,
-        &mut w.headers,
+        &mut w.remembered,
     );
     let result = within(w.timeout, read, &mut w.behind).await;
     let said = result.as_ref().err().map(ToString::to_string);
@@ -547,7 +554,8 @@ mod tests {
             timeout: Duration::from_secs(10),
             pace: super::Pace::uniform(Duration::from_secs(1)),
             board: std::sync::Arc::default(),
-            headers: Default::default(),
+            local: Default::default(),
+            remembered: Default::default(),
             said: Default::default(),
             quiet: None,
             checked: None,
