@@ -287,6 +287,68 @@ fn run_given_nothing_watches_what_processes_hold_open_and_litestream_lists() {
     );
 }
 
+/// As a host sets it up: the application in a pid namespace of its own (a container), and
+/// Litestream's config at its default path, `/etc/litestream.yml` (put there for the daemon
+/// only: it runs in a mount namespace of its own whose `/etc` is an overlay). Given nothing,
+/// `run` watches the application's database and the replica that config names for it.
+#[test]
+fn run_given_nothing_finds_an_app_in_its_own_pid_namespace_and_litestream_at_its_default_path() {
+    let had = Path::new("/etc/litestream.yml").exists();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("contained.db");
+    wal_db(&db);
+    let unshare = ["unshare", "--pid", "--fork", "--kill-child", "--"];
+    let _app = common::GuideApp::start_wrapped(&unshare, &db);
+    let yml = common::services::file_replica_yml(dir.path(), &db);
+    let upper = dir.path().join("etc-overlay");
+    std::fs::create_dir(&upper).unwrap();
+    let script = format!(
+        "mount -t tmpfs none {u} && mkdir {u}/u {u}/w && \
+         mount -t overlay overlay -o lowerdir=/etc,upperdir={u}/u,workdir={u}/w /etc && \
+         cp {y} /etc/litestream.yml && exec \"$@\"",
+        u = upper.display(),
+        y = yml.display()
+    );
+    let wrapper = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &script,
+        "sh",
+    ];
+    let d = Daemon::start_wrapped(&wrapper, &[], &["LITESTREAM_CONFIG"]);
+    let label = db.with_extension("").to_str().unwrap()[1..].to_string();
+    wait_for(STEP, "the database and its replica watched", || {
+        let up = format!("sqlite_up{{db=\"{label}\"}}");
+        let reads = format!("sqlite_litestream_reads_total{{db=\"{label}\",replica=\"file\"}}");
+        let m = d.metrics();
+        (m.samples.get(&up) == Some(&1.0) && m.samples.get(&reads) >= Some(&1.0)).then_some(())
+    });
+    assert_eq!(
+        d.log_lines(|l| l.contains("found a database")
+            && l.contains("contained")
+            && l.contains("open by pid")
+            && l.contains("(python3")),
+        1,
+        "says which process holds it open"
+    );
+    assert_eq!(
+        d.log_lines(
+            |l| l.contains("found Litestream's config") && l.contains("/etc/litestream.yml")
+        ),
+        1,
+        "says where Litestream's config was found"
+    );
+    assert_eq!(
+        Path::new("/etc/litestream.yml").exists(),
+        had,
+        "the host's /etc is left as it was"
+    );
+}
+
 /// Run as another user, `init` cannot list the open files of processes it may not look into:
 /// it says how many, names them, and says how to grant it, instead of failing.
 #[test]

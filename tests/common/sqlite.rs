@@ -35,8 +35,21 @@ pub struct GuideApp(LineChild);
 
 impl GuideApp {
     pub fn start(db: &Path) -> Self {
+        Self::start_wrapped(&[], db)
+    }
+
+    /// As [`GuideApp::start`], run through `wrapper` (like `unshare --pid --fork --`).
+    pub fn start_wrapped(wrapper: &[&str], db: &Path) -> Self {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/guide_app.py");
-        let app = LineChild::spawn(Command::new("python3").arg(script).arg(db));
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg("python3");
+                c
+            }
+            None => Command::new("python3"),
+        };
+        let app = LineChild::spawn(cmd.arg(script).arg(db));
         assert_eq!(app.next_line("start"), "ready");
         GuideApp(app)
     }
