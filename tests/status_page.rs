@@ -249,3 +249,95 @@ fn the_page_in_chromium_has_a_chart_per_database_and_loads_nothing_from_outside(
         );
     }
 }
+
+/// The picture in the README: the status page as `render` draws it for a database held open
+/// by an application in another process and polled by the library's own poller, with an hour
+/// of history. The hour is a fixture: 361 records of that database's snapshot, 10 s apart, the
+/// last one the page's own, whose figures follow a scripted hour (a peak of writes, the file
+/// growing with them, the WAL checkpointed every few minutes). Set `SQLITE_OPS_SCREENSHOT` to a
+/// path to keep the picture (`scripts/screenshot` does).
+#[test]
+fn the_status_page_with_an_hour_of_history_is_the_readme_s_picture() {
+    use sqlite_ops::history::{History, Range};
+    use sqlite_ops::web::status_page::{render, Page};
+    let dir = tempfile::Builder::new()
+        .prefix("app-data.")
+        .tempdir()
+        .unwrap();
+    let db = dir.path().join("app.db");
+    wal_db(&db);
+    let _app = common::GuideApp::start(&db);
+    let mut poller = sqlite_ops::poller::Poller::new(
+        &[sqlite_ops::target::Target::new("app", &db)],
+        &sqlite_ops::config::default_runbook_base_url(),
+    );
+    let (mut snapshots, alerts) = poller.cycle(Vec::new());
+    let now = snapshots[0].polled_at;
+    let mut history = History::new(10);
+    for k in 0..=360u32 {
+        let mut s = snapshots[0].clone();
+        s.polled_at = now - f64::from(360 - k) * 10.0;
+        scripted_hour(&mut s, f64::from(k) / 360.0);
+        history.record(&[s]);
+    }
+    scripted_hour(&mut snapshots[0], 1.0);
+    let page = render(&Page {
+        version: env!("CARGO_PKG_VERSION"),
+        sqlite_version: rusqlite::version(),
+        telemetry_path: "/metrics",
+        snapshots: &snapshots,
+        per_db: &poller.per_db(),
+        alerts: &alerts,
+        history: &history,
+        range: Range::Hour,
+        now,
+        refresh_seconds: 5,
+    });
+    let charts = charts_of(&page, "app");
+    assert_eq!(charts.len(), 6, "a chart per figure: {page}");
+    for chart in &charts {
+        assert!(points(chart) >= 300, "the whole hour drawn: {chart}");
+    }
+    assert!(page.contains("python3"), "the application named: {page}");
+    let html = dir.path().join("page.html");
+    std::fs::write(&html, &page).unwrap();
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page-hour.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(
+        &format!("file://{}", html.display()),
+        dir.path(),
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1280,1000",
+            "--hide-scrollbars",
+        ],
+    );
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
+    if let Some(keep) = std::env::var_os("SQLITE_OPS_SCREENSHOT") {
+        std::fs::write(keep, &png).unwrap();
+    }
+}
+
+/// The figures of `s` at `t` (0 to 1) through a scripted hour: writes between 120 and 260
+/// a second with a peak two thirds in, the file growing by what was written, the WAL filling
+/// and checkpointed every five minutes, the writer busy in proportion, the disk filling as the
+/// file grows; averages over five minutes.
+fn scripted_hour(s: &mut sqlite_ops::monitor::DbSnapshot, t: f64) {
+    let peak = 110.0 * (-((t - 0.66) * 12.0).powi(2)).exp();
+    let rate = 140.0 + (t * 9.0).sin() * 15.0 + peak;
+    s.write_transactions_per_second = Some(rate);
+    let written = 3600.0 * t * 150.0 * 180.0;
+    s.database_size_bytes = Some((48.0e6 + written) as u64);
+    if let Some(w) = s.wal.as_mut() {
+        let cycle = (t * 3600.0 % 300.0) / 300.0;
+        w.size_bytes = (4096.0 + cycle * 3.9e6) as u64;
+        w.checkpoint_lag_bytes = Some((cycle * 0.4e6 + rate * 1000.0) as u64);
+    }
+    s.sustained.write_transactions_per_second = Some(rate * 0.97);
+    s.sustained.write_lock_utilisation = Some(rate / 2000.0);
+    s.sustained.window_seconds = Some(300.0);
+    if let Some(f) = s.filesystem.as_mut() {
+        f.free_bytes = f.free_bytes.map(|b| b.saturating_sub(written as u64));
+    }
+}
