@@ -349,6 +349,71 @@ fn run_given_nothing_finds_an_app_in_its_own_pid_namespace_and_litestream_at_its
     );
 }
 
+/// `--discover DIR`: every SQLite database under the folder, at any depth, watched and named
+/// by its whole path, each said found "under DIR (--discover)"; a file that is not SQLite left
+/// alone; one created later found at the next walk; `init --discover` lists them as paths.
+#[test]
+fn run_given_a_folder_watches_every_database_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = dir.path().join("srv");
+    std::fs::create_dir_all(srv.join("eu")).unwrap();
+    let (a, b, c) = (srv.join("a.db"), srv.join("eu/b.sqlite3"), srv.join("c.db"));
+    let conns = (wal_db(&a), wal_db(&b));
+    std::fs::write(srv.join("notes.txt"), "not a database").unwrap();
+    let label = |p: &Path| p.with_extension("").to_str().unwrap()[1..].to_string();
+    let d = Daemon::start_without_env(
+        &["--discover", srv.to_str().unwrap()],
+        &["LITESTREAM_CONFIG"],
+    );
+    let up = |p: &Path| {
+        let key = format!("sqlite_up{{db=\"{}\"}}", label(p));
+        d.metrics().samples.get(&key).copied()
+    };
+    wait_for(STEP, "both databases under the folder watched", || {
+        (up(&a) == Some(1.0) && up(&b) == Some(1.0)).then_some(())
+    });
+    let how = format!("under {} (--discover)", srv.display());
+    for p in [&a, &b] {
+        let name = label(p);
+        assert_eq!(
+            d.log_lines(|l| l.contains("found a database")
+                && l.contains(&format!("db={name} "))
+                && l.contains(&how)),
+            1,
+            "says how it found {name}"
+        );
+    }
+    assert!(
+        !watched(&d).iter().any(|w| w.contains("notes")),
+        "{:?}",
+        watched(&d)
+    );
+    let c_conn = wal_db(&c);
+    wait_for(
+        Duration::from_secs(45),
+        "a database created later found",
+        || (up(&c) == Some(1.0)).then_some(()),
+    );
+    // Closed, so that init finds them under the folder rather than open by this test.
+    drop((conns, c_conn));
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sqlite-ops"))
+        .args(["init", "--discover", srv.to_str().unwrap()])
+        .env("LITESTREAM_CONFIG", "/nonexistent/litestream.yml")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for p in [&a, &b, &c] {
+        assert!(
+            text.contains(&format!("  - path: {}\n", p.display())),
+            "{text}"
+        );
+    }
+    assert!(text.contains(&format!("# {how}")), "{text}");
+    assert!(!text.contains("notes"), "{text}");
+}
+
 /// Run as another user, `init` cannot list the open files of processes it may not look into:
 /// it says how many, names them, and says how to grant it, instead of failing.
 #[test]

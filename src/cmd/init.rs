@@ -1,24 +1,38 @@
 //! `sqlite-ops init`: a config to start from, written from what this host shows (the SQLite
-//! files its processes hold open, Litestream's config where Litestream looks for it); and that
-//! config of Litestream's for `run` given nothing.
+//! files its processes hold open or `--discover` folders hold, Litestream's config where
+//! Litestream looks for it); and that config of Litestream's for `run` given nothing.
 
 use crate::discovery::host::{self, OpenDatabases};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Also list every SQLite database under this folder, at any depth (repeatable), as
+    /// `run --discover DIR` watches them.
+    #[arg(long = "discover", value_name = "DIR")]
+    pub discover: Vec<PathBuf>,
+}
 
-/// What this host shows: its open databases, and Litestream's config with where it was.
+/// What this host shows: its open databases, those under the `--discover` folders, and
+/// Litestream's config with where it was.
 struct Findings {
     open: OpenDatabases,
+    under: Vec<(PathBuf, Vec<PathBuf>)>,
     litestream: Option<(PathBuf, String)>,
 }
 
-fn look() -> Findings {
-    Findings {
-        open: host::open_databases(Path::new("/proc"), std::process::id()),
-        litestream: host::litestream_config(std::env::var_os(host::LITESTREAM_CONFIG_VAR)),
+fn look(folders: &[PathBuf]) -> anyhow::Result<Findings> {
+    let mut under = Vec::new();
+    for folder in folders {
+        let found = crate::discovery::databases_under(folder)
+            .map_err(|e| anyhow::anyhow!("--discover {}: {e}", folder.display()))?;
+        under.push((folder.clone(), found));
     }
+    Ok(Findings {
+        open: host::open_databases(Path::new("/proc"), std::process::id()),
+        under,
+        litestream: host::litestream_config(std::env::var_os(host::LITESTREAM_CONFIG_VAR)),
+    })
 }
 
 /// Litestream's config where Litestream looks for it, for `run` given nothing; logged with
@@ -37,23 +51,43 @@ fn scalar(s: &str) -> String {
 
 /// The config text `init` prints for `found`.
 fn config_text(found: &Findings) -> String {
-    let mut out = String::from(
+    let folders = match found.under.is_empty() {
+        true => "",
+        false => ",\n# those under the --discover folders,",
+    };
+    let mut out = format!(
         "# sqlite-ops config, from what this host showed `sqlite-ops init`: the SQLite databases\n\
-         # its processes held open, and Litestream's config where Litestream looks for it. Keep\n\
-         # what is to be watched; config.example.yaml documents every other field.\n",
+         # its processes held open{folders} and Litestream's config where Litestream looks for\n\
+         # it. Keep what is to be watched; config.example.yaml documents every other field.\n",
     );
-    if found.open.found.is_empty() {
+    let mut entries: Vec<(String, &Path)> = (found.open.found.iter())
+        .map(|(path, holder)| (format!("open by {holder}"), path.as_path()))
+        .collect();
+    for (folder, paths) in &found.under {
+        let new = paths.iter().filter(|p| !found.open.found.contains_key(*p));
+        let how = format!("under {} (--discover)", folder.display());
+        entries.extend(new.map(|p| (how.clone(), p.as_path())));
+    }
+    if entries.is_empty() {
         out.push_str(
             "# No process this user may look into held an SQLite database open. Give one:\n",
         );
         out.push_str("#   - path: /var/lib/app/app.db\ndatabases: []\n");
     } else {
         out.push_str("databases:\n");
-        for (path, holder) in &found.open.found {
-            out.push_str(&format!("  # open by {holder}\n"));
+        for (how, path) in entries {
+            out.push_str(&format!("  # {how}\n"));
             out.push_str(&format!("  - path: {}\n", scalar(&path.to_string_lossy())));
             out.push_str(&format!("    name: {}\n", scalar(&host::label(path))));
         }
+    }
+    for (folder, _) in &found.under {
+        let glob = format!("{}/**/*", folder.display());
+        out.push_str(&format!(
+            "# Or every database under {}, now and as they come, each named by its path below it:\n",
+            folder.display()
+        ));
+        out.push_str(&format!("#  - glob: {}\n", scalar(&glob)));
     }
     if let Some((yml, how)) = &found.litestream {
         out.push_str(&format!(
@@ -82,8 +116,8 @@ fn config_text(found: &Findings) -> String {
     out
 }
 
-pub fn run(_args: &Args) -> anyhow::Result<()> {
-    let found = look();
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let found = look(&args.discover)?;
     super::print_out(&config_text(&found))?;
     Ok(())
 }
@@ -115,6 +149,10 @@ mod tests {
         ));
         let found = Findings {
             open,
+            under: vec![(
+                "/srv/tenants".into(),
+                vec!["/srv/app#1.db".into(), "/srv/tenants/eu/acme.db".into()],
+            )],
             litestream: Some((
                 "/etc/litestream.yml".into(),
                 "Litestream's default path".into(),
@@ -131,8 +169,14 @@ mod tests {
             paths,
             [
                 PathBuf::from("/srv/app#1.db"),
-                "/srv/pb data/data.db".into()
-            ]
+                "/srv/pb data/data.db".into(),
+                "/srv/tenants/eu/acme.db".into()
+            ],
+            "a database both open and under a folder is listed once"
+        );
+        assert!(
+            text.contains("# under /srv/tenants (--discover)\n  - path: /srv/tenants/eu/acme.db"),
+            "{text}"
         );
         assert!(
             text.contains("# open by pid 812 (pocketbase, uid 1000)"),

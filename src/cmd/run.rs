@@ -46,6 +46,10 @@ pub struct RunOptions {
     /// them) [default: litestream.config from --config].
     #[arg(long = "litestream-config", value_name = "FILE")]
     pub litestream_config: Option<PathBuf>,
+    /// Also watch every SQLite database under this folder, at any depth, looked for again
+    /// every discover_interval (repeatable); each named by its whole path.
+    #[arg(long = "discover", value_name = "DIR")]
+    pub discover: Vec<PathBuf>,
 }
 
 /// What one reading of the config gives: the listen address, the databases and the settings.
@@ -117,6 +121,7 @@ fn load(opts: &RunOptions, previous: Option<&ReadWhole>) -> anyhow::Result<Loade
     if nothing_given {
         cfg.watch_host(&source, &mut discovery)?;
     }
+    cfg.discover_under(&opts.discover, &source, &mut discovery)?;
     let litestream_path = cfg
         .litestream_path(opts.litestream_config.as_deref())
         .or_else(|| nothing_given.then(super::init::host_litestream).flatten());
@@ -129,7 +134,11 @@ fn load(opts: &RunOptions, previous: Option<&ReadWhole>) -> anyhow::Result<Loade
     }
     let found = discovery.scan(std::time::Instant::now());
     if nothing_given && found.is_empty() {
-        tracing::warn!(every = ?cfg.discover_interval, "nothing to watch yet: no process this user may look into holds an SQLite database open, and Litestream's config is not where Litestream looks for it; looking again every discover_interval (`sqlite-ops init` shows what this host shows)");
+        let folders = match opts.discover.is_empty() {
+            true => "",
+            false => ", nor is one under the --discover folders",
+        };
+        tracing::warn!(every = ?cfg.discover_interval, "nothing to watch yet: no process this user may look into holds an SQLite database open{folders}, and Litestream's config is not where Litestream looks for it; looking again every discover_interval (`sqlite-ops init` shows what this host shows)");
     }
     let listen = opts
         .listen_address

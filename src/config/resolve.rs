@@ -129,6 +129,23 @@ impl Config {
         Ok(())
     }
 
+    /// Also watches, with the global settings, every SQLite database under each of `folders`
+    /// (`--discover DIR`), looked for again every `discover_interval`.
+    pub fn discover_under(
+        &self,
+        folders: &[std::path::PathBuf],
+        source: &str,
+        discovery: &mut Discovery,
+    ) -> Result<(), ConfigError> {
+        let template = self.global_template(source)?;
+        for folder in folders {
+            discovery
+                .discover_under(folder, template.clone())
+                .map_err(|e| error("command line", "--discover", e))?;
+        }
+        Ok(())
+    }
+
     /// The settings of a database the file does not list itself (found on the host, or only in
     /// litestream.yml): the global ones.
     fn global_template(&self, source: &str) -> Result<Target, ConfigError> {
@@ -202,6 +219,7 @@ impl Config {
             },
             field,
             pattern,
+            folder: None,
         }))
     }
 

@@ -10,7 +10,7 @@ use crate::litestream::config::Litestream;
 use crate::target::Target;
 use pattern::Pattern;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A `glob:` entry of the config: its pattern, and the settings every match gets (a
@@ -21,6 +21,10 @@ pub struct GlobEntry {
     pub field: String,
     pub pattern: Pattern,
     pub template: Target,
+    /// The folder of `--discover DIR`: its matches are named by their whole path, as what the
+    /// host shows is (two folders may hold an `app.db` each), and each new one is logged with
+    /// the folder; `None` for a config's `glob:`, whose fleet may be thousands.
+    pub folder: Option<PathBuf>,
 }
 
 /// A glob match, and since when it no longer matches.
@@ -87,6 +91,22 @@ impl Discovery {
         });
     }
 
+    /// Also watches, with `template`'s settings, every SQLite database under `folder` at any
+    /// depth (`--discover DIR`), walked again at every scan as a `glob:` is.
+    pub fn discover_under(
+        &mut self,
+        folder: &Path,
+        template: Target,
+    ) -> Result<(), pattern::PatternError> {
+        self.globs.push(GlobEntry {
+            field: "--discover".into(),
+            pattern: folder_pattern(folder)?,
+            template,
+            folder: Some(folder.to_path_buf()),
+        });
+        Ok(())
+    }
+
     /// Only these databases, found once and for all (the demo, tests).
     pub fn fixed(targets: Vec<Target>) -> Self {
         Self::new(targets, Vec::new(), Duration::ZERO)
@@ -103,6 +123,7 @@ impl Discovery {
                     field: format!("litestream dir {i}"),
                     pattern,
                     template: template.clone(),
+                    folder: None,
                 }),
                 Err(e) => {
                     tracing::warn!(dir = %d.dir.display(), error = %e, "cannot follow Litestream's directory")
@@ -137,7 +158,17 @@ impl Discovery {
         let mut matched = Vec::new();
         for g in &self.globs {
             for path in walk::expand(&g.pattern, |p| known.contains(p), &mut self.not_sqlite) {
-                if let Some(name) = g.pattern.label(&path) {
+                let name = match &g.folder {
+                    Some(folder) => {
+                        let name = host::label(&path);
+                        if !(self.found.contains_key(&name) || known.contains(path.as_path())) {
+                            tracing::info!(db = %name, path = %path.display(), found = %format!("under {} (--discover)", folder.display()), "found a database");
+                        }
+                        Some(name)
+                    }
+                    None => g.pattern.label(&path),
+                };
+                if let Some(name) = name {
                     matched.push(Target {
                         name,
                         path,
@@ -152,6 +183,18 @@ impl Discovery {
         let targets = merge(&self.fixed, matched, &mut self.found, now, self.grace);
         attach_litestream(targets, &self.litestream, &self.litestream_template)
     }
+}
+
+/// Every file under `folder`, at any depth: what `--discover DIR` walks.
+fn folder_pattern(folder: &Path) -> Result<Pattern, pattern::PatternError> {
+    Pattern::parse(&format!("{}/**/*", folder.display()))
+}
+
+/// The SQLite databases under `folder` now (`init --discover DIR`), sorted; each file read
+/// as a `glob:` match is (16 bytes, read-only).
+pub fn databases_under(folder: &Path) -> Result<Vec<PathBuf>, pattern::PatternError> {
+    let pattern = folder_pattern(folder)?;
+    Ok(walk::expand(&pattern, |_| false, &mut Default::default()))
 }
 
 /// What the host shows now, as matches: the databases its processes hold open, and those found
