@@ -1,8 +1,9 @@
 //! `config.example.yaml`, which the install steps tell users to copy: complete (every key the
 //! config accepts appears in it, commented out where it is off by default) and valid with every
 //! commented-out setting turned on; and `docs/configuration.md`, which names every key in its
-//! section. The keys accepted are asked of the config parser itself: each section, given a key
-//! it does not know, answers with the keys it expects.
+//! section; and every config block the README and the manual show. The keys accepted are asked
+//! of the config parser itself: each section, given a key it does not know, answers with the
+//! keys it expects.
 
 use serde_yaml::{Mapping, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -273,4 +274,51 @@ fn the_example_as_copied_reaches_out_to_nothing() {
             "{key} is in the example, commented out"
         );
     }
+}
+
+/// The config blocks the README and the manual show (a `yaml` block whose keys are all the
+/// config's own) are configs the daemon takes as written: `sqlite-ops rules --config` reads
+/// and checks each in full.
+#[test]
+fn every_config_the_docs_show_is_one_the_daemon_takes() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let top = expected_at(&Value::Mapping(Mapping::new()), &[]).expect("the top-level keys");
+    let mut files = vec![root.join("README.md")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "md") {
+            files.push(path);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for block in text.split("```yaml\n").skip(1) {
+            let block = block.split("```").next().unwrap();
+            let Ok(Value::Mapping(m)) = serde_yaml::from_str::<Value>(block) else {
+                continue;
+            };
+            let ours = m
+                .keys()
+                .all(|k| k.as_str().is_some_and(|k| top.contains(k)));
+            if !ours || m.is_empty() {
+                continue;
+            }
+            let cfg = dir.path().join("shown.yaml");
+            std::fs::write(&cfg, block).unwrap();
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_sqlite-ops"))
+                .args(["rules", "--config", cfg.to_str().unwrap()])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: a config block the daemon refuses: {}\n{block}",
+                file.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "only {checked} config blocks found");
 }
