@@ -125,6 +125,20 @@ fn two_thousand_databases_under_a_limit_of_1024_are_all_up_and_exact() {
         most <= (1_024 - 256) / 2 + 15 + 3,
         "{most} descriptors on watched files: more than half their share is kept"
     );
+    // The daemon says the same of itself: its reserve, its share, what it holds, no refusal.
+    let m = daemon.metrics();
+    let own = |name: &str| m.samples.get(name).copied().unwrap_or(f64::NAN);
+    assert_eq!(own("sqlite_ops_descriptors_reserved"), 256.0);
+    let share = own("sqlite_ops_descriptors_watched_limit");
+    assert!((700.0..768.0).contains(&share), "{share}");
+    let held = own("sqlite_ops_descriptors_watched");
+    assert!(held > 0.0 && held <= share / 2.0 + 18.0, "{held}");
+    assert_eq!(own("sqlite_ops_descriptors_refused_total"), 0.0);
+    assert_eq!(
+        own("sqlite_ops_history_databases"),
+        100.0,
+        "history.databases: 100 of the 2,000"
+    );
     assert_eq!(daemon.get("/healthz").0, 200);
 }
 
@@ -146,6 +160,13 @@ fn a_limit_below_the_reserve_leaves_databases_down_not_the_server() {
     for i in 0..DATABASES {
         assert_eq!(m.db("sqlite_up", &format!("db{i}")), Some(0.0), "db{i}");
     }
+    // Its own series say why: no share for watched files, and refusals counted at every poll.
+    let refused = |m: &common::scrape::Metrics| m.samples["sqlite_ops_descriptors_refused_total"];
+    assert_eq!(m.samples["sqlite_ops_descriptors_watched_limit"], 0.0);
+    let first = refused(&m);
+    assert!(first >= DATABASES as f64, "{first}");
+    daemon.wait_polls(2);
+    assert!(refused(&daemon.metrics()) > first, "each poll asks again");
     let s: serde_json::Value = serde_json::from_str(&daemon.get("/api/v1/status").1).unwrap();
     let error = s["databases"][0]["error"].as_str().unwrap();
     assert!(

@@ -37,6 +37,10 @@ pub struct Exposition<'a> {
     pub thresholds: &'a DbThresholds,
     /// How the poll cycles keep up with the interval.
     pub cycles: PollCycles,
+    /// The open-file budget's use; `None` without one.
+    pub descriptors: Option<crate::probe::descriptors::Usage>,
+    /// What the status page's history holds: (databases, bytes).
+    pub history: (usize, usize),
 }
 
 /// How the poll cycles keep up with `poll_interval`.

@@ -139,6 +139,12 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_ops_poll_cycles_late_total", C, &[], "Poll cycles that took longer than poll_interval, so that the next one started late: the daemon falls behind its databases."),
     def("sqlite_ops_poll_cycle_duration_seconds", G, &[], "How long the last cycle of polling every database took, in seconds."),
     def("sqlite_ops_poll_interval_seconds", G, &[], "The configured poll_interval, in seconds: a cycle longer than it is late."),
+    def("sqlite_ops_descriptors_reserved", G, &[], "File descriptors kept for everything but watched files (HTTP, Alertmanager, Litestream, /proc): a quarter of the limit, within 64 and 1024."),
+    def("sqlite_ops_descriptors_watched_limit", G, &[], "File descriptors watched files may hold at once: the limit less the reserve and what was open at start. Past half of it quiet databases give theirs back between polls."),
+    def("sqlite_ops_descriptors_watched", G, &[], "File descriptors watched files (databases, -wal, -shm) hold now."),
+    def("sqlite_ops_descriptors_refused_total", C, &[], "Watched files refused a descriptor because watched files held the whole budget: their databases are down until the limit is raised (each poll asks again)."),
+    def("sqlite_ops_history_databases", G, &[], "Databases with a history for the status page (history.databases at most)."),
+    def("sqlite_ops_history_bytes", G, &[], "Memory the status page's history holds, in bytes."),
     def("sqlite_ops_litestream_config_up", G, &[], "Whether Litestream's config (litestream.yml) could be read and parsed (1) or not (0); only exported when one is given."),
     def("sqlite_ops_alertmanager_sent_alerts_total", C, &["alertmanager"], "Alerts delivered to this Alertmanager (firing and resolved)."),
     def("sqlite_ops_alertmanager_errors_total", C, &["alertmanager"], "POSTs to this Alertmanager that failed: connection refused, timeout or a non-2xx answer."),
@@ -735,6 +741,20 @@ fn add_daemon<'a>(f: &mut Families<'a>, e: &Exposition<'a>) {
         c.last_seconds,
     );
     f.add("sqlite_ops_poll_interval_seconds", &[], c.interval_seconds);
+    if let Some(d) = e.descriptors {
+        f.add(
+            "sqlite_ops_descriptors_reserved",
+            &[],
+            d.plan.reserve as f64,
+        );
+        let limit = d.plan.for_files as f64;
+        f.add("sqlite_ops_descriptors_watched_limit", &[], limit);
+        f.add("sqlite_ops_descriptors_watched", &[], d.held as f64);
+        let refused = d.refused as f64;
+        f.add("sqlite_ops_descriptors_refused_total", &[], refused);
+    }
+    f.add("sqlite_ops_history_databases", &[], e.history.0 as f64);
+    f.add("sqlite_ops_history_bytes", &[], e.history.1 as f64);
     let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed) as f64;
     let destinations = [
         (

@@ -64,6 +64,8 @@ impl Plan {
 struct Budget {
     plan: Plan,
     held: AtomicU64,
+    /// Watched files refused a descriptor since start.
+    refused: AtomicU64,
     /// Whether the first refusal has been logged (once per process, not per poll).
     logged: AtomicBool,
 }
@@ -96,6 +98,7 @@ pub fn configure() -> std::io::Result<Plan> {
     let budget = BUDGET.get_or_init(|| Budget {
         plan: Plan::new(limit, in_use),
         held: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
         logged: AtomicBool::new(false),
     });
     Ok(budget.plan)
@@ -104,6 +107,26 @@ pub fn configure() -> std::io::Result<Plan> {
 /// The plan in force, if one was configured.
 pub fn plan() -> Option<Plan> {
     BUDGET.get().map(|b| b.plan)
+}
+
+/// How the budget is used now, for the daemon's own series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub plan: Plan,
+    /// Descriptors watched files hold now.
+    pub held: u64,
+    /// Watched files refused a descriptor since start (each poll of a database left down
+    /// asks again).
+    pub refused: u64,
+}
+
+/// The budget's use now; `None` until one is configured (`check`, library users).
+pub fn usage() -> Option<Usage> {
+    BUDGET.get().map(|b| Usage {
+        plan: b.plan,
+        held: b.held.load(Ordering::Relaxed),
+        refused: b.refused.load(Ordering::Relaxed),
+    })
 }
 
 /// Descriptors one database needs while it is polled: the database, `-wal` and `-shm`.
@@ -151,6 +174,7 @@ pub fn acquire() -> std::io::Result<Slot> {
     match taken {
         Ok(_) => Ok(Slot { counted: true }),
         Err(_) => {
+            b.refused.fetch_add(1, Ordering::Relaxed);
             let message = b.plan.exhausted_message();
             if !b.logged.swap(true, Ordering::Relaxed) {
                 tracing::error!(

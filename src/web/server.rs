@@ -76,6 +76,11 @@ impl WebState {
                         last_seconds: published.cycle_seconds,
                         interval_seconds: self.poll_interval.as_secs_f64(),
                     },
+                    descriptors: crate::probe::descriptors::usage(),
+                    history: {
+                        let h = self.history.read().unwrap_or_else(|e| e.into_inner());
+                        (h.len(), h.bytes())
+                    },
                 }));
                 *cached = Some((published.cycles, body.clone()));
                 body
