@@ -58,6 +58,7 @@ FOR = {
     "SQLiteReplicaChainBroken": 1, "SQLiteLitestreamLocalStateGrowing": 10,
     "SQLiteLitestreamCompactionStalled": 10, "SQLiteLitestreamSnapshotStale": 10,
     "SQLiteRestoreDrillStale": 5, "SQLiteRestoreSlow": 15,
+    "SQLiteOpsDown": 2, "SQLiteOpsFallingBehind": 5, "SQLiteOpsOutOfDescriptors": 1,
 }
 
 
@@ -300,6 +301,59 @@ case(N, "fires when a successful restore took one second over 1h",
 case(N, "stays quiet at exactly 1h, and for a failed drill however long",
      [series("sqlite_restore_drill_duration_seconds", "3600x30", FILE), series("sqlite_restore_drill_success", "1x30", FILE),
       series("sqlite_restore_drill_duration_seconds", "7200x30", '{db="other",replica="file"}'), series("sqlite_restore_drill_success", "0x30", '{db="other",replica="file"}')], quiet(N))
+
+
+
+# The alerts about sqlite-ops itself: from its own series (and Prometheus' up), no thresholds,
+# one alert per process (job and instance, no db).
+def itself(name, severity, summary, description, **labels):
+    return {
+        "exp_labels": {"severity": severity, "job": "sqlite-ops", "instance": "h1:9934", **labels},
+        "exp_annotations": {"summary": summary, "description": description, "runbook_url": RUNBOOK + name.lower()},
+    }
+
+
+def itself_case(name, title, inputs, checks):
+    TESTS.append({
+        "name": f"{name} {title}",
+        "interval": "1m",
+        "input_series": inputs,
+        "alert_rule_test": [
+            {"eval_time": f"{m}m", "alertname": name, "exp_alerts": exp} for m, exp in checks
+        ],
+    })
+
+
+N = "SQLiteOpsDown"
+DOWN = ("Prometheus has not scraped sqlite-ops at {i} (job {j}) for 2m: the process is down, restarting, or its port is "
+        "unreachable. Until it answers, none of that host's databases is watched, its own alerts are neither sent nor resolved, "
+        "and its sqlite_* series go stale.")
+itself_case(N, "fires when its scrape fails for 2m, as the README's job or a PodMonitor's",
+            [series("up", "0x30", "{}"), {"series": 'up{job="monitoring/sqlite-ops",instance="10.0.0.7:9934"}', "values": "0x30"}],
+            after_for(N, [itself(N, "critical", "sqlite-ops on h1:9934 cannot be scraped: its databases are not watched", DOWN.format(i="h1:9934", j="sqlite-ops")),
+                          itself(N, "critical", "sqlite-ops on 10.0.0.7:9934 cannot be scraped: its databases are not watched",
+                                 DOWN.format(i="10.0.0.7:9934", j="monitoring/sqlite-ops"), job="monitoring/sqlite-ops", instance="10.0.0.7:9934")]))
+itself_case(N, "stays quiet while it is scraped, and for another job down",
+            [series("up", "1x30", "{}"), {"series": 'up{job="node",instance="h1:9100"}', "values": "0x30"}], quiet(N))
+
+N = "SQLiteOpsFallingBehind"
+itself_case(N, "fires when two cycles in three are late",
+            [series("sqlite_ops_poll_cycles_total", "0+60x30", "{}"), series("sqlite_ops_poll_cycles_late_total", "0+40x30", "{}")],
+            after_for(N, start=1, alerts=[itself(N, "warning", "sqlite-ops on h1:9934 falls behind: most poll cycles take longer than its poll_interval",
+                      "66.67% of the poll cycles of sqlite-ops on h1:9934 over 5m took longer than its poll_interval, above half, for 5m: every database is polled less often than configured, so commits, lock holders and lags are seen late and short ones missed. sqlite_ops_poll_cycle_duration_seconds against sqlite_ops_poll_interval_seconds says by how much.")]))
+itself_case(N, "stays quiet at exactly half, and when no cycle runs at all",
+            [series("sqlite_ops_poll_cycles_total", "0+60x30", "{}"), series("sqlite_ops_poll_cycles_late_total", "0+30x30", "{}"),
+             series("sqlite_ops_poll_cycles_total", "5x30", '{instance="h2:9934"}'), series("sqlite_ops_poll_cycles_late_total", "5x30", '{instance="h2:9934"}')], quiet(N, start=1))
+
+N = "SQLiteOpsOutOfDescriptors"
+OUT_OF = ("sqlite-ops on h1:9934 was refused file descriptors for watched files within the last 2m, for 1m: its open-file limit leaves "
+          "too few for the databases it watches, so some are down (sqlite_up 0, the error names the limit) until the limit is raised "
+          "(LimitNOFILE= in systemd, ulimit -n, the container's nofile ulimit).")
+itself_case(N, "fires while files are refused, and resolves 2m after the last refusal",
+            [series("sqlite_ops_descriptors_refused_total", "0+3x5 15x25", "{}")],
+            after_for(N, start=1, alerts=[itself(N, "critical", "sqlite-ops on h1:9934 has no file descriptor left for some databases: they are not watched", OUT_OF)])
+            + [(8, [])])
+itself_case(N, "stays quiet while none is refused", [series("sqlite_ops_descriptors_refused_total", "0x30", "{}")], quiet(N))
 
 
 def main():

@@ -291,6 +291,20 @@ def overview():
             [(f"rate(sqlite_ops_alertmanager_errors_total{{{INST}}}[$__rate_interval])", "{{alertmanager}}"),
              (f"rate(sqlite_ops_webhook_errors_total{{{INST}}}[$__rate_interval])", "webhook {{webhook}}"),
              (f"rate(sqlite_ops_heartbeat_errors_total{{{INST}}}[$__rate_interval])", "heartbeat")], "short", w=8, min_=0)
+    b.panel("timeseries", "Poll cycles", "How long the last cycle of polling every database took, against poll_interval: a cycle longer than the interval is late (SQLiteOpsFallingBehind fires when most are, for 5m).",
+            [(f"sqlite_ops_poll_cycle_duration_seconds{{{INST}}}", "last cycle {{instance}}"),
+             (f"sqlite_ops_poll_interval_seconds{{{INST}}}", "poll_interval {{instance}}")], "s", w=6, min_=0)
+    b.panel("timeseries", "File descriptors", "Descriptors watched files hold against what they may hold (the limit less a reserve for HTTP, Alertmanager and Litestream), and every descriptor open against the limit. Refusals (SQLiteOpsOutOfDescriptors) leave databases down.",
+            [(f"sqlite_ops_descriptors_watched{{{INST}}}", "watched files {{instance}}"),
+             (f"sqlite_ops_descriptors_watched_limit{{{INST}}}", "watched files may hold {{instance}}"),
+             (f"process_open_fds{{{INST}}}", "open {{instance}}"),
+             (f"process_max_fds{{{INST}}}", "limit {{instance}}"),
+             (f"rate(sqlite_ops_descriptors_refused_total{{{INST}}}[$__rate_interval])", "refused/s {{instance}}")], "short", w=6, min_=0)
+    b.panel("timeseries", "Memory", "Resident memory of sqlite-ops, and what the status page's history holds of it.",
+            [(f"process_resident_memory_bytes{{{INST}}}", "resident {{instance}}"),
+             (f"sqlite_ops_history_bytes{{{INST}}}", "history {{instance}}")], "bytes", w=6, min_=0)
+    b.panel("timeseries", "CPU", "Share of one core sqlite-ops uses.",
+            [(f"rate(process_cpu_seconds_total{{{INST}}}[$__rate_interval])", "{{instance}}")], "percentunit", w=6, min_=0)
     return dashboard("sqlite-ops-overview", "SQLite overview (sqlite-ops)",
                      "Health, migrate-to-Postgres signals, WAL and checkpoints, Litestream and disk for the SQLite databases sqlite-ops watches.",
                      b.panels, links=[{"title": "Fleet", "type": "link", "url": "/d/sqlite-ops-fleet/sqlite-fleet-sqlite-ops?${datasource:queryparam}", "icon": "dashboard", "keepTime": True}])

@@ -31,6 +31,10 @@ fn the_alerts_reference_lists_every_alert_with_its_config_key() {
             r.key
         );
     }
+    for r in sqlite_ops::rules::itself::ITSELF {
+        let row = format!("| `{}` | {} |", r.alert, r.severity.as_str());
+        assert!(alerts.contains(&row), "docs/alerts.md lists {}", r.alert);
+    }
 }
 
 #[test]
@@ -45,14 +49,18 @@ fn the_readme_is_a_front_page() {
 #[test]
 fn every_alert_has_a_runbook_section() {
     let runbooks = read("docs/runbooks.md");
-    for r in sqlite_ops::rules::RULES {
+    let itself = sqlite_ops::rules::itself::ITSELF.iter().map(|r| r.alert);
+    for alert in sqlite_ops::rules::RULES
+        .iter()
+        .map(|r| r.alert)
+        .chain(itself)
+    {
         assert!(
-            runbooks.contains(&format!("\n## {}\n", r.alert)),
-            "docs/runbooks.md has a section for {} (the anchor of its runbook_url)",
-            r.alert
+            runbooks.contains(&format!("\n## {alert}\n")),
+            "docs/runbooks.md has a section for {alert} (the anchor of its runbook_url)",
         );
-        assert!(sqlite_ops::config::default_runbook_base_url().ends_with("docs/runbooks.md"));
     }
+    assert!(sqlite_ops::config::default_runbook_base_url().ends_with("docs/runbooks.md"));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! figure with the `sqlite_threshold` series the daemon exports from its own config.
 
 use crate::rules::catalogue::{self, RuleDef, Scope, Severity, Unit, RULES};
+use crate::rules::itself::ITSELF;
 use crate::rules::{DbThresholds, Group};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -100,6 +101,26 @@ fn rules(global: &DbThresholds, runbook_base_url: &str) -> File {
                 .push(make(rule, severity, setting.for_, runbook_base_url));
         }
     }
+    groups.push(RuleGroup {
+        name: "sqlite-ops-itself",
+        rules: ITSELF
+            .iter()
+            .map(|r| Rule {
+                alert: r.alert,
+                expr: r.expr.to_string(),
+                for_: r.for_.to_string(),
+                labels: BTreeMap::from([("severity", r.severity.as_str())]),
+                annotations: BTreeMap::from([
+                    ("summary", r.summary.to_string()),
+                    ("description", r.description.to_string()),
+                    (
+                        "runbook_url",
+                        format!("{runbook_base_url}#{}", r.alert.to_lowercase()),
+                    ),
+                ]),
+            })
+            .collect(),
+    });
     File { groups }
 }
 
@@ -246,10 +267,12 @@ mod tests {
                 assert!(r["for"].as_str().is_some(), "{key:?} has no for:");
                 let expr = r["expr"].as_str().unwrap();
                 assert!(!expr.contains("by (db)"), "{expr}");
-                assert!(expr.contains("sqlite_threshold{alert="), "{expr}");
+                // The daemon's own alerts have no thresholds of the config's.
+                let itself = g["name"] == "sqlite-ops-itself";
+                assert_eq!(itself, !expr.contains("sqlite_threshold{alert="), "{expr}");
             }
         }
         // Every level of every alert: a level the config sets later needs no new rule.
-        assert_eq!(seen.len(), RULES.len() * 3);
+        assert_eq!(seen.len(), RULES.len() * 3 + ITSELF.len());
     }
 }

@@ -1,9 +1,10 @@
-//! Thresholds to alert states: one source of truth for the daemon's `sqlite_alert` metric and
-//! Alertmanager pushes, `sqlite-ops check` and the Prometheus rules `sqlite-ops rules` prints.
-//! [`catalogue`]: each rule, once; [`thresholds`]: config applied; [`engine`]: states across polls.
+//! Thresholds to alert states, one truth for `sqlite_alert`, the pushes, `check` and `sqlite-ops
+//! rules`: [`catalogue`]: each rule, once; [`thresholds`]: config applied; [`engine`]: states
+//! across polls; [`itself`]: the alerts about the daemon, which Prometheus alone judges.
 
 pub mod catalogue;
 pub mod engine;
+pub mod itself;
 pub mod thresholds;
 
 pub use catalogue::{Group, RuleDef, Scope, Severity, Unit, RULES};
