@@ -14,7 +14,7 @@ use std::path::Path;
 
 /// `count` copies of one live WAL database (each with its -wal and -shm) named `db0`... in
 /// `dir`, and the config watching them every `poll`.
-fn databases(dir: &Path, count: usize, poll: &str) -> std::path::PathBuf {
+pub(crate) fn databases(dir: &Path, count: usize, poll: &str) -> std::path::PathBuf {
     let src = dir.join("src.db");
     let conn = Connection::open(&src).unwrap();
     conn.execute_batch(

@@ -23,6 +23,7 @@ mod example_config;
 mod guide_stack;
 mod hostile;
 mod http_endpoint;
+mod itself;
 mod litestream;
 mod litestream_dir;
 mod migrate_check;
