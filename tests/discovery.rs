@@ -394,6 +394,12 @@ fn run_given_a_folder_watches_every_database_under_it() {
         "a database created later found",
         || (up(&c) == Some(1.0)).then_some(()),
     );
+    // Its own series count the walks: the one at start and the one that found c at least.
+    let m = d.metrics();
+    let own = |name: &str| m.samples.get(name).copied().unwrap_or(f64::NAN);
+    assert!(own("sqlite_ops_discovery_walks_total") >= 2.0);
+    assert!(own("sqlite_ops_discovery_walk_duration_seconds") > 0.0);
+    assert!(own("sqlite_ops_discovery_databases") >= 3.0);
     // Closed, so that init finds them under the folder rather than open by this test.
     drop((conns, c_conn));
 

@@ -148,7 +148,8 @@ impl Discovery {
     }
 
     /// Walks the globs and returns every database to watch now: the fixed ones first, then
-    /// the matches by label, then those only Litestream lists.
+    /// the matches by label, then those only Litestream lists. Counted in [`WALKS`], `now`
+    /// taken as when the walk began.
     pub fn scan(&mut self, now: Instant) -> Vec<Target> {
         // Known to be SQLite, so not read again: what an earlier walk found, and the databases
         // the config names (a glob over them would otherwise open each on every walk).
@@ -181,7 +182,45 @@ impl Discovery {
             matched.extend(host_matches(h, &self.found, &known));
         }
         let targets = merge(&self.fixed, matched, &mut self.found, now, self.grace);
-        attach_litestream(targets, &self.litestream, &self.litestream_template)
+        let targets = attach_litestream(targets, &self.litestream, &self.litestream_template);
+        WALKS.record(now.elapsed(), targets.len());
+        targets
+    }
+}
+
+/// What the daemon's walks found, for its own series; process-wide, as one discovery at a time
+/// walks (a reload hands it on).
+#[derive(Debug, Default)]
+pub struct Walks {
+    count: std::sync::atomic::AtomicU64,
+    last_micros: std::sync::atomic::AtomicU64,
+    found: std::sync::atomic::AtomicU64,
+}
+
+/// The walks of this process.
+pub static WALKS: Walks = Walks {
+    count: std::sync::atomic::AtomicU64::new(0),
+    last_micros: std::sync::atomic::AtomicU64::new(0),
+    found: std::sync::atomic::AtomicU64::new(0),
+};
+
+impl Walks {
+    /// One walk, which took `took` and returned `found` databases to watch.
+    pub fn record(&self, took: Duration, found: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.last_micros.store(took.as_micros() as u64, Relaxed);
+        self.found.store(found as u64, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    /// (walks so far, the last one's seconds, what it returned); `None` before the first.
+    pub fn read(&self) -> Option<(u64, f64, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let count = self.count.load(Relaxed);
+        (count > 0).then(|| {
+            let secs = self.last_micros.load(Relaxed) as f64 / 1e6;
+            (count, secs, self.found.load(Relaxed))
+        })
     }
 }
 

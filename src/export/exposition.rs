@@ -41,6 +41,8 @@ pub struct Exposition<'a> {
     pub descriptors: Option<crate::probe::descriptors::Usage>,
     /// What the status page's history holds: (databases, bytes).
     pub history: (usize, usize),
+    /// Discovery's walks: (so far, the last one's seconds, databases it returned).
+    pub walks: Option<(u64, f64, u64)>,
 }
 
 /// How the poll cycles keep up with `poll_interval`.

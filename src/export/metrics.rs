@@ -143,6 +143,9 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_ops_descriptors_watched_limit", G, &[], "File descriptors watched files may hold at once: the limit less the reserve and what was open at start. Past half of it quiet databases give theirs back between polls."),
     def("sqlite_ops_descriptors_watched", G, &[], "File descriptors watched files (databases, -wal, -shm) hold now."),
     def("sqlite_ops_descriptors_refused_total", C, &[], "Watched files refused a descriptor because watched files held the whole budget: their databases are down until the limit is raised (each poll asks again)."),
+    def("sqlite_ops_discovery_walks_total", C, &[], "Walks for the databases to watch (glob: entries, --discover folders, Litestream's dir: entries, the host's open files): at start, every discover_interval when there is anything to walk again, and on SIGHUP."),
+    def("sqlite_ops_discovery_walk_duration_seconds", G, &[], "How long the last walk for the databases to watch took, in seconds."),
+    def("sqlite_ops_discovery_databases", G, &[], "Databases the last walk gave to watch, those the config names included."),
     def("sqlite_ops_history_databases", G, &[], "Databases with a history for the status page (history.databases at most)."),
     def("sqlite_ops_history_bytes", G, &[], "Memory the status page's history holds, in bytes."),
     def("sqlite_ops_litestream_config_up", G, &[], "Whether Litestream's config (litestream.yml) could be read and parsed (1) or not (0); only exported when one is given."),
@@ -752,6 +755,11 @@ fn add_daemon<'a>(f: &mut Families<'a>, e: &Exposition<'a>) {
         f.add("sqlite_ops_descriptors_watched", &[], d.held as f64);
         let refused = d.refused as f64;
         f.add("sqlite_ops_descriptors_refused_total", &[], refused);
+    }
+    if let Some((walks, secs, found)) = e.walks {
+        f.add("sqlite_ops_discovery_walks_total", &[], walks as f64);
+        f.add("sqlite_ops_discovery_walk_duration_seconds", &[], secs);
+        f.add("sqlite_ops_discovery_databases", &[], found as f64);
     }
     f.add("sqlite_ops_history_databases", &[], e.history.0 as f64);
     f.add("sqlite_ops_history_bytes", &[], e.history.1 as f64);

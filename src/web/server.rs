@@ -81,6 +81,7 @@ impl WebState {
                         let h = self.history.read().unwrap_or_else(|e| e.into_inner());
                         (h.len(), h.bytes())
                     },
+                    walks: crate::discovery::WALKS.read(),
                 }));
                 *cached = Some((published.cycles, body.clone()));
                 body
