@@ -445,7 +445,17 @@ fn a_timeout_or_a_stop_mid_restore_leaves_nothing_behind() {
         1,
         "the drill's folder while it runs"
     );
+    // The daemon's own series say a drill runs, with what its folder holds (the hanging
+    // Litestream wrote 100,000 bytes), and none waiting (one database).
+    let own = |name: &str| d.metrics().samples.get(name).copied();
+    wait_for(STEP, "the running drill's folder counted", || {
+        (own("sqlite_ops_drill_scratch_bytes") == Some(100_000.0)).then_some(())
+    });
+    assert_eq!(own("sqlite_ops_drill_running"), Some(1.0));
+    assert_eq!(own("sqlite_ops_drills_waiting"), Some(0.0));
     let r = drilled(&d, "app", 1);
+    assert_eq!(own("sqlite_ops_drill_running"), Some(0.0));
+    assert_eq!(own("sqlite_ops_drill_scratch_bytes"), Some(0.0));
     assert_eq!(r["last"]["success"], false);
     assert!(
         r["last"]["error"]

@@ -29,6 +29,55 @@ fn now() -> f64 {
     crate::units::epoch_seconds(SystemTime::now())
 }
 
+/// What the drills are doing, for the daemon's own series: process-wide, as one drill runs at
+/// a time across all databases.
+#[derive(Debug, Default)]
+pub struct Activity {
+    /// Whether drills are scheduled at all (no series without).
+    started: AtomicBool,
+    /// Drills due at the last look and waiting for the one that runs.
+    waiting: std::sync::atomic::AtomicU64,
+    /// The folder of the drill running now, in the scratch folder.
+    folder: std::sync::Mutex<Option<std::path::PathBuf>>,
+}
+
+/// The drills of this process.
+pub static ACTIVITY: Activity = Activity {
+    started: AtomicBool::new(false),
+    waiting: std::sync::atomic::AtomicU64::new(0),
+    folder: std::sync::Mutex::new(None),
+};
+
+impl Activity {
+    /// (drills waiting, whether one runs, the bytes its folder holds); `None` when no drill is
+    /// scheduled. Reads the running drill's folder (one level: the restored copy and
+    /// Litestream's own files beside it).
+    pub fn read(&self) -> Option<(u64, bool, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if !self.started.load(Relaxed) {
+            return None;
+        }
+        let folder = self
+            .folder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let bytes = folder.as_deref().map_or(0, |f| {
+            let files = std::fs::read_dir(f).into_iter().flatten().flatten();
+            files
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        });
+        Some((self.waiting.load(Relaxed), folder.is_some(), bytes))
+    }
+
+    /// The running drill's folder, or `None` once it is removed.
+    pub(crate) fn running_in(&self, folder: Option<&std::path::Path>) {
+        *self.folder.lock().unwrap_or_else(|e| e.into_inner()) = folder.map(|f| f.to_path_buf());
+    }
+}
+
 /// Runs the drills of `jobs` (a new list replaces the old, as discovery finds databases) one at
 /// a time, until `stop` completes; a drill in progress is then cut short and cleaned up.
 ///
@@ -49,6 +98,9 @@ pub async fn run(
     // scheduled again at each wake-up (every few seconds while a chain is being mended).
     let mut current = Vec::new();
     let mut fresh = true;
+    ACTIVITY
+        .started
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     loop {
         if std::mem::take(&mut fresh) {
             current = jobs.borrow_and_update().clone();
@@ -76,6 +128,13 @@ pub async fn run(
         };
         let job = job.clone();
         due.insert(job.db.clone(), Instant::now() + job.settings.interval);
+        let now = Instant::now();
+        let waiting = (current.iter())
+            .filter(|j| due.get(&j.db).is_some_and(|t| *t <= now))
+            .count();
+        ACTIVITY
+            .waiting
+            .store(waiting as u64, std::sync::atomic::Ordering::Relaxed);
         match drill(&job, (&board, &records), &live, &mut stop).await {
             Done::Stopped => return,
             Done::NotYet => {

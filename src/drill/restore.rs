@@ -436,12 +436,14 @@ impl Folder {
             path: scratch.to_path_buf(),
             source,
         })?;
+        super::ACTIVITY.running_in(Some(&path));
         Ok(Folder { path })
     }
 }
 
 impl Drop for Folder {
     fn drop(&mut self) {
+        super::ACTIVITY.running_in(None);
         if let Err(e) = std::fs::remove_dir_all(&self.path) {
             tracing::warn!(folder = %self.path.display(), error = %e, "cannot remove a restore drill's folder");
         }

@@ -43,6 +43,8 @@ pub struct Exposition<'a> {
     pub history: (usize, usize),
     /// Discovery's walks: (so far, the last one's seconds, databases it returned).
     pub walks: Option<(u64, f64, u64)>,
+    /// The drills: (waiting, one running, its folder's bytes); `None` without drills.
+    pub drills: Option<(u64, bool, u64)>,
 }
 
 /// How the poll cycles keep up with `poll_interval`.

@@ -146,6 +146,9 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_ops_discovery_walks_total", C, &[], "Walks for the databases to watch (glob: entries, --discover folders, Litestream's dir: entries, the host's open files): at start, every discover_interval when there is anything to walk again, and on SIGHUP."),
     def("sqlite_ops_discovery_walk_duration_seconds", G, &[], "How long the last walk for the databases to watch took, in seconds."),
     def("sqlite_ops_discovery_databases", G, &[], "Databases the last walk gave to watch, those the config names included."),
+    def("sqlite_ops_drills_waiting", G, &[], "Restore drills due and waiting for the one that runs (drills run one at a time across all databases), at the last start of one; only with restore_drill: set."),
+    def("sqlite_ops_drill_running", G, &[], "Whether a restore drill runs now (1) or not (0); only with restore_drill: set."),
+    def("sqlite_ops_drill_scratch_bytes", G, &[], "Bytes the running drill's folder holds in the scratch folder (the restored copy), 0 between drills; only with restore_drill: set."),
     def("sqlite_ops_history_databases", G, &[], "Databases with a history for the status page (history.databases at most)."),
     def("sqlite_ops_history_bytes", G, &[], "Memory the status page's history holds, in bytes."),
     def("sqlite_ops_litestream_config_up", G, &[], "Whether Litestream's config (litestream.yml) could be read and parsed (1) or not (0); only exported when one is given."),
@@ -760,6 +763,11 @@ fn add_daemon<'a>(f: &mut Families<'a>, e: &Exposition<'a>) {
         f.add("sqlite_ops_discovery_walks_total", &[], walks as f64);
         f.add("sqlite_ops_discovery_walk_duration_seconds", &[], secs);
         f.add("sqlite_ops_discovery_databases", &[], found as f64);
+    }
+    if let Some((waiting, running, bytes)) = e.drills {
+        f.add("sqlite_ops_drills_waiting", &[], waiting as f64);
+        f.add("sqlite_ops_drill_running", &[], b(running));
+        f.add("sqlite_ops_drill_scratch_bytes", &[], bytes as f64);
     }
     f.add("sqlite_ops_history_databases", &[], e.history.0 as f64);
     f.add("sqlite_ops_history_bytes", &[], e.history.1 as f64);

@@ -82,6 +82,7 @@ impl WebState {
                         (h.len(), h.bytes())
                     },
                     walks: crate::discovery::WALKS.read(),
+                    drills: crate::drill::ACTIVITY.read(),
                 }));
                 *cached = Some((published.cycles, body.clone()));
                 body
