@@ -134,6 +134,10 @@ fn two_thousand_databases_under_a_limit_of_1024_are_all_up_and_exact() {
     let held = own("sqlite_ops_descriptors_watched");
     assert!(held > 0.0 && held <= share / 2.0 + 18.0, "{held}");
     assert_eq!(own("sqlite_ops_descriptors_refused_total"), 0.0);
+    assert!(
+        own("sqlite_ops_descriptors_releases_total") >= 1_000.0,
+        "quiet databases gave theirs back"
+    );
     assert_eq!(
         own("sqlite_ops_history_databases"),
         100.0,

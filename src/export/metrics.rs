@@ -149,6 +149,7 @@ pub const METRICS: &[MetricDef] = &[
     def("sqlite_ops_drills_waiting", G, &[], "Restore drills due and waiting for the one that runs (drills run one at a time across all databases), at the last start of one; only with restore_drill: set."),
     def("sqlite_ops_drill_running", G, &[], "Whether a restore drill runs now (1) or not (0); only with restore_drill: set."),
     def("sqlite_ops_drill_scratch_bytes", G, &[], "Bytes the running drill's folder holds in the scratch folder (the restored copy), 0 between drills; only with restore_drill: set."),
+    def("sqlite_ops_descriptors_releases_total", C, &[], "Polls after which a database gave its descriptors back, to open them again at its next poll: quiet databases do once watched files hold half their share."),
     def("sqlite_ops_history_databases", G, &[], "Databases with a history for the status page (history.databases at most)."),
     def("sqlite_ops_history_bytes", G, &[], "Memory the status page's history holds, in bytes."),
     def("sqlite_ops_litestream_config_up", G, &[], "Whether Litestream's config (litestream.yml) could be read and parsed (1) or not (0); only exported when one is given."),
@@ -758,6 +759,8 @@ fn add_daemon<'a>(f: &mut Families<'a>, e: &Exposition<'a>) {
         f.add("sqlite_ops_descriptors_watched", &[], d.held as f64);
         let refused = d.refused as f64;
         f.add("sqlite_ops_descriptors_refused_total", &[], refused);
+        let released = d.released as f64;
+        f.add("sqlite_ops_descriptors_releases_total", &[], released);
     }
     if let Some((walks, secs, found)) = e.walks {
         f.add("sqlite_ops_discovery_walks_total", &[], walks as f64);

@@ -144,6 +144,7 @@ impl Watched {
         self.busy = busy;
         if descriptors::should_release(!busy) {
             self.probe.release();
+            descriptors::note_release();
         }
         self.events_trusted = s
             .filesystem

@@ -66,6 +66,8 @@ struct Budget {
     held: AtomicU64,
     /// Watched files refused a descriptor since start.
     refused: AtomicU64,
+    /// Databases that gave their descriptors back after a poll, since start.
+    released: AtomicU64,
     /// Whether the first refusal has been logged (once per process, not per poll).
     logged: AtomicBool,
 }
@@ -99,6 +101,7 @@ pub fn configure() -> std::io::Result<Plan> {
         plan: Plan::new(limit, in_use),
         held: AtomicU64::new(0),
         refused: AtomicU64::new(0),
+        released: AtomicU64::new(0),
         logged: AtomicBool::new(false),
     });
     Ok(budget.plan)
@@ -118,6 +121,8 @@ pub struct Usage {
     /// Watched files refused a descriptor since start (each poll of a database left down
     /// asks again).
     pub refused: u64,
+    /// Databases that gave their descriptors back after a poll, since start.
+    pub released: u64,
 }
 
 /// The budget's use now; `None` until one is configured (`check`, library users).
@@ -126,7 +131,15 @@ pub fn usage() -> Option<Usage> {
         plan: b.plan,
         held: b.held.load(Ordering::Relaxed),
         refused: b.refused.load(Ordering::Relaxed),
+        released: b.released.load(Ordering::Relaxed),
     })
+}
+
+/// A database gave its descriptors back after its poll ([`should_release`] said so).
+pub fn note_release() {
+    if let Some(b) = BUDGET.get() {
+        b.released.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Descriptors one database needs while it is polled: the database, `-wal` and `-shm`.
