@@ -202,3 +202,49 @@ fn a_limit_below_the_reserve_leaves_databases_down_not_the_server() {
         .count();
     assert_eq!(refusals, 1, "logged once, not per poll: {log:#?}");
 }
+
+/// A limit that fits one or two files but not a database's three: the databases are down with
+/// the limit's error, never polled without their `-wal` or `-shm` (whose commits would then be
+/// counted in the WAL alone); at the figure the warning gives, they are up.
+#[test]
+fn a_database_gets_its_three_files_or_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = databases(dir.path(), 2, "200ms");
+    let daemon = under_limit(64, &config);
+    daemon.wait_log("the warning that no database fits", |l| {
+        l.contains("too low for any database")
+    });
+    let needed: u64 = {
+        let log = daemon.log.lock().unwrap();
+        let line = log
+            .iter()
+            .find(|l| l.contains("raise it to at least"))
+            .unwrap();
+        let after = line.split("raise it to at least ").nth(1).unwrap();
+        after.split(' ').next().unwrap().parse().unwrap()
+    };
+    drop(daemon);
+
+    let short = under_limit(needed - 2, &config);
+    short.wait_polls(5);
+    let m = short.metrics();
+    assert!(m.samples["sqlite_ops_descriptors_watched_limit"] < 3.0);
+    for db in ["db0", "db1"] {
+        assert_eq!(
+            m.db("sqlite_up", db),
+            Some(0.0),
+            "{db} is down, not half polled"
+        );
+    }
+    let s: serde_json::Value = serde_json::from_str(&short.get("/api/v1/status").1).unwrap();
+    let error = s["databases"][0]["error"].as_str().unwrap();
+    assert!(error.contains("LimitNOFILE"), "{error}");
+    drop(short);
+
+    let enough = under_limit(needed, &config);
+    enough.wait_polls(5);
+    let m = enough.metrics();
+    for db in ["db0", "db1"] {
+        assert_eq!(m.db("sqlite_up", db), Some(1.0), "{db} at {needed}");
+    }
+}

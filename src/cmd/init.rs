@@ -58,7 +58,9 @@ fn config_text(found: &Findings) -> String {
     let mut out = format!(
         "# sqlite-ops config, from what this host showed `sqlite-ops init`: the SQLite databases\n\
          # its processes held open{folders} and Litestream's config where Litestream looks for\n\
-         # it. Keep what is to be watched; config.example.yaml documents every other field.\n",
+         # it. Keep only what is to be watched: every file open at that moment is listed, caches\n\
+         # and temporary databases included, and a `path:` entry whose file is gone is down\n\
+         # (SQLiteDatabaseDown after 1m). config.example.yaml documents every other field.\n",
     );
     let mut entries: Vec<(String, &Path)> = (found.open.found.iter())
         .map(|(path, holder)| (format!("open by {holder}"), path.as_path()))

@@ -20,8 +20,9 @@ pub const MAX_RESERVE: u64 = 1024;
 /// only what is left. Within that, descriptors are kept where they pay: when they run short,
 /// quiet databases give theirs back after each poll and open them again at the next
 /// ([`should_release`]), so ten thousand databases are all polled under a limit of 4,096. Only
-/// a limit below the reserve plus one database's three files leaves databases down, with an
-/// error that names the limit and how to raise it.
+/// a limit below the reserve, what is open at start and one database's three files leaves
+/// databases down (all of a database's files or none: [`is_exhausted`]), with an error that
+/// names the limit and how to raise it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
     /// RLIMIT_NOFILE (the soft limit, already raised to the hard one).
@@ -173,6 +174,19 @@ impl Drop for Slot {
     }
 }
 
+/// The budget is spent: no descriptor for one more watched file. The text says the limit and
+/// how to raise it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Exhausted(String);
+
+/// Whether `e` is [`acquire`]'s refusal: a database with any of its files refused is down,
+/// never polled in part (without its `-shm`, commits would be counted in the WAL alone and
+/// miss those already checkpointed).
+pub fn is_exhausted(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Exhausted>())
+}
+
 /// A descriptor for a watched file, or an error that says the budget is spent and how to
 /// raise the limit (logged the first time only).
 pub fn acquire() -> std::io::Result<Slot> {
@@ -196,7 +210,7 @@ pub fn acquire() -> std::io::Result<Slot> {
                     "databases left unwatched: {message}"
                 );
             }
-            Err(std::io::Error::other(message))
+            Err(std::io::Error::other(Exhausted(message)))
         }
     }
 }

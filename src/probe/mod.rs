@@ -256,7 +256,7 @@ impl DbProbe {
             ));
         }
         let wal = match header.journal {
-            JournalKind::Wal => Some(self.sample_wal(db_replaced, &mut errors)),
+            JournalKind::Wal => Some(self.sample_wal(db_replaced, &mut errors)?),
             JournalKind::Rollback => {
                 self.scanner = None;
                 None
@@ -273,15 +273,30 @@ impl DbProbe {
         })
     }
 
-    fn sample_wal(&mut self, db_replaced: bool, errors: &mut Vec<ProbeError>) -> WalSample {
-        let wal_file = self.wal.refresh().unwrap_or_else(|e| {
-            errors.push(io_err("wal", &self.wal, e));
-            FileStatus::Missing
-        });
-        let shm_file = self.shm.refresh().unwrap_or_else(|e| {
-            errors.push(io_err("wal_index", &self.shm, e));
-            FileStatus::Missing
-        });
+    fn sample_wal(
+        &mut self,
+        db_replaced: bool,
+        errors: &mut Vec<ProbeError>,
+    ) -> Result<WalSample, ProbeError> {
+        // A file refused a descriptor leaves the whole database down (`is_exhausted`).
+        let wal_file = match self.wal.refresh() {
+            Err(e) if descriptors::is_exhausted(&e) => return Err(io_err("wal", &self.wal, e)),
+            Err(e) => {
+                errors.push(io_err("wal", &self.wal, e));
+                FileStatus::Missing
+            }
+            Ok(f) => f,
+        };
+        let shm_file = match self.shm.refresh() {
+            Err(e) if descriptors::is_exhausted(&e) => {
+                return Err(io_err("wal_index", &self.shm, e))
+            }
+            Err(e) => {
+                errors.push(io_err("wal_index", &self.shm, e));
+                FileStatus::Missing
+            }
+            Ok(f) => f,
+        };
         let (index, index_error) = match shm_file {
             FileStatus::Present { .. } => match self.read_index() {
                 Ok(idx) => (Some(idx), None),
@@ -313,7 +328,7 @@ impl DbProbe {
         } else {
             None
         };
-        WalSample {
+        Ok(WalSample {
             wal_file,
             shm_file,
             index,
@@ -322,7 +337,7 @@ impl DbProbe {
             exclusive_lock,
             read_locks,
             frames,
-        }
+        })
     }
 
     /// Whether some connection holds the `-shm` "dead man switch", and who holds each reader
