@@ -215,14 +215,25 @@ fn run_given_nothing_watches_what_processes_hold_open_and_litestream_lists() {
         let key = format!("sqlite_up{{db=\"{db}\"}}");
         d.metrics().samples.get(&key).copied()
     };
+    // Every find named by its path, the one only Litestream lists too: the same name as once
+    // a process opens it.
+    let listed_label = label(&listed);
     wait_for(STEP, "the three databases watched", || {
-        let replica = "sqlite_litestream_reads_total{db=\"listed_by_litestream\",replica=\"file\"}";
+        let replica =
+            format!("sqlite_litestream_reads_total{{db=\"{listed_label}\",replica=\"file\"}}");
         (up(&label(&held)) == Some(1.0)
-            && up("listed_by_litestream") == Some(1.0)
+            && up(&listed_label) == Some(1.0)
             && up(&label(&brief)) == Some(1.0)
-            && d.metrics().samples.contains_key(replica))
+            && d.metrics().samples.contains_key(&replica))
         .then_some(())
     });
+    assert_eq!(
+        d.log_lines(|l| l.contains("found a database")
+            && l.contains(&format!("db={listed_label} "))
+            && l.contains("in Litestream's config")),
+        1,
+        "says it found the database in Litestream's config"
+    );
     let how = format!("open by pid {} (python3", app.pid());
     assert_eq!(
         d.log_lines(|l| l.contains("found a database")
@@ -341,6 +352,13 @@ fn run_given_nothing_finds_an_app_in_its_own_pid_namespace_and_litestream_at_its
         ),
         1,
         "says where Litestream's config was found"
+    );
+    assert_eq!(
+        d.log_lines(|l| l.contains("its Litestream replicas are read too")
+            && l.contains(&format!("db={label} "))
+            && l.contains("replicas=file")),
+        1,
+        "says the replica it reads for the database it found open"
     );
     assert_eq!(
         Path::new("/etc/litestream.yml").exists(),

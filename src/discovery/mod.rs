@@ -63,6 +63,31 @@ pub struct Discovery {
 struct HostSource {
     template: Target,
     hidden_said: bool,
+    /// The databases whose Litestream replicas were logged.
+    replicated_said: HashSet<String>,
+}
+
+impl HostSource {
+    /// Logs, once each, what Litestream's config added: the databases only it lists (from
+    /// `targets[listed_from..]`) and the replicas of those found otherwise.
+    fn tell_litestream(&mut self, targets: &[Target], listed_from: usize) {
+        for (i, t) in targets.iter().enumerate() {
+            let Some(ls) = &t.litestream else { continue };
+            if !self.replicated_said.insert(t.name.clone()) {
+                continue;
+            }
+            let replicas: Vec<&str> = ls.replicas.iter().map(|r| r.name.as_str()).collect();
+            let replicas = replicas.join(", ");
+            match i >= listed_from {
+                true => {
+                    tracing::info!(db = %t.name, path = %t.path.display(), replicas = %replicas, found = "in Litestream's config", "found a database")
+                }
+                false => {
+                    tracing::info!(db = %t.name, replicas = %replicas, "its Litestream replicas are read too (Litestream's config lists it)")
+                }
+            }
+        }
+    }
 }
 
 impl Discovery {
@@ -88,6 +113,7 @@ impl Discovery {
         self.host = Some(HostSource {
             template,
             hidden_said: false,
+            replicated_said: HashSet::new(),
         });
     }
 
@@ -182,7 +208,16 @@ impl Discovery {
             matched.extend(host_matches(h, &self.found, &known));
         }
         let targets = merge(&self.fixed, matched, &mut self.found, now, self.grace);
-        let targets = attach_litestream(targets, &self.litestream, &self.litestream_template);
+        let by_path = self.host.is_some();
+        let before = targets.len();
+        let targets = attach_litestream(
+            targets,
+            (&self.litestream, by_path),
+            &self.litestream_template,
+        );
+        if let Some(h) = &mut self.host {
+            h.tell_litestream(&targets, before);
+        }
         WALKS.record(now.elapsed(), targets.len());
         targets
     }
@@ -323,11 +358,12 @@ fn merge(
 
 /// Gives each target the Litestream entry of its file (a `path:` entry, else the first `dir:`
 /// that replicates it), and adds the `path:` databases that are not watched yet (those of a
-/// `dir:` come through its glob). Paths are compared as written, then (only for files of the
-/// same name, so that thousands of tenants cost no system call) as resolved on disk.
+/// `dir:` come through its glob), named by their file stem, or `by_path` as the host's finds
+/// are. Paths are compared as written, then (only for files of the same name, so that
+/// thousands of tenants cost no system call) as resolved on disk.
 fn attach_litestream(
     mut targets: Vec<Target>,
-    listed: &Litestream,
+    (listed, by_path): (&Litestream, bool),
     template: &Target,
 ) -> Vec<Target> {
     let dbs = &listed.dbs;
@@ -361,6 +397,19 @@ fn attach_litestream(
     }
     let mut names: HashSet<String> = targets.iter().map(|t| t.name.clone()).collect();
     for (db, _) in dbs.iter().zip(attached).filter(|(_, a)| !a) {
+        // Named as what the host shows is, when looking at the host: the same name as once a
+        // process opens it.
+        if by_path {
+            let name = host::label(&db.path);
+            names.insert(name.clone());
+            targets.push(Target {
+                name,
+                path: db.path.clone(),
+                litestream: Some(db.clone()),
+                ..template.clone()
+            });
+            continue;
+        }
         let stem = db
             .path
             .file_stem()
@@ -477,7 +526,7 @@ mod tests {
             ],
             dirs: Vec::new(),
         };
-        let out = attach_litestream(targets, &listed, &t("", ""));
+        let out = attach_litestream(targets, (&listed, false), &t("", ""));
         assert_eq!(names(&out), ["app", "jobs", "app2", "jobs2"]);
         assert!(out[0].litestream.is_none());
         assert_eq!(
