@@ -400,6 +400,11 @@ fn run_given_a_folder_watches_every_database_under_it() {
             1,
             "says how it found {name}"
         );
+        assert_eq!(
+            d.log_lines(|l| l.contains("found a database") && l.contains(&format!("db={name} "))),
+            1,
+            "{name}, open by this test too, is said found once"
+        );
     }
     assert!(
         !watched(&d).iter().any(|w| w.contains("notes")),

@@ -205,7 +205,11 @@ impl Discovery {
             }
         }
         if let Some(h) = &mut self.host {
-            matched.extend(host_matches(h, &self.found, &known));
+            // A database a --discover folder just gave is logged as found there, once.
+            let mut known = known.clone();
+            known.extend(matched.iter().map(|t| t.path.as_path()));
+            let open = host_matches(h, &self.found, &known);
+            matched.extend(open);
         }
         let targets = merge(&self.fixed, matched, &mut self.found, now, self.grace);
         let by_path = self.host.is_some();
