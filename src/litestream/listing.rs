@@ -89,8 +89,9 @@ impl Listing {
         let same = self.dirs.iter().all(|(key, stamp)| {
             std::fs::metadata(root.join(key)).is_ok_and(|m| stamp_of(&m) == Some(*stamp))
         });
+        // Not following links, as the listing's own entries did not.
         same && self.entries.iter_mut().all(|e| {
-            let Ok(m) = std::fs::metadata(root.join(&e.key)) else {
+            let Ok(m) = std::fs::symlink_metadata(root.join(&e.key)) else {
                 return false;
             };
             let Ok(modified) = m.modified() else {
