@@ -402,29 +402,24 @@ fn attach_litestream(
     let mut names: HashSet<String> = targets.iter().map(|t| t.name.clone()).collect();
     for (db, _) in dbs.iter().zip(attached).filter(|(_, a)| !a) {
         // Named as what the host shows is, when looking at the host: the same name as once a
-        // process opens it.
-        if by_path {
-            let name = host::label(&db.path);
-            names.insert(name.clone());
-            targets.push(Target {
-                name,
-                path: db.path.clone(),
-                litestream: Some(db.clone()),
-                ..template.clone()
-            });
-            continue;
-        }
-        let stem = db
-            .path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "db".into());
-        let mut name = stem.clone();
-        let mut n = 2;
-        while names.contains(&name) {
-            name = format!("{stem}{n}");
-            n += 1;
-        }
+        // process opens it; else by its file stem, numbered when taken.
+        let name = match by_path {
+            true => host::label(&db.path),
+            false => {
+                let stem = db
+                    .path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "db".into());
+                let mut name = stem.clone();
+                let mut n = 2;
+                while names.contains(&name) {
+                    name = format!("{stem}{n}");
+                    n += 1;
+                }
+                name
+            }
+        };
         names.insert(name.clone());
         targets.push(Target {
             name,
