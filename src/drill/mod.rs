@@ -127,8 +127,8 @@ pub async fn run(
             continue;
         };
         let job = job.clone();
-        due.insert(job.db.clone(), Instant::now() + job.settings.interval);
         let now = Instant::now();
+        due.insert(job.db.clone(), now + job.settings.interval);
         let waiting = (current.iter())
             .filter(|j| due.get(&j.db).is_some_and(|t| *t <= now))
             .count();
