@@ -59,6 +59,7 @@ FOR = {
     "SQLiteLitestreamCompactionStalled": 10, "SQLiteLitestreamSnapshotStale": 10,
     "SQLiteRestoreDrillStale": 5, "SQLiteRestoreSlow": 15,
     "SQLiteOpsDown": 2, "SQLiteOpsFallingBehind": 5, "SQLiteOpsOutOfDescriptors": 1,
+    "SQLiteOpsHostSilent": 1,
 }
 
 
@@ -354,6 +355,64 @@ itself_case(N, "fires while files are refused, and resolves 2m after the last re
             after_for(N, start=1, alerts=[itself(N, "critical", "sqlite-ops on h1:9934 has no file descriptor left for some databases: they are not watched", OUT_OF)])
             + [(8, [])])
 itself_case(N, "stays quiet while none is refused", [series("sqlite_ops_descriptors_refused_total", "0x30", "{}")], quiet(N))
+
+N = "SQLiteOpsHostSilent"
+SILENT = ("The series of sqlite-ops on {i} (job sqlite-ops) stopped arriving at least 1m ago, though it sent them within the last day: "
+          "the daemon stopped, or its host, its scraper or the network between them is down. None of that host's databases is watched "
+          "from here. The alert stays until its series arrive again, or until the host has been silent for a whole day and is no longer known.")
+BUILD = "sqlite_ops_build_info"
+# h1 is scraped until minute 10 and then marked stale (its scrape failed, as when the daemon
+# stops); h2's sender dies at minute 10 too, with no stale mark: its series last the store's
+# 5m lookback; h3 goes on; h1 comes back at minute 20.
+itself_case(N, "fires for a host whose series stop, after its stale mark or the lookback, and resolves when they arrive again",
+            [series(BUILD, "1x10 stale _x8 1x10", '{version="1"}'), series(BUILD, "1x10", '{job="sqlite-ops",instance="h2:9934",version="1"}'),
+             series(BUILD, "1x30", '{job="sqlite-ops",instance="h3:9934",version="1"}')],
+            [(11, []), (12, [itself(N, "critical", "sqlite-ops on h1:9934 has gone silent: its series stopped arriving", SILENT.format(i="h1:9934"))]),
+             (17, [itself(N, "critical", "sqlite-ops on h1:9934 has gone silent: its series stopped arriving", SILENT.format(i="h1:9934")),
+                   itself(N, "critical", "sqlite-ops on h2:9934 has gone silent: its series stopped arriving", SILENT.format(i="h2:9934"), instance="h2:9934")]),
+             (22, [itself(N, "critical", "sqlite-ops on h2:9934 has gone silent: its series stopped arriving", SILENT.format(i="h2:9934"), instance="h2:9934")])])
+itself_case(N, "stays quiet while every host sends, across an upgrade that changes the version label",
+            [series(BUILD, "1x10 stale", '{version="1"}'), series(BUILD, "_x10 1x20", '{version="2"}'),
+             series(BUILD, "1x30", '{job="sqlite-ops",instance="h2:9934",version="1"}')], quiet(N, start=10))
+
+
+# The fleet's recording rules: hosts counted once whatever number of senders, summed across hosts.
+def fleet(instance, replica, up, down, size, nearest):
+    labels = f'job="sqlite-ops",instance="{instance}",replica="{replica}"'
+    return [
+        {"series": f'sqlite_fleet_databases{{{labels},state="up"}}', "values": f"{up}x5"},
+        {"series": f'sqlite_fleet_databases{{{labels},state="down"}}', "values": f"{down}x5"},
+        {"series": f'sqlite_fleet_database_size_bytes{{{labels}}}', "values": f"{size}x5"},
+        {"series": f'sqlite_ops_build_info{{{labels},version="1"}}', "values": "1x5"},
+    ] + [{"series": f'sqlite_fleet_threshold_nearest_ratio{{{labels},alert="SQLiteDatabaseLarge",db="{db}"}}', "values": f"{r}x5"}
+         for db, r in nearest]
+
+
+def recorded(expr, samples):
+    return {"expr": expr, "eval_time": "4m", "exp_samples": [{"labels": l, "value": v} for l, v in samples]}
+
+
+J = '{job="sqlite-ops"'
+TESTS.append({
+    "name": "The fleet's recording rules count a host once whatever its senders, and sum across hosts",
+    "interval": "1m",
+    # h1 is written by two agents (replica a and b), h2 by one.
+    "input_series": fleet("h1:9934", "a", 9, 1, 1000, [("t1", 0.5), ("t2", 0.9)])
+    + fleet("h1:9934", "b", 9, 1, 1000, [("t1", 0.5), ("t2", 0.9)])
+    + fleet("h2:9934", "a", 20, 0, 3000, [("t1", 0.7)]),
+    "promql_expr_test": [
+        recorded('instance:sqlite_fleet_databases:max{state="up"}',
+                 [(f'instance:sqlite_fleet_databases:max{J},instance="h1:9934",state="up"}}', 9),
+                  (f'instance:sqlite_fleet_databases:max{J},instance="h2:9934",state="up"}}', 20)]),
+        recorded("job:sqlite_fleet_databases:sum",
+                 [(f'job:sqlite_fleet_databases:sum{J},state="down"}}', 1), (f'job:sqlite_fleet_databases:sum{J},state="up"}}', 29)]),
+        recorded("job:sqlite_fleet_database_size_bytes:sum", [(f"job:sqlite_fleet_database_size_bytes:sum{J}}}", 4000)]),
+        recorded("job:sqlite_ops_hosts:count", [(f"job:sqlite_ops_hosts:count{J}}}", 2)]),
+        recorded("job:sqlite_fleet_threshold_nearest_ratio:top5",
+                 [(f'job:sqlite_fleet_threshold_nearest_ratio:top5{J},instance="{i}",alert="SQLiteDatabaseLarge",db="{d}"}}', v)
+                  for i, d, v in [("h1:9934", "t2", 0.9), ("h2:9934", "t1", 0.7), ("h1:9934", "t1", 0.5)]]),
+    ],
+})
 
 
 def main():

@@ -48,7 +48,7 @@ def variables(with_db=True, worst=10):
             "hide": 0,
         },
         query_var("job", "Job", "label_values(sqlite_ops_build_info, job)"),
-        query_var("instance", "Instance", 'label_values(sqlite_ops_build_info{job=~"$job"}, instance)'),
+        query_var("instance", "Host (instance)", 'label_values(sqlite_ops_build_info{job=~"$job"}, instance)'),
     ]
     if with_db:
         # The databases nearest a threshold (sqlite_fleet_*, exported whatever `metrics:` says),
@@ -346,27 +346,63 @@ def fleet():
                 {"matcher": {"id": "byName", "options": "Nearest"}, "properties": [{"id": "custom.cellOptions", "value": {"type": "color-background"}}]},
             ])
     # The fleet series carry no db label (but the nearest): they work whatever metrics: groups
-    # the databases export, down to none.
+    # the databases export, down to none. These panels read the fleet's recording rules
+    # (`sqlite-ops rules` prints them; docs/many-hosts.md): a few series per host, so a store
+    # that many hosts write into answers each panel with one cheap query.
     fleet_sel = 'job=~"$job",instance=~"$instance"'
-    b.row("Fleet totals (fleet series: any metrics: choice)")
-    b.panel("stat", "Databases", "Databases watched, and how many are down (sqlite_fleet_databases).",
-            [(f'sum(sqlite_fleet_databases{{{fleet_sel}}})', "watched"), (f'sum(sqlite_fleet_databases{{{fleet_sel},state="down"}}) or vector(0)', "down")], "none", w=6, h=5,
+
+    def rec(name, label=None, value=None):
+        extra = f',{label}="{value}"' if label else ""
+        return f"instance:{name}:max{{{fleet_sel}{extra}}}"
+    b.row("Fleet totals across the selected hosts (fleet series: any metrics: choice)")
+    b.panel("stat", "Databases", "Databases watched on the selected hosts, and how many are down (sqlite_fleet_databases, recorded per host as instance:sqlite_fleet_databases:max).",
+            [(f'sum({rec("sqlite_fleet_databases")})', "watched"), (f'sum({rec("sqlite_fleet_databases", "state", "down")}) or vector(0)', "down")], "none", w=6, h=5,
             options={"reduceOptions": {"calcs": ["lastNotNull"]}})
-    b.panel("stat", "Alerts firing", "Alerts firing across the fleet, by severity (sqlite_fleet_alerts).",
-            [(f'sum(sqlite_fleet_alerts{{{fleet_sel},severity="{sev}"}}) or vector(0)', sev) for sev in ("critical", "warning", "info")], "none", w=6, h=5,
+    b.panel("stat", "Alerts firing", "Alerts firing on the selected hosts, by severity (sqlite_fleet_alerts, recorded per host).",
+            [(f'sum({rec("sqlite_fleet_alerts", "severity", sev)}) or vector(0)', sev) for sev in ("critical", "warning", "info")], "none", w=6, h=5,
             thresholds=[(1, "red")], options={"reduceOptions": {"calcs": ["lastNotNull"]}})
-    b.panel("stat", "Write transactions per second", "All watched databases together, over the last few seconds (sqlite_fleet_write_transactions_per_second).",
-            [(f"sum(sqlite_fleet_write_transactions_per_second{{{fleet_sel}}})", "total")], "ops", w=6, h=5,
+    b.panel("stat", "Write transactions per second", "All watched databases of the selected hosts together, over the last few seconds (sqlite_fleet_write_transactions_per_second, recorded per host).",
+            [(f'sum({rec("sqlite_fleet_write_transactions_per_second")})', "total")], "ops", w=6, h=5,
             options={"reduceOptions": {"calcs": ["lastNotNull"]}})
-    b.panel("stat", "Size", "Database and WAL files together (sqlite_fleet_database_size_bytes, sqlite_fleet_wal_size_bytes).",
-            [(f"sum(sqlite_fleet_database_size_bytes{{{fleet_sel}}})", "databases"), (f"sum(sqlite_fleet_wal_size_bytes{{{fleet_sel}}})", "WAL")], "bytes", w=6, h=5,
+    b.panel("stat", "Size", "Database and WAL files of the selected hosts together (sqlite_fleet_database_size_bytes, sqlite_fleet_wal_size_bytes, recorded per host).",
+            [(f'sum({rec("sqlite_fleet_database_size_bytes")})', "databases"), (f'sum({rec("sqlite_fleet_wal_size_bytes")})', "WAL")], "bytes", w=6, h=5,
             options={"reduceOptions": {"calcs": ["lastNotNull"]}})
-    b.panel("table", "Nearest each threshold (fleet series)",
-            "The five databases nearest each alert's first threshold, per instance, from sqlite-ops's own thresholds: the value as a fraction of the threshold (1 = at it). Works when the databases export no series of their own (metrics: []). Click a database for its overview.",
-            [(f"max by (instance, alert, db) (sqlite_fleet_threshold_nearest_ratio{{{fleet_sel}}})", "nearest")],
+    host_link = {"title": "Overview of ${__data.fields.instance}", "url": "/d/sqlite-ops-overview/sqlite-overview-sqlite-ops?${datasource:queryparam}&var-job=${__data.fields.job}&var-instance=${__data.fields.instance}&${__url_time_range}"}
+    hosts = [
+        (f'sum by (job, instance) ({rec("sqlite_fleet_databases", "state", "up")})', "Up"),
+        (f'sum by (job, instance) ({rec("sqlite_fleet_databases", "state", "down")})', "Down"),
+        (f'sum by (job, instance) ({rec("sqlite_fleet_alerts", "severity", "critical")})', "Critical"),
+        (f'sum by (job, instance) ({rec("sqlite_fleet_alerts", "severity", "warning")})', "Warning"),
+        (f'max by (job, instance) ({rec("sqlite_fleet_threshold_nearest_ratio")})', "Nearest"),
+        (f'{rec("sqlite_fleet_write_transactions_per_second")}', "Writes/s"),
+        (f'{rec("sqlite_fleet_database_size_bytes")}', "Size"),
+    ]
+    b.panel("table", "Hosts, the one nearest a threshold first",
+            "One row per host (instance): its databases up and down, the alerts firing there, how near its nearest database is to a threshold (1 = at it), its write rate and size; from the fleet's recording rules. A host that stopped sending leaves this table and fires SQLiteOpsHostSilent. Click a host for its overview.",
+            [(expr, legend) for expr, legend in hosts], "none", w=24, h=8,
+            transformations=[
+                {"id": "merge", "options": {}},
+                {"id": "organize", "options": {
+                    "excludeByName": {"Time": True},
+                    "renameByName": {f"Value #{chr(ord('A') + i)}": legend for i, (_, legend) in enumerate(hosts)},
+                }},
+                {"id": "sortBy", "options": {"sort": [{"field": "Nearest", "desc": True}]}},
+            ],
+            field_overrides=[
+                {"matcher": {"id": "byName", "options": "instance"}, "properties": [{"id": "links", "value": [host_link]}]},
+                {"matcher": {"id": "byName", "options": "Nearest"}, "properties": [{"id": "unit", "value": "percentunit"}, {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+                                                                                  {"id": "thresholds", "value": {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "orange", "value": 0.7}, {"color": "red", "value": 1}]}}]},
+                {"matcher": {"id": "byName", "options": "Critical"}, "properties": [{"id": "custom.cellOptions", "value": {"type": "color-background"}},
+                                                                                    {"id": "thresholds", "value": {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}]}}]},
+                {"matcher": {"id": "byName", "options": "Writes/s"}, "properties": [{"id": "unit", "value": "ops"}]},
+                {"matcher": {"id": "byName", "options": "Size"}, "properties": [{"id": "unit", "value": "bytes"}]},
+            ])
+    b.panel("table", "Nearest each threshold, across the selected hosts (fleet series)",
+            "The five databases nearest each alert's first threshold among all the selected hosts (each host exports its own five), from sqlite-ops's own thresholds: the value as a fraction of the threshold (1 = at it); instance says which host. Works when the databases export no series of their own (metrics: []). Click a database for its overview on its host.",
+            [(f'topk by (alert) (5, {rec("sqlite_fleet_threshold_nearest_ratio")})', "nearest")],
             "percentunit", w=24, h=10, thresholds=[(0.7, "orange"), (1, "red")],
             transformations=[
-                {"id": "organize", "options": {"excludeByName": {"Time": True}, "renameByName": {"Value": "Nearest"}}},
+                {"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True}, "renameByName": {"Value": "Nearest"}}},
                 {"id": "sortBy", "options": {"sort": [{"field": "Nearest", "desc": True}]}},
             ],
             field_overrides=[

@@ -72,6 +72,23 @@ fn generated_rules_pass_promtool_and_match_the_committed_file() {
         "alerts/sqlite-ops.rules.yml is stale: regenerate it with `cargo run -- rules > alerts/sqlite-ops.rules.yml`"
     );
     promtool_check(&Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts/sqlite-ops.rules.yml"));
+    // The fleet's recording rules alone, for a store that takes its alerting rules elsewhere.
+    let (code, recording, err) = run_cli(&["rules", "--format", "recording"]);
+    assert_eq!(code, 0, "{err}");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts/sqlite-ops.recording.rules.yml");
+    assert!(
+        std::fs::read_to_string(&path).unwrap() == recording,
+        "alerts/sqlite-ops.recording.rules.yml is stale: regenerate it with `cargo run -- rules --format recording > alerts/sqlite-ops.recording.rules.yml`"
+    );
+    promtool_check(&path);
+    for r in sqlite_ops::rules::fleet::RECORDINGS {
+        let line = format!("record: {}\n", r.record);
+        assert!(
+            rules.contains(&line) && recording.contains(&line),
+            "{}",
+            r.record
+        );
+    }
     let itself = sqlite_ops::rules::itself::ITSELF.iter().map(|r| r.alert);
     for alert in sqlite_ops::rules::RULES
         .iter()

@@ -233,7 +233,16 @@ fn every_panel_query_returns_data_on_a_real_prometheus() {
         )
         .write(&config);
     let daemon = Daemon::start(&["--config", config.to_str().unwrap()]);
-    let prometheus = Prometheus::start(dir.path(), &daemon.addr);
+    // With the rules `sqlite-ops rules` prints, as README says: the fleet dashboard reads the
+    // fleet's recording rules.
+    let prometheus = Prometheus::start_with_rules(
+        dir.path(),
+        &format!(
+            "  - job_name: sqlite-ops\n    static_configs: [{{targets: ['{}']}}]\n",
+            daemon.addr
+        ),
+        &[&root().join("alerts/sqlite-ops.rules.yml")],
+    );
     wait_for(
         STEP,
         "Prometheus holding 8 scrapes with a firing alert and replication",

@@ -26,6 +26,7 @@ mod http_endpoint;
 mod itself;
 mod litestream;
 mod litestream_dir;
+mod many_hosts;
 mod migrate_check;
 mod notify;
 mod quiet;

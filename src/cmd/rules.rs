@@ -11,6 +11,8 @@ pub enum Format {
     Prometheus,
     /// A Prometheus Operator PrometheusRule resource.
     Kubernetes,
+    /// The fleet's recording rules alone (the other formats include them).
+    Recording,
 }
 
 /// The command line of `rules`.
@@ -19,7 +21,8 @@ pub struct Args {
     /// YAML config file whose thresholds to use.
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
-    /// A rules file for Prometheus, or a PrometheusRule for the Prometheus Operator.
+    /// A rules file for Prometheus, a PrometheusRule for the Prometheus Operator, or the
+    /// fleet's recording rules alone.
     #[arg(long, value_enum, default_value_t = Format::Prometheus)]
     pub format: Format,
     /// metadata.name of the PrometheusRule.
@@ -49,5 +52,6 @@ pub fn render(config: Option<&Path>, format: Format, name: &str) -> anyhow::Resu
         Format::Kubernetes => {
             prom_rules::render_prometheus_rule(&global, &cfg.runbook_base_url, name)
         }
+        Format::Recording => prom_rules::render_recording(),
     })
 }

@@ -44,4 +44,16 @@ pub const ITSELF: &[ItselfRule] = &[
         summary: "sqlite-ops on {{ $labels.instance }} has no file descriptor left for some databases: they are not watched",
         description: "sqlite-ops on {{ $labels.instance }} was refused file descriptors for watched files within the last 2m, for 1m: its open-file limit leaves too few for the databases it watches, so some are down (sqlite_up 0, the error names the limit) until the limit is raised (LimitNOFILE= in systemd, ulimit -n, the container's nofile ulimit).",
     },
+    ItselfRule {
+        alert: "SQLiteOpsHostSilent",
+        severity: Severity::Critical,
+        // Where many hosts' series meet (a store fed by remote write, a federating Prometheus):
+        // a host's series seen within the last day that stopped arriving. A scrape that fails
+        // ends them at once (the scraper marks them stale); a host whose sender died too, after
+        // the store's lookback (5m by default).
+        expr: "max by (job, instance) (max_over_time(sqlite_ops_build_info[1d])) unless on (job, instance) sqlite_ops_build_info",
+        for_: "1m",
+        summary: "sqlite-ops on {{ $labels.instance }} has gone silent: its series stopped arriving",
+        description: "The series of sqlite-ops on {{ $labels.instance }} (job {{ $labels.job }}) stopped arriving at least 1m ago, though it sent them within the last day: the daemon stopped, or its host, its scraper or the network between them is down. None of that host's databases is watched from here. The alert stays until its series arrive again, or until the host has been silent for a whole day and is no longer known.",
+    },
 ];

@@ -1,9 +1,10 @@
 //! Thresholds to alert states, one truth for `sqlite_alert`, the pushes, `check` and `sqlite-ops
 //! rules`: [`catalogue`]: each rule, once; [`thresholds`]: config applied; [`engine`]: states
-//! across polls; [`itself`]: the alerts about the daemon, which Prometheus alone judges.
+//! across polls; [`itself`]: alerts about the daemon; [`fleet`]: recording rules across hosts.
 
 pub mod catalogue;
 pub mod engine;
+pub mod fleet;
 pub mod itself;
 pub mod thresholds;
 

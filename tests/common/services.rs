@@ -60,14 +60,6 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    /// Scrapes `target` over plain HTTP as job `sqlite-ops`.
-    pub fn start(dir: &Path, target: &str) -> Self {
-        Self::start_with_jobs(
-            dir,
-            &format!("  - job_name: sqlite-ops\n    static_configs: [{{targets: ['{target}']}}]\n"),
-        )
-    }
-
     /// With `jobs`: the items of `scrape_configs`, as YAML indented by two spaces.
     pub fn start_with_jobs(dir: &Path, jobs: &str) -> Self {
         Self::start_with_rules(dir, jobs, &[])
@@ -89,15 +81,55 @@ impl Prometheus {
             ),
         )
         .unwrap();
+        let storage = format!("--storage.tsdb.path={}", dir.join("tsdb").display());
+        Self::launch(&config, &[&storage])
+    }
+
+    /// A store that many hosts write into: Prometheus with its remote-write receiver on,
+    /// evaluating `rule_files` every second, scraping nothing itself.
+    pub fn receiver(dir: &Path, rule_files: &[&Path]) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let config = dir.join("central.yml");
+        let rules: Vec<String> = rule_files
+            .iter()
+            .map(|f| format!("'{}'", f.display()))
+            .collect();
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{evaluation_interval: 1s}}\nrule_files: [{}]\n",
+                rules.join(", ")
+            ),
+        )
+        .unwrap();
+        let storage = format!("--storage.tsdb.path={}", dir.join("tsdb").display());
+        Self::launch(&config, &[&storage, "--web.enable-remote-write-receiver"])
+    }
+
+    /// A Prometheus in agent mode scraping `jobs` every second and writing what it scrapes to
+    /// `remote_write` (a receiver's `/api/v1/write`) within a second.
+    pub fn agent(dir: &Path, jobs: &str, remote_write: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let config = dir.join("agent.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{scrape_interval: 1s}}\nscrape_configs:\n{jobs}remote_write:\n  - url: {remote_write}\n    queue_config: {{batch_send_deadline: 1s}}\n"
+            ),
+        )
+        .unwrap();
+        let storage = format!("--storage.agent.path={}", dir.join("agent").display());
+        Self::launch(&config, &[&storage, "--enable-feature=agent"])
+    }
+
+    /// Starts Prometheus on `config` with `args` on a free port and waits until it is ready.
+    fn launch(config: &Path, args: &[&str]) -> Self {
         // A port free a moment ago may be taken by the time Prometheus binds it: then again.
         for _ in 0..5 {
             let port = free_port();
             let mut cmd = Command::new(program("prometheus", "prometheus"));
             cmd.arg(format!("--config.file={}", config.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.join("tsdb").display()
-                ))
+                .args(args)
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"));
             if let Some((child, url)) = serve_ready(&mut cmd, port, "prometheus") {
                 return Prometheus { _child: child, url };
