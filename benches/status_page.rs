@@ -36,7 +36,8 @@ fn snapshot(i: usize, at: f64) -> DbSnapshot {
         replica: "s3".into(),
         lag_seconds: Some(1.0),
         ..Default::default()
-    }];
+    }]
+    .into();
     s
 }
 

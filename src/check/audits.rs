@@ -452,7 +452,8 @@ mod tests {
             lag_seconds: Some(7.8),
             replicated_at: Some(10_000.0 - 398.0),
             ..ReplicaSnapshot::default()
-        }];
+        }]
+        .into();
         let thresholds = crate::rules::DbThresholds::default();
         let conditions = crate::rules::conditions(&s, &thresholds);
         let lag = conditions

@@ -145,10 +145,11 @@ pub fn room_needed(size: u64) -> u64 {
 /// What the drills of every database found: posted by the drills, read by the poller into each
 /// database's snapshot.
 #[derive(Debug, Default)]
-pub struct Records(Mutex<HashMap<String, DrillRecord>>);
+pub struct Records(Mutex<HashMap<String, std::sync::Arc<DrillRecord>>>);
 
 impl Records {
-    pub fn get(&self, db: &str) -> Option<DrillRecord> {
+    /// The record of `db`, shared: every poll's snapshot holds it until a drill changes it.
+    pub fn get(&self, db: &str) -> Option<std::sync::Arc<DrillRecord>> {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -159,7 +160,9 @@ impl Records {
     /// Changes the record of `db` (made when there is none).
     pub fn post(&self, db: &str, f: impl FnOnce(&mut DrillRecord)) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        f(map.entry(db.to_string()).or_default());
+        f(std::sync::Arc::make_mut(
+            map.entry(db.to_string()).or_default(),
+        ));
     }
 
     /// Forgets the records of databases `keep` does not name.

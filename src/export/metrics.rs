@@ -626,7 +626,7 @@ fn add_litestream<'a>(f: &mut Families<'a>, s: &'a DbSnapshot) {
     add_local_state(f, s);
     let db: &[(&str, &str)] = &[("db", &s.name)];
     let mut local_done = false;
-    for r in &s.litestream {
+    for r in s.litestream.iter() {
         let l: &[(&str, &str)] = &[("db", &s.name), ("replica", &r.replica)];
         if r.observed {
             f.add("sqlite_litestream_up", l, b(r.up));

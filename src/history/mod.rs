@@ -215,7 +215,7 @@ impl DbHistory {
                 }
             }
         }
-        for r in &s.litestream {
+        for r in s.litestream.iter() {
             let Some(lag) = r.lag_seconds else { continue };
             let kept = match self.replicas.iter().position(|h| *h.replica == *r.replica) {
                 Some(i) => &mut self.replicas[i],
@@ -405,7 +405,8 @@ mod tests {
             replica: "s3".into(),
             lag_seconds: Some(1.5),
             ..Default::default()
-        }];
+        }]
+        .into();
         s
     }
 
@@ -499,7 +500,8 @@ mod size {
             replica: "s3".into(),
             lag_seconds: Some(1.0),
             ..Default::default()
-        }];
+        }]
+        .into();
         h.record(&s);
         assert_eq!((bare, h.bytes() - bare), (17_568, 2_778));
     }

@@ -6,6 +6,7 @@ use super::metrics::Process;
 use super::position::Position;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -51,7 +52,14 @@ pub struct Observation {
 }
 
 /// What was posted of a database: the stamp of the last post, and each replica's observation.
-type Posted = (u64, Vec<(String, Observation)>);
+#[derive(Debug, Default)]
+struct Posted {
+    stamp: u64,
+    replicas: Vec<(String, Observation)>,
+    /// The stamp again, where a poll reads it without the board's lock (see
+    /// [`Board::stamp_of`]).
+    signal: std::sync::Arc<AtomicU64>,
+}
 
 /// The latest observation of every replica, by database then replica (a poll looks a database
 /// up by its name alone, allocating nothing), and what Litestream's own metrics say of each
@@ -61,7 +69,7 @@ pub struct Board {
     /// By database: when it last changed (a stamp from `stamps`), and its replicas.
     inner: Mutex<HashMap<String, Posted>>,
     /// Counts every post: a poll that finds a database's stamp unchanged copies nothing.
-    stamps: std::sync::atomic::AtomicU64,
+    stamps: AtomicU64,
     processes: Mutex<HashMap<String, Process>>,
     /// When the poller last saw each replicated database other than settled (written, or in a
     /// transaction): Litestream's local position can only move after that, so a watcher whose
@@ -74,6 +82,15 @@ pub struct Board {
 struct Touched {
     at: Option<Instant>,
     bell: std::sync::Arc<tokio::sync::Notify>,
+}
+
+/// The entry of `db`, made when there is none (looked up first: a post allocates no key for a
+/// known database).
+fn entry<'m>(map: &'m mut HashMap<String, Posted>, db: &str) -> &'m mut Posted {
+    if !map.contains_key(db) {
+        map.insert(db.to_string(), Posted::default());
+    }
+    map.get_mut(db).expect("just inserted")
 }
 
 impl Board {
@@ -100,17 +117,20 @@ impl Board {
         map: &'m mut HashMap<String, Posted>,
         db: &str,
     ) -> &'m mut Vec<(String, Observation)> {
-        let stamp = self
-            .stamps
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
-        // Looked up before inserting: a poll's post allocates no key for a known database.
-        if !map.contains_key(db) {
-            map.insert(db.to_string(), Default::default());
-        }
-        let entry = map.get_mut(db).expect("just inserted");
-        entry.0 = stamp;
-        &mut entry.1
+        let stamp = self.stamps.fetch_add(1, Ordering::Relaxed) + 1;
+        let entry = entry(map, db);
+        entry.stamp = stamp;
+        entry.signal.store(stamp, Ordering::Release);
+        &mut entry.replicas
+    }
+
+    /// The stamp of `db`'s last post, shared: a poll compares it with the stamp it last took
+    /// observations at and looks `db` up only when it moved (ten thousand tenants, one atomic
+    /// load each a poll rather than a lock and a lookup). A reload's [`Board::retain`] may
+    /// forget the entry it belongs to: take it again after one.
+    pub fn stamp_of(&self, db: &str) -> std::sync::Arc<AtomicU64> {
+        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        entry(&mut map, db).signal.clone()
     }
 
     /// The poller saw `db` other than settled now: its watchers wake.
@@ -139,7 +159,7 @@ impl Board {
 
     pub fn get(&self, db: &str, replica: &str) -> Option<Observation> {
         let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let (_, o) = map.get(db)?.1.iter().find(|(r, _)| r == replica)?;
+        let (_, o) = map.get(db)?.replicas.iter().find(|(r, _)| r == replica)?;
         Some(o.clone())
     }
 
@@ -153,7 +173,7 @@ impl Board {
     ) -> Option<(u64, Vec<(String, Observation)>)> {
         let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let entry = map.get(db)?;
-        (entry.0 != seen).then(|| entry.clone())
+        (entry.stamp != seen).then(|| (entry.stamp, entry.replicas.clone()))
     }
 
     pub(super) fn post(&self, db: &str, replica: &str, f: impl FnOnce(&mut Observation)) {
@@ -177,14 +197,12 @@ impl Board {
     /// again, so its series never blink out of `/metrics`.
     pub fn retain(&self, keep: impl Fn(&str, &str) -> bool, keep_process: impl Fn(&str) -> bool) {
         let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let stamp = self
-            .stamps
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
-        map.retain(|db, (at, replicas)| {
-            *at = stamp;
-            replicas.retain(|(replica, _)| keep(db, replica));
-            !replicas.is_empty()
+        let stamp = self.stamps.fetch_add(1, Ordering::Relaxed) + 1;
+        map.retain(|db, posted| {
+            posted.stamp = stamp;
+            posted.signal.store(stamp, Ordering::Release);
+            posted.replicas.retain(|(replica, _)| keep(db, replica));
+            !posted.replicas.is_empty()
         });
         drop(map);
         self.processes
@@ -208,10 +226,23 @@ mod tests {
     fn observations_are_copied_only_when_posted_since() {
         let board = Board::default();
         assert!(board.observations_since("app", 0).is_none(), "nothing yet");
+        // The shared stamp, taken before the first post, moves with every post and retain.
+        let signal = board.stamp_of("app");
+        let read = || signal.load(Ordering::Acquire);
+        assert_eq!(read(), 0);
+        assert!(
+            board.observations_since("app", 0).is_none(),
+            "still nothing"
+        );
         board.post("app", "s3", |o| o.reads_total = 1);
         board.post("other", "s3", |o| o.reads_total = 5);
         let (stamp, seen) = board.observations_since("app", 0).unwrap();
         assert_eq!((seen.len(), seen[0].1.reads_total), (1, 1));
+        assert_eq!(
+            read(),
+            stamp,
+            "the other database's post moved only its own"
+        );
         assert!(
             board.observations_since("app", stamp).is_none(),
             "unchanged"
@@ -221,11 +252,13 @@ mod tests {
         assert_eq!(seen[0].1.reads_total, 2);
         board.post_process("app", Process::default());
         let (after, _) = board.observations_since("app", again).unwrap();
+        assert_eq!(read(), after);
         board.retain(|_, _| true, |_| true);
+        assert!(read() > after, "a retain moves it");
         assert!(
             board.observations_since("app", after).is_some(),
             "a reload retains"
         );
-        assert_eq!(board.inner.lock().unwrap()["app"].1.capacity(), 1);
+        assert_eq!(board.inner.lock().unwrap()["app"].replicas.capacity(), 1);
     }
 }

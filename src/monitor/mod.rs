@@ -60,7 +60,7 @@ pub struct Replication {
     /// What the board holds of each replica; `None` when nothing changed since the last poll.
     pub observations: Option<Vec<(String, Observation)>>,
     pub process: Option<Process>,
-    pub drill: Option<DrillRecord>,
+    pub drill: Option<std::sync::Arc<DrillRecord>>,
 }
 
 /// Counters published with every snapshot, kept here so that a poll that finds the database
@@ -123,7 +123,10 @@ pub struct Monitor {
     roles: WriterRoles,
     /// The replicas as last observed, and Litestream's own figures.
     replicas: Vec<ReplicaSnapshot>,
-    litestream_process: Option<crate::litestream::metrics::Process>,
+    /// The same as the snapshots publish them: shared by every poll's snapshot until one of
+    /// them changes (a fleet's idle tenants copy no replica a poll).
+    published: std::sync::Arc<[ReplicaSnapshot]>,
+    litestream_process: Option<std::sync::Arc<crate::litestream::metrics::Process>>,
     /// Commits seen, for the replication lag; only kept for replicated databases.
     commits: Option<CommitHistory>,
     last: Last,
@@ -145,6 +148,7 @@ impl Monitor {
             write_lock: WriteLockStats::default(),
             roles: WriterRoles::default(),
             replicas: Vec::new(),
+            published: Default::default(),
             litestream_process: None,
             commits: None,
             last: Last {
@@ -200,6 +204,7 @@ impl Monitor {
                 ..ReplicaSnapshot::default()
             })
             .collect();
+        self.published = self.replicas.as_slice().into();
         self
     }
 
@@ -218,7 +223,7 @@ impl Monitor {
         s.wal_resets_total = self.totals.wal_resets;
         s.wal_written_bytes_total = self.totals.wal_written_bytes;
         s.poll_errors_total = self.totals.poll_errors.clone();
-        s.litestream = self.replicas.clone();
+        s.litestream = self.published.clone();
         s.litestream_process = self.litestream_process.clone();
         self.last.up = s.up;
         self.last.error = s.error.clone();
@@ -452,10 +457,12 @@ impl Monitor {
         let Some(commits) = &mut self.commits else {
             return;
         };
+        let mut changed = self.published.len() != self.replicas.len();
         if let Some(observations) = seen.observations {
-            self.litestream_process = seen.process;
+            self.litestream_process = seen.process.map(std::sync::Arc::new);
             let process_txid = self.litestream_process.as_ref().and_then(|p| p.txid);
             take_observations(&mut self.replicas, observations, process_txid);
+            changed = true;
         }
         let now = s.polled_at;
         let live = self.wal.mark;
@@ -472,14 +479,19 @@ impl Monitor {
             // A commit Litestream read locally and did not upload has waited at least since it
             // read it: what a fresh start (or check's short sample) knows in one look.
             let local_wait = r.unreplicated_since.map_or(0.0, |t| (now - t).max(0.0));
-            r.lag_seconds =
+            let lag =
                 (r.read || r.replicated_at.is_some()).then(|| commits.lag(at, now).max(local_wait));
+            changed |= r.lag_seconds != lag;
+            r.lag_seconds = lag;
             oldest = Some(oldest.map_or(at, |o: f64| o.min(at)));
         }
         if let Some(oldest) = oldest {
             commits.forget_before(oldest);
         }
-        s.litestream = self.replicas.clone();
+        if changed {
+            self.published = self.replicas.as_slice().into();
+        }
+        s.litestream = self.published.clone();
         s.litestream_process = self.litestream_process.clone();
     }
 }

@@ -195,14 +195,16 @@ pub struct DbSnapshot {
     pub wal_written_bytes_total: u64,
     /// `None` until the database was first readable.
     pub write_lock: Option<WriteLockSnapshot>,
-    /// Litestream replicas, when configured.
-    pub litestream: Vec<ReplicaSnapshot>,
+    /// Litestream replicas, when configured (shared by every poll's snapshot until one of them
+    /// changes: a fleet's polls copy none).
+    pub litestream: std::sync::Arc<[ReplicaSnapshot]>,
     /// Every process holding one of the database's locks, with its roles (from /proc/locks).
     pub processes: Vec<crate::probe::who::Holder>,
-    /// What Litestream's own metrics endpoint says, when litestream.yml sets `addr:`.
-    pub litestream_process: Option<crate::litestream::metrics::Process>,
+    /// What Litestream's own metrics endpoint says, when litestream.yml sets `addr:` (shared
+    /// by every poll's snapshot until it changes, as the drills' record is).
+    pub litestream_process: Option<std::sync::Arc<crate::litestream::metrics::Process>>,
     /// What its restore drills found, when they are configured.
-    pub restore_drill: Option<crate::drill::DrillRecord>,
+    pub restore_drill: Option<std::sync::Arc<crate::drill::DrillRecord>>,
     pub filesystem: Option<FsStat>,
     pub poll_duration_seconds: f64,
     /// Failed probes by name since start.
@@ -251,7 +253,7 @@ impl DbSnapshot {
             wal_resets_total: 0,
             wal_written_bytes_total: 0,
             write_lock: None,
-            litestream: Vec::new(),
+            litestream: Default::default(),
             litestream_process: None,
             restore_drill: None,
             processes: Vec::new(),

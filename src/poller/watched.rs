@@ -27,6 +27,8 @@ pub(super) struct Watched {
     pub(super) busy: bool,
     /// The board's stamp of this database when a poll last took its observations (0: never).
     board_stamp: u64,
+    /// The board's stamp of this database as it moves (`Board::stamp_of`), once taken.
+    board_signal: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Watched {
@@ -40,6 +42,7 @@ impl Watched {
             events_trusted: false,
             busy: false,
             board_stamp: 0,
+            board_signal: None,
         }
     }
 
@@ -69,8 +72,10 @@ impl Watched {
             settled,
             events_trusted: self.events_trusted,
             busy: self.busy,
-            // The replicas may have changed: the next poll takes the board's observations.
+            // The replicas may have changed: the next poll takes the board's observations,
+            // and the stamp again (the reload's retain may have dropped its entry).
             board_stamp: 0,
+            board_signal: None,
         }
     }
 
@@ -225,7 +230,11 @@ impl Watched {
             // pay no lock for it).
             return Replication::default();
         }
-        let fresh = board.observations_since(db, self.board_stamp);
+        let signal = self.board_signal.get_or_insert_with(|| board.stamp_of(db));
+        let moved = signal.load(std::sync::atomic::Ordering::Acquire) != self.board_stamp;
+        let fresh = moved
+            .then(|| board.observations_since(db, self.board_stamp))
+            .flatten();
         let observations = fresh.map(|(stamp, o)| {
             self.board_stamp = stamp;
             o

@@ -3,7 +3,7 @@
 //! kept for a while so that notifiers can deliver the resolution. Pure: time is passed in.
 
 use super::catalogue::{Settles, Severity, RULES};
-use super::{conditions, render_text, DbThresholds, RuleSetting};
+use super::{render_text, DbThresholds, RuleSetting};
 use crate::monitor::DbSnapshot;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -138,22 +138,30 @@ fn breaches<'a>(
 ) -> BTreeMap<Key, Breach<'a>> {
     let mut out = BTreeMap::new();
     for (snapshot, thresholds) in dbs {
-        for c in conditions(snapshot, thresholds) {
-            let Some(value) = c.value else { continue };
+        for setting in thresholds.rules.iter() {
+            let rule = setting.rule;
+            let Some(value) = (rule.value)(snapshot) else {
+                continue;
+            };
+            // Most figures of most databases breach nothing: their subject is not spelt out
+            // (ten thousand tenants' rules each cycle).
+            if !setting.levels().any(|(_, t)| rule.op.breached(value, t)) {
+                continue;
+            }
             // The database's name, or (for the disk) its filesystem's mount point: the first
             // database seen on a filesystem speaks for all of them, which share its figure and,
             // the threshold being global, its level.
-            let Some(subject) = super::subject(c.setting.rule, snapshot) else {
+            let Some(subject) = super::subject(rule, snapshot) else {
                 continue;
             };
-            for (severity, threshold) in c.setting.levels() {
-                if c.setting.rule.op.breached(value, threshold) {
-                    out.entry((subject.clone(), c.setting.rule.alert, severity))
+            for (severity, threshold) in setting.levels() {
+                if rule.op.breached(value, threshold) {
+                    out.entry((subject.clone(), rule.alert, severity))
                         .or_insert(Breach {
                             value,
                             threshold,
-                            for_: c.setting.for_,
-                            setting: c.setting,
+                            for_: setting.for_,
+                            setting,
                             snapshot,
                         });
                 }
@@ -425,7 +433,8 @@ mod tests {
                 replica: "file".into(),
                 chain: Some(Verdict::Broken(gap.into())),
                 ..Default::default()
-            }];
+            }]
+            .into();
             s
         };
         let mut e = Engine::new("r");
