@@ -415,6 +415,31 @@ TESTS.append({
 })
 
 
+# A host whose series arrive twice (two senders told apart by `replica`): its alerts arrive once
+# per sender, and every other host is judged as before (the thresholds are taken one per host:
+# two of them used to fail every rule at every evaluation, for every host).
+def sent_by(instance, replica):
+    return f'job="sqlite-ops",instance="{instance}",replica="{replica}"'
+
+
+TESTS.append({
+    "name": "A host sent twice pages once per sender, and the others as before",
+    "interval": "1m",
+    "input_series": [
+        {"series": f'sqlite_threshold{{{sent_by(i, r)},alert="SQLiteDatabaseLarge",severity="warning",db=""}}', "values": "100e9x30"}
+        for i, r in [("h1:9934", "a"), ("h1:9934", "b"), ("h2:9934", "a")]
+    ] + [
+        {"series": f'sqlite_database_size_bytes{{{sent_by(i, r)},db="app"}}', "values": "150e9x30"}
+        for i, r in [("h1:9934", "a"), ("h1:9934", "b"), ("h2:9934", "a")]
+    ],
+    "promql_expr_test": [{
+        "expr": 'count by (instance) (ALERTS{alertname="SQLiteDatabaseLarge",alertstate="firing",severity="warning"})',
+        "eval_time": "20m",
+        "exp_samples": [{"labels": '{instance="h1:9934"}', "value": 2}, {"labels": '{instance="h2:9934"}', "value": 1}],
+    }],
+})
+
+
 def main():
     doc = {"rule_files": ["sqlite-ops.rules.yml"], "evaluation_interval": "1m", "tests": TESTS}
     header = ("# promtool unit tests of every alert, written by scripts/alert_tests.py (expected texts\n"

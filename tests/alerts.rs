@@ -120,7 +120,7 @@ fn generated_rules_pass_promtool_and_match_the_committed_file() {
         "per-database levels change no rule; only a global `for:` does"
     );
     assert!(
-        custom.contains(r#"sqlite_database_size_bytes > on(job, instance, db) group_left() sqlite_threshold{alert="SQLiteDatabaseLarge",severity="warning",db!=""}"#),
+        custom.contains(r#"sqlite_database_size_bytes > on(job, instance, db) group_left() max by (job, instance, db) (sqlite_threshold{alert="SQLiteDatabaseLarge",severity="warning",db!=""})"#),
         "{custom}"
     );
     assert!(

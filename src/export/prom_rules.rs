@@ -188,7 +188,7 @@ fn figure(rule: &RuleDef) -> String {
 /// level of its own: config refuses one per database).
 fn compared_global(rule: &RuleDef, severity: Severity, value: &str) -> String {
     format!(
-        "{value} {} on(job, instance) group_left() sqlite_threshold{{alert=\"{}\",severity=\"{}\",db=\"\"}}",
+        "{value} {} on(job, instance) group_left() max by (job, instance) (sqlite_threshold{{alert=\"{}\",severity=\"{}\",db=\"\"}})",
         rule.op.promql(),
         rule.alert,
         severity.as_str()
@@ -196,7 +196,9 @@ fn compared_global(rule: &RuleDef, severity: Severity, value: &str) -> String {
 }
 
 /// The comparison of `value` with the threshold series of `rule` at `severity`: the database's
-/// own level where the daemon exports one, else its host's global level.
+/// own level where the daemon exports one, else its host's global level. The thresholds are
+/// taken one per host (`max by`): a host whose series arrive twice (two senders) would
+/// otherwise fail the rule at every evaluation for every host.
 fn compared(rule: &RuleDef, severity: Severity, value: &str) -> String {
     let t = format!(
         "sqlite_threshold{{alert=\"{}\",severity=\"{}\"",
@@ -205,7 +207,7 @@ fn compared(rule: &RuleDef, severity: Severity, value: &str) -> String {
     );
     let op = rule.op.promql();
     format!(
-        "({value} {op} on(job, instance, db) group_left() {t},db!=\"\"}}) or ({value} {op} on(job, instance) group_left() {t},db=\"\"}} unless on(job, instance, db) {t},db!=\"\"}})"
+        "({value} {op} on(job, instance, db) group_left() max by (job, instance, db) ({t},db!=\"\"}})) or ({value} {op} on(job, instance) group_left() max by (job, instance) ({t},db=\"\"}}) unless on(job, instance, db) {t},db!=\"\"}})"
     )
 }
 

@@ -12,10 +12,10 @@ pub struct Recording {
 /// Every recording rule, in the order Prometheus evaluates them (a group runs its rules in
 /// order, so the fleet's read the hosts' of the same evaluation).
 ///
-/// The hosts' rules take `max by (job, instance, …)`: two senders of the same host (a pair of
-/// Prometheus agents for high availability, told apart by an external label) are counted once,
-/// while two hosts are two as long as their `instance` differs (docs/many-hosts.md says how to
-/// name each host when every agent scrapes `127.0.0.1`). The fleet's sum the hosts'.
+/// The hosts' rules take `max by (job, instance, …)`: a host whose series arrive twice (two
+/// senders told apart by an external label) is counted once, while two hosts are two as long as
+/// their `instance` differs (docs/many-hosts.md says how to name each host when every agent
+/// scrapes `127.0.0.1`, and why one sender per host). The fleet's sum the hosts'.
 pub const RECORDINGS: &[Recording] = &[
     Recording {
         record: "instance:sqlite_fleet_databases:max",
