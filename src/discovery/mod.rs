@@ -52,6 +52,8 @@ pub struct Discovery {
     /// Glob matches by name (the `db` label), in label order.
     found: BTreeMap<String, Found>,
     not_sqlite: walk::NotSqlite,
+    /// Each glob's last walk, in the order of `globs`.
+    walks: Vec<walk::LastWalk>,
     /// With nothing given: the settings of the databases this host's processes hold open,
     /// looked for at every scan (see [`Discovery::watch_host`]).
     host: Option<HostSource>,
@@ -101,6 +103,7 @@ impl Discovery {
             grace,
             found: BTreeMap::new(),
             not_sqlite: Default::default(),
+            walks: Vec::new(),
             host: None,
         }
     }
@@ -183,8 +186,10 @@ impl Discovery {
             .chain(self.fixed.iter().map(|t| t.path.as_path()))
             .collect();
         let mut matched = Vec::new();
-        for g in &self.globs {
-            for path in walk::expand(&g.pattern, |p| known.contains(p), &mut self.not_sqlite) {
+        self.walks.resize_with(self.globs.len(), Default::default);
+        for (g, last) in self.globs.iter().zip(&mut self.walks) {
+            let (is_known, not_sqlite) = (|p: &Path| known.contains(p), &mut self.not_sqlite);
+            for path in walk::expand_again(&g.pattern, is_known, not_sqlite, last) {
                 let name = match &g.folder {
                     Some(folder) => {
                         let name = host::label(&path);
