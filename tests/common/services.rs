@@ -52,6 +52,20 @@ fn listens(pid: u32, port: u16) -> bool {
     })
 }
 
+/// Writes a Prometheus config `name` into `dir` (made if missing) and gives its path.
+fn write_config(dir: &Path, name: &str, text: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = dir.join(name);
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// A config's `rule_files:` line naming `files`.
+fn rule_files_yaml(files: &[&Path]) -> String {
+    let quoted: Vec<String> = files.iter().map(|f| format!("'{}'", f.display())).collect();
+    format!("rule_files: [{}]\n", quoted.join(", "))
+}
+
 /// Debian's Prometheus on 127.0.0.1, scraping every second.
 pub struct Prometheus {
     /// Kept for its `Drop`, which stops Prometheus.
@@ -67,20 +81,14 @@ impl Prometheus {
 
     /// With `jobs`, evaluating the alerting rules in `rule_files` every second.
     pub fn start_with_rules(dir: &Path, jobs: &str, rule_files: &[&Path]) -> Self {
-        std::fs::create_dir_all(dir).unwrap();
-        let config = dir.join("prometheus.yml");
-        let rules: Vec<String> = rule_files
-            .iter()
-            .map(|f| format!("'{}'", f.display()))
-            .collect();
-        std::fs::write(
-            &config,
-            format!(
-                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\nrule_files: [{}]\nscrape_configs:\n{jobs}",
-                rules.join(", ")
+        let config = write_config(
+            dir,
+            "prometheus.yml",
+            &format!(
+                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n{}scrape_configs:\n{jobs}",
+                rule_files_yaml(rule_files)
             ),
-        )
-        .unwrap();
+        );
         let storage = format!("--storage.tsdb.path={}", dir.join("tsdb").display());
         Self::launch(&config, &[&storage])
     }
@@ -88,20 +96,14 @@ impl Prometheus {
     /// A store that many hosts write into: Prometheus with its remote-write receiver on,
     /// evaluating `rule_files` every second, scraping nothing itself.
     pub fn receiver(dir: &Path, rule_files: &[&Path]) -> Self {
-        std::fs::create_dir_all(dir).unwrap();
-        let config = dir.join("central.yml");
-        let rules: Vec<String> = rule_files
-            .iter()
-            .map(|f| format!("'{}'", f.display()))
-            .collect();
-        std::fs::write(
-            &config,
-            format!(
-                "global: {{evaluation_interval: 1s}}\nrule_files: [{}]\n",
-                rules.join(", ")
+        let config = write_config(
+            dir,
+            "central.yml",
+            &format!(
+                "global: {{evaluation_interval: 1s}}\n{}",
+                rule_files_yaml(rule_files)
             ),
-        )
-        .unwrap();
+        );
         let storage = format!("--storage.tsdb.path={}", dir.join("tsdb").display());
         Self::launch(&config, &[&storage, "--web.enable-remote-write-receiver"])
     }
@@ -109,15 +111,13 @@ impl Prometheus {
     /// A Prometheus in agent mode scraping `jobs` every second and writing what it scrapes to
     /// `remote_write` (a receiver's `/api/v1/write`) within a second.
     pub fn agent(dir: &Path, jobs: &str, remote_write: &str) -> Self {
-        std::fs::create_dir_all(dir).unwrap();
-        let config = dir.join("agent.yml");
-        std::fs::write(
-            &config,
-            format!(
+        let config = write_config(
+            dir,
+            "agent.yml",
+            &format!(
                 "global: {{scrape_interval: 1s}}\nscrape_configs:\n{jobs}remote_write:\n  - url: {remote_write}\n    queue_config: {{batch_send_deadline: 1s}}\n"
             ),
-        )
-        .unwrap();
+        );
         let storage = format!("--storage.agent.path={}", dir.join("agent").display());
         Self::launch(&config, &[&storage, "--enable-feature=agent"])
     }
