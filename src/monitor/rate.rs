@@ -77,11 +77,9 @@ impl RateWindow {
         // Between two points of the same value the counter held it: the oldest point may stand
         // at any time between them, so it stands a span back where it can (the window's points
         // may be far apart after a flat stretch).
-        if let [(t0, v0), (t1, v1), ..] = self.points.make_contiguous() {
-            if v0 == v1 {
-                let start = now.checked_sub(self.span).unwrap_or(*t0);
-                *t0 = start.clamp(*t0, *t1);
-            }
+        if self.points.len() >= 2 && self.points[0].1 == self.points[1].1 {
+            let (t0, t1) = (self.points[0].0, self.points[1].0);
+            self.points[0].0 = now.checked_sub(self.span).unwrap_or(t0).clamp(t0, t1);
         }
         let &(t0, v0) = self.points.front()?;
         let dt = now.saturating_duration_since(t0).as_secs_f64();
