@@ -457,7 +457,7 @@ impl Monitor {
         let Some(commits) = &mut self.commits else {
             return;
         };
-        let mut changed = self.published.len() != self.replicas.len();
+        let mut changed = false;
         if let Some(observations) = seen.observations {
             self.litestream_process = seen.process.map(std::sync::Arc::new);
             let process_txid = self.litestream_process.as_ref().and_then(|p| p.txid);
