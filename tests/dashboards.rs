@@ -26,8 +26,16 @@ fn load(path: &str) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// Every (dashboard, panel title, expression).
-fn expressions() -> Vec<(String, String, String)> {
+/// A panel's expression with every variable at "All" (and a 15 s rate interval), as a query.
+pub(crate) fn at_all(expr: &str) -> String {
+    expr.replace("$job", ".*")
+        .replace("$instance", ".*")
+        .replace("$db", ".*")
+        .replace("$__rate_interval", "15s")
+}
+
+/// Every (dashboard, panel title, expression, legend).
+pub(crate) fn expressions() -> Vec<(String, String, String, String)> {
     let mut out = Vec::new();
     for d in DASHBOARDS {
         for p in load(d)["panels"].as_array().unwrap() {
@@ -36,6 +44,7 @@ fn expressions() -> Vec<(String, String, String)> {
                     d.to_string(),
                     p["title"].as_str().unwrap().to_string(),
                     t["expr"].as_str().unwrap().to_string(),
+                    t["legendFormat"].as_str().unwrap_or("").to_string(),
                 ));
             }
         }
@@ -259,11 +268,7 @@ fn every_panel_query_returns_data_on_a_real_prometheus() {
     // again, each second, until the deadline.
     let exprs = expressions();
     let ask = |expr: &str| {
-        let q = expr
-            .replace("$job", ".*")
-            .replace("$instance", ".*")
-            .replace("$db", ".*")
-            .replace("$__rate_interval", "15s");
+        let q = at_all(expr);
         let (status, n, error) = prometheus.query(&q);
         (status == "success" && n > 0)
             .then_some(())
@@ -271,8 +276,8 @@ fn every_panel_query_returns_data_on_a_real_prometheus() {
     };
     let mut failures: Vec<(&str, &str, &str)> = exprs
         .iter()
-        .filter(|(_, _, e)| ask(e).is_err())
-        .map(|(d, t, e)| (d.as_str(), t.as_str(), e.as_str()))
+        .filter(|(_, _, e, _)| ask(e).is_err())
+        .map(|(d, t, e, _)| (d.as_str(), t.as_str(), e.as_str()))
         .collect();
     let deadline = std::time::Instant::now() + STEP;
     while !failures.is_empty() && std::time::Instant::now() < deadline {
@@ -288,19 +293,17 @@ fn every_panel_query_returns_data_on_a_real_prometheus() {
     // a hundred kilobytes reads far above 1; the nearest keeps the signal's name.
     let fleet = load("dashboards/sqlite-ops-fleet.json");
     let target = |legend: &str| -> String {
-        fleet["panels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|p| p["targets"].as_array().into_iter().flatten())
-            .find(|t| t["legendFormat"] == legend)
-            .unwrap_or_else(|| panic!("a fleet target {legend}"))["expr"]
-            .as_str()
-            .unwrap()
-            .replace("$job", ".*")
-            .replace("$instance", ".*")
-            .replace("$db", ".*")
-            .replace("$__rate_interval", "15s")
+        at_all(
+            fleet["panels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+                .find(|t| t["legendFormat"] == legend)
+                .unwrap_or_else(|| panic!("a fleet target {legend}"))["expr"]
+                .as_str()
+                .unwrap(),
+        )
     };
     let size = prometheus.instant_values(&target("size"));
     assert!(
@@ -350,7 +353,10 @@ fn every_panel_query_returns_data_on_a_real_prometheus() {
     let mut exported = daemon.metrics().names();
     exported.extend(prometheus.names());
     let rules = std::fs::read_to_string(root().join("alerts/sqlite-ops.rules.yml")).unwrap();
-    let mut used: BTreeSet<String> = exprs.iter().flat_map(|(_, _, e)| metric_names(e)).collect();
+    let mut used: BTreeSet<String> = exprs
+        .iter()
+        .flat_map(|(_, _, e, _)| metric_names(e))
+        .collect();
     used.extend(
         rules
             .lines()

@@ -47,26 +47,6 @@ fn instances(series: &[(serde_json::Value, f64)]) -> BTreeSet<String> {
         .collect()
 }
 
-/// Every expression of the fleet dashboard, with its variables at "All".
-fn fleet_queries() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(root().join("dashboards/sqlite-ops-fleet.json")).unwrap();
-    let board: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let mut out = Vec::new();
-    for p in board["panels"].as_array().unwrap() {
-        for t in p["targets"].as_array().into_iter().flatten() {
-            let expr = t["expr"].as_str().unwrap();
-            out.push((
-                format!("{} / {}", p["title"], t["legendFormat"]),
-                expr.replace("$job", ".*")
-                    .replace("$instance", ".*")
-                    .replace("$db", ".*")
-                    .replace("$__rate_interval", "15s"),
-            ));
-        }
-    }
-    out
-}
-
 #[test]
 fn three_hosts_through_an_agent_into_a_remote_write_store_add_up_and_a_silent_one_pages() {
     let dir = tempfile::tempdir().unwrap();
@@ -144,19 +124,21 @@ fn three_hosts_through_an_agent_into_a_remote_write_store_add_up_and_a_silent_on
     // Every fleet dashboard query answers from the store; the hosts' table lists all three,
     // and the nearest across hosts names the same tenant.
     let mut empty = Vec::new();
-    // (No Litestream replicates these tenants: their replication lag has no series.)
-    let queries = fleet_queries()
+    let fleet = crate::dashboards::expressions()
         .into_iter()
-        .filter(|(p, _)| !p.ends_with("/ \"lag\""));
-    for (panel, expr) in queries {
+        .filter(|(d, ..)| d.ends_with("sqlite-ops-fleet.json"));
+    // (No Litestream replicates these tenants: their replication lag has no series.)
+    let queries = fleet.filter(|(.., legend)| legend != "lag");
+    for (_, panel, expr, _) in queries {
+        let expr = crate::dashboards::at_all(&expr);
         let got = store.instant_values(&expr);
         if got.is_empty() {
             empty.push(format!("{panel}: {expr}"));
         }
-        if panel.starts_with("\"Hosts") {
+        if panel.starts_with("Hosts") {
             assert_eq!(instances(&got), all, "{panel}: {expr}");
         }
-        if panel.starts_with("\"Nearest each threshold, across") {
+        if panel.starts_with("Nearest each threshold, across") {
             let top = got.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
             assert_eq!(top.0["instance"], addrs[1].as_str(), "{panel}: {got:?}");
         }
